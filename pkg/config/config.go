@@ -1,0 +1,216 @@
+// Package config reads a service's configuration from the environment. Every
+// binary uses the same variable names (README, "Configuration"); a missing or
+// malformed variable stops the binary at start with a message naming it.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the variables every binary shares.
+const (
+	DefaultNATSURL         = "nats://127.0.0.1:4222"
+	DefaultRedisURL        = "redis://127.0.0.1:6379/0"
+	DefaultHiperBaseURL    = "https://ms-ecommerce.hiper.com.br/api/v1"
+	DefaultTokenBrokerAddr = "127.0.0.1:9090"
+	DefaultGRPCAddr        = ":9090"
+	DefaultHTTPAddr        = ":8080"
+)
+
+// Env reads variables: os.Getenv in a binary, a map in a test.
+type Env func(name string) string
+
+// Map returns an Env over m, for tests.
+func Map(m map[string]string) Env { return func(name string) string { return m[name] } }
+
+// Loader reads variables and collects every problem, so one start-up error
+// names all the variables at fault rather than the first one.
+type Loader struct {
+	env  Env
+	errs []error
+}
+
+// NewLoader returns a Loader over env.
+func NewLoader(env Env) *Loader { return &Loader{env: env} }
+
+// Err returns every problem found so far, or nil.
+func (l *Loader) Err() error { return errors.Join(l.errs...) }
+
+func (l *Loader) fail(name, format string, args ...any) {
+	l.errs = append(l.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (l *Loader) lookup(name string) (string, bool) {
+	v := strings.TrimSpace(l.env(name))
+	return v, v != ""
+}
+
+// String returns the variable, or def when unset.
+func (l *Loader) String(name, def string) string {
+	if v, ok := l.lookup(name); ok {
+		return v
+	}
+	return def
+}
+
+// Required returns the variable, recording an error when it is unset.
+func (l *Loader) Required(name string) string {
+	v, ok := l.lookup(name)
+	if !ok {
+		l.fail(name, "is required")
+	}
+	return v
+}
+
+// Int returns the variable as an integer, or def when unset.
+func (l *Loader) Int(name string, def int) int {
+	v, ok := l.lookup(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		l.fail(name, "want a whole number, got %q", v)
+		return def
+	}
+	return n
+}
+
+// Float returns the variable as a number, or def when unset.
+func (l *Loader) Float(name string, def float64) float64 {
+	v, ok := l.lookup(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		l.fail(name, "want a number, got %q", v)
+		return def
+	}
+	return f
+}
+
+// Bool returns the variable as a boolean, or def when unset.
+func (l *Loader) Bool(name string, def bool) bool {
+	v, ok := l.lookup(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		l.fail(name, "want true or false, got %q", v)
+		return def
+	}
+	return b
+}
+
+// Duration returns the variable as a Go duration ("90s", "5m"), or def when
+// unset. Zero and negative durations are refused.
+func (l *Loader) Duration(name string, def time.Duration) time.Duration {
+	v, ok := l.lookup(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		l.fail(name, "want a positive duration such as 30s or 5m, got %q", v)
+		return def
+	}
+	return d
+}
+
+// URL returns the variable, or def when unset, checking that it is a URL
+// with one of the given schemes. A comma-separated list of URLs (NATS
+// servers) is checked item by item.
+func (l *Loader) URL(name, def string, schemes ...string) string {
+	v := l.String(name, def)
+	for _, item := range strings.Split(v, ",") {
+		u, err := url.Parse(strings.TrimSpace(item))
+		if err != nil || u.Host == "" || !contains(schemes, u.Scheme) {
+			l.fail(name, "want a URL with scheme %s, got %q", strings.Join(schemes, " or "), item)
+			return def
+		}
+	}
+	return v
+}
+
+// Addr returns the variable, or def when unset, checking it is host:port.
+func (l *Loader) Addr(name, def string) string {
+	v := l.String(name, def)
+	i := strings.LastIndex(v, ":")
+	if i < 0 {
+		l.fail(name, "want host:port, got %q", v)
+		return def
+	}
+	if p, err := strconv.Atoi(v[i+1:]); err != nil || p < 0 || p > 65535 {
+		l.fail(name, "want host:port, got %q", v)
+		return def
+	}
+	return v
+}
+
+// Key32 returns the variable decoded from base64, which must be 32 bytes
+// (an AES-256 key). It records an error when the variable is unset.
+func (l *Loader) Key32(name string) []byte {
+	v, ok := l.lookup(name)
+	if !ok {
+		l.fail(name, "is required (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)")
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(b) != 32 {
+		l.fail(name, "want base64 of exactly 32 bytes")
+		return nil
+	}
+	return b
+}
+
+// OneOf returns the variable, or def when unset, checking it is one of
+// allowed.
+func (l *Loader) OneOf(name, def string, allowed ...string) string {
+	v := l.String(name, def)
+	if !contains(allowed, v) {
+		l.fail(name, "want one of %s, got %q", strings.Join(allowed, ", "), v)
+		return def
+	}
+	return v
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Common is the configuration every service shares.
+type Common struct {
+	NATSURL         string
+	RedisURL        string
+	HiperBaseURL    string
+	TokenBrokerAddr string
+	HTTPAddr        string
+	EventsFormat    string
+	Namespace       string
+}
+
+// LoadCommon reads the shared variables into a Common.
+func (l *Loader) LoadCommon() Common {
+	return Common{
+		NATSURL:         l.URL("NATS_URL", DefaultNATSURL, "nats", "tls", "ws", "wss"),
+		RedisURL:        l.URL("REDIS_URL", DefaultRedisURL, "redis", "rediss"),
+		HiperBaseURL:    l.URL("HIPER_BASE_URL", DefaultHiperBaseURL, "http", "https"),
+		TokenBrokerAddr: l.Addr("TOKEN_BROKER_ADDR", DefaultTokenBrokerAddr),
+		HTTPAddr:        l.Addr("HTTP_ADDR", DefaultHTTPAddr),
+		EventsFormat:    l.OneOf("EVENTS_FORMAT", "protobuf", "protobuf", "json"),
+		Namespace:       l.String("HIPERSYNC_NAMESPACE", ""),
+	}
+}

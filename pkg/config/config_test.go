@@ -1,0 +1,83 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadCommonDefaults(t *testing.T) {
+	t.Parallel()
+	l := NewLoader(Map(nil))
+	c := l.LoadCommon()
+	if err := l.Err(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if c.NATSURL != DefaultNATSURL || c.RedisURL != DefaultRedisURL || c.HiperBaseURL != DefaultHiperBaseURL ||
+		c.TokenBrokerAddr != DefaultTokenBrokerAddr || c.HTTPAddr != DefaultHTTPAddr || c.EventsFormat != "protobuf" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestLoaderNamesEveryBadVariable(t *testing.T) {
+	t.Parallel()
+	l := NewLoader(Map(map[string]string{
+		"NATS_URL":       "http://x:4222",
+		"REDIS_URL":      "not a url",
+		"HTTP_ADDR":      "8080",
+		"EVENTS_FORMAT":  "xml",
+		"SOME_TTL":       "-5s",
+		"SOME_COUNT":     "ten",
+		"SOME_FLAG":      "maybe",
+		"MASTER":         "c2hvcnQ=",
+		"HIPER_BASE_URL": "https://hiper.example/api/v1",
+	}))
+	l.LoadCommon()
+	l.Duration("SOME_TTL", time.Second)
+	l.Int("SOME_COUNT", 1)
+	l.Bool("SOME_FLAG", false)
+	l.Key32("MASTER")
+	l.Required("MISSING")
+	err := l.Err()
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, name := range []string{"NATS_URL", "REDIS_URL", "HTTP_ADDR", "EVENTS_FORMAT", "SOME_TTL", "SOME_COUNT", "SOME_FLAG", "MASTER", "MISSING"} {
+		if !strings.Contains(err.Error(), name+":") {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+	if strings.Contains(err.Error(), "HIPER_BASE_URL") {
+		t.Errorf("a valid variable was reported: %v", err)
+	}
+}
+
+func TestLoaderValues(t *testing.T) {
+	t.Parallel()
+	l := NewLoader(Map(map[string]string{
+		"D": "90s", "N": "7", "B": "true", "F": "0.25",
+		"K":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"NATS": "nats://a:4222,nats://b:4222",
+	}))
+	if d := l.Duration("D", 0); d != 90*time.Second {
+		t.Errorf("duration: %v", d)
+	}
+	if n := l.Int("N", 0); n != 7 {
+		t.Errorf("int: %v", n)
+	}
+	if b := l.Bool("B", false); !b {
+		t.Errorf("bool: %v", b)
+	}
+	if f := l.Float("F", 0); f != 0.25 {
+		t.Errorf("float: %v", f)
+	}
+	if k := l.Key32("K"); len(k) != 32 || k[31] != 31 {
+		t.Errorf("key: %v", k)
+	}
+	if u := l.URL("NATS", "", "nats"); u != "nats://a:4222,nats://b:4222" {
+		t.Errorf("url list: %v", u)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

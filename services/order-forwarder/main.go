@@ -1,0 +1,13 @@
+// Command order-forwarder is a hipersync service. It is not built yet: it exits with
+// an error so that nothing mistakes it for a running service.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "order-forwarder: not implemented yet (issue #5)")
+	os.Exit(2)
+}
