@@ -13,6 +13,7 @@ BUF := $(TOOLS)/buf
 MODULES := $(shell go list -m -f '{{.Dir}}')
 SERVICES := token-broker catalog-poller stock-poller order-forwarder invoice-watcher hiper-sim
 TEST_FLAGS ?= -race -count=1 -timeout 8m
+BENCHTIME ?= 1x
 
 .PHONY: help
 help: ## Show this help
@@ -28,15 +29,19 @@ build: ## Build every binary into ./bin/
 .PHONY: test
 test: ## Run every test of every module (needs NATS with JetStream and Redis)
 	@for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
+	@echo "== tools"; cd tools && GOWORK=off go test $(TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: build ## Run the benchmarks and print each figure beside its same-run baseline
-	@go run ./cmd/hipersync bench
+bench: ## Run every benchmark and print one table: each figure beside its same-run baseline
+	@mkdir -p bin
+	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./... | grep -E '^(Benchmark|ok|FAIL|---)' ); done | tee bin/bench.txt | grep -E '^(FAIL|---)' || true
+	@cd tools && GOWORK=off go run ./benchtable < ../bin/bench.txt
 
 .PHONY: lint
 lint: $(BUF) ## gofmt, go vet and buf lint
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && go vet ./...); done
+	@cd tools && GOWORK=off go vet ./...
 	@$(BUF) lint
 
 .PHONY: generate
@@ -48,8 +53,8 @@ checkgenerate: generate ## Fail when the committed generated code is stale
 	@if [ -n "$$(git status --porcelain -- pkg/gen)" ]; then echo "pkg/gen is stale: run make generate and commit"; git status --porcelain -- pkg/gen; exit 1; fi
 
 .PHONY: run
-run: build ## Run the whole system on this machine (hipersync dev)
-	@./bin/hipersync dev
+run: build ## Run on this machine; for now only hiper-sim with the demo catalog (the full dev run is issue #7)
+	@./bin/hiper-sim
 
 .PHONY: tools
 tools: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Install the pinned code generators into bin/tools
