@@ -51,7 +51,9 @@ func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return traceHandler{h.Handler.WithAttrs(attrs)}
 }
 
-func (h traceHandler) WithGroup(name string) slog.Handler { return traceHandler{h.Handler.WithGroup(name)} }
+func (h traceHandler) WithGroup(name string) slog.Handler {
+	return traceHandler{h.Handler.WithGroup(name)}
+}
 
 // SetupTracing installs the W3C trace-context propagator and, when one of the
 // standard OTEL_EXPORTER_OTLP_ENDPOINT variables is set, a tracer provider
