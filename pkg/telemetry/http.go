@@ -17,8 +17,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Check reports whether a dependency is usable; a nil error means ready.
+// Check reports whether a dependency is usable; a nil error means ready. A
+// check returning a *DegradedError reports the degradation without making
+// the process unready: it still serves, less well.
 type Check func(ctx context.Context) error
+
+// DegradedError is a readiness problem that does not stop the process from
+// serving (e.g. token-broker without Redis still hands out tokens).
+type DegradedError struct{ Err error }
+
+func (e *DegradedError) Error() string { return "degraded: " + e.Err.Error() }
+func (e *DegradedError) Unwrap() error { return e.Err }
 
 // Health is a process's /healthz, /readyz and /metrics endpoints. Liveness
 // only says the process serves HTTP; readiness runs every registered check.
@@ -74,7 +83,10 @@ func (h *Health) serveReady(w http.ResponseWriter, r *http.Request) {
 	for _, name := range names {
 		if err := checks[name](ctx); err != nil {
 			status[name] = err.Error()
-			code = http.StatusServiceUnavailable
+			var degraded *DegradedError
+			if !errors.As(err, &degraded) {
+				code = http.StatusServiceUnavailable
+			}
 			continue
 		}
 		status[name] = "ok"

@@ -52,6 +52,10 @@ func TestReadinessReportsEachCheck(t *testing.T) {
 	if code, _ := get("/readyz"); code != http.StatusOK {
 		t.Fatalf("ready with passing checks: %d", code)
 	}
+	h.AddCheck("cache", func(context.Context) error { return &DegradedError{errors.New("redis down")} })
+	if code, body := get("/readyz"); code != http.StatusOK || !strings.Contains(body, "degraded: redis down") {
+		t.Fatalf("readyz with a degraded check: %d %s", code, body)
+	}
 	h.AddCheck("redis", func(context.Context) error { return errors.New("connection refused") })
 	code, body := get("/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "connection refused") {

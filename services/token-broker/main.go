@@ -1,13 +1,23 @@
-// Command token-broker is a hipersync service. It is not built yet: it exits with
-// an error so that nothing mistakes it for a running service.
+// Command token-broker is the only hipersync process that holds Hiper
+// security keys. It hands out Hiper tokens over gRPC and owns the tenant
+// registry. Configuration: README, "Configuration".
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hipersync/hipersync/services/token-broker/broker"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "token-broker: not implemented yet (issue #3)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := broker.Main(ctx, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "token-broker:", err)
+		os.Exit(1)
+	}
 }

@@ -1,0 +1,561 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/hipersync/hipersync/pkg/brokerclient"
+	"github.com/hipersync/hipersync/pkg/events"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/hipersim/simtest"
+	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// cluster is n token-brokers sharing one NATS namespace, one Redis prefix
+// and one hiper-sim, as replicas do in production.
+type cluster struct {
+	t       *testing.T
+	sim     *simtest.Server
+	key     string // the hiper-sim account's security key
+	ns      events.Namespace
+	js      jetstream.JetStream
+	rdb     *redis.Client
+	prefix  string
+	master  []byte
+	brokers []*Broker
+	clients []*brokerclient.Client
+}
+
+type clusterOpts struct {
+	replicas int
+	tokenTTL time.Duration
+	redis    redis.UniversalClient // overrides the shared Redis client
+}
+
+func newCluster(t *testing.T, o clusterOpts) *cluster {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	key := randomHex(32)
+	c := &cluster{t: t, key: key, ns: events.Namespace{Prefix: "tb" + randomHex(6)}, master: make([]byte, 32)}
+	_, _ = rand.Read(c.master)
+	c.sim = simtest.Start(t, hipersim.Config{Keys: []string{key}, Seed: "empty", TokenTTL: o.tokenTTL})
+
+	nc, err := nats.Connect(envOr("NATS_URL", nats.DefaultURL))
+	if err != nil {
+		t.Fatalf("connect to NATS: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	c.js, _ = jetstream.New(nc)
+	t.Cleanup(func() { _ = c.js.DeleteKeyValue(context.Background(), c.ns.Bucket(tenant.Bucket)) })
+
+	opts, err := redis.ParseURL(envOr("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.rdb = redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.rdb.Close() })
+	c.prefix = "hipersync:" + c.ns.Prefix + ":"
+	t.Cleanup(func() { c.deleteRedisKeys() })
+
+	var rdb redis.UniversalClient = c.rdb
+	if o.redis != nil {
+		rdb = o.redis
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for i := 0; i < o.replicas; i++ {
+		srv, b, err := Start(ctx, Deps{
+			NATS: nc, Redis: rdb, Namespace: c.ns, HiperBaseURL: c.sim.URL, MasterKey: c.master,
+			Health: telemetry.NewHealth(), Log: log,
+			Cache: TokenCacheConfig{SweepEvery: 50 * time.Millisecond, LockTTL: 2 * time.Second},
+		})
+		if err != nil {
+			t.Fatalf("start broker %d: %v", i, err)
+		}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve(lis) }()
+		t.Cleanup(srv.Stop)
+		go func() { _ = b.Run(ctx) }()
+		cl, err := brokerclient.Dial(lis.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cl.Close() })
+		c.brokers = append(c.brokers, b)
+		c.clients = append(c.clients, cl)
+	}
+	return c
+}
+
+func (c *cluster) deleteRedisKeys() {
+	ctx := context.Background()
+	iter := c.rdb.Scan(ctx, 0, c.prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		c.rdb.Del(ctx, iter.Val())
+	}
+}
+
+// addColdTenant registers an active tenant with the account's key without
+// asking Hiper for a token, so nothing is cached anywhere.
+func (c *cluster) addColdTenant(id string) {
+	c.t.Helper()
+	sealer, _ := tenant.NewSealer(c.master)
+	sealed, err := sealer.Seal(id, c.key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	_, err = c.brokers[0].Registry.update(context.Background(), id, true, func(rec *brokerv1.TenantRecord) error {
+		rec.SealedKey, rec.KeyVersion = sealed, tenant.KeyVersion
+		rec.Tenant.State = brokerv1.TenantState_TENANT_STATE_ACTIVE
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *cluster) tokensIssued() int { return c.sim.Sim.Stats().TokensIssued[c.key] }
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestColdTenantGetsOneTokenAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 3})
+	c.addColdTenant("acme")
+
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	tokens := sync.Map{}
+	for i := 0; i < 1000; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tok, err := c.clients[i%3].Token(context.Background(), "acme")
+			if err != nil {
+				failures.Add(1)
+				t.Errorf("GetToken: %v", err)
+				return
+			}
+			tokens.Store(tok.Value, true)
+		}(i)
+	}
+	wg.Wait()
+	if failures.Load() > 0 {
+		t.FailNow()
+	}
+	if n := c.tokensIssued(); n != 1 {
+		t.Fatalf("hiper-sim issued %d tokens for 1,000 concurrent calls on 3 replicas, want 1", n)
+	}
+	distinct := 0
+	tokens.Range(func(any, any) bool { distinct++; return true })
+	if distinct != 1 {
+		t.Fatalf("callers saw %d different tokens", distinct)
+	}
+}
+
+func TestTokensRefreshOncePerExpiryAndNeverExpired(t *testing.T) {
+	t.Parallel()
+	const ttl = 3 * time.Second
+	c := newCluster(t, clusterOpts{replicas: 3, tokenTTL: ttl})
+	c.addColdTenant("acme")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*ttl+ttl/2)
+	defer cancel()
+	var mu sync.Mutex
+	seen := map[string]time.Time{} // token → its expiry
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			pace := time.NewTicker(5 * time.Millisecond) // callers at a steady rate
+			defer pace.Stop()
+			for ctx.Err() == nil {
+				<-pace.C
+				tok, err := c.clients[i%3].Token(ctx, "acme")
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					t.Errorf("GetToken: %v", err)
+					return
+				}
+				if now := time.Now(); !tok.ExpiresAt.After(now) {
+					t.Errorf("received a token that expired at %s (now %s)", tok.ExpiresAt, now)
+					return
+				}
+				mu.Lock()
+				seen[tok.Value] = tok.ExpiresAt
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+
+	issued := c.tokensIssued()
+	if issued < 3 {
+		t.Fatalf("only %d tokens issued over %s with a %s lifetime: tokens were not refreshed", issued, 3*ttl, ttl)
+	}
+	// A double refresh shows up as a token issued that no caller was handed
+	// (the loser's) or as two tokens of one generation (same expiry second).
+	if issued != len(seen) {
+		t.Fatalf("hiper-sim issued %d tokens but callers were handed %d: some refresh was duplicated", issued, len(seen))
+	}
+	bySecond := map[int64]int{}
+	for _, exp := range seen {
+		bySecond[exp.Unix()]++
+		if bySecond[exp.Unix()] > 1 {
+			t.Fatalf("two tokens expire at %s: one expiry was refreshed twice", exp)
+		}
+	}
+}
+
+func TestInvalidateBurstCausesOneRefresh(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 3})
+	c.addColdTenant("acme")
+	stale, err := c.clients[0].Token(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every replica has the stale token in memory.
+	for _, cl := range c.clients[1:] {
+		if tok, err := cl.Token(context.Background(), "acme"); err != nil || tok.Value != stale.Value {
+			t.Fatalf("replica token: %v %v", tok.Value == stale.Value, err)
+		}
+	}
+	before := c.tokensIssued()
+
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := c.clients[i%3].Invalidate(context.Background(), "acme", stale.Value); err != nil {
+				t.Errorf("InvalidateToken: %v", err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i, cl := range c.clients {
+		waitFor(t, 5*time.Second, fmt.Sprintf("replica %d to hand out a new token", i), func() bool {
+			tok, err := cl.Token(context.Background(), "acme")
+			return err == nil && tok.Value != stale.Value
+		})
+	}
+	if n := c.tokensIssued() - before; n != 1 {
+		t.Fatalf("200 invalidations of one stale token caused %d refreshes, want 1", n)
+	}
+	// A stale token reported again changes nothing.
+	if err := c.clients[0].Invalidate(context.Background(), "acme", stale.Value); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.tokensIssued() - before; n != 1 {
+		t.Fatalf("a late invalidation of an old token caused a refresh (%d)", n)
+	}
+}
+
+func TestRedisFlushedTokensStillServed(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 2})
+	c.addColdTenant("acme")
+	if _, err := c.clients[0].Token(context.Background(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	c.deleteRedisKeys() // this test's share of a FLUSHALL
+	for i := 0; i < 50; i++ {
+		if _, err := c.clients[i%2].Token(context.Background(), "acme"); err != nil {
+			t.Fatalf("after the flush: %v", err)
+		}
+	}
+}
+
+// proxy forwards TCP to Redis until cut, to stop "Redis" for one test only.
+type proxy struct {
+	lis   net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	down  atomic.Bool
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{lis: lis}
+	t.Cleanup(func() { _ = lis.Close(); p.cut() })
+	go func() {
+		for {
+			in, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			if p.down.Load() {
+				_ = in.Close()
+				continue
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) cut() {
+	p.down.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func TestRedisStoppedTokensStillServed(t *testing.T) {
+	t.Parallel()
+	opts, _ := redis.ParseURL(envOr("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	p := startProxy(t, opts.Addr)
+	viaProxy := redis.NewClient(&redis.Options{Addr: p.lis.Addr().String(), DB: opts.DB, MaxRetries: -1,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+	c := newCluster(t, clusterOpts{replicas: 2, redis: viaProxy})
+	c.addColdTenant("acme")
+	c.addColdTenant("beta")
+	if _, err := c.clients[0].Token(context.Background(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+
+	p.cut()
+	for i := 0; i < 20; i++ {
+		for _, id := range []string{"acme", "beta"} { // beta is cold: it must come from Hiper
+			tok, err := c.clients[i%2].Token(context.Background(), id)
+			if err != nil || tok.Value == "" {
+				t.Fatalf("with Redis down, %s: %v", id, err)
+			}
+		}
+	}
+	if err := c.brokers[0].Tokens.RedisErr(); err == nil && c.brokers[1].Tokens.RedisErr() == nil {
+		t.Fatal("no replica noticed that Redis is down (readiness would not report it)")
+	}
+}
+
+func TestTenantErrorsAreDistinct(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 1})
+	ctx := context.Background()
+	cl := c.clients[0]
+
+	// A wrong key is refused and the tenant shows invalid_key.
+	_, err := cl.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "wrong", SecurityKey: randomHex(32)})
+	wrongKey := brokerclient.FromStatus(err)
+	if !errors.Is(wrongKey, tenant.ErrInvalidKey) || codeOf(wrongKey) != codes.InvalidArgument || !strings.Contains(wrongKey.Error(), "refused") {
+		t.Fatalf("wrong key: %v", wrongKey)
+	}
+	got, err := cl.Tenants.GetTenant(ctx, &brokerv1.GetTenantRequest{TenantId: "wrong"})
+	if err != nil || got.GetTenant().GetState() != brokerv1.TenantState_TENANT_STATE_INVALID_KEY {
+		t.Fatalf("tenant after a wrong key: %v %v", got, err)
+	}
+	_, err = cl.Token(ctx, "wrong")
+	if !errors.Is(err, tenant.ErrKeyRefused) || codeOf(err) != codes.PermissionDenied {
+		t.Fatalf("token for an invalid_key tenant: %v", err)
+	}
+
+	// Unknown tenant.
+	_, unknown := cl.Token(ctx, "nobody")
+	if !errors.Is(unknown, tenant.ErrUnknown) || codeOf(unknown) != codes.NotFound || !strings.Contains(unknown.Error(), "hipersync tenant connect") {
+		t.Fatalf("unknown tenant: %v", unknown)
+	}
+
+	// Connected, then paused, then disconnected.
+	if _, err := cl.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "acme", SecurityKey: c.key}); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	if _, err := cl.Token(ctx, "acme"); err != nil {
+		t.Fatalf("token after connect: %v", err)
+	}
+	if n := c.tokensIssued(); n != 1 {
+		t.Fatalf("connect and a first GetToken took %d tokens from Hiper, want 1 (the validation token is reused)", n)
+	}
+	if _, err := cl.Tenants.PauseTenant(ctx, &brokerv1.PauseTenantRequest{TenantId: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	_, paused := cl.Token(ctx, "acme")
+	if !errors.Is(paused, tenant.ErrPaused) || codeOf(paused) != codes.FailedPrecondition {
+		t.Fatalf("paused: %v", paused)
+	}
+	if _, err := cl.Tenants.ResumeTenant(ctx, &brokerv1.ResumeTenantRequest{TenantId: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Token(ctx, "acme"); err != nil {
+		t.Fatalf("token after resume: %v", err)
+	}
+	if _, err := cl.Tenants.DisconnectTenant(ctx, &brokerv1.DisconnectTenantRequest{TenantId: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	_, disconnected := cl.Token(ctx, "acme")
+	if !errors.Is(disconnected, tenant.ErrNotConnected) || codeOf(disconnected) != codes.FailedPrecondition {
+		t.Fatalf("disconnected: %v", disconnected)
+	}
+	if errors.Is(disconnected, tenant.ErrPaused) || errors.Is(paused, tenant.ErrNotConnected) {
+		t.Fatal("paused and disconnected are not told apart")
+	}
+	rec, _, err := c.brokers[0].Registry.read(ctx, "acme")
+	if err != nil || len(rec.GetSealedKey()) != 0 {
+		t.Fatalf("the key survived a disconnect: %v", err)
+	}
+
+	// Malformed tenant id.
+	_, bad := cl.Token(ctx, "Not A Tenant")
+	if !errors.Is(bad, tenant.ErrInvalid) || codeOf(bad) != codes.InvalidArgument {
+		t.Fatalf("malformed id: %v", bad)
+	}
+}
+
+func codeOf(err error) codes.Code {
+	var e *brokerclient.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return codes.Unknown
+}
+
+func TestStoredKeyIsSealed(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 1})
+	ctx := context.Background()
+	if _, err := c.clients[0].Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "acme", SecurityKey: c.key}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := c.js.KeyValue(ctx, c.ns.Bucket(tenant.Bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := entry.Value()
+	if strings.Contains(string(raw), c.key) || strings.Contains(strings.ToLower(hex.EncodeToString(raw)), c.key) {
+		t.Fatal("the security key is readable in the bucket")
+	}
+	rec, err := tenant.DecodeRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := make([]byte, 32)
+	_, _ = rand.Read(other)
+	wrong, _ := tenant.NewSealer(other)
+	if _, err := wrong.Open("acme", rec.GetSealedKey()); err == nil {
+		t.Fatal("the key opened without the master key")
+	}
+	right, _ := tenant.NewSealer(c.master)
+	if k, err := right.Open("acme", rec.GetSealedKey()); err != nil || k != c.key {
+		t.Fatal("the master key does not open the stored key")
+	}
+	// No API returns it.
+	got, _ := c.clients[0].Tenants.GetTenant(ctx, &brokerv1.GetTenantRequest{TenantId: "acme"})
+	if strings.Contains(got.String(), c.key) {
+		t.Fatal("GetTenant returned the key")
+	}
+}
+
+func TestSettingsUpdateWithMaskAndValidation(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 1})
+	ctx := context.Background()
+	cl := c.clients[0].Tenants
+	_, err := cl.UpdateTenantSettings(ctx, &brokerv1.UpdateTenantSettingsRequest{
+		TenantId: "acme",
+		Settings: &brokerv1.TenantSettings{DefaultCategory: "Geral", UpdateImages: true, StockInterval: durationpb.New(30 * time.Second)},
+	})
+	if err != nil {
+		t.Fatalf("settings before connect: %v", err)
+	}
+	resp, err := cl.UpdateTenantSettings(ctx, &brokerv1.UpdateTenantSettingsRequest{
+		TenantId:   "acme",
+		Settings:   &brokerv1.TenantSettings{DefaultBrand: "Sem marca", DefaultCategory: "ignored"},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"default_brand"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := resp.GetTenant().GetSettings()
+	if s.GetDefaultBrand() != "Sem marca" || s.GetDefaultCategory() != "Geral" || !s.GetUpdateImages() || s.GetStockInterval().AsDuration() != 30*time.Second {
+		t.Fatalf("masked update: %v", s)
+	}
+	if resp.GetTenant().GetState() != brokerv1.TenantState_TENANT_STATE_NOT_CONNECTED {
+		t.Fatalf("state: %v", resp.GetTenant().GetState())
+	}
+	_, err = cl.UpdateTenantSettings(ctx, &brokerv1.UpdateTenantSettingsRequest{
+		TenantId: "acme", Settings: &brokerv1.TenantSettings{StockInterval: durationpb.New(time.Second)},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"stock_interval"}},
+	})
+	if e := brokerclient.FromStatus(err); !errors.Is(e, tenant.ErrInvalid) || !strings.Contains(e.Error(), "stock-interval") {
+		t.Fatalf("a 1s stock interval: %v", e)
+	}
+	_, err = cl.UpdateTenantSettings(ctx, &brokerv1.UpdateTenantSettingsRequest{
+		TenantId: "acme", UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"colour"}},
+	})
+	if e := brokerclient.FromStatus(err); !errors.Is(e, tenant.ErrInvalid) {
+		t.Fatalf("unknown setting: %v", e)
+	}
+	list, err := cl.ListTenants(ctx, &brokerv1.ListTenantsRequest{})
+	if err != nil || len(list.GetTenants()) != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+}

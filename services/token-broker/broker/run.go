@@ -1,0 +1,178 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+// Settings is token-broker's configuration from the environment.
+type Settings struct {
+	config.Common
+	GRPCAddr  string
+	MasterKey []byte
+}
+
+// LoadSettings reads the environment; the error names every bad variable.
+func LoadSettings(getenv config.Env) (Settings, error) {
+	l := config.NewLoader(getenv)
+	s := Settings{
+		Common:    l.LoadCommon(),
+		GRPCAddr:  l.Addr("GRPC_ADDR", config.DefaultGRPCAddr),
+		MasterKey: l.Key32("HIPERSYNC_MASTER_KEY"),
+	}
+	return s, l.Err()
+}
+
+// Main runs token-broker until ctx is done: it serves gRPC on GRPC_ADDR and
+// health and metrics on HTTP_ADDR, then stops in the reverse order of intake.
+func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
+	s, err := LoadSettings(getenv)
+	if err != nil {
+		return err
+	}
+	log := telemetry.NewLogger("token-broker", logOut, telemetry.LevelFromEnv(getenv))
+	shutdownTracing, err := telemetry.SetupTracing(ctx, "token-broker")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdownTracing(context.Background()) }()
+
+	nc, err := nats.Connect(s.NATSURL, nats.Name("token-broker"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", s.NATSURL, err)
+	}
+	defer nc.Close()
+
+	opts, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	health := telemetry.NewHealth()
+	srv, b, err := Start(ctx, Deps{
+		NATS: nc, Redis: rdb, Namespace: events.Namespace{Prefix: s.Namespace},
+		HiperBaseURL: s.HiperBaseURL, MasterKey: s.MasterKey, Health: health, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	lis, err := net.Listen("tcp", s.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for gRPC on %s: %w", s.GRPCAddr, err)
+	}
+	waitHTTP, err := health.Serve(ctx, s.HTTPAddr, log)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(ctx) }()
+	log.Info("token-broker serving", "grpc", lis.Addr().String())
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("serve gRPC: %w", err)
+	}
+	// Stop taking calls, finish those in flight, then the rest.
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		srv.Stop()
+	}
+	return errors.Join(<-ran, waitHTTP(), nc.Drain())
+}
+
+// Deps are what a token-broker needs from outside; Start wires them.
+type Deps struct {
+	NATS         *nats.Conn
+	Redis        redis.UniversalClient // nil: tokens in memory only
+	Namespace    events.Namespace
+	HiperBaseURL string
+	MasterKey    []byte
+	Health       *telemetry.Health
+	Log          *slog.Logger
+	// Cache overrides the token cache's tuning (tests shorten its timings).
+	Cache TokenCacheConfig
+}
+
+// Start provisions the tenants bucket, starts the Broker and returns a gRPC
+// server with the Broker's services, health and reflection registered; the
+// caller serves it and runs the Broker. The dev run and tests use it too.
+func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
+	js, err := jetstream.New(d.NATS)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	kv, err := events.EnsureKV(ctx, js, d.Namespace, tenant.Bucket)
+	if err != nil {
+		return nil, nil, err
+	}
+	sealer, err := tenant.NewSealer(d.MasterKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("HIPERSYNC_MASTER_KEY: %w", err)
+	}
+	client, err := hiper.New(d.HiperBaseURL, hiper.WithLogger(d.Log))
+	if err != nil {
+		return nil, nil, err
+	}
+	cache := d.Cache
+	cache.Redis = d.Redis
+	if cache.KeyPrefix == "" {
+		cache.KeyPrefix = "hipersync:" + d.Namespace.Prefix + ":"
+	}
+	b, err := New(ctx, Config{Issuer: client, Tenants: kv, Sealer: sealer, Cache: cache, Registry: d.Health.Registry, Log: d.Log})
+	if err != nil {
+		return nil, nil, err
+	}
+
+	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler()))
+	b.Register(srv)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("hipersync.broker.v1.TokenService", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("hipersync.broker.v1.TenantService", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+
+	d.Health.AddCheck("nats", func(context.Context) error {
+		if !d.NATS.IsConnected() {
+			return fmt.Errorf("not connected (%s)", d.NATS.Status())
+		}
+		return nil
+	})
+	if d.Redis != nil {
+		d.Health.AddCheck("redis", func(ctx context.Context) error {
+			if err := d.Redis.Ping(ctx).Err(); err != nil {
+				return &telemetry.DegradedError{Err: fmt.Errorf("redis unreachable, tokens served per replica: %w", err)}
+			}
+			return nil
+		})
+	}
+	return srv, b, nil
+}
