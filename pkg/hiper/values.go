@@ -21,11 +21,28 @@ type Decimal struct {
 
 // NewDecimal parses s ("49.90", "-3", "0.001").
 func NewDecimal(s string) (Decimal, error) {
-	d, err := decimal.NewFromString(strings.TrimSpace(s))
+	d, err := parseDecimal(strings.TrimSpace(s))
 	if err != nil {
 		return Decimal{}, fmt.Errorf("parse decimal %q: %w", s, err)
 	}
 	return Decimal{d}, nil
+}
+
+// maxDecimalExponent bounds the exponent of a Decimal. "1e2147483647" is a
+// dozen bytes of input but two gigabytes of digits once printed: an answer
+// must not be able to stall or exhaust a service that way. No real price,
+// quantity or measure comes near the bound.
+const maxDecimalExponent = 1000
+
+func parseDecimal(s string) (decimal.Decimal, error) {
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return decimal.Decimal{}, err
+	}
+	if e := d.Exponent(); e > maxDecimalExponent || e < -maxDecimalExponent {
+		return decimal.Decimal{}, fmt.Errorf("exponent %d out of range", e)
+	}
+	return d, nil
 }
 
 // MustDecimal is NewDecimal for constants; it panics on a malformed s.
@@ -61,7 +78,7 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 		}
 		b = []byte(s)
 	}
-	v, err := decimal.NewFromString(string(b))
+	v, err := parseDecimal(string(b))
 	if err != nil {
 		return fmt.Errorf("decode decimal %q: %w", b, err)
 	}
