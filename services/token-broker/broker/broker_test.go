@@ -205,8 +205,7 @@ func TestTokensRefreshOncePerExpiryAndNeverExpired(t *testing.T) {
 	c := newCluster(t, clusterOpts{replicas: 3, tokenTTL: ttl})
 	c.addColdTenant("acme")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*ttl+ttl/2)
-	defer cancel()
+	end := time.Now().Add(3*ttl + ttl/2)
 	var mu sync.Mutex
 	seen := map[string]time.Time{} // token → its expiry
 	var wg sync.WaitGroup
@@ -216,12 +215,11 @@ func TestTokensRefreshOncePerExpiryAndNeverExpired(t *testing.T) {
 			defer wg.Done()
 			pace := time.NewTicker(5 * time.Millisecond) // callers at a steady rate
 			defer pace.Stop()
-			for ctx.Err() == nil {
+			for time.Now().Before(end) {
 				<-pace.C
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				tok, err := c.clients[i%3].Token(ctx, "acme")
-				if ctx.Err() != nil {
-					return
-				}
+				cancel()
 				if err != nil {
 					t.Errorf("GetToken: %v", err)
 					return

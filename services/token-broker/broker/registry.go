@@ -108,7 +108,7 @@ func conflict(err error) bool {
 func (r *Registry) read(ctx context.Context, id string) (*brokerv1.TenantRecord, uint64, error) {
 	entry, err := r.kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, fmt.Errorf("%w: %s", tenant.ErrUnknown, id)
+		return nil, 0, fmt.Errorf("%w: %s; connect it with `hipersync tenant connect %s --key-file FILE`", tenant.ErrUnknown, id, id)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("read tenant %s: %w", id, err)

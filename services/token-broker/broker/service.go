@@ -79,8 +79,8 @@ func (b *Broker) Run(ctx context.Context) error { return b.Tokens.Run(ctx) }
 
 // Register adds the TokenService and TenantService to s.
 func (b *Broker) Register(s grpc.ServiceRegistrar) {
-	brokerv1.RegisterTokenServiceServer(s, tokenService{b})
-	brokerv1.RegisterTenantServiceServer(s, tenantService{b})
+	brokerv1.RegisterTokenServiceServer(s, tokenService{b: b})
+	brokerv1.RegisterTenantServiceServer(s, tenantService{b: b})
 }
 
 // GetToken returns a valid token for an active tenant.
@@ -97,6 +97,7 @@ func (b *Broker) GetToken(ctx context.Context, tenantID string) (hiper.Token, er
 }
 
 type tokenService struct {
+	brokerv1.UnimplementedTokenServiceServer
 	b *Broker
 }
 
@@ -123,6 +124,7 @@ func (s tokenService) InvalidateToken(ctx context.Context, req *brokerv1.Invalid
 }
 
 type tenantService struct {
+	brokerv1.UnimplementedTenantServiceServer
 	b *Broker
 }
 
