@@ -1,13 +1,18 @@
-// Command hipersync is the operator CLI. Its commands arrive with the issues
-// that build the services behind them; until then it says so.
+// Command hipersync is the operator CLI (README, "Operator CLI").
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hipersync/hipersync/cmd/hipersync/cli"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "hipersync: the operator CLI is not implemented yet (issue #7)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin, Getenv: os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
 }

@@ -118,6 +118,15 @@ func (d *Directory) Get(id string) (*brokerv1.Tenant, bool) {
 	return proto.Clone(t).(*brokerv1.Tenant), true
 }
 
+// State returns the tenant's state without copying the tenant: the hot path
+// of every token request asks it.
+func (d *Directory) State(id string) (brokerv1.TenantState, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	t, ok := d.tenants[id]
+	return t.GetState(), ok
+}
+
 // List returns copies of every tenant, sorted by id.
 func (d *Directory) List() []*brokerv1.Tenant {
 	d.mu.RLock()

@@ -48,7 +48,7 @@ func randomHex(n int) string {
 // cluster is n token-brokers sharing one NATS namespace, one Redis prefix
 // and one hiper-sim, as replicas do in production.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	sim     *simtest.Server
 	key     string // the hiper-sim account's security key
 	ns      events.Namespace
@@ -66,7 +66,7 @@ type clusterOpts struct {
 	redis    redis.UniversalClient // overrides the shared Redis client
 }
 
-func newCluster(t *testing.T, o clusterOpts) *cluster {
+func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -322,7 +322,7 @@ func (r *Registry) List(ctx context.Context) ([]*brokerv1.Tenant, error) {
 // directory; a tenant that looks unusable there is read again from the bucket,
 // since the directory may not have seen a write made a moment ago.
 func (r *Registry) Usable(ctx context.Context, id string) error {
-	if t, ok := r.dir.Get(id); ok && tenant.Syncs(t.GetState()) {
+	if state, ok := r.dir.State(id); ok && tenant.Syncs(state) {
 		return nil
 	}
 	if err := checkID(id); err != nil {

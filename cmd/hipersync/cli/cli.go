@@ -1,0 +1,142 @@
+// Package cli is the hipersync operator CLI: every command of the README's
+// "Operator CLI" section. Run is the whole program, so tests drive it as a
+// user would: arguments in, output and exit code out.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/hipersync/hipersync/pkg/config"
+)
+
+// Env is what a command runs with.
+type Env struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	Stdin  io.Reader
+	Getenv config.Env
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"tenant", "connect, list, show, pause, resume, disconnect stores; change their settings", runTenant},
+		{"sync", "run a catalog or stock sync now; approve a held mass change", notYet(4)},
+		{"status", "per tenant: state, last sync per kind, lag, last error", notYet(7)},
+		{"orders", "list, show and resolve orders", notYet(5)},
+		{"events", "tail the sync log", notYet(7)},
+		{"dlq", "list and retry dead letters", notYet(7)},
+		{"dev", "the whole system on this machine (what `make run` runs)", notYet(7)},
+	}
+}
+
+func notYet(issue int) func(context.Context, Env, []string) error {
+	return func(context.Context, Env, []string) error {
+		return fmt.Errorf("not implemented yet (issue #%d)", issue)
+	}
+}
+
+// Run runs the command in args (without the program name) and returns the
+// process exit code. Failures are one line on stderr.
+func Run(ctx context.Context, e Env, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e.Stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			if err := c.run(ctx, e, args[1:]); err != nil {
+				if errors.Is(err, flag.ErrHelp) {
+					return 0
+				}
+				fmt.Fprintln(e.Stderr, "hipersync:", oneLine(err))
+				var u usageError
+				if errors.As(err, &u) {
+					return 2
+				}
+				return 1
+			}
+			return 0
+		}
+	}
+	fmt.Fprintf(e.Stderr, "hipersync: unknown command %q (see hipersync --help)\n", args[0])
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "hipersync: operate a hipersync deployment. Every command takes --json.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "It reaches token-broker at TOKEN_BROKER_ADDR and NATS at NATS_URL.")
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// usageError is a mistake in the command line (exit 2).
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// parse parses flags anywhere among args ("connect acme --key-file k" and
+// "connect --key-file k acme" alike) and returns the positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// pairs is a repeatable KEY=VALUE flag.
+type pairs map[string]string
+
+func (p pairs) String() string {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k+"="+p[k])
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
+}
+
+func (p pairs) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || k == "" || val == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", item)
+		}
+		p[strings.ToUpper(strings.TrimSpace(k))] = strings.TrimSpace(val)
+	}
+	return nil
+}

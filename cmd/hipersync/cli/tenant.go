@@ -1,0 +1,343 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/hipersync/hipersync/pkg/brokerclient"
+	"github.com/hipersync/hipersync/pkg/config"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+const tenantUsage = `usage:
+  hipersync tenant connect <tenant> --key-file FILE   (FILE "-" reads stdin)
+  hipersync tenant list
+  hipersync tenant show <tenant>
+  hipersync tenant pause | resume | disconnect <tenant>
+  hipersync tenant settings <tenant> [--default-category S] [--default-brand S]
+      [--update-images B] [--update-title B] [--update-dimensions B] [--update-description B]
+      [--catalog-interval D] [--stock-interval D] [--payment-map METHOD=ID ...] [--quote USD=5.40 ...]
+      [--guard-max-deactivate-percent N] [--guard-max-price-cuts N] [--order-watch-max-age D]
+      [--marketplace-cnpj S] [--marketplace-name S]`
+
+func dialBroker(e Env) (*brokerclient.Client, error) {
+	l := config.NewLoader(e.Getenv)
+	addr := l.Addr("TOKEN_BROKER_ADDR", config.DefaultTokenBrokerAddr)
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	return brokerclient.Dial(addr)
+}
+
+func runTenant(ctx context.Context, e Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("tenant: missing subcommand\n%s", tenantUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("tenant "+sub, flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	keyFile := fs.String("key-file", "", "file holding the 64-character security key; - for stdin")
+	sf := settingsFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	wantArgs := 1
+	if sub == "list" {
+		wantArgs = 0
+	}
+	if len(pos) != wantArgs {
+		return usagef("tenant %s: want %d argument(s), got %d\n%s", sub, wantArgs, len(pos), tenantUsage)
+	}
+	id := ""
+	if wantArgs == 1 {
+		id = pos[0]
+	}
+	if sub != "settings" && sf.changed(fs) {
+		return usagef("tenant %s: settings flags go with `tenant settings`", sub)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := dialBroker(e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	var t *brokerv1.Tenant
+	switch sub {
+	case "connect":
+		key, err := readKey(*keyFile, e.Stdin)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: id, SecurityKey: key})
+		if err != nil {
+			return brokerclient.FromStatus(err)
+		}
+		t = resp.GetTenant()
+	case "show":
+		resp, err := c.Tenants.GetTenant(ctx, &brokerv1.GetTenantRequest{TenantId: id})
+		if err != nil {
+			return brokerclient.FromStatus(err)
+		}
+		t = resp.GetTenant()
+	case "pause":
+		resp, err := c.Tenants.PauseTenant(ctx, &brokerv1.PauseTenantRequest{TenantId: id})
+		if err != nil {
+			return brokerclient.FromStatus(err)
+		}
+		t = resp.GetTenant()
+	case "resume":
+		resp, err := c.Tenants.ResumeTenant(ctx, &brokerv1.ResumeTenantRequest{TenantId: id})
+		if err != nil {
+			return brokerclient.FromStatus(err)
+		}
+		t = resp.GetTenant()
+	case "disconnect":
+		resp, err := c.Tenants.DisconnectTenant(ctx, &brokerv1.DisconnectTenantRequest{TenantId: id})
+		if err != nil {
+			return brokerclient.FromStatus(err)
+		}
+		t = resp.GetTenant()
+	case "settings":
+		req, err := sf.request(fs, id)
+		if err != nil {
+			return err
+		}
+		if len(req.GetUpdateMask().GetPaths()) == 0 {
+			resp, err := c.Tenants.GetTenant(ctx, &brokerv1.GetTenantRequest{TenantId: id})
+			if err != nil {
+				return brokerclient.FromStatus(err)
+			}
+			t = resp.GetTenant()
+			break
+		}
+		resp, err := c.Tenants.UpdateTenantSettings(ctx, req)
+		if err != nil {
+			return brokerclient.FromStatus(err)
+		}
+		t = resp.GetTenant()
+	case "list":
+		resp, err := c.Tenants.ListTenants(ctx, &brokerv1.ListTenantsRequest{})
+		if err != nil {
+			return brokerclient.FromStatus(err)
+		}
+		if *asJSON {
+			return writeJSON(e.Stdout, resp)
+		}
+		return writeTenantTable(e.Stdout, resp.GetTenants())
+	default:
+		return usagef("tenant: unknown subcommand %q\n%s", sub, tenantUsage)
+	}
+	if *asJSON {
+		return writeJSON(e.Stdout, t)
+	}
+	return writeTenant(e.Stdout, t)
+}
+
+func readKey(file string, stdin io.Reader) (string, error) {
+	if file == "" {
+		return "", usagef("tenant connect: --key-file is required (the key never goes on the command line)")
+	}
+	var b []byte
+	var err error
+	if file == "-" {
+		b, err = io.ReadAll(io.LimitReader(stdin, 4096))
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the security key: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+type settings struct {
+	s        brokerv1.TenantSettings
+	payments pairs
+	quotes   pairs
+	catalog  durationFlag
+	stock    durationFlag
+	watch    durationFlag
+	percent  int
+	cuts     int
+}
+
+// flagPaths maps each settings flag to its field in TenantSettings.
+var flagPaths = map[string]string{
+	"default-category": "default_category", "default-brand": "default_brand",
+	"update-images": "update_images", "update-title": "update_title",
+	"update-dimensions": "update_dimensions", "update-description": "update_description",
+	"catalog-interval": "catalog_interval", "stock-interval": "stock_interval",
+	"payment-map": "payment_map", "quote": "currency_quotes",
+	"guard-max-deactivate-percent": "guard_max_deactivate_percent", "guard-max-price-cuts": "guard_max_price_cuts",
+	"order-watch-max-age": "order_watch_max_age",
+	"marketplace-cnpj":    "marketplace_cnpj", "marketplace-name": "marketplace_name",
+}
+
+func settingsFlags(fs *flag.FlagSet) *settings {
+	sf := &settings{payments: pairs{}, quotes: pairs{}}
+	fs.StringVar(&sf.s.DefaultCategory, "default-category", "", "category for products that have none in Hiper")
+	fs.StringVar(&sf.s.DefaultBrand, "default-brand", "", "brand for products that have none in Hiper")
+	fs.BoolVar(&sf.s.UpdateImages, "update-images", false, "updates carry images")
+	fs.BoolVar(&sf.s.UpdateTitle, "update-title", false, "updates carry the title")
+	fs.BoolVar(&sf.s.UpdateDimensions, "update-dimensions", false, "updates carry weight and dimensions")
+	fs.BoolVar(&sf.s.UpdateDescription, "update-description", false, "updates carry the description")
+	fs.Var(&sf.catalog, "catalog-interval", "catalog poll interval (default 5m)")
+	fs.Var(&sf.stock, "stock-interval", "stock poll interval (default 60s)")
+	fs.Var(&sf.watch, "order-watch-max-age", "how long an order is followed in Hiper (default 720h)")
+	fs.Var(sf.payments, "payment-map", "METHOD=ID, repeatable")
+	fs.Var(sf.quotes, "quote", "CURRENCY=BRL value, repeatable")
+	fs.IntVar(&sf.percent, "guard-max-deactivate-percent", 0, "guardrail: share of products one poll may deactivate (default 20)")
+	fs.IntVar(&sf.cuts, "guard-max-price-cuts", 0, "guardrail: prices one poll may cut by over half (default 50)")
+	fs.StringVar(&sf.s.MarketplaceCnpj, "marketplace-cnpj", "", "marketplace CNPJ sent with orders (Santa Catarina)")
+	fs.StringVar(&sf.s.MarketplaceName, "marketplace-name", "", "marketplace name sent with orders")
+	return sf
+}
+
+func (sf *settings) changed(fs *flag.FlagSet) bool {
+	any := false
+	fs.Visit(func(f *flag.Flag) {
+		if _, ok := flagPaths[f.Name]; ok {
+			any = true
+		}
+	})
+	return any
+}
+
+func (sf *settings) request(fs *flag.FlagSet, id string) (*brokerv1.UpdateTenantSettingsRequest, error) {
+	mask := &fieldmaskpb.FieldMask{}
+	fs.Visit(func(f *flag.Flag) {
+		if p, ok := flagPaths[f.Name]; ok {
+			mask.Paths = append(mask.Paths, p)
+		}
+	})
+	s := &sf.s
+	if sf.catalog.set {
+		s.CatalogInterval = durationpb.New(sf.catalog.d)
+	}
+	if sf.stock.set {
+		s.StockInterval = durationpb.New(sf.stock.d)
+	}
+	if sf.watch.set {
+		s.OrderWatchMaxAge = durationpb.New(sf.watch.d)
+	}
+	s.GuardMaxDeactivatePercent = int32(sf.percent)
+	s.GuardMaxPriceCuts = int32(sf.cuts)
+	if len(sf.payments) > 0 {
+		s.PaymentMap = map[string]int32{}
+		for m, v := range sf.payments {
+			id, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, usagef("--payment-map %s=%s: the Hiper id must be a number", m, v)
+			}
+			s.PaymentMap[m] = int32(id)
+		}
+	}
+	if len(sf.quotes) > 0 {
+		s.CurrencyQuotes = map[string]string(sf.quotes)
+	}
+	return &brokerv1.UpdateTenantSettingsRequest{TenantId: id, Settings: s, UpdateMask: mask}, nil
+}
+
+type durationFlag struct {
+	d   time.Duration
+	set bool
+}
+
+func (f *durationFlag) String() string { return f.d.String() }
+
+func (f *durationFlag) Set(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 90s or 5m")
+	}
+	f.d, f.set = d, true
+	return nil
+}
+
+var jsonOut = protojson.MarshalOptions{Indent: "  "}
+
+// writeJSON prints v: protojson for API messages, encoding/json otherwise.
+func writeJSON(w io.Writer, v any) error {
+	if m, ok := v.(proto.Message); ok {
+		b, err := jsonOut.Marshal(m)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeTenantTable(w io.Writer, ts []*brokerv1.Tenant) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENANT\tSTATE\tSINCE\tREASON")
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.GetTenantId(), tenant.StateName(t.GetState()),
+			t.GetStateChangedAt().AsTime().Format(time.RFC3339), t.GetStateReason())
+	}
+	return tw.Flush()
+}
+
+func writeTenant(w io.Writer, t *brokerv1.Tenant) error {
+	s := tenant.SettingsOf(t.GetSettings())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("tenant", t.GetTenantId())
+	row("state", tenant.StateName(t.GetState()))
+	row("since", t.GetStateChangedAt().AsTime().Format(time.RFC3339))
+	if r := t.GetStateReason(); r != "" {
+		row("reason", r)
+	}
+	row("default category", orNone(s.GetDefaultCategory()))
+	row("default brand", orNone(s.GetDefaultBrand()))
+	row("update images/title/dimensions/description", fmt.Sprintf("%v/%v/%v/%v", s.GetUpdateImages(), s.GetUpdateTitle(), s.GetUpdateDimensions(), s.GetUpdateDescription()))
+	row("catalog interval", s.CatalogInterval())
+	row("stock interval", s.StockInterval())
+	row("order watch max age", s.OrderWatchMaxAge())
+	row("guardrail", fmt.Sprintf("hold above %d%% deactivated or %d prices halved", s.GuardMaxDeactivatePercent(), s.GuardMaxPriceCuts()))
+	row("payment map", paymentMap(s))
+	if q := pairs(s.GetCurrencyQuotes()); len(q) > 0 {
+		row("quotes", q.String())
+	}
+	if s.GetMarketplaceCnpj() != "" {
+		row("marketplace", s.GetMarketplaceCnpj()+" "+s.GetMarketplaceName())
+	}
+	return tw.Flush()
+}
+
+func paymentMap(s tenant.Settings) string {
+	var parts []string
+	for _, m := range []string{"BOLETO", "CASH", "CHEQUE", "CREDIT_CARD", "DEBIT_CARD", "PIX", "STORE_CREDIT", "VOUCHER"} {
+		id, _ := s.PaymentID(m)
+		parts = append(parts, fmt.Sprintf("%s=%d", m, id))
+	}
+	return strings.Join(parts, " ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
