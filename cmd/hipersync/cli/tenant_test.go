@@ -94,7 +94,6 @@ func run(t *testing.T, addr string, stdin string, args ...string) result {
 	return result{code, out.String(), errOut.String()}
 }
 
-
 func TestTenantCommands(t *testing.T) {
 	t.Parallel()
 	addr, key := startBroker(t)
