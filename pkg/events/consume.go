@@ -1,0 +1,667 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+)
+
+// Reason codes of dead letters the loop writes itself; handlers choose their
+// own with Permanent.
+const (
+	ReasonMalformed        = "malformed_payload"
+	ReasonInvalidSubject   = "invalid_subject"
+	ReasonRetriesExhausted = "retries_exhausted"
+	reasonHandlerFailed    = "handler_failed"
+)
+
+// ErrPermanent is matched (errors.Is) by errors made with Permanent.
+var ErrPermanent = errors.New("permanent failure")
+
+// PermanentError is a handler failure that no retry can fix.
+type PermanentError struct {
+	// Code is a stable reason code for the dead letter, e.g. "unknown_tenant".
+	Code string
+	Err  error
+}
+
+// Permanent marks err as a failure no retry can fix: the loop terminates the
+// message and dead-letters it with code.
+func Permanent(code string, err error) error {
+	if code == "" {
+		code = reasonHandlerFailed
+	}
+	return &PermanentError{Code: code, Err: err}
+}
+
+func (e *PermanentError) Error() string {
+	if e.Err == nil {
+		return e.Code
+	}
+	return e.Code + ": " + e.Err.Error()
+}
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrPermanent) true for every PermanentError.
+func (e *PermanentError) Is(target error) bool { return target == ErrPermanent }
+
+// RetryAfterError is a transient failure that knows when to retry, e.g. a
+// rate limit's Retry-After.
+type RetryAfterError struct {
+	Delay time.Duration
+	Err   error
+}
+
+// RetryAfter marks err as transient with a known delay: the loop redelivers
+// the message after d instead of after its backoff.
+func RetryAfter(d time.Duration, err error) error { return &RetryAfterError{Delay: d, Err: err} }
+
+func (e *RetryAfterError) Error() string {
+	msg := fmt.Sprintf("retry after %s", e.Delay)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// permanentCode reports whether err ends the message's life, and why.
+func permanentCode(err error) (string, bool) {
+	if pe, ok := errors.AsType[*PermanentError](err); ok {
+		return pe.Code, true
+	}
+	if errors.Is(err, ErrMalformed) {
+		return ReasonMalformed, true
+	}
+	return "", false
+}
+
+// Message is one delivery of an event to a handler.
+type Message struct {
+	// Subject is the full subject, namespace included.
+	Subject string
+	Source  Source
+	Tenant  string
+	Kind    Kind
+	Headers nats.Header
+	Data    []byte
+	// Deliveries counts this delivery: 1 the first time.
+	Deliveries uint64
+	Stream     string
+	StreamSeq  uint64
+	Consumer   string
+	// Published is when the stream stored the message.
+	Published time.Time
+}
+
+// Decode decodes the payload into into; see Decode.
+func (m *Message) Decode(into proto.Message) error { return Decode(m.Headers, m.Data, into) }
+
+// ID is the event's ce-id: stable across redeliveries and dead-letter
+// retries, so handlers can use it to stay idempotent.
+func (m *Message) ID() string { return headerGet(m.Headers, HeaderID) }
+
+// Handler handles one message. Its error decides what happens next: nil
+// acks; Permanent or a decoding error (ErrMalformed) dead-letters; RetryAfter
+// redelivers after its delay; anything else redelivers with backoff, until
+// MaxDeliver deliveries, when the message is dead-lettered as
+// "retries_exhausted". Handlers must be idempotent: a message can be
+// delivered again after a crash or a dead-letter retry.
+type Handler func(ctx context.Context, m *Message) error
+
+// ConsumerConfig names a durable consumer. Every replica of a service uses
+// the same config, and so shares the one durable consumer.
+type ConsumerConfig struct {
+	// Stream is StreamStore or StreamHiper.
+	Stream Stream
+	// Name is the durable name, e.g. "order-forwarder"; A-Z, a-z, 0-9, '_'
+	// and '-'.
+	Name string
+	// FilterSubjects selects the events, built with the Namespace (e.g.
+	// ns.StoreSubject("*", KindOrderApproved)); empty means the whole stream.
+	// More than one needs NATS 2.10 or later.
+	FilterSubjects []string
+	// AckWait is how long a delivery may go without an ack or heartbeat
+	// before it is redelivered (default 30s). Handlers get heartbeats every
+	// AckWait/3, so it bounds the time to notice a crashed replica, not how
+	// long a handler may run.
+	AckWait time.Duration
+	// MaxDeliver is how many deliveries a failing message gets before it is
+	// dead-lettered (default 10).
+	MaxDeliver int
+	// MaxAckPending bounds unacknowledged messages across all replicas
+	// (default: the server's).
+	MaxAckPending int
+	Description   string
+}
+
+func (c ConsumerConfig) validate() (ConsumerConfig, error) {
+	if c.Stream != StreamStore && c.Stream != StreamHiper {
+		return c, fmt.Errorf("stream %q: want %s or %s", c.Stream, StreamStore, StreamHiper)
+	}
+	if c.Name == "" {
+		return c, errors.New("empty consumer name")
+	}
+	for i := 0; i < len(c.Name); i++ {
+		if ch := c.Name[i]; !isLowerAlnum(ch) && !('A' <= ch && ch <= 'Z') && ch != '_' && ch != '-' {
+			return c, fmt.Errorf("consumer name %q: %q at %d; want only A-Z, a-z, 0-9, '_' or '-'", c.Name, rune(ch), i)
+		}
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = DefaultMaxDeliver
+	}
+	return c, nil
+}
+
+func (c ConsumerConfig) jetstream() jetstream.ConsumerConfig {
+	jc := jetstream.ConsumerConfig{
+		Durable:       c.Name,
+		Description:   c.Description,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		// The server never gives up on a message by itself: the loop
+		// enforces MaxDeliver, so that a message whose last delivery crashed
+		// the process, or whose dead-lettering failed, still ends up in the
+		// dead-letter stream instead of being silently dropped.
+		MaxDeliver:    -1,
+		MaxAckPending: c.MaxAckPending,
+	}
+	// One filter goes in FilterSubject, which servers before 2.10 require.
+	switch len(c.FilterSubjects) {
+	case 0:
+	case 1:
+		jc.FilterSubject = c.FilterSubjects[0]
+	default:
+		jc.FilterSubjects = c.FilterSubjects
+	}
+	return jc
+}
+
+// Consume runs the consumer loop until ctx is done, then drains: it stops
+// fetching, lets in-flight handlers finish (cancelling their context and
+// handing their messages back to the stream once the grace period expires),
+// and returns nil. It creates or updates the durable consumer first, so the
+// streams must exist (EnsureStreams). It returns an error only when the loop
+// cannot start or the NATS connection is closed.
+//
+// Each handler's ctx carries the trace context of the message (a consumer
+// span, child of the publisher's) and a logger with the tenant, subject and
+// trace ids (LoggerFrom).
+func Consume(ctx context.Context, js jetstream.JetStream, ns Namespace, cfg ConsumerConfig, h Handler, opts ...Option) error {
+	if err := ns.Validate(); err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	cfg, err := cfg.validate()
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	if h == nil {
+		return errors.New("consume: nil handler")
+	}
+	o := newOptions(opts)
+	stream := ns.Stream(cfg.Stream)
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, cfg.jetstream())
+	if err != nil {
+		return fmt.Errorf("create consumer %s on %s: %w", cfg.Name, stream, err)
+	}
+
+	// Handlers outlive ctx by the grace period, so their context is
+	// detached from it and cancelled by the drain.
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+
+	l := &loop{
+		js:         js,
+		ns:         ns,
+		cfg:        cfg,
+		handler:    h,
+		o:          o,
+		log:        o.logger.With("consumer", cfg.Name, "stream", stream),
+		tracer:     o.tracer(),
+		cons:       cons,
+		slots:      make(chan struct{}, o.concurrency),
+		handlerCtx: handlerCtx,
+		inflight:   make(map[*delivery]struct{}),
+	}
+	for range o.concurrency {
+		l.slots <- struct{}{}
+	}
+	err = l.run(ctx)
+	l.drain(cancelHandlers)
+	return err
+}
+
+type loop struct {
+	js      jetstream.JetStream
+	ns      Namespace
+	cfg     ConsumerConfig
+	handler Handler
+	o       options
+	log     *slog.Logger
+	tracer  trace.Tracer
+	cons    jetstream.Consumer
+
+	// slots holds a token per free handler; the loop never pulls more
+	// messages than it has tokens, so no delivery waits unhandled in a
+	// buffer while its AckWait runs.
+	slots      chan struct{}
+	handlerCtx context.Context
+	wg         sync.WaitGroup
+
+	mu       sync.Mutex
+	inflight map[*delivery]struct{}
+}
+
+// delivery is one in-flight message; exactly one of the handler's outcome
+// and the drain's hand-back settles it.
+type delivery struct {
+	msg     jetstream.Msg
+	mu      sync.Mutex
+	settled bool
+}
+
+// claim reports whether the caller is the one to settle d.
+func (d *delivery) claim() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.settled {
+		return false
+	}
+	d.settled = true
+	return true
+}
+
+func (d *delivery) isSettled() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.settled
+}
+
+func (l *loop) run(ctx context.Context) error {
+	var failures int
+	for {
+		n, ok := l.reserve(ctx)
+		if !ok {
+			return nil
+		}
+		err := l.fetch(ctx, n)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("fetch messages for %s: %w", l.cfg.Name, err)
+		}
+		failures++
+		l.log.Warn("fetch messages failed; retrying", "error", err, "failures", failures)
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+			errors.Is(err, nats.ErrNoResponders) {
+			// Someone deleted the consumer (or the server lost it): put it
+			// back so the service heals without a restart.
+			if cons, cerr := l.js.CreateOrUpdateConsumer(ctx, l.ns.Stream(l.cfg.Stream), l.cfg.jetstream()); cerr == nil {
+				l.cons = cons
+			} else if ctx.Err() == nil {
+				l.log.Warn("recreate consumer failed", "error", cerr)
+			}
+		}
+		if !sleep(ctx, min(100*time.Millisecond<<min(failures, 6), 5*time.Second)) {
+			return nil
+		}
+	}
+}
+
+// reserve takes at least one free slot, waiting for it, and every other
+// slot free right now.
+func (l *loop) reserve(ctx context.Context) (int, bool) {
+	select {
+	case <-ctx.Done():
+		return 0, false
+	case <-l.slots:
+	}
+	n := 1
+	for n < cap(l.slots) {
+		select {
+		case <-l.slots:
+			n++
+		default:
+			return n, true
+		}
+	}
+	return n, true
+}
+
+func (l *loop) release(n int) {
+	for range n {
+		l.slots <- struct{}{}
+	}
+}
+
+// fetch pulls up to n messages and starts a handler for each as it arrives.
+func (l *loop) fetch(ctx context.Context, n int) error {
+	fctx, cancel := context.WithTimeout(ctx, l.o.fetchWait)
+	defer cancel()
+	batch, err := l.cons.Fetch(n, jetstream.FetchContext(fctx))
+	if err != nil {
+		l.release(n)
+		return err
+	}
+	got := 0
+	for msg := range batch.Messages() {
+		got++
+		if ctx.Err() != nil {
+			// Arrived while draining: hand it straight to another replica
+			// rather than let it wait out AckWait.
+			_ = msg.Nak()
+			l.release(1)
+			continue
+		}
+		l.dispatch(msg)
+	}
+	l.release(n - got)
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func (l *loop) dispatch(msg jetstream.Msg) {
+	d := &delivery{msg: msg}
+	l.mu.Lock()
+	l.inflight[d] = struct{}{}
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer l.release(1)
+		defer func() {
+			l.mu.Lock()
+			delete(l.inflight, d)
+			l.mu.Unlock()
+		}()
+		l.process(d)
+	}()
+}
+
+// drain waits for in-flight handlers up to the grace period, then cancels
+// them and hands their messages back.
+func (l *loop) drain(cancelHandlers context.CancelFunc) {
+	done := make(chan struct{})
+	go func() {
+		l.wg.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(l.o.grace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return
+	case <-grace.C:
+	}
+	l.mu.Lock()
+	pending := make([]*delivery, 0, len(l.inflight))
+	for d := range l.inflight {
+		pending = append(pending, d)
+	}
+	l.mu.Unlock()
+	// Claim before cancelling: a handler failing on its cancelled context
+	// must not count as a failed delivery (nor, on the last one, be
+	// dead-lettered).
+	handedBack := 0
+	for _, d := range pending {
+		if d.claim() {
+			if err := d.msg.Nak(); err != nil {
+				l.log.Warn("hand back message", "error", err)
+			}
+			handedBack++
+		}
+	}
+	cancelHandlers()
+	l.log.Warn("grace period expired; handed in-flight messages back", "count", handedBack, "grace", l.o.grace)
+}
+
+// errRedelivered is the failure of a delivery past MaxDeliver: the previous
+// one never settled (the process died, or dead-lettering failed).
+var errRedelivered = errors.New("delivered again after its last attempt did not settle")
+
+func (l *loop) process(d *delivery) {
+	msg := d.msg
+	m := &Message{Subject: msg.Subject(), Headers: msg.Headers(), Data: msg.Data()}
+	md, mdErr := msg.Metadata()
+	if mdErr == nil {
+		m.Deliveries = md.NumDelivered
+		m.Stream = md.Stream
+		m.StreamSeq = md.Sequence.Stream
+		m.Consumer = md.Consumer
+		m.Published = md.Timestamp
+	}
+	subj, subjErr := l.ns.ParseSubject(m.Subject)
+	if subjErr == nil {
+		m.Source, m.Tenant, m.Kind = subj.Source, subj.Tenant, subj.Kind
+	}
+
+	ctx := l.o.propagator.Extract(l.handlerCtx, HeaderCarrier(m.Headers))
+	spanName := "process " + l.ns.Stream(l.cfg.Stream)
+	if subjErr == nil {
+		spanName = "process " + subj.CEType()
+	}
+	ctx, span := l.tracer.Start(ctx, spanName,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", m.Subject),
+			attribute.String("messaging.consumer.group.name", l.cfg.Name),
+			attribute.String("messaging.message.id", m.ID()),
+			attribute.Int64("messaging.message.delivery_count", int64(m.Deliveries)),
+			attribute.String("hipersync.tenant", m.Tenant),
+		))
+	defer span.End()
+
+	sc := span.SpanContext()
+	log := l.log.With(
+		"subject", m.Subject,
+		"tenant", m.Tenant,
+		"kind", string(m.Kind),
+		"stream_seq", m.StreamSeq,
+		"deliveries", m.Deliveries,
+		"event_id", m.ID(),
+	)
+	if sc.IsValid() {
+		log = log.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+	}
+	ctx = withLogger(ctx, log)
+
+	if mdErr != nil {
+		// Not a JetStream delivery: nothing to dead-letter it by.
+		log.Error("read message metadata; terminating it", "error", mdErr)
+		if d.claim() {
+			_ = l.term(msg, "invalid_metadata")
+		}
+		return
+	}
+
+	stop := l.heartbeat(d, log)
+	var err error
+	switch {
+	case subjErr != nil:
+		err = Permanent(ReasonInvalidSubject, subjErr)
+	case m.Deliveries > uint64(l.cfg.MaxDeliver):
+		err = errRedelivered
+	default:
+		err = l.call(ctx, m)
+	}
+	stop()
+	l.settle(ctx, d, m, err, span)
+}
+
+// call runs the handler, turning a panic into a transient failure so one bad
+// message or bug never takes the service down.
+func (l *loop) call(ctx context.Context, m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			LoggerFrom(ctx).Error("handler panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return l.handler(ctx, m)
+}
+
+// heartbeat tells the server the message is being worked on every AckWait/3
+// until stop is called, so a slow handler's message is not redelivered.
+func (l *loop) heartbeat(d *delivery, log *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(l.cfg.AckWait/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if d.isSettled() {
+					return
+				}
+				if err := d.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+					log.Debug("send in-progress heartbeat", "error", err)
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// settle acks, retries or dead-letters the message by the handler's error.
+func (l *loop) settle(ctx context.Context, d *delivery, m *Message, herr error, span trace.Span) {
+	if !d.claim() {
+		return // handed back by the drain
+	}
+	log := LoggerFrom(ctx)
+	// Settling must happen even when the handler's context was cancelled.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	defer cancel()
+
+	if herr == nil {
+		// A double ack makes "handled" mean "the server knows", so a drain
+		// returns only after its acks landed.
+		if err := d.msg.DoubleAck(sctx); err != nil {
+			log.Warn("ack message; it will be redelivered", "error", err)
+		}
+		return
+	}
+
+	span.RecordError(herr)
+	span.SetStatus(codes.Error, "handler failed")
+	code, permanent := permanentCode(herr)
+	if !permanent && m.Deliveries >= uint64(l.cfg.MaxDeliver) {
+		code, permanent = ReasonRetriesExhausted, true
+		if !errors.Is(herr, errRedelivered) {
+			herr = fmt.Errorf("failed %d deliveries, last: %w", m.Deliveries, herr)
+		}
+	}
+	if permanent {
+		if err := publishDeadLetter(sctx, l.js, l.ns, l.o.propagator, m, code, herr); err != nil {
+			delay := l.o.backoff(m.Deliveries)
+			log.Error("dead-letter message failed; it will be redelivered", "error", err, "reason_code", code, "retry_in", delay)
+			_ = d.msg.NakWithDelay(delay)
+			return
+		}
+		log.Warn("message dead-lettered", "reason_code", code, "error", herr)
+		if err := l.term(d.msg, code); err != nil {
+			log.Warn("terminate message", "error", err)
+		}
+		return
+	}
+
+	delay := l.o.backoff(m.Deliveries)
+	if ra, ok := errors.AsType[*RetryAfterError](herr); ok && ra.Delay > 0 {
+		delay = ra.Delay
+	}
+	log.Warn("handler failed; message will be redelivered", "error", herr, "retry_in", delay)
+	if err := d.msg.NakWithDelay(delay); err != nil {
+		log.Warn("nak message", "error", err)
+	}
+}
+
+// term stops redelivery of msg. The reason goes to the server's advisory
+// where the server understands it: before 2.10 a "+TERM <reason>" is not
+// recognised at all, and the message would come back after AckWait.
+func (l *loop) term(msg jetstream.Msg, reason string) error {
+	if serverAtLeast(l.js.Conn(), 2, 10) {
+		return msg.TermWithReason(reason)
+	}
+	return msg.Term()
+}
+
+// serverAtLeast reports whether the connected server is at least major.minor.
+func serverAtLeast(nc *nats.Conn, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(nc.ConnectedServerVersion(), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+// backoff is the redelivery delay after a transient failure of delivery n:
+// base·2^(n-1) capped at max, with equal jitter — half fixed so a retry never
+// comes at once, half random so replicas and tenants do not retry in step.
+func (o options) backoff(n uint64) time.Duration {
+	d := o.backoffBase
+	for i := uint64(1); i < n && d < o.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, o.backoffMax)
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+type loggerKey struct{}
+
+func withLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+// LoggerFrom returns the logger the consumer loop put in a handler's ctx,
+// with the message's tenant, subject and trace ids; outside a handler, a
+// logger that discards.
+func LoggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}

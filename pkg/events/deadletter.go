@@ -1,0 +1,202 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+)
+
+// unknownTenant is the dead-letter subject token when the original subject
+// names no valid tenant.
+const unknownTenant = "_unknown"
+
+// ceTypeDeadLetter is the ce-type of dead-letter records.
+const ceTypeDeadLetter = "hipersync.deadletter"
+
+// ErrDeadLetterNotFound is returned by RetryDeadLetter for an unknown id.
+var ErrDeadLetterNotFound = errors.New("dead letter not found")
+
+// publishDeadLetter records m on the dead-letter stream. Its Nats-Msg-Id
+// comes from the original's stream, sequence and consumer, so a crash between
+// recording it and terminating the original records it only once.
+func publishDeadLetter(ctx context.Context, js jetstream.JetStream, ns Namespace, prop propagation.TextMapPropagator, m *Message, code string, cause error) error {
+	tenant := m.Tenant
+	if tenant == "" {
+		tenant = tenantToken(ns, m.Subject)
+	}
+	dl := &eventsv1.DeadLetter{
+		ReasonCode:     code,
+		Reason:         cause.Error(),
+		Stream:         m.Stream,
+		StreamSequence: m.StreamSeq,
+		Consumer:       m.Consumer,
+		Subject:        m.Subject,
+		Headers:        flattenHeaders(m.Headers),
+		Data:           m.Data,
+		Deliveries:     m.Deliveries,
+		FailedAt:       timestamppb.Now(),
+		Tenant:         tenant,
+	}
+	data, err := proto.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("encode dead letter: %w", err)
+	}
+	subjectTenant := tenant
+	if subjectTenant == "" {
+		subjectTenant = unknownTenant
+	}
+	id := "dlq:" + m.Stream + ":" + strconv.FormatUint(m.StreamSeq, 10) + ":" + m.Consumer
+	h := nats.Header{}
+	h.Set(HeaderMsgID, id)
+	h.Set(HeaderSpecVersion, specVersion)
+	h.Set(HeaderID, id)
+	h.Set(HeaderType, ceTypeDeadLetter)
+	h.Set(HeaderSource, "hipersync/"+m.Consumer)
+	h.Set(HeaderTime, dl.FailedAt.AsTime().Format(time.RFC3339Nano))
+	h.Set(HeaderSubject, m.Subject)
+	h.Set(HeaderContentType, ContentTypeProtobuf)
+	prop.Inject(ctx, HeaderCarrier(h))
+	_, err = js.PublishMsg(ctx, &nats.Msg{Subject: ns.DeadLetterSubject(subjectTenant, m.Consumer), Header: h, Data: data},
+		jetstream.WithExpectStream(ns.Stream(StreamDeadLetter)))
+	if err != nil {
+		return fmt.Errorf("publish dead letter: %w", err)
+	}
+	return nil
+}
+
+// tenantToken returns the tenant a subject that failed to parse still names,
+// or "".
+func tenantToken(ns Namespace, subject string) string {
+	rest := subject
+	if ns.Prefix != "" {
+		rest = strings.TrimPrefix(rest, ns.Prefix+".")
+	}
+	tokens := strings.SplitN(rest, ".", 3)
+	if len(tokens) >= 2 && ValidTenant(tokens[1]) == nil {
+		return tokens[1]
+	}
+	return ""
+}
+
+// flattenHeaders keeps each header's first value: DeadLetter's map holds one
+// per key, and envelope headers are single-valued.
+func flattenHeaders(h nats.Header) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		if len(v) > 0 {
+			m[k] = v[0]
+		}
+	}
+	return m
+}
+
+// DeadLetterEntry is one record of the dead-letter stream.
+type DeadLetterEntry struct {
+	// Seq is the record's sequence in the dead-letter stream: the id
+	// RetryDeadLetter takes.
+	Seq uint64
+	// Subject is the record's own subject, dlq.<tenant>.<consumer>.
+	Subject string
+	Time    time.Time
+	Letter  *eventsv1.DeadLetter
+	// Err is set, and Letter nil, when the record itself cannot be decoded.
+	Err error
+}
+
+// ListDeadLetters returns up to limit dead letters of ns, oldest first;
+// limit <= 0 returns them all.
+func ListDeadLetters(ctx context.Context, js jetstream.JetStream, ns Namespace, limit int) ([]DeadLetterEntry, error) {
+	stream, err := js.Stream(ctx, ns.Stream(StreamDeadLetter))
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	filter := ns.StreamSubjects(StreamDeadLetter)
+	var entries []DeadLetterEntry
+	// Reading by "next sequence on the subject" skips the gaps retried
+	// (deleted) records leave, without a consumer to create and clean up.
+	for seq := uint64(1); limit <= 0 || len(entries) < limit; {
+		raw, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list dead letters: read from sequence %d: %w", seq, err)
+		}
+		e := DeadLetterEntry{Seq: raw.Sequence, Subject: raw.Subject, Time: raw.Time}
+		dl := &eventsv1.DeadLetter{}
+		if err := Decode(raw.Header, raw.Data, dl); err != nil {
+			e.Err = err
+		} else {
+			e.Letter = dl
+		}
+		entries = append(entries, e)
+		seq = raw.Sequence + 1
+	}
+	return entries, nil
+}
+
+// RetryDeadLetter republishes dead letter seq's original message, headers
+// and body, to its original subject, then deletes the record. The message
+// gets a new Nats-Msg-Id, derived from seq, so the duplicate window does not
+// swallow it, yet a retry repeated after a crash is still dropped. Every
+// consumer of that subject sees it again; handlers are idempotent by ce-id.
+func RetryDeadLetter(ctx context.Context, js jetstream.JetStream, ns Namespace, seq uint64) error {
+	stream, err := js.Stream(ctx, ns.Stream(StreamDeadLetter))
+	if err != nil {
+		return fmt.Errorf("retry dead letter %d: %w", seq, err)
+	}
+	raw, err := stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("retry dead letter %d: %w", seq, ErrDeadLetterNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("retry dead letter %d: %w", seq, err)
+	}
+	dl := &eventsv1.DeadLetter{}
+	if err := Decode(raw.Header, raw.Data, dl); err != nil {
+		return fmt.Errorf("retry dead letter %d: %w", seq, err)
+	}
+	// Only event subjects of this namespace: a record must not be able to
+	// send its body anywhere else.
+	s, err := ns.ParseSubject(dl.GetSubject())
+	if err != nil {
+		return fmt.Errorf("retry dead letter %d: %w", seq, err)
+	}
+	h := nats.Header{}
+	for k, v := range dl.GetHeaders() {
+		// Nats-* headers are JetStream's instructions to the original
+		// publish (id, expected stream or sequence, TTL…); replaying them
+		// could make the retry fail or vanish.
+		if strings.HasPrefix(strings.ToLower(k), "nats-") {
+			continue
+		}
+		h.Set(k, v)
+	}
+	h.Set(HeaderMsgID, "dlq-retry:"+raw.Subject+":"+strconv.FormatUint(seq, 10))
+	target := StreamHiper
+	if s.Source == SourceStore {
+		target = StreamStore
+	}
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: dl.GetSubject(), Header: h, Data: dl.GetData()},
+		jetstream.WithExpectStream(ns.Stream(target))); err != nil {
+		return fmt.Errorf("retry dead letter %d: republish to %s: %w", seq, dl.GetSubject(), err)
+	}
+	if err := stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("retry dead letter %d: delete record: %w", seq, err)
+	}
+	return nil
+}

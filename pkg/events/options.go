@@ -1,0 +1,115 @@
+package events
+
+import (
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Defaults of the consumer loop.
+const (
+	DefaultConcurrency = 16
+	DefaultAckWait     = 30 * time.Second
+	DefaultMaxDeliver  = 10
+	DefaultBackoffBase = time.Second
+	DefaultBackoffMax  = time.Minute
+	// DefaultGracePeriod fits inside Kubernetes' default 30s termination
+	// grace, leaving time to drain the connection and flush telemetry.
+	DefaultGracePeriod = 20 * time.Second
+)
+
+const (
+	instrumentationName = "github.com/hipersync/hipersync/pkg/events"
+	// fetchWait bounds one pull request, so a loop notices a deleted
+	// consumer and a shutdown never waits on the server.
+	defaultFetchWait = 5 * time.Second
+	// ackTimeout bounds a synchronous ack and a dead-letter publish.
+	ackTimeout = 5 * time.Second
+)
+
+// Option configures a Publisher or the consumer loop (Consume); options that
+// do not apply to one are ignored by it.
+type Option func(*options)
+
+type options struct {
+	logger         *slog.Logger
+	tracerProvider trace.TracerProvider
+	propagator     propagation.TextMapPropagator
+	concurrency    int
+	backoffBase    time.Duration
+	backoffMax     time.Duration
+	grace          time.Duration
+	fetchWait      time.Duration
+}
+
+func newOptions(opts []Option) options {
+	o := options{
+		concurrency: DefaultConcurrency,
+		backoffBase: DefaultBackoffBase,
+		backoffMax:  DefaultBackoffMax,
+		grace:       DefaultGracePeriod,
+		fetchWait:   defaultFetchWait,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.tracerProvider == nil {
+		o.tracerProvider = otel.GetTracerProvider()
+	}
+	if o.propagator == nil {
+		// W3C trace context is the contract (DESIGN.md), so it does not
+		// depend on whether a service remembered to set the global one.
+		o.propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	if o.concurrency < 1 {
+		o.concurrency = 1
+	}
+	if o.backoffBase <= 0 {
+		o.backoffBase = DefaultBackoffBase
+	}
+	if o.backoffMax < o.backoffBase {
+		o.backoffMax = o.backoffBase
+	}
+	if o.grace < 0 {
+		o.grace = 0
+	}
+	return o
+}
+
+func (o options) tracer() trace.Tracer { return o.tracerProvider.Tracer(instrumentationName) }
+
+// WithLogger sets the logger; without it nothing is logged.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithTracerProvider sets where spans go; the default is otel's global
+// provider, which services set up at start.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracerProvider = tp }
+}
+
+// WithPropagator replaces the W3C trace-context and baggage propagator.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(o *options) { o.propagator = p }
+}
+
+// WithConcurrency bounds how many messages one loop handles at once.
+func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n } }
+
+// WithBackoff sets the redelivery delay after a transient failure: base
+// after the first delivery, doubling per delivery up to max, with jitter.
+func WithBackoff(base, max time.Duration) Option {
+	return func(o *options) { o.backoffBase, o.backoffMax = base, max }
+}
+
+// WithGracePeriod sets how long a draining loop lets in-flight handlers
+// finish before it cancels their context and hands their messages back.
+func WithGracePeriod(d time.Duration) Option { return func(o *options) { o.grace = d } }
+
+// withFetchWait shortens pull requests in tests.
+func withFetchWait(d time.Duration) Option { return func(o *options) { o.fetchWait = d } }

@@ -1,0 +1,130 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+)
+
+// Publisher publishes events in the envelope: one per service, safe for
+// concurrent use.
+type Publisher struct {
+	js         jetstream.JetStream
+	ns         Namespace
+	source     string
+	format     Format
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+}
+
+// NewPublisher returns a Publisher for events from source (the ce-source,
+// e.g. "hipersync/order-forwarder") encoded in format.
+func NewPublisher(js jetstream.JetStream, ns Namespace, source string, format Format, opts ...Option) *Publisher {
+	o := newOptions(opts)
+	return &Publisher{
+		js:         js,
+		ns:         ns,
+		source:     source,
+		format:     format,
+		tracer:     o.tracer(),
+		propagator: o.propagator,
+	}
+}
+
+// PublishOption sets optional attributes of one event.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	subject string
+	time    time.Time
+}
+
+// WithEventSubject sets ce-subject, what the event is about (e.g. the order
+// id), so a consumer can route or log without decoding the payload.
+func WithEventSubject(s string) PublishOption { return func(o *publishOptions) { o.subject = s } }
+
+// WithEventTime sets ce-time; the default is now.
+func WithEventTime(t time.Time) PublishOption { return func(o *publishOptions) { o.time = t } }
+
+// Publish sends msg on subject with id as both ce-id and Nats-Msg-Id. The id
+// must be deterministic (derived from what the event is about, not random)
+// so that a re-publish after a crash or retry is dropped by the stream's
+// duplicate window; duplicate reports that it was. The subject must belong
+// to the Publisher's namespace and its kind must carry msg's type.
+func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.Message, opts ...PublishOption) (duplicate bool, err error) {
+	s, err := p.ns.ParseSubject(subject)
+	if err != nil {
+		return false, fmt.Errorf("publish: %w", err)
+	}
+	src, kind, err := KindOf(msg)
+	if err != nil {
+		return false, fmt.Errorf("publish on %s: %w", subject, err)
+	}
+	if src != s.Source || kind != s.Kind {
+		return false, fmt.Errorf("publish on %s: %w: it carries %s %s events, not %s %s",
+			subject, ErrInvalidSubject, s.Source, s.Kind, src, kind)
+	}
+	if id == "" {
+		return false, fmt.Errorf("publish on %s: empty event id", subject)
+	}
+	data, err := p.format.Marshal(msg)
+	if err != nil {
+		return false, fmt.Errorf("publish on %s: encode %s: %w", subject, p.format, err)
+	}
+
+	var po publishOptions
+	for _, opt := range opts {
+		opt(&po)
+	}
+	if po.time.IsZero() {
+		po.time = time.Now()
+	}
+
+	ctx, span := p.tracer.Start(ctx, "send "+s.CEType(),
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", subject),
+			attribute.String("messaging.message.id", id),
+			attribute.String("hipersync.tenant", s.Tenant),
+		))
+	defer span.End()
+
+	h := nats.Header{}
+	h.Set(HeaderMsgID, id)
+	h.Set(HeaderSpecVersion, specVersion)
+	h.Set(HeaderID, id)
+	h.Set(HeaderType, s.CEType())
+	h.Set(HeaderSource, p.source)
+	h.Set(HeaderTime, po.time.UTC().Format(time.RFC3339Nano))
+	if po.subject != "" {
+		h.Set(HeaderSubject, po.subject)
+	}
+	h.Set(HeaderContentType, p.format.ContentType())
+	p.propagator.Inject(ctx, HeaderCarrier(h))
+
+	stream := StreamHiper
+	if s.Source == SourceStore {
+		stream = StreamStore
+	}
+	// Expecting the stream turns a missing or misconfigured stream into an
+	// error instead of a message that no stream kept.
+	ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: data},
+		jetstream.WithExpectStream(p.ns.Stream(stream)))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
+		return false, fmt.Errorf("publish on %s: %w", subject, err)
+	}
+	span.SetAttributes(attribute.Bool("hipersync.duplicate", ack.Duplicate))
+	return ack.Duplicate, nil
+}
