@@ -134,14 +134,18 @@ func TestDirectoryFollowsTheBucket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect to NATS at %s: %v", natsURL(), err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close) // after the bucket is deleted: cleanups run last-in first-out
 	js, _ := jetstream.New(nc)
 	bucket := fmt.Sprintf("test_tenants_%d", time.Now().UnixNano())
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, Storage: jetstream.MemoryStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = js.DeleteKeyValue(context.Background(), bucket) })
+	t.Cleanup(func() {
+		if err := js.DeleteKeyValue(context.Background(), bucket); err != nil {
+			t.Errorf("delete bucket %s: %v", bucket, err)
+		}
+	})
 
 	put := func(id string, state brokerv1.TenantState) {
 		t.Helper()

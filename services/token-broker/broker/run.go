@@ -105,7 +105,9 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	case <-time.After(10 * time.Second):
 		srv.Stop()
 	}
-	return errors.Join(<-ran, waitHTTP(), nc.Drain())
+	err = errors.Join(<-ran, waitHTTP(), nc.Drain())
+	log.Info("token-broker stopped", "err", err)
+	return err
 }
 
 // Deps are what a token-broker needs from outside; Start wires them.
