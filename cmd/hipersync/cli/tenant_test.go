@@ -3,83 +3,15 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/hipersync/hipersync/pkg/config"
-	"github.com/hipersync/hipersync/pkg/events"
-	"github.com/hipersync/hipersync/pkg/hipersim"
-	"github.com/hipersync/hipersync/pkg/hipersim/simtest"
-	"github.com/hipersync/hipersync/pkg/telemetry"
-	"github.com/hipersync/hipersync/pkg/tenant"
-	"github.com/hipersync/hipersync/services/token-broker/broker"
+	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// startBroker runs a real token-broker (own namespace, real NATS and Redis,
-// in-process hiper-sim) and returns its address and the sim account's key.
-func startBroker(t *testing.T) (addr, key string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	key = randomHex(32)
-	sim := simtest.Start(t, hipersim.Config{Keys: []string{key}, Seed: hipersim.SeedEmpty})
-	nc, err := nats.Connect(envOr("NATS_URL", nats.DefaultURL))
-	if err != nil {
-		t.Fatalf("connect to NATS: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	ns := events.Namespace{Prefix: "cli" + randomHex(5)}
-	js, _ := jetstream.New(nc)
-	t.Cleanup(func() { _ = js.DeleteKeyValue(context.Background(), ns.Bucket(tenant.Bucket)) })
-	opts, _ := redis.ParseURL(envOr("REDIS_URL", "redis://127.0.0.1:6379/0"))
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() {
-		for _, k := range rdb.Keys(context.Background(), "hipersync:"+ns.Prefix+":*").Val() {
-			rdb.Del(context.Background(), k)
-		}
-		_ = rdb.Close()
-	})
-	master := make([]byte, 32)
-	_, _ = rand.Read(master)
-	srv, b, err := broker.Start(ctx, broker.Deps{NATS: nc, Redis: rdb, Namespace: ns, HiperBaseURL: sim.URL,
-		MasterKey: master, Health: telemetry.NewHealth(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	go func() { _ = b.Run(ctx) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String(), key
-}
 
 type result struct {
 	code           int
@@ -96,7 +28,8 @@ func run(t *testing.T, addr string, stdin string, args ...string) result {
 
 func TestTenantCommands(t *testing.T) {
 	t.Parallel()
-	addr, key := startBroker(t)
+	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"seed"}})
+	addr, key := st.BrokerAddr, st.Keys["seed"]
 	keyFile := filepath.Join(t.TempDir(), "key")
 	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
 		t.Fatal(err)
