@@ -13,7 +13,7 @@ BUF := $(TOOLS)/buf
 MODULES := $(shell go list -m -f '{{.Dir}}')
 SERVICES := token-broker catalog-poller stock-poller order-forwarder invoice-watcher hiper-sim
 TEST_FLAGS ?= -race -count=1 -timeout 8m
-BENCHTIME ?= 1x
+BENCHTIME ?= 2s
 
 .PHONY: help
 help: ## Show this help

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"strconv"
 	"testing"
 	"time"
@@ -95,6 +99,32 @@ func BenchmarkFeed(b *testing.B) {
 	}
 	b.ReportMetric(float64(items)/b.Elapsed().Seconds(), "items/s")
 	b.ReportMetric(coldRate, "cold-items/s")
+	b.ReportMetric(staticFeedRate(b, hc, srv.URL, token), "baseline-items/s")
+}
+
+// staticFeedRate is the same-run baseline of BenchmarkFeed: the same HTTP
+// stack and client serving one pre-encoded page of 500 products over and
+// over, i.e. the ceiling no simulator logic could beat.
+func staticFeedRate(b *testing.B, hc *http.Client, url, token string) float64 {
+	req, _ := http.NewRequest("GET", url+"/produtos/pontoDeSincronizacao?pontoDeSincronizacao=0", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	static := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(page)
+	}))
+	defer static.Close()
+	items, began := 0, time.Now()
+	for time.Since(began) < time.Second {
+		_, p := getPage(b, hc, static.URL, token, 0)
+		items += len(p.Products)
+	}
+	return float64(items) / time.Since(began).Seconds()
 }
 
 // BenchmarkCreateOrder posts sales orders of two variations each over HTTP
@@ -139,4 +169,40 @@ func BenchmarkCreateOrder(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+	b.StopTimer()
+	b.ReportMetric(staticPostRate(b, hc, bodies), "baseline-orders/s")
+}
+
+// staticPostRate is the same-run baseline of BenchmarkCreateOrder: the same
+// concurrent POSTs to a handler that reads the body and answers a fixed
+// acceptance, for one second.
+func staticPostRate(b *testing.B, hc *http.Client, bodies [][]byte) float64 {
+	answer := []byte(`{"id":"158b044b-d887-4e47-b08c-e2b353b1c1d5","errors":[],"message":"Pedido recebido e em processamento."}`)
+	static := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	}))
+	defer static.Close()
+	var posted atomic.Int64
+	deadline := time.Now().Add(time.Second)
+	var wg sync.WaitGroup
+	for g := range 4 * runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; time.Now().Before(deadline); i++ {
+				resp, err := hc.Post(static.URL, "application/json", bytes.NewReader(bodies[i%len(bodies)]))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				posted.Add(1)
+			}
+		}(g)
+	}
+	wg.Wait()
+	return float64(posted.Load()) / time.Second.Seconds()
 }
