@@ -60,24 +60,65 @@ func WithEventTime(t time.Time) PublishOption { return func(o *publishOptions) {
 // duplicate window; duplicate reports that it was. The subject must belong
 // to the Publisher's namespace and its kind must carry msg's type.
 func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.Message, opts ...PublishOption) (duplicate bool, err error) {
+	m, stream, span, err := p.envelope(ctx, subject, id, msg, opts)
+	if err != nil {
+		return false, err
+	}
+	defer span.End()
+	// Expecting the stream turns a missing or misconfigured stream into an
+	// error instead of a message that no stream kept.
+	ack, err := p.js.PublishMsg(ctx, m, jetstream.WithExpectStream(stream))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
+		return false, fmt.Errorf("publish on %s: %w", subject, err)
+	}
+	span.SetAttributes(attribute.Bool("hipersync.duplicate", ack.Duplicate))
+	return ack.Duplicate, nil
+}
+
+// PublishAsync is Publish without waiting for the stream's acknowledgement:
+// it returns once the message is handed to the connection, and the future
+// settles when the stream stored it (or refused it). Bulk publishers (the
+// catalog's initial sync) keep many messages in flight this way and wait for
+// all of them with the JetStream context's PublishAsyncComplete before they
+// record progress. The span covers the hand-over only.
+func (p *Publisher) PublishAsync(ctx context.Context, subject, id string, msg proto.Message, opts ...PublishOption) (jetstream.PubAckFuture, error) {
+	m, stream, span, err := p.envelope(ctx, subject, id, msg, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer span.End()
+	f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(stream))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
+		return nil, fmt.Errorf("publish on %s: %w", subject, err)
+	}
+	return f, nil
+}
+
+// envelope validates an event and wraps it: the message to send, the stream
+// that must keep it and the producer span, which the caller ends.
+func (p *Publisher) envelope(ctx context.Context, subject, id string, msg proto.Message, opts []PublishOption) (*nats.Msg, string, trace.Span, error) {
 	s, err := p.ns.ParseSubject(subject)
 	if err != nil {
-		return false, fmt.Errorf("publish: %w", err)
+		return nil, "", nil, fmt.Errorf("publish: %w", err)
 	}
 	src, kind, err := KindOf(msg)
 	if err != nil {
-		return false, fmt.Errorf("publish on %s: %w", subject, err)
+		return nil, "", nil, fmt.Errorf("publish on %s: %w", subject, err)
 	}
 	if src != s.Source || kind != s.Kind {
-		return false, fmt.Errorf("publish on %s: %w: it carries %s %s events, not %s %s",
+		return nil, "", nil, fmt.Errorf("publish on %s: %w: it carries %s %s events, not %s %s",
 			subject, ErrInvalidSubject, s.Source, s.Kind, src, kind)
 	}
 	if id == "" {
-		return false, fmt.Errorf("publish on %s: empty event id", subject)
+		return nil, "", nil, fmt.Errorf("publish on %s: empty event id", subject)
 	}
 	data, err := p.format.Marshal(msg)
 	if err != nil {
-		return false, fmt.Errorf("publish on %s: encode %s: %w", subject, p.format, err)
+		return nil, "", nil, fmt.Errorf("publish on %s: encode %s: %w", subject, p.format, err)
 	}
 
 	var po publishOptions
@@ -97,7 +138,6 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.M
 			attribute.String("messaging.message.id", id),
 			attribute.String("hipersync.tenant", s.Tenant),
 		))
-	defer span.End()
 
 	h := nats.Header{}
 	h.Set(HeaderMsgID, id)
@@ -116,15 +156,5 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.M
 	if s.Source == SourceStore {
 		stream = StreamStore
 	}
-	// Expecting the stream turns a missing or misconfigured stream into an
-	// error instead of a message that no stream kept.
-	ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: data},
-		jetstream.WithExpectStream(p.ns.Stream(stream)))
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, "publish failed")
-		return false, fmt.Errorf("publish on %s: %w", subject, err)
-	}
-	span.SetAttributes(attribute.Bool("hipersync.duplicate", ack.Duplicate))
-	return ack.Duplicate, nil
+	return &nats.Msg{Subject: subject, Header: h, Data: data}, p.ns.Stream(stream), span, nil
 }
