@@ -415,7 +415,10 @@ type CatalogGuardHeld struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Summary string                 `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
 	// e.g. {"deactivated": 412, "stockZeroed": 0, "priceCuts": 3, "products": 1800}.
-	Counts        map[string]int64 `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Counts map[string]int64 `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Which poll is held: "catalog" (deactivations, price cuts) or "stock"
+	// (stock zeroed); `hipersync sync <tenant> --<kind> --approve` releases it.
+	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +465,13 @@ func (x *CatalogGuardHeld) GetCounts() map[string]int64 {
 		return x.Counts
 	}
 	return nil
+}
+
+func (x *CatalogGuardHeld) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
 }
 
 // CatalogPriceChanged (hiper.<tenant>.catalog.price.changed).
@@ -630,10 +640,11 @@ const file_hipersync_events_v1_catalog_proto_rawDesc = "" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xb2\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xc6\x01\n" +
 	"\x10CatalogGuardHeld\x12\x18\n" +
 	"\asummary\x18\x01 \x01(\tR\asummary\x12I\n" +
-	"\x06counts\x18\x02 \x03(\v21.hipersync.events.v1.CatalogGuardHeld.CountsEntryR\x06counts\x1a9\n" +
+	"\x06counts\x18\x02 \x03(\v21.hipersync.events.v1.CatalogGuardHeld.CountsEntryR\x06counts\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"q\n" +
