@@ -4,7 +4,10 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are token-broker's Prometheus metrics.
 type Metrics struct {
-	hits           *prometheus.CounterVec
+	hits *prometheus.CounterVec
+	// The hit counters of each layer, resolved once: the memory one is on
+	// every token request.
+	memoryHits, redisHits, hiperHits prometheus.Counter
 	hiperCalls     *prometheus.CounterVec
 	refreshSeconds prometheus.Histogram
 	invalidations  prometheus.Counter
@@ -36,6 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Redis failures; tokens are then served from this replica alone.",
 		}),
 	}
+	m.memoryHits, m.redisHits, m.hiperHits = m.hits.WithLabelValues("memory"), m.hits.WithLabelValues("redis"), m.hits.WithLabelValues("hiper")
 	if reg != nil {
 		reg.MustRegister(m.hits, m.hiperCalls, m.refreshSeconds, m.invalidations, m.redisErrors)
 	}

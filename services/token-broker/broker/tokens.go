@@ -65,7 +65,7 @@ type TokenCache struct {
 	issuer Issuer
 	keys   KeyLookup
 
-	mu         sync.Mutex
+	mu         sync.RWMutex
 	local      map[string]*entry
 	flights    map[string]*flight
 	refreshing map[string]bool
@@ -75,9 +75,17 @@ type TokenCache struct {
 }
 
 type entry struct {
-	tok      hiper.Token
-	margin   time.Duration
-	lastUsed time.Time
+	tok    hiper.Token
+	margin time.Duration
+	// lastUsed (unix nanoseconds) is stamped under the read lock by every
+	// hit, so it is atomic.
+	lastUsed atomic.Int64
+}
+
+func newEntry(tok hiper.Token, margin time.Duration, now time.Time) *entry {
+	e := &entry{tok: tok, margin: margin}
+	e.lastUsed.Store(now.UnixNano())
+	return e
 }
 
 type flight struct {
@@ -139,19 +147,17 @@ func (e *entry) fresh(now time.Time) bool  { return now.Before(e.tok.ExpiresAt.A
 // The caller has checked that the tenant may have one.
 func (c *TokenCache) Get(ctx context.Context, tenantID string) (hiper.Token, error) {
 	now := c.cfg.Now()
-	c.mu.Lock()
-	if e := c.local[tenantID]; e != nil && e.usable(now) {
-		e.lastUsed = now
-		stale := !e.fresh(now)
-		tok := e.tok
-		c.mu.Unlock()
-		c.cfg.Metrics.hits.WithLabelValues("memory").Inc()
-		if stale {
+	c.mu.RLock()
+	e := c.local[tenantID]
+	c.mu.RUnlock()
+	if e != nil && e.usable(now) {
+		e.lastUsed.Store(now.UnixNano())
+		c.cfg.Metrics.memoryHits.Inc()
+		if !e.fresh(now) {
 			c.refreshAsync(tenantID)
 		}
-		return tok, nil
+		return e.tok, nil
 	}
-	c.mu.Unlock()
 	return c.load(ctx, tenantID)
 }
 
@@ -216,7 +222,7 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID string, good func(*entr
 		if e, err := c.fromRedis(ctx, tenantID); err != nil {
 			return c.degraded(ctx, tenantID, err)
 		} else if e != nil && good(e, c.cfg.Now()) {
-			c.cfg.Metrics.hits.WithLabelValues("redis").Inc()
+			c.cfg.Metrics.redisHits.Inc()
 			c.remember(tenantID, e)
 			return e.tok, nil
 		}
@@ -236,7 +242,7 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID string, good func(*entr
 		wake := c.wait(tenantID)
 		if e, err := c.fromRedis(ctx, tenantID); err == nil && e != nil && good(e, c.cfg.Now()) {
 			c.unwait(tenantID, wake)
-			c.cfg.Metrics.hits.WithLabelValues("redis").Inc()
+			c.cfg.Metrics.redisHits.Inc()
 			c.remember(tenantID, e)
 			return e.tok, nil
 		}
@@ -262,7 +268,7 @@ func (c *TokenCache) issueLocked(ctx context.Context, tenantID, lockValue string
 	}()
 	// Someone may have stored a token between our look and our lock.
 	if e, err := c.fromRedis(ctx, tenantID); err == nil && e != nil && good(e, c.cfg.Now()) {
-		c.cfg.Metrics.hits.WithLabelValues("redis").Inc()
+		c.cfg.Metrics.redisHits.Inc()
 		c.remember(tenantID, e)
 		return e.tok, nil
 	}
@@ -314,9 +320,9 @@ func (c *TokenCache) issue(ctx context.Context, tenantID string) (*entry, error)
 		return nil, fmt.Errorf("get token from hiper: %w", err)
 	}
 	c.cfg.Metrics.hiperCalls.WithLabelValues("ok").Inc()
-	c.cfg.Metrics.hits.WithLabelValues("hiper").Inc()
+	c.cfg.Metrics.hiperHits.Inc()
 	now := c.cfg.Now()
-	e := &entry{tok: tok, margin: c.margin(tok.ExpiresAt.Sub(now)), lastUsed: now}
+	e := newEntry(tok, c.margin(tok.ExpiresAt.Sub(now)), now)
 	if !e.usable(now) {
 		return nil, fmt.Errorf("get token from hiper: it expires at %s, too soon to use", tok.ExpiresAt.Format(time.RFC3339))
 	}
@@ -348,12 +354,12 @@ func (c *TokenCache) degraded(ctx context.Context, tenantID string, cause error)
 	c.redisErr.Store(&cause)
 	c.cfg.Metrics.redisErrors.Inc()
 	// Recheck memory: another caller may have fetched while Redis failed us.
-	c.mu.Lock()
-	if e := c.local[tenantID]; e != nil && e.usable(c.cfg.Now()) {
-		c.mu.Unlock()
+	c.mu.RLock()
+	e := c.local[tenantID]
+	c.mu.RUnlock()
+	if e != nil && e.usable(c.cfg.Now()) {
 		return e.tok, nil
 	}
-	c.mu.Unlock()
 	return tokenOf(c.issue(ctx, tenantID))
 }
 
@@ -378,7 +384,7 @@ func (c *TokenCache) fromRedis(ctx context.Context, tenantID string) (*entry, er
 	if !ok {
 		return nil, nil
 	}
-	e.lastUsed = c.cfg.Now()
+	e.lastUsed.Store(c.cfg.Now().UnixNano())
 	return e, nil
 }
 
@@ -521,7 +527,7 @@ func (c *TokenCache) sweep() {
 		switch {
 		case !now.Before(e.tok.ExpiresAt):
 			delete(c.local, id)
-		case !e.fresh(now) && now.Sub(e.lastUsed) < 5*e.margin:
+		case !e.fresh(now) && now.Sub(time.Unix(0, e.lastUsed.Load())) < 5*e.margin:
 			due = append(due, id)
 		}
 	}
@@ -583,7 +589,7 @@ return 0`)
 // validated a key at connect), so no replica asks Hiper for another.
 func (c *TokenCache) prime(ctx context.Context, tenantID string, tok hiper.Token) {
 	now := c.cfg.Now()
-	e := &entry{tok: tok, margin: c.margin(tok.ExpiresAt.Sub(now)), lastUsed: now}
+	e := newEntry(tok, c.margin(tok.ExpiresAt.Sub(now)), now)
 	if e.usable(now) {
 		c.remember(tenantID, e)
 		c.share(ctx, tenantID, e)
