@@ -8,10 +8,10 @@ type Metrics struct {
 	// The hit counters of each layer, resolved once: the memory one is on
 	// every token request.
 	memoryHits, redisHits, hiperHits prometheus.Counter
-	hiperCalls     *prometheus.CounterVec
-	refreshSeconds prometheus.Histogram
-	invalidations  prometheus.Counter
-	redisErrors    prometheus.Counter
+	hiperCalls                       *prometheus.CounterVec
+	refreshSeconds                   prometheus.Histogram
+	invalidations                    prometheus.Counter
+	redisErrors                      prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg, when not nil.
