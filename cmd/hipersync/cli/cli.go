@@ -35,8 +35,8 @@ func commands() []command {
 		{"sync", "run a catalog or stock sync now; approve a held mass change", notYet(4)},
 		{"status", "per tenant: state, last sync per kind, lag, last error", notYet(7)},
 		{"orders", "list, show and resolve orders", notYet(5)},
-		{"events", "tail the sync log", notYet(7)},
-		{"dlq", "list and retry dead letters", notYet(7)},
+		{"events", "tail the sync log", runEvents},
+		{"dlq", "list and retry dead letters", runDLQ},
 		{"dev", "the whole system on this machine (what `make run` runs)", notYet(7)},
 	}
 }

@@ -20,8 +20,16 @@ type result struct {
 
 func run(t *testing.T, addr string, stdin string, args ...string) result {
 	t.Helper()
+	return runWith(map[string]string{"TOKEN_BROKER_ADDR": addr}, stdin, args...)
+}
+
+func runEnv(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	return runWith(env, "", args...)
+}
+
+func runWith(env map[string]string, stdin string, args ...string) result {
 	var out, errOut bytes.Buffer
-	env := map[string]string{"TOKEN_BROKER_ADDR": addr}
 	code := Run(context.Background(), Env{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader(stdin), Getenv: config.Map(env)}, args)
 	return result{code, out.String(), errOut.String()}
 }

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hipersync/hipersync/pkg/events"
+)
+
+const dlqUsage = `usage:
+  hipersync dlq list [--limit N]     dead letters, oldest first, with their reasons
+  hipersync dlq retry <id>           replay one to its original subject`
+
+// deadLetterView is a dead letter as `dlq list --json` prints it.
+type deadLetterView struct {
+	ID         uint64    `json:"id"`
+	Time       time.Time `json:"time"`
+	Tenant     string    `json:"tenant"`
+	Consumer   string    `json:"consumer"`
+	Subject    string    `json:"subject"`
+	ReasonCode string    `json:"reasonCode"`
+	Reason     string    `json:"reason"`
+	Deliveries uint64    `json:"deliveries"`
+	BodyBytes  int       `json:"bodyBytes"`
+}
+
+func runDLQ(ctx context.Context, e Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("dlq: missing subcommand\n%s", dlqUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	limit := fs.Int("limit", 100, "list at most this many (0: all)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+
+	switch sub {
+	case "list":
+		if len(pos) != 0 {
+			return usagef("dlq list takes no arguments\n%s", dlqUsage)
+		}
+		s, err := connectNATS(e)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		entries, err := events.ListDeadLetters(ctx, s.js, s.ns, *limit)
+		if err != nil {
+			return err
+		}
+		views := make([]deadLetterView, 0, len(entries))
+		for _, en := range entries {
+			v := deadLetterView{ID: en.Seq, Time: en.Time, Subject: en.Subject}
+			if en.Err != nil {
+				v.ReasonCode, v.Reason = "unreadable_record", en.Err.Error()
+			} else {
+				l := en.Letter
+				v.Tenant, v.Consumer, v.Subject = l.GetTenant(), l.GetConsumer(), l.GetSubject()
+				v.ReasonCode, v.Reason, v.Deliveries, v.BodyBytes = l.GetReasonCode(), l.GetReason(), l.GetDeliveries(), len(l.GetData())
+			}
+			views = append(views, v)
+		}
+		if *asJSON {
+			return writeJSON(e.Stdout, views)
+		}
+		if len(views) == 0 {
+			fmt.Fprintln(e.Stdout, "no dead letters")
+			return nil
+		}
+		tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTIME\tTENANT\tCONSUMER\tSUBJECT\tREASON")
+		for _, v := range views {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s: %s\n", v.ID, v.Time.Format(time.RFC3339), v.Tenant, v.Consumer, v.Subject, v.ReasonCode, v.Reason)
+		}
+		return tw.Flush()
+	case "retry":
+		if len(pos) != 1 {
+			return usagef("dlq retry: want the id of a dead letter\n%s", dlqUsage)
+		}
+		seq, err := strconv.ParseUint(pos[0], 10, 64)
+		if err != nil || seq == 0 {
+			return usagef("dlq retry: %q is not a dead-letter id (see dlq list)", pos[0])
+		}
+		s, err := connectNATS(e)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		if err := events.RetryDeadLetter(ctx, s.js, s.ns, seq); err != nil {
+			if errors.Is(err, events.ErrDeadLetterNotFound) {
+				return fmt.Errorf("no dead letter %d (already retried? see dlq list)", seq)
+			}
+			return err
+		}
+		if *asJSON {
+			return writeJSON(e.Stdout, map[string]any{"id": seq, "retried": true})
+		}
+		fmt.Fprintf(e.Stdout, "dead letter %d replayed to its original subject\n", seq)
+		return nil
+	default:
+		return usagef("dlq: unknown subcommand %q\n%s", sub, dlqUsage)
+	}
+}

@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/events"
+)
+
+// streams is a connection to the deployment's NATS (NATS_URL) and its
+// namespace (HIPERSYNC_NAMESPACE).
+type streams struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+	ns events.Namespace
+}
+
+func connectNATS(e Env) (*streams, error) {
+	l := config.NewLoader(e.Getenv)
+	common := l.LoadCommon()
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	ns, err := events.NewNamespace(common.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("HIPERSYNC_NAMESPACE: %w", err)
+	}
+	nc, err := nats.Connect(common.NATSURL, nats.Name("hipersync-cli"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", common.NATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	return &streams{nc: nc, js: js, ns: ns}, nil
+}
+
+func (s *streams) Close() { s.nc.Close() }
