@@ -1,13 +1,23 @@
-// Command order-forwarder is a hipersync service. It is not built yet: it exits with
-// an error so that nothing mistakes it for a running service.
+// Command order-forwarder creates and cancels the store's orders in Hiper,
+// each exactly once, and publishes the outcome. Configuration: README,
+// "Configuration" and "Orders".
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hipersync/hipersync/services/order-forwarder/forwarder"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "order-forwarder: not implemented yet (issue #5)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := forwarder.Main(ctx, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "order-forwarder:", err)
+		os.Exit(1)
+	}
 }

@@ -1,0 +1,376 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
+)
+
+var (
+	errTenantBusy = errors.New("the tenant's sending slots are taken")
+	// errMovedOn is an answer from Hiper that came back after the order
+	// had moved on to another generation. It must not read as a conflict
+	// to decide again on: that could send the order again.
+	errMovedOn = errors.New("record Hiper's answer: the order moved on meanwhile")
+)
+
+// approved handles store.<tenant>.order.approved: it sends the order to
+// Hiper once, whatever the number of deliveries, duplicates and replicas.
+func (f *Forwarder) approved(ctx context.Context, m *events.Message) (string, error) {
+	a := &eventsv1.StoreOrderApproved{}
+	if err := m.Decode(a); err != nil {
+		return outError, err
+	}
+	if a.GetOrderId() == "" {
+		return outError, events.Permanent("missing_order_id", errors.New("an approved order without orderId cannot be tracked"))
+	}
+	o := f.newOrder(ctx, m, a.GetOrderId())
+	return o.decide(ctx, func(rec *orders.Record, rev uint64) (string, error) {
+		return o.approve(ctx, a, rec, rev)
+	})
+}
+
+// approve decides by the order's state what its approval calls for.
+func (o *order) approve(ctx context.Context, a *eventsv1.StoreOrderApproved, rec *orders.Record, rev uint64) (string, error) {
+	switch {
+	case rec == nil:
+		return o.forward(ctx, a, nil, 0, 0)
+	case rec.State == orders.StateReceived:
+		// The stored approval is the one to send: this delivery may be an
+		// operator's resend of it, or a duplicate.
+		if stored, err := rec.ApprovalMessage(); err == nil {
+			a = stored
+		}
+		return o.forward(ctx, a, rec, rev, rec.Generation)
+	case rec.State == orders.StateRejected && rec.ApprovalHash != orders.ApprovalHashOf(a),
+		rec.State == orders.StateFailed:
+		// A corrected approval of a rejected order, or a new try of one
+		// that never reached Hiper: neither is in Hiper, so it starts over.
+		return o.forward(ctx, a, rec, rev, rec.Generation+1)
+	case rec.State == orders.StateSending:
+		if rec.Leased(o.f.now()) {
+			return outWaiting, events.RetryAfter(o.leaseWait(rec), errLeased)
+		}
+		if err := o.expire(ctx, rec, rev); err != nil {
+			return outError, err
+		}
+		return outNeedsReview, nil
+	}
+	// Settled (or being cancelled): a duplicate. Its outcome event may not
+	// have gone out if a replica stopped in between; it goes out now.
+	if rec.State != orders.StateCancelled && rec.ApprovalHash != "" && rec.ApprovalHash != orders.ApprovalHashOf(a) {
+		o.log.Warn("approval differs from the one already handled; ignored", "state", rec.State)
+	}
+	if err := o.publish(ctx, rec, rev); err != nil {
+		return outError, err
+	}
+	return outDuplicate, nil
+}
+
+// forward validates the order and, when it passes, posts it to Hiper.
+func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec *orders.Record, rev uint64, gen int) (string, error) {
+	f := o.f
+	t, known := f.dir.Get(o.tenant)
+	if known && t.GetState() == brokerv1.TenantState_TENANT_STATE_PAUSED {
+		return o.wait(ctx, a, rec, gen)
+	}
+	if !known {
+		return o.notSent(ctx, a, rec, rev, gen, fmt.Errorf("%w: %s", tenant.ErrUnknown, o.tenant))
+	}
+	v, reasons, err := Validate(ctx, o.tenant, tenant.SettingsOf(t.GetSettings()), f.catalog, a)
+	if err != nil {
+		return outError, err
+	}
+	if len(reasons) > 0 {
+		return o.reject(ctx, a, rec, rev, gen, reasons)
+	}
+
+	release, ok := f.gates.acquire(ctx, o.tenant)
+	if !ok {
+		return outWaiting, events.RetryAfter(busyDelay(o.m.Deliveries), errTenantBusy)
+	}
+	defer release()
+
+	// The token first: a token-broker or tenant problem must not leave the
+	// order recorded as sending.
+	src := f.tokens.Source(o.tenant)
+	tctx, cancel := context.WithTimeout(ctx, tokenTimeout)
+	token, err := src.Token(tctx)
+	cancel()
+	if err != nil {
+		if judge(err) == paused {
+			return o.wait(ctx, a, rec, gen)
+		}
+		return o.notSent(ctx, a, rec, rev, gen, fmt.Errorf("get a token: %w", err))
+	}
+
+	r, err := o.start(a, rec, gen)
+	if err != nil {
+		return outError, err
+	}
+	now := f.now()
+	r.Attempts++
+	r.Owner, r.LeaseUntil = f.owner, now.Add(f.cfg.lease()).UTC()
+	r.Outbox = nil
+	r.Move(orders.StateSending, f.owner, fmt.Sprintf("attempt %d", r.Attempts), now)
+	srev, err := o.write(ctx, r, rec == nil, rev)
+	if err != nil {
+		return outError, err
+	}
+
+	// From here Hiper may act, so the answer is recorded whatever happens
+	// to this delivery: the call and the recording outlive a shutdown, and
+	// the call's own deadline ends before the lease does.
+	detached := context.WithoutCancel(ctx)
+	pctx, cancel := context.WithTimeout(detached, tokenTimeout+f.cfg.HiperTimeout)
+	sess := f.hiper.Session(&primed{TokenSource: src, first: token})
+	hiperID, perr := sess.CreateSalesOrder(pctx, v.Order)
+	cancel()
+	rctx, cancel := context.WithTimeout(detached, f.cfg.lease())
+	defer cancel()
+	return o.answered(rctx, r, srev, v, hiperID, perr)
+}
+
+// answered records Hiper's answer to the create and publishes the outcome.
+func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v Validated, hiperID string, perr error) (string, error) {
+	f := o.f
+	var (
+		outcome string
+		retry   error
+	)
+	apply := func(r *orders.Record) error {
+		now := f.now()
+		r.LastError = ""
+		if perr == nil {
+			r.HiperOrderID = hiperID
+			r.Move(orders.StateAccepted, f.owner, "Hiper id "+hiperID, now)
+			outcome = outAccepted
+			return r.Emit(&eventsv1.OrderAccepted{OrderId: o.id, HiperOrderId: hiperID, AcceptedAt: timestamppb.New(now)}, "")
+		}
+		r.LastError = perr.Error()
+		switch judge(perr) {
+		case refused:
+			r.Reasons = hiperReasons(perr, v.ByEAN)
+			r.Move(orders.StateRejected, f.owner, "refused by Hiper", now)
+			outcome = outRejected
+			return r.Emit(&eventsv1.OrderRejected{OrderId: o.id, Reasons: r.RejectionReasons()}, "")
+		case unknown:
+			r.Reason = fmt.Sprintf("O Hiper não confirmou o pedido (%s): não é possível saber se ele foi criado. Confira no Hiper e use `hipersync orders resolve` com o id do pedido no Hiper, ou --resend se ele não estiver lá.", shortError(perr))
+			r.Move(orders.StateNeedsReview, f.owner, "outcome unknown", now)
+			outcome = outNeedsReview
+			return r.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: r.Reason}, "")
+		case paused:
+			r.Attempts-- // a paused tenant's wait is not a failed attempt
+			r.Move(orders.StateReceived, f.owner, "tenant paused", now)
+			outcome, retry = outWaiting, events.RetryAfter(f.cfg.PausedRetry, perr)
+			return nil
+		}
+		if r.Attempts >= f.cfg.MaxAttempts {
+			outcome = outFailed
+			return o.fail(r, perr, now)
+		}
+		r.Move(orders.StateReceived, f.owner, "not sent: "+shortError(perr), now)
+		outcome, retry = outRetry, events.RetryAfter(f.cfg.backoff(r.Attempts, perr), perr)
+		return nil
+	}
+	rec, rev, err := o.recordAnswer(ctx, sent, rev, apply, orders.StateNeedsReview)
+	if err != nil {
+		if perr == nil {
+			o.log.Error("Hiper accepted the order but the answer could not be recorded; it will come back as needs_review",
+				"hiper_order_id", hiperID, "error", err)
+		}
+		return outError, err
+	}
+	switch outcome {
+	case outAccepted:
+		f.metrics.forwardSecs.Observe(time.Since(o.m.Published).Seconds())
+		o.log.Info("order accepted by Hiper", "hiper_order_id", hiperID, "attempt", rec.Attempts)
+	case outRejected:
+		o.log.Info("order refused by Hiper", "codes", codes(rec.Reasons))
+	case outNeedsReview:
+		o.log.Warn("order needs review: Hiper's answer was lost", "error", perr)
+	case outFailed:
+		o.log.Error("order failed: attempts exhausted before reaching Hiper", "attempts", rec.Attempts, "error", perr)
+	default:
+		o.log.Info("order not sent; will try again", "attempt", rec.Attempts, "error", perr)
+	}
+	if err := o.publish(ctx, rec, rev); err != nil {
+		return outError, err
+	}
+	if outcome == outFailed {
+		return outcome, events.Permanent(events.ReasonRetriesExhausted, perr)
+	}
+	return outcome, retry
+}
+
+// recordAnswer applies Hiper's answer to the record with compare-and-set.
+// The answer is the truth about Hiper, so it is recorded over the state
+// another replica wrote when it took this replica's lease for dead
+// (takeover); only an order that moved on otherwise is left alone. A
+// failing bucket is tried again until the lease would end.
+func (o *order) recordAnswer(ctx context.Context, sent *orders.Record, rev uint64, apply func(*orders.Record) error, takeover orders.State) (*orders.Record, uint64, error) {
+	deadline := sent.LeaseUntil
+	cur := sent
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		next := *cur
+		if err := apply(&next); err != nil {
+			return nil, 0, err
+		}
+		nrev, err := o.write(ctx, &next, false, rev)
+		if err == nil {
+			return &next, nrev, nil
+		}
+		if errors.Is(err, orders.ErrConflict) {
+			c, crev, gerr := o.load(ctx)
+			switch {
+			case gerr != nil:
+				err = gerr
+			case c == nil || c.Generation != sent.Generation ||
+				!(c.State == sent.State && c.Owner == o.f.owner || c.State == takeover):
+				o.log.Error("Hiper answered, but the order moved on meanwhile; answer not recorded",
+					"answer", next.State, "hiper_order_id", next.HiperOrderID, "now", stateOf(c))
+				return nil, 0, errMovedOn
+			default:
+				cur, rev = c, crev
+				continue
+			}
+		}
+		if o.f.now().Add(wait).After(deadline) {
+			return nil, 0, fmt.Errorf("record Hiper's answer: %w", err)
+		}
+		o.log.Warn("record Hiper's answer failed; trying again", "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("record Hiper's answer: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// notSent counts an attempt that failed before the order reached Hiper and
+// schedules the next, or fails the order once attempts are exhausted.
+func (o *order) notSent(ctx context.Context, a *eventsv1.StoreOrderApproved, rec *orders.Record, rev uint64, gen int, cause error) (string, error) {
+	r, err := o.start(a, rec, gen)
+	if err != nil {
+		return outError, err
+	}
+	now := o.f.now()
+	r.Attempts++
+	r.LastError = cause.Error()
+	if r.Attempts >= o.f.cfg.MaxAttempts {
+		if err := o.fail(r, cause, now); err != nil {
+			return outError, err
+		}
+		o.log.Error("order failed: attempts exhausted before reaching Hiper", "attempts", r.Attempts, "error", cause)
+		if err := o.settleAndPublish(ctx, r, rec == nil, rev); err != nil {
+			return outError, err
+		}
+		return outFailed, events.Permanent(events.ReasonRetriesExhausted, cause)
+	}
+	if r.State != orders.StateReceived {
+		r.Move(orders.StateReceived, o.f.owner, "not sent: "+shortError(cause), now)
+	}
+	if _, err := o.write(ctx, r, rec == nil, rev); err != nil {
+		return outError, err
+	}
+	o.log.Info("order not sent; will try again", "attempt", r.Attempts, "error", cause)
+	return outRetry, events.RetryAfter(o.f.cfg.backoff(r.Attempts, cause), cause)
+}
+
+// fail moves r to failed with its order.failed event.
+func (o *order) fail(r *orders.Record, cause error, now time.Time) error {
+	r.Reason = fmt.Sprintf("Não foi possível enviar o pedido ao Hiper após %d tentativas; último erro: %s", r.Attempts, shortError(cause))
+	r.Move(orders.StateFailed, o.f.owner, "attempts exhausted", now)
+	return r.Emit(&eventsv1.OrderFailed{OrderId: o.id, Message: r.Reason}, "")
+}
+
+// wait parks the order of a paused tenant: it is recorded as received (so
+// `hipersync orders list` shows it) and comes back after PausedRetry.
+func (o *order) wait(ctx context.Context, a *eventsv1.StoreOrderApproved, rec *orders.Record, gen int) (string, error) {
+	if rec == nil {
+		r, err := o.start(a, nil, gen)
+		if err != nil {
+			return outError, err
+		}
+		r.LastError = "tenant paused"
+		if _, err := o.write(ctx, r, true, 0); err != nil {
+			return outError, err
+		}
+	}
+	return outWaiting, events.RetryAfter(o.f.cfg.PausedRetry, tenant.ErrPaused)
+}
+
+// reject records the problems found and publishes order.rejected; Hiper is
+// not called.
+func (o *order) reject(ctx context.Context, a *eventsv1.StoreOrderApproved, rec *orders.Record, rev uint64, gen int, reasons []orders.Reason) (string, error) {
+	r, err := o.start(a, rec, gen)
+	if err != nil {
+		return outError, err
+	}
+	r.Reasons = reasons
+	r.Move(orders.StateRejected, o.f.owner, fmt.Sprintf("%d problem(s) found before sending", len(reasons)), o.f.now())
+	if err := r.Emit(&eventsv1.OrderRejected{OrderId: o.id, Reasons: r.RejectionReasons()}, ""); err != nil {
+		return outError, err
+	}
+	if err := o.settleAndPublish(ctx, r, rec == nil, rev); err != nil {
+		return outError, err
+	}
+	o.log.Info("order rejected before sending", "codes", codes(reasons))
+	return outRejected, nil
+}
+
+// hiperReasons turns Hiper's refusal into rejection reasons, one per text
+// Hiper gave, pointing at the store's field where Hiper names an item.
+func hiperReasons(err error, byEAN []bool) []orders.Reason {
+	var texts []string
+	if re, ok := errors.AsType[*hiper.RejectedError](err); ok {
+		texts = re.Errors
+		if len(texts) == 0 && re.Message != "" {
+			texts = []string{re.Message}
+		}
+	}
+	if len(texts) == 0 {
+		texts = []string{shortError(err)}
+	}
+	isEAN := func(i int) bool { return i >= 0 && i < len(byEAN) && byEAN[i] }
+	out := make([]orders.Reason, 0, len(texts))
+	for _, t := range texts {
+		out = append(out, orders.Reason{Code: CodeHiperRejected, Field: hiperField(t, isEAN), Message: "O Hiper recusou o pedido: " + t})
+	}
+	return out
+}
+
+func codes(rs []orders.Reason) string {
+	cs := make([]string, 0, len(rs))
+	for _, r := range rs {
+		cs = append(cs, r.Code)
+	}
+	return strings.Join(cs, ",")
+}
+
+func stateOf(r *orders.Record) string {
+	if r == nil {
+		return "absent"
+	}
+	return string(r.State)
+}
+
+// shortError keeps an error's text to a size fit for an event.
+func shortError(err error) string {
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}

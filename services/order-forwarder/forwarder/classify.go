@@ -1,0 +1,103 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+// verdict is what a failed attempt to create (or cancel) a sales order
+// means for the order.
+type verdict int
+
+const (
+	// notSent: Hiper surely did not act; trying again is safe.
+	notSent verdict = iota
+	// paused: the tenant is paused; the order waits without counting it as
+	// an attempt.
+	paused
+	// refused: Hiper answered with its reasons; trying again fails again.
+	refused
+	// unknown: the request may have taken effect; never repeat a create.
+	unknown
+)
+
+// judge classes an error of the token call or of a Hiper call.
+//
+// A 503 is taken to mean Hiper did not process the request (RFC 9110: the
+// server is overloaded or down for maintenance), as is a 429, a refused
+// connection, or a second 401. Every other 5xx, a timeout after the request
+// was written and an unreadable success leave the outcome unknown: for a
+// create, hiper.ErrOutcomeUnknown. A create answered 503 after Hiper created
+// the order would be sent twice; simulate a lost answer with another status.
+func judge(err error) verdict {
+	if errors.Is(err, tenant.ErrPaused) {
+		return paused
+	}
+	var he *hiper.Error
+	if !errors.As(err, &he) {
+		// The token source's failures (token-broker, the tenant's state)
+		// and our own deadline on it: Hiper was not called.
+		return notSent
+	}
+	switch {
+	case errors.Is(err, hiper.ErrRejected):
+		return refused
+	case errors.Is(err, hiper.ErrRateLimited), errors.Is(err, hiper.ErrUnauthorized), errors.Is(err, hiper.ErrNotFound):
+		return notSent
+	case errors.Is(err, hiper.ErrTransient) && !errors.Is(err, hiper.ErrOutcomeUnknown):
+		return notSent
+	case errors.Is(err, hiper.ErrTransient) && he.Status == http.StatusServiceUnavailable:
+		return notSent
+	}
+	return unknown
+}
+
+// backoff is the delay before attempt n+1 after n failed: base·2^(n-1)
+// capped at max, with equal jitter so replicas and tenants do not retry in
+// step. Hiper's own Retry-After wins when it asked for longer.
+func (c Config) backoff(attempts int, err error) time.Duration {
+	d := c.RetryBase
+	for i := 1; i < attempts && d < c.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.RetryMax)
+	d = d/2 + rand.N(d-d/2+1)
+	if ra, ok := hiper.RetryAfter(err); ok && ra > d {
+		d = ra
+	}
+	return d
+}
+
+// busyDelay is how long a message waits before coming back when its
+// tenant's slots and waiting places are all taken, growing with each such
+// delivery so a long backlog does not spin.
+func busyDelay(deliveries uint64) time.Duration {
+	d := 50 * time.Millisecond
+	for i := uint64(1); i < deliveries && d < 2*time.Second; i++ {
+		d *= 2
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// primed is a TokenSource whose first token was already fetched: the
+// forwarder gets it before recording that it is sending, so a token-broker
+// or tenant problem never leaves an order in sending.
+type primed struct {
+	hiper.TokenSource
+	first string
+	used  bool
+}
+
+func (p *primed) Token(ctx context.Context) (string, error) {
+	if !p.used {
+		p.used = true
+		return p.first, nil
+	}
+	return p.TokenSource.Token(ctx)
+}

@@ -1,0 +1,138 @@
+package forwarder
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/hiper"
+)
+
+// Config tunes the forwarder. The zero value of a field means its default;
+// each has an environment variable (README, "Orders").
+type Config struct {
+	// Concurrency is how many order events one replica handles at once
+	// (ORDER_CONCURRENCY, default 16).
+	Concurrency int
+	// TenantInflight is how many sales orders one replica posts at once for
+	// one tenant (ORDER_TENANT_INFLIGHT, default 1). Each order being posted
+	// is one whose outcome a crash would make unknown, so 1 keeps that to one
+	// order per tenant per crash; it also paces Hiper per tenant, as
+	// hiper-api.md asks. Other tenants are not held up by a busy one.
+	TenantInflight int
+	// MaxAttempts bounds the tries of an order that fail before reaching
+	// Hiper (503, 429, connection refused, token-broker unavailable); then
+	// it fails with order.failed and a dead letter (ORDER_MAX_ATTEMPTS,
+	// default 10). A paused tenant's wait does not count.
+	MaxAttempts int
+	// RetryBase and RetryMax shape the backoff between attempts: RetryBase
+	// doubled per attempt up to RetryMax, with jitter (ORDER_RETRY_BASE 1s,
+	// ORDER_RETRY_MAX 1m).
+	RetryBase, RetryMax time.Duration
+	// PausedRetry is how often an order of a paused tenant looks again
+	// (ORDER_PAUSED_RETRY, default 30s).
+	PausedRetry time.Duration
+	// HiperTimeout bounds one Hiper call (ORDER_HIPER_TIMEOUT, default 15s).
+	HiperTimeout time.Duration
+	// AckWait is how long a replica that stopped answering keeps its
+	// messages before another gets them (ORDER_ACK_WAIT, default 30s).
+	AckWait time.Duration
+	// MaxAckPending bounds the unacknowledged order events across replicas,
+	// waiting ones included (ORDER_MAX_ACK_PENDING, default 20000).
+	MaxAckPending int
+	// GracePeriod is how long a stopping replica lets handlers finish.
+	GracePeriod time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultConcurrency    = events.DefaultConcurrency
+	DefaultTenantInflight = 1
+	DefaultMaxAttempts    = 10
+	DefaultRetryBase      = time.Second
+	DefaultRetryMax       = time.Minute
+	DefaultPausedRetry    = 30 * time.Second
+	DefaultHiperTimeout   = hiper.DefaultTimeout
+	DefaultAckWait        = events.DefaultAckWait
+	DefaultMaxAckPending  = 20000
+)
+
+// tokenTimeout bounds getting a token from token-broker.
+const tokenTimeout = 10 * time.Second
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.Concurrency, DefaultConcurrency)
+	def(&c.TenantInflight, DefaultTenantInflight)
+	def(&c.MaxAttempts, DefaultMaxAttempts)
+	def(&c.MaxAckPending, DefaultMaxAckPending)
+	defD(&c.RetryBase, DefaultRetryBase)
+	defD(&c.RetryMax, DefaultRetryMax)
+	defD(&c.PausedRetry, DefaultPausedRetry)
+	defD(&c.HiperTimeout, DefaultHiperTimeout)
+	defD(&c.AckWait, DefaultAckWait)
+	defD(&c.GracePeriod, events.DefaultGracePeriod)
+	if c.RetryMax < c.RetryBase {
+		c.RetryMax = c.RetryBase
+	}
+	return c
+}
+
+// lease is how long a replica may hold an order in sending or cancelling:
+// the token call and the Hiper call, each bounded, plus time to record the
+// answer. Only after it has passed is a replica taken for dead.
+func (c Config) lease() time.Duration {
+	return tokenTimeout + c.HiperTimeout + max(5*time.Second, c.HiperTimeout/2)
+}
+
+// Settings is the order-forwarder's configuration from the environment.
+type Settings struct {
+	config.Common
+	Config Config
+}
+
+// LoadSettings reads the environment; the error names every bad variable.
+func LoadSettings(getenv config.Env) (Settings, error) {
+	l := config.NewLoader(getenv)
+	s := Settings{
+		Common: l.LoadCommon(),
+		Config: Config{
+			Concurrency:    l.Int("ORDER_CONCURRENCY", DefaultConcurrency),
+			TenantInflight: l.Int("ORDER_TENANT_INFLIGHT", DefaultTenantInflight),
+			MaxAttempts:    l.Int("ORDER_MAX_ATTEMPTS", DefaultMaxAttempts),
+			RetryBase:      l.Duration("ORDER_RETRY_BASE", DefaultRetryBase),
+			RetryMax:       l.Duration("ORDER_RETRY_MAX", DefaultRetryMax),
+			PausedRetry:    l.Duration("ORDER_PAUSED_RETRY", DefaultPausedRetry),
+			HiperTimeout:   l.Duration("ORDER_HIPER_TIMEOUT", DefaultHiperTimeout),
+			AckWait:        l.Duration("ORDER_ACK_WAIT", DefaultAckWait),
+			MaxAckPending:  l.Int("ORDER_MAX_ACK_PENDING", DefaultMaxAckPending),
+		},
+	}
+	var errs []error
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"ORDER_CONCURRENCY", s.Config.Concurrency}, {"ORDER_TENANT_INFLIGHT", s.Config.TenantInflight},
+		{"ORDER_MAX_ATTEMPTS", s.Config.MaxAttempts}, {"ORDER_MAX_ACK_PENDING", s.Config.MaxAckPending},
+	} {
+		if v.n < 1 {
+			errs = append(errs, fmt.Errorf("%s: want a whole number of at least 1, got %d", v.name, v.n))
+		}
+	}
+	if _, err := events.NewNamespace(s.Namespace); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", events.NamespaceEnv, err))
+	}
+	return s, errors.Join(append([]error{l.Err()}, errs...)...)
+}

@@ -1,0 +1,263 @@
+// Package forwarder is the order-forwarder: it consumes the store's
+// approved and cancelled orders, validates them against Hiper's field rules,
+// creates or cancels each sales order in Hiper exactly once, and publishes
+// the outcome. The per-order state machine lives in package orders;
+// docs/order-forwarder.md describes it.
+package forwarder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hipersync/hipersync/pkg/catalog"
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
+)
+
+// ConsumerName is the durable consumer every replica shares.
+const ConsumerName = "order-forwarder"
+
+// eventSource is the ce-source of the events the forwarder publishes.
+const eventSource = "hipersync/order-forwarder"
+
+// TokenSources hands out each tenant's Hiper tokens; *brokerclient.Client
+// is the one services use.
+type TokenSources interface {
+	Source(tenant string) hiper.TokenSource
+}
+
+// Deps are what a forwarder needs from outside; Start wires them. The
+// binary, the dev run and tests all go through Start.
+type Deps struct {
+	NATS      *nats.Conn
+	Namespace events.Namespace
+	Tokens    TokenSources
+	// HiperBaseURL is where Hiper (or hiper-sim) serves its API.
+	HiperBaseURL string
+	// Format encodes the published events (EVENTS_FORMAT).
+	Format events.Format
+	Health *telemetry.Health
+	Log    *slog.Logger
+	// TracerProvider receives the forwarder's spans; nil means otel's
+	// global provider.
+	TracerProvider trace.TracerProvider
+	Config         Config
+	// Owner names this replica in order records; default host name plus a
+	// random suffix.
+	Owner string
+	// Now is the clock of leases and records; nil means time.Now.
+	Now func() time.Time
+}
+
+// Forwarder is one replica of the order-forwarder.
+type Forwarder struct {
+	cfg     Config
+	ns      events.Namespace
+	js      jetstream.JetStream
+	store   *orders.Store
+	catalog Catalog
+	dir     *tenant.Directory
+	tokens  TokenSources
+	hiper   *hiper.Client
+	pub     *events.Publisher
+	log     *slog.Logger
+	metrics *metrics
+	gates   *gates
+	owner   string
+	now     func() time.Time
+	tp      trace.TracerProvider
+}
+
+// Start provisions the order state and barcode index buckets, starts
+// watching the tenants, and returns a forwarder ready to Run. The streams
+// must exist (events.EnsureStreams). ctx bounds the tenant watch: cancel it
+// after Run returns.
+func Start(ctx context.Context, d Deps) (*Forwarder, error) {
+	if d.NATS == nil || d.Tokens == nil || d.Health == nil {
+		return nil, errors.New("start order-forwarder: NATS, Tokens and Health are required")
+	}
+	log := d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg := d.Config.withDefaults()
+	js, err := jetstream.New(d.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	store, err := orders.Open(ctx, js, d.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	index, err := catalog.EnsureIndex(ctx, js, d.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	tenants, err := events.EnsureKV(ctx, js, d.Namespace, tenant.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := tenant.WatchDirectory(ctx, tenants, log)
+	if err != nil {
+		return nil, err
+	}
+	m := newMetrics(d.Health.Registry)
+	hopts := []hiper.Option{
+		hiper.WithLogger(log),
+		hiper.WithTimeout(cfg.HiperTimeout),
+		hiper.WithUserAgent("hipersync-order-forwarder"),
+		hiper.WithHTTPClient(&http.Client{Transport: countingTransport{base: http.DefaultTransport, m: m}}),
+	}
+	if d.TracerProvider != nil {
+		hopts = append(hopts, hiper.WithTracerProvider(d.TracerProvider))
+	}
+	hc, err := hiper.New(d.HiperBaseURL, hopts...)
+	if err != nil {
+		return nil, fmt.Errorf("HIPER_BASE_URL: %w", err)
+	}
+	var popts []events.Option
+	if d.TracerProvider != nil {
+		popts = append(popts, events.WithTracerProvider(d.TracerProvider))
+	}
+	f := &Forwarder{
+		cfg:     cfg,
+		ns:      d.Namespace,
+		js:      js,
+		store:   store,
+		catalog: KVCatalog{KV: index},
+		dir:     dir,
+		tokens:  d.Tokens,
+		hiper:   hc,
+		pub:     events.NewPublisher(js, d.Namespace, eventSource, d.Format, popts...),
+		log:     log,
+		metrics: m,
+		gates:   newGates(cfg.TenantInflight, cfg.Concurrency),
+		owner:   d.Owner,
+		now:     d.Now,
+		tp:      d.TracerProvider,
+	}
+	if f.owner == "" {
+		f.owner = replicaName()
+	}
+	if f.now == nil {
+		f.now = time.Now
+	}
+	d.Health.AddCheck("nats", func(context.Context) error {
+		if !d.NATS.IsConnected() {
+			return fmt.Errorf("not connected (%s)", d.NATS.Status())
+		}
+		return nil
+	})
+	d.Health.AddCheck("tenants", func(context.Context) error {
+		select {
+		case <-dir.Done():
+			return fmt.Errorf("tenant watch stopped: %v", dir.Err())
+		default:
+			return nil
+		}
+	})
+	return f, nil
+}
+
+// Owner is the name this replica writes in the records it holds.
+func (f *Forwarder) Owner() string { return f.owner }
+
+// Run consumes order events until ctx is done, then drains: in-flight
+// orders finish (or are handed back after the grace period) before it
+// returns.
+func (f *Forwarder) Run(ctx context.Context) error {
+	cfg := events.ConsumerConfig{
+		Stream:         events.StreamStore,
+		Name:           ConsumerName,
+		FilterSubjects: []string{f.ns.StoreSubject("*", "order.>")},
+		AckWait:        f.cfg.AckWait,
+		// The forwarder bounds each order's attempts itself (a paused
+		// tenant's wait must not count): the loop's own bound only stops a
+		// message that keeps failing for reasons of its own, e.g. a bug.
+		MaxDeliver:    1 << 20,
+		MaxAckPending: f.cfg.MaxAckPending,
+		Description:   "hipersync order-forwarder: store orders to Hiper",
+	}
+	opts := []events.Option{
+		events.WithLogger(f.log),
+		events.WithConcurrency(f.cfg.Concurrency),
+		events.WithBackoff(f.cfg.RetryBase, f.cfg.RetryMax),
+		events.WithGracePeriod(f.cfg.GracePeriod),
+	}
+	if f.tp != nil {
+		opts = append(opts, events.WithTracerProvider(f.tp))
+	}
+	f.log.Info("order-forwarder consuming", "owner", f.owner, "filter", cfg.FilterSubjects[0],
+		"concurrency", f.cfg.Concurrency, "tenant_inflight", f.cfg.TenantInflight)
+	return events.Consume(ctx, f.js, f.ns, cfg, f.handle, opts...)
+}
+
+// handle is the consumer loop's handler: it routes an event by kind and
+// counts its outcome.
+func (f *Forwarder) handle(ctx context.Context, m *events.Message) error {
+	var (
+		outcome string
+		err     error
+	)
+	switch m.Kind {
+	case events.KindOrderApproved:
+		outcome, err = f.approved(ctx, m)
+	case events.KindOrderCancelled:
+		outcome, err = f.cancelled(ctx, m)
+	default:
+		return nil // a store kind this service does not handle
+	}
+	if outcome == "" {
+		outcome = outcomeOf(err)
+	}
+	f.metrics.eventsIn.WithLabelValues(string(m.Kind), outcome).Inc()
+	return err
+}
+
+// Outcomes of handling one event, for the events_in metric.
+const (
+	outAccepted      = "accepted"
+	outRejected      = "rejected"
+	outNeedsReview   = "needs_review"
+	outFailed        = "failed"
+	outCancelled     = "cancelled"
+	outDuplicate     = "duplicate"
+	outRetry         = "retry"
+	outWaiting       = "waiting"
+	outCancelRefused = "cancel_refused"
+	outError         = "error"
+)
+
+func outcomeOf(err error) string {
+	if err == nil {
+		return outDuplicate
+	}
+	if _, ok := errors.AsType[*events.RetryAfterError](err); ok {
+		return outRetry
+	}
+	return outError
+}
+
+func replicaName() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	if host == "" {
+		host = "replica"
+	}
+	return host + "-" + hex.EncodeToString(b)
+}

@@ -1,0 +1,151 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
+)
+
+// order is one store order being handled by one delivery of one event.
+type order struct {
+	f      *Forwarder
+	m      *events.Message
+	tenant string
+	id     string
+	log    *slog.Logger
+}
+
+func (f *Forwarder) newOrder(ctx context.Context, m *events.Message, orderID string) *order {
+	return &order{f: f, m: m, tenant: m.Tenant, id: orderID,
+		log: events.LoggerFrom(ctx).With("order_id", orderID)}
+}
+
+// load reads the order's record; nil when there is none yet.
+func (o *order) load(ctx context.Context) (*orders.Record, uint64, error) {
+	rec, rev, err := o.f.store.Get(ctx, o.tenant, o.id)
+	if errors.Is(err, orders.ErrNotFound) {
+		return nil, 0, nil
+	}
+	return rec, rev, err
+}
+
+// errAgain asks decide to read the order again and decide again.
+var errAgain = errors.New("order changed; deciding again")
+
+// decide runs step on the order's current record until step has decided:
+// a lost compare-and-set (someone moved the order meanwhile) or a state
+// step changed itself means reading the order again.
+func (o *order) decide(ctx context.Context, step func(rec *orders.Record, rev uint64) (string, error)) (string, error) {
+	for {
+		rec, rev, err := o.load(ctx)
+		if err != nil {
+			return outError, err
+		}
+		out, err := step(rec, rev)
+		if errors.Is(err, orders.ErrConflict) || errors.Is(err, errAgain) {
+			continue
+		}
+		return out, err
+	}
+}
+
+// start returns the record an attempt of generation gen works on: a copy
+// of rec, a new record when there is none, or a fresh start of rec when
+// gen is a new generation (a corrected approval, a retry after failing).
+func (o *order) start(a *eventsv1.StoreOrderApproved, rec *orders.Record, gen int) (*orders.Record, error) {
+	now := o.f.now().UTC()
+	var r orders.Record
+	if rec != nil {
+		r = *rec
+	} else {
+		r = orders.Record{Tenant: o.tenant, OrderID: o.id, CreatedAt: now}
+		r.Move(orders.StateReceived, o.f.owner, "approval received", now)
+	}
+	if rec != nil && gen != rec.Generation {
+		r.Generation = gen
+		r.Attempts, r.Reasons, r.Reason, r.LastError, r.Outbox = 0, nil, "", "", nil
+		r.Approval = nil
+	}
+	if len(r.Approval) == 0 {
+		if err := r.SetApproval(a); err != nil {
+			return nil, err
+		}
+	}
+	return &r, nil
+}
+
+// write stores r: a create when it is new (created), else a
+// compare-and-set on rev. A lost race returns orders.ErrConflict.
+func (o *order) write(ctx context.Context, r *orders.Record, created bool, rev uint64) (uint64, error) {
+	var (
+		next uint64
+		err  error
+	)
+	if created {
+		next, err = o.f.store.Create(ctx, r)
+	} else {
+		next, err = o.f.store.Update(ctx, r, rev)
+	}
+	if err == nil {
+		o.f.metrics.transitions.WithLabelValues(string(r.State)).Inc()
+	}
+	return next, err
+}
+
+// publish sends the record's pending outcome event.
+func (o *order) publish(ctx context.Context, rec *orders.Record, rev uint64) error {
+	pending := rec.Outbox != nil && !rec.Outbox.Published
+	if _, _, err := o.f.store.Publish(ctx, o.f.pub, o.f.ns, rec, rev); err != nil {
+		return fmt.Errorf("publish the outcome of order %s: %w", o.id, err)
+	}
+	if pending {
+		o.f.metrics.eventsOut.WithLabelValues(string(rec.Outbox.Kind)).Inc()
+	}
+	return nil
+}
+
+// settleAndPublish writes r and publishes its outcome event.
+func (o *order) settleAndPublish(ctx context.Context, r *orders.Record, created bool, rev uint64) error {
+	next, err := o.write(ctx, r, created, rev)
+	if err != nil {
+		return err
+	}
+	return o.publish(ctx, r, next)
+}
+
+// expire settles an order found in sending or cancelling after its
+// holder's lease ran out: the holder stopped mid-call, so whether Hiper
+// acted cannot be known. A create becomes needs_review; a cancellation
+// (which Hiper takes twice without harm) goes back to accepted to be asked
+// again.
+func (o *order) expire(ctx context.Context, rec *orders.Record, rev uint64) error {
+	now := o.f.now()
+	next := *rec
+	if rec.State == orders.StateCancelling {
+		next.Move(orders.StateAccepted, o.f.owner, "cancellation by "+rec.Owner+" interrupted; to be asked again", now)
+		_, err := o.write(ctx, &next, false, rev)
+		return err
+	}
+	next.Reason = fmt.Sprintf("O envio ao Hiper foi interrompido (a réplica %s parou durante a tentativa %d): não é possível saber se o pedido foi criado no Hiper. Confira no Hiper e use `hipersync orders resolve` com o id do pedido no Hiper, ou --resend se ele não estiver lá.",
+		rec.Owner, rec.Attempts)
+	next.Move(orders.StateNeedsReview, o.f.owner, "lease of "+rec.Owner+" expired during a send", now)
+	if err := next.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: next.Reason}, ""); err != nil {
+		return err
+	}
+	o.log.Warn("order needs review: a replica stopped while sending it", "holder", rec.Owner, "attempt", rec.Attempts)
+	return o.settleAndPublish(ctx, &next, false, rev)
+}
+
+// leaseWait is how long to wait for the holder of a lease to finish.
+func (o *order) leaseWait(rec *orders.Record) time.Duration {
+	return max(rec.LeaseUntil.Sub(o.f.now()), 0) + busyDelay(1)
+}
+
+// errLeased is the reason a message waits for another handler's call.
+var errLeased = errors.New("another handler is calling Hiper for this order")

@@ -1,0 +1,177 @@
+package orders
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+)
+
+// ErrWrongState is an operator action the order's state does not allow.
+var ErrWrongState = errors.New("not allowed in this state")
+
+// ErrInvalidHiperID is a Hiper order id that is not a UUID.
+var ErrInvalidHiperID = errors.New("hiper order id must be a UUID")
+
+// Operator carries what `hipersync orders resolve` needs.
+type Operator struct {
+	Store     *Store
+	Publisher *events.Publisher
+	NS        events.Namespace
+	// By names who acts, for the order's history.
+	By  string
+	Now func() time.Time
+}
+
+func (o Operator) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Resolve settles an order under review (or one that failed) that a person
+// found in Hiper: it becomes accepted with hiperOrderID and order.accepted
+// is published. If the store cancelled the order meanwhile, its
+// cancellation is put back on the stream so the forwarder cancels it in
+// Hiper.
+func (o Operator) Resolve(ctx context.Context, tenant, orderID, hiperOrderID string) (*Record, error) {
+	if !IsUUID(hiperOrderID) {
+		return nil, fmt.Errorf("resolve %s/%s: %w, got %q", tenant, orderID, ErrInvalidHiperID, hiperOrderID)
+	}
+	rec, rev, err := o.Store.Mutate(ctx, tenant, orderID, func(r *Record) (*Record, error) {
+		if r == nil {
+			return nil, ErrNotFound
+		}
+		if r.State != StateNeedsReview && r.State != StateFailed {
+			return nil, fmt.Errorf("%w: the order is %s; resolve settles needs_review or failed orders", ErrWrongState, r.State)
+		}
+		next := *r
+		next.HiperOrderID = hiperOrderID
+		next.Move(StateAccepted, o.By, "resolved by an operator with Hiper id "+hiperOrderID, o.now())
+		if err := next.Emit(&eventsv1.OrderAccepted{OrderId: r.OrderID, HiperOrderId: hiperOrderID,
+			AcceptedAt: timestamppb.New(o.now())}, ""); err != nil {
+			return nil, err
+		}
+		return &next, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s/%s: %w", tenant, orderID, err)
+	}
+	if rec, rev, err = o.Store.Publish(ctx, o.Publisher, o.NS, rec, rev); err != nil {
+		return rec, fmt.Errorf("resolve %s/%s: %w", tenant, orderID, err)
+	}
+	_ = rev
+	if rec.Cancel != nil && len(rec.Cancel.Event) > 0 {
+		if err := o.requeueCancel(ctx, rec); err != nil {
+			return rec, fmt.Errorf("resolve %s/%s: %w", tenant, orderID, err)
+		}
+	}
+	return rec, nil
+}
+
+// Resend puts an order back to received and its stored approval back on
+// the stream, for the forwarder to send to Hiper again: for an order under
+// review that a person checked is not in Hiper, one that failed or was
+// rejected (e.g. after its payment map or currency quote was fixed). An
+// order the store cancelled meanwhile is marked cancelled instead and never
+// sent.
+func (o Operator) Resend(ctx context.Context, tenant, orderID string) (*Record, error) {
+	var requeue bool
+	rec, rev, err := o.Store.Mutate(ctx, tenant, orderID, func(r *Record) (*Record, error) {
+		if r == nil {
+			return nil, ErrNotFound
+		}
+		switch r.State {
+		case StateNeedsReview, StateFailed, StateRejected, StateReceived:
+		default:
+			return nil, fmt.Errorf("%w: the order is %s; resend takes needs_review, failed, rejected or received orders", ErrWrongState, r.State)
+		}
+		next := *r
+		next.Generation++
+		next.Attempts, next.Reasons, next.Reason, next.LastError, next.HiperOrderID = 0, nil, "", "", ""
+		if r.Cancel != nil {
+			requeue = false
+			next.Move(StateCancelled, o.By, "resend asked, but the store cancelled the order: cancelled without sending", o.now())
+			return &next, next.Emit(&eventsv1.OrderCancelled{OrderId: r.OrderID, Origin: "store",
+				CancelledAt: timestamppb.New(r.Cancel.RequestedAt)}, "")
+		}
+		if len(r.Approval) == 0 {
+			return nil, fmt.Errorf("%w: no approval stored to resend", ErrWrongState)
+		}
+		requeue = true
+		next.Outbox = nil
+		next.Move(StateReceived, o.By, "resent by an operator", o.now())
+		return &next, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resend %s/%s: %w", tenant, orderID, err)
+	}
+	if !requeue {
+		rec, _, err = o.Store.Publish(ctx, o.Publisher, o.NS, rec, rev)
+		if err != nil {
+			return rec, fmt.Errorf("resend %s/%s: %w", tenant, orderID, err)
+		}
+		return rec, nil
+	}
+	approval, err := rec.ApprovalMessage()
+	if err != nil {
+		return rec, fmt.Errorf("resend %s/%s: %w", tenant, orderID, err)
+	}
+	if err := o.requeue(ctx, rec, events.KindOrderApproved, "resend", approval); err != nil {
+		return rec, fmt.Errorf("resend %s/%s: %w", tenant, orderID, err)
+	}
+	return rec, nil
+}
+
+func (o Operator) requeueCancel(ctx context.Context, rec *Record) error {
+	c := &eventsv1.StoreOrderCancelled{}
+	if err := proto.Unmarshal(rec.Cancel.Event, c); err != nil {
+		return fmt.Errorf("decode stored cancellation: %w", err)
+	}
+	return o.requeue(ctx, rec, events.KindOrderCancelled, "recancel", c)
+}
+
+// requeue publishes msg on the order's store subject with an id new to the
+// stream (the generation is in it) yet the same if the operator repeats
+// the command after a crash.
+func (o Operator) requeue(ctx context.Context, rec *Record, kind events.Kind, what string, msg proto.Message) error {
+	key, err := Key(rec.Tenant, rec.OrderID)
+	if err != nil {
+		return err
+	}
+	id := fmt.Sprintf("%s.%s.%d", what, key, rec.Generation)
+	if _, err := o.Publisher.Publish(ctx, o.NS.StoreSubject(rec.Tenant, kind), id, msg,
+		events.WithEventSubject(rec.OrderID)); err != nil {
+		return fmt.Errorf("re-queue %s: %w", kind, err)
+	}
+	return nil
+}
+
+// IsUUID reports whether s is a UUID in its 8-4-4-4-12 hex form, the shape
+// of every Hiper id.
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,174 @@
+package orders
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/events"
+)
+
+// Bucket is the name (before the namespace) of the order state bucket.
+const Bucket = "orders"
+
+// Errors of the store.
+var (
+	ErrNotFound = errors.New("order not found")
+	// ErrConflict is a compare-and-set that lost: the record changed (or
+	// was created) since it was read. Read it again and decide again.
+	ErrConflict = errors.New("order changed concurrently")
+)
+
+// Store reads and writes order records.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// Open provisions the bucket of ns (idempotent) and returns its Store.
+func Open(ctx context.Context, js jetstream.JetStream, ns events.Namespace) (*Store, error) {
+	kv, err := events.EnsureKV(ctx, js, ns, Bucket,
+		events.WithKVDescription("hipersync order-forwarder: per-order state, <tenant>.<order id>"))
+	if err != nil {
+		return nil, err
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Get returns the record of a tenant's order and its revision, or an error
+// matching ErrNotFound.
+func (s *Store) Get(ctx context.Context, tenant, orderID string) (*Record, uint64, error) {
+	key, err := Key(tenant, orderID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("get order: %w", err)
+	}
+	entry, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, 0, fmt.Errorf("get order %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("get order %s: %w", key, err)
+	}
+	rec, err := decode(entry.Value())
+	if err != nil {
+		return nil, 0, fmt.Errorf("get order %s: %w", key, err)
+	}
+	return rec, entry.Revision(), nil
+}
+
+// Create stores a new record; ErrConflict when one exists already.
+func (s *Store) Create(ctx context.Context, rec *Record) (uint64, error) {
+	key, b, err := encode(rec)
+	if err != nil {
+		return 0, fmt.Errorf("create order: %w", err)
+	}
+	rev, err := s.kv.Create(ctx, key, b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, fmt.Errorf("create order %s: %w", key, ErrConflict)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("create order %s: %w", key, err)
+	}
+	return rev, nil
+}
+
+// Update replaces the record read at revision rev; ErrConflict when it
+// changed since.
+func (s *Store) Update(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
+	key, b, err := encode(rec)
+	if err != nil {
+		return 0, fmt.Errorf("update order: %w", err)
+	}
+	next, err := s.kv.Update(ctx, key, b, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, fmt.Errorf("update order %s: %w", key, ErrConflict)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("update order %s: %w", key, err)
+	}
+	return next, nil
+}
+
+// Mutate applies change to the current record (nil when there is none)
+// and writes the result with compare-and-set, trying again on a conflict.
+// change returns the record to write, or nil to write nothing; an error
+// from change stops it and is returned as is.
+func (s *Store) Mutate(ctx context.Context, tenant, orderID string, change func(rec *Record) (*Record, error)) (*Record, uint64, error) {
+	for {
+		cur, rev, err := s.Get(ctx, tenant, orderID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, 0, err
+		}
+		next, err := change(cur)
+		if err != nil {
+			return cur, rev, err
+		}
+		if next == nil {
+			return cur, rev, nil
+		}
+		if cur == nil {
+			rev, err = s.Create(ctx, next)
+		} else {
+			rev, err = s.Update(ctx, next, rev)
+		}
+		if errors.Is(err, ErrConflict) {
+			if ctx.Err() != nil {
+				return nil, 0, ctx.Err()
+			}
+			continue
+		}
+		return next, rev, err
+	}
+}
+
+// List returns every record of tenant, sorted by creation time.
+func (s *Store) List(ctx context.Context, tenant string) ([]*Record, error) {
+	if err := events.ValidTenant(tenant); err != nil {
+		return nil, fmt.Errorf("list orders: %w", err)
+	}
+	w, err := s.kv.Watch(ctx, TenantPrefix(tenant), jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list orders of %s: %w", tenant, err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []*Record
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list orders of %s: %w", tenant, ctx.Err())
+		case entry := <-w.Updates():
+			if entry == nil {
+				sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+				return out, nil
+			}
+			rec, err := decode(entry.Value())
+			if err != nil {
+				return nil, fmt.Errorf("list orders: %s: %w", entry.Key(), err)
+			}
+			out = append(out, rec)
+		}
+	}
+}
+
+func encode(rec *Record) (string, []byte, error) {
+	key, err := Key(rec.Tenant, rec.OrderID)
+	if err != nil {
+		return "", nil, err
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode %s: %w", key, err)
+	}
+	return key, b, nil
+}
+
+func decode(b []byte) (*Record, error) {
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("decode order record: %w", err)
+	}
+	return &rec, nil
+}
