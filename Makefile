@@ -53,8 +53,8 @@ checkgenerate: generate ## Fail when the committed generated code is stale
 	@if [ -n "$$(git status --porcelain -- pkg/gen)" ]; then echo "pkg/gen is stale: run make generate and commit"; git status --porcelain -- pkg/gen; exit 1; fi
 
 .PHONY: run
-run: build ## Run on this machine; for now only hiper-sim with the demo catalog (the full dev run is issue #7)
-	@./bin/hiper-sim
+run: build ## Run the system on this machine (hipersync dev); Ctrl-C stops it
+	@./bin/hipersync dev
 
 .PHONY: tools
 tools: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Install the pinned code generators into bin/tools

@@ -37,7 +37,7 @@ func commands() []command {
 		{"orders", "list, show and resolve orders", notYet(5)},
 		{"events", "tail the sync log", runEvents},
 		{"dlq", "list and retry dead letters", runDLQ},
-		{"dev", "the whole system on this machine (what `make run` runs)", notYet(7)},
+		{"dev", "the whole system on this machine (what `make run` runs)", runDev},
 	}
 }
 
