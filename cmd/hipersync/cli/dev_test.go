@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the dev run writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	_, natsPort, _ := net.SplitHostPort(freeAddr(t))
+	sim, brokerAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	args := []string{"dev", "--data", data, "--nats-port", natsPort, "--sim-addr", sim, "--broker-addr", brokerAddr, "--http-addr", httpAddr}
+
+	since := ""
+	for round := 1; round <= 2; round++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out syncBuffer
+		code := make(chan int, 1)
+		go func() {
+			code <- Run(ctx, Env{Stdout: &out, Stderr: &out, Getenv: config.Map(nil)}, args)
+		}()
+		brokertest.WaitFor(t, 10*time.Second, "the dev run to print its guide", func() bool {
+			return strings.Contains(out.String(), "Ctrl-C stops everything")
+		})
+		r := run(t, brokerAddr, "", "tenant", "show", "demo")
+		if r.code != 0 || !strings.Contains(r.stdout, "active") {
+			t.Fatalf("round %d: demo store: %+v", round, r)
+		}
+		// The state's time changes only if the store's record was lost: a
+		// restart must find it in the data folder.
+		line := r.stdout[strings.Index(r.stdout, "since"):]
+		line = line[:strings.Index(line, "\n")]
+		if round == 2 && line != since {
+			t.Fatalf("the restart lost the demo store: %q, then %q", since, line)
+		}
+		since = line
+		r = runEnv(t, map[string]string{"NATS_URL": "nats://127.0.0.1:" + natsPort}, "events", "tail")
+		if r.code != 0 {
+			t.Fatalf("round %d: events tail against the embedded NATS: %+v", round, r)
+		}
+		cancel()
+		select {
+		case c := <-code:
+			if c != 0 {
+				t.Fatalf("round %d: dev exited %d: %s", round, c, out.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("round %d: dev did not stop on Ctrl-C", round)
+		}
+	}
+}
