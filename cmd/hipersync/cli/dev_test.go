@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"strings"
 	"sync"
@@ -59,18 +60,20 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 		brokertest.WaitFor(t, 10*time.Second, "the dev run to print its guide", func() bool {
 			return strings.Contains(out.String(), "Ctrl-C stops everything")
 		})
-		r := run(t, brokerAddr, "", "tenant", "show", "demo")
-		if r.code != 0 || !strings.Contains(r.stdout, "active") {
+		r := run(t, brokerAddr, "", "tenant", "show", "demo", "--json")
+		var shown struct {
+			State          string `json:"state"`
+			StateChangedAt string `json:"stateChangedAt"`
+		}
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &shown) != nil || shown.State != "TENANT_STATE_ACTIVE" {
 			t.Fatalf("round %d: demo store: %+v", round, r)
 		}
-		// The state's time changes only if the store's record was lost: a
-		// restart must find it in the data folder.
-		line := r.stdout[strings.Index(r.stdout, "since"):]
-		line = line[:strings.Index(line, "\n")]
-		if round == 2 && line != since {
-			t.Fatalf("the restart lost the demo store: %q, then %q", since, line)
+		// The state's time (to the nanosecond) changes only if the store's
+		// record was lost: a restart must find it in the data folder.
+		if round == 2 && shown.StateChangedAt != since {
+			t.Fatalf("the restart lost the demo store: connected at %s, then at %s", since, shown.StateChangedAt)
 		}
-		since = line
+		since = shown.StateChangedAt
 		r = runEnv(t, map[string]string{"NATS_URL": "nats://127.0.0.1:" + natsPort}, "events", "tail")
 		if r.code != 0 {
 			t.Fatalf("round %d: events tail against the embedded NATS: %+v", round, r)
