@@ -41,6 +41,8 @@ bench: ## Run every benchmark and print one table: each figure beside its same-r
 lint: $(BUF) ## gofmt, go vet and buf lint
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && go vet ./...); done
+	@# Each module must also build alone, as an image build does (GOWORK=off).
+	@for m in $(MODULES); do (cd $$m && GOWORK=off go list -deps -test ./... >/dev/null) || { echo "$${m#$(CURDIR)/} does not build alone: run 'GOWORK=off go mod tidy' there"; exit 1; }; done
 	@cd tools && GOWORK=off go vet ./...
 	@$(BUF) lint
 
