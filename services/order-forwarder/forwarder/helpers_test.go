@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/shopspring/decimal"
 	"google.golang.org/protobuf/proto"
 
@@ -314,4 +315,10 @@ func (h *harness) deadLetters() []events.DeadLetterEntry {
 		h.t.Fatal(err)
 	}
 	return dl
+}
+
+// outcomes counts the events of kind (e.g. "order.approved") a replica
+// handled with outcome.
+func outcomes(f *Forwarder, kind events.Kind, outcome string) int {
+	return int(testutil.ToFloat64(f.metrics.eventsIn.WithLabelValues(string(kind), outcome)))
 }
