@@ -405,9 +405,18 @@ type InvoiceIssued struct {
 	// The 44-digit access key (chave de acesso).
 	AccessKey string `protobuf:"bytes,4,opt,name=access_key,json=accessKey,proto3" json:"access_key,omitempty"`
 	// e.g. "NFe", "NFCe".
-	DocumentType  string                 `protobuf:"bytes,5,opt,name=document_type,json=documentType,proto3" json:"document_type,omitempty"`
-	XmlUrl        string                 `protobuf:"bytes,6,opt,name=xml_url,json=xmlUrl,proto3" json:"xml_url,omitempty"`
-	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	DocumentType string                 `protobuf:"bytes,5,opt,name=document_type,json=documentType,proto3" json:"document_type,omitempty"`
+	XmlUrl       string                 `protobuf:"bytes,6,opt,name=xml_url,json=xmlUrl,proto3" json:"xml_url,omitempty"`
+	IssuedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	// The invoice's series (série), from the access key or Hiper's note;
+	// empty when neither says it.
+	Series string `protobuf:"bytes,8,opt,name=series,proto3" json:"series,omitempty"`
+	// Hiper's observacao of the invoice event, as written.
+	Note string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
+	// What Hiper sent that is missing or invalid. The event still carries
+	// every field that is valid; a field with a problem is empty unless the
+	// problem says otherwise.
+	Problems      []*InvoiceProblem `protobuf:"bytes,10,rep,name=problems,proto3" json:"problems,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -491,21 +500,120 @@ func (x *InvoiceIssued) GetIssuedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *InvoiceIssued) GetSeries() string {
+	if x != nil {
+		return x.Series
+	}
+	return ""
+}
+
+func (x *InvoiceIssued) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *InvoiceIssued) GetProblems() []*InvoiceProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+// InvoiceProblem is one field of an invoice that Hiper sent missing or
+// invalid.
+type InvoiceProblem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The InvoiceIssued field concerned, e.g. "access_key", "number".
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// Stable machine-readable code, e.g. "check_digit", "not_found".
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// What is wrong, in Portuguese, for the merchant.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// The value as Hiper sent it.
+	Value         string `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvoiceProblem) Reset() {
+	*x = InvoiceProblem{}
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvoiceProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvoiceProblem) ProtoMessage() {}
+
+func (x *InvoiceProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvoiceProblem.ProtoReflect.Descriptor instead.
+func (*InvoiceProblem) Descriptor() ([]byte, []int) {
+	return file_hipersync_events_v1_orders_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *InvoiceProblem) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *InvoiceProblem) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *InvoiceProblem) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *InvoiceProblem) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 // OrderShipped (hiper.<tenant>.order.shipped): the order was handed to the
 // carrier.
 type OrderShipped struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	HiperOrderId  string                 `protobuf:"bytes,2,opt,name=hiper_order_id,json=hiperOrderId,proto3" json:"hiper_order_id,omitempty"`
-	TrackingCode  string                 `protobuf:"bytes,3,opt,name=tracking_code,json=trackingCode,proto3" json:"tracking_code,omitempty"`
-	ShippedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=shipped_at,json=shippedAt,proto3" json:"shipped_at,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	OrderId      string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	HiperOrderId string                 `protobuf:"bytes,2,opt,name=hiper_order_id,json=hiperOrderId,proto3" json:"hiper_order_id,omitempty"`
+	TrackingCode string                 `protobuf:"bytes,3,opt,name=tracking_code,json=trackingCode,proto3" json:"tracking_code,omitempty"`
+	ShippedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=shipped_at,json=shippedAt,proto3" json:"shipped_at,omitempty"`
+	// Hiper's observacao of the shipping event, as written: the tracking code
+	// came from it, and it may name the carrier. When no tracking code could
+	// be read from it, tracking_code is empty and this is all there is.
+	Note          string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OrderShipped) Reset() {
 	*x = OrderShipped{}
-	mi := &file_hipersync_events_v1_orders_proto_msgTypes[7]
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +625,7 @@ func (x *OrderShipped) String() string {
 func (*OrderShipped) ProtoMessage() {}
 
 func (x *OrderShipped) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_events_v1_orders_proto_msgTypes[7]
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +638,7 @@ func (x *OrderShipped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderShipped.ProtoReflect.Descriptor instead.
 func (*OrderShipped) Descriptor() ([]byte, []int) {
-	return file_hipersync_events_v1_orders_proto_rawDescGZIP(), []int{7}
+	return file_hipersync_events_v1_orders_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *OrderShipped) GetOrderId() string {
@@ -561,6 +669,13 @@ func (x *OrderShipped) GetShippedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *OrderShipped) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 // OrderWatchExpired (hiper.<tenant>.order.watch_expired): the order did not
 // reach a final state in Hiper within the watch window; it is no longer
 // followed.
@@ -575,7 +690,7 @@ type OrderWatchExpired struct {
 
 func (x *OrderWatchExpired) Reset() {
 	*x = OrderWatchExpired{}
-	mi := &file_hipersync_events_v1_orders_proto_msgTypes[8]
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +702,7 @@ func (x *OrderWatchExpired) String() string {
 func (*OrderWatchExpired) ProtoMessage() {}
 
 func (x *OrderWatchExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_events_v1_orders_proto_msgTypes[8]
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +715,7 @@ func (x *OrderWatchExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderWatchExpired.ProtoReflect.Descriptor instead.
 func (*OrderWatchExpired) Descriptor() ([]byte, []int) {
-	return file_hipersync_events_v1_orders_proto_rawDescGZIP(), []int{8}
+	return file_hipersync_events_v1_orders_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OrderWatchExpired) GetOrderId() string {
@@ -652,7 +767,7 @@ const file_hipersync_events_v1_orders_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12\x16\n" +
 	"\x06origin\x18\x03 \x01(\tR\x06origin\x12=\n" +
-	"\fcancelled_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt\"\xfe\x01\n" +
+	"\fcancelled_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt\"\xeb\x02\n" +
 	"\rInvoiceIssued\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12\x16\n" +
@@ -661,13 +776,23 @@ const file_hipersync_events_v1_orders_proto_rawDesc = "" +
 	"access_key\x18\x04 \x01(\tR\taccessKey\x12#\n" +
 	"\rdocument_type\x18\x05 \x01(\tR\fdocumentType\x12\x17\n" +
 	"\axml_url\x18\x06 \x01(\tR\x06xmlUrl\x127\n" +
-	"\tissued_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"\xaf\x01\n" +
+	"\tissued_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x16\n" +
+	"\x06series\x18\b \x01(\tR\x06series\x12\x12\n" +
+	"\x04note\x18\t \x01(\tR\x04note\x12?\n" +
+	"\bproblems\x18\n" +
+	" \x03(\v2#.hipersync.events.v1.InvoiceProblemR\bproblems\"j\n" +
+	"\x0eInvoiceProblem\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\tR\x05value\"\xc3\x01\n" +
 	"\fOrderShipped\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12#\n" +
 	"\rtracking_code\x18\x03 \x01(\tR\ftrackingCode\x129\n" +
 	"\n" +
-	"shipped_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tshippedAt\"\x91\x01\n" +
+	"shipped_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tshippedAt\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"\x91\x01\n" +
 	"\x11OrderWatchExpired\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12;\n" +
@@ -686,7 +811,7 @@ func file_hipersync_events_v1_orders_proto_rawDescGZIP() []byte {
 	return file_hipersync_events_v1_orders_proto_rawDescData
 }
 
-var file_hipersync_events_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_hipersync_events_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_hipersync_events_v1_orders_proto_goTypes = []any{
 	(*OrderAccepted)(nil),         // 0: hipersync.events.v1.OrderAccepted
 	(*OrderRejected)(nil),         // 1: hipersync.events.v1.OrderRejected
@@ -695,22 +820,24 @@ var file_hipersync_events_v1_orders_proto_goTypes = []any{
 	(*OrderFailed)(nil),           // 4: hipersync.events.v1.OrderFailed
 	(*OrderCancelled)(nil),        // 5: hipersync.events.v1.OrderCancelled
 	(*InvoiceIssued)(nil),         // 6: hipersync.events.v1.InvoiceIssued
-	(*OrderShipped)(nil),          // 7: hipersync.events.v1.OrderShipped
-	(*OrderWatchExpired)(nil),     // 8: hipersync.events.v1.OrderWatchExpired
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*InvoiceProblem)(nil),        // 7: hipersync.events.v1.InvoiceProblem
+	(*OrderShipped)(nil),          // 8: hipersync.events.v1.OrderShipped
+	(*OrderWatchExpired)(nil),     // 9: hipersync.events.v1.OrderWatchExpired
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_hipersync_events_v1_orders_proto_depIdxs = []int32{
-	9, // 0: hipersync.events.v1.OrderAccepted.accepted_at:type_name -> google.protobuf.Timestamp
-	2, // 1: hipersync.events.v1.OrderRejected.reasons:type_name -> hipersync.events.v1.RejectionReason
-	9, // 2: hipersync.events.v1.OrderCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	9, // 3: hipersync.events.v1.InvoiceIssued.issued_at:type_name -> google.protobuf.Timestamp
-	9, // 4: hipersync.events.v1.OrderShipped.shipped_at:type_name -> google.protobuf.Timestamp
-	9, // 5: hipersync.events.v1.OrderWatchExpired.accepted_at:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	10, // 0: hipersync.events.v1.OrderAccepted.accepted_at:type_name -> google.protobuf.Timestamp
+	2,  // 1: hipersync.events.v1.OrderRejected.reasons:type_name -> hipersync.events.v1.RejectionReason
+	10, // 2: hipersync.events.v1.OrderCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	10, // 3: hipersync.events.v1.InvoiceIssued.issued_at:type_name -> google.protobuf.Timestamp
+	7,  // 4: hipersync.events.v1.InvoiceIssued.problems:type_name -> hipersync.events.v1.InvoiceProblem
+	10, // 5: hipersync.events.v1.OrderShipped.shipped_at:type_name -> google.protobuf.Timestamp
+	10, // 6: hipersync.events.v1.OrderWatchExpired.accepted_at:type_name -> google.protobuf.Timestamp
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_hipersync_events_v1_orders_proto_init() }
@@ -724,7 +851,7 @@ func file_hipersync_events_v1_orders_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hipersync_events_v1_orders_proto_rawDesc), len(file_hipersync_events_v1_orders_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
