@@ -63,7 +63,7 @@ func TestStormOf503sThenRecovery(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxAttempts = 1000
 	h.forwarder(cfg, "r1")
-	h.st.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 503, Endpoints: []string{hipersim.EndpointCreateOrder}})
+	h.st.Sim.Sim.SetFaults(failing(503))
 	ids := h.publishMany("acme", "S", 10)
 	brokertest.WaitFor(t, wait, "every order tried twice", func() bool {
 		for _, id := range ids {
@@ -102,7 +102,7 @@ func TestLostAnswer(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
 	h.forwarder(testConfig(), "r1")
-	h.st.Sim.Sim.SetFaults(hipersim.Faults{FailAfterCommitRate: 1, ErrorStatus: 500, Endpoints: []string{hipersim.EndpointCreateOrder}})
+	h.st.Sim.Sim.SetFaults(losing(500))
 	o := h.order("acme", "4001", 1)
 	h.approve("acme", o, "store-4001")
 	nr := h.waitEvent(events.KindOrderNeedsReview, "4001", wait).(*eventsv1.OrderNeedsReview)
@@ -137,13 +137,10 @@ func TestUnknownOutcomeThenResend(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
 	h.forwarder(testConfig(), "r1")
-	h.st.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 500, Endpoints: []string{hipersim.EndpointCreateOrder}})
-	h.approve("acme", h.order("acme", "4101", 1), "store-4101")
-	h.waitState("acme", "4101", orders.StateNeedsReview, wait)
+	h.underReview("4101", failing(500))
 	if len(h.simOrders("acme", "4101")) != 0 || h.posted() != 1 {
 		t.Fatalf("posted %d", h.posted())
 	}
-	h.st.Sim.Sim.SetFaults(hipersim.Faults{})
 	rec, err := h.operator().Resend(context.Background(), "acme", "4101")
 	if err != nil || rec.Generation != 1 {
 		t.Fatalf("Resend: %+v %v", rec, err)
@@ -160,7 +157,7 @@ func TestRetriesRunOut(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxAttempts = 3
 	h.forwarder(cfg, "r1")
-	h.st.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 503, Endpoints: []string{hipersim.EndpointCreateOrder}})
+	h.st.Sim.Sim.SetFaults(failing(503))
 	h.approve("acme", h.order("acme", "5001", 1), "store-5001")
 	failed := h.waitEvent(events.KindOrderFailed, "5001", wait).(*eventsv1.OrderFailed)
 	if failed.GetHiperOrderId() != "" || !strings.Contains(failed.GetMessage(), "3 tentativas") {
@@ -263,4 +260,24 @@ func TestReplicaDiedMidSend(t *testing.T) {
 func (h *harness) operator() orders.Operator {
 	return orders.Operator{Store: h.state, Publisher: events.NewPublisher(h.st.JS, h.st.NS, "test-operator", events.FormatProtobuf),
 		NS: h.st.NS, By: "test"}
+}
+
+// failing answers every create with status, before Hiper acts.
+func failing(status int) hipersim.Faults {
+	return hipersim.Faults{ErrorRate: 1, ErrorStatus: status, Endpoints: []string{hipersim.EndpointCreateOrder}}
+}
+
+// losing creates every order but answers status, as if the answer was lost.
+func losing(status int) hipersim.Faults {
+	return hipersim.Faults{FailAfterCommitRate: 1, ErrorStatus: status, Endpoints: []string{hipersim.EndpointCreateOrder}}
+}
+
+// underReview sends an order of acme through faults until it needs review,
+// then heals Hiper.
+func (h *harness) underReview(id string, faults hipersim.Faults) {
+	h.t.Helper()
+	h.st.Sim.Sim.SetFaults(faults)
+	h.approve("acme", h.order("acme", id, 1), "store-"+id)
+	h.waitState("acme", id, orders.StateNeedsReview, wait)
+	h.st.Sim.Sim.SetFaults(hipersim.Faults{})
 }
