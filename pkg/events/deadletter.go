@@ -48,26 +48,78 @@ func publishDeadLetter(ctx context.Context, js jetstream.JetStream, ns Namespace
 		FailedAt:       timestamppb.Now(),
 		Tenant:         tenant,
 	}
+	id := "dlq:" + m.Stream + ":" + strconv.FormatUint(m.StreamSeq, 10) + ":" + m.Consumer
+	return recordDeadLetter(ctx, js, ns, prop, dl, id)
+}
+
+// Body is something that could not be processed and is not a NATS message
+// — an answer from Hiper that makes no sense, say — for DeadLetterBody.
+type Body struct {
+	// ID is the record's Nats-Msg-Id: deterministic, so that the same
+	// failure recorded twice within the duplicate window is kept once.
+	ID string
+	// Tenant it concerns, if any.
+	Tenant string
+	// Consumer is who failed, e.g. "invoice-watcher"; it names the record's
+	// subject, dlq.<tenant>.<consumer>, as for a failed message.
+	Consumer string
+	// Subject is what the body was about, e.g. the work item being done.
+	// RetryDeadLetter refuses records whose subject is not an event's: the
+	// service that recorded one retries the work itself.
+	Subject string
+	// Code is a stable reason code, e.g. "hiper_bad_answer".
+	Code  string
+	Cause error
+	// Headers describe the body, e.g. the HTTP status it came with.
+	Headers map[string]string
+	Data    []byte
+}
+
+// DeadLetterBody records b on the dead-letter stream, beside the messages
+// that failed, so that operators see it with `hipersync dlq list`.
+func DeadLetterBody(ctx context.Context, js jetstream.JetStream, ns Namespace, b Body) error {
+	if b.ID == "" || b.Consumer == "" || b.Code == "" || b.Cause == nil {
+		return errors.New("dead-letter body: ID, Consumer, Code and Cause are required")
+	}
+	if b.Tenant != "" && ValidTenant(b.Tenant) != nil {
+		b.Tenant = ""
+	}
+	dl := &eventsv1.DeadLetter{
+		ReasonCode: b.Code,
+		Reason:     b.Cause.Error(),
+		Consumer:   b.Consumer,
+		Subject:    b.Subject,
+		Headers:    b.Headers,
+		Data:       b.Data,
+		Deliveries: 1,
+		FailedAt:   timestamppb.Now(),
+		Tenant:     b.Tenant,
+	}
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	return recordDeadLetter(ctx, js, ns, prop, dl, "dlq:"+b.ID)
+}
+
+// recordDeadLetter publishes dl with id as its Nats-Msg-Id and ce-id.
+func recordDeadLetter(ctx context.Context, js jetstream.JetStream, ns Namespace, prop propagation.TextMapPropagator, dl *eventsv1.DeadLetter, id string) error {
 	data, err := proto.Marshal(dl)
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}
-	subjectTenant := tenant
+	subjectTenant := dl.GetTenant()
 	if subjectTenant == "" {
 		subjectTenant = unknownTenant
 	}
-	id := "dlq:" + m.Stream + ":" + strconv.FormatUint(m.StreamSeq, 10) + ":" + m.Consumer
 	h := nats.Header{}
 	h.Set(HeaderMsgID, id)
 	h.Set(HeaderSpecVersion, specVersion)
 	h.Set(HeaderID, id)
 	h.Set(HeaderType, ceTypeDeadLetter)
-	h.Set(HeaderSource, "hipersync/"+m.Consumer)
-	h.Set(HeaderTime, dl.FailedAt.AsTime().Format(time.RFC3339Nano))
-	h.Set(HeaderSubject, m.Subject)
+	h.Set(HeaderSource, "hipersync/"+dl.GetConsumer())
+	h.Set(HeaderTime, dl.GetFailedAt().AsTime().Format(time.RFC3339Nano))
+	h.Set(HeaderSubject, dl.GetSubject())
 	h.Set(HeaderContentType, ContentTypeProtobuf)
 	prop.Inject(ctx, HeaderCarrier(h))
-	_, err = js.PublishMsg(ctx, &nats.Msg{Subject: ns.DeadLetterSubject(subjectTenant, m.Consumer), Header: h, Data: data},
+	_, err = js.PublishMsg(ctx, &nats.Msg{Subject: ns.DeadLetterSubject(subjectTenant, dl.GetConsumer()), Header: h, Data: data},
 		jetstream.WithExpectStream(ns.Stream(StreamDeadLetter)))
 	if err != nil {
 		return fmt.Errorf("publish dead letter: %w", err)

@@ -276,6 +276,13 @@ func (ns Namespace) DeadLetterSubject(tenant, consumer string) string {
 	return ns.subject(StreamDeadLetter.subjectRoot(), tenant, consumer)
 }
 
+// ServiceSubject returns a subject of a service's own stream under the
+// namespace, e.g. "t1.invoicewatch.acme.1001" for the tokens
+// ("invoicewatch", "acme", "1001"): work a service hands between its
+// replicas, which is not an event. The first token must not be a root of
+// the event streams (store, hiper, dlq).
+func (ns Namespace) ServiceSubject(tokens ...string) string { return ns.subject(tokens...) }
+
 // Subject is a parsed event subject.
 type Subject struct {
 	Source Source
