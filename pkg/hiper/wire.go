@@ -73,6 +73,12 @@ type Product struct {
 // IsVariation reports whether p is the child of a product with variations.
 func (p Product) IsVariation() bool { return p.ParentID != "" && p.ParentID != ZeroID }
 
+// IsParent reports whether p is a product with variations (grade) rather
+// than one of them: orders, stock and barcodes belong to its variations.
+func (p Product) IsParent() bool {
+	return !p.IsVariation() && (len(p.Variations) > 0 || bool(p.HasVariations))
+}
+
 // AdditionalImage is one entry of imagensAdicionais.
 type AdditionalImage struct {
 	URL string `json:"imagem"`
