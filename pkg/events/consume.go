@@ -244,6 +244,13 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns Namespace, cfg Cons
 	for range o.concurrency {
 		l.slots <- struct{}{}
 	}
+	if o.metrics != nil {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		var watching sync.WaitGroup
+		watching.Go(func() { l.watchPending(watchCtx, o.pendingEvery) })
+		defer watching.Wait()
+		defer stopWatch()
+	}
 	err = l.run(ctx)
 	l.drain(cancelHandlers)
 	return err
@@ -433,6 +440,8 @@ func (l *loop) drain(cancelHandlers context.CancelFunc) {
 			if err := d.msg.Nak(); err != nil {
 				l.log.Warn("hand back message", "error", err)
 			}
+			subj, _ := l.ns.ParseSubject(d.msg.Subject())
+			l.o.metrics.settled(l.cfg.Name, subj.Source, subj.Kind, outcomeHandedBack)
 			handedBack++
 		}
 	}
@@ -497,6 +506,7 @@ func (l *loop) process(d *delivery) {
 		log.Error("read message metadata; terminating it", "error", mdErr)
 		if d.claim() {
 			_ = l.term(msg, "invalid_metadata")
+			l.o.metrics.settled(l.cfg.Name, m.Source, m.Kind, outcomeTerminated)
 		}
 		return
 	}
@@ -509,7 +519,9 @@ func (l *loop) process(d *delivery) {
 	case m.Deliveries > uint64(l.cfg.MaxDeliver):
 		err = errRedelivered
 	default:
+		start := time.Now()
 		err = l.call(ctx, m)
+		l.o.metrics.handled(l.cfg.Name, m.Source, m.Kind, time.Since(start))
 	}
 	stop()
 	l.settle(ctx, d, m, err, span)
@@ -571,6 +583,7 @@ func (l *loop) settle(ctx context.Context, d *delivery, m *Message, herr error, 
 		if err := d.msg.DoubleAck(sctx); err != nil {
 			log.Warn("ack message; it will be redelivered", "error", err)
 		}
+		l.o.metrics.settled(l.cfg.Name, m.Source, m.Kind, outcomeAck)
 		return
 	}
 
@@ -588,9 +601,11 @@ func (l *loop) settle(ctx context.Context, d *delivery, m *Message, herr error, 
 			delay := l.o.backoff(m.Deliveries)
 			log.Error("dead-letter message failed; it will be redelivered", "error", err, "reason_code", code, "retry_in", delay)
 			_ = d.msg.NakWithDelay(delay)
+			l.o.metrics.settled(l.cfg.Name, m.Source, m.Kind, outcomeRetry)
 			return
 		}
 		log.Warn("message dead-lettered", "reason_code", code, "error", herr)
+		l.o.metrics.settled(l.cfg.Name, m.Source, m.Kind, outcomeDeadLetter)
 		if err := l.term(d.msg, code); err != nil {
 			log.Warn("terminate message", "error", err)
 		}
@@ -605,6 +620,7 @@ func (l *loop) settle(ctx context.Context, d *delivery, m *Message, herr error, 
 	if err := d.msg.NakWithDelay(delay); err != nil {
 		log.Warn("nak message", "error", err)
 	}
+	l.o.metrics.settled(l.cfg.Name, m.Source, m.Kind, outcomeRetry)
 }
 
 // term stops redelivery of msg. The reason goes to the server's advisory

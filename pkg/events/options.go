@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -43,15 +44,18 @@ type options struct {
 	backoffMax     time.Duration
 	grace          time.Duration
 	fetchWait      time.Duration
+	metrics        *metrics
+	pendingEvery   time.Duration
 }
 
 func newOptions(opts []Option) options {
 	o := options{
-		concurrency: DefaultConcurrency,
-		backoffBase: DefaultBackoffBase,
-		backoffMax:  DefaultBackoffMax,
-		grace:       DefaultGracePeriod,
-		fetchWait:   defaultFetchWait,
+		concurrency:  DefaultConcurrency,
+		backoffBase:  DefaultBackoffBase,
+		backoffMax:   DefaultBackoffMax,
+		grace:        DefaultGracePeriod,
+		fetchWait:    defaultFetchWait,
+		pendingEvery: defaultPendingInterval,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -110,6 +114,20 @@ func WithBackoff(base, max time.Duration) Option {
 // WithGracePeriod sets how long a draining loop lets in-flight handlers
 // finish before it cancels their context and hands their messages back.
 func WithGracePeriod(d time.Duration) Option { return func(o *options) { o.grace = d } }
+
+// WithMetrics counts into reg what a Publisher publishes and what a
+// consumer loop settles (hipersync_events_published_total,
+// hipersync_events_consumed_total, hipersync_event_handler_seconds), and
+// makes the loop report its durable consumer's backlog
+// (hipersync_consumer_pending_messages and friends). Several loops and
+// Publishers may share one registry. Without it nothing is counted.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(o *options) { o.metrics = newMetrics(reg) }
+}
+
+// withPendingInterval makes the loop read its consumer's state more often
+// in tests.
+func withPendingInterval(d time.Duration) Option { return func(o *options) { o.pendingEvery = d } }
 
 // withFetchWait shortens pull requests in tests.
 func withFetchWait(d time.Duration) Option { return func(o *options) { o.fetchWait = d } }

@@ -23,6 +23,7 @@ type Publisher struct {
 	format     Format
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
+	metrics    *metrics
 }
 
 // NewPublisher returns a Publisher for events from source (the ce-source,
@@ -36,6 +37,7 @@ func NewPublisher(js jetstream.JetStream, ns Namespace, source string, format Fo
 		format:     format,
 		tracer:     o.tracer(),
 		propagator: o.propagator,
+		metrics:    o.metrics,
 	}
 }
 
@@ -60,8 +62,10 @@ func WithEventTime(t time.Time) PublishOption { return func(o *publishOptions) {
 // duplicate window; duplicate reports that it was. The subject must belong
 // to the Publisher's namespace and its kind must carry msg's type.
 func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.Message, opts ...PublishOption) (duplicate bool, err error) {
+	src, kind, _ := KindOf(msg)
 	m, stream, span, err := p.envelope(ctx, subject, id, msg, opts)
 	if err != nil {
+		p.metrics.publish(src, kind, resultError)
 		return false, err
 	}
 	defer span.End()
@@ -71,9 +75,15 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.M
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
+		p.metrics.publish(src, kind, resultError)
 		return false, fmt.Errorf("publish on %s: %w", subject, err)
 	}
 	span.SetAttributes(attribute.Bool("hipersync.duplicate", ack.Duplicate))
+	if ack.Duplicate {
+		p.metrics.publish(src, kind, resultDuplicate)
+	} else {
+		p.metrics.publish(src, kind, resultOK)
+	}
 	return ack.Duplicate, nil
 }
 
@@ -84,8 +94,10 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.M
 // all of them with the JetStream context's PublishAsyncComplete before they
 // record progress. The span covers the hand-over only.
 func (p *Publisher) PublishAsync(ctx context.Context, subject, id string, msg proto.Message, opts ...PublishOption) (jetstream.PubAckFuture, error) {
+	src, kind, _ := KindOf(msg)
 	m, stream, span, err := p.envelope(ctx, subject, id, msg, opts)
 	if err != nil {
+		p.metrics.publish(src, kind, resultError)
 		return nil, err
 	}
 	defer span.End()
@@ -93,8 +105,10 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject, id string, msg pr
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
+		p.metrics.publish(src, kind, resultError)
 		return nil, fmt.Errorf("publish on %s: %w", subject, err)
 	}
+	p.metrics.publish(src, kind, resultAsync)
 	return f, nil
 }
 

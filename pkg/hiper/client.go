@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -40,6 +41,7 @@ type Client struct {
 	log        *slog.Logger
 	now        func() time.Time
 	tracerProv trace.TracerProvider
+	metrics    *metrics
 }
 
 // Option configures a Client.
@@ -79,6 +81,14 @@ func WithLogger(l *slog.Logger) Option {
 // provider.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *Client) { c.tracerProv = tp }
+}
+
+// WithMetrics counts every call into reg, by endpoint and status class
+// (hipersync_hiper_requests_total), with its latency
+// (hipersync_hiper_request_duration_seconds). Several Clients may share one
+// registry. Without it nothing is counted.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(c *Client) { c.metrics = newMetrics(reg) }
 }
 
 // WithClock sets the clock that judges when a KeySource's token is due for
@@ -233,10 +243,13 @@ var errCallTimeout = errors.New("call timed out")
 // call sends req, classifies the answer and decodes a success into out. It
 // returns the answer's status, 0 when none arrived.
 func (c *Client) call(ctx context.Context, req request, out any) (int, error) {
+	start := time.Now()
 	ans, e := c.send(ctx, req)
 	if e != nil {
+		c.metrics.observe(ctx, req.ep, 0, time.Since(start))
 		return e.Status, e
 	}
+	c.metrics.observe(ctx, req.ep, ans.status, time.Since(start))
 	if err := c.classify(req, ans); err != nil {
 		return ans.status, err
 	}
