@@ -1,0 +1,406 @@
+package schedule
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+// env is a test's namespace on the machine's NATS, with a tenants bucket
+// the test writes records into as token-broker would.
+type env struct {
+	t       testing.TB
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	ns      events.Namespace
+	tenants jetstream.KeyValue
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	url := os.Getenv("NATS_URL")
+	if url == "" {
+		url = nats.DefaultURL
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect to NATS (NATS_URL): %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	e := &env{t: t, nc: nc, js: js, ns: events.Namespace{Prefix: "t" + hex.EncodeToString(b)}}
+	t.Cleanup(e.deleteBuckets)
+	e.tenants, err = events.EnsureKV(context.Background(), js, e.ns, tenant.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) deleteBuckets() {
+	ctx := context.Background()
+	for name := range e.js.KeyValueStoreNames(ctx).Name() {
+		if strings.HasPrefix(name, e.ns.Prefix+"_") {
+			_ = e.js.DeleteKeyValue(ctx, name)
+		}
+	}
+}
+
+// setTenant writes a tenant record, as token-broker does.
+func (e *env) setTenant(id string, state brokerv1.TenantState, settings *brokerv1.TenantSettings) {
+	e.t.Helper()
+	b, err := tenant.EncodeRecord(&brokerv1.TenantRecord{Tenant: &brokerv1.Tenant{TenantId: id, State: state, Settings: settings}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.tenants.Put(context.Background(), id, b); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+const active = brokerv1.TenantState_TENANT_STATE_ACTIVE
+
+type staticTokens struct{}
+
+func (staticTokens) Token(context.Context) (string, error)    { return "token", nil }
+func (staticTokens) Invalidate(context.Context, string) error { return nil }
+
+// start runs a scheduler of job until the test ends; stop stops it early.
+func (e *env) start(job JobFunc, opts Options) (s *Scheduler, stop func()) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	dir, err := tenant.WatchDirectory(ctx, e.tenants, slog.New(slog.DiscardHandler))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	client, _ := hiper.New("http://127.0.0.1:1/api/v1")
+	s, err = New(ctx, Config{
+		Kind: Stock, JS: e.js, Namespace: e.ns, Directory: dir, Hiper: client,
+		Tokens: func(string) hiper.TokenSource { return staticTokens{} }, Job: job, Options: opts,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	e.t.Cleanup(stop)
+	return s, stop
+}
+
+func (e *env) status(id string) (Status, bool) {
+	e.t.Helper()
+	st, ok, err := GetStatus(context.Background(), e.js, e.ns, id, Stock)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st, ok
+}
+
+func quick() Options {
+	return Options{Interval: 50 * time.Millisecond, LeaseTTL: time.Second, BackoffBase: 50 * time.Millisecond,
+		BackoffMax: 400 * time.Millisecond, FirstRunSpread: 10 * time.Millisecond, Grace: -1}
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOneReplicaRunsATenantAtATime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tenants := []string{"t1", "t2", "t3", "t4"}
+	for _, id := range tenants {
+		e.setTenant(id, active, nil)
+	}
+	var (
+		mu      sync.Mutex
+		running = map[string]int{}
+		runs    = map[string]int{}
+		by      = map[string]int{}
+		overlap atomic.Bool
+	)
+	job := func(owner *string) JobFunc {
+		return func(ctx context.Context, r *Run) error {
+			mu.Lock()
+			running[r.Tenant]++
+			if running[r.Tenant] > 1 {
+				overlap.Store(true)
+			}
+			runs[r.Tenant]++
+			by[*owner]++
+			mu.Unlock()
+			// Progress through the lease, as a poll saves its cursor.
+			err := r.Save(ctx, func(s *Status) { s.Cursor++ })
+			mu.Lock()
+			running[r.Tenant]--
+			mu.Unlock()
+			return err
+		}
+	}
+	var ownerA, ownerB string
+	a, _ := e.start(job(&ownerA), quick())
+	b, _ := e.start(job(&ownerB), quick())
+	ownerA, ownerB = a.Owner(), b.Owner()
+	waitFor(t, 20*time.Second, "ten runs of every tenant", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range tenants {
+			if runs[id] < 10 {
+				return false
+			}
+		}
+		return true
+	})
+	if overlap.Load() {
+		t.Fatal("two runs of one tenant overlapped")
+	}
+	for _, id := range tenants {
+		st, _ := e.status(id)
+		mu.Lock()
+		n := runs[id]
+		mu.Unlock()
+		if st.Cursor < int64(n)-1 || st.Cursor > int64(n) {
+			t.Fatalf("%s: cursor %d after %d runs: a run's save was lost", id, st.Cursor, n)
+		}
+	}
+	t.Logf("runs by replica: %v", by)
+}
+
+func TestPauseStopsARunAndANewTenantStartsAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.setTenant("acme", active, nil)
+	started := make(chan string, 10)
+	cancelled := make(chan error, 10)
+	e.start(func(ctx context.Context, r *Run) error {
+		started <- r.Tenant
+		if r.Tenant != "acme" {
+			return nil
+		}
+		<-ctx.Done()
+		cancelled <- context.Cause(ctx)
+		return ctx.Err()
+	}, Options{Interval: time.Hour, LeaseTTL: time.Second, Grace: -1})
+	if got := <-started; got != "acme" {
+		t.Fatalf("started %s", got)
+	}
+	e.setTenant("acme", brokerv1.TenantState_TENANT_STATE_PAUSED, nil)
+	select {
+	case err := <-cancelled:
+		if !errors.Is(err, errTenantInactive) {
+			t.Fatalf("run cancelled by %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("pausing the tenant did not stop its run")
+	}
+	waitFor(t, 5*time.Second, "the lease released", func() bool { st, _ := e.status("acme"); return st.Lease == nil })
+	if st, _ := e.status("acme"); st.Failures != 0 || st.LastError != "" {
+		t.Fatalf("a paused run counted as failed: %+v", st)
+	}
+
+	e.setTenant("beta", active, nil)
+	select {
+	case got := <-started:
+		if got != "beta" {
+			t.Fatalf("started %s", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a new tenant did not start within 5s")
+	}
+}
+
+func TestDeadReplicasLeaseExpires(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	status, _, err := EnsureBuckets(context.Background(), e.js, e.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(700 * time.Millisecond)
+	b, _ := json.Marshal(Status{Tenant: "acme", Kind: Stock, Cursor: 42, Lease: &Lease{Owner: "dead", Until: until}})
+	if _, err := status.Put(context.Background(), StatusKey("acme", Stock), b); err != nil {
+		t.Fatal(err)
+	}
+	e.setTenant("acme", active, nil)
+	ran := make(chan Status, 1)
+	e.start(func(ctx context.Context, r *Run) error {
+		select {
+		case ran <- r.Status():
+		default:
+		}
+		return nil
+	}, quick())
+	select {
+	case st := <-ran:
+		if time.Now().Before(until) || st.Cursor != 42 {
+			t.Fatalf("took over before the lease expired, or lost the cursor: %+v", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nobody took over the dead replica's tenant")
+	}
+}
+
+func TestALostLeaseStopsTheRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.setTenant("acme", active, nil)
+	status, _, _ := EnsureBuckets(context.Background(), e.js, e.ns)
+	result := make(chan error, 1)
+	e.start(func(ctx context.Context, r *Run) error {
+		// Another replica takes the lease behind this one's back.
+		b, _ := json.Marshal(Status{Tenant: "acme", Kind: Stock, Lease: &Lease{Owner: "other", Until: time.Now().Add(time.Hour)}})
+		if _, err := status.Put(ctx, StatusKey("acme", Stock), b); err != nil {
+			return err
+		}
+		err := r.Save(ctx, func(s *Status) { s.Cursor = 99 })
+		select {
+		case result <- err:
+		default:
+		}
+		return err
+	}, quick())
+	if err := <-result; !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("save after losing the lease: %v", err)
+	}
+	st, _ := e.status("acme")
+	if st.Lease == nil || st.Lease.Owner != "other" || st.Cursor == 99 {
+		t.Fatalf("the replica that lost the lease wrote on: %+v", st)
+	}
+}
+
+func TestFailuresBackOff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.setTenant("acme", active, nil)
+	var mu sync.Mutex
+	var at []time.Time
+	e.start(func(ctx context.Context, r *Run) error {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		return errors.New("hiper is down")
+	}, Options{Interval: 20 * time.Millisecond, BackoffBase: 40 * time.Millisecond, BackoffMax: time.Second, Grace: -1, FirstRunSpread: time.Millisecond})
+	waitFor(t, 10*time.Second, "five failed runs", func() bool { mu.Lock(); defer mu.Unlock(); return len(at) >= 5 })
+	mu.Lock()
+	gap := at[4].Sub(at[3])
+	mu.Unlock()
+	// The 4th failure waits 40ms·2³ = 320ms, half of it random.
+	if gap < 160*time.Millisecond {
+		t.Fatalf("the 5th run came %s after the 4th; want the backoff", gap)
+	}
+	st, _ := e.status("acme")
+	if st.Failures < 4 || st.LastError != "hiper is down" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestARequestRunsNowOnceAndTheScheduleStands(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.setTenant("acme", active, &brokerv1.TenantSettings{StockInterval: durationpb.New(time.Hour)})
+	var runs atomic.Int32
+	got := make(chan *Request, 10)
+	e.start(func(ctx context.Context, r *Run) error {
+		runs.Add(1)
+		got <- r.Request
+		return nil
+	}, Options{LeaseTTL: time.Second, Grace: -1, FirstRunSpread: time.Millisecond})
+	if r := <-got; r != nil {
+		t.Fatalf("the first run served request %v", r)
+	}
+	waitFor(t, 5*time.Second, "the first run recorded", func() bool { st, _ := e.status("acme"); return st.Lease == nil })
+	first, _ := e.status("acme")
+	if time.Duration(first.TargetInterval) != time.Hour {
+		t.Fatalf("target interval %s, want the tenant's 1h", first.TargetInterval)
+	}
+
+	ctx := context.Background()
+	req, err := RequestSync(ctx, e.js, e.ns, "acme", Stock, Request{Full: true, Products: []string{"p1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := WaitServed(ctx, e.js, e.ns, "acme", Stock, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r == nil || !r.Full || r.Products[0] != "p1" {
+		t.Fatalf("the requested run got %v", r)
+	}
+	if st.LastRequest != req.ID || !st.NextRunAt.Equal(first.NextRunAt) {
+		t.Fatalf("after the request: %+v; want it served and the next run still at %s", st, first.NextRunAt)
+	}
+	_, requests, _ := EnsureBuckets(ctx, e.js, e.ns)
+	waitFor(t, 5*time.Second, "the request cleared", func() bool {
+		_, err := requests.Get(ctx, StatusKey("acme", Stock))
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	})
+	if n := runs.Load(); n != 2 {
+		t.Fatalf("%d runs, want 2", n)
+	}
+}
+
+func TestRequestsMerge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := RequestSync(ctx, e.js, e.ns, "acme", Catalog, Request{Products: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := RequestSync(ctx, e.js, e.ns, "acme", Catalog, Request{Approve: true, Products: []string{"b", "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Approve || r.Full || len(r.Products) != 2 {
+		t.Fatalf("merged request %+v", r)
+	}
+	if _, err := RequestSync(ctx, e.js, e.ns, "Not Valid", Catalog, Request{}); err == nil {
+		t.Fatal("a request for an invalid tenant was accepted")
+	}
+}
+
+func TestPacerSpacesCalls(t *testing.T) {
+	t.Parallel()
+	p := NewPacer(100, 2)
+	start := time.Now()
+	for range 7 {
+		if err := p.Wait(context.Background(), "acme"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two in the burst, then five at 10ms each.
+	if el := time.Since(start); el < 45*time.Millisecond {
+		t.Fatalf("7 calls at 100/s with a burst of 2 took %s", el)
+	}
+	if err := p.Wait(context.Background(), "beta"); err != nil || time.Since(start) > time.Second {
+		t.Fatal("another tenant waited on acme's pace")
+	}
+}

@@ -1,0 +1,266 @@
+// Package scheduletest helps the pollers' tests: it starts poller replicas
+// in-process against a real NATS, token-broker and hiper-sim, collects the
+// events they publish from the HIPER stream, and records the cursors they
+// send to Hiper's product feed.
+package scheduletest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hipersync/hipersync/pkg/brokerclient"
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+// Env is what replicas need from the test's stack.
+type Env struct {
+	NATS      *nats.Conn
+	Namespace events.Namespace
+	Broker    *brokerclient.Client
+	// HiperURL is the API base of hiper-sim.
+	HiperURL string
+	// Log receives the replicas' logs; nil discards them.
+	Log *slog.Logger
+}
+
+// Replica is a running poller replica.
+type Replica struct {
+	Scheduler *schedule.Scheduler
+	Health    *telemetry.Health
+	// Feed records the cursors this replica sent to the product feed.
+	Feed *FeedRecorder
+	stop func()
+}
+
+// Stop cancels the replica's context and waits for it to return.
+func (r *Replica) Stop() { r.stop() }
+
+// StartReplica starts a poller with start and opts until Stop or the end of
+// the test. Each replica has its own tenant directory, Hiper client and
+// Pacer, as separate processes would.
+func StartReplica(t testing.TB, env Env, start schedule.StartFunc, opts schedule.Options) *Replica {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	js, _ := jetstream.New(env.NATS)
+	kv, err := events.EnsureKV(ctx, js, env.Namespace, tenant.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := env.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	dir, err := tenant.WatchDirectory(ctx, kv, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &FeedRecorder{}
+	health := telemetry.NewHealth()
+	s, err := start(ctx, schedule.Deps{
+		NATS: env.NATS, Namespace: env.Namespace, Directory: dir, Tokens: env.Broker.Source,
+		HiperBaseURL: env.HiperURL, HTTPClient: &http.Client{Transport: rec}, Format: events.FormatProtobuf,
+		Health: health, Log: log, Options: opts,
+	})
+	if err != nil {
+		cancel()
+		t.Fatalf("start poller: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	r := &Replica{Scheduler: s, Health: health, Feed: rec}
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("poller replica: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("poller replica did not stop within 30s")
+			}
+		})
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// FeedRecorder is an http.RoundTripper that records every product feed
+// request (its cursor and when it was sent) before passing it on.
+type FeedRecorder struct {
+	mu    sync.Mutex
+	calls []FeedCall
+}
+
+// FeedCall is one request to the product feed.
+type FeedCall struct {
+	Cursor int64
+	At     time.Time
+	// Status is the answer's HTTP status, 0 when none came.
+	Status int
+}
+
+// RoundTrip records and sends r.
+func (f *FeedRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	q := r.URL.Query()
+	n, err := strconv.ParseInt(q.Get("pontoDeSincronizacao"), 10, 64)
+	if err != nil || q.Has("ProdutoId") {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	call := FeedCall{Cursor: n, At: time.Now()}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if resp != nil {
+		call.Status = resp.StatusCode
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, call)
+	f.mu.Unlock()
+	return resp, err
+}
+
+// Calls returns the requests sent so far, in order.
+func (f *FeedRecorder) Calls() []FeedCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// Cursors returns the cursors sent so far, in order.
+func (f *FeedRecorder) Cursors() []int64 {
+	var out []int64
+	for _, c := range f.Calls() {
+		out = append(out, c.Cursor)
+	}
+	return out
+}
+
+// Event is one published event.
+type Event struct {
+	Tenant string
+	Kind   events.Kind
+	ID     string
+	Msg    proto.Message
+}
+
+// Collector gathers every event of the HIPER stream of a namespace, from
+// its start.
+type Collector struct {
+	mu     sync.Mutex
+	events []Event
+	errs   []error
+}
+
+// Collect starts a Collector until the end of the test.
+func Collect(t testing.TB, js jetstream.JetStream, ns events.Namespace) *Collector {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cons, err := js.OrderedConsumer(ctx, ns.Stream(events.StreamHiper), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("collect events: %v", err)
+	}
+	c := &Collector{}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		s, err := ns.ParseSubject(m.Subject())
+		var msg proto.Message
+		if err == nil {
+			msg, err = s.NewMessage()
+		}
+		if err == nil {
+			err = events.Decode(m.Headers(), m.Data(), msg)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err != nil {
+			c.errs = append(c.errs, err)
+			return
+		}
+		c.events = append(c.events, Event{Tenant: s.Tenant, Kind: s.Kind, ID: m.Headers().Get(events.HeaderID), Msg: msg})
+	})
+	if err != nil {
+		t.Fatalf("collect events: %v", err)
+	}
+	t.Cleanup(cc.Stop)
+	return c
+}
+
+// Events returns the events of tenant and kind collected so far (every
+// tenant when tenantID is empty, every kind when kind is).
+func (c *Collector) Events(tenantID string, kind events.Kind) []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Event
+	for _, e := range c.events {
+		if (tenantID == "" || e.Tenant == tenantID) && (kind == "" || e.Kind == kind) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Errors returns the events that could not be decoded.
+func (c *Collector) Errors() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.errs)
+}
+
+// Fast are scheduler options for tests: polls every 200ms, a dead replica's
+// lease given up after 2s, quick backoff, no grace on stop (a stopped
+// replica hands its tenants over at once).
+func Fast() schedule.Options {
+	return schedule.Options{
+		Interval: 200 * time.Millisecond, LeaseTTL: 2 * time.Second,
+		BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second,
+		FirstRunSpread: 50 * time.Millisecond, Grace: -1,
+	}
+}
+
+// Status returns a tenant's status of kind (zero when it never ran).
+func Status(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID string, kind schedule.Kind) schedule.Status {
+	t.Helper()
+	st, _, err := schedule.GetStatus(context.Background(), js, ns, tenantID, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// WaitSynced waits until a run of tenant's sync of kind that started after
+// since brought the store up to date, and returns the status it left.
+func WaitSynced(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID string, kind schedule.Kind, since time.Time) schedule.Status {
+	t.Helper()
+	var st schedule.Status
+	waitFor(t, 20*time.Second, tenantID+" "+string(kind)+" synced", func() bool {
+		st = Status(t, js, ns, tenantID, kind)
+		return st.InitialDone && st.LastSuccessAt.After(since) && st.Lease == nil
+	})
+	return st
+}
+
+// waitFor polls cond every 10ms until it holds, failing t after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,192 @@
+package schedule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/brokerclient"
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+// Settings is a poller's configuration from the environment: the variables
+// every service reads, and the pollers' own.
+type Settings struct {
+	config.Common
+	// Concurrency is POLL_CONCURRENCY: polls in progress per replica.
+	Concurrency int
+	// TenantRate is POLL_TENANT_RATE: Hiper calls a second per tenant.
+	TenantRate float64
+	// FullEvery is POLL_FULL_RESYNC_INTERVAL: the full-resync safety net.
+	FullEvery time.Duration
+}
+
+// LoadSettings reads the environment; the error names every bad variable.
+func LoadSettings(getenv config.Env) (Settings, error) {
+	l := config.NewLoader(getenv)
+	s := Settings{
+		Common:      l.LoadCommon(),
+		Concurrency: l.Int("POLL_CONCURRENCY", DefaultConcurrency),
+		TenantRate:  l.Float("POLL_TENANT_RATE", DefaultTenantRate),
+		FullEvery:   l.Duration("POLL_FULL_RESYNC_INTERVAL", DefaultFullEvery),
+	}
+	errs := []error{l.Err()}
+	if s.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("POLL_CONCURRENCY: want at least 1, got %d", s.Concurrency))
+	}
+	if s.TenantRate <= 0 {
+		errs = append(errs, fmt.Errorf("POLL_TENANT_RATE: want a positive number of calls a second, got %v", s.TenantRate))
+	}
+	return s, errors.Join(errs...)
+}
+
+// Deps are what a poller needs from outside; its Start wires them. The dev
+// run and tests build them directly, services through Main.
+type Deps struct {
+	NATS      *nats.Conn
+	Namespace events.Namespace
+	Directory *tenant.Directory
+	// Tokens returns a tenant's token source (brokerclient.Client.Source).
+	Tokens       func(tenantID string) hiper.TokenSource
+	HiperBaseURL string
+	// HTTPClient, when set, carries the Hiper calls (tests record them).
+	HTTPClient *http.Client
+	Format     events.Format
+	// Pacer, when set, is shared with the process's other poller.
+	Pacer   *Pacer
+	Health  *telemetry.Health
+	Log     *slog.Logger
+	Options Options
+}
+
+// Hiper returns the Hiper client of d.
+func (d Deps) Hiper() (*hiper.Client, error) {
+	opts := []hiper.Option{hiper.WithLogger(d.Log)}
+	if d.HTTPClient != nil {
+		opts = append(opts, hiper.WithHTTPClient(d.HTTPClient))
+	}
+	return hiper.New(d.HiperBaseURL, opts...)
+}
+
+// Config returns the scheduler configuration of d for a poller of kind
+// running job.
+func (d Deps) Config(kind Kind, job Job) (Config, error) {
+	js, err := jetstream.New(d.NATS)
+	if err != nil {
+		return Config{}, fmt.Errorf("open jetstream: %w", err)
+	}
+	client, err := d.Hiper()
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{
+		Kind: kind, JS: js, Namespace: d.Namespace, Directory: d.Directory, Hiper: client,
+		Tokens: d.Tokens, Pacer: d.Pacer, Log: d.Log, Job: job, Options: d.Options,
+	}
+	if d.Health != nil {
+		cfg.Registry = d.Health.Registry
+	}
+	return cfg, nil
+}
+
+// StartFunc starts a poller: it provisions what the poller needs and returns
+// its scheduler, which the caller runs.
+type StartFunc func(ctx context.Context, d Deps) (*Scheduler, error)
+
+// Main runs the poller service named service until ctx is done: it reads
+// the environment, connects to NATS and token-broker, follows the tenants,
+// serves health and metrics on HTTP_ADDR, and runs the scheduler that start
+// returns; then it stops in the reverse order.
+func Main(ctx context.Context, service string, getenv config.Env, logOut io.Writer, start StartFunc) error {
+	s, err := LoadSettings(getenv)
+	if err != nil {
+		return err
+	}
+	format, err := events.ParseFormat(s.EventsFormat)
+	if err != nil {
+		return err
+	}
+	ns, err := events.NewNamespace(s.Namespace)
+	if err != nil {
+		return fmt.Errorf("HIPERSYNC_NAMESPACE: %w", err)
+	}
+	log := telemetry.NewLogger(service, logOut, telemetry.LevelFromEnv(getenv))
+	shutdownTracing, err := telemetry.SetupTracing(ctx, service)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdownTracing(context.Background()) }()
+
+	nc, err := nats.Connect(s.NATSURL, nats.Name(service), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", s.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("open jetstream: %w", err)
+	}
+	if err := events.EnsureStreams(ctx, js, ns); err != nil {
+		return err
+	}
+	tenants, err := events.EnsureKV(ctx, js, ns, tenant.Bucket)
+	if err != nil {
+		return err
+	}
+	dirCtx, stopDir := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDir()
+	dir, err := tenant.WatchDirectory(dirCtx, tenants, log)
+	if err != nil {
+		return err
+	}
+	broker, err := brokerclient.Dial(s.TokenBrokerAddr)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+
+	health := telemetry.NewHealth()
+	health.AddCheck("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected (%s)", nc.Status())
+		}
+		return nil
+	})
+	health.AddCheck("tenants", func(context.Context) error {
+		select {
+		case <-dir.Done():
+			return fmt.Errorf("tenant watch stopped: %v", dir.Err())
+		default:
+			return nil
+		}
+	})
+	sched, err := start(ctx, Deps{
+		NATS: nc, Namespace: ns, Directory: dir, Tokens: broker.Source, HiperBaseURL: s.HiperBaseURL,
+		Format: format, Pacer: NewPacer(s.TenantRate, DefaultTenantBurst), Health: health, Log: log,
+		Options: Options{Concurrency: s.Concurrency, FullEvery: s.FullEvery},
+	})
+	if err != nil {
+		return err
+	}
+	waitHTTP, err := health.Serve(ctx, s.HTTPAddr, log)
+	if err != nil {
+		return err
+	}
+	log.Info(service+" running", "namespace", ns.Prefix, "concurrency", s.Concurrency)
+	runErr := sched.Run(ctx)
+	stopDir()
+	err = errors.Join(runErr, waitHTTP(), nc.Drain())
+	log.Info(service+" stopped", "err", err)
+	return err
+}
