@@ -1,0 +1,373 @@
+package feed
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"iter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/schedule"
+)
+
+// DefaultMaxPlanned is how many changes a planned poll keeps in memory
+// before it falls back to following the feed a second time.
+const DefaultMaxPlanned = 20_000
+
+// Processor decides what products mean for the store: a poller's own rules.
+type Processor interface {
+	// Decide turns products into changes against the run's States (it
+	// calls Load, Get and Set). It must decide every product of carried,
+	// and may defer products of fresh that it cannot decide yet (a
+	// variation before its parent) to the next call, as its carried.
+	Decide(ctx context.Context, carried, fresh []hiper.Product) (changes []Change, deferred []hiper.Product, err error)
+}
+
+// JobConfig configures a poller's Job.
+type JobConfig struct {
+	Kind      schedule.Kind
+	Namespace events.Namespace
+	// States is the poller's bucket of product states.
+	States jetstream.KeyValue
+	Sink   *Sink
+	// Publisher publishes the guardrail's events.
+	Publisher *events.Publisher
+	// NewProcessor returns the Processor of one run.
+	NewProcessor func(r *schedule.Run, states *States) Processor
+	// Refresh, when set, runs first in a run whose request names products
+	// (the stock poller's targeted refresh).
+	Refresh func(ctx context.Context, r *schedule.Run, states *States, sink *Sink) error
+	// MaxPlanned overrides DefaultMaxPlanned.
+	MaxPlanned int
+}
+
+// NewJob returns the schedule.Job that runs one poll of a tenant's feed.
+func NewJob(cfg JobConfig) schedule.Job {
+	if cfg.MaxPlanned <= 0 {
+		cfg.MaxPlanned = DefaultMaxPlanned
+	}
+	return schedule.JobFunc(func(ctx context.Context, r *schedule.Run) error {
+		states := NewStates(cfg.States, r.Tenant)
+		if cfg.Refresh != nil && r.Request != nil && len(r.Request.Products) > 0 {
+			if err := cfg.Refresh(ctx, r, states, cfg.Sink); err != nil {
+				return err
+			}
+		}
+		st := r.Status()
+		p := &poll{cfg: &cfg, run: r, states: states, initial: !st.InitialDone, from: st.Cursor}
+		p.full = r.Full || st.Held != nil && st.Held.Full
+		if p.full {
+			p.from = 0
+			if st.FullRunning {
+				p.from = st.FullCursor
+			}
+			if err := r.Save(ctx, func(s *schedule.Status) { s.FullRunning, s.FullCursor = true, p.from }); err != nil {
+				return err
+			}
+		}
+		p.proc = cfg.NewProcessor(r, states)
+		if p.initial || p.full {
+			if err := states.Preload(ctx); err != nil {
+				return err
+			}
+		}
+		if p.initial || r.Approve {
+			return p.stream(ctx)
+		}
+		return p.plan(ctx)
+	})
+}
+
+// poll is one run's pass over the feed.
+type poll struct {
+	cfg     *JobConfig
+	run     *schedule.Run
+	states  *States
+	proc    Processor
+	initial bool
+	full    bool
+	from    int64
+}
+
+// unit is what one batch brought, and the cursor to save once it is stored.
+type unit struct {
+	cursor  int64
+	changes []Change
+}
+
+// follow decides the feed from p.from batch by batch, handing each unit to
+// use, and returns the last cursor.
+func (p *poll) follow(ctx context.Context, use func(unit) error) (int64, error) {
+	cursor := p.from
+	var carry []hiper.Product
+	for batch, err := range prefetch(ctx, p.run.Session.ProductFeed, p.from) {
+		if err != nil {
+			return cursor, err
+		}
+		changes, deferred, err := p.proc.Decide(ctx, carry, batch.Products)
+		if err != nil {
+			return cursor, err
+		}
+		u := unit{cursor: batch.SyncPoint, changes: changes}
+		if len(deferred) > 0 {
+			// Their batch is not done: a crash must fetch it again.
+			u.cursor = cursor
+		}
+		if err := use(u); err != nil {
+			return cursor, err
+		}
+		cursor, carry = batch.SyncPoint, deferred
+	}
+	if err := ctx.Err(); err != nil {
+		// The prefetch stops quietly when ctx ends: that is no end of feed.
+		return cursor, err
+	}
+	if len(carry) > 0 {
+		changes, _, err := p.proc.Decide(ctx, carry, nil)
+		if err != nil {
+			return cursor, err
+		}
+		if err := use(unit{cursor: cursor, changes: changes}); err != nil {
+			return cursor, err
+		}
+	}
+	return cursor, nil
+}
+
+// stream publishes each batch as it comes, saving the cursor after each.
+func (p *poll) stream(ctx context.Context) error {
+	last, err := p.follow(ctx, func(u unit) error { return p.store(ctx, u, true) })
+	if err != nil {
+		return err
+	}
+	return p.done(ctx, last)
+}
+
+// plan follows the whole feed before publishing anything, so the guardrail
+// can judge the poll as a whole.
+func (p *poll) plan(ctx context.Context) error {
+	var (
+		units    []unit
+		kept     int
+		overflow bool
+		counts   Counts
+	)
+	fp := fnv.New64a()
+	last, err := p.follow(ctx, func(u unit) error {
+		for _, c := range u.changes {
+			counts.add(c)
+			for _, e := range c.Events {
+				fp.Write([]byte(e.ID))
+			}
+		}
+		if overflow {
+			return nil
+		}
+		units = append(units, u)
+		if kept += len(u.changes); kept > p.cfg.MaxPlanned {
+			overflow, units = true, nil
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	st := p.run.Status()
+	if reasons := p.guard(counts, st.Products); len(reasons) > 0 {
+		return p.hold(ctx, counts, st, reasons, hex.EncodeToString(fp.Sum(nil)))
+	}
+	if overflow {
+		// Too much to keep: decide it all again, against the states as
+		// stored, and publish as it comes.
+		p.run.Log.Info("poll too large to plan in memory; following the feed again", "changes", counts.Changes)
+		p.states = NewStates(p.cfg.States, p.run.Tenant)
+		p.proc = p.cfg.NewProcessor(p.run, p.states)
+		if p.full {
+			if err := p.states.Preload(ctx); err != nil {
+				return err
+			}
+		}
+		return p.stream(ctx)
+	}
+	for _, u := range units {
+		if err := p.store(ctx, u, false); err != nil {
+			return err
+		}
+	}
+	if last == p.from && !p.full && st.Held == nil {
+		return nil // nothing new: the status stays as it is
+	}
+	return p.done(ctx, last)
+}
+
+// store publishes a unit's events, records its states and saves its cursor;
+// a unit without changes saves the cursor only when always is set.
+func (p *poll) store(ctx context.Context, u unit, always bool) error {
+	if len(u.changes) == 0 && !always {
+		return nil
+	}
+	n, err := p.cfg.Sink.Apply(ctx, u.changes)
+	if err != nil {
+		return err
+	}
+	p.run.Published(n)
+	var added int64
+	for _, c := range u.changes {
+		if c.New {
+			added++
+		}
+	}
+	return p.run.Save(ctx, func(s *schedule.Status) {
+		s.Products += added
+		if p.full {
+			s.FullCursor = u.cursor
+		} else {
+			s.Cursor = u.cursor
+		}
+	})
+}
+
+// done records a finished pass: the cursor, the end of an initial sync or a
+// full resync, and lifts any hold.
+func (p *poll) done(ctx context.Context, last int64) error {
+	return p.run.Save(ctx, func(s *schedule.Status) {
+		if p.full {
+			s.Cursor = max(s.Cursor, last)
+			s.FullRunning, s.FullCursor = false, 0
+			s.LastFullAt = p.run.Start
+		} else {
+			s.Cursor = last
+		}
+		if p.initial {
+			s.InitialDone = true
+			s.LastFullAt = p.run.Start
+		}
+		s.Held = nil
+	})
+}
+
+// Counts are what a poll would do, for the guardrail.
+type Counts struct {
+	Changes     int64
+	New         int64
+	Deactivated int64
+	StockZeroed int64
+	PriceCuts   int64
+}
+
+func (c *Counts) add(ch Change) {
+	if len(ch.Events) > 0 {
+		c.Changes++
+	}
+	if ch.New {
+		c.New++
+	}
+	if ch.Deactivated {
+		c.Deactivated++
+	}
+	if ch.StockZeroed {
+		c.StockZeroed++
+	}
+	if ch.PriceCut {
+		c.PriceCuts++
+	}
+}
+
+// guard returns why the poll must be held, if it must: it deactivates or
+// zeroes the stock of more than the tenant's percentage of its products, or
+// cuts more than its number of prices by over half.
+func (p *poll) guard(c Counts, products int64) []string {
+	s := p.run.Settings
+	var reasons []string
+	pct := int64(s.GuardMaxDeactivatePercent())
+	if hit := c.Deactivated + c.StockZeroed; products > 0 && hit*100 > pct*products {
+		what := "be deactivated"
+		switch {
+		case c.StockZeroed == 0:
+		case c.Deactivated == 0:
+			what = "run out of stock"
+		default:
+			what = "be deactivated or run out of stock"
+		}
+		reasons = append(reasons, fmt.Sprintf("%d of %d products (%.1f%%) would %s, above the %d%% limit",
+			hit, products, float64(hit)*100/float64(products), what, pct))
+	}
+	if cuts := int64(s.GuardMaxPriceCuts()); c.PriceCuts > cuts {
+		reasons = append(reasons, fmt.Sprintf("%d prices would be cut by more than half, above the limit of %d", c.PriceCuts, cuts))
+	}
+	return reasons
+}
+
+// hold keeps the poll from the store: the cursor stays, the change is
+// recorded as held and announced once.
+func (p *poll) hold(ctx context.Context, c Counts, st schedule.Status, reasons []string, plan string) error {
+	if st.Held != nil && st.Held.Plan == plan {
+		return nil // the same change, announced already
+	}
+	kind := string(p.cfg.Kind)
+	summary := fmt.Sprintf("%s poll of %s held: %s. Nothing of it was published; approve with `hipersync sync %s --%s --approve`.",
+		kind, p.run.Tenant, joinReasons(reasons), p.run.Tenant, kind)
+	counts := map[string]int64{
+		"deactivated": c.Deactivated, "stockZeroed": c.StockZeroed, "priceCuts": c.PriceCuts,
+		"products": st.Products, "changes": c.Changes,
+	}
+	id := fmt.Sprintf("%s:guard:%s:%d:%s", p.run.Tenant, kind, p.from, plan)
+	ev := &eventsv1.CatalogGuardHeld{Summary: summary, Counts: counts, Kind: kind}
+	if _, err := p.cfg.Publisher.Publish(ctx, p.cfg.Namespace.HiperSubject(p.run.Tenant, events.KindCatalogGuardHeld), id, ev); err != nil {
+		return err
+	}
+	p.run.Published(1)
+	p.run.Log.Warn("guardrail holds a mass change", "summary", summary)
+	since := time.Now().UTC()
+	if st.Held != nil {
+		since = st.Held.Since
+	}
+	return p.run.Save(ctx, func(s *schedule.Status) {
+		s.Held = &schedule.Held{Since: since, From: p.from, Full: p.full, Summary: summary, Counts: counts, Plan: plan}
+	})
+}
+
+func joinReasons(r []string) string {
+	if len(r) == 1 {
+		return r[0]
+	}
+	return r[0] + "; and " + r[1]
+}
+
+// prefetch follows feed one batch ahead of its consumer, so that Hiper's
+// next answer downloads while the last one is published.
+func prefetch(ctx context.Context, feed func(context.Context, int64) iter.Seq2[hiper.ProductBatch, error], from int64) iter.Seq2[hiper.ProductBatch, error] {
+	type item struct {
+		b   hiper.ProductBatch
+		err error
+	}
+	return func(yield func(hiper.ProductBatch, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ch := make(chan item, 1)
+		go func() {
+			defer close(ch)
+			for b, err := range feed(ctx, from) {
+				select {
+				case ch <- item{b, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		for it := range ch {
+			if !yield(it.b, it.err) {
+				cancel()
+				for range ch {
+				}
+				return
+			}
+		}
+	}
+}
