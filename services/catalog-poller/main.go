@@ -1,13 +1,22 @@
-// Command catalog-poller is a hipersync service. It is not built yet: it exits with
-// an error so that nothing mistakes it for a running service.
+// Command catalog-poller publishes each tenant's Hiper catalog as events:
+// products, prices, held mass changes. Configuration: README, "Configuration".
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hipersync/hipersync/services/catalog-poller/catalogsync"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "catalog-poller: not implemented yet (issue #4)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := catalogsync.Main(ctx, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "catalog-poller:", err)
+		os.Exit(1)
+	}
 }

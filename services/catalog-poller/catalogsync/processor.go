@@ -1,0 +1,309 @@
+package catalogsync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hipersync/hipersync/pkg/catalog"
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/feed"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+// Why a product is held back (catalog.product.skipped).
+const (
+	ReasonMissingCategoryAndBrand  = "missing_category_and_brand"
+	messageMissingCategoryAndBrand = "Produto sem categoria e sem marca no Hiper: ele não é enviado para a loja. " +
+		"Cadastre uma categoria ou uma marca no Hiper, ou defina uma categoria padrão ou uma marca padrão nas configurações da integração."
+)
+
+// productState is what the catalog-poller remembers of a product, under
+// "<tenant>.<product id>" in StateBucket.
+type productState struct {
+	// Published: the store has the product (it was created there).
+	Published bool `json:"p,omitempty"`
+	// Stub: only the parent's word about this variation (Attrs) is known;
+	// the product itself has not been seen yet.
+	Stub bool `json:"st,omitempty"`
+	// Skipped is the content hash of the version last held back, so each
+	// version is reported once.
+	Skipped uint64 `json:"s,omitempty"`
+	Hashes  hashes `json:"h"`
+	// Price and Active as last published, for catalog.price.changed and
+	// the guardrail.
+	Price  string `json:"pr,omitempty"`
+	Active bool   `json:"a,omitempty"`
+	// Indexed is the barcode index key written for the product.
+	Indexed string `json:"e,omitempty"`
+	Attrs   *attrs `json:"v,omitempty"`
+}
+
+// same reports whether s and o record the same.
+func (s productState) same(o productState) bool {
+	sa, oa := s.Attrs, o.Attrs
+	s.Attrs, o.Attrs = nil, nil
+	return s == o && sa.equal(oa)
+}
+
+// processor applies the catalog rules of one tenant in one run.
+type processor struct {
+	tenant      string
+	settings    tenant.Settings
+	allowed     [groupCount]bool
+	ns          events.Namespace
+	states      *feed.States
+	indexBucket string
+}
+
+func (p *processor) state(id string) (*productState, error) {
+	b, ok := p.states.Get(id)
+	if !ok {
+		return nil, nil
+	}
+	var st productState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("decode state of product %s: %w", id, err)
+	}
+	return &st, nil
+}
+
+// Decide applies the rules to products. Parents go first: their variacao
+// names each child's attributes. A child whose attributes nobody gave yet
+// (its parent comes later in the feed) is deferred once.
+func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) ([]feed.Change, []hiper.Product, error) {
+	all := make([]hiper.Product, 0, len(carried)+len(fresh))
+	all = append(append(all, carried...), fresh...)
+	inCall := make(map[string]bool, len(all))
+	ids := make([]string, 0, len(all))
+	for _, pr := range all {
+		inCall[pr.ID] = true
+		ids = append(ids, pr.ID)
+	}
+	given := map[string]*attrs{}
+	for _, pr := range all {
+		if pr.IsVariation() {
+			ids = append(ids, pr.ParentID)
+		}
+		for _, v := range pr.Variations {
+			given[v.ID] = attrsOf(v)
+			if !inCall[v.ID] {
+				ids = append(ids, v.ID)
+			}
+		}
+	}
+	if err := p.states.Load(ctx, ids); err != nil {
+		return nil, nil, err
+	}
+
+	var changes []feed.Change
+	var deferred []hiper.Product
+	add := func(c feed.Change) {
+		if len(c.Events) > 0 || len(c.Writes) > 0 {
+			changes = append(changes, c)
+		}
+	}
+	for i, pr := range all {
+		prior, err := p.state(pr.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		var a *attrs
+		if pr.IsVariation() {
+			a = given[pr.ID]
+			if a == nil && prior != nil {
+				a = prior.Attrs
+			}
+			if a == nil {
+				a = ownAttrs(pr)
+			}
+			if a == nil && i >= len(carried) {
+				deferred = append(deferred, pr)
+				continue
+			}
+		}
+		c, err := p.decide(pr, a, prior)
+		if err != nil {
+			return nil, nil, err
+		}
+		add(c)
+	}
+	// Children this call did not bring: their place under the parent.
+	for _, pr := range all {
+		for _, v := range pr.Variations {
+			if inCall[v.ID] {
+				continue
+			}
+			c, err := p.reattribute(v.ID, pr.ID, attrsOf(v))
+			if err != nil {
+				return nil, nil, err
+			}
+			add(c)
+		}
+	}
+	return changes, deferred, nil
+}
+
+// decide applies the rules to one product.
+func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (feed.Change, error) {
+	sp := storeProduct(pr, a, p.settings)
+	h := hashOf(sp)
+	c := feed.Change{New: prior == nil || prior.Stub}
+	was := productState{}
+	if prior != nil {
+		was = *prior
+	}
+	next := was
+	next.Stub, next.Hashes, next.Attrs = false, h, a
+
+	publishable := sp.Category != "" || sp.Brand != ""
+	if !publishable {
+		if ch := contentHash(h, sp.Category); was.Skipped != ch {
+			c.Events = append(c.Events, feed.Event{
+				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductSkipped),
+				ID:      fmt.Sprintf("%s:skipped:%s:%016x", p.tenant, pr.ID, ch),
+				Msg: &eventsv1.CatalogProductSkipped{
+					ProductId: pr.ID, Reason: ReasonMissingCategoryAndBrand, Message: messageMissingCategoryAndBrand,
+				},
+			})
+			next.Skipped = ch
+		}
+	} else {
+		next.Skipped = 0
+		var sets [groupCount]bool
+		created := !was.Published
+		if created {
+			sets = [groupCount]bool{true, true, true, true, true, pr.IsVariation()}
+		} else {
+			sets = p.allowed
+			sets[groupVariation] = pr.IsVariation()
+		}
+		changed := created
+		for g, on := range sets {
+			changed = changed || on && was.Hashes[g] != h[g]
+		}
+		if changed {
+			body := sp
+			category := ""
+			if created {
+				category = sp.Category
+			} else {
+				body = only(sp, sets)
+			}
+			c.Events = append(c.Events, feed.Event{
+				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductUpserted),
+				ID:      fmt.Sprintf("%s:product:%s:%016x", p.tenant, pr.ID, eventHash(h, sets, created, category)),
+				Msg: &eventsv1.CatalogProductUpserted{
+					ProductId: pr.ID, ParentId: sp.ParentId, Created: created, Fields: fieldsOf(sets, created), Product: body,
+				},
+			})
+		}
+		if !created && was.Price != sp.Price {
+			c.Events = append(c.Events, feed.Event{
+				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogPriceChanged),
+				ID:      fmt.Sprintf("%s:price:%s:%s:%s", p.tenant, pr.ID, was.Price, sp.Price),
+				Msg:     &eventsv1.CatalogPriceChanged{ProductId: pr.ID, Price: sp.Price, PreviousPrice: was.Price},
+			})
+			c.PriceCut = cutByHalf(was.Price, sp.Price)
+		}
+		next.Published = true
+		next.Price = sp.Price
+		next.Active = sp.Active && !sp.Removed
+		c.Deactivated = was.Published && was.Active && !next.Active
+	}
+	c.Writes = p.index(pr, publishable, &next)
+	if prior == nil || !next.same(*prior) {
+		w, err := p.record(pr.ID, next)
+		if err != nil {
+			return feed.Change{}, err
+		}
+		c.Writes = append(c.Writes, w)
+	}
+	return c, nil
+}
+
+// reattribute records a child's attributes as its parent gives them, and
+// tells the store when the child is published and they changed.
+func (p *processor) reattribute(childID, parentID string, a *attrs) (feed.Change, error) {
+	prior, err := p.state(childID)
+	if err != nil {
+		return feed.Change{}, err
+	}
+	vh := variationHash(parentID, a)
+	var c feed.Change
+	var next productState
+	switch {
+	case prior == nil:
+		next = productState{Stub: true, Attrs: a}
+	case prior.Attrs.equal(a) && (prior.Stub || prior.Hashes[groupVariation] == vh):
+		return c, nil
+	default:
+		next = *prior
+		next.Attrs = a
+		if !prior.Stub {
+			next.Hashes[groupVariation] = vh
+		}
+		if prior.Published {
+			sets := [groupCount]bool{groupVariation: true}
+			sp := &eventsv1.Product{Id: childID, ParentId: parentID,
+				VariationTypeA: a.TypeA, VariationNameA: a.NameA, VariationTypeB: a.TypeB, VariationNameB: a.NameB}
+			c.Events = append(c.Events, feed.Event{
+				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductUpserted),
+				ID:      fmt.Sprintf("%s:product:%s:%016x", p.tenant, childID, eventHash(next.Hashes, sets, false, "")),
+				Msg: &eventsv1.CatalogProductUpserted{
+					ProductId: childID, ParentId: parentID, Fields: fieldsOf(sets, false), Product: sp,
+				},
+			})
+		}
+	}
+	w, err := p.record(childID, next)
+	if err != nil {
+		return feed.Change{}, err
+	}
+	c.Writes = append(c.Writes, w)
+	return c, nil
+}
+
+// index keeps the barcode index (pkg/catalog) in step: a sellable product
+// the store has is indexed by its barcode; one that is not, or whose barcode
+// changed, is forgotten under the old one.
+func (p *processor) index(pr hiper.Product, publishable bool, next *productState) []feed.Write {
+	want := ""
+	if publishable && sellable(pr) {
+		if key, err := catalog.IndexKey(p.tenant, pr.Barcode); err == nil {
+			want = key
+		}
+	}
+	var ws []feed.Write
+	if next.Indexed != "" && next.Indexed != want {
+		ws = append(ws, feed.Write{Bucket: p.indexBucket, Key: next.Indexed, Delete: true})
+	}
+	if want != "" && want != next.Indexed {
+		ws = append(ws, feed.Write{Bucket: p.indexBucket, Key: want, Value: []byte(pr.ID)})
+	}
+	next.Indexed = want
+	return ws
+}
+
+// record stores a product's state, for the rest of the run and in the
+// bucket.
+func (p *processor) record(id string, st productState) (feed.Write, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return feed.Write{}, fmt.Errorf("encode state of product %s: %w", id, err)
+	}
+	p.states.Set(id, b)
+	return feed.Write{Bucket: p.states.Bucket(), Key: feed.Key(p.tenant, id), Value: b}, nil
+}
+
+// cutByHalf reports whether price fell below half of previous.
+func cutByHalf(previous, price string) bool {
+	old, err1 := hiper.NewDecimal(previous)
+	cur, err2 := hiper.NewDecimal(price)
+	if err1 != nil || err2 != nil || !old.IsPositive() {
+		return false
+	}
+	return cur.Add(cur.Decimal).LessThan(old.Decimal)
+}

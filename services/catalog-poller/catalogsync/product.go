@@ -1,0 +1,251 @@
+package catalogsync
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"strconv"
+
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+// group is a set of product fields that change together as far as the
+// store's update switches go.
+type group int
+
+const (
+	// groupBase is always sent on updates.
+	groupBase group = iota
+	groupTitle
+	groupDescription
+	groupImages
+	groupDimensions
+	// groupVariation is a child's place in its parent: always sent; it
+	// comes from the parent's variacao, so it has a hash of its own.
+	groupVariation
+	groupCount
+)
+
+// groupFields are the Product fields (lowerCamelCase, as in `fields`) of
+// each group.
+var groupFields = [groupCount][]string{
+	groupBase:        {"code", "ean", "brand", "unit", "ncm", "price", "active", "removed", "childrenIds", "hasVariations"},
+	groupTitle:       {"name"},
+	groupDescription: {"description"},
+	groupImages:      {"imageUrl", "additionalImageUrls"},
+	groupDimensions:  {"weightGrams", "heightCm", "widthCm", "lengthCm"},
+	groupVariation:   {"parentId", "variationTypeA", "variationNameA", "variationTypeB", "variationNameB"},
+}
+
+// fieldCategory is set only when a product is first published.
+const fieldCategory = "category"
+
+// allowed reports which groups an update may carry under the tenant's
+// switches.
+func allowed(s tenant.Settings) [groupCount]bool {
+	return [groupCount]bool{
+		groupBase:        true,
+		groupTitle:       s.GetUpdateTitle(),
+		groupDescription: s.GetUpdateDescription(),
+		groupImages:      s.GetUpdateImages(),
+		groupDimensions:  s.GetUpdateDimensions(),
+		groupVariation:   true,
+	}
+}
+
+// attrs are a variation's attributes: type and name of its axes A and B.
+type attrs struct {
+	TypeA string `json:"ta,omitempty"`
+	NameA string `json:"na,omitempty"`
+	TypeB string `json:"tb,omitempty"`
+	NameB string `json:"nb,omitempty"`
+}
+
+func attrsOf(v hiper.Variation) *attrs {
+	return &attrs{TypeA: v.TypeA, NameA: v.NameA, TypeB: v.TypeB, NameB: v.NameB}
+}
+
+// ownAttrs are the attributes older accounts send on the child itself.
+func ownAttrs(p hiper.Product) *attrs {
+	if p.Color == "" && p.Size == "" {
+		return nil
+	}
+	return &attrs{TypeA: "Cor", NameA: p.Color, TypeB: "Tamanho", NameB: p.Size}
+}
+
+func (a *attrs) equal(b *attrs) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// sellable reports whether an order can name p: active, not removed, and
+// not a parent (an order names the variation).
+func sellable(p hiper.Product) bool {
+	return isActive(p) && !bool(p.Removed) && !p.IsParent()
+}
+
+func isActive(p hiper.Product) bool {
+	return bool(p.Active) && (p.VariationActive == nil || bool(*p.VariationActive))
+}
+
+// storeProduct is p as the store sees it, every field set, the tenant's
+// defaults filled in where Hiper has no category or brand.
+func storeProduct(p hiper.Product, a *attrs, s tenant.Settings) *eventsv1.Product {
+	out := &eventsv1.Product{
+		Id:          p.ID,
+		Code:        p.Code,
+		Ean:         p.Barcode,
+		Name:        p.Name,
+		Description: p.Description,
+		Brand:       p.Brand,
+		Category:    p.Category,
+		Unit:        p.Unit,
+		Ncm:         p.NCM,
+		Price:       p.Price.String(),
+		Active:      isActive(p),
+		Removed:     bool(p.Removed),
+		ImageUrl:    p.Image,
+		WeightGrams: p.WeightGrams.String(),
+		HeightCm:    p.HeightCm.String(),
+		WidthCm:     p.WidthCm.String(),
+		LengthCm:    p.LengthCm.String(),
+	}
+	if out.Brand == "" {
+		out.Brand = s.GetDefaultBrand()
+	}
+	if out.Category == "" {
+		out.Category = s.GetDefaultCategory()
+	}
+	for _, img := range p.AdditionalImages {
+		out.AdditionalImageUrls = append(out.AdditionalImageUrls, img.URL)
+	}
+	if p.IsVariation() {
+		out.ParentId = p.ParentID
+		if a != nil {
+			out.VariationTypeA, out.VariationNameA = a.TypeA, a.NameA
+			out.VariationTypeB, out.VariationNameB = a.TypeB, a.NameB
+		}
+	}
+	if p.IsParent() {
+		out.HasVariations = true
+		for _, v := range p.Variations {
+			out.ChildrenIds = append(out.ChildrenIds, v.ID)
+		}
+	}
+	return out
+}
+
+// hashes are the content hash of each group of a store product.
+type hashes [groupCount]uint64
+
+// hashOf hashes each group of sp (the category apart: it is sent once).
+func hashOf(sp *eventsv1.Product) hashes {
+	var h hashes
+	f := fnv.New64a()
+	sum := func(parts ...string) uint64 {
+		f.Reset()
+		for _, s := range parts {
+			f.Write([]byte(s))
+			f.Write([]byte{0})
+		}
+		return f.Sum64()
+	}
+	base := []string{strconv.FormatInt(sp.Code, 10), sp.Ean, sp.Brand, sp.Unit, sp.Ncm, sp.Price,
+		strconv.FormatBool(sp.Active), strconv.FormatBool(sp.Removed), strconv.FormatBool(sp.HasVariations)}
+	h[groupBase] = sum(append(base, sp.ChildrenIds...)...)
+	h[groupTitle] = sum(sp.Name)
+	h[groupDescription] = sum(sp.Description)
+	h[groupImages] = sum(append([]string{sp.ImageUrl}, sp.AdditionalImageUrls...)...)
+	h[groupDimensions] = sum(sp.WeightGrams, sp.HeightCm, sp.WidthCm, sp.LengthCm)
+	h[groupVariation] = variationHash(sp.ParentId, &attrs{sp.VariationTypeA, sp.VariationNameA, sp.VariationTypeB, sp.VariationNameB})
+	return h
+}
+
+// variationHash hashes a child's place in its parent.
+func variationHash(parentID string, a *attrs) uint64 {
+	f := fnv.New64a()
+	for _, s := range []string{parentID, a.TypeA, a.NameA, a.TypeB, a.NameB} {
+		f.Write([]byte(s))
+		f.Write([]byte{0})
+	}
+	return f.Sum64()
+}
+
+// eventHash fingerprints an upsert: which groups it sets and their content,
+// whether it creates the product, and the category it creates it with. It
+// makes the event id, so a re-publish of the same upsert is a duplicate.
+func eventHash(h hashes, sets [groupCount]bool, created bool, category string) uint64 {
+	f := fnv.New64a()
+	var b [8]byte
+	for g, on := range sets {
+		if on {
+			binary.LittleEndian.PutUint64(b[:], h[g])
+			f.Write(b[:])
+		}
+		f.Write([]byte{boolByte(on)})
+	}
+	f.Write([]byte{boolByte(created)})
+	f.Write([]byte(category))
+	return f.Sum64()
+}
+
+// contentHash fingerprints everything of a product.
+func contentHash(h hashes, category string) uint64 {
+	f := fnv.New64a()
+	var b [8]byte
+	for _, v := range h {
+		binary.LittleEndian.PutUint64(b[:], v)
+		f.Write(b[:])
+	}
+	f.Write([]byte(category))
+	return f.Sum64()
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// only keeps the groups of sp that sets names, clearing the other fields.
+func only(sp *eventsv1.Product, sets [groupCount]bool) *eventsv1.Product {
+	out := &eventsv1.Product{Id: sp.Id}
+	if sets[groupBase] {
+		out.Code, out.Ean, out.Brand, out.Unit, out.Ncm = sp.Code, sp.Ean, sp.Brand, sp.Unit, sp.Ncm
+		out.Price, out.Active, out.Removed = sp.Price, sp.Active, sp.Removed
+		out.ChildrenIds, out.HasVariations = sp.ChildrenIds, sp.HasVariations
+	}
+	if sets[groupTitle] {
+		out.Name = sp.Name
+	}
+	if sets[groupDescription] {
+		out.Description = sp.Description
+	}
+	if sets[groupImages] {
+		out.ImageUrl, out.AdditionalImageUrls = sp.ImageUrl, sp.AdditionalImageUrls
+	}
+	if sets[groupDimensions] {
+		out.WeightGrams, out.HeightCm, out.WidthCm, out.LengthCm = sp.WeightGrams, sp.HeightCm, sp.WidthCm, sp.LengthCm
+	}
+	if sets[groupVariation] {
+		out.ParentId = sp.ParentId
+		out.VariationTypeA, out.VariationNameA = sp.VariationTypeA, sp.VariationNameA
+		out.VariationTypeB, out.VariationNameB = sp.VariationTypeB, sp.VariationNameB
+	}
+	return out
+}
+
+// fieldsOf lists the fields of the groups sets names.
+func fieldsOf(sets [groupCount]bool, created bool) []string {
+	var out []string
+	for g, on := range sets {
+		if on {
+			out = append(out, groupFields[g]...)
+		}
+	}
+	if created {
+		out = append(out, fieldCategory)
+	}
+	return out
+}
