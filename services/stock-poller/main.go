@@ -1,13 +1,22 @@
-// Command stock-poller is a hipersync service. It is not built yet: it exits with
-// an error so that nothing mistakes it for a running service.
+// Command stock-poller publishes each tenant's Hiper stock levels as events
+// when they change. Configuration: README, "Configuration".
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hipersync/hipersync/services/stock-poller/stocksync"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "stock-poller: not implemented yet (issue #4)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := stocksync.Main(ctx, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "stock-poller:", err)
+		os.Exit(1)
+	}
 }

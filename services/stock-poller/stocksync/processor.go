@@ -1,0 +1,117 @@
+package stocksync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/feed"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/schedule"
+)
+
+// processor compares the stock levels the feed brings with those last
+// published, for one tenant in one run.
+type processor struct {
+	tenant string
+	ns     events.Namespace
+	states *feed.States
+}
+
+// level is a product's stock as stored: "quantity|minimum", decimals as
+// hiper.Decimal prints them (so 10.000000 and 10 are the same level).
+func level(quantity, minimum hiper.Decimal) string {
+	return quantity.String() + "|" + minimum.String()
+}
+
+// Decide publishes the products whose level changed. A parent's stock is
+// the sum of its variations', which are published each: the parent is not.
+func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) ([]feed.Change, []hiper.Product, error) {
+	ids := make([]string, 0, len(carried)+len(fresh))
+	for _, list := range [][]hiper.Product{carried, fresh} {
+		for _, pr := range list {
+			ids = append(ids, pr.ID)
+		}
+	}
+	if err := p.states.Load(ctx, ids); err != nil {
+		return nil, nil, err
+	}
+	var changes []feed.Change
+	for _, list := range [][]hiper.Product{carried, fresh} {
+		for _, pr := range list {
+			if pr.IsParent() {
+				continue
+			}
+			if c, ok := p.decide(pr.ID, pr.Stock, pr.MinimumStock); ok {
+				changes = append(changes, c)
+			}
+		}
+	}
+	return changes, nil, nil
+}
+
+// decide returns the change of a product's level, if it changed.
+func (p *processor) decide(id string, quantity, minimum hiper.Decimal) (feed.Change, bool) {
+	now := level(quantity, minimum)
+	prior, known := p.states.Get(id)
+	if known && string(prior) == now {
+		return feed.Change{}, false
+	}
+	p.states.Set(id, []byte(now))
+	c := feed.Change{
+		New: !known,
+		Events: []feed.Event{{
+			Subject: p.ns.HiperSubject(p.tenant, events.KindStockChanged),
+			ID:      fmt.Sprintf("%s:stock:%s:%s", p.tenant, id, now),
+			Msg: &eventsv1.StockChanged{
+				ProductId: id, Quantity: quantity.String(), MinimumQuantity: minimum.String(),
+			},
+		}},
+		Writes: []feed.Write{{Bucket: p.states.Bucket(), Key: feed.Key(p.tenant, id), Value: []byte(now)}},
+	}
+	if known {
+		was, _, _ := strings.Cut(string(prior), "|")
+		if old, err := hiper.NewDecimal(was); err == nil {
+			c.StockZeroed = old.IsPositive() && !quantity.IsPositive()
+		}
+	}
+	return c, true
+}
+
+// refresh asks the stock endpoint for the products a request names, one
+// call each, and publishes those whose level changed. Only products the
+// poller already follows are refreshed: a new one comes with the feed, and
+// a parent's stock is its variations'.
+func refresh(ns events.Namespace) func(ctx context.Context, r *schedule.Run, states *feed.States, sink *feed.Sink) error {
+	return func(ctx context.Context, r *schedule.Run, states *feed.States, sink *feed.Sink) error {
+		ids := r.Request.Products
+		if err := states.Load(ctx, ids); err != nil {
+			return err
+		}
+		p := &processor{tenant: r.Tenant, ns: ns, states: states}
+		var changes []feed.Change
+		for _, id := range ids {
+			if _, known := states.Get(id); !known {
+				r.Log.Info("stock refresh skips a product the poller does not follow", "product_id", id)
+				continue
+			}
+			lv, err := r.Session.Stock(ctx, 0, id)
+			if errors.Is(err, hiper.ErrNotFound) {
+				r.Log.Info("stock refresh: product unknown to hiper", "product_id", id)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("refresh stock of %s: %w", id, err)
+			}
+			if c, ok := p.decide(id, lv.Quantity, lv.MinimumStock); ok {
+				changes = append(changes, c)
+			}
+		}
+		n, err := sink.Apply(ctx, changes)
+		r.Published(n)
+		return err
+	}
+}
