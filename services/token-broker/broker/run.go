@@ -139,7 +139,7 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("HIPERSYNC_MASTER_KEY: %w", err)
 	}
-	client, err := hiper.New(d.HiperBaseURL, hiper.WithLogger(d.Log))
+	client, err := hiper.New(d.HiperBaseURL, hiper.WithLogger(d.Log), hiper.WithMetrics(d.Health.Registry))
 	if err != nil {
 		return nil, nil, err
 	}
