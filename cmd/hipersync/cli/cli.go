@@ -32,7 +32,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"tenant", "connect, list, show, pause, resume, disconnect stores; change their settings", runTenant},
-		{"sync", "run a catalog or stock sync now; approve a held mass change", notYet(4)},
+		{"sync", "run a catalog or stock sync now; approve a held mass change", runSync},
 		{"status", "per tenant: state, last sync per kind, lag, last error", notYet(7)},
 		{"orders", "list, show and resolve orders", notYet(5)},
 		{"events", "tail the sync log", runEvents},
