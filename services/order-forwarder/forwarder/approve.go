@@ -105,7 +105,7 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	// The token first: a token-broker or tenant problem must not leave the
 	// order recorded as sending.
 	src := f.tokens.Source(o.tenant)
-	tctx, cancel := context.WithTimeout(ctx, tokenTimeout)
+	tctx, cancel := context.WithTimeout(ctx, f.cfg.tokenTimeout())
 	token, err := src.Token(tctx)
 	cancel()
 	if err != nil {
@@ -133,7 +133,7 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	// to this delivery: the call and the recording outlive a shutdown, and
 	// the call's own deadline ends before the lease does.
 	detached := context.WithoutCancel(ctx)
-	pctx, cancel := context.WithTimeout(detached, tokenTimeout+f.cfg.HiperTimeout)
+	pctx, cancel := context.WithTimeout(detached, f.cfg.callBudget())
 	sess := f.hiper.Session(&primed{TokenSource: src, first: token})
 	hiperID, perr := sess.CreateSalesOrder(pctx, v.Order)
 	cancel()

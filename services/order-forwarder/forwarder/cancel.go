@@ -138,7 +138,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 	}
 
 	detached := context.WithoutCancel(ctx)
-	pctx, cancel := context.WithTimeout(detached, tokenTimeout+f.cfg.HiperTimeout)
+	pctx, cancel := context.WithTimeout(detached, f.cfg.callBudget())
 	perr := f.hiper.Session(f.tokens.Source(o.tenant)).CancelSalesOrder(pctx, rec.HiperOrderID)
 	cancel()
 	rctx, cancel := context.WithTimeout(detached, f.cfg.lease())

@@ -59,9 +59,6 @@ const (
 	DefaultMaxAckPending  = 20000
 )
 
-// tokenTimeout bounds getting a token from token-broker.
-const tokenTimeout = 10 * time.Second
-
 func (c Config) withDefaults() Config {
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -89,11 +86,19 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// tokenTimeout bounds getting a token from token-broker, which may have to
+// ask Hiper for it.
+func (c Config) tokenTimeout() time.Duration { return c.HiperTimeout }
+
+// callBudget bounds a call to Hiper through a session: a second token after
+// a 401, and the call itself.
+func (c Config) callBudget() time.Duration { return c.tokenTimeout() + c.HiperTimeout }
+
 // lease is how long a replica may hold an order in sending or cancelling:
-// the token call and the Hiper call, each bounded, plus time to record the
-// answer. Only after it has passed is a replica taken for dead.
+// the call's budget plus time to record the answer. Only after it has
+// passed is a replica taken for dead.
 func (c Config) lease() time.Duration {
-	return tokenTimeout + c.HiperTimeout + max(5*time.Second, c.HiperTimeout/2)
+	return c.callBudget() + max(2*time.Second, c.HiperTimeout/2)
 }
 
 // Settings is the order-forwarder's configuration from the environment.

@@ -38,6 +38,19 @@ func Open(ctx context.Context, js jetstream.JetStream, ns events.Namespace) (*St
 	return &Store{kv: kv}, nil
 }
 
+// Attach opens the bucket of ns without creating it: for readers, such as
+// the CLI, that must not provision a deployment by looking at it.
+func Attach(ctx context.Context, js jetstream.JetStream, ns events.Namespace) (*Store, error) {
+	kv, err := js.KeyValue(ctx, ns.Bucket(Bucket))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("no order state in bucket %s: has order-forwarder run in this namespace? %w", ns.Bucket(Bucket), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", ns.Bucket(Bucket), err)
+	}
+	return &Store{kv: kv}, nil
+}
+
 // Get returns the record of a tenant's order and its revision, or an error
 // matching ErrNotFound.
 func (s *Store) Get(ctx context.Context, tenant, orderID string) (*Record, uint64, error) {

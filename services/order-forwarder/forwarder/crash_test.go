@@ -1,0 +1,181 @@
+package forwarder
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
+	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+)
+
+// TestCrashes runs the order-forwarder binary as its own process and
+// SIGKILLs it at random moments while 1,000 orders flow and Hiper answers
+// one create in ten with a 503, restarting it each time. Afterwards, from
+// what hiper-sim received: every order is in Hiper exactly once, or is
+// under review (at most one per kill: the order being posted when the
+// process died), and none is lost.
+func TestCrashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a process; skipped with -short")
+	}
+	t.Parallel()
+	const (
+		total = 1000
+		kills = 6
+	)
+	start := time.Now()
+	bin := filepath.Join(t.TempDir(), "order-forwarder")
+	build := exec.Command("go", "build", "-o", bin, "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the forwarder: %v\n%s", err, out)
+	}
+
+	h := newHarness(t, harnessOptions{})
+	h.st.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 0.1, ErrorStatus: 503, Endpoints: []string{hipersim.EndpointCreateOrder}})
+	env := append(os.Environ(),
+		"NATS_URL="+brokertest.EnvOr("NATS_URL", nats.DefaultURL),
+		"HIPERSYNC_NAMESPACE="+h.st.NS.Prefix,
+		"TOKEN_BROKER_ADDR="+h.st.BrokerAddr,
+		"HIPER_BASE_URL="+h.st.Sim.URL,
+		"HTTP_ADDR=127.0.0.1:0",
+		"LOG_LEVEL=warn",
+		"OTEL_TRACES_EXPORTER=none",
+		// Short enough that a killed replica's orders come back, and its
+		// lease runs out, within the test's time.
+		"ORDER_ACK_WAIT=2s",
+		"ORDER_HIPER_TIMEOUT=2s",
+		"ORDER_RETRY_BASE=50ms",
+		"ORDER_RETRY_MAX=500ms",
+		"ORDER_MAX_ATTEMPTS=30",
+	)
+	p := &child{t: t, bin: bin, env: env}
+	p.start()
+	t.Cleanup(p.stop)
+
+	ids := make([]string, total)
+	for i := range total {
+		ids[i] = fmt.Sprintf("C%04d", i)
+		h.approve("acme", h.order("acme", ids[i], 1+i%3), "store-"+ids[i])
+	}
+
+	settled := func() int {
+		n := 0
+		for _, k := range []events.Kind{events.KindOrderAccepted, events.KindOrderNeedsReview} {
+			n += h.seen.count(k)
+		}
+		return n
+	}
+	for k := range kills {
+		// A random moment while orders flow: after 20 to 120 more of them
+		// have gone through.
+		target := min(settled()+20+rand.IntN(100), total-50)
+		brokertest.WaitFor(t, 60*time.Second, fmt.Sprintf("orders flowing before kill %d", k+1), func() bool { return settled() >= target })
+		p.kill()
+		p.start()
+	}
+	brokertest.WaitFor(t, 90*time.Second, "every order settled", func() bool { return settled() >= total })
+
+	inHiper := map[string][]hipersim.Order{}
+	for _, o := range h.st.Sim.Sim.Orders(h.st.Keys["acme"]) {
+		inHiper[o.Body.StoreOrderID] = append(inHiper[o.Body.StoreOrderID], o)
+	}
+	review := 0
+	for _, id := range ids {
+		rec := h.record("acme", id)
+		got := inHiper[id]
+		switch rec.State {
+		case orders.StateAccepted:
+			if len(got) != 1 || got[0].ID != rec.HiperOrderID {
+				t.Errorf("order %s accepted as %s; Hiper has it %d times", id, rec.HiperOrderID, len(got))
+			}
+		case orders.StateNeedsReview:
+			review++
+			if len(got) > 1 {
+				t.Errorf("order %s under review is in Hiper %d times", id, len(got))
+			}
+		default:
+			t.Errorf("order %s lost: %s (%s)", id, rec.State, rec.LastError)
+		}
+	}
+	if review > kills {
+		t.Errorf("%d orders under review after %d kills; want at most one per kill", review, kills)
+	}
+	faulted := h.st.Sim.Sim.Stats().Requests[hipersim.EndpointCreateOrder] - len(h.st.Sim.Sim.Orders(h.st.Keys["acme"]))
+	t.Logf("%d orders, %d kills, %d under review, %d in Hiper, %d create calls answered 503 or refused, %s",
+		total, kills, review, len(h.st.Sim.Sim.Orders(h.st.Keys["acme"])), faulted, time.Since(start).Round(time.Millisecond))
+	if t.Failed() {
+		t.Logf("forwarder output (tail):\n%s", p.tail())
+	}
+}
+
+// child is the forwarder process of TestCrashes.
+type child struct {
+	t   *testing.T
+	bin string
+	env []string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+func (c *child) start() {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd := exec.Command(c.bin)
+	cmd.Env = c.env
+	cmd.Stdout, cmd.Stderr = &lockedWriter{c}, &lockedWriter{c}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start the forwarder: %v", err)
+	}
+	c.cmd = cmd
+}
+
+// kill sends SIGKILL: no drain, no goodbye, as when a node dies.
+func (c *child) kill() {
+	c.t.Helper()
+	c.mu.Lock()
+	cmd := c.cmd
+	c.cmd = nil
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		c.t.Fatalf("kill the forwarder: %v", err)
+	}
+	_ = cmd.Wait()
+}
+
+func (c *child) stop() { c.kill() }
+
+func (c *child) tail() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.out.String()
+	if len(s) > 8000 {
+		s = s[len(s)-8000:]
+	}
+	return strings.TrimSpace(s)
+}
+
+type lockedWriter struct{ c *child }
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	return w.c.out.Write(p)
+}
