@@ -7,6 +7,7 @@ require github.com/hipersync/hipersync/pkg v0.0.0
 replace github.com/hipersync/hipersync/pkg => ../../pkg
 
 require (
+	github.com/hipersync/hipersync/services/order-forwarder v0.0.0
 	github.com/hipersync/hipersync/services/token-broker v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
@@ -59,3 +60,5 @@ require (
 )
 
 replace github.com/hipersync/hipersync/services/token-broker => ../../services/token-broker
+
+replace github.com/hipersync/hipersync/services/order-forwarder => ../../services/order-forwarder

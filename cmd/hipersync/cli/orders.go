@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
+)
+
+const ordersUsage = `usage:
+  hipersync orders list <tenant> [--state STATE]
+  hipersync orders show <tenant> <orderId>
+  hipersync orders resolve <tenant> <orderId> --hiper-id ID   the order is in Hiper with this id
+  hipersync orders resolve <tenant> <orderId> --resend        it is not: send it again`
+
+// orderView is an order as `orders list|show --json` prints it: the stored
+// record, with the approval as the JSON a store sends and the outbox
+// without its encoded payload.
+type orderView struct {
+	*orders.Record
+	Approval json.RawMessage `json:"approval,omitempty"`
+	Outbox   *outboxView     `json:"outbox,omitempty"`
+}
+
+type outboxView struct {
+	ID        string `json:"id"`
+	Kind      string `json:"kind"`
+	Published bool   `json:"published"`
+}
+
+func runOrders(ctx context.Context, e Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("orders: missing subcommand\n%s", ordersUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("orders "+sub, flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	state := fs.String("state", "", "list only orders in this state")
+	hiperID := fs.String("hiper-id", "", "resolve: the order's id in Hiper")
+	resend := fs.Bool("resend", false, "resolve: the order is not in Hiper; send it again")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	want := map[string]int{"list": 1, "show": 2, "resolve": 2}
+	n, known := want[sub]
+	if !known {
+		return usagef("orders: unknown subcommand %q\n%s", sub, ordersUsage)
+	}
+	if len(pos) != n {
+		return usagef("orders %s: want %d argument(s), got %d\n%s", sub, n, len(pos), ordersUsage)
+	}
+	if err := events.ValidTenant(pos[0]); err != nil {
+		return usagef("orders %s: %v", sub, err)
+	}
+	if *state != "" && (sub != "list" || !orders.ValidState(*state)) {
+		return usagef("orders: --state goes with list and is one of %s", stateNames())
+	}
+	if sub == "resolve" && (*hiperID == "") == !*resend {
+		return usagef("orders resolve: give either --hiper-id ID or --resend\n%s", ordersUsage)
+	}
+	if sub != "resolve" && (*hiperID != "" || *resend) {
+		return usagef("orders %s: --hiper-id and --resend go with resolve", sub)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := connectNATS(e)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	store, err := orders.Attach(ctx, s.js, s.ns)
+	if err != nil {
+		return err
+	}
+	tenantID := pos[0]
+
+	switch sub {
+	case "list":
+		recs, err := store.List(ctx, tenantID)
+		if err != nil {
+			return err
+		}
+		if *state != "" {
+			kept := recs[:0]
+			for _, r := range recs {
+				if string(r.State) == *state {
+					kept = append(kept, r)
+				}
+			}
+			recs = kept
+		}
+		if *asJSON {
+			views := make([]orderView, 0, len(recs))
+			for _, r := range recs {
+				views = append(views, viewOf(r))
+			}
+			return writeJSON(e.Stdout, views)
+		}
+		return writeOrderTable(e.Stdout, recs)
+	case "show":
+		rec, _, err := store.Get(ctx, tenantID, pos[1])
+		if err != nil {
+			return orderError(tenantID, pos[1], err)
+		}
+		if *asJSON {
+			return writeJSON(e.Stdout, viewOf(rec))
+		}
+		return writeOrder(e.Stdout, rec)
+	}
+
+	format, err := events.ParseFormat(config.NewLoader(e.Getenv).String(events.FormatEnv, ""))
+	if err != nil {
+		return fmt.Errorf("%s: %w", events.FormatEnv, err)
+	}
+	op := orders.Operator{Store: store, Publisher: events.NewPublisher(s.js, s.ns, "hipersync/cli", format), NS: s.ns, By: "hipersync orders resolve"}
+	var rec *orders.Record
+	if *resend {
+		rec, err = op.Resend(ctx, tenantID, pos[1])
+	} else {
+		rec, err = op.Resolve(ctx, tenantID, pos[1], strings.TrimSpace(*hiperID))
+	}
+	if err != nil {
+		return orderError(tenantID, pos[1], err)
+	}
+	if *asJSON {
+		return writeJSON(e.Stdout, viewOf(rec))
+	}
+	return writeOrder(e.Stdout, rec)
+}
+
+// orderError says in one line what an operator can do about err.
+func orderError(tenantID, orderID string, err error) error {
+	switch {
+	case errors.Is(err, orders.ErrNotFound):
+		return fmt.Errorf("order %q of %s not found (see orders list %s)", orderID, tenantID, tenantID)
+	case errors.Is(err, orders.ErrInvalidHiperID):
+		return usagef("orders resolve: --hiper-id must be the order's id in Hiper, a UUID such as 34852cf6-f222-4d61-86d1-045a1aee66f4")
+	}
+	return err
+}
+
+func stateNames() string {
+	names := make([]string, 0, len(orders.States))
+	for _, s := range orders.States {
+		names = append(names, string(s))
+	}
+	return strings.Join(names, ", ")
+}
+
+func viewOf(r *orders.Record) orderView {
+	v := orderView{Record: r}
+	if a, err := r.ApprovalMessage(); err == nil {
+		if b, err := protojson.Marshal(a); err == nil {
+			v.Approval = b
+		}
+	}
+	if r.Outbox != nil {
+		v.Outbox = &outboxView{ID: r.Outbox.ID, Kind: string(r.Outbox.Kind), Published: r.Outbox.Published}
+	}
+	return v
+}
+
+func writeOrderTable(w io.Writer, recs []*orders.Record) error {
+	if len(recs) == 0 {
+		fmt.Fprintln(w, "no orders")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORDER\tSTATE\tHIPER ID\tATTEMPTS\tUPDATED\tNOTE")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.OrderID, r.State, orNone(r.HiperOrderID), r.Attempts,
+			r.UpdatedAt.Format(time.RFC3339), clip(note(r), 80))
+	}
+	return tw.Flush()
+}
+
+// note is the one thing worth knowing about an order at a glance.
+func note(r *orders.Record) string {
+	switch {
+	case r.State == orders.StateRejected && len(r.Reasons) > 0:
+		codes := make([]string, 0, len(r.Reasons))
+		for _, rr := range r.Reasons {
+			codes = append(codes, rr.Code)
+		}
+		return strings.Join(codes, ",")
+	case r.Cancel != nil && r.State != orders.StateCancelled:
+		return "cancel requested by the store"
+	case r.Reason != "":
+		return r.Reason
+	}
+	return r.LastError
+}
+
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func writeOrder(w io.Writer, r *orders.Record) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("tenant", r.Tenant)
+	row("order", r.OrderID)
+	row("state", r.State)
+	row("hiper id", orNone(r.HiperOrderID))
+	row("generation", r.Generation)
+	row("attempts", r.Attempts)
+	if r.Owner != "" {
+		row("held by", fmt.Sprintf("%s until %s", r.Owner, r.LeaseUntil.Format(time.RFC3339)))
+	}
+	if r.Reason != "" {
+		row("reason", r.Reason)
+	}
+	if r.LastError != "" {
+		row("last error", r.LastError)
+	}
+	for _, rr := range r.Reasons {
+		row("problem", fmt.Sprintf("%s %s: %s", rr.Code, rr.Field, rr.Message))
+	}
+	if c := r.Cancel; c != nil {
+		row("cancel requested", fmt.Sprintf("%s (%s)", c.RequestedAt.Format(time.RFC3339), orNone(c.Reason)))
+		if c.Error != "" {
+			row("cancel error", c.Error)
+		}
+	}
+	if r.Outbox != nil {
+		row("last event", fmt.Sprintf("%s %s (published: %v)", r.Outbox.Kind, r.Outbox.ID, r.Outbox.Published))
+	}
+	if a, err := r.ApprovalMessage(); err == nil {
+		row("items", len(a.GetItems()))
+		row("customer", a.GetCustomer().GetName())
+	}
+	row("created", r.CreatedAt.Format(time.RFC3339))
+	row("updated", r.UpdatedAt.Format(time.RFC3339))
+	for _, h := range r.History {
+		from := string(h.From)
+		if from == "" {
+			from = "·"
+		}
+		row("history", fmt.Sprintf("%s %s → %s by %s: %s", h.At.Format(time.RFC3339), from, h.To, h.By, h.Note))
+	}
+	return tw.Flush()
+}
