@@ -1,0 +1,368 @@
+package order
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
+)
+
+const (
+	hiperID = "0b9d0f4e-6c1a-4d3c-9a51-0c1f4b1a7e10"
+	keyNFe  = "35250512345678000190550010000001231000000124"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func record() *Record {
+	return &Record{Tenant: "acme", OrderID: "1001", HiperOrderID: hiperID, AcceptedAt: t0, ChangedAt: t0}
+}
+
+func at(d time.Duration) hiper.Time { return hiper.Time{Time: t0.Add(d)} }
+
+func status(situation int, cancelled bool, evs ...hiper.OrderEvent) hiper.OrderStatus {
+	return hiper.OrderStatus{ID: hiperID, Situation: situation, Cancelled: cancelled, Events: evs}
+}
+
+var (
+	processed = hiper.OrderEvent{Type: hiper.EventProcessed, Date: at(time.Second), Note: "Pedido processado"}
+	invoiced  = hiper.OrderEvent{Type: hiper.EventInvoiceIssued, Date: at(time.Hour), Note: "NF 123", FiscalKey: keyNFe,
+		FiscalType: "NFe", FiscalXMLURL: "https://hiper.example/nfe/123.xml"}
+	shipped   = hiper.OrderEvent{Type: hiper.EventShipped, Date: at(2 * time.Hour), Note: "Rastreio: BR123456789BR"}
+	cancelled = hiper.OrderEvent{Type: hiper.EventCancelled, Date: at(3 * time.Hour), Note: "Pedido cancelado no Hiper."}
+)
+
+func kinds(o Observation) []events.Kind {
+	var ks []events.Kind
+	for _, e := range o.Events {
+		ks = append(ks, e.Kind)
+	}
+	return ks
+}
+
+func TestObserve(t *testing.T) {
+	t.Parallel()
+	now := t0.Add(5 * time.Hour)
+	grace := time.Minute
+	cases := []struct {
+		name   string
+		rec    func(*Record)
+		st     hiper.OrderStatus
+		kinds  []events.Kind
+		final  Final
+		origin string
+		retry  time.Duration
+	}{
+		{name: "processing", st: status(hiper.SituationProcessing, false)},
+		{name: "processed", st: status(hiper.SituationProcessed, false, processed)},
+		{name: "invoiced", st: status(hiper.SituationProcessed, false, processed, invoiced),
+			kinds: []events.Kind{events.KindInvoiceIssued}},
+		{name: "invoiced and shipped in one answer", st: status(hiper.SituationProcessed, false, processed, invoiced, shipped),
+			kinds: []events.Kind{events.KindInvoiceIssued, events.KindOrderShipped}, final: Delivered},
+		{name: "shipped after the invoice was published",
+			rec:   func(r *Record) { r.MarkPublished(events.KindInvoiceIssued, t0) },
+			st:    status(hiper.SituationProcessed, false, processed, invoiced, shipped),
+			kinds: []events.Kind{events.KindOrderShipped}, final: Delivered},
+		{name: "shipped without an invoice goes on", st: status(hiper.SituationProcessed, false, processed, shipped),
+			kinds: []events.Kind{events.KindOrderShipped}},
+		{name: "failed", st: status(hiper.SituationFailed, false, hiper.OrderEvent{Type: 1, Note: "Produto sem estoque"}),
+			kinds: []events.Kind{events.KindOrderFailed}, final: Failed},
+		{name: "failure already published", rec: func(r *Record) { r.MarkPublished(events.KindOrderFailed, t0) },
+			st: status(hiper.SituationFailed, false), final: Failed},
+		{name: "cancelled by the store", rec: func(r *Record) { r.StoreCancelAt = t0 },
+			st: status(hiper.SituationProcessed, true, processed, cancelled), final: Cancelled, origin: OriginStore},
+		{name: "merchant's cancellation first seen waits for the grace",
+			st: status(hiper.SituationProcessed, true, processed, cancelled), retry: grace},
+		{name: "merchant's cancellation within the grace", rec: func(r *Record) { r.CancelSeenAt = now.Add(-20 * time.Second) },
+			st: status(hiper.SituationProcessed, true, processed, cancelled), retry: 40 * time.Second},
+		{name: "merchant's cancellation after the grace", rec: func(r *Record) { r.CancelSeenAt = now.Add(-grace) },
+			st:    status(hiper.SituationProcessed, true, processed, cancelled),
+			kinds: []events.Kind{events.KindOrderCancelled}, final: Cancelled, origin: OriginHiper},
+		{name: "store asked during the grace", rec: func(r *Record) { r.CancelSeenAt, r.StoreCancelAt = now.Add(-2*grace), now },
+			st: status(hiper.SituationProcessed, true, processed, cancelled), final: Cancelled, origin: OriginStore},
+		{name: "cancelado without an event 99", rec: func(r *Record) { r.CancelSeenAt = now.Add(-grace) },
+			st:    status(hiper.SituationProcessed, true, processed),
+			kinds: []events.Kind{events.KindOrderCancelled}, final: Cancelled, origin: OriginHiper},
+		{name: "invoice then the merchant's cancellation", rec: func(r *Record) { r.CancelSeenAt = now.Add(-grace) },
+			st:    status(hiper.SituationProcessed, true, processed, invoiced, cancelled),
+			kinds: []events.Kind{events.KindInvoiceIssued, events.KindOrderCancelled}, final: Cancelled, origin: OriginHiper},
+		{name: "all published already", rec: func(r *Record) {
+			r.MarkPublished(events.KindInvoiceIssued, t0)
+			r.MarkPublished(events.KindOrderShipped, t0)
+		}, st: status(hiper.SituationProcessed, false, processed, invoiced, shipped), final: Delivered},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := record()
+			if c.rec != nil {
+				c.rec(r)
+			}
+			o, err := Observe(r, c.st, now, Policy{CancelGrace: grace})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := kinds(o); !equalKinds(got, c.kinds) {
+				t.Errorf("events = %v, want %v", got, c.kinds)
+			}
+			if o.Final != c.final || o.CancelOrigin != c.origin || o.Retry != c.retry {
+				t.Errorf("final %q origin %q retry %s, want %q %q %s", o.Final, o.CancelOrigin, o.Retry, c.final, c.origin, c.retry)
+			}
+			for _, e := range o.Events {
+				if e.ID != "acme:1001:"+string(e.Kind) {
+					t.Errorf("event id %q", e.ID)
+				}
+				if src, k, err := events.KindOf(e.Message); err != nil || src != events.SourceHiper || k != e.Kind {
+					t.Errorf("message %T for kind %s", e.Message, e.Kind)
+				}
+			}
+			// Applied and observed again, nothing more is published.
+			r.Apply(o, len(o.Events), now)
+			again, err := Observe(r, c.st, now.Add(2*grace), Policy{CancelGrace: grace})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Changed {
+				t.Error("the same answer counts as a change after Apply")
+			}
+			for _, e := range again.Events {
+				if r.IsPublished(e.Kind) {
+					t.Errorf("%s published again", e.Kind)
+				}
+			}
+		})
+	}
+}
+
+func equalKinds(a, b []events.Kind) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestObserveContent(t *testing.T) {
+	t.Parallel()
+	r := record()
+	failedAt := at(90 * time.Second)
+	o, err := Observe(r, status(hiper.SituationProcessed, false, processed, invoiced, shipped), t0, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := o.Events[0].Message.(*eventsv1.InvoiceIssued)
+	if inv.GetNumber() != "123" || inv.GetAccessKey() != keyNFe || inv.GetDocumentType() != "NFe" || inv.GetSeries() != "1" ||
+		inv.GetXmlUrl() != invoiced.FiscalXMLURL || !inv.GetIssuedAt().AsTime().Equal(invoiced.Date.Time) ||
+		inv.GetNote() != "NF 123" || len(inv.GetProblems()) != 0 || inv.GetHiperOrderId() != hiperID {
+		t.Errorf("invoice = %v", inv)
+	}
+	if !o.Events[0].HiperAt.Equal(invoiced.Date.Time) {
+		t.Errorf("invoice HiperAt = %v", o.Events[0].HiperAt)
+	}
+	ship := o.Events[1].Message.(*eventsv1.OrderShipped)
+	if ship.GetTrackingCode() != "BR123456789BR" || ship.GetNote() != shipped.Note || !ship.GetShippedAt().AsTime().Equal(shipped.Date.Time) {
+		t.Errorf("shipped = %v", ship)
+	}
+
+	o, _ = Observe(record(), status(hiper.SituationFailed, false, processed,
+		hiper.OrderEvent{Type: hiper.EventProcessed, Date: failedAt, Note: "Produto 123 sem estoque"}), t0, Policy{})
+	if f := o.Events[0].Message.(*eventsv1.OrderFailed); f.GetMessage() != "Produto 123 sem estoque" || !o.Events[0].HiperAt.Equal(failedAt.Time) {
+		t.Errorf("failed = %v at %v", f, o.Events[0].HiperAt)
+	}
+	o, _ = Observe(record(), status(hiper.SituationFailed, false), t0, Policy{})
+	if f := o.Events[0].Message.(*eventsv1.OrderFailed); !strings.Contains(f.GetMessage(), "não informou") {
+		t.Errorf("failed without a note = %v", f)
+	}
+
+	r = record()
+	r.CancelSeenAt = t0
+	o, _ = Observe(r, status(hiper.SituationProcessed, true, processed, cancelled), t0.Add(time.Hour), Policy{})
+	c := o.Events[0].Message.(*eventsv1.OrderCancelled)
+	if c.GetOrigin() != OriginHiper || !c.GetCancelledAt().AsTime().Equal(cancelled.Date.Time) || c.GetHiperOrderId() != hiperID {
+		t.Errorf("cancelled = %v", c)
+	}
+}
+
+func TestObserveUnexpected(t *testing.T) {
+	t.Parallel()
+	for _, st := range []hiper.OrderStatus{
+		{ID: "another", Situation: 2},
+		{ID: hiperID, Situation: 0},
+		{ID: hiperID, Situation: 7},
+	} {
+		if _, err := Observe(record(), st, t0, Policy{}); !errors.Is(err, ErrUnexpectedAnswer) {
+			t.Errorf("Observe(%+v) = %v, want ErrUnexpectedAnswer", st, err)
+		}
+	}
+	// An undocumented event type is reported, and the rest used.
+	o, err := Observe(record(), status(2, false, processed, hiper.OrderEvent{Type: 7}, invoiced, hiper.OrderEvent{Type: 7}), t0, Policy{})
+	if err != nil || len(o.Unknown) != 1 || o.Unknown[0] != 7 || len(o.Events) != 1 {
+		t.Errorf("unknown event type: %+v, %v", o, err)
+	}
+	// The id is compared without case, and may be absent.
+	st := status(2, false)
+	st.ID = strings.ToUpper(hiperID)
+	if _, err := Observe(record(), st, t0, Policy{}); err != nil {
+		t.Errorf("upper-case id: %v", err)
+	}
+}
+
+func TestInvoiceProblems(t *testing.T) {
+	t.Parallel()
+	problems := func(inv *eventsv1.InvoiceIssued) map[string]string {
+		m := map[string]string{}
+		for _, p := range inv.GetProblems() {
+			if p.GetMessage() == "" {
+				t.Errorf("problem %v without a message", p)
+			}
+			m[p.GetField()] = p.GetCode()
+		}
+		return m
+	}
+	cases := []struct {
+		name string
+		ev   hiper.OrderEvent
+		want map[string]string
+		// number, access key and document type published
+		number, key, docType string
+	}{
+		{"all valid", invoiced, map[string]string{}, "123", keyNFe, "NFe"},
+		{"bad check digit", func() hiper.OrderEvent { e := invoiced; e.FiscalKey = keyNFe[:43] + "9"; return e }(),
+			map[string]string{"access_key": "check_digit"}, "123", "", "NFe"},
+		{"short key", func() hiper.OrderEvent { e := invoiced; e.FiscalKey = keyNFe[:40]; return e }(),
+			map[string]string{"access_key": "length"}, "123", "", "NFe"},
+		{"no key", func() hiper.OrderEvent { e := invoiced; e.FiscalKey = ""; return e }(),
+			map[string]string{"access_key": "missing"}, "123", "", "NFe"},
+		{"number from the key", func() hiper.OrderEvent { e := invoiced; e.Note = "Faturado"; return e }(),
+			map[string]string{"number": "from_access_key"}, "123", keyNFe, "NFe"},
+		{"number nowhere", func() hiper.OrderEvent { e := invoiced; e.Note, e.FiscalKey = "", ""; return e }(),
+			map[string]string{"number": "not_found", "access_key": "missing"}, "", "", "NFe"},
+		{"number disagrees with the key", func() hiper.OrderEvent { e := invoiced; e.Note = "NF 124"; return e }(),
+			map[string]string{"number": "mismatch"}, "124", keyNFe, "NFe"},
+		{"type from the key", func() hiper.OrderEvent { e := invoiced; e.FiscalType = ""; return e }(),
+			map[string]string{}, "123", keyNFe, "NFe"},
+		{"type disagrees with the key", func() hiper.OrderEvent { e := invoiced; e.FiscalType = "NFC-e"; return e }(),
+			map[string]string{"document_type": "mismatch"}, "123", keyNFe, "NFC-e"},
+		{"no type at all", func() hiper.OrderEvent { e := invoiced; e.FiscalType, e.FiscalKey = "", ""; return e }(),
+			map[string]string{"document_type": "missing", "access_key": "missing"}, "123", "", ""},
+		{"bad xml url", func() hiper.OrderEvent { e := invoiced; e.FiscalXMLURL = "ftp:/x"; return e }(),
+			map[string]string{"xml_url": "invalid"}, "123", keyNFe, "NFe"},
+		{"no date", func() hiper.OrderEvent { e := invoiced; e.Date = hiper.Time{}; return e }(),
+			map[string]string{"issued_at": "missing"}, "123", keyNFe, "NFe"},
+	}
+	for _, c := range cases {
+		inv := Invoice(record(), c.ev)
+		got := problems(inv)
+		if len(got) != len(c.want) {
+			t.Errorf("%s: problems %v, want %v", c.name, got, c.want)
+		}
+		for f, code := range c.want {
+			if got[f] != code {
+				t.Errorf("%s: problem of %s = %q, want %q", c.name, f, got[f], code)
+			}
+		}
+		if inv.GetNumber() != c.number || inv.GetAccessKey() != c.key || inv.GetDocumentType() != c.docType {
+			t.Errorf("%s: number %q key %q type %q", c.name, inv.GetNumber(), inv.GetAccessKey(), inv.GetDocumentType())
+		}
+	}
+}
+
+func TestExpire(t *testing.T) {
+	t.Parallel()
+	r := record()
+	if _, ok := Expire(r, t0.Add(29*24*time.Hour), 30*24*time.Hour); ok {
+		t.Error("expired before its time")
+	}
+	o, ok := Expire(r, t0.Add(30*24*time.Hour), 30*24*time.Hour)
+	if !ok || o.Final != Expired || len(o.Events) != 1 || o.Events[0].Kind != events.KindOrderWatchExpired {
+		t.Fatalf("Expire = %+v, %v", o, ok)
+	}
+	r.Apply(o, 1, t0)
+	if r.Final != Expired || !r.IsPublished(events.KindOrderWatchExpired) {
+		t.Errorf("record after expiry: %+v", r)
+	}
+	// A publish that failed leaves the order open.
+	r = record()
+	r.Apply(o, 0, t0)
+	if r.Final != "" {
+		t.Errorf("final without its event published: %+v", r)
+	}
+}
+
+func TestKey(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ id, want string }{
+		{"1001", "acme.1001"},
+		{"ORD-12_a", "acme.ORD-12_a"},
+		{"a.b", "acme.="},
+		{"a*b", "acme.="},
+		{strings.Repeat("9", 65), "acme.="},
+	}
+	seen := map[string]bool{}
+	for _, c := range cases {
+		k, err := Key("acme", c.id)
+		if err != nil || !strings.HasPrefix(k, c.want) || strings.ContainsAny(k[5:], ".*> ") || seen[k] {
+			t.Errorf("Key(acme, %q) = %q, %v", c.id, k, err)
+		}
+		seen[k] = true
+	}
+	if _, err := Key("acme", ""); !errors.Is(err, ErrInvalidOrderID) {
+		t.Errorf("empty id: %v", err)
+	}
+	if _, err := Key("ACME", "1"); err == nil {
+		t.Error("invalid tenant accepted")
+	}
+	rec := record()
+	rec.MarkPublished(events.KindInvoiceIssued, t0)
+	b, err := rec.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(b)
+	if err != nil || !back.IsPublished(events.KindInvoiceIssued) || back.HiperOrderID != hiperID || !back.AcceptedAt.Equal(t0) {
+		t.Errorf("Decode(Encode) = %+v, %v", back, err)
+	}
+	if _, err := Decode([]byte(`{}`)); err == nil {
+		t.Error("a record without tenant decoded")
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	t.Parallel()
+	s := Schedule{}.WithDefaults()
+	cases := []struct{ since, want time.Duration }{
+		{0, 30 * time.Second},
+		{-time.Minute, 30 * time.Second},
+		{4 * time.Minute, 30 * time.Second},
+		{8 * time.Minute, time.Minute},
+		{32 * time.Minute, 4 * time.Minute},
+		{30 * 24 * time.Hour, 4 * time.Minute},
+	}
+	for _, c := range cases {
+		if got := s.Interval(c.since); got != c.want {
+			t.Errorf("Interval(%s) = %s, want %s", c.since, got, c.want)
+		}
+	}
+	for range 1000 {
+		if d := s.Next(time.Hour); d < 216*time.Second || d > 264*time.Second {
+			t.Fatalf("Next(1h) = %s, want 4m ± 10%%", d)
+		}
+	}
+	// 30 s for 4 minutes, then backing off: an order invoiced and shipped
+	// within its first minute is polled twice; one shipped after a day
+	// about 360 times, against 2880 at a fixed 30 s.
+	if n := s.Calls([]time.Duration{time.Second}); n != 1 {
+		t.Errorf("calls for a 1 s life = %d", n)
+	}
+	n := s.Calls([]time.Duration{time.Minute, 3 * time.Hour, 24 * time.Hour})
+	if n < 330 || n > 420 {
+		t.Errorf("calls for a day's life = %d", n)
+	}
+}
