@@ -36,7 +36,8 @@ func (f *Forwarder) approved(ctx context.Context, m *events.Message) (string, er
 		return outError, events.Permanent("missing_order_id", errors.New("an approved order without orderId cannot be tracked"))
 	}
 	o := f.newOrder(ctx, m, a.GetOrderId())
-	return o.decide(ctx, func(rec *orders.Record, rev uint64) (string, error) {
+	// A first delivery is most likely a new order: skip reading its record.
+	return o.decide(ctx, m.Deliveries <= 1, func(rec *orders.Record, rev uint64) (string, error) {
 		return o.approve(ctx, a, rec, rev)
 	})
 }
@@ -67,13 +68,10 @@ func (o *order) approve(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 		}
 		return outNeedsReview, nil
 	}
-	// Settled (or being cancelled): a duplicate. Its outcome event may not
-	// have gone out if a replica stopped in between; it goes out now.
+	// Settled (or being cancelled): a duplicate, whose outcome event decide
+	// has published if it was still owed.
 	if rec.State != orders.StateCancelled && rec.ApprovalHash != "" && rec.ApprovalHash != orders.ApprovalHashOf(a) {
 		o.log.Warn("approval differs from the one already handled; ignored", "state", rec.State)
-	}
-	if err := o.publish(ctx, rec, rev); err != nil {
-		return outError, err
 	}
 	return outDuplicate, nil
 }
@@ -96,12 +94,6 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 		return o.reject(ctx, a, rec, rev, gen, reasons)
 	}
 
-	release, ok := f.gates.acquire(ctx, o.tenant)
-	if !ok {
-		return outWaiting, events.RetryAfter(busyDelay(o.m.Deliveries), errTenantBusy)
-	}
-	defer release()
-
 	// The token first: a token-broker or tenant problem must not leave the
 	// order recorded as sending.
 	src := f.tokens.Source(o.tenant)
@@ -114,6 +106,21 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 		}
 		return o.notSent(ctx, a, rec, rev, gen, fmt.Errorf("get a token: %w", err))
 	}
+
+	// The tenant's slot is held from recording sending to recording the
+	// answer: the span in which a crash leaves an outcome unknown.
+	release, ok := f.gates.acquire(ctx, o.tenant)
+	if !ok {
+		return outWaiting, events.RetryAfter(busyDelay(o.m.Deliveries), errTenantBusy)
+	}
+	released := false
+	unlock := func() {
+		if !released {
+			released = true
+			release()
+		}
+	}
+	defer unlock()
 
 	r, err := o.start(a, rec, gen)
 	if err != nil {
@@ -139,11 +146,12 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	cancel()
 	rctx, cancel := context.WithTimeout(detached, f.cfg.lease())
 	defer cancel()
-	return o.answered(rctx, r, srev, v, hiperID, perr)
+	return o.answered(rctx, r, srev, v, hiperID, perr, unlock)
 }
 
-// answered records Hiper's answer to the create and publishes the outcome.
-func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v Validated, hiperID string, perr error) (string, error) {
+// answered records Hiper's answer to the create, releases the tenant's
+// slot (recorded, the answer is safe) and publishes the outcome.
+func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v Validated, hiperID string, perr error, release func()) (string, error) {
 	f := o.f
 	var (
 		outcome string
@@ -184,7 +192,8 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 		outcome, retry = outRetry, events.RetryAfter(f.cfg.backoff(r.Attempts, perr), perr)
 		return nil
 	}
-	rec, rev, err := o.recordAnswer(ctx, sent, rev, apply, orders.StateNeedsReview)
+	rec, _, err := o.recordAnswer(ctx, sent, rev, apply, orders.StateNeedsReview)
+	release()
 	if err != nil {
 		if perr == nil {
 			o.log.Error("Hiper accepted the order but the answer could not be recorded; it will come back as needs_review",
@@ -205,7 +214,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 	default:
 		o.log.Info("order not sent; will try again", "attempt", rec.Attempts, "error", perr)
 	}
-	if err := o.publish(ctx, rec, rev); err != nil {
+	if err := o.publish(ctx, rec); err != nil {
 		return outError, err
 	}
 	if outcome == outFailed {

@@ -28,7 +28,7 @@ func (f *Forwarder) cancelled(ctx context.Context, m *events.Message) (string, e
 		return outError, events.Permanent("missing_order_id", errors.New("a cancellation without orderId cannot be tracked"))
 	}
 	o := f.newOrder(ctx, m, c.GetOrderId())
-	return o.decide(ctx, func(rec *orders.Record, rev uint64) (string, error) {
+	return o.decide(ctx, false, func(rec *orders.Record, rev uint64) (string, error) {
 		return o.cancel(ctx, c, rec, rev)
 	})
 }
@@ -79,10 +79,7 @@ func (o *order) cancel(ctx context.Context, c *eventsv1.StoreOrderCancelled, rec
 		return outNeedsReview, nil
 	}
 	// Cancelled already (or under review with the request recorded): a
-	// duplicate, whose event goes out now if it had not.
-	if err := o.publish(ctx, rec, rev); err != nil {
-		return outError, err
-	}
+	// duplicate, whose event decide has published if it was still owed.
 	return outDuplicate, nil
 }
 
@@ -187,7 +184,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 		outcome, retry = outRetry, events.RetryAfter(f.cfg.backoff(c.Attempts, perr), perr)
 		return nil
 	}
-	done, drev, err := o.recordAnswer(rctx, &next, srev, apply, orders.StateAccepted)
+	done, _, err := o.recordAnswer(rctx, &next, srev, apply, orders.StateAccepted)
 	if err != nil {
 		return outError, err
 	}
@@ -199,7 +196,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 	default:
 		o.log.Warn("cancellation not confirmed by Hiper", "hiper_order_id", done.HiperOrderID, "attempt", done.Cancel.Attempts, "error", perr)
 	}
-	if err := o.publish(rctx, done, drev); err != nil {
+	if err := o.publish(rctx, done); err != nil {
 		return outError, err
 	}
 	return outcome, retry

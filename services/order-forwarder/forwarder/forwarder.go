@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -77,6 +78,7 @@ type Forwarder struct {
 	log     *slog.Logger
 	metrics *metrics
 	gates   *gates
+	marks   sync.WaitGroup
 	owner   string
 	now     func() time.Time
 	tp      trace.TracerProvider
@@ -120,7 +122,7 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 		hiper.WithLogger(log),
 		hiper.WithTimeout(cfg.HiperTimeout),
 		hiper.WithUserAgent("hipersync-order-forwarder"),
-		hiper.WithHTTPClient(&http.Client{Transport: countingTransport{base: http.DefaultTransport, m: m}}),
+		hiper.WithHTTPClient(&http.Client{Transport: countingTransport{base: hiperTransport(cfg.Concurrency), m: m}}),
 	}
 	if d.TracerProvider != nil {
 		hopts = append(hopts, hiper.WithTracerProvider(d.TracerProvider))
@@ -203,7 +205,21 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}
 	f.log.Info("order-forwarder consuming", "owner", f.owner, "filter", cfg.FilterSubjects[0],
 		"concurrency", f.cfg.Concurrency, "tenant_inflight", f.cfg.TenantInflight)
-	return events.Consume(ctx, f.js, f.ns, cfg, f.handle, opts...)
+	err := events.Consume(ctx, f.js, f.ns, cfg, f.handle, opts...)
+	f.marks.Wait()
+	return err
+}
+
+// markPublished records in the background that an outcome event went out.
+func (f *Forwarder) markPublished(tenant, orderID, eventID string) {
+	f.marks.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := f.store.MarkPublished(ctx, tenant, orderID, eventID); err != nil {
+			f.log.Warn("mark outcome event published; a late duplicate may publish it again",
+				"tenant", tenant, "order_id", orderID, "event_id", eventID, "error", err)
+		}
+	})
 }
 
 // handle is the consumer loop's handler: it routes an event by kind and
@@ -250,6 +266,15 @@ func outcomeOf(err error) string {
 		return outRetry
 	}
 	return outError
+}
+
+// hiperTransport keeps as many idle connections to Hiper as handlers can
+// call it at once: every tenant's calls go to one host, and the default of
+// two would open and close a connection for most calls.
+func hiperTransport(concurrency int) http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(concurrency, 2)
+	return t
 }
 
 func replicaName() string {

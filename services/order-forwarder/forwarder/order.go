@@ -40,12 +40,28 @@ var errAgain = errors.New("order changed; deciding again")
 
 // decide runs step on the order's current record until step has decided:
 // a lost compare-and-set (someone moved the order meanwhile) or a state
-// step changed itself means reading the order again.
-func (o *order) decide(ctx context.Context, step func(rec *orders.Record, rev uint64) (string, error)) (string, error) {
+// step changed itself means reading the order again. An outcome event the
+// record still owes is published first, so that no later state can bury
+// it. optimistic skips the first read, for an event that most likely
+// starts the order's record: every write step makes for an absent record
+// is a create, which fails when there is one after all.
+func (o *order) decide(ctx context.Context, optimistic bool, step func(rec *orders.Record, rev uint64) (string, error)) (string, error) {
 	for {
-		rec, rev, err := o.load(ctx)
-		if err != nil {
-			return outError, err
+		var (
+			rec *orders.Record
+			rev uint64
+			err error
+		)
+		if !optimistic {
+			if rec, rev, err = o.load(ctx); err != nil {
+				return outError, err
+			}
+		}
+		optimistic = false
+		if rec != nil {
+			if err := o.publish(ctx, rec); err != nil {
+				return outError, err
+			}
 		}
 		out, err := step(rec, rev)
 		if errors.Is(err, orders.ErrConflict) || errors.Is(err, errAgain) {
@@ -98,25 +114,27 @@ func (o *order) write(ctx context.Context, r *orders.Record, created bool, rev u
 	return next, err
 }
 
-// publish sends the record's pending outcome event.
-func (o *order) publish(ctx context.Context, rec *orders.Record, rev uint64) error {
-	pending := rec.Outbox != nil && !rec.Outbox.Published
-	if _, _, err := o.f.store.Publish(ctx, o.f.pub, o.f.ns, rec, rev); err != nil {
+// publish sends the record's pending outcome event, and marks it
+// published in the background: the mark only spares a much later duplicate
+// a second publish, so no handler waits for it.
+func (o *order) publish(ctx context.Context, rec *orders.Record) error {
+	sent, err := orders.PublishOutbox(ctx, o.f.pub, o.f.ns, rec)
+	if err != nil {
 		return fmt.Errorf("publish the outcome of order %s: %w", o.id, err)
 	}
-	if pending {
+	if sent {
 		o.f.metrics.eventsOut.WithLabelValues(string(rec.Outbox.Kind)).Inc()
+		o.f.markPublished(rec.Tenant, rec.OrderID, rec.Outbox.ID)
 	}
 	return nil
 }
 
 // settleAndPublish writes r and publishes its outcome event.
 func (o *order) settleAndPublish(ctx context.Context, r *orders.Record, created bool, rev uint64) error {
-	next, err := o.write(ctx, r, created, rev)
-	if err != nil {
+	if _, err := o.write(ctx, r, created, rev); err != nil {
 		return err
 	}
-	return o.publish(ctx, r, next)
+	return o.publish(ctx, r)
 }
 
 // expire settles an order found in sending or cancelling after its

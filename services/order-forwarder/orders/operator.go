@@ -45,7 +45,7 @@ func (o Operator) Resolve(ctx context.Context, tenant, orderID, hiperOrderID str
 	if !IsUUID(hiperOrderID) {
 		return nil, fmt.Errorf("resolve %s/%s: %w, got %q", tenant, orderID, ErrInvalidHiperID, hiperOrderID)
 	}
-	rec, rev, err := o.Store.Mutate(ctx, tenant, orderID, func(r *Record) (*Record, error) {
+	rec, _, err := o.Store.Mutate(ctx, tenant, orderID, func(r *Record) (*Record, error) {
 		if r == nil {
 			return nil, ErrNotFound
 		}
@@ -64,10 +64,9 @@ func (o Operator) Resolve(ctx context.Context, tenant, orderID, hiperOrderID str
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s/%s: %w", tenant, orderID, err)
 	}
-	if rec, rev, err = o.Store.Publish(ctx, o.Publisher, o.NS, rec, rev); err != nil {
+	if rec, err = o.Store.Publish(ctx, o.Publisher, o.NS, rec); err != nil {
 		return rec, fmt.Errorf("resolve %s/%s: %w", tenant, orderID, err)
 	}
-	_ = rev
 	if rec.Cancel != nil && len(rec.Cancel.Event) > 0 {
 		if err := o.requeueCancel(ctx, rec); err != nil {
 			return rec, fmt.Errorf("resolve %s/%s: %w", tenant, orderID, err)
@@ -84,7 +83,7 @@ func (o Operator) Resolve(ctx context.Context, tenant, orderID, hiperOrderID str
 // sent.
 func (o Operator) Resend(ctx context.Context, tenant, orderID string) (*Record, error) {
 	var requeue bool
-	rec, rev, err := o.Store.Mutate(ctx, tenant, orderID, func(r *Record) (*Record, error) {
+	rec, _, err := o.Store.Mutate(ctx, tenant, orderID, func(r *Record) (*Record, error) {
 		if r == nil {
 			return nil, ErrNotFound
 		}
@@ -114,7 +113,7 @@ func (o Operator) Resend(ctx context.Context, tenant, orderID string) (*Record, 
 		return nil, fmt.Errorf("resend %s/%s: %w", tenant, orderID, err)
 	}
 	if !requeue {
-		rec, _, err = o.Store.Publish(ctx, o.Publisher, o.NS, rec, rev)
+		rec, err = o.Store.Publish(ctx, o.Publisher, o.NS, rec)
 		if err != nil {
 			return rec, fmt.Errorf("resend %s/%s: %w", tenant, orderID, err)
 		}

@@ -2,50 +2,57 @@ package orders
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/hipersync/hipersync/pkg/events"
 )
 
-// Publish publishes the record's outbox event, if it is still pending, and
-// marks it published. The event id is the outbox's, so a publish repeated
-// after a crash is dropped by the stream's duplicate window; marking it
-// published keeps a much later duplicate approval from publishing again.
-// It returns the record as stored after marking.
-func (s *Store) Publish(ctx context.Context, pub *events.Publisher, ns events.Namespace, rec *Record, rev uint64) (*Record, uint64, error) {
-	if rec.Outbox == nil || rec.Outbox.Published {
-		return rec, rev, nil
-	}
-	msg, err := rec.Outbox.OutboxMessage()
-	if err != nil {
-		return rec, rev, err
-	}
+// PublishOutbox publishes the record's outbox event unless it is known to
+// be out already, and reports whether it sent it. The event id is the
+// outbox's, so a publish repeated after a crash (or by two replicas) is
+// dropped by the stream's duplicate window.
+func PublishOutbox(ctx context.Context, pub *events.Publisher, ns events.Namespace, rec *Record) (bool, error) {
 	out := rec.Outbox
+	if out == nil || out.Published {
+		return false, nil
+	}
+	msg, err := out.OutboxMessage()
+	if err != nil {
+		return false, err
+	}
 	if _, err := pub.Publish(ctx, ns.HiperSubject(rec.Tenant, out.Kind), out.ID, msg,
 		events.WithEventSubject(rec.OrderID)); err != nil {
-		return rec, rev, err
+		return false, err
 	}
-	marked := *rec
-	o := *out
-	o.Published = true
-	marked.Outbox = &o
-	next, err := s.Update(ctx, &marked, rev)
-	if err == nil {
-		return &marked, next, nil
+	return true, nil
+}
+
+// MarkPublished records that the outbox event id went out, so that a much
+// later duplicate, past the stream's duplicate window, does not publish it
+// again. A record whose outbox is another by now is left alone.
+func (s *Store) MarkPublished(ctx context.Context, tenant, orderID, id string) error {
+	_, _, err := s.Mutate(ctx, tenant, orderID, func(r *Record) (*Record, error) {
+		if r == nil || r.Outbox == nil || r.Outbox.ID != id || r.Outbox.Published {
+			return nil, nil
+		}
+		next := *r
+		o := *r.Outbox
+		o.Published = true
+		next.Outbox = &o
+		return &next, nil
+	})
+	return err
+}
+
+// Publish publishes the record's pending outbox event and marks it
+// published, and returns the record as it then is.
+func (s *Store) Publish(ctx context.Context, pub *events.Publisher, ns events.Namespace, rec *Record) (*Record, error) {
+	sent, err := PublishOutbox(ctx, pub, ns, rec)
+	if err != nil || !sent {
+		return rec, err
 	}
-	if !errors.Is(err, ErrConflict) {
-		return rec, rev, fmt.Errorf("mark %s published: %w", out.ID, err)
+	if err := s.MarkPublished(ctx, rec.Tenant, rec.OrderID, rec.Outbox.ID); err != nil {
+		return rec, err
 	}
-	// Someone changed the record meanwhile (another replica marking the same
-	// event, or a new state with its own outbox): the event is out either
-	// way, and the record as it is now is theirs to settle.
-	cur, curRev, gerr := s.Get(ctx, rec.Tenant, rec.OrderID)
-	if gerr != nil {
-		return rec, rev, gerr
-	}
-	if cur.Outbox != nil && cur.Outbox.ID == out.ID && !cur.Outbox.Published {
-		return s.Publish(ctx, pub, ns, cur, curRev)
-	}
-	return cur, curRev, nil
+	cur, _, err := s.Get(ctx, rec.Tenant, rec.OrderID)
+	return cur, err
 }
