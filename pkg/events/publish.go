@@ -143,21 +143,25 @@ func (p *Publisher) envelope(ctx context.Context, subject, id string, msg proto.
 		po.time = time.Now()
 	}
 
-	ctx, span := p.tracer.Start(ctx, "send "+s.CEType(),
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	ceType := s.CEType()
+	ctx, span := p.tracer.Start(ctx, "send "+ceType, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		// Only then: a bulk sync publishes a hundred thousand events, and
+		// these attributes would be garbage for every one.
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.destination.name", subject),
 			attribute.String("messaging.message.id", id),
 			attribute.String("hipersync.tenant", s.Tenant),
-		))
+		)
+	}
 
-	h := nats.Header{}
+	h := make(nats.Header, 10)
 	h.Set(HeaderMsgID, id)
 	h.Set(HeaderSpecVersion, specVersion)
 	h.Set(HeaderID, id)
-	h.Set(HeaderType, s.CEType())
+	h.Set(HeaderType, ceType)
 	h.Set(HeaderSource, p.source)
 	h.Set(HeaderTime, po.time.UTC().Format(time.RFC3339Nano))
 	if po.subject != "" {
