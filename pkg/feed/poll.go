@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"iter"
@@ -142,8 +143,9 @@ func (p *poll) follow(ctx context.Context, use func(unit) error) (int64, error) 
 
 // stream publishes each batch as it comes, saving the cursor after each.
 func (p *poll) stream(ctx context.Context) error {
-	last, err := p.follow(ctx, func(u unit) error { return p.store(ctx, u, true) })
-	if err != nil {
+	pl := p.pipeline(ctx)
+	last, err := p.follow(ctx, func(u unit) error { return pl.push(u, true) })
+	if err = errors.Join(err, pl.close()); err != nil {
 		return err
 	}
 	return p.done(ctx, last)
@@ -195,10 +197,14 @@ func (p *poll) plan(ctx context.Context) error {
 		}
 		return p.stream(ctx)
 	}
+	pl := p.pipeline(ctx)
 	for _, u := range units {
-		if err := p.store(ctx, u, false); err != nil {
-			return err
+		if err := pl.push(u, false); err != nil {
+			break
 		}
+	}
+	if err := pl.close(); err != nil {
+		return err
 	}
 	if last == p.from && !p.full && st.Held == nil {
 		return nil // nothing new: the status stays as it is
@@ -206,19 +212,104 @@ func (p *poll) plan(ctx context.Context) error {
 	return p.done(ctx, last)
 }
 
-// store publishes a unit's events, records its states and saves its cursor;
-// a unit without changes saves the cursor only when always is set.
-func (p *poll) store(ctx context.Context, u unit, always bool) error {
-	if len(u.changes) == 0 && !always {
+// pipeline stores units in order, each in two steps — its events, then its
+// writes and its cursor — while the next units are decided and published:
+// one unit's writes overlap the next one's events, and never go before its
+// own.
+type pipeline struct {
+	p      *poll
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	events chan queued
+	writes chan queued
+	done   chan struct{}
+}
+
+type queued struct {
+	unit
+	// always saves the cursor even when the unit has no changes.
+	always bool
+}
+
+// pipelineDepth is how many units may wait at each step.
+const pipelineDepth = 2
+
+func (p *poll) pipeline(ctx context.Context) *pipeline {
+	ctx, cancel := context.WithCancelCause(ctx)
+	pl := &pipeline{p: p, ctx: ctx, cancel: cancel,
+		events: make(chan queued, pipelineDepth), writes: make(chan queued, pipelineDepth), done: make(chan struct{})}
+	go pl.publish()
+	go pl.record()
+	return pl
+}
+
+// push queues a unit; it fails once a step has failed.
+func (pl *pipeline) push(u unit, always bool) error {
+	select {
+	case pl.events <- queued{u, always}:
+		return nil
+	case <-pl.ctx.Done():
+		return context.Cause(pl.ctx)
+	}
+}
+
+// close waits until every queued unit is stored, and returns the first
+// failure.
+func (pl *pipeline) close() error {
+	close(pl.events)
+	<-pl.done
+	err := context.Cause(pl.ctx)
+	pl.cancel(nil)
+	if errors.Is(err, errPipelineDone) {
 		return nil
 	}
-	n, err := p.cfg.Sink.Apply(ctx, u.changes)
-	if err != nil {
+	return err
+}
+
+var errPipelineDone = errors.New("pipeline drained")
+
+func (pl *pipeline) publish() {
+	defer close(pl.writes)
+	for q := range pl.events {
+		if pl.ctx.Err() != nil {
+			continue // drain
+		}
+		n, err := pl.p.cfg.Sink.publish(pl.ctx, q.changes)
+		if err != nil {
+			pl.cancel(err)
+			continue
+		}
+		pl.p.run.Published(n)
+		select {
+		case pl.writes <- q:
+		case <-pl.ctx.Done():
+		}
+	}
+}
+
+func (pl *pipeline) record() {
+	defer close(pl.done)
+	for q := range pl.writes {
+		if pl.ctx.Err() != nil {
+			continue
+		}
+		if err := pl.p.record(pl.ctx, q); err != nil {
+			pl.cancel(err)
+		}
+	}
+	pl.cancel(errPipelineDone)
+}
+
+// record makes a unit's writes and saves its cursor.
+func (p *poll) record(ctx context.Context, q queued) error {
+	if len(q.changes) == 0 && !q.always {
+		return nil
+	}
+	if err := p.cfg.Sink.write(ctx, q.changes); err != nil {
 		return err
 	}
-	p.run.Published(n)
 	var added int64
-	for _, c := range u.changes {
+	for _, c := range q.changes {
 		if c.New {
 			added++
 		}
@@ -226,9 +317,9 @@ func (p *poll) store(ctx context.Context, u unit, always bool) error {
 	return p.run.Save(ctx, func(s *schedule.Status) {
 		s.Products += added
 		if p.full {
-			s.FullCursor = u.cursor
+			s.FullCursor = q.cursor
 		} else {
-			s.Cursor = u.cursor
+			s.Cursor = q.cursor
 		}
 	})
 }

@@ -66,6 +66,15 @@ func NewSink(js jetstream.JetStream, pub *events.Publisher) *Sink { return &Sink
 // Apply stores changes and returns how many events the stream took (a
 // duplicate of one already stored does not count).
 func (k *Sink) Apply(ctx context.Context, changes []Change) (published int, err error) {
+	if published, err = k.publish(ctx, changes); err != nil {
+		return 0, err
+	}
+	return published, k.write(ctx, changes)
+}
+
+// publish publishes the changes' events and waits until the stream has
+// them all.
+func (k *Sink) publish(ctx context.Context, changes []Change) (int, error) {
 	var futures []jetstream.PubAckFuture
 	for _, c := range changes {
 		for _, e := range c.Events {
@@ -76,11 +85,17 @@ func (k *Sink) Apply(ctx context.Context, changes []Change) (published int, err 
 			futures = append(futures, f)
 		}
 	}
-	published, err = wait(ctx, futures)
+	published, err := wait(ctx, futures)
 	if err != nil {
 		return 0, fmt.Errorf("publish events: %w", err)
 	}
-	futures = futures[:0]
+	return published, nil
+}
+
+// write makes the changes' key-value writes and waits until they are all
+// stored.
+func (k *Sink) write(ctx context.Context, changes []Change) error {
+	var futures []jetstream.PubAckFuture
 	for _, c := range changes {
 		for _, w := range c.Writes {
 			// A raw publish on the bucket's subject is a KV put (or, with
@@ -93,15 +108,15 @@ func (k *Sink) Apply(ctx context.Context, changes []Change) (published int, err 
 			}
 			f, err := k.js.PublishMsgAsync(m)
 			if err != nil {
-				return 0, fmt.Errorf("write %s: %w", w.Key, err)
+				return fmt.Errorf("write %s: %w", w.Key, err)
 			}
 			futures = append(futures, f)
 		}
 	}
 	if _, err := wait(ctx, futures); err != nil {
-		return 0, fmt.Errorf("record product states: %w", err)
+		return fmt.Errorf("record product states: %w", err)
 	}
-	return published, nil
+	return nil
 }
 
 // wait waits for every future and counts the stored messages that were not
