@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/hipersync/hipersync/pkg/catalog"
 	"github.com/hipersync/hipersync/pkg/events"
@@ -163,7 +165,7 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 		if ch := contentHash(h, sp.Category); was.Skipped != ch {
 			c.Events = append(c.Events, feed.Event{
 				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductSkipped),
-				ID:      fmt.Sprintf("%s:skipped:%s:%016x", p.tenant, pr.ID, ch),
+				ID:      eventID(p.tenant, "skipped", pr.ID, ch),
 				Msg: &eventsv1.CatalogProductSkipped{
 					ProductId: pr.ID, Reason: ReasonMissingCategoryAndBrand, Message: messageMissingCategoryAndBrand,
 				},
@@ -194,7 +196,7 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 			}
 			c.Events = append(c.Events, feed.Event{
 				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductUpserted),
-				ID:      fmt.Sprintf("%s:product:%s:%016x", p.tenant, pr.ID, eventHash(h, sets, created, category)),
+				ID:      eventID(p.tenant, "product", pr.ID, eventHash(h, sets, created, category)),
 				Msg: &eventsv1.CatalogProductUpserted{
 					ProductId: pr.ID, ParentId: sp.ParentId, Created: created, Fields: fieldsOf(sets, created), Product: body,
 				},
@@ -203,7 +205,7 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 		if !created && was.Price != sp.Price {
 			c.Events = append(c.Events, feed.Event{
 				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogPriceChanged),
-				ID:      fmt.Sprintf("%s:price:%s:%s:%s", p.tenant, pr.ID, was.Price, sp.Price),
+				ID:      p.tenant + ":price:" + pr.ID + ":" + was.Price + ":" + sp.Price,
 				Msg:     &eventsv1.CatalogPriceChanged{ProductId: pr.ID, Price: sp.Price, PreviousPrice: was.Price},
 			})
 			c.PriceCut = cutByHalf(was.Price, sp.Price)
@@ -251,7 +253,7 @@ func (p *processor) reattribute(childID, parentID string, a *attrs) (feed.Change
 				VariationTypeA: a.TypeA, VariationNameA: a.NameA, VariationTypeB: a.TypeB, VariationNameB: a.NameB}
 			c.Events = append(c.Events, feed.Event{
 				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductUpserted),
-				ID:      fmt.Sprintf("%s:product:%s:%016x", p.tenant, childID, eventHash(next.Hashes, sets, false, "")),
+				ID:      eventID(p.tenant, "product", childID, eventHash(next.Hashes, sets, false, "")),
 				Msg: &eventsv1.CatalogProductUpserted{
 					ProductId: childID, ParentId: parentID, Fields: fieldsOf(sets, false), Product: sp,
 				},
@@ -296,6 +298,14 @@ func (p *processor) record(id string, st productState) (feed.Write, error) {
 	}
 	p.states.Set(id, b)
 	return feed.Write{Bucket: p.states.Bucket(), Key: feed.Key(p.tenant, id), Value: b}, nil
+}
+
+// eventID is the deterministic id of an event of kind about product id
+// whose content hashes to h: "<tenant>:<kind>:<product id>:<hash>".
+func eventID(tenantID, kind, id string, h uint64) string {
+	var b [16]byte
+	hex := strconv.AppendUint(b[:0], h, 16)
+	return tenantID + ":" + kind + ":" + id + ":" + strings.Repeat("0", 16-len(hex)) + string(hex)
 }
 
 // cutByHalf reports whether price fell below half of previous.

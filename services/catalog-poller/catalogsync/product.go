@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"strconv"
+	"sync"
 
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
@@ -236,8 +237,13 @@ func only(sp *eventsv1.Product, sets [groupCount]bool) *eventsv1.Product {
 	return out
 }
 
-// fieldsOf lists the fields of the groups sets names.
+// fieldsOf lists the fields of the groups sets names. The lists are
+// shared: an event only reads them.
 func fieldsOf(sets [groupCount]bool, created bool) []string {
+	key := fieldsKey{sets, created}
+	if f, ok := fieldLists.Load(key); ok {
+		return f.([]string)
+	}
 	var out []string
 	for g, on := range sets {
 		if on {
@@ -247,5 +253,15 @@ func fieldsOf(sets [groupCount]bool, created bool) []string {
 	if created {
 		out = append(out, fieldCategory)
 	}
+	fieldLists.Store(key, out)
 	return out
 }
+
+type fieldsKey struct {
+	sets    [groupCount]bool
+	created bool
+}
+
+// fieldLists caches fieldsOf: there are few combinations, and a bulk sync
+// builds one list per product otherwise.
+var fieldLists sync.Map

@@ -1,0 +1,166 @@
+package catalogsync
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+)
+
+// benchChild makes the test binary run the catalog-poller itself, as its
+// own process, so that the benchmark reads the poller's peak memory alone.
+const benchChild = "HIPERSYNC_BENCH_CATALOG_POLLER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(benchChild) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err := schedule.Main(ctx, Service, os.Getenv, io.Discard, func(ctx context.Context, d schedule.Deps) (*schedule.Scheduler, error) {
+			d.Options.FirstRunSpread = time.Millisecond
+			d.Options.Interval = time.Hour // the delta is asked for
+			return Start(ctx, d)
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "catalog-poller:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// BenchmarkInitialSync measures the catalog-poller, as a process of its
+// own, syncing 100,000 products (20,000 parents with 4 variations each) from
+// hiper-sim to published events, beside a baseline that only downloads and
+// decodes the same feed; then a delta of 100 changed products.
+func BenchmarkInitialSync(b *testing.B) {
+	const parents, variations = 20_000, 4
+	products := parents * (1 + variations)
+	st := brokertest.Start(b, brokertest.Options{})
+	loadInFamilies(b, st.Sim.Sim, st.Keys["acme"], hipersim.GenerateCatalog(parents, variations, 0, 1))
+
+	// The baseline: the same feed, downloaded and decoded; the best of three
+	// passes (the first warms hiper-sim's encoding cache, which the poller
+	// then enjoys too).
+	client, err := hiper.New(st.Sim.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	session := client.Session(hiper.NewKeySource(client, st.Keys["acme"]))
+	var baseline float64
+	for range 3 {
+		start, n := time.Now(), 0
+		for batch, err := range session.ProductFeed(context.Background(), 0) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(batch.Products)
+		}
+		if n != products {
+			b.Fatalf("baseline read %d products, want %d", n, products)
+		}
+		baseline = max(baseline, float64(n)/time.Since(start).Seconds())
+	}
+
+	b.ResetTimer()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchChild+"=1",
+		"NATS_URL="+brokertest.EnvOr("NATS_URL", config.DefaultNATSURL), "TOKEN_BROKER_ADDR="+st.BrokerAddr,
+		"HIPER_BASE_URL="+st.Sim.URL, "HTTP_ADDR=127.0.0.1:0", "HIPERSYNC_NAMESPACE="+st.NS.Prefix,
+		// Unpaced, like the baseline: the figure is the poller's own cost.
+		// At the default pace (5 calls a second) 200 batches take 40s.
+		"POLL_TENANT_RATE=10000")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+
+	var status schedule.Status
+	brokertest.WaitFor(b, 5*time.Minute, "the initial sync", func() bool {
+		status, _, err = schedule.GetStatus(context.Background(), st.JS, st.NS, "acme", schedule.Catalog)
+		return err == nil && status.InitialDone && status.Lease == nil
+	})
+	took := time.Since(status.LastRunAt)
+	published := hiperMsgs(b, st)
+	if published != uint64(products) {
+		b.Fatalf("%d events published, want %d", published, products)
+	}
+	rss := peakRSS(b, cmd.Process.Pid)
+
+	// The delta: 100 variations repriced, synced on request.
+	var changed []hiper.Product
+	for _, p := range st.Sim.Sim.Products(st.Keys["acme"]) {
+		if p.IsVariation() && len(changed) < 100 {
+			p.Price = hiper.Decimal{Decimal: p.Price.Add(hiper.MustDecimal("1").Decimal)}
+			changed = append(changed, p)
+		}
+	}
+	if err := st.Sim.Sim.UpsertProducts(st.Keys["acme"], changed); err != nil {
+		b.Fatal(err)
+	}
+	asked := time.Now()
+	if _, err := schedule.RequestSync(context.Background(), st.JS, st.NS, "acme", schedule.Catalog, schedule.Request{}); err != nil {
+		b.Fatal(err)
+	}
+	// Each repriced variation: its upsert and its price change.
+	brokertest.WaitFor(b, time.Minute, "the delta's events", func() bool { return hiperMsgs(b, st) >= published+200 })
+	delta := time.Since(asked)
+	b.StopTimer()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+
+	b.ReportMetric(took.Seconds(), "initial-s")
+	b.ReportMetric(float64(published)/took.Seconds(), "events/s")
+	b.ReportMetric(baseline, "baseline-events/s")
+	b.ReportMetric(rss, "peak-rss-MB")
+	b.ReportMetric(float64(delta.Milliseconds()), "delta-ms")
+}
+
+// hiperMsgs counts the events in the HIPER stream.
+func hiperMsgs(b *testing.B, st *brokertest.Stack) uint64 {
+	s, err := st.JS.Stream(context.Background(), st.NS.Stream(events.StreamHiper))
+	if err != nil {
+		b.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// peakRSS reads a process's peak resident memory (VmHWM), in MB.
+func peakRSS(b *testing.B, pid int) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb / 1024
+		}
+	}
+	b.Fatal("no VmHWM in /proc status")
+	return 0
+}
