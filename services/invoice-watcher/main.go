@@ -1,13 +1,24 @@
-// Command invoice-watcher is a hipersync service. It is not built yet: it exits with
-// an error so that nothing mistakes it for a running service.
+// Command invoice-watcher follows every order Hiper accepted until it is
+// final and publishes its invoice, shipping, failure and the merchant's
+// cancellation back to the store. Configuration: README, "Configuration"
+// and "Invoices, shipping, cancellations".
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "invoice-watcher: not implemented yet (issue #6)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := watcher.Main(ctx, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "invoice-watcher:", err)
+		os.Exit(1)
+	}
 }

@@ -31,6 +31,9 @@ type Policy struct {
 	// store's request that Hiper carried out quickly may still be on its
 	// way to the watcher (default 30s).
 	CancelGrace time.Duration
+	// MaxAge, when set, ends the watch of an order accepted that long ago
+	// that this answer does not make final, with order.watch_expired.
+	MaxAge time.Duration
 }
 
 // Event is one event to publish about an order.
@@ -74,7 +77,8 @@ type Observation struct {
 // failure on situation 3, the cancellation when Hiper shows it cancelled —
 // announced only when the store did not ask for it (the order-forwarder
 // announces the store's own). An answer that makes no sense is an error
-// matching ErrUnexpectedAnswer.
+// matching ErrUnexpectedAnswer. An order still open past Policy.MaxAge
+// expires.
 func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observation, error) {
 	if p.CancelGrace <= 0 {
 		p.CancelGrace = DefaultCancelGrace
@@ -137,6 +141,12 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 		observeCancel(&o, r, at, now, p, add)
 	case (invoice != nil || r.IsPublished(events.KindInvoiceIssued)) && (shipped != nil || r.IsPublished(events.KindOrderShipped)):
 		o.Final = Delivered
+	}
+	if o.Final == "" && p.MaxAge > 0 {
+		if exp, ok := Expire(r, now, p.MaxAge); ok {
+			o.Events = append(o.Events, exp.Events...)
+			o.Final, o.Retry = Expired, 0
+		}
 	}
 	return o, nil
 }

@@ -366,3 +366,19 @@ func TestSchedule(t *testing.T) {
 		t.Errorf("calls for a day's life = %d", n)
 	}
 }
+
+func TestObserveExpires(t *testing.T) {
+	t.Parallel()
+	month := 30 * 24 * time.Hour
+	o, err := Observe(record(), status(hiper.SituationProcessed, false, processed, invoiced), t0.Add(month), Policy{MaxAge: month})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kinds(o); o.Final != Expired || !equalKinds(got, []events.Kind{events.KindInvoiceIssued, events.KindOrderWatchExpired}) {
+		t.Errorf("past its max age: final %q, events %v", o.Final, got)
+	}
+	o, _ = Observe(record(), status(hiper.SituationProcessed, false, processed, invoiced, shipped), t0.Add(month), Policy{MaxAge: month})
+	if o.Final != Delivered || len(o.Events) != 2 {
+		t.Errorf("made final by the same answer: %q, %v", o.Final, kinds(o))
+	}
+}

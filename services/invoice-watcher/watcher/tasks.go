@@ -1,0 +1,268 @@
+package watcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/services/invoice-watcher/order"
+)
+
+// The poll queue: one task message per order being followed, on a
+// work-queue stream of its own. The task is the order's timer: after each
+// poll it goes back to the stream with a delay (a NAK with delay) that the
+// schedule computes, and it is removed (acknowledged) when the order is
+// final. JetStream delivers a message to one replica at a time, so no order
+// is polled by two at once; a replica that dies holding one loses it after
+// AckWait. At most one task exists per order: the stream keeps one message
+// per subject and refuses a second.
+const (
+	// TaskStream is the stream's name before the namespace.
+	TaskStream = "INVOICE_WATCH"
+	// taskRoot is the first token of task subjects,
+	// invoicewatch.<tenant>.<order key>.
+	taskRoot = "invoicewatch"
+	// PollConsumer is the durable consumer every replica shares.
+	PollConsumer = "invoice-watcher-polls"
+)
+
+// task is the body of a poll task.
+type task struct {
+	Tenant  string `json:"tenant"`
+	OrderID string `json:"orderId"`
+}
+
+// errCodeStoreFailed is JetStream's "store failed" API error, which carries
+// "maximum messages per subject exceeded" when a task exists already.
+const errCodeStoreFailed jetstream.ErrorCode = 10077
+
+func ensureTaskStream(ctx context.Context, js jetstream.JetStream, ns events.Namespace) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        ns.Stream(TaskStream),
+		Description: "hipersync invoice-watcher: one poll task per order followed in Hiper",
+		Subjects:    []string{ns.ServiceSubject(taskRoot, ">")},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		// One task per order: a second publish for an order that has one is
+		// refused, whatever the duplicate window.
+		MaxMsgsPerSubject:    1,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		Duplicates:           events.DefaultDuplicateWindow,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", ns.Stream(TaskStream), err)
+	}
+	return s, nil
+}
+
+func taskSubject(ns events.Namespace, tenantID, orderID string) (string, error) {
+	tok, err := order.KeyToken(orderID)
+	if err != nil {
+		return "", err
+	}
+	return ns.ServiceSubject(taskRoot, tenantID, tok), nil
+}
+
+// ensureTask puts the order's poll task in the queue unless it is there.
+func (w *Watcher) ensureTask(ctx context.Context, r *order.Record) error {
+	subject, err := taskSubject(w.ns, r.Tenant, r.OrderID)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(task{Tenant: r.Tenant, OrderID: r.OrderID})
+	if err != nil {
+		return err
+	}
+	h := nats.Header{}
+	h.Set(events.HeaderMsgID, order.EventID(r.Tenant, r.OrderID, "watch"))
+	_, err = w.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: body}, jetstream.WithExpectStream(w.ns.Stream(TaskStream)))
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) && ae.ErrorCode == errCodeStoreFailed && strings.Contains(ae.Description, "maximum messages per subject") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("queue poll task of %s/%s: %w", r.Tenant, r.OrderID, err)
+	}
+	return nil
+}
+
+// turn is what becomes of an order's task after its turn: removed (the
+// order is final, or gone), or back in the queue for a while.
+type turn struct {
+	done  bool
+	after time.Duration
+}
+
+var finished = turn{done: true}
+
+func later(d time.Duration) turn { return turn{after: max(d, 10*time.Millisecond)} }
+
+// jitter spreads d by ±10%, so orders that failed together do not come
+// back together.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+// retrySoon is the wait after a failure to publish or to record: short, so
+// that an event that went out but was not recorded is published again
+// within the duplicate window, where the stream drops it.
+const retrySoon = 5 * time.Second
+
+// fetchExpiry bounds one pull request, so a loop notices a deleted consumer.
+const fetchExpiry = 5 * time.Second
+
+// runPolls gives each order's task, when it comes due, to poll, at most
+// Concurrency at once, until ctx is done. It then stops taking tasks, lets
+// the polls in progress finish for the grace period and hands back the
+// rest.
+func (w *Watcher) runPolls(ctx context.Context) error {
+	pollCtx, cancelPolls := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPolls()
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	var err error
+	for failures := 0; ctx.Err() == nil; failures++ {
+		if err = w.takeTasks(ctx, pollCtx, slots, &wg); ctx.Err() != nil {
+			break
+		}
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			break
+		}
+		w.log.Warn("poll queue failed; starting again", "error", err, "failures", failures+1)
+		t := time.NewTimer(min(100*time.Millisecond<<min(failures, 6), 5*time.Second))
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	grace := time.NewTimer(w.cfg.GracePeriod)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		w.log.Warn("grace period over; handing back the orders still being polled")
+		cancelPolls()
+		<-done
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// takeTasks pulls tasks from the durable consumer until ctx is done or the
+// pull breaks, starting a poll for each in a free slot.
+func (w *Watcher) takeTasks(ctx, pollCtx context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
+	cons, err := w.js.CreateOrUpdateConsumer(ctx, w.ns.Stream(TaskStream), jetstream.ConsumerConfig{
+		Durable:       PollConsumer,
+		Description:   "hipersync invoice-watcher: orders due for a poll",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.cfg.AckWait,
+		// A task comes back after every poll until its order is final: it
+		// is never given up on, and every task waiting for its delay
+		// counts as pending.
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", PollConsumer, err)
+	}
+	// The buffer stays small: a task waiting in it has its AckWait
+	// running.
+	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency), jetstream.PullExpiry(fetchExpiry))
+	if err != nil {
+		return fmt.Errorf("pull from %s: %w", PollConsumer, err)
+	}
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	defer it.Stop()
+	for {
+		// After the drain starts, Next returns what the buffer holds, then
+		// ErrMsgIteratorClosed.
+		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !acquire(ctx, slots) {
+			// Stopping: another replica takes it at once.
+			_ = msg.Nak()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			w.take(pollCtx, msg)
+		})
+	}
+}
+
+// acquire takes a slot, unless ctx is done first.
+func acquire(ctx context.Context, slots chan struct{}) bool {
+	select {
+	case slots <- struct{}{}:
+		if ctx.Err() == nil {
+			return true
+		}
+		<-slots
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// take runs one order's turn and puts its task back or removes it.
+func (w *Watcher) take(ctx context.Context, msg jetstream.Msg) {
+	stop := w.heartbeat(msg)
+	t := w.poll(ctx, msg)
+	stop()
+	if ctx.Err() != nil && !t.done {
+		// Shutting down: hand it back to run elsewhere soon.
+		t = later(time.Second)
+	}
+	var err error
+	if t.done {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = msg.DoubleAck(actx)
+		cancel()
+	} else {
+		err = msg.NakWithDelay(t.after)
+	}
+	if err != nil {
+		w.log.Warn("settle poll task; it comes back after the ack wait", "subject", msg.Subject(), "error", err)
+	}
+}
+
+// heartbeat tells the server every AckWait/3 that the task is being worked
+// on, so a slow Hiper call does not hand the order to another replica.
+func (w *Watcher) heartbeat(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
