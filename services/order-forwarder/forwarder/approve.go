@@ -161,7 +161,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 		now := f.now()
 		r.LastError = ""
 		if perr == nil {
-			r.HiperOrderID = hiperID
+			r.HiperOrderID, r.Reason = hiperID, ""
 			r.Move(orders.StateAccepted, f.owner, "Hiper id "+hiperID, now)
 			outcome = outAccepted
 			return r.Emit(&eventsv1.OrderAccepted{OrderId: o.id, HiperOrderId: hiperID, AcceptedAt: timestamppb.New(now)}, "")

@@ -54,6 +54,8 @@ func (o Operator) Resolve(ctx context.Context, tenant, orderID, hiperOrderID str
 		}
 		next := *r
 		next.HiperOrderID = hiperOrderID
+		// Why it needed review stays in the history; it no longer does.
+		next.Reason, next.LastError = "", ""
 		next.Move(StateAccepted, o.By, "resolved by an operator with Hiper id "+hiperOrderID, o.now())
 		if err := next.Emit(&eventsv1.OrderAccepted{OrderId: r.OrderID, HiperOrderId: hiperOrderID,
 			AcceptedAt: timestamppb.New(o.now())}, ""); err != nil {
