@@ -131,14 +131,17 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	r.Owner, r.LeaseUntil = f.owner, now.Add(f.cfg.lease()).UTC()
 	r.Outbox = nil
 	r.Move(orders.StateSending, f.owner, fmt.Sprintf("attempt %d", r.Attempts), now)
+	f.calls.Add(1) // before the write: once it lands, the call must be seen through
+	defer f.calls.Done()
 	srev, err := o.write(ctx, r, rec == nil, rev)
 	if err != nil {
 		return outError, err
 	}
 
 	// From here Hiper may act, so the answer is recorded whatever happens
-	// to this delivery: the call and the recording outlive a shutdown, and
-	// the call's own deadline ends before the lease does.
+	// to this delivery: the call and the recording outlive a shutdown (Run
+	// waits for them), and the call's own deadline ends before the lease
+	// does.
 	detached := context.WithoutCancel(ctx)
 	pctx, cancel := context.WithTimeout(detached, f.cfg.callBudget())
 	sess := f.hiper.Session(&primed{TokenSource: src, first: token})

@@ -129,6 +129,8 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 	next.Cancel = req
 	next.Owner, next.LeaseUntil = f.owner, now.Add(f.cfg.lease()).UTC()
 	next.Move(orders.StateCancelling, f.owner, "cancellation requested by the store", now)
+	f.calls.Add(1) // before the write: once it lands, the call must be seen through
+	defer f.calls.Done()
 	srev, err := o.write(ctx, &next, false, rev)
 	if err != nil {
 		return outError, err

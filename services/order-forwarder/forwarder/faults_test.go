@@ -11,6 +11,7 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -280,4 +281,34 @@ func (h *harness) underReview(id string, faults hipersim.Faults) {
 	h.approve("acme", h.order("acme", id, 1), "store-"+id)
 	h.waitState("acme", id, orders.StateNeedsReview, wait)
 	h.st.Sim.Sim.SetFaults(hipersim.Faults{})
+}
+
+// TestShutdownFinishesSends stops a replica while Hiper is slow to answer
+// a create: the drain's grace period is shorter than the call, yet Run
+// returns only once Hiper's answer is recorded, so a restart finds the
+// order accepted rather than under review.
+func TestShutdownFinishesSends(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	cfg := testConfig()
+	cfg.GracePeriod = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f, err := Start(ctx, Deps{NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: h.st.Sim.URL,
+		Health: telemetry.NewHealth(), Log: testLogger(), Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	h.st.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: 1000, Endpoints: []string{hipersim.EndpointCreateOrder}})
+	h.approve("acme", h.order("acme", "9001", 1), "store-9001")
+	h.waitState("acme", "9001", orders.StateSending, wait)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rec := h.record("acme", "9001"); rec.State != orders.StateAccepted {
+		t.Fatalf("after Run returned the order is %s", rec.State)
+	}
 }

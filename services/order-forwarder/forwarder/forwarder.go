@@ -78,10 +78,13 @@ type Forwarder struct {
 	log     *slog.Logger
 	metrics *metrics
 	gates   *gates
-	marks   sync.WaitGroup
-	owner   string
-	now     func() time.Time
-	tp      trace.TracerProvider
+	// calls counts what must finish before the connection closes: calls to
+	// Hiper being answered and recorded past a drain's grace period, and
+	// outcome events being marked published.
+	calls sync.WaitGroup
+	owner string
+	now   func() time.Time
+	tp    trace.TracerProvider
 }
 
 // Start provisions the order state and barcode index buckets, starts
@@ -206,13 +209,13 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	f.log.Info("order-forwarder consuming", "owner", f.owner, "filter", cfg.FilterSubjects[0],
 		"concurrency", f.cfg.Concurrency, "tenant_inflight", f.cfg.TenantInflight)
 	err := events.Consume(ctx, f.js, f.ns, cfg, f.handle, opts...)
-	f.marks.Wait()
+	f.calls.Wait()
 	return err
 }
 
 // markPublished records in the background that an outcome event went out.
 func (f *Forwarder) markPublished(tenant, orderID, eventID string) {
-	f.marks.Go(func() {
+	f.calls.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := f.store.MarkPublished(ctx, tenant, orderID, eventID); err != nil {
