@@ -182,12 +182,15 @@ func TestRetriesRunOut(t *testing.T) {
 }
 
 // TestPausedTenant: a paused tenant's orders wait, without using up their
-// attempts, and flow once it is resumed.
+// attempts, and flow once it is resumed; meanwhile another tenant's orders
+// go through, though the paused backlog is larger than the replica's
+// handlers.
 func TestPausedTenant(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{})
+	h := newHarness(t, harnessOptions{tenants: []string{"acme", "beta"}})
 	cfg := testConfig()
 	cfg.MaxAttempts = 2
+	cfg.Concurrency = 8
 	f := h.forwarder(cfg, "r1")
 	ctx := context.Background()
 	if _, err := h.st.Broker.Tenants.PauseTenant(ctx, &brokerv1.PauseTenantRequest{TenantId: "acme"}); err != nil {
@@ -197,11 +200,9 @@ func TestPausedTenant(t *testing.T) {
 		s, _ := f.dir.State("acme")
 		return s == brokerv1.TenantState_TENANT_STATE_PAUSED
 	})
-	ids := h.publishMany("acme", "P", 5)
-	brokertest.WaitFor(t, wait, "orders waiting", func() bool {
-		list, err := h.state.List(ctx, "acme")
-		return err == nil && len(list) == len(ids)
-	})
+	ids := h.publishMany("acme", "P", 3*cfg.Concurrency)
+	others := h.publishMany("beta", "Q", 10)
+	h.exactlyOnce("beta", others)
 	// Several paused retries go by (100ms each): none may count.
 	brokertest.WaitFor(t, wait, "retries while paused", func() bool {
 		return outcomes(f, events.KindOrderApproved, outWaiting) >= 3*len(ids)
@@ -211,8 +212,8 @@ func TestPausedTenant(t *testing.T) {
 			t.Fatalf("while paused: %+v", rec)
 		}
 	}
-	if h.posted() != 0 {
-		t.Fatal("posted while paused")
+	for _, o := range h.st.Sim.Sim.Orders(h.st.Keys["acme"]) {
+		t.Fatalf("posted while paused: %s", o.Body.StoreOrderID)
 	}
 	if _, err := h.st.Broker.Tenants.ResumeTenant(ctx, &brokerv1.ResumeTenantRequest{TenantId: "acme"}); err != nil {
 		t.Fatal(err)
