@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/shopspring/decimal"
 
 	"github.com/hipersync/hipersync/pkg/catalog"
@@ -226,4 +227,34 @@ func (h *harness) pending() int {
 		return -1
 	}
 	return int(info.NumPending) + info.NumAckPending
+}
+
+// TestUntrackableEvents: an event that cannot be read, or names no order,
+// goes to the dead letters with its reason; the next order is not held up.
+func TestUntrackableEvents(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	h.forwarder(testConfig(), "r1")
+	ctx := context.Background()
+	msg := nats.NewMsg(h.st.NS.StoreSubject("acme", events.KindOrderApproved))
+	msg.Header.Set(events.HeaderContentType, events.ContentTypeJSON)
+	msg.Data = []byte(`{"orderId": 1001,`)
+	if _, err := h.st.JS.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	o := h.order("acme", "", 1)
+	h.approve("acme", o, "store-no-id")
+	h.cancel("acme", "", "store-no-id-cancel")
+	h.approve("acme", h.order("acme", "1101", 1), "store-1101")
+	h.exactlyOnce("acme", []string{"1101"})
+	var dl []events.DeadLetterEntry
+	brokertest.WaitFor(t, wait, "three dead letters", func() bool { dl = h.deadLetters(); return len(dl) == 3 })
+	var codes []string
+	for _, d := range dl {
+		codes = append(codes, d.Letter.GetReasonCode())
+	}
+	slices.Sort(codes)
+	if !slices.Equal(codes, []string{"malformed_payload", "missing_order_id", "missing_order_id"}) {
+		t.Fatalf("dead letters %v", codes)
+	}
 }

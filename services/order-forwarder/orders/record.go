@@ -160,16 +160,6 @@ func (r *Record) Leased(now time.Time) bool {
 	return (r.State == StateSending || r.State == StateCancelling) && now.Before(r.LeaseUntil)
 }
 
-// Final reports whether the order's forwarding is settled: nothing more is
-// sent for its approval.
-func (r *Record) Final() bool {
-	switch r.State {
-	case StateAccepted, StateRejected, StateNeedsReview, StateFailed, StateCancelled, StateCancelling:
-		return true
-	}
-	return false
-}
-
 // SetApproval stores the approval an operator's resend would re-queue.
 func (r *Record) SetApproval(a *eventsv1.StoreOrderApproved) error {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(a)
