@@ -1,0 +1,103 @@
+package catalogsync
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+)
+
+// syncBuffer is a log sink the test reads while Main writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestMainServesHealthAndMetricsAndStops(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, brokertest.Options{Seed: hipersim.SeedDemo})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	env := config.Map(map[string]string{
+		"NATS_URL": brokertest.EnvOr("NATS_URL", config.DefaultNATSURL), "TOKEN_BROKER_ADDR": s.BrokerAddr,
+		"HIPER_BASE_URL": s.Sim.URL, "HTTP_ADDR": addr, "HIPERSYNC_NAMESPACE": s.NS.Prefix,
+		"EVENTS_FORMAT": "json",
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- Main(ctx, env, &logs) }()
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	brokertest.WaitFor(t, 10*time.Second, "/readyz", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
+	s.waitSynced(t, "acme", start)
+	_, metrics := get("/metrics")
+	for _, want := range []string{
+		`hipersync_sync_runs_total{kind="catalog",outcome="ok"}`,
+		`hipersync_sync_items_published_total{kind="catalog",tenant="acme"} 79`,
+		`hipersync_hiper_calls_total{kind="catalog",tenant="acme"}`,
+		`hipersync_sync_lag_seconds{kind="catalog",tenant="acme"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if n := len(s.upserts("acme")); n != demoPublished {
+		t.Fatalf("%d products published as JSON, want %d", n, demoPublished)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Main: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Main did not stop within 20s of its context ending")
+	}
+	if !strings.Contains(logs.String(), `"msg":"catalog-poller stopped"`) {
+		t.Fatalf("no stop logged: %s", logs.String())
+	}
+}
+
+func TestMainNamesABadVariable(t *testing.T) {
+	t.Parallel()
+	err := Main(context.Background(), config.Map(map[string]string{"POLL_CONCURRENCY": "0", "POLL_TENANT_RATE": "fast"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "POLL_CONCURRENCY") || !strings.Contains(err.Error(), "POLL_TENANT_RATE") {
+		t.Fatalf("Main with bad variables: %v", err)
+	}
+}
