@@ -69,6 +69,28 @@ type Observation struct {
 	situation int
 	cancelled bool
 	events    int
+	changedAt time.Time
+}
+
+// changedAt is when Hiper changed the order: when new events explain the
+// change, the date of the newest (never before the last change recorded,
+// never in the future); else now. The schedule backs off from when Hiper
+// changed, not from when the watcher noticed: an order found long
+// processed after a backlog or a restart is not polled as if it were new.
+func changedAt(r *Record, st hiper.OrderStatus, now time.Time) time.Time {
+	var newest time.Time
+	for _, ev := range st.Events {
+		if ev.Date.After(newest) {
+			newest = ev.Date.Time
+		}
+	}
+	if len(st.Events) <= r.Events || newest.IsZero() || newest.After(now) {
+		return now
+	}
+	if newest.Before(r.ChangedAt) {
+		return r.ChangedAt
+	}
+	return newest
 }
 
 // Observe compares Hiper's answer about the order with its record and says
@@ -91,6 +113,9 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 	}
 	o := Observation{situation: st.Situation, cancelled: st.Cancelled, events: len(st.Events)}
 	o.Changed = st.Situation != r.Situation || st.Cancelled != r.HiperCancelled || len(st.Events) != r.Events
+	if o.Changed {
+		o.changedAt = changedAt(r, st, now)
+	}
 	var invoice, shipped, cancel *hiper.OrderEvent
 	for i := range st.Events {
 		ev := &st.Events[i]
@@ -223,7 +248,7 @@ func Expire(r *Record, now time.Time, maxAge time.Duration) (o Observation, ok b
 // out, how the order ended.
 func (r *Record) Apply(o Observation, published int, now time.Time) {
 	if o.Changed {
-		r.Situation, r.HiperCancelled, r.Events, r.ChangedAt = o.situation, o.cancelled, o.events, now.UTC()
+		r.Situation, r.HiperCancelled, r.Events, r.ChangedAt = o.situation, o.cancelled, o.events, o.changedAt.UTC()
 	}
 	if o.CancelSeen && r.CancelSeenAt.IsZero() {
 		r.CancelSeenAt = now.UTC()

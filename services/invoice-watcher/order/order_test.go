@@ -382,3 +382,36 @@ func TestObserveExpires(t *testing.T) {
 		t.Errorf("made final by the same answer: %q, %v", o.Final, kinds(o))
 	}
 }
+
+func TestChangedAt(t *testing.T) {
+	t.Parallel()
+	now := t0.Add(72 * time.Hour)
+	cases := []struct {
+		name string
+		rec  func(*Record)
+		st   hiper.OrderStatus
+		want time.Time
+	}{
+		{"the newest event's date", nil, status(2, false, processed, invoiced), invoiced.Date.Time},
+		{"no dates", nil, status(2, false, hiper.OrderEvent{Type: 1}), now},
+		{"a date in the future", nil, status(2, false, hiper.OrderEvent{Type: 1, Date: hiper.Time{Time: now.Add(time.Hour)}}), now},
+		{"a change without a new event", func(r *Record) { r.Events, r.ChangedAt = 1, t0.Add(time.Hour) },
+			status(2, true, processed), now},
+		{"new events older than the last change", func(r *Record) { r.ChangedAt = t0.Add(10 * time.Hour) },
+			status(2, false, processed, invoiced), t0.Add(10 * time.Hour)},
+	}
+	for _, c := range cases {
+		r := record()
+		if c.rec != nil {
+			c.rec(r)
+		}
+		o, err := Observe(r, c.st, now, Policy{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Apply(o, len(o.Events), now)
+		if !r.ChangedAt.Equal(c.want) {
+			t.Errorf("%s: ChangedAt %v, want %v", c.name, r.ChangedAt, c.want)
+		}
+	}
+}

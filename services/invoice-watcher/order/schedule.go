@@ -69,8 +69,9 @@ func (s Schedule) Next(sinceChange time.Duration) time.Duration {
 }
 
 // Calls counts the polls the schedule makes over an order's life: from its
-// acceptance until every time in changes has been seen (each change resets
-// the backoff when it is seen), without jitter. It is what the benchmark
+// acceptance until every time in changes has been seen (each change, once
+// seen, makes the backoff start again from its time, as Observe records it),
+// without jitter. It is what the benchmark
 // compares with polling every order at a fixed interval.
 func (s Schedule) Calls(changes []time.Duration) int {
 	var end time.Duration
@@ -85,7 +86,7 @@ func (s Schedule) Calls(changes []time.Duration) int {
 		}
 		for _, c := range changes {
 			if prev < c && c <= t {
-				changed = t
+				changed = max(changed, c)
 			}
 		}
 		prev, t = t, t+s.Interval(t-changed)

@@ -55,7 +55,7 @@ func fast() watcher.Config {
 // its own, a store and an order-forwarder played by the test, and the
 // watchers it starts.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	st    *brokertest.Stack
 	key   string
 	hiper *hiper.Session
@@ -68,10 +68,7 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	st := brokertest.Start(t, brokertest.Options{Tenants: []string{tenantID}, Sim: hipersim.Config{ProcessingDelay: -1}})
 	h := &harness{t: t, st: st, key: st.Keys[tenantID], calls: newHiperCalls()}
-	if err := st.Sim.Sim.UpsertProducts(h.key, []hiper.Product{{
-		ID: productID, Code: 1, Name: "Produto", Unit: "UN", Price: hiper.MustDecimal("10.50"), Active: true,
-		Stock: hiper.MustDecimal("1000000"), ParentID: hiper.ZeroID, Brand: "Marca", Category: "Categoria",
-	}}); err != nil {
+	if err := st.Sim.Sim.UpsertProducts(h.key, []hiper.Product{product()}); err != nil {
 		t.Fatal(err)
 	}
 	client, err := hiper.New(st.Sim.URL)
@@ -132,19 +129,32 @@ func (h *harness) startWith(name string, cfg watcher.Config, base http.RoundTrip
 // returns Hiper's id.
 func (h *harness) createOrder(storeID string) string {
 	h.t.Helper()
+	id, err := h.hiper.CreateSalesOrder(context.Background(), salesOrder(storeID))
+	if err != nil {
+		h.t.Fatalf("create order %s in hiper-sim: %v", storeID, err)
+	}
+	return id
+}
+
+// product is the one product the tests' orders buy.
+func product() hiper.Product {
+	return hiper.Product{
+		ID: productID, Code: 1, Name: "Produto", Unit: "UN", Price: hiper.MustDecimal("10.50"), Active: true,
+		Stock: hiper.MustDecimal("1000000"), ParentID: hiper.ZeroID, Brand: "Marca", Category: "Categoria",
+	}
+}
+
+// salesOrder is a valid order of one product.
+func salesOrder(storeID string) hiper.SalesOrder {
 	addr := hiper.Address{Street: "Rua Principal", Number: "22", District: "Centro", PostalCode: "88351001", IBGECode: "4202909"}
-	id, err := h.hiper.CreateSalesOrder(context.Background(), hiper.SalesOrder{
+	return hiper.SalesOrder{
 		Customer:       hiper.Customer{Document: "52998224725", Email: "ana@example.com", Name: "Ana Souza"},
 		BillingAddress: addr, ShippingAddress: addr,
 		Items:        []hiper.OrderItem{{ProductID: productID, Quantity: hiper.MustDecimal("1")}},
 		Payments:     []hiper.Payment{{MethodID: hiper.PaymentPix, Installments: 1, Amount: hiper.MustDecimal("10.50")}},
 		Freight:      hiper.MustDecimal("0"),
 		StoreOrderID: storeID,
-	})
-	if err != nil {
-		h.t.Fatalf("create order %s in hiper-sim: %v", storeID, err)
 	}
-	return id
 }
 
 // accept publishes order.accepted as the order-forwarder does.
@@ -437,6 +447,17 @@ func (c *closeHook) Close() error {
 	err := c.ReadCloser.Close()
 	c.once.Do(c.hook)
 	return err
+}
+
+// sum is every call counted.
+func (c *hiperCalls) sum() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.byReplica {
+		n += v
+	}
+	return n
 }
 
 func (c *hiperCalls) of(hiperID string) int {
