@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/metric"
 )
 
 // Outcomes of a delivery, the outcome label of hipersync_events_consumed_total.
@@ -54,29 +54,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return nil
 	}
 	return &metrics{
-		consumed: telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		consumed: metric.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_events_consumed_total",
 			Help: "Deliveries settled by the consumer loop, by consumer, event source and kind, and outcome (ack, retry, dead_letter, handed_back, terminated).",
 		}, []string{"consumer", "source", "kind", "outcome"})),
-		handlerSeconds: telemetry.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		handlerSeconds: metric.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hipersync_event_handler_seconds",
 			Help:    "Time a handler took over one delivery, by consumer, event source and kind.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}, []string{"consumer", "source", "kind"})),
-		published: telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		published: metric.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_events_published_total",
 			Help: "Events published, by event source and kind, and result (ok, duplicate: dropped by the stream's duplicate window, error, async: handed over without waiting for the stream).",
 		}, []string{"source", "kind", "result"})),
 		// Every replica reads the one shared durable: aggregate with max.
-		pending: telemetry.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		pending: metric.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hipersync_consumer_pending_messages",
 			Help: "Messages of the stream the durable consumer has not delivered yet (the backlog); every replica reports the same consumer, so aggregate with max.",
 		}, []string{"stream", "consumer"})),
-		ackPending: telemetry.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		ackPending: metric.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hipersync_consumer_ack_pending_messages",
 			Help: "Messages delivered to some replica and not settled yet.",
 		}, []string{"stream", "consumer"})),
-		redelivered: telemetry.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		redelivered: metric.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hipersync_consumer_redelivered_messages",
 			Help: "Messages delivered more than once and not settled yet.",
 		}, []string{"stream", "consumer"})),

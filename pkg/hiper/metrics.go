@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/metric"
 )
 
 // metrics are a Client's Prometheus series (WithMetrics). A nil *metrics
@@ -23,11 +23,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	labels := []string{"endpoint", "status_class"}
 	return &metrics{
-		requests: telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: metric.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_hiper_requests_total",
 			Help: "Calls to the Hiper API, by endpoint (method and path template) and status class (2xx, 4xx, 5xx; none: no answer; cancelled: the caller gave up).",
 		}, labels)),
-		seconds: telemetry.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		seconds: metric.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hipersync_hiper_request_duration_seconds",
 			Help:    "Time from sending a call to the Hiper API to having read its answer, by endpoint and status class.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),

@@ -1,4 +1,7 @@
-package telemetry
+// Package metric holds what the Prometheus metrics of several packages
+// share. It depends on the Prometheus client alone, so the packages that
+// count (the Hiper client, the event layer) stay light.
+package metric
 
 import (
 	"errors"
