@@ -45,7 +45,7 @@ func RequestSync(ctx context.Context, js jetstream.JetStream, ns events.Namespac
 	if !k.Valid() {
 		return Request{}, fmt.Errorf("request sync: unknown kind %q", k)
 	}
-	_, kv, err := EnsureBuckets(ctx, js, ns)
+	kv, err := bucket(ctx, js, ns, RequestBucket)
 	if err != nil {
 		return Request{}, fmt.Errorf("request sync: %w", err)
 	}
@@ -89,9 +89,9 @@ func RequestSync(ctx context.Context, js jetstream.JetStream, ns events.Namespac
 // LastErrorAt after r.At): the request then stays, and is retried with the
 // run's backoff.
 func WaitServed(ctx context.Context, js jetstream.JetStream, ns events.Namespace, tenantID string, k Kind, r Request) (Status, error) {
-	kv, _, err := EnsureBuckets(ctx, js, ns)
+	kv, err := bucket(ctx, js, ns, StatusBucket)
 	if err != nil {
-		return Status{}, err
+		return Status{}, fmt.Errorf("wait for sync: %w", err)
 	}
 	w, err := kv.Watch(ctx, StatusKey(tenantID, k))
 	if err != nil {
@@ -126,6 +126,20 @@ func WaitServed(ctx context.Context, js jetstream.JetStream, ns events.Namespace
 			}
 		}
 	}
+}
+
+// bucket opens one of the schedule's buckets, provisioning them when they do
+// not exist yet (no poller ever ran): a request made first is not lost.
+func bucket(ctx context.Context, js jetstream.JetStream, ns events.Namespace, name string) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, ns.Bucket(name))
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return kv, err
+	}
+	status, requests, err := EnsureBuckets(ctx, js, ns)
+	if name == StatusBucket {
+		return status, err
+	}
+	return requests, err
 }
 
 func union(a, b []string) []string {
