@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/shopspring/decimal"
 
 	"github.com/hipersync/hipersync/pkg/catalog"
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -256,5 +258,30 @@ func TestUntrackableEvents(t *testing.T) {
 	slices.Sort(codes)
 	if !slices.Equal(codes, []string{"malformed_payload", "missing_order_id", "missing_order_id"}) {
 		t.Fatalf("dead letters %v", codes)
+	}
+}
+
+// TestOrdersMetric: "received" counts orders, whatever their retries, so
+// that it can be the denominator of a failure rate.
+func TestOrdersMetric(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	cfg := testConfig()
+	cfg.MaxAttempts = 100
+	f := h.forwarder(cfg, "r1")
+	h.st.Sim.Sim.SetFaults(failing(503))
+	h.approve("acme", h.order("acme", "1201", 1), "store-1201")
+	brokertest.WaitFor(t, wait, "retries", func() bool {
+		rec, _, err := h.state.Get(context.Background(), "acme", "1201")
+		return err == nil && rec.Attempts >= 3
+	})
+	h.st.Sim.Sim.SetFaults(hipersim.Faults{})
+	h.approve("acme", h.order("acme", "1202", 1), "store-1202")
+	h.exactlyOnce("acme", []string{"1201", "1202"})
+	count := func(s orders.State) int {
+		return int(testutil.ToFloat64(f.metrics.transitions.WithLabelValues(string(s))))
+	}
+	if count(orders.StateReceived) != 2 || count(orders.StateAccepted) != 2 || count(orders.StateSending) < 4 {
+		t.Errorf("received %d, accepted %d, sending %d", count(orders.StateReceived), count(orders.StateAccepted), count(orders.StateSending))
 	}
 }

@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"method", "status"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_orders_total",
-			Help: "Orders entering each state (received, sending, accepted, rejected, needs_review, failed, cancelling, cancelled).",
+			Help: "Orders entering each state (sending, accepted, rejected, needs_review, failed, cancelling, cancelled); received counts each order once, when its approval is first recorded or it starts over, not its retries.",
 		}, []string{"state"}),
 		forwardSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hipersync_order_forward_seconds",

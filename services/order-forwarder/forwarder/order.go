@@ -19,6 +19,10 @@ type order struct {
 	tenant string
 	id     string
 	log    *slog.Logger
+	// received is set when the record being built starts an order (or a
+	// new generation of it), for the metrics: "received" counts orders,
+	// not retries.
+	received bool
 }
 
 func (f *Forwarder) newOrder(ctx context.Context, m *events.Message, orderID string) *order {
@@ -58,6 +62,7 @@ func (o *order) decide(ctx context.Context, optimistic bool, step func(rec *orde
 			}
 		}
 		optimistic = false
+		o.received = false
 		if rec != nil {
 			if err := o.publish(ctx, rec); err != nil {
 				return outError, err
@@ -83,6 +88,7 @@ func (o *order) start(a *eventsv1.StoreOrderApproved, rec *orders.Record, gen in
 		r = orders.Record{Tenant: o.tenant, OrderID: o.id, CreatedAt: now}
 		r.Move(orders.StateReceived, o.f.owner, "approval received", now)
 	}
+	o.received = rec == nil || gen != rec.Generation
 	if rec != nil && gen != rec.Generation {
 		r.Generation = gen
 		r.Attempts, r.Reasons, r.Reason, r.LastError, r.Outbox = 0, nil, "", "", nil
@@ -109,7 +115,13 @@ func (o *order) write(ctx context.Context, r *orders.Record, created bool, rev u
 		next, err = o.f.store.Update(ctx, r, rev)
 	}
 	if err == nil {
-		o.f.metrics.transitions.WithLabelValues(string(r.State)).Inc()
+		if o.received {
+			o.received = false
+			o.f.metrics.transitions.WithLabelValues(string(orders.StateReceived)).Inc()
+		}
+		if r.State != orders.StateReceived {
+			o.f.metrics.transitions.WithLabelValues(string(r.State)).Inc()
+		}
 	}
 	return next, err
 }
