@@ -42,7 +42,7 @@ func Invoice(r *Record, ev hiper.OrderEvent) *eventsv1.InvoiceIssued {
 		if errors.As(keyErr, &ke) {
 			code = ke.Code()
 		}
-		problem("access_key", code, ev.FiscalKey, "%s", accessKeyMessage(code, keyErr))
+		problem("accessKey", code, ev.FiscalKey, "%s", accessKeyMessage(code, keyErr))
 	}
 
 	read := notes.ReadInvoice(ev.Note)
@@ -71,22 +71,22 @@ func Invoice(r *Record, ev hiper.OrderEvent) *eventsv1.InvoiceIssued {
 	case inv.DocumentType == "" && fromKey != "":
 		inv.DocumentType = fromKey
 	case inv.DocumentType == "":
-		problem("document_type", "missing", "", "O Hiper não informou o tipo do documento fiscal.")
+		problem("documentType", "missing", "", "O Hiper não informou o tipo do documento fiscal.")
 	case fromKey != "" && !sameDocumentType(inv.DocumentType, fromKey):
-		problem("document_type", "mismatch", ev.FiscalType,
+		problem("documentType", "mismatch", ev.FiscalType,
 			"O Hiper diz que o documento é %s, mas a chave de acesso é de %s (modelo %s).", inv.DocumentType, fromKey, key.Model)
 	}
 
 	switch raw := strings.TrimSpace(ev.FiscalXMLURL); {
 	case raw == "":
-		problem("xml_url", "missing", "", "O Hiper não enviou o endereço do XML da nota fiscal.")
+		problem("xmlUrl", "missing", "", "O Hiper não enviou o endereço do XML da nota fiscal.")
 	case !webURL(raw):
-		problem("xml_url", "invalid", raw, "O endereço do XML da nota fiscal enviado pelo Hiper não é um endereço http(s) válido.")
+		problem("xmlUrl", "invalid", raw, "O endereço do XML da nota fiscal enviado pelo Hiper não é um endereço http(s) válido.")
 	default:
 		inv.XmlUrl = raw
 	}
 	if ev.Date.IsZero() {
-		problem("issued_at", "missing", "", "O Hiper não informou a data de emissão da nota fiscal.")
+		problem("issuedAt", "missing", "", "O Hiper não informou a data de emissão da nota fiscal.")
 	}
 	return inv
 }

@@ -127,9 +127,9 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 	hc = &http.Client{Transport: captureTransport{base: base}, CheckRedirect: hc.CheckRedirect, Jar: hc.Jar, Timeout: hc.Timeout}
 	hopts := []hiper.Option{
 		hiper.WithLogger(log), hiper.WithTimeout(cfg.HiperTimeout), hiper.WithHTTPClient(hc),
-		hiper.WithUserAgent("hipersync-invoice-watcher"),
+		hiper.WithUserAgent("hipersync-invoice-watcher"), hiper.WithMetrics(d.Health.Registry),
 	}
-	opts := []events.Option{events.WithLogger(log)}
+	opts := []events.Option{events.WithLogger(log), events.WithMetrics(d.Health.Registry)}
 	if d.TracerProvider != nil {
 		hopts = append(hopts, hiper.WithTracerProvider(d.TracerProvider))
 		opts = append(opts, events.WithTracerProvider(d.TracerProvider))

@@ -525,7 +525,8 @@ func (x *InvoiceIssued) GetProblems() []*InvoiceProblem {
 // invalid.
 type InvoiceProblem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The InvoiceIssued field concerned, e.g. "access_key", "number".
+	// The InvoiceIssued field concerned, named as in JSON: "accessKey",
+	// "number", "documentType", "xmlUrl", "issuedAt".
 	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
 	// Stable machine-readable code, e.g. "check_digit", "not_found".
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
