@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -121,6 +123,11 @@ type Deps struct {
 	Log          *slog.Logger
 	// Cache overrides the token cache's tuning (tests shorten its timings).
 	Cache TokenCacheConfig
+	// TracerProvider and Propagator trace the gRPC server and the Hiper
+	// calls; nil means otel's globals, which the binary sets up
+	// (telemetry.SetupTracing). Tests set them to see the spans.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // Start provisions the tenants bucket, starts the Broker and returns a gRPC
@@ -139,7 +146,16 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("HIPERSYNC_MASTER_KEY: %w", err)
 	}
-	client, err := hiper.New(d.HiperBaseURL, hiper.WithLogger(d.Log), hiper.WithMetrics(d.Health.Registry))
+	hopts := []hiper.Option{hiper.WithLogger(d.Log), hiper.WithMetrics(d.Health.Registry)}
+	var gopts []otelgrpc.Option
+	if d.TracerProvider != nil {
+		hopts = append(hopts, hiper.WithTracerProvider(d.TracerProvider))
+		gopts = append(gopts, otelgrpc.WithTracerProvider(d.TracerProvider))
+	}
+	if d.Propagator != nil {
+		gopts = append(gopts, otelgrpc.WithPropagators(d.Propagator))
+	}
+	client, err := hiper.New(d.HiperBaseURL, hopts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -153,7 +169,7 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 		return nil, nil, err
 	}
 
-	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler()))
+	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler(gopts...)))
 	b.Register(srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

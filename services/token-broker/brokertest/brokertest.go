@@ -20,6 +20,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/events"
@@ -42,6 +44,10 @@ type Options struct {
 	Sim hipersim.Config
 	// Settings are applied to every tenant after connecting (optional).
 	Settings *brokerv1.TenantSettings
+	// TracerProvider and Propagator, when set, trace token-broker's gRPC
+	// server and Hiper calls (broker.Deps), so a test sees its spans.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // Stack is a running test stack.
@@ -117,6 +123,7 @@ func Start(t testing.TB, o Options) *Stack {
 	srv, b, err := broker.Start(ctx, broker.Deps{
 		NATS: nc, Redis: s.Redis, Namespace: s.NS, HiperBaseURL: s.Sim.URL, MasterKey: master,
 		Health: telemetry.NewHealth(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		TracerProvider: o.TracerProvider, Propagator: o.Propagator,
 	})
 	if err != nil {
 		t.Fatalf("start token-broker: %v", err)
