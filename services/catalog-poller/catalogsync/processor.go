@@ -22,8 +22,8 @@ const (
 		"Cadastre uma categoria ou uma marca no Hiper, ou defina uma categoria padrão ou uma marca padrão nas configurações da integração."
 )
 
-// productState is what the catalog-poller remembers of a product, under
-// "<tenant>.<product id>" in StateBucket.
+// productState is what the catalog-poller remembers of a product, in its
+// family's record of StateBucket (feed.Family).
 type productState struct {
 	// Published: the store has the product (it was created there).
 	Published bool `json:"p,omitempty"`
@@ -60,8 +60,8 @@ type processor struct {
 	indexBucket string
 }
 
-func (p *processor) state(id string) (*productState, error) {
-	b, ok := p.states.Get(id)
+func (p *processor) state(record, id string) (*productState, error) {
+	b, ok := p.states.Get(record, id)
 	if !ok {
 		return nil, nil
 	}
@@ -78,25 +78,19 @@ func (p *processor) state(id string) (*productState, error) {
 func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) ([]feed.Change, []hiper.Product, error) {
 	all := make([]hiper.Product, 0, len(carried)+len(fresh))
 	all = append(append(all, carried...), fresh...)
+	// A family's record holds the parent and its variations: the records
+	// of these products hold every state this call reads.
 	inCall := make(map[string]bool, len(all))
-	ids := make([]string, 0, len(all))
-	for _, pr := range all {
-		inCall[pr.ID] = true
-		ids = append(ids, pr.ID)
-	}
+	records := make([]string, 0, len(all))
 	given := map[string]*attrs{}
 	for _, pr := range all {
-		if pr.IsVariation() {
-			ids = append(ids, pr.ParentID)
-		}
+		inCall[pr.ID] = true
+		records = append(records, feed.Family(pr))
 		for _, v := range pr.Variations {
 			given[v.ID] = attrsOf(v)
-			if !inCall[v.ID] {
-				ids = append(ids, v.ID)
-			}
 		}
 	}
-	if err := p.states.Load(ctx, ids); err != nil {
+	if err := p.states.Load(ctx, records); err != nil {
 		return nil, nil, err
 	}
 
@@ -108,7 +102,7 @@ func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) 
 		}
 	}
 	for i, pr := range all {
-		prior, err := p.state(pr.ID)
+		prior, err := p.state(feed.Family(pr), pr.ID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -145,6 +139,7 @@ func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) 
 			add(c)
 		}
 	}
+	add(feed.Change{Writes: p.states.Flush()})
 	return changes, deferred, nil
 }
 
@@ -217,11 +212,9 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 	}
 	c.Writes = p.index(pr, publishable, &next)
 	if prior == nil || !next.same(*prior) {
-		w, err := p.record(pr.ID, next)
-		if err != nil {
+		if err := p.record(feed.Family(pr), pr.ID, next); err != nil {
 			return feed.Change{}, err
 		}
-		c.Writes = append(c.Writes, w)
 	}
 	return c, nil
 }
@@ -229,7 +222,7 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 // reattribute records a child's attributes as its parent gives them, and
 // tells the store when the child is published and they changed.
 func (p *processor) reattribute(childID, parentID string, a *attrs) (feed.Change, error) {
-	prior, err := p.state(childID)
+	prior, err := p.state(parentID, childID)
 	if err != nil {
 		return feed.Change{}, err
 	}
@@ -260,12 +253,7 @@ func (p *processor) reattribute(childID, parentID string, a *attrs) (feed.Change
 			})
 		}
 	}
-	w, err := p.record(childID, next)
-	if err != nil {
-		return feed.Change{}, err
-	}
-	c.Writes = append(c.Writes, w)
-	return c, nil
+	return c, p.record(parentID, childID, next)
 }
 
 // index keeps the barcode index (pkg/catalog) in step: a sellable product
@@ -289,15 +277,15 @@ func (p *processor) index(pr hiper.Product, publishable bool, next *productState
 	return ws
 }
 
-// record stores a product's state, for the rest of the run and in the
-// bucket.
-func (p *processor) record(id string, st productState) (feed.Write, error) {
+// record keeps a product's state in its family's record, for the rest of
+// the run and, once flushed, in the bucket.
+func (p *processor) record(family, id string, st productState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
-		return feed.Write{}, fmt.Errorf("encode state of product %s: %w", id, err)
+		return fmt.Errorf("encode state of product %s: %w", id, err)
 	}
-	p.states.Set(id, b)
-	return feed.Write{Bucket: p.states.Bucket(), Key: feed.Key(p.tenant, id), Value: b}, nil
+	p.states.Set(family, id, b)
+	return nil
 }
 
 // eventID is the deterministic id of an event of kind about product id

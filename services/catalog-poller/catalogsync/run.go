@@ -24,7 +24,9 @@ import (
 const Service = "catalog-poller"
 
 // StateBucket (before the namespace) holds what the catalog-poller last
-// published of each product, under "<tenant>.<product id>".
+// published of each product: one record per product family (a product with
+// variations and its variations, under the parent's id) or per product
+// without variations, under "<tenant>.<record>".
 const StateBucket = "catalog_state"
 
 // Start provisions the catalog-poller's buckets and returns its scheduler,
@@ -34,7 +36,7 @@ func Start(ctx context.Context, d schedule.Deps) (*schedule.Scheduler, error) {
 		Service:          Service,
 		Kind:             schedule.Catalog,
 		StateBucket:      StateBucket,
-		StateDescription: "hipersync: <tenant>.<product id> → what the catalog-poller last published of it",
+		StateDescription: "hipersync: <tenant>.<product or parent id> → what the catalog-poller last published of the product (family)",
 		Provision: func(ctx context.Context, js jetstream.JetStream, ns events.Namespace) error {
 			_, err := catalog.EnsureIndex(ctx, js, ns)
 			return err

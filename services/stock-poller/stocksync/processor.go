@@ -14,7 +14,8 @@ import (
 )
 
 // processor compares the stock levels the feed brings with those last
-// published, for one tenant in one run.
+// published, for one tenant in one run. Each product's level is a record of
+// its own (keyed by its id), so a refresh can find it by id alone.
 type processor struct {
 	tenant string
 	ns     events.Namespace
@@ -50,17 +51,20 @@ func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) 
 			}
 		}
 	}
+	if ws := p.states.Flush(); len(ws) > 0 {
+		changes = append(changes, feed.Change{Writes: ws})
+	}
 	return changes, nil, nil
 }
 
 // decide returns the change of a product's level, if it changed.
 func (p *processor) decide(id string, quantity, minimum hiper.Decimal) (feed.Change, bool) {
 	now := level(quantity, minimum)
-	prior, known := p.states.Get(id)
+	prior, known := p.states.Get(id, id)
 	if known && string(prior) == now {
 		return feed.Change{}, false
 	}
-	p.states.Set(id, []byte(now))
+	p.states.Set(id, id, []byte(now))
 	c := feed.Change{
 		New: !known,
 		Events: []feed.Event{{
@@ -70,7 +74,6 @@ func (p *processor) decide(id string, quantity, minimum hiper.Decimal) (feed.Cha
 				ProductId: id, Quantity: quantity.String(), MinimumQuantity: minimum.String(),
 			},
 		}},
-		Writes: []feed.Write{{Bucket: p.states.Bucket(), Key: feed.Key(p.tenant, id), Value: []byte(now)}},
 	}
 	if known {
 		was, _, _ := strings.Cut(string(prior), "|")
@@ -94,7 +97,7 @@ func refresh(ns events.Namespace) func(ctx context.Context, r *schedule.Run, sta
 		p := &processor{tenant: r.Tenant, ns: ns, states: states}
 		var changes []feed.Change
 		for _, id := range ids {
-			if _, known := states.Get(id); !known {
+			if _, known := states.Get(id, id); !known {
 				r.Log.Info("stock refresh skips a product the poller does not follow", "product_id", id)
 				continue
 			}
@@ -110,6 +113,7 @@ func refresh(ns events.Namespace) func(ctx context.Context, r *schedule.Run, sta
 				changes = append(changes, c)
 			}
 		}
+		changes = append(changes, feed.Change{Writes: states.Flush()})
 		n, err := sink.Apply(ctx, changes)
 		r.Published(n)
 		return err
