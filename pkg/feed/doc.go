@@ -18,9 +18,10 @@
 //     passed it, the feed is followed again and streamed;
 //   - an approved run streams without the guardrail.
 //
-// Product states live in a key-value bucket per poller, one key per tenant
-// and product ("<tenant>.<product id>"). A product is published only when its
-// state changed, and its state is written only after its events were stored,
-// so a crash never loses a change: at worst it is published again under the
-// same deterministic event id, which the stream's duplicate window drops.
+// Product states live in a key-value bucket per poller, in records keyed
+// "<tenant>.<record>": one per product, or one per product family (States,
+// Family). A product is published only when its state changed, and its state
+// is written only after its events were stored, so a crash never loses a
+// change: at worst it is published again under the same deterministic event
+// id, which the stream's duplicate window drops.
 package feed
