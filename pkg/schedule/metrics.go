@@ -1,14 +1,16 @@
 package schedule
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hipersync/hipersync/pkg/metric"
 )
 
 // metrics are a poller's Prometheus series. The catalog and stock
-// schedulers of one process (the dev run) share them, told apart by kind.
+// schedulers of one process (the dev run) share them (metric.Register), told
+// apart by kind.
 type metrics struct {
 	runs      *prometheus.CounterVec
 	published *prometheus.CounterVec
@@ -27,40 +29,24 @@ const (
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		runs: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		runs: metric.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_sync_runs_total",
 			Help: "Sync runs by kind and outcome (ok, held, failed, cancelled, lease_lost).",
 		}, []string{"kind", "outcome"})),
-		published: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		published: metric.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_sync_items_published_total",
 			Help: "Events published by the pollers, per kind and tenant.",
 		}, []string{"kind", "tenant"})),
-		calls: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		calls: metric.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_hiper_calls_total",
 			Help: "Hiper API calls made by the pollers, per kind and tenant.",
 		}, []string{"kind", "tenant"})),
-		running: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		running: metric.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hipersync_sync_running",
 			Help: "Sync runs in progress on this replica, per kind.",
 		}, []string{"kind"})),
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name, so two schedulers in one process share the series.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 var (
