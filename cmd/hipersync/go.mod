@@ -7,7 +7,9 @@ require github.com/hipersync/hipersync/pkg v0.0.0
 replace github.com/hipersync/hipersync/pkg => ../../pkg
 
 require (
+	github.com/hipersync/hipersync/services/catalog-poller v0.0.0
 	github.com/hipersync/hipersync/services/order-forwarder v0.0.0
+	github.com/hipersync/hipersync/services/stock-poller v0.0.0
 	github.com/hipersync/hipersync/services/token-broker v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
@@ -62,3 +64,7 @@ require (
 replace github.com/hipersync/hipersync/services/token-broker => ../../services/token-broker
 
 replace github.com/hipersync/hipersync/services/order-forwarder => ../../services/order-forwarder
+
+replace github.com/hipersync/hipersync/services/catalog-poller => ../../services/catalog-poller
+
+replace github.com/hipersync/hipersync/services/stock-poller => ../../services/stock-poller

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Check reports whether a dependency is usable; a nil error means ready. A
@@ -34,8 +35,9 @@ func (e *DegradedError) Unwrap() error { return e.Err }
 type Health struct {
 	Registry *prometheus.Registry
 
-	mu     sync.Mutex
-	checks map[string]Check
+	mu       sync.Mutex
+	checks   map[string]Check
+	included []prometheus.Gatherer
 }
 
 // NewHealth returns a Health with a fresh registry holding the Go runtime
@@ -53,6 +55,38 @@ func (h *Health) AddCheck(name string, c Check) {
 	h.checks[name] = c
 }
 
+// Include makes h report what child reports, for several services in one
+// process (the dev run): child's checks under "service/name", and child's
+// metrics with a service label, so two services' identical series stay apart.
+func (h *Health) Include(service string, child *Health) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.included = append(h.included, labelled{service: service, g: child.Registry})
+	child.mu.Lock()
+	defer child.mu.Unlock()
+	for name, c := range child.checks {
+		h.checks[service+"/"+name] = c
+	}
+	// Checks the child adds later are not seen; services add theirs at start.
+}
+
+// labelled adds service="<service>" to every metric g gathers.
+type labelled struct {
+	service string
+	g       prometheus.Gatherer
+}
+
+func (l labelled) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := l.g.Gather()
+	name, value := "service", l.service
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			m.Label = append(m.Label, &dto.LabelPair{Name: &name, Value: &value})
+		}
+	}
+	return mfs, err
+}
+
 // Handler serves /healthz, /readyz and /metrics.
 func (h *Health) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -60,7 +94,12 @@ func (h *Health) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", h.serveReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(h.Registry, promhttp.HandlerOpts{Registry: h.Registry}))
+	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		gatherers := append(prometheus.Gatherers{h.Registry}, h.included...)
+		h.mu.Unlock()
+		promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	}))
 	return mux
 }
 

@@ -2,9 +2,12 @@ package telemetry
 
 import (
 	"bytes"
+	"io"
+
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -66,5 +69,40 @@ func TestReadinessReportsEachCheck(t *testing.T) {
 	}
 	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("metrics: %d", code)
+	}
+}
+
+func TestIncludeMergesServicesWithALabel(t *testing.T) {
+	t.Parallel()
+	parent, a, b := NewHealth(), NewHealth(), NewHealth()
+	for _, h := range []*Health{a, b} {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "hipersync_test_total", Help: "same series in two services"})
+		h.Registry.MustRegister(c)
+		c.Inc()
+	}
+	b.AddCheck("nats", func(context.Context) error { return errors.New("down") })
+	parent.Include("alpha", a)
+	parent.Include("beta", b)
+	srv := httptest.NewServer(parent.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`hipersync_test_total{service="alpha"} 1`, `hipersync_test_total{service="beta"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("metrics lack %s:\n%s", want, body)
+		}
+	}
+	resp, err = http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "beta/nats") {
+		t.Fatalf("readyz: %d %s", resp.StatusCode, body)
 	}
 }

@@ -37,6 +37,7 @@ func commands() []command {
 		{"orders", "list, show and resolve orders", runOrders},
 		{"events", "tail the sync log", runEvents},
 		{"dlq", "list and retry dead letters", runDLQ},
+		{"publish", "publish a JSON event as a store's plain NATS client would", runPublish},
 		{"dev", "the whole system on this machine (what `make run` runs)", runDev},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,8 +27,14 @@ import (
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/services/catalog-poller/catalogsync"
+	"github.com/hipersync/hipersync/services/order-forwarder/forwarder"
+	"github.com/hipersync/hipersync/services/stock-poller/stocksync"
 	"github.com/hipersync/hipersync/services/token-broker/broker"
 )
 
@@ -110,12 +117,91 @@ func (d *devRun) start(ctx context.Context, e Env) error {
 	if err := d.startBroker(ctx); err != nil {
 		return err
 	}
+	if err := d.connectDemo(ctx); err != nil {
+		return err
+	}
+	if err := d.startServices(ctx, e); err != nil {
+		return err
+	}
 	waitHTTP, err := d.health.Serve(ctx, d.cfg.httpAddr, d.log)
 	if err != nil {
 		return err
 	}
 	d.stops = append(d.stops, func() { _ = waitHTTP() })
-	return d.connectDemo(ctx)
+	return nil
+}
+
+// startServices starts the services that follow tenants and events, each as
+// its binary would (the same Start functions), with its own health and
+// metrics included in the dev run's.
+func (d *devRun) startServices(ctx context.Context, e Env) error {
+	format, err := events.ParseFormat(e.Getenv("EVENTS_FORMAT"))
+	if err != nil {
+		return fmt.Errorf("EVENTS_FORMAT: %w", err)
+	}
+	tokens, err := brokerclient.Dial(d.cfg.brokerAddr)
+	if err != nil {
+		return err
+	}
+	d.stops = append(d.stops, func() { _ = tokens.Close() })
+	tenants, err := events.EnsureKV(ctx, d.js, d.ns, tenant.Bucket)
+	if err != nil {
+		return err
+	}
+	dir, err := tenant.WatchDirectory(ctx, tenants, d.log)
+	if err != nil {
+		return err
+	}
+
+	// Run each service until the dev run stops, then wait for it: the
+	// services stop before token-broker and NATS do.
+	sctx, cancel := context.WithCancel(context.Background())
+	var running []chan error
+	d.stops = append(d.stops, func() {
+		cancel()
+		for _, r := range running {
+			<-r
+		}
+	})
+	run := func(name string, h *telemetry.Health, f func(context.Context) error) {
+		d.health.Include(name, h)
+		r := make(chan error, 1)
+		running = append(running, r)
+		go func() {
+			err := f(sctx)
+			if err != nil && sctx.Err() == nil {
+				d.log.Error("service stopped", "service", name, "err", err)
+			}
+			r <- err
+		}()
+	}
+
+	fh := telemetry.NewHealth()
+	fwd, err := forwarder.Start(ctx, forwarder.Deps{
+		NATS: d.nc, Namespace: d.ns, Tokens: tokens, HiperBaseURL: d.hiperURL(), Format: format,
+		Health: fh, Log: d.log.With("service", "order-forwarder"),
+	})
+	if err != nil {
+		return fmt.Errorf("start order-forwarder: %w", err)
+	}
+	run("order-forwarder", fh, fwd.Run)
+
+	pacer := schedule.NewPacer(schedule.DefaultTenantRate, schedule.DefaultTenantBurst)
+	for _, p := range []struct {
+		name  string
+		start schedule.StartFunc
+	}{{"catalog-poller", catalogsync.Start}, {"stock-poller", stocksync.Start}} {
+		h := telemetry.NewHealth()
+		sched, err := p.start(ctx, schedule.Deps{
+			NATS: d.nc, Namespace: d.ns, Directory: dir, Tokens: tokens.Source, HiperBaseURL: d.hiperURL(),
+			Format: format, Pacer: pacer, Health: h, Log: d.log.With("service", p.name),
+		})
+		if err != nil {
+			return fmt.Errorf("start %s: %w", p.name, err)
+		}
+		run(p.name, h, sched.Run)
+	}
+	return nil
 }
 
 // masterKey is HIPERSYNC_MASTER_KEY or, for the dev run only, a key kept in
@@ -178,6 +264,9 @@ func (d *devRun) startSim() error {
 	if err != nil {
 		return fmt.Errorf("listen for hiper-sim on %s (use --sim-addr): %w", d.cfg.simAddr, err)
 	}
+	if err := writeDemoOrder(filepath.Join(d.cfg.dataDir, "demo-order.json"), sim.Products(hipersim.DemoKey)); err != nil {
+		return err
+	}
 	d.simSrv = &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = d.simSrv.Serve(lis) }()
 	d.stops = append(d.stops, func() {
@@ -201,9 +290,10 @@ func (d *devRun) startBroker(ctx context.Context) error {
 		rdb = c
 		d.stops = append(d.stops, func() { _ = c.Close() })
 	}
+	bh := telemetry.NewHealth()
 	srv, b, err := broker.Start(ctx, broker.Deps{
 		NATS: d.nc, Redis: rdb, Namespace: d.ns, HiperBaseURL: d.hiperURL(),
-		MasterKey: d.cfg.masterKey, Health: d.health, Log: d.log.With("component", "token-broker"),
+		MasterKey: d.cfg.masterKey, Health: bh, Log: d.log.With("service", "token-broker"),
 	})
 	if err != nil {
 		return fmt.Errorf("start token-broker: %w", err)
@@ -212,6 +302,7 @@ func (d *devRun) startBroker(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen for token-broker on %s (use --broker-addr): %w", d.cfg.brokerAddr, err)
 	}
+	d.health.Include("token-broker", bh)
 	d.grpcSrv = srv
 	go func() { _ = srv.Serve(lis) }()
 	bctx, cancel := context.WithCancel(ctx)
@@ -268,10 +359,60 @@ func (d *devRun) printGuide(w io.Writer, took time.Duration, asJSON bool) {
 In another terminal:
   export NATS_URL=%s TOKEN_BROKER_ADDR=%s
   ./bin/hipersync tenant show %s
-  ./bin/hipersync events tail --follow
+  ./bin/hipersync events tail --follow                 # catalog and stock arrive first
+  ./bin/hipersync publish store.%s.order.approved --file %s
+  ./bin/hipersync orders list %s                        # accepted, with its Hiper id
+  ./bin/hipersync status
   ./bin/hipersync dlq list
+(change orderId in the file to send another order; a repeat is ignored)
 
 Ctrl-C stops everything.
 `, took.Seconds(), natsURL, d.cfg.dataDir, d.hiperURL(), d.cfg.simAddr, hipersim.DemoKey[:8], d.cfg.brokerAddr, tokens,
-		d.cfg.httpAddr, d.cfg.httpAddr, devTenant, natsURL, d.cfg.brokerAddr, devTenant)
+		d.cfg.httpAddr, d.cfg.httpAddr, devTenant, natsURL, d.cfg.brokerAddr, devTenant,
+		devTenant, filepath.Join(d.cfg.dataDir, "demo-order.json"), devTenant)
+}
+
+// writeDemoOrder writes an approved order a store could publish for the demo
+// catalog: one variation named by its Hiper id, one product by its barcode,
+// paid by Pix, amounts that add up.
+func writeDemoOrder(path string, products []hiper.Product) error {
+	var byID, byEAN *hiper.Product
+	for i := range products {
+		p := &products[i]
+		if !bool(p.Active) || bool(p.Removed) || p.IsParent() {
+			continue
+		}
+		switch {
+		case byID == nil && p.IsVariation():
+			byID = p
+		case byEAN == nil && !p.IsVariation() && p.Barcode != "" && p.Category != "":
+			byEAN = p
+		}
+	}
+	if byID == nil || byEAN == nil {
+		return errors.New("write the demo order: the demo catalog lacks a variation or a product with a barcode")
+	}
+	total := byID.Price.Add(byEAN.Price.Mul(hiper.DecimalFromInt(2).Decimal))
+	order := map[string]any{
+		"orderId": "1001", "approvedAt": time.Now().UTC().Format(time.RFC3339), "currency": "BRL",
+		"customer": map[string]string{"document": "52998224725", "email": "ana@example.com", "name": "Ana Souza"},
+		"billingAddress": map[string]string{"street": "Rua Principal", "number": "01", "district": "Centro",
+			"postalCode": "88351001", "ibgeCityCode": "4202909"},
+		"shippingAddress": map[string]string{"street": "Rua Principal", "number": "22", "complement": "Sala 2",
+			"district": "Centro", "postalCode": "88351001", "ibgeCityCode": "4202909"},
+		"items": []map[string]string{
+			{"productId": byID.ID, "quantity": "1", "unitPrice": byID.Price.StringFixed(2)},
+			{"ean": byEAN.Barcode, "quantity": "2", "unitPrice": byEAN.Price.StringFixed(2)},
+		},
+		"payments":       []map[string]any{{"method": "PIX", "installments": 1, "amount": total.StringFixed(2)}},
+		"shippingAmount": "0.00",
+	}
+	b, err := json.MarshalIndent(order, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write the demo order: %w", err)
+	}
+	return nil
 }
