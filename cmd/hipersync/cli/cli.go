@@ -33,7 +33,7 @@ func commands() []command {
 	return []command{
 		{"tenant", "connect, list, show, pause, resume, disconnect stores; change their settings", runTenant},
 		{"sync", "run a catalog or stock sync now; approve a held mass change", runSync},
-		{"status", "per tenant: state, last sync per kind, lag, last error", notYet(7)},
+		{"status", "per tenant: state, last sync per kind, lag, last error", runStatus},
 		{"orders", "list, show and resolve orders", runOrders},
 		{"events", "tail the sync log", runEvents},
 		{"dlq", "list and retry dead letters", runDLQ},

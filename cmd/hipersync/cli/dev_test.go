@@ -90,6 +90,20 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			brokertest.WaitFor(t, 20*time.Second, "the demo order to be accepted", func() bool {
 				return strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "order.accepted").stdout, `"orderId":"1001"`)
 			})
+			// status shows the store active with both syncs done just now.
+			var views []tenantStatus
+			r = runEnv(t, natsEnv, "status", "--json")
+			if r.code != 0 || json.Unmarshal([]byte(r.stdout), &views) != nil || len(views) != 1 {
+				t.Fatalf("status --json: %+v", r)
+			}
+			v := views[0]
+			if v.Tenant != "demo" || v.State != "active" || v.Syncs["catalog"] == nil || v.Syncs["catalog"].LastSuccessAt == nil ||
+				v.Syncs["catalog"].ItemsPublished == 0 || v.Syncs["stock"] == nil || v.Syncs["catalog"].Stale {
+				t.Fatalf("status of the demo store: %+v", r.stdout)
+			}
+			if r = runEnv(t, natsEnv, "status"); r.code != 0 || !strings.Contains(r.stdout, "demo") || !strings.Contains(r.stdout, "ago /5m0s") {
+				t.Fatalf("status: %+v", r)
+			}
 		}
 		if r = runEnv(t, natsEnv, "events", "tail"); r.code != 0 {
 			t.Fatalf("round %d: events tail against the embedded NATS: %+v", round, r)
