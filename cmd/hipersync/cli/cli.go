@@ -42,12 +42,6 @@ func commands() []command {
 	}
 }
 
-func notYet(issue int) func(context.Context, Env, []string) error {
-	return func(context.Context, Env, []string) error {
-		return fmt.Errorf("not implemented yet (issue #%d)", issue)
-	}
-}
-
 // Run runs the command in args (without the program name) and returns the
 // process exit code. Failures are one line on stderr.
 func Run(ctx context.Context, e Env, args []string) int {

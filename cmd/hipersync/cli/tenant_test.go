@@ -116,8 +116,4 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%v: %+v, want exit 2 and %q", tc.args, r, tc.want)
 		}
 	}
-	r := run(t, "127.0.0.1:1", "", "status")
-	if r.code != 1 || !strings.Contains(r.stderr, "not implemented yet") {
-		t.Errorf("a command still to come: %+v", r)
-	}
 }
