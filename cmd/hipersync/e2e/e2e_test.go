@@ -1,0 +1,439 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/hipersim"
+)
+
+func envOr(name, def string) string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// seen is one event hipersync published, decoded.
+type seen struct {
+	kind events.Kind
+	msg  proto.Message
+}
+
+// collector reads everything published on the namespace's HIPER stream.
+type collector struct {
+	mu     sync.Mutex
+	events []seen
+}
+
+func collect(t *testing.T, js jetstream.JetStream, ns events.Namespace) *collector {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cons, err := js.OrderedConsumer(ctx, ns.Stream(events.StreamHiper), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		s, err := ns.ParseSubject(msg.Subject())
+		if err != nil {
+			t.Errorf("hipersync published on an unexpected subject %s", msg.Subject())
+			return
+		}
+		m, _ := s.NewMessage()
+		if err := events.Decode(msg.Headers(), msg.Data(), m); err != nil {
+			t.Errorf("undecodable %s: %v", msg.Subject(), err)
+			return
+		}
+		c.mu.Lock()
+		c.events = append(c.events, seen{kind: s.Kind, msg: m})
+		c.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return c
+}
+
+// count is how many events of kind match.
+func (c *collector) count(kind events.Kind, match func(proto.Message) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, e := range c.events {
+		if e.kind == kind && (match == nil || match(e.msg)) {
+			n++
+		}
+	}
+	return n
+}
+
+// first returns the first event of kind that matches.
+func (c *collector) first(kind events.Kind, match func(proto.Message) bool) proto.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.events {
+		if e.kind == kind && match(e.msg) {
+			return e.msg
+		}
+	}
+	return nil
+}
+
+type orderIDer interface{ GetOrderId() string }
+
+func forOrder(id string) func(proto.Message) bool {
+	return func(m proto.Message) bool { o, ok := m.(orderIDer); return ok && o.GetOrderId() == id }
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// accessKey returns a 44-digit NF-e access key with a valid check digit.
+func accessKey(serial int) string {
+	base := fmt.Sprintf("4226112335384500012055001%09d1%08d", serial, serial)
+	sum, w := 0, 2
+	for i := len(base) - 1; i >= 0; i-- {
+		sum += int(base[i]-'0') * w
+		if w++; w > 9 {
+			w = 2
+		}
+	}
+	dv := 11 - sum%11
+	if dv >= 10 {
+		dv = 0
+	}
+	return base + fmt.Sprint(dv)
+}
+
+// system is every binary running against one hiper-sim account.
+type system struct {
+	bin      string
+	key      string
+	env      map[string]string
+	simURL   string
+	control  *hipersim.ControlClient
+	services map[string]*proc
+	httpAddr map[string]string
+}
+
+func (s *system) startService(t *testing.T, name string, extra map[string]string) {
+	t.Helper()
+	env := map[string]string{"HTTP_ADDR": s.httpAddr[name]}
+	for k, v := range s.env {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	p := start(t, s.bin, name, env)
+	s.services[name] = p
+	waitReady(t, p, "http://"+s.httpAddr[name]+"/readyz")
+}
+
+var serviceEnv = map[string]map[string]string{
+	"token-broker":    nil,
+	"catalog-poller":  nil,
+	"stock-poller":    nil,
+	"order-forwarder": {"ORDER_RETRY_BASE": "100ms", "ORDER_RETRY_MAX": "1s"},
+	"invoice-watcher": {"INVOICE_POLL_MIN": "200ms", "INVOICE_POLL_MAX": "1s", "INVOICE_RETRY_DELAY": "200ms", "INVOICE_CANCEL_GRACE": "1s"},
+}
+
+var serviceOrder = []string{"token-broker", "catalog-poller", "stock-poller", "order-forwarder", "invoice-watcher"}
+
+func (s *system) startAll(t *testing.T, brokerExtra map[string]string) {
+	t.Helper()
+	for _, name := range serviceOrder {
+		extra := serviceEnv[name]
+		if name == "token-broker" {
+			extra = brokerExtra
+		}
+		s.startService(t, name, extra)
+	}
+}
+
+func (s *system) stopAll(t *testing.T) {
+	t.Helper()
+	for i := len(serviceOrder) - 1; i >= 0; i-- {
+		s.services[serviceOrder[i]].stop(t)
+	}
+}
+
+// order is a valid approved order for the demo catalog: one variation by
+// id, one product by barcode, paid by Pix.
+func order(id string, byID, byEAN hiper.Product) []byte {
+	total := byID.Price.Add(byEAN.Price.Mul(hiper.DecimalFromInt(2).Decimal))
+	b, _ := json.Marshal(map[string]any{
+		"orderId": id, "approvedAt": time.Now().UTC().Format(time.RFC3339), "currency": "BRL",
+		"customer": map[string]string{"document": "52998224725", "email": "ana@example.com", "name": "Ana Souza"},
+		"billingAddress": map[string]string{"street": "Rua Principal", "number": "01", "district": "Centro",
+			"postalCode": "88351001", "ibgeCityCode": "4202909"},
+		"shippingAddress": map[string]string{"street": "Rua Principal", "number": "22", "district": "Centro",
+			"postalCode": "88351001", "ibgeCityCode": "4202909"},
+		"items": []map[string]string{
+			{"productId": byID.ID, "quantity": "1", "unitPrice": byID.Price.StringFixed(2)},
+			{"ean": byEAN.Barcode, "quantity": "2", "unitPrice": byEAN.Price.StringFixed(2)},
+		},
+		"payments":       []map[string]any{{"method": "PIX", "installments": 1, "amount": total.StringFixed(2)}},
+		"shippingAmount": "0.00",
+	})
+	return b
+}
+
+func TestWholeSystem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs every binary")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bin := build(t)
+	ns := events.Namespace{Prefix: "e2e" + randomHex(4)}
+	natsURL, redisURL := envOr("NATS_URL", nats.DefaultURL), envOr("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatalf("connect to NATS: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	t.Cleanup(func() { deleteNamespace(t, js, ns, redisURL) })
+	if err := events.EnsureStreams(ctx, js, ns); err != nil {
+		t.Fatal(err)
+	}
+	seenEvents := collect(t, js, ns)
+
+	s := &system{bin: bin, key: randomHex(32), services: map[string]*proc{}, httpAddr: map[string]string{}}
+	simAddr, brokerAddr := freeAddr(t), freeAddr(t)
+	sim := start(t, bin, "hiper-sim", map[string]string{"HIPER_SIM_ADDR": simAddr, "HIPER_SIM_KEYS": s.key,
+		"HIPER_SIM_SEED": "demo", "HIPER_SIM_PROCESSING_DELAY": "0"})
+	waitReady(t, sim, "http://"+simAddr+"/_sim/stats")
+	s.control = hipersim.NewControlClient("http://"+simAddr, nil)
+	s.env = map[string]string{
+		"NATS_URL": natsURL, "REDIS_URL": redisURL, "HIPER_BASE_URL": "http://" + simAddr + hipersim.APIPrefix,
+		"HIPERSYNC_NAMESPACE": ns.Prefix, "TOKEN_BROKER_ADDR": brokerAddr, "EVENTS_FORMAT": "json",
+	}
+	for _, name := range serviceOrder {
+		s.httpAddr[name] = freeAddr(t)
+	}
+	brokerEnv := map[string]string{"GRPC_ADDR": brokerAddr, "HIPERSYNC_MASTER_KEY": masterKey()}
+	s.startService(t, "token-broker", brokerEnv)
+
+	// Connect the store, as an operator does.
+	out := cli(t, bin, s.env, s.key, "tenant", "connect", "shop", "--key-file", "-")
+	if !strings.Contains(out, "active") {
+		t.Fatalf("connect: %s", out)
+	}
+	for _, name := range serviceOrder[1:] {
+		s.startService(t, name, serviceEnv[name])
+	}
+
+	// Catalog and stock arrive: every product with a category or a brand
+	// is published, the others are held back with a reason.
+	products, err := s.control.Products(ctx, s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var publishable, held int
+	var byID, byEAN hiper.Product
+	for _, p := range products {
+		if p.Category == "" && p.Brand == "" {
+			held++
+			continue
+		}
+		publishable++
+		if bool(p.Active) && !p.IsParent() && p.IsVariation() && byID.ID == "" {
+			byID = p
+		}
+		if bool(p.Active) && !p.IsParent() && !p.IsVariation() && p.Barcode != "" && byEAN.ID == "" {
+			byEAN = p
+		}
+	}
+	waitFor(t, 60*time.Second, "the catalog", func() bool {
+		return seenEvents.count(events.KindCatalogProductUpserted, nil) == publishable &&
+			seenEvents.count(events.KindCatalogProductSkipped, nil) == held && seenEvents.count(events.KindStockChanged, nil) > 0
+	})
+
+	// A stock change in Hiper reaches the store after a sync asked for now.
+	if err := s.control.SetStock(ctx, s.key, byEAN.ID, hiper.MustDecimal("42")); err != nil {
+		t.Fatal(err)
+	}
+	cli(t, bin, s.env, "", "sync", "shop", "--stock")
+	waitFor(t, 30*time.Second, "the stock change", func() bool {
+		return seenEvents.count(events.KindStockChanged, func(m proto.Message) bool {
+			sc := m.(*eventsv1.StockChanged)
+			return sc.GetProductId() == byEAN.ID && sc.GetQuantity() == "42"
+		}) == 1
+	})
+
+	// Orders published by a plain NATS client: no headers at all.
+	publish := func(subject string, body []byte) {
+		t.Helper()
+		if _, err := js.Publish(ctx, subject, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	approved := ns.StoreSubject("shop", events.KindOrderApproved)
+	hiperID := func(orderID string) string {
+		t.Helper()
+		waitFor(t, 30*time.Second, "order "+orderID+" to be accepted", func() bool {
+			return seenEvents.count(events.KindOrderAccepted, forOrder(orderID)) > 0
+		})
+		return seenEvents.first(events.KindOrderAccepted, forOrder(orderID)).(*eventsv1.OrderAccepted).GetHiperOrderId()
+	}
+	for _, id := range []string{"e2e-1", "e2e-2", "e2e-3"} {
+		publish(approved, order(id, byID, byEAN))
+	}
+	h1, h2, h3 := hiperID("e2e-1"), hiperID("e2e-2"), hiperID("e2e-3")
+
+	// Hiper invoices and ships e2e-1.
+	key := accessKey(1234)
+	if err := s.control.AddOrderEvent(ctx, s.key, h1, hiper.OrderEvent{Type: hiper.EventInvoiceIssued, Note: "NF 1234",
+		FiscalKey: key, FiscalType: "NFe", FiscalXMLURL: "https://nfe.example/1234.xml"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.control.AddOrderEvent(ctx, s.key, h1, hiper.OrderEvent{Type: hiper.EventShipped, Note: "BR123456789BR"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "invoice.issued and order.shipped", func() bool {
+		return seenEvents.count(events.KindInvoiceIssued, forOrder("e2e-1")) > 0 && seenEvents.count(events.KindOrderShipped, forOrder("e2e-1")) > 0
+	})
+	inv := seenEvents.first(events.KindInvoiceIssued, forOrder("e2e-1")).(*eventsv1.InvoiceIssued)
+	if inv.GetNumber() != "1234" || inv.GetAccessKey() != key || inv.GetHiperOrderId() != h1 {
+		t.Fatalf("invoice: %v", inv)
+	}
+	if sh := seenEvents.first(events.KindOrderShipped, forOrder("e2e-1")).(*eventsv1.OrderShipped); !strings.Contains(sh.GetTrackingCode(), "BR123456789BR") {
+		t.Fatalf("shipped: %v", sh)
+	}
+
+	// The store cancels e2e-2; the merchant cancels e2e-3 in Hiper.
+	cancelBody, _ := json.Marshal(map[string]string{"orderId": "e2e-2", "reason": "customer request"})
+	publish(ns.StoreSubject("shop", events.KindOrderCancelled), cancelBody)
+	if err := s.control.AddOrderEvent(ctx, s.key, h3, hiper.OrderEvent{Type: hiper.EventCancelled, Note: "Cancelado pelo lojista"}); err != nil {
+		t.Fatal(err)
+	}
+	origin := func(id, want string) func() bool {
+		return func() bool {
+			return seenEvents.count(events.KindOrderCancelled, func(m proto.Message) bool {
+				c := m.(*eventsv1.OrderCancelled)
+				return c.GetOrderId() == id && c.GetOrigin() == want
+			}) > 0
+		}
+	}
+	waitFor(t, 30*time.Second, "the store's cancellation", origin("e2e-2", "store"))
+	waitFor(t, 30*time.Second, "Hiper's cancellation", origin("e2e-3", "hiper"))
+
+	// A bad order is rejected with its reasons and never reaches Hiper.
+	bad := strings.Replace(strings.Replace(string(order("e2e-bad", byID, byEAN)), "52998224725", "12345678900", 1), "88351001", "8835", 1)
+	publish(approved, []byte(bad))
+	waitFor(t, 30*time.Second, "the rejection", func() bool { return seenEvents.count(events.KindOrderRejected, forOrder("e2e-bad")) > 0 })
+	rej := seenEvents.first(events.KindOrderRejected, forOrder("e2e-bad")).(*eventsv1.OrderRejected)
+	codes := map[string]bool{}
+	for _, r := range rej.GetReasons() {
+		codes[r.GetCode()+"@"+r.GetField()] = true
+		if r.GetMessage() == "" {
+			t.Errorf("reason %s has no message", r.GetCode())
+		}
+	}
+	if !codes["invalid_document@customer.document"] || len(rej.GetReasons()) < 2 {
+		t.Fatalf("rejection reasons: %v", rej.GetReasons())
+	}
+
+	// Every service restarts mid-flow: orders published while they are down
+	// are all forwarded once when they come back.
+	s.stopAll(t)
+	for i := 4; i <= 13; i++ {
+		publish(approved, order(fmt.Sprintf("e2e-%d", i), byID, byEAN))
+	}
+	s.startAll(t, brokerEnv)
+	for i := 4; i <= 13; i++ {
+		hiperID(fmt.Sprintf("e2e-%d", i))
+	}
+
+	// Exactly once, everywhere.
+	orders, err := s.control.Orders(ctx, s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inHiper := map[string]int{}
+	for _, o := range orders {
+		inHiper[o.Body.StoreOrderID]++
+		if o.ID == h2 && !o.Status.Cancelled {
+			t.Error("the store's cancellation of e2e-2 never reached Hiper")
+		}
+	}
+	for i := 1; i <= 13; i++ {
+		id := fmt.Sprintf("e2e-%d", i)
+		if inHiper[id] != 1 {
+			t.Errorf("order %s is in Hiper %d times", id, inHiper[id])
+		}
+		if n := seenEvents.count(events.KindOrderAccepted, forOrder(id)); n != 1 {
+			t.Errorf("order %s accepted %d times", id, n)
+		}
+	}
+	if inHiper["e2e-bad"] != 0 {
+		t.Error("the bad order reached Hiper")
+	}
+	for _, k := range []events.Kind{events.KindInvoiceIssued, events.KindOrderShipped} {
+		if n := seenEvents.count(k, forOrder("e2e-1")); n != 1 {
+			t.Errorf("%s published %d times for e2e-1", k, n)
+		}
+	}
+	for _, id := range []string{"e2e-2", "e2e-3"} {
+		if n := seenEvents.count(events.KindOrderCancelled, forOrder(id)); n != 1 {
+			t.Errorf("order.cancelled published %d times for %s", n, id)
+		}
+	}
+	if n := seenEvents.count(events.KindCatalogProductUpserted, nil); n != publishable {
+		t.Errorf("the restart republished the catalog: %d upserts for %d products", n, publishable)
+	}
+}
+
+// deleteNamespace removes the test's streams, buckets and Redis keys.
+func deleteNamespace(t *testing.T, js jetstream.JetStream, ns events.Namespace, redisURL string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var doomed []string
+	for name := range js.StreamNames(ctx).Name() {
+		if strings.HasPrefix(name, ns.Prefix+"_") || strings.HasPrefix(name, "KV_"+ns.Prefix+"_") {
+			doomed = append(doomed, name)
+		}
+	}
+	for _, name := range doomed {
+		if err := js.DeleteStream(ctx, name); err != nil {
+			t.Errorf("delete stream %s: %v", name, err)
+		}
+	}
+	if opts, err := redis.ParseURL(redisURL); err == nil {
+		rdb := redis.NewClient(opts)
+		defer rdb.Close()
+		iter := rdb.Scan(ctx, 0, "hipersync:"+ns.Prefix+":*", 100).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binaries are the deployables the test runs, built once per test run.
+var binaries = []string{"hiper-sim", "token-broker", "catalog-poller", "stock-poller", "order-forwarder", "invoice-watcher", "hipersync"}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// build compiles every binary into a temporary folder, from the workspace
+// the test runs in.
+func build(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := exec.Command("go", "env", "GOWORK").Output()
+		if err != nil || strings.TrimSpace(string(root)) == "" {
+			buildErr = fmt.Errorf("find the workspace (go env GOWORK): %v", err)
+			return
+		}
+		dir := filepath.Dir(strings.TrimSpace(string(root)))
+		binDir, buildErr = os.MkdirTemp("", "hipersync-e2e-bin")
+		if buildErr != nil {
+			return
+		}
+		args := []string{"build", "-o", binDir + "/"}
+		for _, b := range binaries {
+			if b == "hipersync" {
+				args = append(args, "./cmd/hipersync")
+			} else {
+				args = append(args, "./services/"+b)
+			}
+		}
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func masterKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is one running binary; its output goes to a file named in failures.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan error
+}
+
+// start runs binary name with env added to a minimal environment.
+func start(t *testing.T, bin, name string, env map[string]string, args ...string) *proc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, name), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); f.Close() }()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+// stop sends SIGTERM and waits, as Kubernetes does; it fails the test when
+// the process does not stop cleanly in time.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("%s did not stop cleanly: %v (log: %s)\n%s", p.name, err, p.log, tail(p.log))
+		}
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Errorf("%s did not stop within 30s of SIGTERM (log: %s)", p.name, p.log)
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// waitReady polls url until it answers 200.
+func waitReady(t *testing.T, p *proc, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("%s exited before it was ready: %v\n%s", p.name, err, tail(p.log))
+		case <-ctx.Done():
+			t.Fatalf("%s not ready at %s within 30s\n%s", p.name, url, tail(p.log))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// cli runs the hipersync binary and returns its output, failing on a
+// non-zero exit.
+func cli(t *testing.T, bin string, env map[string]string, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "hipersync"), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("hipersync %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
