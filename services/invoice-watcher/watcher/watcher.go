@@ -77,6 +77,8 @@ type Watcher struct {
 	m       *metrics
 	now     func() time.Time
 	opts    []events.Option
+	// quantum aligns the ends of the tasks' delays (see align).
+	quantum time.Duration
 }
 
 // Start provisions the watcher's bucket and poll queue, starts watching
@@ -152,6 +154,7 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 		m:       newMetrics(d.Health.Registry, tasks),
 		now:     now,
 		opts:    opts,
+		quantum: min(cfg.Schedule.Max/48, 5*time.Second),
 	}
 	dir.OnChange(func(c tenant.Change) {
 		if c.Tenant == nil {
@@ -223,7 +226,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		errs <- err
 	})
 	w.log.Info("invoice-watcher running", "concurrency", w.cfg.Concurrency,
-		"poll_min", w.cfg.Schedule.Min, "poll_max", w.cfg.Schedule.Max)
+		"poll_min", w.cfg.Schedule.Min.String(), "poll_max", w.cfg.Schedule.Max.String())
 	wg.Wait()
 	close(errs)
 	var all []error

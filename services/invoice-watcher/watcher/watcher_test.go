@@ -269,6 +269,27 @@ func TestGiveUpAfterMaxAge(t *testing.T) {
 	}
 }
 
+// An order Hiper does not know (404 at every poll) is dead-lettered once,
+// asked about again, and given up on at its maximum age all the same.
+func TestGiveUpOnAnOrderHiperDoesNotKnow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	cfg := fast()
+	cfg.MaxAge = 600 * time.Millisecond
+	h.start("a", cfg)
+	ghost := "6f0e3f43-3a4c-4c2b-9d55-2f1f8d1c0a01"
+	h.accept("8009", ghost)
+	h.waitFinal("8009")
+	h.exactlyOnce("8009", events.KindOrderWatchExpired)
+	if n := h.calls.of(ghost); n < 2 {
+		t.Errorf("%d polls; want it asked about again after the 404", n)
+	}
+	letters := h.deadLetters()
+	if len(letters) != 1 || letters[0].GetReasonCode() != "hiper_bad_answer" || letters[0].GetHeaders()["http-status"] != "404" {
+		t.Errorf("dead letters: %v; want one 404 recorded once", letters)
+	}
+}
+
 // Garbage from Hiper, then an answer that parses but makes no sense: each
 // is dead-lettered with the raw body, the order is polled again, and the
 // watcher goes on to publish the invoice once Hiper answers properly.
