@@ -8,6 +8,7 @@ replace github.com/hipersync/hipersync/pkg => ../../pkg
 
 require (
 	github.com/hipersync/hipersync/services/catalog-poller v0.0.0
+	github.com/hipersync/hipersync/services/invoice-watcher v0.0.0
 	github.com/hipersync/hipersync/services/order-forwarder v0.0.0
 	github.com/hipersync/hipersync/services/stock-poller v0.0.0
 	github.com/hipersync/hipersync/services/token-broker v0.0.0
@@ -68,3 +69,5 @@ replace github.com/hipersync/hipersync/services/order-forwarder => ../../service
 replace github.com/hipersync/hipersync/services/catalog-poller => ../../services/catalog-poller
 
 replace github.com/hipersync/hipersync/services/stock-poller => ../../services/stock-poller
+
+replace github.com/hipersync/hipersync/services/invoice-watcher => ../../services/invoice-watcher

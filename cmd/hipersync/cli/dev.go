@@ -33,6 +33,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/catalog-poller/catalogsync"
+	"github.com/hipersync/hipersync/services/invoice-watcher/order"
+	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/order-forwarder/forwarder"
 	"github.com/hipersync/hipersync/services/stock-poller/stocksync"
 	"github.com/hipersync/hipersync/services/token-broker/broker"
@@ -185,6 +187,19 @@ func (d *devRun) startServices(ctx context.Context, e Env) error {
 		return fmt.Errorf("start order-forwarder: %w", err)
 	}
 	run("order-forwarder", fh, fwd.Run)
+
+	wh := telemetry.NewHealth()
+	w, err := watcher.Start(ctx, watcher.Deps{
+		NATS: d.nc, Namespace: d.ns, Tokens: tokens, HiperBaseURL: d.hiperURL(), Format: format,
+		Health: wh, Log: d.log.With("service", "invoice-watcher"),
+		// The demo polls young orders every 2s, not 30s: hiper-sim has no
+		// rate to respect and a newcomer should see the invoice come back.
+		Config: watcher.Config{Schedule: order.Schedule{Min: 2 * time.Second, Max: 30 * time.Second}},
+	})
+	if err != nil {
+		return fmt.Errorf("start invoice-watcher: %w", err)
+	}
+	run("invoice-watcher", wh, w.Run)
 
 	pacer := schedule.NewPacer(schedule.DefaultTenantRate, schedule.DefaultTenantBurst)
 	for _, p := range []struct {

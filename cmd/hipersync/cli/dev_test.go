@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -90,6 +92,28 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			brokertest.WaitFor(t, 20*time.Second, "the demo order to be accepted", func() bool {
 				return strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "order.accepted").stdout, `"orderId":"1001"`)
 			})
+			// Hiper invoices it: the watcher the dev run started tells the store.
+			var accepted struct {
+				Event struct {
+					HiperOrderID string `json:"hiperOrderId"`
+				} `json:"event"`
+			}
+			r = runEnv(t, natsEnv, "events", "tail", "--kind", "order.accepted", "--json")
+			if err := json.Unmarshal([]byte(strings.Split(r.stdout, "\n")[0]), &accepted); err != nil || accepted.Event.HiperOrderID == "" {
+				t.Fatalf("order.accepted: %v %+v", err, r)
+			}
+			control := hipersim.NewControlClient("http://"+sim, nil)
+			if err := control.AddOrderEvent(context.Background(), hipersim.DemoKey, accepted.Event.HiperOrderID,
+				hiper.OrderEvent{Type: hiper.EventInvoiceIssued, Note: "NF 77"}); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for !strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "invoice.issued").stdout, `"number":"77"`) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the invoice did not reach the store in 60s; the log:\n%s\ndev output:\n%s", runEnv(t, natsEnv, "events", "tail").stdout, out.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			// status shows the store active with both syncs done just now.
 			var views []tenantStatus
 			r = runEnv(t, natsEnv, "status", "--json")

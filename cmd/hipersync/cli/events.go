@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -211,6 +212,12 @@ func (s *streams) line(stream string, msg jetstream.Msg) logLine {
 		return l
 	}
 	if b, err := compactJSON.Marshal(m); err == nil {
+		// protojson varies its spacing on purpose; the log prints it compact
+		// so that it reads, and greps, the same every time.
+		var c bytes.Buffer
+		if json.Compact(&c, b) == nil {
+			b = c.Bytes()
+		}
 		l.Event = b
 	}
 	l.summary = summarize(m, l.Event)
