@@ -47,7 +47,11 @@ func Start(ctx context.Context, d schedule.Deps, p Poller) (*schedule.Scheduler,
 			return nil, err
 		}
 	}
-	pub := events.NewPublisher(js, d.Namespace, "hipersync/"+p.Service, d.Format, events.WithLogger(d.Log))
+	popts := []events.Option{events.WithLogger(d.Log)}
+	if d.Health != nil {
+		popts = append(popts, events.WithMetrics(d.Health.Registry))
+	}
+	pub := events.NewPublisher(js, d.Namespace, "hipersync/"+p.Service, d.Format, popts...)
 	job := NewJob(JobConfig{
 		Kind:         p.Kind,
 		Namespace:    d.Namespace,

@@ -76,6 +76,9 @@ func (d Deps) Hiper() (*hiper.Client, error) {
 	if d.HTTPClient != nil {
 		opts = append(opts, hiper.WithHTTPClient(d.HTTPClient))
 	}
+	if d.Health != nil {
+		opts = append(opts, hiper.WithMetrics(d.Health.Registry))
+	}
 	return hiper.New(d.HiperBaseURL, opts...)
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hipersync/hipersync/pkg/catalog"
@@ -66,6 +67,8 @@ type Deps struct {
 
 // Forwarder is one replica of the order-forwarder.
 type Forwarder struct {
+	// reg receives the shared event metrics of the consumer loop.
+	reg     prometheus.Registerer
 	cfg     Config
 	ns      events.Namespace
 	js      jetstream.JetStream
@@ -126,6 +129,7 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 		hiper.WithTimeout(cfg.HiperTimeout),
 		hiper.WithUserAgent("hipersync-order-forwarder"),
 		hiper.WithHTTPClient(&http.Client{Transport: countingTransport{base: hiperTransport(cfg.Concurrency), m: m}}),
+		hiper.WithMetrics(d.Health.Registry),
 	}
 	if d.TracerProvider != nil {
 		hopts = append(hopts, hiper.WithTracerProvider(d.TracerProvider))
@@ -134,7 +138,7 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("HIPER_BASE_URL: %w", err)
 	}
-	var popts []events.Option
+	popts := []events.Option{events.WithMetrics(d.Health.Registry)}
 	if d.TracerProvider != nil {
 		popts = append(popts, events.WithTracerProvider(d.TracerProvider))
 	}
@@ -154,6 +158,7 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 		owner:   d.Owner,
 		now:     d.Now,
 		tp:      d.TracerProvider,
+		reg:     d.Health.Registry,
 	}
 	if f.owner == "" {
 		f.owner = replicaName()
@@ -202,6 +207,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		events.WithConcurrency(f.cfg.Concurrency),
 		events.WithBackoff(f.cfg.RetryBase, f.cfg.RetryMax),
 		events.WithGracePeriod(f.cfg.GracePeriod),
+		events.WithMetrics(f.reg),
 	}
 	if f.tp != nil {
 		opts = append(opts, events.WithTracerProvider(f.tp))
