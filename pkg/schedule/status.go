@@ -22,8 +22,13 @@ const (
 	Stock   Kind = "stock"
 )
 
-// Kinds lists every kind of sync.
+// Kinds lists every kind of sync a poller runs.
 var Kinds = []Kind{Catalog, Stock}
+
+// Invoices is the kind under which the invoice-watcher reports how its
+// follow-up of a tenant's orders goes. No poller runs it, so it is not in
+// Kinds, and the schedulers ignore its records.
+const Invoices Kind = "invoices"
 
 // Valid reports whether k is a known kind.
 func (k Kind) Valid() bool { return slices.Contains(Kinds, k) }
@@ -264,4 +269,43 @@ func GetStatus(ctx context.Context, js jetstream.JetStream, ns events.Namespace,
 	}
 	s, err = decodeStatus(e.Value())
 	return s, err == nil, err
+}
+
+// UpdateStatus changes one tenant's status of kind k with compare-and-set on
+// the record's revision, for a service that reports into the store without a
+// scheduler (the invoice-watcher).
+func UpdateStatus(ctx context.Context, kv jetstream.KeyValue, tenantID string, k Kind, change func(*Status)) error {
+	key := StatusKey(tenantID, k)
+	for attempt := 0; ; attempt++ {
+		st, rev := Status{Tenant: tenantID, Kind: k}, uint64(0)
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("update sync status %s: %w", key, err)
+		default:
+			if st, err = decodeStatus(e.Value()); err != nil {
+				return fmt.Errorf("update sync status %s: %w", key, err)
+			}
+			rev = e.Revision()
+		}
+		change(&st)
+		b, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("update sync status %s: %w", key, err)
+		}
+		if rev == 0 {
+			_, err = kv.Create(ctx, key, b)
+		} else {
+			_, err = kv.Update(ctx, key, b, rev)
+		}
+		var apiErr *jetstream.APIError
+		lost := errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+		if err == nil || !lost || attempt >= 10 {
+			if err != nil {
+				return fmt.Errorf("update sync status %s: %w", key, err)
+			}
+			return nil
+		}
+	}
 }

@@ -114,12 +114,16 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			// status shows the store active with both syncs done just now.
+			// status shows the store active with its catalog and stock synced
+			// just now, and the invoice-watcher's follow-up of its order.
 			var views []tenantStatus
-			r = runEnv(t, natsEnv, "status", "--json")
-			if r.code != 0 || json.Unmarshal([]byte(r.stdout), &views) != nil || len(views) != 1 {
-				t.Fatalf("status --json: %+v", r)
-			}
+			brokertest.WaitFor(t, 15*time.Second, "status to show the invoice follow-up", func() bool {
+				r = runEnv(t, natsEnv, "status", "--json")
+				views = nil
+				return r.code == 0 && json.Unmarshal([]byte(r.stdout), &views) == nil && len(views) == 1 &&
+					views[0].Syncs["invoices"] != nil && views[0].Syncs["invoices"].LastSuccessAt != nil &&
+					views[0].Syncs["invoices"].ItemsPublished >= 1
+			})
 			v := views[0]
 			if v.Tenant != "demo" || v.State != "active" || v.Syncs["catalog"] == nil || v.Syncs["catalog"].LastSuccessAt == nil ||
 				v.Syncs["catalog"].ItemsPublished == 0 || v.Syncs["stock"] == nil || v.Syncs["catalog"].Stale {

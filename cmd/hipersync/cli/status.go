@@ -39,7 +39,7 @@ type tenantStatus struct {
 }
 
 // statusKinds are the columns of `status`, in order.
-var statusKinds = []schedule.Kind{schedule.Catalog, schedule.Stock}
+var statusKinds = []schedule.Kind{schedule.Catalog, schedule.Stock, schedule.Invoices}
 
 func runStatus(ctx context.Context, e Env, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)

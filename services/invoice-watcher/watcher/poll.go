@@ -97,6 +97,7 @@ func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Recor
 	}
 	obs, err := order.Observe(rec, st, now, order.Policy{CancelGrace: w.cfg.CancelGrace, MaxAge: maxAge})
 	if err != nil {
+		w.report.failed(rec.Tenant, now, err)
 		w.m.polls.WithLabelValues(pollBadAnswer).Inc()
 		w.deadLetter(ctx, log, rec, codeUnexpected, err, capture.body(), capture.headers())
 		return w.expireOr(ctx, log, rec, now, maxAge, later(jitter(w.cfg.Schedule.Max)))
@@ -160,6 +161,7 @@ func (w *Watcher) conclude(ctx context.Context, log *slog.Logger, rec *order.Rec
 		}
 		log.Info("order event published", "kind", ev.Kind, "event_id", ev.ID)
 	}
+	w.report.polled(rec.Tenant, now, published)
 	stale := now.Sub(rec.WrittenAt) >= rewriteAfter
 	var final order.Final
 	var changedAt time.Time
@@ -209,6 +211,7 @@ func (w *Watcher) pollFailed(ctx context.Context, log *slog.Logger, rec *order.R
 	case hiper.IsTransient(err), errors.Is(err, hiper.ErrUnauthorized), errors.Is(err, brokerclient.ErrUnavailable),
 		errors.Is(err, tenant.ErrHiperUnavailable), errors.Is(err, context.DeadlineExceeded), ctx.Err() != nil:
 		w.m.polls.WithLabelValues(pollTransient).Inc()
+		w.report.failed(rec.Tenant, w.now(), err)
 		d := w.cfg.RetryDelay
 		if ra, ok := hiper.RetryAfter(err); ok {
 			d = max(ra, time.Second)
@@ -217,6 +220,7 @@ func (w *Watcher) pollFailed(ctx context.Context, log *slog.Logger, rec *order.R
 		return later(jitter(d)), true
 	}
 	w.m.polls.WithLabelValues(pollBadAnswer).Inc()
+	w.report.failed(rec.Tenant, w.now(), err)
 	body := capture.body()
 	if he, ok := errors.AsType[*hiper.Error](err); ok && len(he.Body) > 0 {
 		body = he.Body

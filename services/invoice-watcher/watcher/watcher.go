@@ -22,6 +22,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -79,6 +80,8 @@ type Watcher struct {
 	opts    []events.Option
 	// quantum aligns the ends of the tasks' delays (see align).
 	quantum time.Duration
+	// report tells `hipersync status` how each tenant's follow-up goes.
+	report *statusReporter
 }
 
 // Start provisions the watcher's bucket and poll queue, starts watching
@@ -101,6 +104,10 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 	js, err := jetstream.New(d.NATS)
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	statusKV, _, err := schedule.EnsureBuckets(ctx, js, d.Namespace)
+	if err != nil {
+		return nil, err
 	}
 	recs, err := openRecords(ctx, js, d.Namespace, cfg.RecordTTL)
 	if err != nil {
@@ -145,6 +152,7 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 		ns:      d.Namespace,
 		js:      js,
 		records: recs,
+		report:  newStatusReporter(statusKV, cfg.Schedule.Max, log),
 		dir:     dir,
 		tokens:  d.Tokens,
 		hiper:   client,
@@ -218,6 +226,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			errs <- err
 		})
 	}
+	// The report outlives the consumers by its last flush, not the replica.
+	reportCtx, stopReport := context.WithCancel(context.WithoutCancel(ctx))
+	reported := make(chan struct{})
+	go func() { defer close(reported); w.report.run(reportCtx) }()
+	defer func() { stopReport(); <-reported }()
 	wg.Go(func() {
 		err := w.runPolls(ctx)
 		if err != nil {
