@@ -200,10 +200,22 @@ type Common struct {
 	HTTPAddr        string
 	EventsFormat    string
 	Namespace       string
+	// StreamReplicas is HIPERSYNC_STREAM_REPLICAS: copies a NATS cluster
+	// keeps of every stream and bucket.
+	StreamReplicas int
 }
 
 // LoadCommon reads the shared variables into a Common.
 func (l *Loader) LoadCommon() Common {
+	c := l.loadCommon()
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		l.fail("HIPERSYNC_STREAM_REPLICAS", "want 1 to 5 copies (3 on a three-node NATS cluster), got %d", c.StreamReplicas)
+		c.StreamReplicas = 1
+	}
+	return c
+}
+
+func (l *Loader) loadCommon() Common {
 	return Common{
 		NATSURL:         l.URL("NATS_URL", DefaultNATSURL, "nats", "tls", "ws", "wss"),
 		RedisURL:        l.URL("REDIS_URL", DefaultRedisURL, "redis", "rediss"),
@@ -212,5 +224,6 @@ func (l *Loader) LoadCommon() Common {
 		HTTPAddr:        l.Addr("HTTP_ADDR", DefaultHTTPAddr),
 		EventsFormat:    l.OneOf("EVENTS_FORMAT", "protobuf", "protobuf", "json"),
 		Namespace:       l.String("HIPERSYNC_NAMESPACE", ""),
+		StreamReplicas:  l.Int("HIPERSYNC_STREAM_REPLICAS", 1),
 	}
 }

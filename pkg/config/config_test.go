@@ -14,7 +14,7 @@ func TestLoadCommonDefaults(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 	if c.NATSURL != DefaultNATSURL || c.RedisURL != DefaultRedisURL || c.HiperBaseURL != DefaultHiperBaseURL ||
-		c.TokenBrokerAddr != DefaultTokenBrokerAddr || c.HTTPAddr != DefaultHTTPAddr || c.EventsFormat != "protobuf" {
+		c.TokenBrokerAddr != DefaultTokenBrokerAddr || c.HTTPAddr != DefaultHTTPAddr || c.EventsFormat != "protobuf" || c.StreamReplicas != 1 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
@@ -22,15 +22,16 @@ func TestLoadCommonDefaults(t *testing.T) {
 func TestLoaderNamesEveryBadVariable(t *testing.T) {
 	t.Parallel()
 	l := NewLoader(Map(map[string]string{
-		"NATS_URL":       "http://x:4222",
-		"REDIS_URL":      "not a url",
-		"HTTP_ADDR":      "8080",
-		"EVENTS_FORMAT":  "xml",
-		"SOME_TTL":       "-5s",
-		"SOME_COUNT":     "ten",
-		"SOME_FLAG":      "maybe",
-		"MASTER":         "c2hvcnQ=",
-		"HIPER_BASE_URL": "https://hiper.example/api/v1",
+		"NATS_URL":                  "http://x:4222",
+		"REDIS_URL":                 "not a url",
+		"HTTP_ADDR":                 "8080",
+		"EVENTS_FORMAT":             "xml",
+		"SOME_TTL":                  "-5s",
+		"SOME_COUNT":                "ten",
+		"SOME_FLAG":                 "maybe",
+		"MASTER":                    "c2hvcnQ=",
+		"HIPERSYNC_STREAM_REPLICAS": "7",
+		"HIPER_BASE_URL":            "https://hiper.example/api/v1",
 	}))
 	l.LoadCommon()
 	l.Duration("SOME_TTL", time.Second)
@@ -42,7 +43,7 @@ func TestLoaderNamesEveryBadVariable(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, name := range []string{"NATS_URL", "REDIS_URL", "HTTP_ADDR", "EVENTS_FORMAT", "SOME_TTL", "SOME_COUNT", "SOME_FLAG", "MASTER", "MISSING"} {
+	for _, name := range []string{"NATS_URL", "REDIS_URL", "HTTP_ADDR", "EVENTS_FORMAT", "SOME_TTL", "SOME_COUNT", "SOME_FLAG", "MASTER", "MISSING", "HIPERSYNC_STREAM_REPLICAS"} {
 		if !strings.Contains(err.Error(), name+":") {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

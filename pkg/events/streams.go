@@ -15,7 +15,6 @@ const (
 	DefaultMaxAge           = 7 * 24 * time.Hour
 	DefaultDuplicateWindow  = 2 * time.Minute
 	DefaultDeadLetterMaxAge = 30 * 24 * time.Hour
-	defaultStreamReplicas   = 1
 	defaultKVHistory        = 1
 )
 
@@ -57,7 +56,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, ns Namespace, op
 		maxAge:           DefaultMaxAge,
 		duplicates:       DefaultDuplicateWindow,
 		deadLetterMaxAge: DefaultDeadLetterMaxAge,
-		replicas:         defaultStreamReplicas,
+		replicas:         ns.StreamReplicas(),
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -118,7 +117,7 @@ func EnsureKV(ctx context.Context, js jetstream.JetStream, ns Namespace, name st
 		Bucket:   ns.Bucket(name),
 		History:  defaultKVHistory,
 		Storage:  jetstream.FileStorage,
-		Replicas: defaultStreamReplicas,
+		Replicas: ns.StreamReplicas(),
 	}
 	for _, opt := range opts {
 		opt(&cfg)

@@ -198,7 +198,14 @@ const maxPrefixLen = 32
 // through its methods so that nothing escapes the namespace by accident.
 type Namespace struct {
 	Prefix string
+	// Replicas is how many copies a NATS cluster keeps of each stream and
+	// bucket of the namespace (HIPERSYNC_STREAM_REPLICAS): 1 on one server,
+	// 3 on a three-node cluster. 0 means 1.
+	Replicas int
 }
+
+// StreamReplicas is ns.Replicas, at least 1.
+func (ns Namespace) StreamReplicas() int { return max(ns.Replicas, 1) }
 
 // NewNamespace returns the namespace of prefix, validated.
 func NewNamespace(prefix string) (Namespace, error) {
@@ -218,6 +225,9 @@ func NamespaceFromEnv() (Namespace, error) {
 // Validate reports whether the prefix is 0 to 32 of a-z, 0-9 and '_', which
 // keeps it one subject token and a legal part of stream and bucket names.
 func (ns Namespace) Validate() error {
+	if ns.Replicas < 0 || ns.Replicas > 5 {
+		return fmt.Errorf("%w: %d replicas; NATS keeps 1 to 5", ErrInvalidNamespace, ns.Replicas)
+	}
 	if len(ns.Prefix) > maxPrefixLen {
 		return fmt.Errorf("%w: prefix %q is %d characters long; want at most %d", ErrInvalidNamespace, ns.Prefix, len(ns.Prefix), maxPrefixLen)
 	}

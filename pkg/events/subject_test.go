@@ -252,3 +252,19 @@ func TestPublishRejectsMismatch(t *testing.T) {
 		t.Error("Publish with an empty id succeeded")
 	}
 }
+
+func TestNamespaceReplicas(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		replicas, want int
+		valid          bool
+	}{{0, 1, true}, {1, 1, true}, {3, 3, true}, {5, 5, true}, {-1, 1, false}, {6, 6, false}} {
+		ns := Namespace{Prefix: "x", Replicas: tc.replicas}
+		if err := ns.Validate(); (err == nil) != tc.valid {
+			t.Errorf("replicas %d: valid=%v, want %v (%v)", tc.replicas, err == nil, tc.valid, err)
+		}
+		if tc.valid && ns.StreamReplicas() != tc.want {
+			t.Errorf("replicas %d: StreamReplicas()=%d, want %d", tc.replicas, ns.StreamReplicas(), tc.want)
+		}
+	}
+}

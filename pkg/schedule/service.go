@@ -120,7 +120,8 @@ func Main(ctx context.Context, service string, getenv config.Env, logOut io.Writ
 	if err != nil {
 		return err
 	}
-	ns, err := events.NewNamespace(s.Namespace)
+	ns := events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas}
+	err = ns.Validate()
 	if err != nil {
 		return fmt.Errorf("HIPERSYNC_NAMESPACE: %w", err)
 	}

@@ -27,7 +27,8 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", events.FormatEnv, err)
 	}
-	ns, err := events.NewNamespace(s.Namespace)
+	ns := events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas}
+	err = ns.Validate()
 	if err != nil {
 		return fmt.Errorf("%s: %w", events.NamespaceEnv, err)
 	}

@@ -52,6 +52,7 @@ func ensureTaskStream(ctx context.Context, js jetstream.JetStream, ns events.Nam
 		Subjects:    []string{ns.ServiceSubject(taskRoot, ">")},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
+		Replicas:    ns.StreamReplicas(),
 		// One task per order: a second publish for an order that has one is
 		// refused, whatever the duplicate window.
 		MaxMsgsPerSubject:    1,

@@ -136,7 +136,7 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s: want a whole number of at least 1, got %d", v.name, v.n))
 		}
 	}
-	if _, err := events.NewNamespace(s.Namespace); err != nil {
+	if err := (events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", events.NamespaceEnv, err))
 	}
 	return s, errors.Join(append([]error{l.Err()}, errs...)...)

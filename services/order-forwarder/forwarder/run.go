@@ -39,7 +39,7 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 		return fmt.Errorf("connect to NATS at %s: %w", s.NATSURL, err)
 	}
 	defer nc.Close()
-	ns := events.Namespace{Prefix: s.Namespace}
+	ns := events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("open jetstream: %w", err)

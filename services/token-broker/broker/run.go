@@ -73,7 +73,7 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	defer rdb.Close()
 	health := telemetry.NewHealth()
 	srv, b, err := Start(ctx, Deps{
-		NATS: nc, Redis: rdb, Namespace: events.Namespace{Prefix: s.Namespace},
+		NATS: nc, Redis: rdb, Namespace: events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas},
 		HiperBaseURL: s.HiperBaseURL, MasterKey: s.MasterKey, Health: health, Log: log,
 	})
 	if err != nil {
