@@ -171,6 +171,25 @@ func (l *Loader) Key32(name string) []byte {
 	return b
 }
 
+// Key32List returns the variable as a comma-separated list of base64 keys of
+// 32 bytes each; unset is none.
+func (l *Loader) Key32List(name string) [][]byte {
+	v, ok := l.lookup(name)
+	if !ok {
+		return nil
+	}
+	var keys [][]byte
+	for i, item := range strings.Split(v, ",") {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(item))
+		if err != nil || len(b) != 32 {
+			l.fail(name, "key %d: want base64 of exactly 32 bytes", i+1)
+			return nil
+		}
+		keys = append(keys, b)
+	}
+	return keys
+}
+
 // OneOf returns the variable, or def when unset, checking it is one of
 // allowed.
 func (l *Loader) OneOf(name, def string, allowed ...string) string {

@@ -202,3 +202,33 @@ func TestDirectoryFollowsTheBucket(t *testing.T) {
 	cancel()
 	<-d.Done()
 }
+
+func TestSealerOpensWithPreviousKeysAndSaysSo(t *testing.T) {
+	t.Parallel()
+	oldKey, newKey := make([]byte, 32), make([]byte, 32)
+	_, _ = rand.Read(oldKey)
+	_, _ = rand.Read(newKey)
+	old, _ := NewSealer(oldKey)
+	sealed, err := old.Seal("acme", "the-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotating, err := NewSealer(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, stale, err := rotating.OpenStale("acme", sealed); err != nil || !stale || key != "the-key" {
+		t.Fatalf("open under the previous key: %q %v %v", key, stale, err)
+	}
+	resealed, _ := rotating.Seal("acme", "the-key")
+	if _, stale, err := rotating.OpenStale("acme", resealed); err != nil || stale {
+		t.Fatalf("a key sealed under the current key reads as stale: %v %v", stale, err)
+	}
+	current, _ := NewSealer(newKey)
+	if _, err := current.Open("acme", sealed); err != ErrSealBroken {
+		t.Fatal("the new key alone opened what the old one sealed")
+	}
+	if _, err := NewSealer(newKey, oldKey[:8]); err == nil {
+		t.Fatal("a short previous key was accepted")
+	}
+}

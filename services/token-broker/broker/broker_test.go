@@ -557,3 +557,52 @@ func TestSettingsUpdateWithMaskAndValidation(t *testing.T) {
 		t.Fatalf("list: %v %v", list, err)
 	}
 }
+
+func TestMasterKeyRotation(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 1})
+	ctx := context.Background()
+	c.addColdTenant("acme") // sealed under c.master
+	nc, err := nats.Connect(envOr("NATS_URL", nats.DefaultURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	newKey := make([]byte, 32)
+	_, _ = rand.Read(newKey)
+	start := func(master []byte, previous ...[]byte) (*Broker, error) {
+		_, b, err := Start(ctx, Deps{NATS: nc, Redis: c.rdb, Namespace: c.ns, HiperBaseURL: c.sim.URL,
+			MasterKey: master, PreviousMasterKeys: previous, Health: telemetry.NewHealth(),
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		return b, err
+	}
+	// With the new key alone the stored key does not open: a token needs it.
+	c.deleteRedisKeys()
+	b, err := start(newKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetToken(ctx, "acme"); err == nil {
+		t.Fatal("a key sealed under the old master key opened with the new one alone")
+	}
+	// During the rotation both open it, and the start seals it again.
+	if b, err = start(newKey, c.master); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetToken(ctx, "acme"); err != nil {
+		t.Fatalf("token during the rotation: %v", err)
+	}
+	// After it, the old key is gone and the stored key opens with the new one.
+	c.deleteRedisKeys()
+	if b, err = start(newKey); err != nil {
+		t.Fatal(err)
+	}
+	b.Tokens.forgetLocal("acme")
+	if _, err := b.GetToken(ctx, "acme"); err != nil {
+		t.Fatalf("token after the rotation: %v", err)
+	}
+	// A second pass changes nothing.
+	if n, err := b.Registry.Reseal(ctx); err != nil || n != 0 {
+		t.Fatalf("reseal again: %d %v", n, err)
+	}
+}

@@ -74,7 +74,9 @@ func (r *Registry) update(ctx context.Context, id string, create bool, change fu
 			return nil, err
 		}
 		before := rec.GetTenant().GetState()
-		if err := change(rec); err != nil {
+		if err := change(rec); errors.Is(err, errNoChange) {
+			return rec, nil
+		} else if err != nil {
 			return nil, err
 		}
 		if rec.GetTenant().GetState() != before {
@@ -97,6 +99,9 @@ func (r *Registry) update(ctx context.Context, id string, create bool, change fu
 		}
 	}
 }
+
+// errNoChange, from a change function, means there is nothing to write.
+var errNoChange = errors.New("no change")
 
 func conflict(err error) bool {
 	var apiErr *jetstream.APIError
@@ -346,6 +351,51 @@ func stateErr(t *brokerv1.Tenant) error {
 	default:
 		return fmt.Errorf("%w: %s; connect it with `hipersync tenant connect %s --key-file FILE`", tenant.ErrNotConnected, t.GetTenantId(), t.GetTenantId())
 	}
+}
+
+// Reseal seals again, under the current master key, every stored key that
+// a previous master key sealed, and returns how many it changed. Replicas
+// may run it at once: each change is compare-and-set.
+func (r *Registry) Reseal(ctx context.Context) (int, error) {
+	lister, err := r.kv.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("list tenants: %w", err)
+	}
+	resealed := 0
+	for id := range lister.Keys() {
+		changed := false
+		_, err := r.update(ctx, id, false, func(rec *brokerv1.TenantRecord) error {
+			changed = false
+			if len(rec.GetSealedKey()) == 0 {
+				return errNoChange
+			}
+			key, stale, err := r.sealer.OpenStale(id, rec.GetSealedKey())
+			if err != nil {
+				return fmt.Errorf("open the key of %s with the current or a previous master key: %w", id, err)
+			}
+			if !stale {
+				return errNoChange
+			}
+			if rec.SealedKey, err = r.sealer.Seal(id, key); err != nil {
+				return err
+			}
+			changed = true
+			return nil
+		})
+		if errors.Is(err, tenant.ErrUnknown) {
+			continue // deleted since listed
+		}
+		if err != nil {
+			return resealed, err
+		}
+		if changed {
+			resealed++
+		}
+	}
+	return resealed, nil
 }
 
 // Key returns an active tenant's security key, read from the bucket (never

@@ -32,6 +32,9 @@ type Settings struct {
 	config.Common
 	GRPCAddr  string
 	MasterKey []byte
+	// PreviousMasterKeys open what an earlier master key sealed, while a
+	// rotation is under way (HIPERSYNC_MASTER_KEY_PREVIOUS).
+	PreviousMasterKeys [][]byte
 }
 
 // LoadSettings reads the environment; the error names every bad variable.
@@ -41,6 +44,8 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 		Common:    l.LoadCommon(),
 		GRPCAddr:  l.Addr("GRPC_ADDR", config.DefaultGRPCAddr),
 		MasterKey: l.Key32("HIPERSYNC_MASTER_KEY"),
+
+		PreviousMasterKeys: l.Key32List("HIPERSYNC_MASTER_KEY_PREVIOUS"),
 	}
 	return s, l.Err()
 }
@@ -74,7 +79,7 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	health := telemetry.NewHealth()
 	srv, b, err := Start(ctx, Deps{
 		NATS: nc, Redis: rdb, Namespace: events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas},
-		HiperBaseURL: s.HiperBaseURL, MasterKey: s.MasterKey, Health: health, Log: log,
+		HiperBaseURL: s.HiperBaseURL, MasterKey: s.MasterKey, PreviousMasterKeys: s.PreviousMasterKeys, Health: health, Log: log,
 	})
 	if err != nil {
 		return err
@@ -119,8 +124,11 @@ type Deps struct {
 	Namespace    events.Namespace
 	HiperBaseURL string
 	MasterKey    []byte
-	Health       *telemetry.Health
-	Log          *slog.Logger
+	// PreviousMasterKeys, during a rotation, still open what they sealed;
+	// Start seals those keys again under MasterKey.
+	PreviousMasterKeys [][]byte
+	Health             *telemetry.Health
+	Log                *slog.Logger
 	// Cache overrides the token cache's tuning (tests shorten its timings).
 	Cache TokenCacheConfig
 	// TracerProvider and Propagator trace the gRPC server and the Hiper
@@ -142,7 +150,7 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sealer, err := tenant.NewSealer(d.MasterKey)
+	sealer, err := tenant.NewSealer(d.MasterKey, d.PreviousMasterKeys...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("HIPERSYNC_MASTER_KEY: %w", err)
 	}
@@ -167,6 +175,16 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 	b, err := New(ctx, Config{Issuer: client, Tenants: kv, Sealer: sealer, Cache: cache, Registry: d.Health.Registry, Log: d.Log})
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(d.PreviousMasterKeys) > 0 {
+		// A rotation: seal every stored key again under the current master
+		// key, so the previous one can be dropped. Keys still sealed under
+		// it keep working meanwhile.
+		n, err := b.Registry.Reseal(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("seal stored keys under the new master key: %w", err)
+		}
+		d.Log.Info("master key rotation: stored keys sealed under the current master key", "resealed", n)
 	}
 
 	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler(gopts...)))
