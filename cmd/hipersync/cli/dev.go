@@ -376,7 +376,7 @@ In another terminal:
   ./bin/hipersync tenant show %s
   ./bin/hipersync events tail --follow                 # catalog and stock arrive first
   ./bin/hipersync publish store.%s.order.approved --file %s
-  ./bin/hipersync orders list %s                        # accepted, with its Hiper id
+  ./bin/hipersync orders list %s                      # accepted, with its Hiper id
   ./bin/hipersync status
   ./bin/hipersync dlq list
 (change orderId in the file to send another order; a repeat is ignored)
