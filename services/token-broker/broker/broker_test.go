@@ -19,7 +19,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -605,4 +608,40 @@ func TestMasterKeyRotation(t *testing.T) {
 	if n, err := b.Registry.Reseal(ctx); err != nil || n != 0 {
 		t.Fatalf("reseal again: %d %v", n, err)
 	}
+}
+
+func TestGRPCHealthFollowsNATS(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 1})
+	nc, err := nats.Connect(envOr("NATS_URL", nats.DefaultURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _, err := Start(context.Background(), Deps{NATS: nc, Redis: c.rdb, Namespace: c.ns, HiperBaseURL: c.sim.URL,
+		MasterKey: c.master, Health: telemetry.NewHealth(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	hc := healthpb.NewHealthClient(conn)
+	status := func() healthpb.HealthCheckResponse_ServingStatus {
+		r, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "hipersync.broker.v1.TokenService"})
+		if err != nil {
+			return healthpb.HealthCheckResponse_UNKNOWN
+		}
+		return r.GetStatus()
+	}
+	waitFor(t, 5*time.Second, "SERVING", func() bool { return status() == healthpb.HealthCheckResponse_SERVING })
+	nc.Close() // this replica loses NATS
+	waitFor(t, 10*time.Second, "NOT_SERVING after NATS is gone", func() bool { return status() == healthpb.HealthCheckResponse_NOT_SERVING })
 }

@@ -190,10 +190,8 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler(gopts...)))
 	b.Register(srv)
 	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus("hipersync.broker.v1.TokenService", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus("hipersync.broker.v1.TenantService", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
+	go followReadiness(ctx, hs, d.NATS)
 	reflection.Register(srv)
 
 	d.Health.AddCheck("nats", func(context.Context) error {
@@ -211,4 +209,32 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 		})
 	}
 	return srv, b, nil
+}
+
+// followReadiness keeps the gRPC health status (what the readiness probe
+// asks) in step with NATS: without it the tenant registry cannot be read, so
+// the replica should leave the Service until it is back. Redis being down is
+// not a reason: tokens are still served, and /readyz reports it as degraded.
+func followReadiness(ctx context.Context, hs *health.Server, nc *nats.Conn) {
+	set := func() {
+		st := healthpb.HealthCheckResponse_SERVING
+		if !nc.IsConnected() {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		for _, svc := range []string{"", "hipersync.broker.v1.TokenService", "hipersync.broker.v1.TenantService"} {
+			hs.SetServingStatus(svc, st)
+		}
+	}
+	set()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			hs.Shutdown() // NOT_SERVING while the server drains
+			return
+		case <-t.C:
+			set()
+		}
+	}
 }
