@@ -115,7 +115,16 @@ func runSync(ctx context.Context, e Env, args []string) error {
 		for i := range results {
 			wg.Go(func() { results[i].wait(ctx, s, id) })
 		}
+		stop := make(chan struct{})
+		if !*asJSON {
+			kinds := make([]schedule.Kind, len(results))
+			for i, r := range results {
+				kinds[i] = r.Kind
+			}
+			go showProgress(ctx, e.Stderr, s, id, kinds, 2*time.Second, stop)
+		}
 		wg.Wait()
+		close(stop)
 	}
 	if *asJSON {
 		if err := writeJSON(e.Stdout, results); err != nil {
@@ -225,4 +234,36 @@ func writeSyncTable(w io.Writer, id string, results []syncResult) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id, r.Kind, r.Outcome, published, cursor, detail)
 	}
 	return tw.Flush()
+}
+
+// showProgress prints, every so often until stop, how the tenant's syncs
+// are going, so a long run (a full resync of a large catalog) is not silent.
+func showProgress(ctx context.Context, w io.Writer, s *streams, id string, kinds []schedule.Kind, every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	began := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var parts []string
+		for _, k := range kinds {
+			st, ok, err := schedule.GetStatus(ctx, s.js, s.ns, id, k)
+			switch {
+			case err != nil || !ok:
+				parts = append(parts, string(k)+": waiting for a poller")
+			case st.FullRunning:
+				parts = append(parts, fmt.Sprintf("%s: full resync at sync point %d of %s's feed, %d products known", k, st.FullCursor, id, st.Products))
+			case st.Running(time.Now()):
+				parts = append(parts, fmt.Sprintf("%s: running (%s)", k, st.Lease.Owner))
+			default:
+				parts = append(parts, string(k)+": queued")
+			}
+		}
+		fmt.Fprintf(w, "%s  %s\n", time.Since(began).Round(time.Second), strings.Join(parts, "; "))
+	}
 }
