@@ -111,16 +111,17 @@ func runSync(ctx context.Context, e Env, args []string) error {
 		results[i].Kind, results[i].Outcome = k, "requested"
 	}
 	if !*noWait {
+		// The kinds are read before the waits start writing the results.
+		kinds := make([]schedule.Kind, len(results))
+		for i, r := range results {
+			kinds[i] = r.Kind
+		}
 		var wg sync.WaitGroup
 		for i := range results {
 			wg.Go(func() { results[i].wait(ctx, s, id) })
 		}
 		stop := make(chan struct{})
 		if !*asJSON {
-			kinds := make([]schedule.Kind, len(results))
-			for i, r := range results {
-				kinds[i] = r.Kind
-			}
 			go showProgress(ctx, e.Stderr, s, id, kinds, 2*time.Second, stop)
 		}
 		wg.Wait()
