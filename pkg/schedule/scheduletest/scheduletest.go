@@ -160,9 +160,13 @@ type Event struct {
 // Collector gathers every event of the HIPER stream of a namespace, from
 // its start.
 type Collector struct {
+	stream jetstream.Stream
+
 	mu     sync.Mutex
 	events []Event
 	errs   []error
+	// seq is the stream sequence of the last message read.
+	seq uint64
 }
 
 // Collect starts a Collector until the end of the test.
@@ -174,7 +178,11 @@ func Collect(t testing.TB, js jetstream.JetStream, ns events.Namespace) *Collect
 	if err != nil {
 		t.Fatalf("collect events: %v", err)
 	}
-	c := &Collector{}
+	stream, err := js.Stream(ctx, ns.Stream(events.StreamHiper))
+	if err != nil {
+		t.Fatalf("collect events: %v", err)
+	}
+	c := &Collector{stream: stream}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		s, err := ns.ParseSubject(m.Subject())
 		var msg proto.Message
@@ -186,6 +194,9 @@ func Collect(t testing.TB, js jetstream.JetStream, ns events.Namespace) *Collect
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if md, mdErr := m.Metadata(); mdErr == nil {
+			c.seq = md.Sequence.Stream
+		}
 		if err != nil {
 			c.errs = append(c.errs, err)
 			return
@@ -211,6 +222,23 @@ func (c *Collector) Events(tenantID string, kind events.Kind) []Event {
 		}
 	}
 	return out
+}
+
+// CaughtUp waits until the collector has read everything the stream holds
+// now. A run's events are all published once its status says it is done,
+// but this reader of the stream may still be behind them.
+func (c *Collector) CaughtUp(t testing.TB) {
+	t.Helper()
+	info, err := c.stream.Info(context.Background())
+	if err != nil {
+		t.Fatalf("read the stream's end: %v", err)
+	}
+	last := info.State.LastSeq
+	waitFor(t, 10*time.Second, "the event reader to catch up with the stream", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.seq >= last
+	})
 }
 
 // Errors returns the events that could not be decoded.

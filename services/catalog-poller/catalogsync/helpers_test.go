@@ -47,7 +47,9 @@ func (s *stack) status(t *testing.T, tenantID string) schedule.Status {
 // waitSynced waits until a catalog poll that started after since ran.
 func (s *stack) waitSynced(t *testing.T, tenantID string, since time.Time) schedule.Status {
 	t.Helper()
-	return scheduletest.WaitSynced(t, s.JS, s.NS, tenantID, schedule.Catalog, since)
+	st := scheduletest.WaitSynced(t, s.JS, s.NS, tenantID, schedule.Catalog, since)
+	s.events.CaughtUp(t) // the run's events are published; let the reader see them all
+	return st
 }
 
 // upserts returns the product upserts published for a tenant, by product.

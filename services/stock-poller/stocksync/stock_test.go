@@ -36,7 +36,9 @@ func newStack(t *testing.T, o brokertest.Options) *stack {
 
 func (s *stack) waitSynced(t *testing.T, tenantID string, since time.Time) schedule.Status {
 	t.Helper()
-	return scheduletest.WaitSynced(t, s.JS, s.NS, tenantID, schedule.Stock, since)
+	st := scheduletest.WaitSynced(t, s.JS, s.NS, tenantID, schedule.Stock, since)
+	s.events.CaughtUp(t) // the run's events are published; let the reader see them all
+	return st
 }
 
 // levels returns the stock events of a tenant, by product.
