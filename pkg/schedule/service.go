@@ -12,10 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -111,63 +111,26 @@ type StartFunc func(ctx context.Context, d Deps) (*Scheduler, error)
 // the environment, connects to NATS and token-broker, follows the tenants,
 // serves health and metrics on HTTP_ADDR, and runs the scheduler that start
 // returns; then it stops in the reverse order.
-func Main(ctx context.Context, service string, getenv config.Env, logOut io.Writer, start StartFunc) error {
+func Main(ctx context.Context, name string, getenv config.Env, logOut io.Writer, start StartFunc) error {
 	s, err := LoadSettings(getenv)
 	if err != nil {
 		return err
 	}
-	format, err := events.ParseFormat(s.EventsFormat)
+	p, err := service.Open(ctx, name, s.Common, getenv, logOut)
 	if err != nil {
 		return err
 	}
-	ns := events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas}
-	err = ns.Validate()
+	tenants, err := events.EnsureKV(ctx, p.JS, p.NS, tenant.Bucket)
 	if err != nil {
-		return fmt.Errorf("HIPERSYNC_NAMESPACE: %w", err)
-	}
-	log := telemetry.NewLogger(service, logOut, telemetry.LevelFromEnv(getenv))
-	shutdownTracing, err := telemetry.SetupTracing(ctx, service)
-	if err != nil {
+		p.Close()
 		return err
 	}
-	defer func() { _ = shutdownTracing(context.Background()) }()
-
-	nc, err := nats.Connect(s.NATSURL, nats.Name(service), nats.MaxReconnects(-1))
+	dir, err := tenant.WatchDirectory(p.Background, tenants, p.Log)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", s.NATSURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("open jetstream: %w", err)
-	}
-	if err := events.EnsureStreams(ctx, js, ns); err != nil {
+		p.Close()
 		return err
 	}
-	tenants, err := events.EnsureKV(ctx, js, ns, tenant.Bucket)
-	if err != nil {
-		return err
-	}
-	dirCtx, stopDir := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopDir()
-	dir, err := tenant.WatchDirectory(dirCtx, tenants, log)
-	if err != nil {
-		return err
-	}
-	broker, err := brokerclient.Dial(s.TokenBrokerAddr)
-	if err != nil {
-		return err
-	}
-	defer broker.Close()
-
-	health := telemetry.NewHealth()
-	health.AddCheck("nats", func(context.Context) error {
-		if !nc.IsConnected() {
-			return fmt.Errorf("not connected (%s)", nc.Status())
-		}
-		return nil
-	})
-	health.AddCheck("tenants", func(context.Context) error {
+	p.Health.AddCheck("tenants", func(context.Context) error {
 		select {
 		case <-dir.Done():
 			return fmt.Errorf("tenant watch stopped: %v", dir.Err())
@@ -176,21 +139,13 @@ func Main(ctx context.Context, service string, getenv config.Env, logOut io.Writ
 		}
 	})
 	sched, err := start(ctx, Deps{
-		NATS: nc, Namespace: ns, Directory: dir, Tokens: broker.Source, HiperBaseURL: s.HiperBaseURL,
-		Format: format, Pacer: NewPacer(s.TenantRate, DefaultTenantBurst), Health: health, Log: log,
+		NATS: p.NATS, Namespace: p.NS, Directory: dir, Tokens: p.Broker.Source, HiperBaseURL: s.HiperBaseURL,
+		Format: p.Format, Pacer: NewPacer(s.TenantRate, DefaultTenantBurst), Health: p.Health, Log: p.Log,
 		Options: Options{Concurrency: s.Concurrency, FullEvery: s.FullEvery},
 	})
 	if err != nil {
+		p.Close()
 		return err
 	}
-	waitHTTP, err := health.Serve(ctx, s.HTTPAddr, log)
-	if err != nil {
-		return err
-	}
-	log.Info(service+" running", "namespace", ns.Prefix, "concurrency", s.Concurrency)
-	runErr := sched.Run(ctx)
-	stopDir()
-	err = errors.Join(runErr, waitHTTP(), nc.Drain())
-	log.Info(service+" stopped", "err", err)
-	return err
+	return p.Run(ctx, sched.Run)
 }

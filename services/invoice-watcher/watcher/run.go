@@ -2,17 +2,10 @@ package watcher
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
-	"github.com/hipersync/hipersync/pkg/events"
-	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/service"
 )
 
 // Main runs the invoice-watcher until ctx is done: it follows orders and
@@ -23,59 +16,17 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	format, err := events.ParseFormat(s.EventsFormat)
-	if err != nil {
-		return fmt.Errorf("%s: %w", events.FormatEnv, err)
-	}
-	ns := events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas}
-	err = ns.Validate()
-	if err != nil {
-		return fmt.Errorf("%s: %w", events.NamespaceEnv, err)
-	}
-	log := telemetry.NewLogger("invoice-watcher", logOut, telemetry.LevelFromEnv(getenv))
-	shutdownTracing, err := telemetry.SetupTracing(ctx, "invoice-watcher")
+	p, err := service.Open(ctx, "invoice-watcher", s.Common, getenv, logOut)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = shutdownTracing(context.Background()) }()
-
-	nc, err := nats.Connect(s.NATSURL, nats.Name("invoice-watcher"), nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", s.NATSURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("open jetstream: %w", err)
-	}
-	if err := events.EnsureStreams(ctx, js, ns); err != nil {
-		return err
-	}
-	broker, err := brokerclient.Dial(s.TokenBrokerAddr)
-	if err != nil {
-		return fmt.Errorf("TOKEN_BROKER_ADDR: %w", err)
-	}
-	defer broker.Close()
-
-	// The tenant watch outlives the drain: polls finishing during the grace
-	// period still read tenants.
-	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWatch()
-	health := telemetry.NewHealth()
-	w, err := Start(watchCtx, Deps{
-		NATS: nc, Namespace: ns, Tokens: broker, HiperBaseURL: s.HiperBaseURL,
-		Format: format, Health: health, Log: log, Config: s.Config,
+	w, err := Start(p.Background, Deps{
+		NATS: p.NATS, Namespace: p.NS, Tokens: p.Broker, HiperBaseURL: s.HiperBaseURL,
+		Format: p.Format, Health: p.Health, Log: p.Log, Config: s.Config,
 	})
 	if err != nil {
+		p.Close()
 		return err
 	}
-	waitHTTP, err := health.Serve(ctx, s.HTTPAddr, log)
-	if err != nil {
-		return err
-	}
-	err = w.Run(ctx)
-	stopWatch()
-	err = errors.Join(err, waitHTTP(), nc.Drain())
-	log.Info("invoice-watcher stopped", "err", err)
-	return err
+	return p.Run(ctx, w.Run)
 }

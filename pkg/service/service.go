@@ -1,0 +1,120 @@
+// Package service is the start-up and shutdown that every event-driven
+// hipersync service shares (the pollers, the order-forwarder, the
+// invoice-watcher): logs and tracing, NATS with the namespace's streams, the
+// connection to token-broker, and the health endpoints. A service's Main
+// reads its settings, opens a Process, starts its own part with what the
+// Process holds, and runs it.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/brokerclient"
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/telemetry"
+)
+
+// Process is what a service opens before its own part starts.
+type Process struct {
+	Name   string
+	Log    *slog.Logger
+	NATS   *nats.Conn
+	JS     jetstream.JetStream
+	NS     events.Namespace
+	Format events.Format
+	Broker *brokerclient.Client
+	Health *telemetry.Health
+	// Background lives until Run has drained the service, past the
+	// cancellation of Run's ctx: what handlers finishing during the drain
+	// still need (the tenant watch) is started with it.
+	Background context.Context
+
+	common          config.Common
+	stopBackground  context.CancelFunc
+	shutdownTracing func(context.Context) error
+}
+
+// Open sets up logging and tracing, connects to NATS and provisions the
+// namespace's streams, and dials token-broker, from the shared settings the
+// service loaded. Close releases it all if the service fails before Run.
+func Open(ctx context.Context, name string, common config.Common, getenv config.Env, logOut io.Writer) (*Process, error) {
+	format, err := events.ParseFormat(common.EventsFormat)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", events.FormatEnv, err)
+	}
+	ns := events.Namespace{Prefix: common.Namespace, Replicas: common.StreamReplicas}
+	if err := ns.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", events.NamespaceEnv, err)
+	}
+	p := &Process{Name: name, NS: ns, Format: format, common: common, Health: telemetry.NewHealth(),
+		Log: telemetry.NewLogger(name, logOut, telemetry.LevelFromEnv(getenv))}
+	p.Background, p.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
+	if p.shutdownTracing, err = telemetry.SetupTracing(ctx, name); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if p.NATS, err = nats.Connect(common.NATSURL, nats.Name(name), nats.MaxReconnects(-1)); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("connect to NATS at %s: %w", common.NATSURL, err)
+	}
+	if p.JS, err = jetstream.New(p.NATS); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	if err := events.EnsureStreams(ctx, p.JS, ns); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if p.Broker, err = brokerclient.Dial(common.TokenBrokerAddr); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("TOKEN_BROKER_ADDR: %w", err)
+	}
+	nc := p.NATS
+	p.Health.AddCheck("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected (%s)", nc.Status())
+		}
+		return nil
+	})
+	return p, nil
+}
+
+// Run serves health and metrics on HTTP_ADDR and runs run until ctx is
+// done; then it stops in the reverse order of intake: run drains and
+// returns, the background work stops, the health server, NATS drains, and
+// the rest is closed.
+func (p *Process) Run(ctx context.Context, run func(context.Context) error) error {
+	defer p.Close()
+	waitHTTP, err := p.Health.Serve(ctx, p.common.HTTPAddr, p.Log)
+	if err != nil {
+		return err
+	}
+	p.Log.Info(p.Name+" running", "namespace", p.NS.Prefix)
+	err = run(ctx)
+	p.stopBackground()
+	err = errors.Join(err, waitHTTP(), p.NATS.Drain())
+	p.Log.Info(p.Name+" stopped", "err", err)
+	return err
+}
+
+// Close releases what Open took; Run calls it.
+func (p *Process) Close() {
+	p.stopBackground()
+	if p.Broker != nil {
+		_ = p.Broker.Close()
+	}
+	if p.NATS != nil {
+		p.NATS.Close()
+	}
+	if p.shutdownTracing != nil {
+		_ = p.shutdownTracing(context.Background())
+	}
+}
