@@ -182,3 +182,12 @@ func cli(t *testing.T, bin string, env map[string]string, stdin string, args ...
 	}
 	return string(out)
 }
+
+// TestMain removes the binaries the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
