@@ -38,55 +38,9 @@ func BenchmarkInvoiceLatency(b *testing.B) {
 		scale     = 30
 		sample    = 300
 	)
-	names := make([]string, tenants)
-	for i := range names {
-		names[i] = fmt.Sprintf("shop%d", i)
-	}
-	var simOffset atomic.Int64
-	st := brokertest.Start(b, brokertest.Options{Tenants: names, Sim: hipersim.Config{ProcessingDelay: -1,
-		Now: func() time.Time { return time.Now().Add(time.Duration(simOffset.Load())) }}})
-	h := &harness{t: b, st: st, calls: newHiperCalls(), as: events.NewPublisher(st.JS, st.NS, "bench", events.FormatProtobuf)}
-	type open struct{ tenant, orderID, hiperID string }
-	orders := make([]open, 0, tenants*perTenant)
-	// Each order is created in hiper-sim at its age, so that Hiper's dates
-	// (processed when created) agree with its acceptance.
-	r := rand.New(rand.NewPCG(1, 2))
-	const spread = 3 * 24 * time.Hour / scale
-	ctx := context.Background()
-	sessions := map[string]*hiper.Session{}
-	for _, name := range names {
-		if err := st.Sim.Sim.UpsertProducts(st.Keys[name], []hiper.Product{product()}); err != nil {
-			b.Fatal(err)
-		}
-		client, err := hiper.New(st.Sim.URL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sessions[name] = client.Session(hiper.NewKeySource(client, st.Keys[name]))
-	}
-	for i := range perTenant {
-		for _, name := range names {
-			age := time.Duration(r.Int64N(int64(spread)))
-			simOffset.Store(int64(-age))
-			o := open{name, fmt.Sprintf("%s-%d", name, i), ""}
-			id, err := sessions[name].CreateSalesOrder(ctx, salesOrder(o.orderID))
-			if err != nil {
-				b.Fatal(err)
-			}
-			o.hiperID = id
-			orders = append(orders, o)
-			if _, err := h.as.PublishAsync(ctx, st.NS.HiperSubject(name, events.KindOrderAccepted), "accepted:"+o.orderID,
-				&eventsv1.OrderAccepted{OrderId: o.orderID, HiperOrderId: id, AcceptedAt: timestamppb.New(time.Now().Add(-age))}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	simOffset.Store(0)
-	select {
-	case <-st.JS.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		b.Fatal("publishing order.accepted took over a minute")
-	}
+	c := newCrowd(b, tenants, perTenant, 3*24*time.Hour/scale)
+	h, st, orders := c.h, c.h.st, c.orders
+	r := rand.New(rand.NewPCG(3, 4))
 
 	cfg := watcher.Config{
 		Schedule:    order.Schedule{Min: order.DefaultMinInterval / scale, Max: order.DefaultMaxInterval / scale},
@@ -97,11 +51,7 @@ func BenchmarkInvoiceLatency(b *testing.B) {
 		RetryDelay:  watcher.DefaultRetryDelay / scale,
 	}
 	h.start("bench", cfg)
-	brokertest.WaitFor(b, 3*time.Minute, "every open order polled once", func() bool {
-		h.calls.mu.Lock()
-		defer h.calls.mu.Unlock()
-		return len(h.calls.total) >= len(orders)
-	})
+	c.waitAllPolled(3 * time.Minute)
 
 	var recvMu sync.Mutex
 	received := map[string]time.Time{}
@@ -170,4 +120,75 @@ func BenchmarkInvoiceLatency(b *testing.B) {
 	b.ReportMetric((p99 * scale).Seconds(), "prod-p99-s")
 	b.ReportMetric(polls/elapsed, "polls/s")
 	b.ReportMetric(float64(len(orders))/(30*time.Second/scale).Seconds(), "baseline-polls/s")
+}
+
+// openOrder is one order a crowd follows.
+type openOrder struct{ tenant, orderID, hiperID string }
+
+// crowd is a stack with many open orders: perTenant orders for each of
+// tenants tenants, accepted at ages spread evenly over spread. Each order is
+// created in hiper-sim at its age, so that Hiper's dates (processed when
+// created) agree with its acceptance.
+type crowd struct {
+	h      *harness
+	orders []openOrder
+}
+
+func newCrowd(tb testing.TB, tenants, perTenant int, spread time.Duration) *crowd {
+	tb.Helper()
+	names := make([]string, tenants)
+	for i := range names {
+		names[i] = fmt.Sprintf("shop%d", i)
+	}
+	var simOffset atomic.Int64
+	st := brokertest.Start(tb, brokertest.Options{Tenants: names, Sim: hipersim.Config{ProcessingDelay: -1,
+		Now: func() time.Time { return time.Now().Add(time.Duration(simOffset.Load())) }}})
+	c := &crowd{h: &harness{t: tb, st: st, calls: newHiperCalls(), as: events.NewPublisher(st.JS, st.NS, "crowd", events.FormatProtobuf)}}
+	ctx := context.Background()
+	sessions := map[string]*hiper.Session{}
+	for _, name := range names {
+		if err := st.Sim.Sim.UpsertProducts(st.Keys[name], []hiper.Product{product()}); err != nil {
+			tb.Fatal(err)
+		}
+		client, err := hiper.New(st.Sim.URL)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sessions[name] = client.Session(hiper.NewKeySource(client, st.Keys[name]))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range perTenant {
+		for _, name := range names {
+			age := time.Duration(r.Int64N(int64(spread)))
+			simOffset.Store(int64(-age))
+			o := openOrder{tenant: name, orderID: fmt.Sprintf("%s-%d", name, i)}
+			id, err := sessions[name].CreateSalesOrder(ctx, salesOrder(o.orderID))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			o.hiperID = id
+			c.orders = append(c.orders, o)
+			if _, err := c.h.as.PublishAsync(ctx, st.NS.HiperSubject(name, events.KindOrderAccepted), "accepted:"+o.orderID,
+				&eventsv1.OrderAccepted{OrderId: o.orderID, HiperOrderId: id, AcceptedAt: timestamppb.New(time.Now().Add(-age))}); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	simOffset.Store(0)
+	select {
+	case <-st.JS.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		tb.Fatal("publishing order.accepted took over a minute")
+	}
+	return c
+}
+
+// waitAllPolled waits until every order has been asked about once.
+func (c *crowd) waitAllPolled(timeout time.Duration) {
+	c.h.t.Helper()
+	brokertest.WaitFor(c.h.t, timeout, "every open order polled once", func() bool {
+		c.h.calls.mu.Lock()
+		defer c.h.calls.mu.Unlock()
+		return len(c.h.calls.total) >= len(c.orders)
+	})
 }

@@ -249,11 +249,12 @@ func (w *Watcher) take(ctx context.Context, msg jetstream.Msg) {
 }
 
 // align stretches a task's delay so that it ends on a whole multiple of the
-// quantum (a 48th of the schedule's ceiling, at most 5 s; every
-// replica computes the same instants). The server looks through every
-// waiting task whenever the earliest delay ends: ending them together makes
-// that once per quantum instead of once per task, which at 100,000 open
-// orders cuts the server's work by about three.
+// quantum (a 48th of the schedule's ceiling, at most 5 s; every replica
+// computes the same instants). JetStream looks through all of a consumer's
+// waiting messages whenever the earliest delay ends, and soon after every
+// delayed NAK: with delays ending together, the tasks come back, are polled
+// and NAKed together, and one scan serves them all. With 100,000 open
+// orders that takes the server from half a core to 2 % (docs/invoices.md).
 func (w *Watcher) align(d time.Duration) time.Duration {
 	q := w.quantum
 	if q <= 0 {
