@@ -133,11 +133,15 @@ func (w *Watcher) runPolls(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var err error
 	for failures := 0; ctx.Err() == nil; failures++ {
+		began := time.Now()
 		if err = w.takeTasks(ctx, pollCtx, slots, &wg); ctx.Err() != nil {
 			break
 		}
 		if errors.Is(err, nats.ErrConnectionClosed) {
 			break
+		}
+		if time.Since(began) > time.Minute {
+			failures = 0 // it worked for a while: not a failure in a row
 		}
 		w.log.Warn("poll queue failed; starting again", "error", err, "failures", failures+1)
 		t := time.NewTimer(min(100*time.Millisecond<<min(failures, 6), 5*time.Second))
