@@ -19,6 +19,12 @@ type TokenSource interface {
 	Invalidate(ctx context.Context, token string) error
 }
 
+// TokenSources hands out each tenant's TokenSource; token-broker's client
+// (*brokerclient.Client) is the one services use.
+type TokenSources interface {
+	Source(tenant string) TokenSource
+}
+
 // Session is a Client bound to one tenant's tokens. When Hiper answers 401 it
 // invalidates the token, takes a new one and makes the call once more, so a
 // token expiring between two calls costs no failure.

@@ -34,11 +34,8 @@ const ConsumerName = "invoice-watcher"
 // eventSource is the ce-source of the events the watcher publishes.
 const eventSource = "hipersync/invoice-watcher"
 
-// TokenSources hands out each tenant's Hiper tokens; *brokerclient.Client
-// is the one services use.
-type TokenSources interface {
-	Source(tenant string) hiper.TokenSource
-}
+// TokenSources hands out each tenant's Hiper tokens.
+type TokenSources = hiper.TokenSources
 
 // Deps are what a watcher needs from outside; Start wires them. The binary,
 // the dev run and tests all go through Start.

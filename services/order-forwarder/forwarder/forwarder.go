@@ -36,11 +36,8 @@ const ConsumerName = "order-forwarder"
 // eventSource is the ce-source of the events the forwarder publishes.
 const eventSource = "hipersync/order-forwarder"
 
-// TokenSources hands out each tenant's Hiper tokens; *brokerclient.Client
-// is the one services use.
-type TokenSources interface {
-	Source(tenant string) hiper.TokenSource
-}
+// TokenSources hands out each tenant's Hiper tokens.
+type TokenSources = hiper.TokenSources
 
 // Deps are what a forwarder needs from outside; Start wires them. The
 // binary, the dev run and tests all go through Start.
