@@ -34,15 +34,12 @@ const ConsumerName = "invoice-watcher"
 // eventSource is the ce-source of the events the watcher publishes.
 const eventSource = "hipersync/invoice-watcher"
 
-// TokenSources hands out each tenant's Hiper tokens.
-type TokenSources = hiper.TokenSources
-
 // Deps are what a watcher needs from outside; Start wires them. The binary,
 // the dev run and tests all go through Start.
 type Deps struct {
 	NATS      *nats.Conn
 	Namespace events.Namespace
-	Tokens    TokenSources
+	Tokens    hiper.TokenSources
 	// HiperBaseURL is where Hiper (or hiper-sim) serves its API.
 	HiperBaseURL string
 	// HTTPClient makes the Hiper calls; nil means a default one. Tests pass
@@ -67,7 +64,7 @@ type Watcher struct {
 	js      jetstream.JetStream
 	records records
 	dir     *tenant.Directory
-	tokens  TokenSources
+	tokens  hiper.TokenSources
 	hiper   *hiper.Client
 	pub     *events.Publisher
 	pace    *pace

@@ -36,15 +36,12 @@ const ConsumerName = "order-forwarder"
 // eventSource is the ce-source of the events the forwarder publishes.
 const eventSource = "hipersync/order-forwarder"
 
-// TokenSources hands out each tenant's Hiper tokens.
-type TokenSources = hiper.TokenSources
-
 // Deps are what a forwarder needs from outside; Start wires them. The
 // binary, the dev run and tests all go through Start.
 type Deps struct {
 	NATS      *nats.Conn
 	Namespace events.Namespace
-	Tokens    TokenSources
+	Tokens    hiper.TokenSources
 	// HiperBaseURL is where Hiper (or hiper-sim) serves its API.
 	HiperBaseURL string
 	// Format encodes the published events (EVENTS_FORMAT).
@@ -72,7 +69,7 @@ type Forwarder struct {
 	store   *orders.Store
 	catalog Catalog
 	dir     *tenant.Directory
-	tokens  TokenSources
+	tokens  hiper.TokenSources
 	hiper   *hiper.Client
 	pub     *events.Publisher
 	log     *slog.Logger

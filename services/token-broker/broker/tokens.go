@@ -415,7 +415,11 @@ func (c *TokenCache) Invalidate(ctx context.Context, tenantID, token string) (bo
 			c.redisErr.Store(&err)
 		case n == 1:
 			dropped = true
-			_ = c.cfg.Redis.Publish(ctx, c.channel(), tenantID+" -").Err()
+			if err := c.cfg.Redis.Publish(ctx, c.channel(), tenantID+" -").Err(); err != nil {
+				// Other replicas keep their copy until a 401 makes their
+				// callers report it too: one more refresh, nothing worse.
+				c.cfg.Log.Warn("tell other replicas of an invalidated token", "tenant", tenantID, "err", err)
+			}
 		}
 	}
 	if dropped {
