@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -133,7 +134,7 @@ func (l *Loader) URL(name, def string, schemes ...string) string {
 	for _, item := range strings.Split(v, ",") {
 		u, err := url.Parse(strings.TrimSpace(item))
 		if err != nil || u.Host == "" || !contains(schemes, u.Scheme) {
-			l.fail(name, "want a URL with scheme %s, got %q", strings.Join(schemes, " or "), item)
+			l.fail(name, "want a URL with scheme %s, got %q", strings.Join(schemes, " or "), RedactURL(item))
 			return def
 		}
 	}
@@ -210,9 +211,94 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// File returns the variable, the path of a file that must be readable, or
+// "" when unset.
+func (l *Loader) File(name string) string {
+	v, ok := l.lookup(name)
+	if !ok {
+		return ""
+	}
+	f, err := os.Open(v)
+	if err != nil {
+		l.fail(name, "cannot read %s: %v", v, errors.Unwrap(err))
+		return ""
+	}
+	_ = f.Close()
+	return v
+}
+
+// RedactURL returns a URL, or a comma-separated list of them, fit for a log
+// or an error message: a password becomes "xxxxx", and so does a user with
+// no password (NATS and Redis read it as a token). Anything that does not
+// parse is redacted whole from its "@" on the left.
+func RedactURL(v string) string {
+	items := strings.Split(v, ",")
+	for i, item := range items {
+		item = strings.TrimSpace(item)
+		u, err := url.Parse(item)
+		if err != nil {
+			if at := strings.LastIndex(item, "@"); at >= 0 {
+				scheme, _, _ := strings.Cut(item, "://")
+				if scheme == item {
+					scheme = ""
+				} else {
+					scheme += "://"
+				}
+				item = scheme + "xxxxx" + item[at:]
+			}
+			items[i] = item
+			continue
+		}
+		if u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			} else {
+				u.User = url.User("xxxxx")
+			}
+		}
+		items[i] = u.String()
+	}
+	return strings.Join(items, ",")
+}
+
+// NATS is how a process reaches NATS: the servers, and the identity and TLS
+// it connects with (README, "Configuration"). pkg/natsconn connects with it.
+type NATS struct {
+	// URL is NATS_URL, one server or a comma-separated list.
+	URL string
+	// Creds is NATS_CREDS, a .creds file (user JWT and seed).
+	Creds string
+	// NKey is NATS_NKEY, a file holding a user's NKEY seed.
+	NKey string
+	// TLSCA is NATS_TLS_CA, the CA bundle the server's certificate is
+	// checked against (a private CA); TLSCert and TLSKey (NATS_TLS_CERT,
+	// NATS_TLS_KEY) are a client certificate, for servers that verify one.
+	TLSCA, TLSCert, TLSKey string
+}
+
+// LoadNATS reads NATS_URL, NATS_CREDS, NATS_NKEY and the NATS_TLS_*
+// variables; files must be readable.
+func (l *Loader) LoadNATS() NATS {
+	n := NATS{
+		URL:     l.URL("NATS_URL", DefaultNATSURL, "nats", "tls", "ws", "wss"),
+		Creds:   l.File("NATS_CREDS"),
+		NKey:    l.File("NATS_NKEY"),
+		TLSCA:   l.File("NATS_TLS_CA"),
+		TLSCert: l.File("NATS_TLS_CERT"),
+		TLSKey:  l.File("NATS_TLS_KEY"),
+	}
+	if n.Creds != "" && n.NKey != "" {
+		l.fail("NATS_NKEY", "set NATS_CREDS or NATS_NKEY, not both")
+	}
+	if (n.TLSCert == "") != (n.TLSKey == "") {
+		l.fail("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together")
+	}
+	return n
+}
+
 // Common is the configuration every service shares.
 type Common struct {
-	NATSURL         string
+	NATS            NATS
 	RedisURL        string
 	HiperBaseURL    string
 	TokenBrokerAddr string
@@ -236,7 +322,7 @@ func (l *Loader) LoadCommon() Common {
 
 func (l *Loader) loadCommon() Common {
 	return Common{
-		NATSURL:         l.URL("NATS_URL", DefaultNATSURL, "nats", "tls", "ws", "wss"),
+		NATS:            l.LoadNATS(),
 		RedisURL:        l.URL("REDIS_URL", DefaultRedisURL, "redis", "rediss"),
 		HiperBaseURL:    l.URL("HIPER_BASE_URL", DefaultHiperBaseURL, "http", "https"),
 		TokenBrokerAddr: l.Addr("TOKEN_BROKER_ADDR", DefaultTokenBrokerAddr),

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ func TestLoadCommonDefaults(t *testing.T) {
 	if err := l.Err(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if c.NATSURL != DefaultNATSURL || c.RedisURL != DefaultRedisURL || c.HiperBaseURL != DefaultHiperBaseURL ||
+	if c.NATS.URL != DefaultNATSURL || c.RedisURL != DefaultRedisURL || c.HiperBaseURL != DefaultHiperBaseURL ||
 		c.TokenBrokerAddr != DefaultTokenBrokerAddr || c.HTTPAddr != DefaultHTTPAddr || c.EventsFormat != "protobuf" || c.StreamReplicas != 1 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
@@ -80,5 +81,50 @@ func TestLoaderValues(t *testing.T) {
 	}
 	if err := l.Err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                    "nats://127.0.0.1:4222",
+		"nats://ana:s3cret@nats:4222":              "nats://ana:xxxxx@nats:4222",
+		"nats://Tok3nValue@nats:4222":              "nats://xxxxx@nats:4222",
+		"nats://a:p1@n1:4222, nats://a:p2@n2:4222": "nats://a:xxxxx@n1:4222,nats://a:xxxxx@n2:4222",
+		"redis://:pw@redis:6379/0":                 "redis://:xxxxx@redis:6379/0",
+		"nats://ana:bad%zzpass@nats:4222":          "nats://xxxxx@nats:4222",
+		"tls://ana:s3cret@nats.example:4443?x=1#f": "tls://ana:xxxxx@nats.example:4443?x=1#f",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLoadNATS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	creds := dir + "/store.creds"
+	if err := os.WriteFile(creds, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := NewLoader(Map(map[string]string{"NATS_CREDS": creds, "NATS_TLS_CA": creds}))
+	n := l.LoadNATS()
+	if err := l.Err(); err != nil || n.Creds != creds || n.TLSCA != creds || n.URL != DefaultNATSURL {
+		t.Fatalf("LoadNATS = %+v, %v", n, err)
+	}
+	l = NewLoader(Map(map[string]string{
+		"NATS_URL": "http://ana:s3cret@x:4222", "NATS_CREDS": creds, "NATS_NKEY": creds,
+		"NATS_TLS_CERT": creds, "NATS_TLS_KEY": dir + "/missing.key",
+	}))
+	l.LoadNATS()
+	err := l.Err()
+	for _, want := range []string{"NATS_URL:", "NATS_NKEY: set NATS_CREDS or NATS_NKEY", "NATS_TLS_KEY: cannot read", "NATS_TLS_CERT: NATS_TLS_CERT and NATS_TLS_KEY go together"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error holds the password: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 )
 
@@ -61,9 +62,9 @@ func Open(ctx context.Context, name string, common config.Common, getenv config.
 		p.Close()
 		return nil, err
 	}
-	if p.NATS, err = nats.Connect(common.NATSURL, nats.Name(name), nats.MaxReconnects(-1)); err != nil {
+	if p.NATS, err = natsconn.Connect(name, common.NATS, p.Log); err != nil {
 		p.Close()
-		return nil, fmt.Errorf("connect to NATS at %s: %w", common.NATSURL, err)
+		return nil, err
 	}
 	if p.JS, err = jetstream.New(p.NATS); err != nil {
 		p.Close()

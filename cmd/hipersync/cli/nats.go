@@ -8,6 +8,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/natsconn"
 )
 
 // streams is a connection to the deployment's NATS (NATS_URL) and its
@@ -28,9 +29,9 @@ func connectNATS(e Env) (*streams, error) {
 	if err != nil {
 		return nil, fmt.Errorf("HIPERSYNC_NAMESPACE: %w", err)
 	}
-	nc, err := nats.Connect(common.NATSURL, nats.Name("hipersync-cli"))
+	nc, err := natsconn.Connect("hipersync-cli", common.NATS, nil)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", common.NATSURL, err)
+		return nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

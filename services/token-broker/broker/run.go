@@ -23,6 +23,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -64,9 +65,9 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	}
 	defer func() { _ = shutdownTracing(context.Background()) }()
 
-	nc, err := nats.Connect(s.NATSURL, nats.Name("token-broker"), nats.MaxReconnects(-1))
+	nc, err := natsconn.Connect("token-broker", s.NATS, log)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", s.NATSURL, err)
+		return err
 	}
 	defer nc.Close()
 

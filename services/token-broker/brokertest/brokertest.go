@@ -24,10 +24,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hipersync/hipersync/pkg/brokerclient"
+	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/hipersim/simtest"
+	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/token-broker/broker"
@@ -99,9 +101,14 @@ func Start(t testing.TB, o Options) *Stack {
 	}
 	s.Sim = simtest.Start(t, simCfg)
 
-	nc, err := nats.Connect(EnvOr("NATS_URL", nats.DefaultURL))
+	l := config.NewLoader(os.Getenv)
+	natsCfg := l.LoadNATS()
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := natsconn.Connect("brokertest", natsCfg, nil)
 	if err != nil {
-		t.Fatalf("connect to NATS (NATS_URL): %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	s.NATS = nc

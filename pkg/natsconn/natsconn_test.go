@@ -1,0 +1,68 @@
+package natsconn
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/hipersync/hipersync/pkg/config"
+)
+
+// A NATS that cannot be reached is reported with its URL, never with the
+// password or token in it.
+func TestConnectErrorRedactsThePassword(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close() // a port nothing listens on
+	for _, url := range []string{"nats://ana:S3cretPass@" + addr, "nats://T0kenValue@" + addr} {
+		var logs bytes.Buffer
+		_, err := Connect("test", config.NATS{URL: url}, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err == nil {
+			t.Fatal("want an error")
+		}
+		if !strings.Contains(err.Error(), addr) {
+			t.Errorf("error does not name the server: %v", err)
+		}
+		for _, secret := range []string{"S3cretPass", "T0kenValue"} {
+			if strings.Contains(err.Error(), secret) || strings.Contains(logs.String(), secret) {
+				t.Errorf("secret %s leaked: %v / %s", secret, err, logs.String())
+			}
+		}
+	}
+}
+
+// The machine's NATS takes a plain connection; the log names it redacted.
+func TestConnectLogsTheRedactedURL(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("NATS_URL")
+	if url == "" {
+		url = config.DefaultNATSURL
+	}
+	var logs bytes.Buffer
+	nc, err := Connect("test", config.NATS{URL: url}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if !strings.Contains(logs.String(), "connected to NATS") {
+		t.Errorf("no connection log: %s", logs.String())
+	}
+}
+
+func TestOptionsRefuseABadSeed(t *testing.T) {
+	t.Parallel()
+	f := t.TempDir() + "/bad.nk"
+	if err := os.WriteFile(f, []byte("not a seed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Options("x", config.NATS{NKey: f}, nil); err == nil || !strings.Contains(err.Error(), "NATS_NKEY") {
+		t.Fatalf("want a NATS_NKEY error, got %v", err)
+	}
+}
