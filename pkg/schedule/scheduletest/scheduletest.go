@@ -184,14 +184,7 @@ func Collect(t testing.TB, js jetstream.JetStream, ns events.Namespace) *Collect
 	}
 	c := &Collector{stream: stream}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		s, err := ns.ParseSubject(m.Subject())
-		var msg proto.Message
-		if err == nil {
-			msg, err = s.NewMessage()
-		}
-		if err == nil {
-			err = events.Decode(m.Headers(), m.Data(), msg)
-		}
+		ev, err := decodeEvent(ns, m)
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if md, mdErr := m.Metadata(); mdErr == nil {
@@ -201,13 +194,29 @@ func Collect(t testing.TB, js jetstream.JetStream, ns events.Namespace) *Collect
 			c.errs = append(c.errs, err)
 			return
 		}
-		c.events = append(c.events, Event{Tenant: s.Tenant, Kind: s.Kind, ID: m.Headers().Get(events.HeaderID), Msg: msg})
+		c.events = append(c.events, ev)
 	})
 	if err != nil {
 		t.Fatalf("collect events: %v", err)
 	}
 	t.Cleanup(cc.Stop)
 	return c
+}
+
+// decodeEvent reads a message of the HIPER stream.
+func decodeEvent(ns events.Namespace, m jetstream.Msg) (Event, error) {
+	s, err := ns.ParseSubject(m.Subject())
+	if err != nil {
+		return Event{}, err
+	}
+	msg, err := s.NewMessage()
+	if err != nil {
+		return Event{}, err
+	}
+	if err := events.Decode(m.Headers(), m.Data(), msg); err != nil {
+		return Event{}, err
+	}
+	return Event{Tenant: s.Tenant, Kind: s.Kind, ID: m.Headers().Get(events.HeaderID), Msg: msg}, nil
 }
 
 // Events returns the events of tenant and kind collected so far (every
@@ -291,4 +300,114 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// StoreConsumer reads a tenant's events as a store does: a durable
+// consumer on the HIPER stream that acknowledges each event. It sees what
+// the stream stored, no more: an event the duplicate window dropped never
+// arrives (a core subscription would still see it).
+type StoreConsumer struct {
+	cons jetstream.Consumer
+
+	mu     sync.Mutex
+	events []Event
+	errs   []error
+}
+
+// ConsumeAsStore starts a StoreConsumer of tenantID's events stored from
+// now on, until the end of the test.
+func ConsumeAsStore(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID string) *StoreConsumer {
+	t.Helper()
+	ctx := context.Background()
+	stream := ns.Stream(events.StreamHiper)
+	name := "store-" + tenantID
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: name, FilterSubject: ns.HiperSubject(tenantID, ">"), AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		t.Fatalf("consume as the store: %v", err)
+	}
+	t.Cleanup(func() { _ = js.DeleteConsumer(context.Background(), stream, name) })
+	c := &StoreConsumer{cons: cons}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		ev, err := decodeEvent(ns, m)
+		c.mu.Lock()
+		if err != nil {
+			c.errs = append(c.errs, err)
+		} else {
+			c.events = append(c.events, ev)
+		}
+		c.mu.Unlock()
+		_ = m.Ack()
+	})
+	if err != nil {
+		t.Fatalf("consume as the store: %v", err)
+	}
+	t.Cleanup(cc.Stop)
+	return c
+}
+
+// Events returns the events of kind received so far (every kind when kind
+// is empty).
+func (c *StoreConsumer) Events(kind events.Kind) []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Event
+	for _, e := range c.events {
+		if kind == "" || e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// CaughtUp waits until the consumer has received and acknowledged every
+// event the stream holds for it now, and fails t on an event it could not
+// decode.
+func (c *StoreConsumer) CaughtUp(t testing.TB) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the store's consumer to catch up with the stream", func() bool {
+		info, err := c.cons.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errs) > 0 {
+		t.Fatalf("the store could not decode events: %v", c.errs)
+	}
+}
+
+// FreezeBucket makes every write to the namespace's bucket fail until the
+// returned thaw is called (or the test ends), by moving its stream off the
+// bucket's subjects (reads, by stream, still work): a poller then stores
+// its events but not the product states that record them, as when it dies
+// between the two.
+func FreezeBucket(t testing.TB, js jetstream.JetStream, ns events.Namespace, bucket string) (thaw func()) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, "KV_"+ns.Bucket(bucket))
+	if err != nil {
+		t.Fatalf("freeze bucket %s: %v", bucket, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatalf("freeze bucket %s: %v", bucket, err)
+	}
+	cfg := info.Config
+	frozen := cfg
+	frozen.Subjects = []string{"frozen." + ns.Bucket(bucket) + ".>"}
+	if _, err := js.UpdateStream(ctx, frozen); err != nil {
+		t.Fatalf("freeze bucket %s: %v", bucket, err)
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				t.Errorf("thaw bucket %s: %v", bucket, err)
+			}
+		})
+	}
+	t.Cleanup(thaw)
+	return thaw
 }

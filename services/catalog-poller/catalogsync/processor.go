@@ -41,6 +41,12 @@ type productState struct {
 	// Indexed is the barcode index key written for the product.
 	Indexed string `json:"e,omitempty"`
 	Attrs   *attrs `json:"v,omitempty"`
+	// Changes counts the changes announced about the product. The next
+	// change's events carry Changes+1 in their ids, so that an id names a
+	// change, not a content: a product back to an earlier version inside
+	// the stream's duplicate window is announced again, while the same
+	// change published twice (a crash before its state was stored) is not.
+	Changes uint64 `json:"n,omitempty"`
 }
 
 // same reports whether s and o record the same.
@@ -154,13 +160,14 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 	}
 	next := was
 	next.Stub, next.Hashes, next.Attrs = false, h, a
+	change := was.Changes + 1
 
 	publishable := sp.Category != "" || sp.Brand != ""
 	if !publishable {
 		if ch := contentHash(h, sp.Category); was.Skipped != ch {
 			c.Events = append(c.Events, feed.Event{
 				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductSkipped),
-				ID:      eventID(p.tenant, "skipped", pr.ID, ch),
+				ID:      eventID(p.tenant, "skipped", pr.ID, change, ch),
 				Msg: &eventsv1.CatalogProductSkipped{
 					ProductId: pr.ID, Reason: ReasonMissingCategoryAndBrand, Message: messageMissingCategoryAndBrand,
 				},
@@ -191,7 +198,7 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 			}
 			c.Events = append(c.Events, feed.Event{
 				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductUpserted),
-				ID:      eventID(p.tenant, "product", pr.ID, eventHash(h, sets, created, category)),
+				ID:      eventID(p.tenant, "product", pr.ID, change, eventHash(h, sets, created, category)),
 				Msg: &eventsv1.CatalogProductUpserted{
 					ProductId: pr.ID, ParentId: sp.ParentId, Created: created, Fields: fieldsOf(sets, created), Product: body,
 				},
@@ -200,7 +207,7 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 		if !created && was.Price != sp.Price {
 			c.Events = append(c.Events, feed.Event{
 				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogPriceChanged),
-				ID:      p.tenant + ":price:" + pr.ID + ":" + was.Price + ":" + sp.Price,
+				ID:      p.tenant + ":price:" + pr.ID + ":" + strconv.FormatUint(change, 10) + ":" + was.Price + ":" + sp.Price,
 				Msg:     &eventsv1.CatalogPriceChanged{ProductId: pr.ID, Price: sp.Price, PreviousPrice: was.Price},
 			})
 			c.PriceCut = cutByHalf(was.Price, sp.Price)
@@ -209,6 +216,9 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 		next.Price = sp.Price
 		next.Active = sp.Active && !sp.Removed
 		c.Deactivated = was.Published && was.Active && !next.Active
+	}
+	if len(c.Events) > 0 {
+		next.Changes = change
 	}
 	c.Writes = p.index(pr, publishable, &next)
 	if prior == nil || !next.same(*prior) {
@@ -241,12 +251,13 @@ func (p *processor) reattribute(childID, parentID string, a *attrs) (feed.Change
 			next.Hashes[groupVariation] = vh
 		}
 		if prior.Published {
+			next.Changes++
 			sets := [groupCount]bool{groupVariation: true}
 			sp := &eventsv1.Product{Id: childID, ParentId: parentID,
 				VariationTypeA: a.TypeA, VariationNameA: a.NameA, VariationTypeB: a.TypeB, VariationNameB: a.NameB}
 			c.Events = append(c.Events, feed.Event{
 				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductUpserted),
-				ID:      eventID(p.tenant, "product", childID, eventHash(next.Hashes, sets, false, "")),
+				ID:      eventID(p.tenant, "product", childID, next.Changes, eventHash(next.Hashes, sets, false, "")),
 				Msg: &eventsv1.CatalogProductUpserted{
 					ProductId: childID, ParentId: parentID, Fields: fieldsOf(sets, false), Product: sp,
 				},
@@ -288,12 +299,16 @@ func (p *processor) record(family, id string, st productState) error {
 	return nil
 }
 
-// eventID is the deterministic id of an event of kind about product id
-// whose content hashes to h: "<tenant>:<kind>:<product id>:<hash>".
-func eventID(tenantID, kind, id string, h uint64) string {
+// eventID is the deterministic id of an event of kind about the change
+// numbered change of product id, whose content hashes to h:
+// "<tenant>:<kind>:<product id>:<change>:<hash>". The number tells apart
+// two changes to the same content; the hash, two contents published as the
+// same change (one published before a crash, another after it, when Hiper
+// moved in between).
+func eventID(tenantID, kind, id string, change, h uint64) string {
 	var b [16]byte
 	hex := strconv.AppendUint(b[:0], h, 16)
-	return tenantID + ":" + kind + ":" + id + ":" + strings.Repeat("0", 16-len(hex)) + string(hex)
+	return tenantID + ":" + kind + ":" + id + ":" + strconv.FormatUint(change, 10) + ":" + strings.Repeat("0", 16-len(hex)) + string(hex)
 }
 
 // cutByHalf reports whether price fell below half of previous.

@@ -420,3 +420,70 @@ func TestInitialSyncIsExemptFromTheGuardrail(t *testing.T) {
 		t.Fatalf("initial sync of a catalog 60%% inactive: held %v, %d published", st.Held, len(s.upserts("acme")))
 	}
 }
+
+// Every change of a product reaches a store that reads the stream with a
+// durable consumer, also a change back to an earlier version inside the
+// stream's duplicate window; a change whose events went out but whose
+// state was not recorded (the poller died between the two) reaches it once.
+func TestEveryProductChangeReachesTheStoreOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, brokertest.Options{Seed: hipersim.SeedDemo, Settings: &brokerv1.TenantSettings{UpdateTitle: true}})
+	s.replica(t, scheduletest.Fast())
+	s.waitSynced(t, "acme", time.Now())
+	store := scheduletest.ConsumeAsStore(t, s.JS, s.NS, "acme")
+	byID := func(name string) func(hiper.Product) bool {
+		var id string
+		for _, p := range s.products("acme") {
+			if p.Name == name {
+				id = p.ID
+			}
+		}
+		return func(p hiper.Product) bool { return p.ID == id }
+	}
+	arroz, vela := byID("Arroz Branco Tipo 1 5kg"), byID("Vela Aromática Lavanda")
+	step := func(pick func(hiper.Product) bool, edit func(*hiper.Product)) {
+		t.Helper()
+		since := time.Now()
+		s.change(t, "acme", pick, edit)
+		s.waitSynced(t, "acme", since)
+	}
+	// A price, a name, and the text of a product held back for its lack of
+	// category and brand: each changed, then changed back.
+	step(arroz, func(p *hiper.Product) { p.Price = hiper.MustDecimal("29.99") })
+	step(arroz, func(p *hiper.Product) { p.Price = hiper.MustDecimal("27.49") })
+	step(arroz, func(p *hiper.Product) { p.Name = "Arroz Tipo 1 (5kg)" })
+	step(arroz, func(p *hiper.Product) { p.Name = "Arroz Branco Tipo 1 5kg" })
+	step(vela, func(p *hiper.Product) { p.Description = "Agora com tampa." })
+	step(vela, func(p *hiper.Product) { p.Description = "Vela em pote de vidro, 40 horas de queima." })
+
+	// The poller publishes a change, then cannot record it.
+	thaw := scheduletest.FreezeBucket(t, s.JS, s.NS, StateBucket)
+	since := time.Now()
+	s.change(t, "acme", arroz, func(p *hiper.Product) { p.Price = hiper.MustDecimal("31.00") })
+	brokertest.WaitFor(t, 10*time.Second, "a poll to publish the change and fail to record it", func() bool {
+		return s.status(t, "acme").LastErrorAt.After(since) && len(store.Events(events.KindCatalogPriceChanged)) == 3
+	})
+	thaw()
+	s.waitSynced(t, "acme", time.Now())
+	store.CaughtUp(t)
+
+	var prices, upserts []string
+	for _, e := range store.Events(events.KindCatalogPriceChanged) {
+		prices = append(prices, e.Msg.(*eventsv1.CatalogPriceChanged).GetPrice())
+	}
+	for _, e := range store.Events(events.KindCatalogProductUpserted) {
+		p := e.Msg.(*eventsv1.CatalogProductUpserted).GetProduct()
+		upserts = append(upserts, p.GetName()+" "+p.GetPrice())
+	}
+	if want := []string{"29.99", "27.49", "31"}; !slices.Equal(prices, want) {
+		t.Errorf("the store read the prices %v, want %v", prices, want)
+	}
+	const name, renamed = "Arroz Branco Tipo 1 5kg", "Arroz Tipo 1 (5kg)"
+	want := []string{name + " 29.99", name + " 27.49", renamed + " 27.49", name + " 27.49", name + " 31"}
+	if !slices.Equal(upserts, want) {
+		t.Errorf("the store read the products %q, want %q", upserts, want)
+	}
+	if n := len(store.Events(events.KindCatalogProductSkipped)); n != 2 {
+		t.Errorf("the store read %d skipped products, want 2: the held-back product changed and changed back", n)
+	}
+}

@@ -246,7 +246,10 @@ func (w *Watcher) deadLetter(ctx context.Context, log *slog.Logger, rec *order.R
 	headers["hiper-order-id"] = rec.HiperOrderID
 	headers["order-id"] = rec.OrderID
 	err := events.DeadLetterBody(ctx, w.js, w.ns, events.Body{
-		ID: rec.Tenant + ":" + rec.OrderID + ":" + code + ":" + digest, Tenant: rec.Tenant, Consumer: ConsumerName,
+		// The previous bad answer's digest in the id names the change: an
+		// answer back to an earlier bad one is recorded again.
+		ID:     rec.Tenant + ":" + rec.OrderID + ":" + code + ":" + rec.BadAnswer + ":" + digest,
+		Tenant: rec.Tenant, Consumer: ConsumerName,
 		Subject: subject, Code: code, Cause: cause, Headers: headers, Data: body,
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/hipersync/hipersync/pkg/events"
@@ -22,10 +23,36 @@ type processor struct {
 	states *feed.States
 }
 
-// level is a product's stock as stored: "quantity|minimum", decimals as
-// hiper.Decimal prints them (so 10.000000 and 10 are the same level).
+// level is a product's stock: "quantity|minimum", decimals as hiper.Decimal
+// prints them (so 10.000000 and 10 are the same level).
 func level(quantity, minimum hiper.Decimal) string {
 	return quantity.String() + "|" + minimum.String()
+}
+
+// stored is a product's state as the bucket holds it: its level last
+// published and how many changes of it were announced,
+// "quantity|minimum|changes". Records written before the count was kept
+// have none: zero.
+type stored struct {
+	level   string
+	changes uint64
+}
+
+func parseStored(b []byte) stored {
+	s := string(b)
+	i := strings.LastIndexByte(s, '|')
+	if i < 0 || strings.IndexByte(s, '|') == i {
+		return stored{level: s}
+	}
+	n, err := strconv.ParseUint(s[i+1:], 10, 64)
+	if err != nil {
+		return stored{level: s}
+	}
+	return stored{level: s[:i], changes: n}
+}
+
+func (s stored) encode() []byte {
+	return []byte(s.level + "|" + strconv.FormatUint(s.changes, 10))
 }
 
 // Decide publishes the products whose level changed. A parent's stock is
@@ -57,26 +84,33 @@ func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) 
 	return changes, nil, nil
 }
 
-// decide returns the change of a product's level, if it changed.
+// decide returns the change of a product's level, if it changed. The
+// event's id names the change (its number and the new level), not the level
+// alone: a stock back to an earlier level inside the stream's duplicate
+// window is announced again (11 → 3 → 11: a sale, then its cancellation),
+// while the same change published twice (a crash before its state was
+// stored) is dropped by the stream.
 func (p *processor) decide(id string, quantity, minimum hiper.Decimal) (feed.Change, bool) {
-	now := level(quantity, minimum)
-	prior, known := p.states.Get(id, id)
-	if known && string(prior) == now {
+	now := stored{level: level(quantity, minimum)}
+	b, known := p.states.Get(id, id)
+	prior := parseStored(b)
+	if known && prior.level == now.level {
 		return feed.Change{}, false
 	}
-	p.states.Set(id, id, []byte(now))
+	now.changes = prior.changes + 1
+	p.states.Set(id, id, now.encode())
 	c := feed.Change{
 		New: !known,
 		Events: []feed.Event{{
 			Subject: p.ns.HiperSubject(p.tenant, events.KindStockChanged),
-			ID:      fmt.Sprintf("%s:stock:%s:%s", p.tenant, id, now),
+			ID:      fmt.Sprintf("%s:stock:%s:%d:%s", p.tenant, id, now.changes, now.level),
 			Msg: &eventsv1.StockChanged{
 				ProductId: id, Quantity: quantity.String(), MinimumQuantity: minimum.String(),
 			},
 		}},
 	}
 	if known {
-		was, _, _ := strings.Cut(string(prior), "|")
+		was, _, _ := strings.Cut(prior.level, "|")
 		if old, err := hiper.NewDecimal(was); err == nil {
 			c.StockZeroed = old.IsPositive() && !quantity.IsPositive()
 		}

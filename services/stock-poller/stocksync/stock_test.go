@@ -2,6 +2,7 @@ package stocksync
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -203,4 +204,56 @@ func TestTargetedRefreshAsksTheStockEndpoint(t *testing.T) {
 	if n := len(s.levels("acme")[p.ID]); n != 1 {
 		t.Fatalf("%d stock events for an unchanged product", n)
 	}
+}
+
+// A stock back to an earlier level (a sale, then its cancellation) reaches
+// a store that reads the stream with a durable consumer; a change whose
+// event went out but whose state was not recorded (the poller died between
+// the two) still reaches it once.
+func TestEveryStockChangeReachesTheStoreOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, brokertest.Options{Seed: hipersim.SeedDemo})
+	scheduletest.StartReplica(t, s.env, Start, scheduletest.Fast())
+	s.waitSynced(t, "acme", time.Now())
+	store := scheduletest.ConsumeAsStore(t, s.JS, s.NS, "acme")
+	p := s.stocked("acme", 1)[0]
+	was := p.Stock.String()
+
+	for _, q := range []string{"3", was} {
+		since := time.Now()
+		s.setStock(t, "acme", []hiper.Product{p}, q)
+		s.waitSynced(t, "acme", since)
+	}
+	store.CaughtUp(t)
+	if got, want := quantities(store, p.ID), []string{"3", was}; !slices.Equal(got, want) {
+		t.Fatalf("the store read the stock of %s as %v, want %v", p.Name, got, want)
+	}
+
+	// The poller publishes the change, then cannot record it.
+	thaw := scheduletest.FreezeBucket(t, s.JS, s.NS, StateBucket)
+	since := time.Now()
+	s.setStock(t, "acme", []hiper.Product{p}, "3")
+	brokertest.WaitFor(t, 10*time.Second, "a poll to publish the change and fail to record it", func() bool {
+		st := scheduletest.Status(t, s.JS, s.NS, "acme", schedule.Stock)
+		return st.LastErrorAt.After(since) && len(quantities(store, p.ID)) == 3
+	})
+	thaw()
+	s.waitSynced(t, "acme", time.Now())
+
+	store.CaughtUp(t)
+	want := []string{"3", was, "3"}
+	if got := quantities(store, p.ID); !slices.Equal(got, want) {
+		t.Fatalf("the store read the stock of %s as %v, want %v", p.Name, got, want)
+	}
+}
+
+// quantities returns the quantities a store read for a product, in order.
+func quantities(store *scheduletest.StoreConsumer, productID string) []string {
+	var out []string
+	for _, e := range store.Events(events.KindStockChanged) {
+		if sc := e.Msg.(*eventsv1.StockChanged); sc.GetProductId() == productID {
+			out = append(out, sc.GetQuantity())
+		}
+	}
+	return out
 }
