@@ -403,18 +403,34 @@ func (c *Client) classify(req request, ans *answer) error {
 		return nil
 	case s == http.StatusUnauthorized:
 		return c.failWith(req, ans, env, ErrUnauthorized)
-	case s == http.StatusNotFound:
+	case s == http.StatusNotFound && !(req.ep.unsafe && !env.Hiper):
 		return c.failWith(req, ans, env, ErrNotFound)
 	case s == http.StatusTooManyRequests:
 		wait, _ := parseRetryAfter(ans.header.Get("Retry-After"), ans.header.Get("Date"), c.now())
 		return c.failWith(req, ans, env, &RateLimitedError{RetryAfter: wait})
 	case s == http.StatusRequestTimeout || s >= 500:
-		return c.failWith(req, ans, env, ErrTransient)
+		e := c.failWith(req, ans, env, ErrTransient)
+		if req.ep.unsafe && hiperRefused(env) {
+			// Hiper itself said it did not take the request.
+			e.outcomeUnknown = false
+		}
+		return e
+	case s >= 400 && req.ep.unsafe && !env.Hiper:
+		// Not Hiper's answer (a proxy's or a firewall's page): whether
+		// the request reached Hiper cannot be told.
+		return c.fail(req, ans, ErrBadResponse, fmt.Errorf("status %d without Hiper's error envelope", s))
 	case s >= 400:
 		return c.failWith(req, ans, env, &RejectedError{Status: s, Errors: env.Errors, Message: env.Message})
 	default:
 		return c.fail(req, ans, ErrBadResponse, fmt.Errorf("unexpected status %d", s))
 	}
+}
+
+// hiperRefused reports whether a failure's answer is Hiper's own envelope
+// saying it refused: its errors, and no id of something created. Only such
+// an answer proves an unsafe call (a create) did not take effect.
+func hiperRefused(env envelope) bool {
+	return env.Hiper && len(env.Errors) > 0 && env.ID == ""
 }
 
 // failWith builds the error of an answer whose class is known.

@@ -250,9 +250,56 @@ func TestAnswersBeyondTheSimulator(t *testing.T) {
 			name: "order created without an id", handler: answer(200, `{"id":null,"errors":[],"message":"ok"}`), call: create,
 			want: check{is: []error{hiper.ErrBadResponse, hiper.ErrOutcomeUnknown}, status: 200},
 		},
+		// The create's decision table (docs/order-forwarder.md): only an
+		// answer that proves Hiper did not store the order is free of
+		// ErrOutcomeUnknown.
 		{
-			name: "order post failing on the server", handler: answer(500, `{"errors":["Erro interno"]}`), call: create,
-			want: check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: 500, text: []string{"Erro interno", "may have taken effect"}},
+			name: "order post refused by Hiper with a 500", handler: answer(500, `{"errors":["Erro interno"]}`), call: create,
+			want: check{is: []error{hiper.ErrTransient}, isNot: []error{hiper.ErrOutcomeUnknown}, status: 500, text: []string{"Erro interno"}},
+		},
+		{
+			name: "order post refused by Hiper with a 503", handler: answer(503, `{"errors":["Serviço indisponível"],"message":null}`), call: create,
+			want: check{is: []error{hiper.ErrTransient}, isNot: []error{hiper.ErrOutcomeUnknown}, status: 503},
+		},
+		{
+			name: "order post 500 with Hiper's envelope and an id", handler: answer(500, `{"id":"d23b6f89-fb47-4e90-8f62-3dbe5576f0f8","errors":["Erro interno"]}`), call: create,
+			want: check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: 500, text: []string{"may have taken effect"}},
+		},
+		{
+			name: "order post 500 with Hiper's envelope but no errors", handler: answer(500, `{"errors":[],"message":"falhou"}`), call: create,
+			want: check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: 500},
+		},
+		{
+			name: "order post 503 with a proxy page", handler: answer(503, "<html><h1>503 Service Unavailable</h1></html>"), call: create,
+			want: check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: 503, text: []string{"503 Service Unavailable", "may have taken effect"}},
+		},
+		{
+			name: "order post 502 with a proxy page", handler: answer(502, "<html>Bad Gateway</html>"), call: create,
+			want: check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: 502},
+		},
+		{
+			name: "order post 504 with an empty body", handler: answer(504, ""), call: create,
+			want: check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: 504},
+		},
+		{
+			name: "order post 503 with JSON that is not Hiper's", handler: answer(503, `{"error":"upstream timeout"}`), call: create,
+			want: check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: 503},
+		},
+		{
+			name: "order post 400 with Hiper's envelope", handler: answer(400, `{"errors":["Cliente inválido"]}`), call: create,
+			want: check{is: []error{hiper.ErrRejected}, isNot: []error{hiper.ErrOutcomeUnknown}, status: 400},
+		},
+		{
+			name: "order post 413 with a proxy page", handler: answer(413, "<html>413 Request Entity Too Large</html>"), call: create,
+			want: check{is: []error{hiper.ErrBadResponse, hiper.ErrOutcomeUnknown}, isNot: []error{hiper.ErrRejected}, status: 413},
+		},
+		{
+			name: "order post 404 with a proxy page", handler: answer(404, "<html>Not Found</html>"), call: create,
+			want: check{is: []error{hiper.ErrBadResponse, hiper.ErrOutcomeUnknown}, isNot: []error{hiper.ErrNotFound}, status: 404},
+		},
+		{
+			name: "order post 200 unreadable", handler: answer(200, `{"id":"x",`), call: create,
+			want: check{is: []error{hiper.ErrBadResponse, hiper.ErrOutcomeUnknown}, status: 200},
 		},
 		{
 			name: "order post rate limited", handler: answer(429, `{}`, "Retry-After", "3"), call: create,

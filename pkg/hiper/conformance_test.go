@@ -537,8 +537,8 @@ func TestConformanceFaults(t *testing.T) {
 			name:   "order post failing before Hiper acts",
 			faults: hipersim.Faults{ErrorRate: 1, ErrorStatus: http.StatusInternalServerError, Endpoints: []string{hipersim.EndpointCreateOrder}},
 			call:   create,
-			// The client cannot tell this from a lost answer: both are unknown.
-			want: check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: http.StatusInternalServerError},
+			// Hiper's own envelope with its errors and no id: it refused.
+			want: check{is: []error{hiper.ErrTransient}, isNot: []error{hiper.ErrOutcomeUnknown}, status: http.StatusInternalServerError},
 		},
 		{
 			name:    "order answer lost after Hiper created it",
@@ -546,6 +546,26 @@ func TestConformanceFaults(t *testing.T) {
 			call:    create,
 			want:    check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: http.StatusServiceUnavailable},
 			created: 1,
+		},
+		{
+			name:    "order stored, then a proxy's 504 page",
+			faults:  hipersim.Faults{FailAfterCommitRate: 1, ErrorStatus: http.StatusGatewayTimeout, Answer: hipersim.AnswerProxy, Endpoints: []string{hipersim.EndpointCreateOrder}},
+			call:    create,
+			want:    check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}, status: http.StatusGatewayTimeout, text: []string{"504 Gateway Timeout"}},
+			created: 1,
+		},
+		{
+			name:    "order stored, then the connection reset",
+			faults:  hipersim.Faults{FailAfterCommitRate: 1, Answer: hipersim.AnswerReset, Endpoints: []string{hipersim.EndpointCreateOrder}},
+			call:    create,
+			want:    check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}},
+			created: 1,
+		},
+		{
+			name:   "connection reset before Hiper acted, after the request was written",
+			faults: hipersim.Faults{ErrorRate: 1, Answer: hipersim.AnswerReset, Endpoints: []string{hipersim.EndpointCreateOrder}},
+			call:   create,
+			want:   check{is: []error{hiper.ErrTransient, hiper.ErrOutcomeUnknown}},
 		},
 	}
 	for _, tt := range tests {

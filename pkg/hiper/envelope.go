@@ -12,6 +12,11 @@ import (
 type envelope struct {
 	Errors  []string
 	Message string
+	// Hiper is set when the object carries Hiper's "errors" or "message":
+	// the answer is Hiper's own, not a proxy's.
+	Hiper bool
+	// ID is the "id" of a created order, when the answer carries one.
+	ID string
 }
 
 // Bounds on how much of Hiper's text an error keeps: how many error texts,
@@ -31,9 +36,14 @@ func parseEnvelope(body []byte) (envelope, bool) {
 	var env envelope
 	if v, ok := raw["errors"]; ok {
 		env.Errors = texts(v)
+		env.Hiper = true
 	}
 	if v, ok := raw["message"]; ok {
 		env.Message = text(v)
+		env.Hiper = true
+	}
+	if v, ok := raw["id"]; ok {
+		env.ID = text(v)
 	}
 	return env, true
 }

@@ -3,9 +3,12 @@ package hipersim
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +36,24 @@ type Faults struct {
 	// FailAfterCommitRate is the fraction of order creations that succeed
 	// but are answered ErrorStatus, as when Hiper's answer is lost.
 	FailAfterCommitRate float64 `json:"failAfterCommitRate"`
+	// Answer is how an injected failure is answered: AnswerHiper, Hiper's
+	// own JSON error envelope; AnswerProxy, a reverse proxy's HTML error
+	// page (as nginx or a load balancer sends on 502, 503 or 504);
+	// AnswerEmpty, no body at all; AnswerReset, no answer: the connection
+	// is reset once the request's body was read. "" answers an ErrorRate
+	// failure as Hiper and a FailAfterCommitRate one as a proxy: Hiper's own
+	// envelope after it stored the order is a lie no client can see
+	// through (ask for it with AnswerHiper).
+	Answer string `json:"answer,omitempty"`
 }
+
+// How an injected failure is answered (Faults.Answer).
+const (
+	AnswerHiper = "hiper"
+	AnswerProxy = "proxy"
+	AnswerEmpty = "empty"
+	AnswerReset = "reset"
+)
 
 // DefaultErrorStatus is the status of an injected failure when
 // Faults.ErrorStatus is 0.
@@ -56,6 +76,12 @@ func (f Faults) Validate() error {
 	}
 	if f.RateLimitPerSecond < 0 {
 		problems = append(problems, "rateLimitPerSecond must not be negative")
+	}
+	switch f.Answer {
+	case "", AnswerHiper, AnswerProxy, AnswerEmpty, AnswerReset:
+	default:
+		problems = append(problems, fmt.Sprintf("answer must be one of %s, %s, %s, %s (or empty: %s)",
+			AnswerHiper, AnswerProxy, AnswerEmpty, AnswerReset, AnswerHiper))
 	}
 	known := APIEndpoints()
 	for _, e := range f.Endpoints {
@@ -198,10 +224,52 @@ func (fs *faultState) lostAnswer() bool {
 
 // writeFault answers an injected failure. It carries no state change but
 // the one FailAfterCommitRate made on purpose.
-func writeFault(w http.ResponseWriter, fs *faultState) {
+func writeFault(w http.ResponseWriter, r *http.Request, fs *faultState, committed bool) {
 	status := fs.f.ErrorStatus
 	if status == 0 {
 		status = DefaultErrorStatus
 	}
-	writeErrors(w, status, "Serviço indisponível (simulado)")
+	answer := fs.f.Answer
+	if answer == "" && committed {
+		answer = AnswerProxy
+	}
+	switch answer {
+	case AnswerProxy:
+		page := fmt.Sprintf(proxyPage, status, http.StatusText(status))
+		h := w.Header()
+		h.Set("Content-Type", "text/html")
+		h.Set("Content-Length", strconv.Itoa(len(page)))
+		h.Set("Server", "nginx")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, page)
+	case AnswerEmpty:
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(status)
+	case AnswerReset:
+		resetConnection(w, r)
+	default:
+		writeErrors(w, status, "Serviço indisponível (simulado)")
+	}
+}
+
+// proxyPage is the error page of a reverse proxy in front of Hiper: what a
+// client gets when the proxy gave up on (or lost) Hiper's answer.
+const proxyPage = "<html>\r\n<head><title>%[1]d %[2]s</title></head>\r\n<body>\r\n<center><h1>%[1]d %[2]s</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+
+// resetConnection reads what is left of the request's body and resets the
+// connection (RST, no answer), as a proxy or network that dies mid-call.
+func resetConnection(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler) // closes the connection without an answer
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // close with RST, not FIN
+	}
+	_ = conn.Close()
 }

@@ -1,7 +1,12 @@
 package hipersim_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +169,80 @@ func TestFaultsValidation(t *testing.T) {
 			t.Errorf("rejected faults were applied: %+v", f)
 		}
 	})
+}
+
+// TestFaultAnswers: an injected failure answers as Hiper, as a proxy's HTML
+// page, with no body, or by resetting the connection; after commit, the
+// order is stored whatever the answer.
+func TestFaultAnswers(t *testing.T) {
+	t.Parallel()
+	for _, answer := range []string{"", hipersim.AnswerHiper, hipersim.AnswerProxy, hipersim.AnswerEmpty, hipersim.AnswerReset} {
+		for _, afterCommit := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/afterCommit=%v", answer, afterCommit), func(t *testing.T) {
+				t.Parallel()
+				a := emptySim(t, nil, simpleProduct(1, "5"))
+				f := hipersim.Faults{ErrorRate: 1, ErrorStatus: http.StatusBadGateway, Answer: answer,
+					Endpoints: []string{hipersim.EndpointCreateOrder}}
+				if afterCommit {
+					f.ErrorRate, f.FailAfterCommitRate = 0, 1
+				}
+				if err := f.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				a.srv.Sim.SetFaults(f)
+				body, _ := json.Marshal(validOrder(testID(1)))
+				req, _ := http.NewRequest("POST", a.srv.URL+"/pedido-de-venda/", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+a.token)
+				resp, err := http.DefaultClient.Do(req)
+				switch {
+				case answer == hipersim.AnswerReset:
+					if err == nil {
+						resp.Body.Close()
+						t.Fatalf("status %d; want the connection reset", resp.StatusCode)
+					}
+				case err != nil:
+					t.Fatal(err)
+				default:
+					raw, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusBadGateway {
+						t.Errorf("status %d, want 502", resp.StatusCode)
+					}
+					shown := answer
+					if shown == "" {
+						shown = hipersim.AnswerHiper
+						if afterCommit {
+							shown = hipersim.AnswerProxy
+						}
+					}
+					switch shown {
+					case hipersim.AnswerProxy:
+						if !strings.Contains(string(raw), "<h1>502 Bad Gateway</h1>") || resp.Header.Get("Content-Type") != "text/html" {
+							t.Errorf("proxy page %q (%s)", raw, resp.Header.Get("Content-Type"))
+						}
+					case hipersim.AnswerEmpty:
+						if len(raw) != 0 {
+							t.Errorf("body %q, want none", raw)
+						}
+					default:
+						var ans hiper.Answer
+						decode(t, raw, &ans)
+						if !hasError(ans.Errors, "Serviço indisponível (simulado)") {
+							t.Errorf("errors %v", ans.Errors)
+						}
+					}
+				}
+				want := 0
+				if afterCommit {
+					want = 1
+				}
+				if got := len(a.srv.Sim.Orders(a.key)); got != want {
+					t.Errorf("%d orders stored, want %d", got, want)
+				}
+			})
+		}
+	}
+	if err := (hipersim.Faults{Answer: "teapot"}).Validate(); err == nil {
+		t.Error("an unknown answer passed validation")
+	}
 }

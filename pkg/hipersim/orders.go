@@ -125,7 +125,7 @@ func (s *Sim) handleCreateOrder(w http.ResponseWriter, r *http.Request, a *accou
 		return
 	}
 	if fs := s.faults.Load(); fs.lostAnswer() {
-		writeFault(w, fs)
+		writeFault(w, r, fs, true)
 		return
 	}
 	writeBody(w, http.StatusOK, []byte(`{"id":"`+id+`","errors":[],"message":"`+msgOrderReceived+`"}`))

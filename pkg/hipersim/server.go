@@ -187,7 +187,7 @@ func (s *Sim) api(mux *http.ServeMux, key string, auth bool, h apiHandler, extra
 				return
 			}
 			if fs.failNow() {
-				writeFault(w, fs)
+				writeFault(w, r, fs, false)
 				return
 			}
 		}

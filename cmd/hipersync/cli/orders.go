@@ -229,6 +229,16 @@ func writeOrder(w io.Writer, r *orders.Record) error {
 	if r.LastError != "" {
 		row("last error", r.LastError)
 	}
+	if !r.SentAt.IsZero() {
+		row("sent to Hiper", fmt.Sprintf("%s (attempt %d)", r.SentAt.Format(time.RFC3339), r.Attempts))
+	}
+	if r.Answer != "" {
+		row("Hiper answered", r.Answer)
+	}
+	if r.State == orders.StateNeedsReview {
+		row("way out", fmt.Sprintf("in Hiper: hipersync orders resolve %s %s --hiper-id <id>", r.Tenant, r.OrderID))
+		row("way out", fmt.Sprintf("not in Hiper: hipersync orders resolve %s %s --resend", r.Tenant, r.OrderID))
+	}
 	for _, rr := range r.Reasons {
 		row("problem", fmt.Sprintf("%s %s: %s", rr.Code, rr.Field, rr.Message))
 	}

@@ -130,6 +130,7 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	r.Attempts++
 	r.Owner, r.LeaseUntil = f.owner, now.Add(f.cfg.lease()).UTC()
 	r.Outbox = nil
+	r.SentAt, r.Answer = now.UTC(), ""
 	r.Move(orders.StateSending, f.owner, fmt.Sprintf("attempt %d", r.Attempts), now)
 	f.calls.Add(1) // before the write: once it lands, the call must be seen through
 	defer f.calls.Done()
@@ -163,6 +164,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 	apply := func(r *orders.Record) error {
 		now := f.now()
 		r.LastError = ""
+		r.Answer = answerText(hiperID, perr)
 		if perr == nil {
 			r.HiperOrderID, r.Reason = hiperID, ""
 			r.Move(orders.StateAccepted, f.owner, "Hiper id "+hiperID, now)
@@ -177,7 +179,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 			outcome = outRejected
 			return r.Emit(&eventsv1.OrderRejected{OrderId: o.id, Reasons: r.RejectionReasons()}, "")
 		case unknown:
-			r.Reason = fmt.Sprintf("O Hiper não confirmou o pedido (%s): não é possível saber se ele foi criado. Confira no Hiper e use `hipersync orders resolve` com o id do pedido no Hiper, ou --resend se ele não estiver lá.", shortError(perr))
+			r.Reason = orders.ReviewText(o.tenant, o.id, "O Hiper não confirmou o pedido", r.Attempts, r.SentAt, r.Answer)
 			r.Move(orders.StateNeedsReview, f.owner, "outcome unknown", now)
 			outcome = outNeedsReview
 			return r.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: r.Reason}, "")
@@ -376,6 +378,28 @@ func stateOf(r *orders.Record) string {
 		return "absent"
 	}
 	return string(r.State)
+}
+
+// answerText says, for a person, what came back from a create: Hiper's id,
+// or the status and a bounded part of the page, or that no answer came.
+func answerText(hiperID string, err error) string {
+	if err == nil {
+		return "HTTP 200, id " + hiperID
+	}
+	he, ok := errors.AsType[*hiper.Error](err)
+	if !ok {
+		return shortError(err)
+	}
+	var what string
+	switch {
+	case he.Status == 0 && errors.Is(err, context.DeadlineExceeded):
+		what = "nenhuma resposta dentro do prazo"
+	case he.Status == 0:
+		what = "nenhuma resposta (conexão interrompida depois do envio)"
+	default:
+		what = fmt.Sprintf("HTTP %d", he.Status)
+	}
+	return what + " — " + shortError(err)
 }
 
 // shortError keeps an error's text to a size fit for an event.

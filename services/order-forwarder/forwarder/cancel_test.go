@@ -166,7 +166,7 @@ func TestResendOfACancelledReview(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
 	h.forwarder(testConfig(), "r1")
-	h.underReview("7501", failing(504))
+	h.underReview("7501", failingAsProxy(504))
 	h.cancel("acme", "7501", "store-7501-cancel")
 	brokertest.WaitFor(t, wait, "the cancel recorded", func() bool { return h.record("acme", "7501").Cancel != nil })
 	rec, err := h.operator().Resend(context.Background(), "acme", "7501")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net/http"
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/hiper"
@@ -27,14 +26,14 @@ const (
 	unknown
 )
 
-// judge classes an error of the token call or of a Hiper call.
-//
-// A 503 is taken to mean Hiper did not process the request (RFC 9110: the
-// server is overloaded or down for maintenance), as is a 429, a refused
-// connection, or a second 401. Every other 5xx, a timeout after the request
-// was written and an unreadable success leave the outcome unknown: for a
-// create, hiper.ErrOutcomeUnknown. A create answered 503 after Hiper created
-// the order would be sent twice; simulate a lost answer with another status.
+// judge classes an error of the token call or of a Hiper call, by the
+// decision table of docs/order-forwarder.md: a create is tried again only
+// when the answer proves Hiper did not store it (pkg/hiper leaves
+// ErrOutcomeUnknown off exactly those): the connection was never made or
+// the request never written, a 429, a 401 twice, or Hiper's own JSON
+// envelope refusing it. Anything else that reached Hiper (a proxy's page
+// or an empty body on a 5xx, a reset or a timeout after the request was
+// written, an unreadable success) is unknown: never repeated.
 func judge(err error) verdict {
 	if errors.Is(err, tenant.ErrPaused) {
 		return paused
@@ -51,8 +50,6 @@ func judge(err error) verdict {
 	case errors.Is(err, hiper.ErrRateLimited), errors.Is(err, hiper.ErrUnauthorized), errors.Is(err, hiper.ErrNotFound):
 		return notSent
 	case errors.Is(err, hiper.ErrTransient) && !errors.Is(err, hiper.ErrOutcomeUnknown):
-		return notSent
-	case errors.Is(err, hiper.ErrTransient) && he.Status == http.StatusServiceUnavailable:
 		return notSent
 	}
 	return unknown

@@ -132,13 +132,14 @@ func TestLostAnswer(t *testing.T) {
 	}
 }
 
-// TestUnknownOutcomeThenResend: a 500 before Hiper acted looks the same as
-// a lost answer; the operator, finding nothing in Hiper, resends it.
+// TestUnknownOutcomeThenResend: a proxy's 500 page before Hiper acted looks
+// the same as a lost answer; the operator, finding nothing in Hiper, resends
+// it.
 func TestUnknownOutcomeThenResend(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
 	h.forwarder(testConfig(), "r1")
-	h.underReview("4101", failing(500))
+	h.underReview("4101", failingAsProxy(500))
 	if len(h.simOrders("acme", "4101")) != 0 || h.posted() != 1 {
 		t.Fatalf("posted %d", h.posted())
 	}
@@ -269,7 +270,16 @@ func failing(status int) hipersim.Faults {
 	return hipersim.Faults{ErrorRate: 1, ErrorStatus: status, Endpoints: []string{hipersim.EndpointCreateOrder}}
 }
 
-// losing creates every order but answers status, as if the answer was lost.
+// failingAsProxy answers every create with a proxy's page of status, before
+// Hiper acts: nothing proves Hiper did not store the order.
+func failingAsProxy(status int) hipersim.Faults {
+	f := failing(status)
+	f.Answer = hipersim.AnswerProxy
+	return f
+}
+
+// losing creates every order but answers status with a proxy's page, as if
+// the answer was lost.
 func losing(status int) hipersim.Faults {
 	return hipersim.Faults{FailAfterCommitRate: 1, ErrorStatus: status, Endpoints: []string{hipersim.EndpointCreateOrder}}
 }

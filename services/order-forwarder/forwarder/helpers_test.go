@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,8 @@ type harness struct {
 	seen  *recorder
 	// products are sellable products of each tenant's sim account.
 	products map[string][]hiper.Product
+	// hiperURL, when set, is where forwarders call Hiper instead of the sim.
+	hiperURL string
 }
 
 type harnessOptions struct {
@@ -95,7 +98,7 @@ func (h *harness) forwarder(cfg Config, owner string) *Forwarder {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	f, err := Start(ctx, Deps{
-		NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: h.st.Sim.URL,
+		NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: cmp.Or(h.hiperURL, h.st.Sim.URL),
 		Format: events.FormatProtobuf, Health: telemetry.NewHealth(), Log: testLogger(), Config: cfg, Owner: owner,
 	})
 	if err != nil {

@@ -162,8 +162,8 @@ func (o *order) expire(ctx context.Context, rec *orders.Record, rev uint64) erro
 		_, err := o.write(ctx, &next, false, rev)
 		return err
 	}
-	next.Reason = fmt.Sprintf("O envio ao Hiper foi interrompido (a réplica %s parou durante a tentativa %d): não é possível saber se o pedido foi criado no Hiper. Confira no Hiper e use `hipersync orders resolve` com o id do pedido no Hiper, ou --resend se ele não estiver lá.",
-		rec.Owner, rec.Attempts)
+	next.Answer = "nenhuma: a réplica " + rec.Owner + " parou durante o envio"
+	next.Reason = orders.ReviewText(o.tenant, o.id, "O envio ao Hiper foi interrompido", rec.Attempts, rec.SentAt, next.Answer)
 	next.Move(orders.StateNeedsReview, o.f.owner, "lease of "+rec.Owner+" expired during a send", now)
 	if err := next.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: next.Reason}, ""); err != nil {
 		return err

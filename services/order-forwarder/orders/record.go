@@ -85,6 +85,11 @@ type Record struct {
 	Reason string `json:"reason,omitempty"`
 	// LastError is the last failure, kept for `orders show`.
 	LastError string `json:"lastError,omitempty"`
+	// SentAt is when the last attempt posted the order to Hiper, and Answer
+	// what came back (a status, a page, a reset): what a person settling
+	// an order under review needs to look it up in Hiper.
+	SentAt time.Time `json:"sentAt,omitzero"`
+	Answer string    `json:"answer,omitempty"`
 	// Cancel is set once the store asked to cancel the order.
 	Cancel *CancelRequest `json:"cancel,omitempty"`
 	// Approval is the store's StoreOrderApproved as protobuf: what an
@@ -240,4 +245,13 @@ func (r *Record) RejectionReasons() []*eventsv1.RejectionReason {
 		out = append(out, &eventsv1.RejectionReason{Code: rr.Code, Field: rr.Field, Message: rr.Message})
 	}
 	return out
+}
+
+// ReviewText is the reason of an order under review, for a person: what was
+// sent and when, what came back, and the two ways out.
+func ReviewText(tenant, orderID, what string, attempt int, sentAt time.Time, answer string) string {
+	return fmt.Sprintf("%s: não é possível saber se o pedido foi criado no Hiper. Enviado em %s (tentativa %d); resposta: %s. "+
+		"Procure o pedido no Hiper (cliente, data e total) e então: se ele estiver lá, `hipersync orders resolve %s %s --hiper-id <id no Hiper>`; "+
+		"se não estiver, `hipersync orders resolve %s %s --resend`.",
+		what, sentAt.UTC().Format(time.RFC3339), attempt, answer, tenant, orderID, tenant, orderID)
 }
