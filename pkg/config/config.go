@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
@@ -211,6 +212,20 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// LogLevel returns LOG_LEVEL (debug, info, warn or error), info when unset.
+func (l *Loader) LogLevel() slog.Level {
+	v, ok := l.lookup("LOG_LEVEL")
+	if !ok {
+		return slog.LevelInfo
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(v)); err != nil {
+		l.fail("LOG_LEVEL", "want debug, info, warn or error, got %q", v)
+		return slog.LevelInfo
+	}
+	return level
+}
+
 // File returns the variable, the path of a file that must be readable, or
 // "" when unset.
 func (l *Loader) File(name string) string {
@@ -308,6 +323,8 @@ type Common struct {
 	// StreamReplicas is HIPERSYNC_STREAM_REPLICAS: copies a NATS cluster
 	// keeps of every stream and bucket.
 	StreamReplicas int
+	// LogLevel is LOG_LEVEL.
+	LogLevel slog.Level
 }
 
 // LoadCommon reads the shared variables into a Common.
@@ -330,5 +347,6 @@ func (l *Loader) loadCommon() Common {
 		EventsFormat:    l.OneOf("EVENTS_FORMAT", "protobuf", "protobuf", "json"),
 		Namespace:       l.String("HIPERSYNC_NAMESPACE", ""),
 		StreamReplicas:  l.Int("HIPERSYNC_STREAM_REPLICAS", 1),
+		LogLevel:        l.LogLevel(),
 	}
 }

@@ -32,6 +32,7 @@ func TestLoaderNamesEveryBadVariable(t *testing.T) {
 		"SOME_FLAG":                 "maybe",
 		"MASTER":                    "c2hvcnQ=",
 		"HIPERSYNC_STREAM_REPLICAS": "7",
+		"LOG_LEVEL":                 "verbose",
 		"HIPER_BASE_URL":            "https://hiper.example/api/v1",
 	}))
 	l.LoadCommon()
@@ -44,7 +45,7 @@ func TestLoaderNamesEveryBadVariable(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, name := range []string{"NATS_URL", "REDIS_URL", "HTTP_ADDR", "EVENTS_FORMAT", "SOME_TTL", "SOME_COUNT", "SOME_FLAG", "MASTER", "MISSING", "HIPERSYNC_STREAM_REPLICAS"} {
+	for _, name := range []string{"NATS_URL", "REDIS_URL", "HTTP_ADDR", "EVENTS_FORMAT", "SOME_TTL", "SOME_COUNT", "SOME_FLAG", "MASTER", "MISSING", "HIPERSYNC_STREAM_REPLICAS", "LOG_LEVEL"} {
 		if !strings.Contains(err.Error(), name+":") {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

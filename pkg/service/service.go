@@ -46,7 +46,7 @@ type Process struct {
 // Open sets up logging and tracing, connects to NATS and provisions the
 // namespace's streams, and dials token-broker, from the shared settings the
 // service loaded. Close releases it all if the service fails before Run.
-func Open(ctx context.Context, name string, common config.Common, getenv config.Env, logOut io.Writer) (*Process, error) {
+func Open(ctx context.Context, name string, common config.Common, _ config.Env, logOut io.Writer) (*Process, error) {
 	format, err := events.ParseFormat(common.EventsFormat)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", events.FormatEnv, err)
@@ -56,7 +56,7 @@ func Open(ctx context.Context, name string, common config.Common, getenv config.
 		return nil, fmt.Errorf("%s: %w", events.NamespaceEnv, err)
 	}
 	p := &Process{Name: name, NS: ns, Format: format, common: common, Health: telemetry.NewHealth(),
-		Log: telemetry.NewLogger(name, logOut, telemetry.LevelFromEnv(getenv))}
+		Log: telemetry.NewLogger(name, logOut, common.LogLevel)}
 	p.Background, p.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
 	if p.shutdownTracing, err = telemetry.SetupTracing(ctx, name); err != nil {
 		p.Close()

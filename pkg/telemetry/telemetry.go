@@ -29,15 +29,6 @@ func NewLogger(service string, w io.Writer, level slog.Leveler) *slog.Logger {
 	return slog.New(traceHandler{h}).With("service", service)
 }
 
-// LevelFromEnv reads LOG_LEVEL (debug, info, warn, error; default info).
-func LevelFromEnv(getenv func(string) string) slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(getenv("LOG_LEVEL"))); err != nil {
-		return slog.LevelInfo
-	}
-	return l
-}
-
 type traceHandler struct{ slog.Handler }
 
 func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/hipersync/hipersync/pkg/brokerclient"
+	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
@@ -89,7 +90,12 @@ func runDev(ctx context.Context, e Env, args []string) error {
 	began := time.Now()
 	d := &devRun{cfg: cfg, log: telemetry.NewLogger("hipersync-dev", io.Discard, slog.LevelInfo), health: telemetry.NewHealth()}
 	if e.Getenv("LOG_LEVEL") != "" {
-		d.log = telemetry.NewLogger("hipersync-dev", e.Stderr, telemetry.LevelFromEnv(e.Getenv))
+		l := config.NewLoader(e.Getenv)
+		level := l.LogLevel()
+		if err := l.Err(); err != nil {
+			return err
+		}
+		d.log = telemetry.NewLogger("hipersync-dev", e.Stderr, level)
 	}
 	defer d.stop()
 	if err := d.start(ctx, e); err != nil {

@@ -96,8 +96,10 @@ func TestMainServesHealthAndMetricsAndStops(t *testing.T) {
 
 func TestMainNamesABadVariable(t *testing.T) {
 	t.Parallel()
-	err := Main(context.Background(), config.Map(map[string]string{"POLL_CONCURRENCY": "0", "POLL_TENANT_RATE": "fast"}), io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "POLL_CONCURRENCY") || !strings.Contains(err.Error(), "POLL_TENANT_RATE") {
-		t.Fatalf("Main with bad variables: %v", err)
+	err := Main(context.Background(), config.Map(map[string]string{"POLL_CONCURRENCY": "0", "POLL_TENANT_RATE": "fast", "LOG_LEVEL": "verbose"}), io.Discard)
+	for _, name := range []string{"POLL_CONCURRENCY", "POLL_TENANT_RATE", "LOG_LEVEL"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Fatalf("Main with bad variables: %v; want %s named", err, name)
+		}
 	}
 }

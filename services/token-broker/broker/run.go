@@ -58,7 +58,7 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := telemetry.NewLogger("token-broker", logOut, telemetry.LevelFromEnv(getenv))
+	log := telemetry.NewLogger("token-broker", logOut, s.LogLevel)
 	shutdownTracing, err := telemetry.SetupTracing(ctx, "token-broker")
 	if err != nil {
 		return err
