@@ -289,6 +289,9 @@ type NATS struct {
 	// checked against (a private CA); TLSCert and TLSKey (NATS_TLS_CERT,
 	// NATS_TLS_KEY) are a client certificate, for servers that verify one.
 	TLSCA, TLSCert, TLSKey string
+	// InboxPrefix is NATS_INBOX_PREFIX: where replies come, for a user that
+	// may only listen on its own inboxes (a store's credentials).
+	InboxPrefix string
 }
 
 // LoadNATS reads NATS_URL, NATS_CREDS, NATS_NKEY and the NATS_TLS_*
@@ -301,6 +304,8 @@ func (l *Loader) LoadNATS() NATS {
 		TLSCA:   l.File("NATS_TLS_CA"),
 		TLSCert: l.File("NATS_TLS_CERT"),
 		TLSKey:  l.File("NATS_TLS_KEY"),
+
+		InboxPrefix: l.String("NATS_INBOX_PREFIX", ""),
 	}
 	if n.Creds != "" && n.NKey != "" {
 		l.fail("NATS_NKEY", "set NATS_CREDS or NATS_NKEY, not both")

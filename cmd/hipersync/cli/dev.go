@@ -24,12 +24,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 
+	"github.com/hipersync/hipersync/cmd/hipersync/natsauth"
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -60,6 +62,7 @@ type devRun struct {
 	cfg     devConfig
 	log     *slog.Logger
 	natsSrv *natsserver.Server
+	op      *natsauth.Operator
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	ns      events.Namespace
@@ -249,24 +252,24 @@ func (d *devRun) masterKey(e Env) ([]byte, error) {
 	return k, nil
 }
 
+// startNATS starts the embedded NATS in operator mode, as production runs
+// it: the services connect with their account's credentials, and a store
+// only with the credentials `hipersync tenant credentials` mints.
 func (d *devRun) startNATS() error {
-	srv, err := natsserver.NewServer(&natsserver.Options{
-		ServerName: "hipersync-dev", Host: "127.0.0.1", Port: d.cfg.natsPort,
-		JetStream: true, StoreDir: filepath.Join(d.cfg.dataDir, "nats"), NoSigs: true, NoLog: true,
-	})
+	op, err := natsauth.LoadOperator(filepath.Join(d.cfg.dataDir, "nats-auth"), d.ns)
 	if err != nil {
-		return fmt.Errorf("configure the embedded NATS: %w", err)
+		return fmt.Errorf("set up the embedded NATS's operator: %w", err)
 	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return fmt.Errorf("the embedded NATS did not start on 127.0.0.1:%d (is the port taken? use --nats-port)", d.cfg.natsPort)
+	d.op = op
+	srv, err := op.StartServer("hipersync-dev", "127.0.0.1", d.cfg.natsPort, filepath.Join(d.cfg.dataDir, "nats"))
+	if err != nil {
+		return fmt.Errorf("the embedded NATS: %w (use --nats-port)", err)
 	}
 	d.natsSrv = srv
 	d.stops = append(d.stops, func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL(), nats.Name("hipersync-dev"))
+	nc, err := natsconn.Connect("hipersync-dev", config.NATS{URL: srv.ClientURL(), Creds: op.Path(natsauth.ServicesCredsFile)}, d.log)
 	if err != nil {
-		return fmt.Errorf("connect to the embedded NATS: %w", err)
+		return err
 	}
 	d.nc = nc
 	d.stops = append(d.stops, func() { _ = nc.Drain() })
@@ -355,33 +358,64 @@ func (d *devRun) stop() {
 	}
 }
 
+// devExports are the variables the CLI needs against the dev run, in the
+// order the guide prints them.
+func (d *devRun) devExports() [][2]string {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	return [][2]string{
+		{"NATS_URL", "nats://127.0.0.1:" + strconv.Itoa(d.cfg.natsPort)},
+		{"NATS_CREDS", abs(d.op.Path(natsauth.ServicesCredsFile))},
+		{"TOKEN_BROKER_ADDR", d.cfg.brokerAddr},
+		{signingKeyEnv, abs(d.op.Path(natsauth.StoreSigningFile))},
+		{operatorKeyEnv, abs(d.op.Path(natsauth.OperatorKeyFile))},
+		{systemCredsEnv, abs(d.op.Path(natsauth.SystemCredsFile))},
+	}
+}
+
 func (d *devRun) printGuide(w io.Writer, took time.Duration, asJSON bool) {
-	natsURL := "nats://127.0.0.1:" + strconv.Itoa(d.cfg.natsPort)
+	exports := d.devExports()
+	natsURL := exports[0][1]
 	tokens := "in memory (set REDIS_URL to use Redis)"
 	if d.cfg.redisURL != "" {
 		tokens = "in Redis at " + d.cfg.redisURL
 	}
 	if asJSON {
+		env := map[string]string{}
+		for _, kv := range exports {
+			env[kv[0]] = kv[1]
+		}
 		_ = writeJSON(w, map[string]any{
 			"ready_seconds": took.Seconds(), "nats": natsURL, "data": d.cfg.dataDir,
 			"hiper_sim": d.hiperURL(), "hiper_sim_control": "http://" + d.cfg.simAddr + "/_sim",
 			"token_broker": d.cfg.brokerAddr, "health": "http://" + d.cfg.httpAddr, "tenant": devTenant,
+			"env": env,
 		})
 		return
 	}
+	var export strings.Builder
+	for _, kv := range exports {
+		fmt.Fprintf(&export, "  export %s=%s\n", kv[0], kv[1])
+	}
+	order := filepath.Join(d.cfg.dataDir, "demo-order.json")
 	fmt.Fprintf(w, `hipersync dev is running (ready in %.1fs)
 
-  NATS with JetStream  %s   (data in %s)
+  NATS with JetStream  %s   (operator mode; data in %s)
   hiper-sim            %s   control: http://%s/_sim   demo catalog, key %s…
-  token-broker         %s (gRPC), tokens %s
+  token-broker         %s (gRPC, no TLS: dev only), tokens %s
   health and metrics   http://%s/readyz  http://%s/metrics
   demo store           tenant %q, connected to hiper-sim's demo account
 
 In another terminal:
-  export NATS_URL=%s TOKEN_BROKER_ADDR=%s
-  ./bin/hipersync tenant show %s
+%s  ./bin/hipersync tenant show %s
   ./bin/hipersync events tail --follow                 # catalog and stock arrive first
-  ./bin/hipersync publish store.%s.order.approved --file %s
+  ./bin/hipersync tenant credentials %s --out %s.creds   # the store's own NATS login
+  NATS_CREDS=%s.creds NATS_INBOX_PREFIX=%s \
+    ./bin/hipersync publish store.%s.order.approved --file %s
   ./bin/hipersync orders list %s                      # accepted, with its Hiper id
   ./bin/hipersync status
   ./bin/hipersync dlq list
@@ -389,8 +423,8 @@ In another terminal:
 
 Ctrl-C stops everything.
 `, took.Seconds(), natsURL, d.cfg.dataDir, d.hiperURL(), d.cfg.simAddr, hipersim.DemoKey[:8], d.cfg.brokerAddr, tokens,
-		d.cfg.httpAddr, d.cfg.httpAddr, devTenant, natsURL, d.cfg.brokerAddr, devTenant,
-		devTenant, filepath.Join(d.cfg.dataDir, "demo-order.json"), devTenant)
+		d.cfg.httpAddr, d.cfg.httpAddr, devTenant, export.String(), devTenant,
+		devTenant, devTenant, devTenant, natsauth.InboxPrefix(d.ns, devTenant), devTenant, order, devTenant)
 }
 
 // writeDemoOrder writes an approved order a store could publish for the demo

@@ -77,7 +77,9 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			t.Fatalf("the restart lost the demo store: connected at %s, then at %s", since, shown.StateChangedAt)
 		}
 		since = shown.StateChangedAt
-		natsEnv := map[string]string{"NATS_URL": "nats://127.0.0.1:" + natsPort}
+		auth := filepath.Join(data, "nats-auth")
+		natsEnv := map[string]string{"NATS_URL": "nats://127.0.0.1:" + natsPort, "NATS_CREDS": filepath.Join(auth, "hipersync.creds"),
+			"HIPERSYNC_NATS_SIGNING_KEY": filepath.Join(auth, "store-signing.nk")}
 		if round == 1 {
 			// The demo order the guide points at goes through the services
 			// the dev run started: catalog first (the order names a product
@@ -85,13 +87,32 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			brokertest.WaitFor(t, 20*time.Second, "the demo catalog to be published", func() bool {
 				return strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "catalog.>").stdout, "catalog.product.upserted")
 			})
-			r = runEnv(t, natsEnv, "publish", "store.demo.order.approved", "--file", filepath.Join(data, "demo-order.json"))
+			// The store publishes with its own credentials, as the guide says.
+			storeCreds := filepath.Join(t.TempDir(), "demo.creds")
+			if r = runEnv(t, natsEnv, "tenant", "credentials", "demo", "--out", storeCreds); r.code != 0 {
+				t.Fatalf("mint the demo store's credentials: %+v", r)
+			}
+			storeEnv := map[string]string{"NATS_URL": natsEnv["NATS_URL"], "NATS_CREDS": storeCreds, "NATS_INBOX_PREFIX": "_INBOX.demo"}
+			r = runEnv(t, storeEnv, "publish", "store.demo.order.approved", "--file", filepath.Join(data, "demo-order.json"))
 			if r.code != 0 {
 				t.Fatalf("publish the demo order: %+v", r)
 			}
 			brokertest.WaitFor(t, 20*time.Second, "the demo order to be accepted", func() bool {
 				return strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "order.accepted").stdout, `"orderId":"1001"`)
 			})
+			// Revoked, the store's credentials no longer connect.
+			revokeEnv := map[string]string{"HIPERSYNC_NATS_OPERATOR_KEY": filepath.Join(auth, "operator.nk"),
+				"HIPERSYNC_NATS_SYSTEM_CREDS": filepath.Join(auth, "system.creds")}
+			for k, v := range natsEnv {
+				revokeEnv[k] = v
+			}
+			if r = runEnv(t, revokeEnv, "tenant", "credentials", "demo", "--revoke"); r.code != 0 {
+				t.Fatalf("revoke the demo store's credentials: %+v", r)
+			}
+			if r = runEnv(t, storeEnv, "publish", "store.demo.order.approved", "--file", filepath.Join(data, "demo-order.json")); r.code == 0 ||
+				!strings.Contains(strings.ToLower(r.stderr), "authorization violation") {
+				t.Fatalf("a revoked store published: %+v", r)
+			}
 			// Hiper invoices it: the watcher the dev run started tells the store.
 			var accepted struct {
 				Event struct {

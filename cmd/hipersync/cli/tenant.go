@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ const tenantUsage = `usage:
   hipersync tenant list
   hipersync tenant show <tenant>
   hipersync tenant pause | resume | disconnect <tenant>
+  hipersync tenant credentials <tenant> [--out FILE] [--expires D] [--revoke]
   hipersync tenant settings <tenant> [--default-category S] [--default-brand S]
       [--update-images B] [--update-title B] [--update-dimensions B] [--update-description B]
       [--catalog-interval D] [--stock-interval D] [--payment-map METHOD=ID ...] [--quote USD=5.40 ...]
@@ -48,6 +50,9 @@ func runTenant(ctx context.Context, e Env, args []string) error {
 		return usagef("tenant: missing subcommand\n%s", tenantUsage)
 	}
 	sub, args := args[0], args[1:]
+	if sub == "credentials" {
+		return runCredentials(ctx, e, args)
+	}
 	fs := flag.NewFlagSet("tenant "+sub, flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	keyFile := fs.String("key-file", "", "file holding the 64-character security key; - for stdin")
@@ -115,6 +120,12 @@ func runTenant(ctx context.Context, e Env, args []string) error {
 			return brokerclient.FromStatus(err)
 		}
 		t = resp.GetTenant()
+		// A disconnected store keeps no NATS credentials either.
+		if err := revokeStore(ctx, e, id); errors.Is(err, errNoRevocation) {
+			fmt.Fprintf(e.Stderr, "note: %s's NATS credentials stay valid until they expire (%v)\n", id, err)
+		} else if err != nil {
+			return fmt.Errorf("disconnected, but %w", err)
+		}
 	case "settings":
 		req, err := sf.request(fs, id)
 		if err != nil {
