@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/jwt/v2"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/hipersync/hipersync/pkg/events"
 )
