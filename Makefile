@@ -59,7 +59,7 @@ run: build ## Run the system on this machine (hipersync dev); Ctrl-C stops it
 	@./bin/hipersync dev
 
 .PHONY: tools
-tools: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Install the pinned code generators into bin/tools
+tools: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/nats-server ## Install the pinned code generators and nats-server (cluster tests) into bin/tools
 
 $(BUF):
 	@mkdir -p $(TOOLS)
@@ -72,6 +72,11 @@ $(TOOLS)/protoc-gen-go: tools/go.mod
 $(TOOLS)/protoc-gen-go-grpc: tools/go.mod
 	@mkdir -p $(TOOLS)
 	cd tools && GOWORK=off go build -o $(TOOLS)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+# The cluster tests (pkg/natstest) build it themselves when it is missing.
+$(TOOLS)/nats-server: tools/go.mod
+	@mkdir -p $(TOOLS)
+	cd tools && GOWORK=off go build -o $(TOOLS)/nats-server github.com/nats-io/nats-server/v2
 
 .PHONY: clean
 clean: ## Remove built binaries

@@ -25,6 +25,17 @@ const (
 	DefaultHTTPAddr        = ":8080"
 )
 
+// Default bounds of the JetStream streams and buckets, sized for 2,000
+// stores in docs/operations.md ("Storage").
+const (
+	DefaultStreamMaxAge       = 7 * 24 * time.Hour
+	DefaultStoreMaxBytes      = 4 << 30
+	DefaultHiperMaxBytes      = 8 << 30
+	DefaultDeadLetterMaxAge   = 30 * 24 * time.Hour
+	DefaultDeadLetterMaxBytes = 1 << 30
+	DefaultBucketMaxBytes     = 2 << 30
+)
+
 // Env reads variables: os.Getenv in a binary, a map in a test.
 type Env func(name string) string
 
@@ -155,6 +166,44 @@ func (l *Loader) Addr(name, def string) string {
 		return def
 	}
 	return v
+}
+
+// Bytes returns the variable as a size: a whole number of bytes with an
+// optional unit, KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB
+// (powers of 1000), such as 512MiB or 8GiB; def when unset. Zero and
+// negative sizes are refused.
+func (l *Loader) Bytes(name string, def int64) int64 {
+	v, ok := l.lookup(name)
+	if !ok {
+		return def
+	}
+	n, err := ParseBytes(v)
+	if err != nil {
+		l.fail(name, "%v", err)
+		return def
+	}
+	return n
+}
+
+// ParseBytes reads a size as Loader.Bytes does.
+func ParseBytes(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	s, mult := strings.TrimSpace(v), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("want a positive size such as 512MiB or 8GiB, got %q", v)
+	}
+	return n * mult, nil
 }
 
 // Key32 returns the variable decoded from base64, which must be 32 bytes
@@ -330,6 +379,15 @@ type Common struct {
 	StreamReplicas int
 	// LogLevel is LOG_LEVEL.
 	LogLevel slog.Level
+	// Stream limits (HIPERSYNC_STREAM_MAX_AGE, HIPERSYNC_STORE_MAX_BYTES,
+	// HIPERSYNC_HIPER_MAX_BYTES, HIPERSYNC_DEADLETTER_MAX_AGE,
+	// HIPERSYNC_DEADLETTER_MAX_BYTES, HIPERSYNC_BUCKET_MAX_BYTES).
+	StreamMaxAge       time.Duration
+	StoreMaxBytes      int64
+	HiperMaxBytes      int64
+	DeadLetterMaxAge   time.Duration
+	DeadLetterMaxBytes int64
+	BucketMaxBytes     int64
 }
 
 // LoadCommon reads the shared variables into a Common.
@@ -353,5 +411,12 @@ func (l *Loader) loadCommon() Common {
 		Namespace:       l.String("HIPERSYNC_NAMESPACE", ""),
 		StreamReplicas:  l.Int("HIPERSYNC_STREAM_REPLICAS", 1),
 		LogLevel:        l.LogLevel(),
+
+		StreamMaxAge:       l.Duration("HIPERSYNC_STREAM_MAX_AGE", DefaultStreamMaxAge),
+		StoreMaxBytes:      l.Bytes("HIPERSYNC_STORE_MAX_BYTES", DefaultStoreMaxBytes),
+		HiperMaxBytes:      l.Bytes("HIPERSYNC_HIPER_MAX_BYTES", DefaultHiperMaxBytes),
+		DeadLetterMaxAge:   l.Duration("HIPERSYNC_DEADLETTER_MAX_AGE", DefaultDeadLetterMaxAge),
+		DeadLetterMaxBytes: l.Bytes("HIPERSYNC_DEADLETTER_MAX_BYTES", DefaultDeadLetterMaxBytes),
+		BucketMaxBytes:     l.Bytes("HIPERSYNC_BUCKET_MAX_BYTES", DefaultBucketMaxBytes),
 	}
 }

@@ -218,9 +218,9 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns Namespace, cfg Cons
 	}
 	o := newOptions(opts)
 	stream := ns.Stream(cfg.Stream)
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream, cfg.jetstream())
+	cons, err := EnsureConsumer(ctx, js, stream, cfg.jetstream())
 	if err != nil {
-		return fmt.Errorf("create consumer %s on %s: %w", cfg.Name, stream, err)
+		return fmt.Errorf("consume: %w", err)
 	}
 
 	// Handlers outlive ctx by the grace period, so their context is

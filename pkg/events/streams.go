@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Defaults of the streams.
+// Defaults of the streams (more in Limits).
 const (
 	// DefaultMaxAge keeps a week of events: enough to replay a day with room
 	// for a long weekend's outage.
@@ -22,14 +22,16 @@ const (
 type StreamOption func(*streamOptions)
 
 type streamOptions struct {
-	maxAge           time.Duration
-	duplicates       time.Duration
-	deadLetterMaxAge time.Duration
-	replicas         int
+	limits     Limits
+	duplicates time.Duration
+	replicas   int
+	onRetry    func(error)
+	report     func(stream, action string)
 }
 
-// WithMaxAge sets how long STORE and HIPER keep events.
-func WithMaxAge(d time.Duration) StreamOption { return func(o *streamOptions) { o.maxAge = d } }
+// WithMaxAge sets how long STORE and HIPER keep events (instead of
+// ns.Limits.MaxAge).
+func WithMaxAge(d time.Duration) StreamOption { return func(o *streamOptions) { o.limits.MaxAge = d } }
 
 // WithDuplicateWindow sets how long a Nats-Msg-Id is remembered, i.e. how
 // late a re-publish is still dropped.
@@ -37,29 +39,46 @@ func WithDuplicateWindow(d time.Duration) StreamOption {
 	return func(o *streamOptions) { o.duplicates = d }
 }
 
-// WithDeadLetterMaxAge sets how long dead letters are kept.
+// WithDeadLetterMaxAge sets how long dead letters are kept (instead of
+// ns.Limits.DeadLetterMaxAge).
 func WithDeadLetterMaxAge(d time.Duration) StreamOption {
-	return func(o *streamOptions) { o.deadLetterMaxAge = d }
+	return func(o *streamOptions) { o.limits.DeadLetterMaxAge = d }
+}
+
+// WithReport has f told, per stream, whether it was "created", "updated"
+// or "unchanged" (hipersync provision prints it).
+func WithReport(f func(stream, action string)) StreamOption {
+	return func(o *streamOptions) { o.report = f }
 }
 
 // WithReplicas sets the replicas of every stream (a NATS cluster).
 func WithReplicas(n int) StreamOption { return func(o *streamOptions) { o.replicas = n } }
 
+// WithRetryHook has f called with each failed attempt that provisioning
+// retries (a service shows it on /readyz while it waits).
+func WithRetryHook(f func(error)) StreamOption { return func(o *streamOptions) { o.onRetry = f } }
+
 // EnsureStreams creates the STORE, HIPER and DEADLETTER streams of ns, or
 // updates them to this configuration; it is safe to call from every replica
-// at every start.
+// at every start, all at once (EnsureStream).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, ns Namespace, opts ...StreamOption) error {
 	if err := ns.Validate(); err != nil {
 		return fmt.Errorf("ensure streams: %w", err)
 	}
 	o := streamOptions{
-		maxAge:           DefaultMaxAge,
-		duplicates:       DefaultDuplicateWindow,
-		deadLetterMaxAge: DefaultDeadLetterMaxAge,
-		replicas:         ns.StreamReplicas(),
+		limits:     ns.Limits,
+		duplicates: DefaultDuplicateWindow,
+		replicas:   ns.StreamReplicas(),
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	o.limits = o.limits.withDefaults()
+	if o.onRetry != nil {
+		ctx = context.WithValue(ctx, retryHookKey{}, o.onRetry)
+	}
+	if o.report != nil {
+		ctx = context.WithValue(ctx, reportKey{}, o.report)
 	}
 	for _, s := range Streams {
 		cfg := jetstream.StreamConfig{
@@ -68,23 +87,26 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, ns Namespace, op
 			Storage:    jetstream.FileStorage,
 			Retention:  jetstream.LimitsPolicy,
 			Discard:    jetstream.DiscardOld,
-			MaxAge:     o.maxAge,
+			MaxAge:     o.limits.MaxAge,
 			Duplicates: o.duplicates,
 			Replicas:   o.replicas,
 		}
 		switch s {
 		case StreamStore:
 			cfg.Description = "hipersync: events published by stores"
+			cfg.MaxBytes = o.limits.StoreMaxBytes
 		case StreamHiper:
 			cfg.Description = "hipersync: events hipersync publishes about Hiper"
+			cfg.MaxBytes = o.limits.HiperMaxBytes
 		case StreamDeadLetter:
 			cfg.Description = "hipersync: messages that could not be processed, with why"
-			cfg.MaxAge = o.deadLetterMaxAge
+			cfg.MaxAge = o.limits.DeadLetterMaxAge
+			cfg.MaxBytes = o.limits.DeadLetterMaxBytes
 		}
 		// The server rejects a duplicate window longer than the retention.
 		cfg.Duplicates = min(cfg.Duplicates, cfg.MaxAge)
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		if _, err := EnsureStream(ctx, js, cfg); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -118,13 +140,10 @@ func EnsureKV(ctx context.Context, js jetstream.JetStream, ns Namespace, name st
 		History:  defaultKVHistory,
 		Storage:  jetstream.FileStorage,
 		Replicas: ns.StreamReplicas(),
+		MaxBytes: ns.BucketMaxBytes(),
 	}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
-	}
-	return kv, nil
+	return ensureBucket(ctx, js, cfg)
 }

@@ -202,6 +202,8 @@ type Namespace struct {
 	// bucket of the namespace (HIPERSYNC_STREAM_REPLICAS): 1 on one server,
 	// 3 on a three-node cluster. 0 means 1.
 	Replicas int
+	// Limits bound what its streams and buckets keep on disk.
+	Limits Limits
 }
 
 // StreamReplicas is ns.Replicas, at least 1.

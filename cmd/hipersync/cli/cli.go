@@ -38,6 +38,7 @@ func commands() []command {
 		{"events", "tail the sync log", runEvents},
 		{"dlq", "list and retry dead letters", runDLQ},
 		{"publish", "publish a JSON event as a store's plain NATS client would", runPublish},
+		{"provision", "create or update the streams with this environment's settings (a Job for upgrades)", runProvision},
 		{"dev", "the whole system on this machine (what `make run` runs)", runDev},
 	}
 }
@@ -77,7 +78,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "It reaches token-broker at TOKEN_BROKER_ADDR and NATS at NATS_URL.")

@@ -9,6 +9,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/natsconn"
+	"github.com/hipersync/hipersync/pkg/service"
 )
 
 // streams is a connection to the deployment's NATS (NATS_URL) and its
@@ -25,8 +26,8 @@ func connectNATS(e Env) (*streams, error) {
 	if err := l.Err(); err != nil {
 		return nil, err
 	}
-	ns, err := events.NewNamespace(common.Namespace)
-	if err != nil {
+	ns := service.NamespaceOf(common)
+	if err := ns.Validate(); err != nil {
 		return nil, fmt.Errorf("HIPERSYNC_NAMESPACE: %w", err)
 	}
 	nc, err := natsconn.Connect("hipersync-cli", common.NATS, nil)

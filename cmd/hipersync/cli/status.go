@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -44,12 +46,13 @@ var statusKinds = []schedule.Kind{schedule.Catalog, schedule.Stock, schedule.Inv
 func runStatus(ctx context.Context, e Env, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "machine-readable output")
+	onlyStreams := fs.Bool("streams", false, "only the streams' and buckets' usage against their bounds")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 {
-		return usagef("usage: hipersync status [tenant]")
+	if len(pos) > 1 || *onlyStreams && len(pos) > 0 {
+		return usagef("usage: hipersync status [tenant] | hipersync status --streams")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -58,6 +61,16 @@ func runStatus(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	defer s.Close()
+	if *onlyStreams {
+		usage, err := events.Usage(ctx, s.js, s.ns)
+		if err != nil {
+			return fmt.Errorf("read stream usage: %w", err)
+		}
+		if *asJSON {
+			return writeJSON(e.Stdout, usage)
+		}
+		return printUsage(e.Stdout, usage)
+	}
 	now := time.Now()
 	views, err := s.status(ctx, now)
 	if err != nil {
@@ -80,9 +93,24 @@ func runStatus(ctx context.Context, e Env, args []string) error {
 	}
 	if len(views) == 0 {
 		fmt.Fprintln(e.Stdout, "no tenants yet: connect one with `hipersync tenant connect <tenant> --key-file FILE`")
-		return nil
+	} else if err := printTenants(e.Stdout, views, now); err != nil {
+		return err
 	}
-	tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
+	if len(pos) == 0 {
+		// The whole deployment: how full its streams are.
+		usage, err := events.Usage(ctx, s.js, s.ns)
+		if err != nil {
+			return fmt.Errorf("read stream usage: %w", err)
+		}
+		fmt.Fprintln(e.Stdout)
+		return printUsage(e.Stdout, usage)
+	}
+	return nil
+}
+
+// printTenants writes one line per tenant: state, syncs, last error.
+func printTenants(w io.Writer, views []tenantStatus, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	header := []string{"TENANT", "STATE"}
 	for _, k := range statusKinds {
 		header = append(header, strings.ToUpper(string(k)))

@@ -46,7 +46,7 @@ type task struct {
 const errCodeStoreFailed jetstream.ErrorCode = 10077
 
 func ensureTaskStream(ctx context.Context, js jetstream.JetStream, ns events.Namespace) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	return events.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        ns.Stream(TaskStream),
 		Description: "hipersync invoice-watcher: one poll task per order followed in Hiper",
 		Subjects:    []string{ns.ServiceSubject(taskRoot, ">")},
@@ -59,11 +59,8 @@ func ensureTaskStream(ctx context.Context, js jetstream.JetStream, ns events.Nam
 		Discard:              jetstream.DiscardNew,
 		DiscardNewPerSubject: true,
 		Duplicates:           events.DefaultDuplicateWindow,
+		MaxBytes:             ns.BucketMaxBytes(),
 	})
-	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", ns.Stream(TaskStream), err)
-	}
-	return s, nil
 }
 
 func taskSubject(ns events.Namespace, tenantID, orderID string) (string, error) {
@@ -171,7 +168,7 @@ func (w *Watcher) runPolls(ctx context.Context) error {
 // takeTasks pulls tasks from the durable consumer until ctx is done or the
 // pull breaks, starting a poll for each in a free slot.
 func (w *Watcher) takeTasks(ctx, pollCtx context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
-	cons, err := w.js.CreateOrUpdateConsumer(ctx, w.ns.Stream(TaskStream), jetstream.ConsumerConfig{
+	cons, err := events.EnsureConsumer(ctx, w.js, w.ns.Stream(TaskStream), jetstream.ConsumerConfig{
 		Durable:       PollConsumer,
 		Description:   "hipersync invoice-watcher: orders due for a poll",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -184,7 +181,7 @@ func (w *Watcher) takeTasks(ctx, pollCtx context.Context, slots chan struct{}, w
 		MaxAckPending: -1,
 	})
 	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", PollConsumer, err)
+		return err
 	}
 	// The buffer stays small: a task waiting in it has its AckWait
 	// running.

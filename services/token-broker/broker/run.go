@@ -24,6 +24,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/natsconn"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -65,7 +66,9 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	}
 	defer func() { _ = shutdownTracing(context.Background()) }()
 
-	nc, err := natsconn.Connect("token-broker", s.NATS, log)
+	// A NATS not reachable yet is waited for (not ready meanwhile), not
+	// fatal: every pod of a fresh install starts at once.
+	nc, err := natsconn.Connect("token-broker", s.NATS, log, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
 	}
@@ -78,8 +81,21 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	health := telemetry.NewHealth()
-	srv, b, err := Start(ctx, Deps{
-		NATS: nc, Redis: rdb, Namespace: events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas},
+	started := make(chan struct{})
+	health.AddCheck("started", func(context.Context) error {
+		select {
+		case <-started:
+			return nil
+		default:
+			return errors.New("starting: provisioning the tenants bucket")
+		}
+	})
+	waitHTTP, err := health.Serve(ctx, s.HTTPAddr, log)
+	if err != nil {
+		return err
+	}
+	srv, b, err := Start(events.ContextWithLogger(ctx, log), Deps{
+		NATS: nc, Redis: rdb, Namespace: service.NamespaceOf(s.Common),
 		HiperBaseURL: s.HiperBaseURL, MasterKey: s.MasterKey, PreviousMasterKeys: s.PreviousMasterKeys, Health: health, Log: log,
 	})
 	if err != nil {
@@ -90,10 +106,7 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen for gRPC on %s: %w", s.GRPCAddr, err)
 	}
-	waitHTTP, err := health.Serve(ctx, s.HTTPAddr, log)
-	if err != nil {
-		return err
-	}
+	close(started)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	ran := make(chan error, 1)

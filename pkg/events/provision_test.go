@@ -1,0 +1,67 @@
+package events
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bounds come from the namespace's Limits; a later start with other bounds
+// updates only the stream whose bound changed, and Usage reports them.
+func TestStreamLimitsAndUsage(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	ns := e.ns
+	ns.Limits = Limits{StoreMaxBytes: 1 << 20, HiperMaxBytes: 2 << 20, DeadLetterMaxBytes: 1 << 20, DeadLetterMaxAge: time.Hour, BucketMaxBytes: 1 << 20}
+	got := map[string]string{}
+	record := WithReport(func(stream, action string) { got[stream] = action })
+	if err := EnsureStreams(t.Context(), e.js, ns, record); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Streams {
+		if got[ns.Stream(s)] != "updated" {
+			t.Errorf("%s: %q, want updated (bounds added)", ns.Stream(s), got[ns.Stream(s)])
+		}
+	}
+	clear(got)
+	ns.Limits.HiperMaxBytes = 3 << 20
+	if err := EnsureStreams(t.Context(), e.js, ns, record); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{ns.Stream(StreamStore): "unchanged", ns.Stream(StreamHiper): "updated", ns.Stream(StreamDeadLetter): "unchanged"}
+	for s, action := range want {
+		if got[s] != action {
+			t.Errorf("%s: %q, want %q", s, got[s], action)
+		}
+	}
+	if _, err := EnsureKV(t.Context(), e.js, ns, "bounded"); err != nil {
+		t.Fatal(err)
+	}
+	// A second ensure of the same bucket changes nothing.
+	if _, err := EnsureKV(t.Context(), e.js, ns, "bounded"); err != nil {
+		t.Fatal(err)
+	}
+	usage, err := Usage(t.Context(), e.js, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds := map[string]int64{}
+	for _, u := range usage {
+		bounds[u.Stream] = u.MaxBytes
+	}
+	wantBounds := map[string]int64{ns.Stream(StreamStore): 1 << 20, ns.Stream(StreamHiper): 3 << 20,
+		ns.Stream(StreamDeadLetter): 1 << 20, "KV_" + ns.Bucket("bounded"): 1 << 20}
+	for s, b := range wantBounds {
+		if bounds[s] != b {
+			t.Errorf("%s bound %d, want %d (usage %v)", s, bounds[s], b, usage)
+		}
+	}
+	st, err := e.js.Stream(t.Context(), ns.Stream(StreamDeadLetter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := st.CachedInfo().Config; cfg.MaxAge != time.Hour || cfg.Discard != jetstream.DiscardOld {
+		t.Errorf("DEADLETTER: max age %s, discard %v", cfg.MaxAge, cfg.Discard)
+	}
+}
