@@ -24,7 +24,7 @@ var envName = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
 // variable they read: the Loader's, and getenv in its spellings.
 var readers = map[string]bool{
 	"String": true, "Required": true, "Int": true, "Float": true, "Bool": true, "Duration": true,
-	"URL": true, "Addr": true, "Key32": true, "Key32List": true, "OneOf": true, "File": true,
+	"URL": true, "Addr": true, "Key32": true, "Key32List": true, "OneOf": true, "File": true, "Bytes": true,
 	"Getenv": true, "getenv": true, "LookupEnv": true, "lookup": true,
 }
 
