@@ -3,15 +3,15 @@ SHELL := bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
 
-# Pinned tool versions. protoc-gen-go and protoc-gen-go-grpc are pinned by
-# tools/go.mod; buf is installed with `go install` at BUF_VERSION.
+# Pinned tool versions. protoc-gen-go, protoc-gen-go-grpc and
+# protoc-gen-connect-go are pinned by tools/go.mod; buf is installed with `go install` at BUF_VERSION.
 BUF_VERSION := v1.75.0
 TOOLS := $(CURDIR)/bin/tools
 BUF := $(TOOLS)/buf
 
 # Every module of the workspace (pkg, each service, the CLI).
 MODULES := $(shell go list -m -f '{{.Dir}}')
-SERVICES := token-broker catalog-poller stock-poller order-forwarder invoice-watcher hiper-sim
+SERVICES := token-broker catalog-poller stock-poller order-forwarder invoice-watcher console hiper-sim
 TEST_FLAGS ?= -race -count=1 -timeout 8m
 BENCHTIME ?= 2s
 
@@ -47,7 +47,7 @@ lint: $(BUF) ## gofmt, go vet and buf lint
 	@$(BUF) lint
 
 .PHONY: generate
-generate: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Regenerate pkg/gen from proto/
+generate: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-connect-go ## Regenerate pkg/gen from proto/
 	@$(BUF) generate
 
 .PHONY: checkgenerate
@@ -59,7 +59,7 @@ run: build ## Run the system on this machine (hipersync dev); Ctrl-C stops it
 	@./bin/hipersync dev
 
 .PHONY: tools
-tools: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/nats-server ## Install the pinned code generators and nats-server (cluster tests) into bin/tools
+tools: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-connect-go $(TOOLS)/nats-server ## Install the pinned code generators and nats-server (cluster tests) into bin/tools
 
 $(BUF):
 	@mkdir -p $(TOOLS)
@@ -73,6 +73,10 @@ $(TOOLS)/protoc-gen-go-grpc: tools/go.mod
 	@mkdir -p $(TOOLS)
 	cd tools && GOWORK=off go build -o $(TOOLS)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
 
+$(TOOLS)/protoc-gen-connect-go: tools/go.mod
+	@mkdir -p $(TOOLS)
+	cd tools && GOWORK=off go build -o $(TOOLS)/protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go
+
 # The cluster tests (pkg/natstest) build it themselves when it is missing.
 $(TOOLS)/nats-server: tools/go.mod
 	@mkdir -p $(TOOLS)
@@ -80,4 +84,4 @@ $(TOOLS)/nats-server: tools/go.mod
 
 .PHONY: clean
 clean: ## Remove built binaries
-	rm -rf bin/token-broker bin/catalog-poller bin/stock-poller bin/order-forwarder bin/invoice-watcher bin/hiper-sim bin/hipersync
+	rm -rf bin/console bin/token-broker bin/catalog-poller bin/stock-poller bin/order-forwarder bin/invoice-watcher bin/hiper-sim bin/hipersync

@@ -14,6 +14,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -137,7 +138,7 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			}
 			// status shows the store active with its catalog and stock synced
 			// just now, and the invoice-watcher's follow-up of its order.
-			var views []tenantStatus
+			var views []ops.TenantStatus
 			brokertest.WaitFor(t, 15*time.Second, "status to show the invoice follow-up", func() bool {
 				r = runEnv(t, natsEnv, "status", "--json")
 				views = nil

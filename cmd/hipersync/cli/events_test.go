@@ -13,6 +13,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -52,9 +53,9 @@ func TestEventsTailAndDeadLetters(t *testing.T) {
 		t.Fatalf("the text sync log shows customer data: %s", r.stdout)
 	}
 	r = cli("events", "tail", "--kind", "order.>", "--source", "hiper", "--json")
-	var lines []logLine
+	var lines []ops.LogLine
 	for _, raw := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-		var l logLine
+		var l ops.LogLine
 		if err := json.Unmarshal([]byte(raw), &l); err != nil {
 			t.Fatalf("tail --json line %q: %v", raw, err)
 		}

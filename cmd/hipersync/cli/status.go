@@ -2,46 +2,20 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/hipersync/hipersync/pkg/events"
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
-// syncView is one kind of sync of one tenant, as `status` shows it.
-type syncView struct {
-	LastSuccessAt  *time.Time `json:"lastSuccessAt,omitempty"`
-	LagSeconds     float64    `json:"lagSeconds"`
-	Interval       string     `json:"interval,omitempty"`
-	Stale          bool       `json:"stale"`
-	Running        bool       `json:"running"`
-	ItemsPublished int64      `json:"itemsPublished"`
-	LastError      string     `json:"lastError,omitempty"`
-	LastErrorAt    *time.Time `json:"lastErrorAt,omitempty"`
-	Held           string     `json:"held,omitempty"`
-}
-
-// tenantStatus is one line of `status`.
-type tenantStatus struct {
-	Tenant      string               `json:"tenant"`
-	State       string               `json:"state"`
-	StateReason string               `json:"stateReason,omitempty"`
-	Since       time.Time            `json:"since"`
-	Syncs       map[string]*syncView `json:"syncs"`
-}
-
 // statusKinds are the columns of `status`, in order.
-var statusKinds = []schedule.Kind{schedule.Catalog, schedule.Stock, schedule.Invoices}
+var statusKinds = ops.StatusKinds
 
 func runStatus(ctx context.Context, e Env, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
@@ -72,12 +46,12 @@ func runStatus(ctx context.Context, e Env, args []string) error {
 		return printUsage(e.Stdout, usage)
 	}
 	now := time.Now()
-	views, err := s.status(ctx, now)
+	views, err := ops.Status(ctx, s.js, s.ns, now)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 1 {
-		var one []tenantStatus
+		var one []ops.TenantStatus
 		for _, v := range views {
 			if v.Tenant == pos[0] {
 				one = append(one, v)
@@ -109,7 +83,7 @@ func runStatus(ctx context.Context, e Env, args []string) error {
 }
 
 // printTenants writes one line per tenant: state, syncs, last error.
-func printTenants(w io.Writer, views []tenantStatus, now time.Time) error {
+func printTenants(w io.Writer, views []ops.TenantStatus, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	header := []string{"TENANT", "STATE"}
 	for _, k := range statusKinds {
@@ -134,75 +108,9 @@ func printTenants(w io.Writer, views []tenantStatus, now time.Time) error {
 	return tw.Flush()
 }
 
-// status joins each tenant's registry state with the pollers' status store.
-func (s *streams) status(ctx context.Context, now time.Time) ([]tenantStatus, error) {
-	byTenant := map[string]*tenantStatus{}
-	kv, err := s.js.KeyValue(ctx, s.ns.Bucket(tenant.Bucket))
-	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
-	case err != nil:
-		return nil, fmt.Errorf("read tenants: %w", err)
-	default:
-		keys, err := kv.ListKeys(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list tenants: %w", err)
-		}
-		for id := range keys.Keys() {
-			entry, err := kv.Get(ctx, id)
-			if err != nil {
-				continue // deleted since listed
-			}
-			rec, err := tenant.DecodeRecord(entry.Value())
-			if err != nil {
-				return nil, err
-			}
-			t := rec.GetTenant()
-			byTenant[id] = &tenantStatus{Tenant: id, State: tenant.StateName(t.GetState()), StateReason: t.GetStateReason(),
-				Since: t.GetStateChangedAt().AsTime(), Syncs: map[string]*syncView{}}
-		}
-	}
-	syncs, err := schedule.ListStatus(ctx, s.js, s.ns)
-	if err != nil {
-		return nil, err
-	}
-	for _, st := range syncs {
-		ts := byTenant[st.Tenant]
-		if ts == nil {
-			// Polled once, since removed from the registry.
-			ts = &tenantStatus{Tenant: st.Tenant, State: "unknown", Syncs: map[string]*syncView{}}
-			byTenant[st.Tenant] = ts
-		}
-		v := &syncView{
-			LagSeconds: st.Lag(now).Seconds(), Stale: st.Stale(now), Running: st.Running(now),
-			ItemsPublished: st.ItemsPublished, LastError: st.LastError,
-		}
-		if iv := time.Duration(st.TargetInterval); iv > 0 {
-			v.Interval = iv.String()
-		}
-		if !st.LastSuccessAt.IsZero() {
-			at := st.LastSuccessAt
-			v.LastSuccessAt = &at
-		}
-		if !st.LastErrorAt.IsZero() {
-			at := st.LastErrorAt
-			v.LastErrorAt = &at
-		}
-		if st.Held != nil {
-			v.Held = st.Held.Summary
-		}
-		ts.Syncs[string(st.Kind)] = v
-	}
-	out := make([]tenantStatus, 0, len(byTenant))
-	for _, ts := range byTenant {
-		out = append(out, *ts)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Tenant < out[j].Tenant })
-	return out, nil
-}
-
 // describe is one sync's cell: how long ago it last succeeded against its
 // interval, and whether something needs a person.
-func describe(v *syncView) string {
+func describe(v *ops.SyncView) string {
 	if v == nil {
 		return "never"
 	}

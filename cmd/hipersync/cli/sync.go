@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/schedule"
-	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 const syncUsage = `usage:
@@ -37,15 +34,6 @@ func (p *products) Set(v string) error {
 		}
 	}
 	return nil
-}
-
-// syncResult is one kind's outcome, as `sync --json` prints it.
-type syncResult struct {
-	Kind    schedule.Kind    `json:"kind"`
-	Request schedule.Request `json:"request"`
-	// Outcome is requested (--no-wait), ok, held, failed or timeout.
-	Outcome string           `json:"outcome"`
-	Status  *schedule.Status `json:"status,omitempty"`
 }
 
 func runSync(ctx context.Context, e Env, args []string) error {
@@ -73,9 +61,10 @@ func runSync(ctx context.Context, e Env, args []string) error {
 	if len(refresh) > 0 && *catalog {
 		return usagef("sync: --product refreshes stock; it does not go with --catalog")
 	}
-	kinds := schedule.Kinds
+	var kinds []schedule.Kind
 	switch {
 	case *catalog && *stock:
+		kinds = []schedule.Kind{schedule.Catalog, schedule.Stock}
 	case *catalog:
 		kinds = []schedule.Kind{schedule.Catalog}
 	case *stock, len(refresh) > 0:
@@ -89,43 +78,17 @@ func runSync(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	if err := checkSyncs(ctx, s, id); err != nil {
+	var progress func([]schedule.Kind, <-chan struct{})
+	if !*asJSON {
+		progress = func(kinds []schedule.Kind, stop <-chan struct{}) {
+			showProgress(ctx, e.Stderr, s, id, kinds, 2*time.Second, stop)
+		}
+	}
+	results, err := ops.SyncNow(ctx, s.js, s.ns, ops.SyncRequest{
+		Tenant: id, Kinds: kinds, Full: *full, Products: refresh, Approve: *approve, Wait: !*noWait,
+	}, progress)
+	if err != nil {
 		return err
-	}
-	if *approve {
-		explicit := *catalog || *stock
-		if kinds, err = heldKinds(ctx, s, id, kinds, explicit); err != nil {
-			return err
-		}
-	}
-
-	results := make([]syncResult, len(kinds))
-	for i, k := range kinds {
-		r := schedule.Request{Full: *full, Approve: *approve}
-		if k == schedule.Stock {
-			r.Products = refresh
-		}
-		if results[i].Request, err = schedule.RequestSync(ctx, s.js, s.ns, id, k, r); err != nil {
-			return err
-		}
-		results[i].Kind, results[i].Outcome = k, "requested"
-	}
-	if !*noWait {
-		// The kinds are read before the waits start writing the results.
-		kinds := make([]schedule.Kind, len(results))
-		for i, r := range results {
-			kinds[i] = r.Kind
-		}
-		var wg sync.WaitGroup
-		for i := range results {
-			wg.Go(func() { results[i].wait(ctx, s, id) })
-		}
-		stop := make(chan struct{})
-		if !*asJSON {
-			go showProgress(ctx, e.Stderr, s, id, kinds, 2*time.Second, stop)
-		}
-		wg.Wait()
-		close(stop)
 	}
 	if *asJSON {
 		if err := writeJSON(e.Stdout, results); err != nil {
@@ -134,88 +97,13 @@ func runSync(ctx context.Context, e Env, args []string) error {
 	} else if err := writeSyncTable(e.Stdout, id, results); err != nil {
 		return err
 	}
-	var failed []string
-	for _, r := range results {
-		switch r.Outcome {
-		case "failed":
-			failed = append(failed, fmt.Sprintf("the %s sync failed (%s); the poller retries it", r.Kind, r.Status.LastError))
-		case "timeout":
-			failed = append(failed, fmt.Sprintf("no %s-poller ran the %s sync within %s; is one running?", r.Kind, r.Kind, *timeout))
-		}
-	}
-	if len(failed) > 0 {
-		return errors.New(strings.Join(failed, "; "))
+	if failed := ops.Failures(results, *timeout); failed != "" {
+		return errors.New(failed)
 	}
 	return nil
 }
 
-// wait waits until a poller ran the request, and records how it went.
-func (r *syncResult) wait(ctx context.Context, s *streams, id string) {
-	st, err := schedule.WaitServed(ctx, s.js, s.ns, id, r.Kind, r.Request)
-	switch {
-	case err != nil:
-		r.Outcome = "timeout"
-		return
-	case st.LastRequest != r.Request.ID && !st.LastRequestAt.After(r.Request.At):
-		r.Outcome = "failed"
-	case st.Held != nil:
-		r.Outcome = "held"
-	default:
-		r.Outcome = "ok"
-	}
-	r.Status = &st
-}
-
-// checkSyncs fails unless the tenant is registered and active: a request
-// for a paused tenant would wait for nothing.
-func checkSyncs(ctx context.Context, s *streams, id string) error {
-	kv, err := s.js.KeyValue(ctx, s.ns.Bucket(tenant.Bucket))
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return fmt.Errorf("tenant %s: %w", id, tenant.ErrUnknown)
-	}
-	if err != nil {
-		return fmt.Errorf("read tenants: %w", err)
-	}
-	entry, err := kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("tenant %s: %w", id, tenant.ErrUnknown)
-	}
-	if err != nil {
-		return fmt.Errorf("read tenant %s: %w", id, err)
-	}
-	rec, err := tenant.DecodeRecord(entry.Value())
-	if err != nil {
-		return err
-	}
-	if st := rec.GetTenant().GetState(); !tenant.Syncs(st) {
-		return fmt.Errorf("tenant %s is %s: nothing syncs until it is active", id, tenant.StateName(st))
-	}
-	return nil
-}
-
-// heldKinds keeps the kinds whose sync the guardrail holds; asked for
-// explicitly, each must be.
-func heldKinds(ctx context.Context, s *streams, id string, kinds []schedule.Kind, explicit bool) ([]schedule.Kind, error) {
-	var held []schedule.Kind
-	for _, k := range kinds {
-		st, _, err := schedule.GetStatus(ctx, s.js, s.ns, id, k)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case st.Held != nil:
-			held = append(held, k)
-		case explicit:
-			return nil, fmt.Errorf("nothing of the %s sync of %s is held", k, id)
-		}
-	}
-	if len(held) == 0 {
-		return nil, fmt.Errorf("nothing of %s is held: there is nothing to approve", id)
-	}
-	return held, nil
-}
-
-func writeSyncTable(w io.Writer, id string, results []syncResult) error {
+func writeSyncTable(w io.Writer, id string, results []ops.SyncResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TENANT\tKIND\tOUTCOME\tPUBLISHED\tCURSOR\tDETAIL")
 	for _, r := range results {

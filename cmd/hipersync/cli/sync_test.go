@@ -14,6 +14,7 @@ import (
 
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
@@ -102,7 +103,7 @@ func TestSyncCommand(t *testing.T) {
 	}
 	// Both polls, full, as JSON: the catalog comes back held.
 	r = sync("acme", "--full", "--json")
-	var results []syncResult
+	var results []ops.SyncResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &results) != nil || len(results) != 2 {
 		t.Fatalf("sync --full --json: %+v", r)
 	}

@@ -1,0 +1,129 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/tenant"
+)
+
+// SyncView is one kind of sync of one tenant, with its freshness against
+// its target interval.
+type SyncView struct {
+	LastSuccessAt  *time.Time `json:"lastSuccessAt,omitempty"`
+	LagSeconds     float64    `json:"lagSeconds"`
+	Interval       string     `json:"interval,omitempty"`
+	Stale          bool       `json:"stale"`
+	Running        bool       `json:"running"`
+	ItemsPublished int64      `json:"itemsPublished"`
+	LastError      string     `json:"lastError,omitempty"`
+	LastErrorAt    *time.Time `json:"lastErrorAt,omitempty"`
+	Held           string     `json:"held,omitempty"`
+
+	// Target is the interval as a duration, Lag the lag.
+	Target time.Duration `json:"-"`
+	Lag    time.Duration `json:"-"`
+}
+
+// TenantStatus is one tenant's registry state joined with its syncs.
+type TenantStatus struct {
+	Tenant      string               `json:"tenant"`
+	State       string               `json:"state"`
+	StateReason string               `json:"stateReason,omitempty"`
+	Since       time.Time            `json:"since"`
+	Syncs       map[string]*SyncView `json:"syncs"`
+}
+
+// StatusKinds are the kinds a status shows, in order.
+var StatusKinds = []schedule.Kind{schedule.Catalog, schedule.Stock, schedule.Invoices}
+
+// Status joins each tenant's registry state with the pollers' status store,
+// sorted by tenant.
+func Status(ctx context.Context, js jetstream.JetStream, ns events.Namespace, now time.Time) ([]TenantStatus, error) {
+	byTenant := map[string]*TenantStatus{}
+	kv, err := js.KeyValue(ctx, ns.Bucket(tenant.Bucket))
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("read tenants: %w", err)
+	default:
+		// One watch reads every record in a single pass; a Get per tenant
+		// would be 2,000 round trips for 2,000 stores.
+		w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		defer func() { _ = w.Stop() }()
+	read:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("list tenants: %w", ctx.Err())
+			case entry, ok := <-w.Updates():
+				if !ok {
+					return nil, errors.New("list tenants: watch closed")
+				}
+				if entry == nil {
+					break read
+				}
+				rec, err := tenant.DecodeRecord(entry.Value())
+				if err != nil {
+					return nil, err
+				}
+				id, t := entry.Key(), rec.GetTenant()
+				byTenant[id] = &TenantStatus{Tenant: id, State: tenant.StateName(t.GetState()), StateReason: t.GetStateReason(),
+					Since: t.GetStateChangedAt().AsTime(), Syncs: map[string]*SyncView{}}
+			}
+		}
+	}
+	syncs, err := schedule.ListStatus(ctx, js, ns)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range syncs {
+		ts := byTenant[st.Tenant]
+		if ts == nil {
+			// Polled once, since removed from the registry.
+			ts = &TenantStatus{Tenant: st.Tenant, State: "unknown", Syncs: map[string]*SyncView{}}
+			byTenant[st.Tenant] = ts
+		}
+		ts.Syncs[string(st.Kind)] = ViewOf(st, now)
+	}
+	out := make([]TenantStatus, 0, len(byTenant))
+	for _, ts := range byTenant {
+		out = append(out, *ts)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Tenant < out[j].Tenant })
+	return out, nil
+}
+
+// ViewOf is one sync's status as of now.
+func ViewOf(st schedule.Status, now time.Time) *SyncView {
+	lag := st.Lag(now)
+	v := &SyncView{
+		LagSeconds: lag.Seconds(), Lag: lag, Stale: st.Stale(now), Running: st.Running(now),
+		ItemsPublished: st.ItemsPublished, LastError: st.LastError, Target: time.Duration(st.TargetInterval),
+	}
+	if v.Target > 0 {
+		v.Interval = v.Target.String()
+	}
+	if !st.LastSuccessAt.IsZero() {
+		at := st.LastSuccessAt
+		v.LastSuccessAt = &at
+	}
+	if !st.LastErrorAt.IsZero() {
+		at := st.LastErrorAt
+		v.LastErrorAt = &at
+	}
+	if st.Held != nil {
+		v.Held = st.Held.Summary
+	}
+	return v
+}

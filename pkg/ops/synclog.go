@@ -1,0 +1,243 @@
+package ops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+)
+
+// LogFilter selects events of the sync log: the filters of `hipersync
+// events tail` and of the admin API's QueryEvents and StreamEvents.
+type LogFilter struct {
+	// Tenant, empty for every tenant.
+	Tenant string
+	// Kind is a kind (order.accepted) or a prefix (order.>); empty for all.
+	Kind string
+	// Start is the time to read from.
+	Start time.Time
+	// Sources, empty for both.
+	Sources []events.Source
+	// Contains keeps only events whose JSON holds this text.
+	Contains string
+}
+
+// ParseSource turns "store", "hiper" or "all" ("" too) into sources.
+func ParseSource(s string) ([]events.Source, error) {
+	switch s {
+	case "all", "":
+		return []events.Source{events.SourceStore, events.SourceHiper}, nil
+	case "store":
+		return []events.Source{events.SourceStore}, nil
+	case "hiper":
+		return []events.Source{events.SourceHiper}, nil
+	}
+	return nil, fmt.Errorf("want store, hiper or all, got %q", s)
+}
+
+// Validate checks the filter's tenant.
+func (f LogFilter) Validate() error {
+	if f.Tenant != "" {
+		if err := events.ValidTenant(f.Tenant); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f LogFilter) sources() []events.Source {
+	if len(f.Sources) == 0 {
+		return []events.Source{events.SourceStore, events.SourceHiper}
+	}
+	return f.Sources
+}
+
+func (f LogFilter) keep(l LogLine) bool {
+	return f.Contains == "" || strings.Contains(string(l.Event), f.Contains) || strings.Contains(l.ID, f.Contains)
+}
+
+// LogLine is one event of the sync log.
+type LogLine struct {
+	Time    time.Time       `json:"time"`
+	Stream  string          `json:"stream"`
+	Subject string          `json:"subject"`
+	Tenant  string          `json:"tenant"`
+	Kind    string          `json:"kind"`
+	ID      string          `json:"id"`
+	Event   json.RawMessage `json:"event,omitempty"`
+	Error   string          `json:"error,omitempty"`
+
+	// Summary is a one-line description; a store order's customer data
+	// stays out of it.
+	Summary string `json:"-"`
+}
+
+// ReadLog reads the events f selects, from f.Start up to each stream's end
+// now, oldest first.
+func ReadLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace, f LogFilter) ([]LogLine, error) {
+	var lines []LogLine
+	for _, src := range f.sources() {
+		got, err := readLog(ctx, js, ns, src, f)
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, got...)
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].Time.Before(lines[j].Time) })
+	return lines, nil
+}
+
+// FollowLog calls emit, one call at a time, with each event f selects from
+// f.Start until ctx is done.
+func FollowLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace, f LogFilter, emit func(LogLine)) error {
+	var mu sync.Mutex
+	srcs := f.sources()
+	errs := make(chan error, len(srcs))
+	for _, src := range srcs {
+		go func() {
+			errs <- followLog(ctx, js, ns, src, f, func(l LogLine) {
+				if !f.keep(l) {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				emit(l)
+			})
+		}()
+	}
+	var all []error
+	for range srcs {
+		if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+func consumer(ctx context.Context, js jetstream.JetStream, ns events.Namespace, src events.Source, f LogFilter) (jetstream.Consumer, string, error) {
+	tenantTok, kindTok := f.Tenant, f.Kind
+	if tenantTok == "" {
+		tenantTok = "*"
+	}
+	if kindTok == "" {
+		kindTok = ">"
+	}
+	stream, subject := ns.Stream(events.StreamHiper), ns.HiperSubject(tenantTok, events.Kind(kindTok))
+	if src == events.SourceStore {
+		stream, subject = ns.Stream(events.StreamStore), ns.StoreSubject(tenantTok, events.Kind(kindTok))
+	}
+	start := f.Start
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &start,
+	})
+	if err != nil {
+		return nil, stream, fmt.Errorf("read %s: %w", stream, err)
+	}
+	return cons, stream, nil
+}
+
+func readLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace, src events.Source, f LogFilter) ([]LogLine, error) {
+	cons, stream, err := consumer(ctx, js, ns, src, f)
+	if err != nil {
+		return nil, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	var lines []LogLine
+	for pending := info.NumPending; pending > 0; {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		if l := Line(ns, stream, msg); f.keep(l) {
+			lines = append(lines, l)
+		}
+		md, _ := msg.Metadata()
+		if md == nil {
+			break
+		}
+		pending = md.NumPending
+	}
+	return lines, nil
+}
+
+func followLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace, src events.Source, f LogFilter, emit func(LogLine)) error {
+	cons, stream, err := consumer(ctx, js, ns, src, f)
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { emit(Line(ns, stream, msg)) })
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", stream, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
+}
+
+var compactJSON = protojson.MarshalOptions{}
+
+// Line decodes one message of stream into a log line.
+func Line(ns events.Namespace, stream string, msg jetstream.Msg) LogLine {
+	l := LogLine{Stream: stream, Subject: msg.Subject(), ID: msg.Headers().Get(events.HeaderID)}
+	if md, err := msg.Metadata(); err == nil {
+		l.Time = md.Timestamp
+	}
+	subj, err := ns.ParseSubject(msg.Subject())
+	if err != nil {
+		l.Error = err.Error()
+		return l
+	}
+	l.Tenant, l.Kind = subj.Tenant, string(subj.Kind)
+	if subj.Source == events.SourceStore {
+		l.Kind = "store." + l.Kind
+	}
+	m, err := subj.NewMessage()
+	if err == nil {
+		err = events.Decode(msg.Headers(), msg.Data(), m)
+	}
+	if err != nil {
+		l.Error = err.Error()
+		return l
+	}
+	if b, err := compactJSON.Marshal(m); err == nil {
+		// protojson varies its spacing on purpose; the log prints it compact
+		// so that it reads, and greps, the same every time.
+		var c bytes.Buffer
+		if json.Compact(&c, b) == nil {
+			b = c.Bytes()
+		}
+		l.Event = b
+	}
+	l.Summary = summarize(m, l.Event)
+	return l
+}
+
+// summarize is the one-line description of an event. A store order's
+// customer data stays out of it: the line is for following the flow.
+func summarize(m proto.Message, raw []byte) string {
+	if o, ok := m.(*eventsv1.StoreOrderApproved); ok {
+		return fmt.Sprintf(`{"orderId":%q,"items":%d,"payments":%d,"currency":%q}`, o.GetOrderId(), len(o.GetItems()), len(o.GetPayments()), o.GetCurrency())
+	}
+	s := string(raw)
+	if len(s) > 240 {
+		s = s[:237] + "..."
+	}
+	return s
+}

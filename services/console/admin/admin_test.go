@@ -1,0 +1,187 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/services/console/auth"
+	"github.com/hipersync/hipersync/services/console/consoletest"
+	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+)
+
+func code(err error) connect.Code {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Code()
+	}
+	return connect.CodeUnknown
+}
+
+func wantCode(t *testing.T, what string, err error, want connect.Code) {
+	t.Helper()
+	if got := code(err); got != want {
+		t.Fatalf("%s: got %v (%v), want %v", what, got, err, want)
+	}
+}
+
+// A store platform's backend holds a store-role key: it reads and changes
+// its own store, and nothing else.
+func TestStoreKeyReachesOnlyItsStore(t *testing.T) {
+	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme", "beta"}})
+	c := consoletest.Start(t, st, auth.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	acme := c.Client(c.StoreKeys["acme"])
+
+	who, err := acme.WhoAmI(ctx, &adminv1.WhoAmIRequest{})
+	if err != nil || who.GetRole() != adminv1.Role_ROLE_STORE || who.GetTenantId() != "acme" {
+		t.Fatalf("WhoAmI = %v, %v; want the store role for acme", who, err)
+	}
+
+	// Its own store: read and change.
+	if _, err := acme.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: "acme"}); err != nil {
+		t.Fatalf("GetTenant(acme): %v", err)
+	}
+	upd, err := acme.UpdateTenantSettings(ctx, &adminv1.UpdateTenantSettingsRequest{TenantId: "acme",
+		Settings:   &brokerv1.TenantSettings{DefaultBrand: "Marca da Acme", UpdateTitle: true},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"default_brand", "update_title"}}})
+	if err != nil || upd.GetTenant().GetSettings().GetDefaultBrand() != "Marca da Acme" {
+		t.Fatalf("UpdateTenantSettings(acme) = %v, %v", upd, err)
+	}
+	list, err := acme.ListTenants(ctx, &adminv1.ListTenantsRequest{})
+	if err != nil || len(list.GetTenants()) != 1 || list.GetTenants()[0].GetTenantId() != "acme" {
+		t.Fatalf("ListTenants = %v, %v; want acme only", list, err)
+	}
+	status, err := acme.GetStatus(ctx, &adminv1.GetStatusRequest{})
+	if err != nil || len(status.GetTenants()) != 1 || status.GetTenants()[0].GetTenantId() != "acme" {
+		t.Fatalf("GetStatus = %v, %v; want acme only", status, err)
+	}
+	if _, err := acme.ListOrders(ctx, &adminv1.ListOrdersRequest{TenantId: "acme"}); err != nil {
+		t.Fatalf("ListOrders(acme): %v", err)
+	}
+
+	// Another store: neither read nor change.
+	_, err = acme.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: "beta"})
+	wantCode(t, "GetTenant(beta)", err, connect.CodePermissionDenied)
+	_, err = acme.UpdateTenantSettings(ctx, &adminv1.UpdateTenantSettingsRequest{TenantId: "beta",
+		Settings: &brokerv1.TenantSettings{DefaultBrand: "x"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"default_brand"}}})
+	wantCode(t, "UpdateTenantSettings(beta)", err, connect.CodePermissionDenied)
+	_, err = acme.PauseTenant(ctx, &adminv1.PauseTenantRequest{TenantId: "beta"})
+	wantCode(t, "PauseTenant(beta)", err, connect.CodePermissionDenied)
+	_, err = acme.SyncNow(ctx, &adminv1.SyncNowRequest{TenantId: "beta"})
+	wantCode(t, "SyncNow(beta)", err, connect.CodePermissionDenied)
+	_, err = acme.ListOrders(ctx, &adminv1.ListOrdersRequest{TenantId: "beta"})
+	wantCode(t, "ListOrders(beta)", err, connect.CodePermissionDenied)
+	_, err = acme.GetOrder(ctx, &adminv1.GetOrderRequest{TenantId: "beta", OrderId: "1"})
+	wantCode(t, "GetOrder(beta)", err, connect.CodePermissionDenied)
+	_, err = acme.QueryEvents(ctx, &adminv1.QueryEventsRequest{Filter: &adminv1.EventFilter{TenantId: "beta"}})
+	wantCode(t, "QueryEvents(beta)", err, connect.CodePermissionDenied)
+	_, err = acme.ListAuditEntries(ctx, &adminv1.ListAuditEntriesRequest{TenantId: "beta"})
+	wantCode(t, "ListAuditEntries(beta)", err, connect.CodePermissionDenied)
+	_, err = acme.GetStatus(ctx, &adminv1.GetStatusRequest{TenantId: "beta"})
+	wantCode(t, "GetStatus(beta)", err, connect.CodePermissionDenied)
+	_, err = acme.GetStreamUsage(ctx, &adminv1.GetStreamUsageRequest{})
+	wantCode(t, "GetStreamUsage", err, connect.CodePermissionDenied)
+
+	// beta is untouched.
+	ops := c.Client(c.OperatorKey)
+	beta, err := ops.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: "beta"})
+	if err != nil || beta.GetTenant().GetSettings().GetDefaultBrand() != "" || beta.GetTenant().GetState() != brokerv1.TenantState_TENANT_STATE_ACTIVE {
+		t.Fatalf("beta after the store key's attempts = %v, %v", beta, err)
+	}
+	all, err := ops.ListTenants(ctx, &adminv1.ListTenantsRequest{})
+	if err != nil || len(all.GetTenants()) != 2 {
+		t.Fatalf("operator ListTenants = %v, %v; want both", all, err)
+	}
+
+	// The audit log has the store's change, and its refused attempts; the
+	// store sees only its own entries.
+	mine, err := acme.ListAuditEntries(ctx, &adminv1.ListAuditEntriesRequest{})
+	if err != nil || len(mine.GetEntries()) == 0 {
+		t.Fatalf("ListAuditEntries = %v, %v", mine, err)
+	}
+	for _, e := range mine.GetEntries() {
+		if e.GetTenantId() != "acme" {
+			t.Errorf("the store sees an audit entry of %q", e.GetTenantId())
+		}
+	}
+	got := mine.GetEntries()[0]
+	if got.GetAction() != "UpdateTenantSettings" || got.GetSubject() != "acme-backend" || got.GetOutcome() != "OK" ||
+		!strings.Contains(got.GetRequestJson(), "Marca da Acme") {
+		t.Errorf("newest audit entry = %v; want acme-backend's UpdateTenantSettings", got)
+	}
+}
+
+func TestCallsWithoutValidCredentialsAreRefused(t *testing.T) {
+	st := brokertest.Start(t, brokertest.Options{})
+	c := consoletest.Start(t, st, auth.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := c.Client("").ListTenants(ctx, &adminv1.ListTenantsRequest{})
+	wantCode(t, "no credentials", err, connect.CodeUnauthenticated)
+	_, err = c.Client("hsk_not-a-key").ListTenants(ctx, &adminv1.ListTenantsRequest{})
+	wantCode(t, "unknown key", err, connect.CodeUnauthenticated)
+	if _, err := auth.New(ctx, auth.Config{}); !errors.Is(err, auth.ErrNoAuth) {
+		t.Fatalf("auth.New without configuration = %v; want ErrNoAuth", err)
+	}
+}
+
+// One definition, three protocols: the generated client over Connect and
+// gRPC, and plain HTTP/JSON as curl would send it.
+func TestServedOverGRPCAndHTTPJSON(t *testing.T) {
+	st := brokertest.Start(t, brokertest.Options{})
+	c := consoletest.Start(t, st, auth.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	grpcClient := c.Client(c.OperatorKey, connect.WithGRPC())
+	list, err := grpcClient.ListTenants(ctx, &adminv1.ListTenantsRequest{})
+	if err != nil || len(list.GetTenants()) != 1 {
+		t.Fatalf("ListTenants over gRPC = %v, %v", list, err)
+	}
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.Server.URL+"/hipersync.admin.v1.AdminService/GetTenant",
+		bytes.NewBufferString(`{"tenantId":"acme"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.OperatorKey)
+	resp, err := c.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var got struct {
+		Tenant struct {
+			TenantID string `json:"tenantId"`
+			State    string `json:"state"`
+		} `json:"tenant"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &got) != nil || got.Tenant.TenantID != "acme" || got.Tenant.State != "TENANT_STATE_ACTIVE" {
+		t.Fatalf("POST GetTenant as JSON: %d %s", resp.StatusCode, body)
+	}
+
+	// A mutating call is audited with its secret left out.
+	_, err = c.Client(c.OperatorKey).ConnectTenant(ctx, &adminv1.ConnectTenantRequest{TenantId: "acme", SecurityKey: st.Keys["acme"]})
+	if err != nil {
+		t.Fatalf("ConnectTenant: %v", err)
+	}
+	entries, err := c.Client(c.OperatorKey).ListAuditEntries(ctx, &adminv1.ListAuditEntriesRequest{TenantId: "acme"})
+	if err != nil || len(entries.GetEntries()) == 0 || entries.GetEntries()[0].GetAction() != "ConnectTenant" {
+		t.Fatalf("audit after ConnectTenant = %v, %v", entries, err)
+	}
+	if strings.Contains(entries.GetEntries()[0].GetRequestJson(), st.Keys["acme"]) {
+		t.Fatalf("the audit log holds the security key: %s", entries.GetEntries()[0].GetRequestJson())
+	}
+}

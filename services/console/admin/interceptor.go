@@ -1,0 +1,53 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+
+	"connectrpc.com/connect"
+
+	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
+	"github.com/hipersync/hipersync/services/console/auth"
+)
+
+// authInterceptor puts the caller's Principal in the context of every
+// call, from its Authorization header, or fails it as unauthenticated.
+type authInterceptor struct{ a *auth.Authenticator }
+
+func (i authInterceptor) authenticate(ctx context.Context, h http.Header) (context.Context, error) {
+	p, err := i.a.Bearer(ctx, h.Get("Authorization"))
+	if err != nil {
+		return ctx, connect.NewError(Code(err), err)
+	}
+	return auth.With(ctx, p), nil
+}
+
+func (i authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		ctx, err := i.authenticate(ctx, req.Header())
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+func (i authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, err := i.authenticate(ctx, conn.RequestHeader())
+		if err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
+}
+
+// Handler serves s over gRPC, gRPC-Web and the Connect protocol (HTTP/JSON)
+// at the path it returns, every call authenticated by a.
+func Handler(s *Server, a *auth.Authenticator) (string, http.Handler) {
+	return adminv1connect.NewAdminServiceHandler(s, connect.WithInterceptors(authInterceptor{a: a}))
+}

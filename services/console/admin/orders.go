@@ -1,0 +1,243 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
+	"github.com/hipersync/hipersync/pkg/ops"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
+)
+
+func (s *Server) orderStore(ctx context.Context) (*orders.Store, error) {
+	st, err := orders.Attach(ctx, s.d.JS, s.d.NS)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	}
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return st, nil
+}
+
+// ordersInReview counts each tenant's orders in needs_review (of tenant
+// only, when set). No orders bucket yet is no orders.
+func (s *Server) ordersInReview(ctx context.Context, tenantID string) (map[string]int, error) {
+	kv, err := s.d.JS.KeyValue(ctx, s.d.NS.Bucket(orders.Bucket))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	filter := ">"
+	if tenantID != "" {
+		filter = orders.TenantPrefix(tenantID)
+	}
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop() }()
+	n := map[string]int{}
+	for entry := range w.Updates() {
+		if entry == nil {
+			return n, nil
+		}
+		var r struct {
+			Tenant string       `json:"tenant"`
+			State  orders.State `json:"state"`
+		}
+		if json.Unmarshal(entry.Value(), &r) == nil && r.State == orders.StateNeedsReview {
+			n[r.Tenant]++
+		}
+	}
+	return n, ctx.Err()
+}
+
+func (s *Server) ListOrders(ctx context.Context, req *adminv1.ListOrdersRequest) (*adminv1.ListOrdersResponse, error) {
+	if _, err := one(ctx, req.GetTenantId()); err != nil {
+		return nil, err
+	}
+	if st := req.GetState(); st != "" && !orders.ValidState(st) {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("state %q: want one of %v", st, orders.States))
+	}
+	store, err := s.orderStore(ctx)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return &adminv1.ListOrdersResponse{}, nil // no order yet
+	}
+	if err != nil {
+		return nil, err
+	}
+	recs, err := store.List(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, wrap(err)
+	}
+	limit := int(req.GetLimit())
+	if limit <= 0 {
+		limit = 500
+	}
+	q := strings.ToLower(strings.TrimSpace(req.GetQuery()))
+	resp := &adminv1.ListOrdersResponse{}
+	// Newest first.
+	for i := len(recs) - 1; i >= 0; i-- {
+		r := recs[i]
+		if req.GetState() != "" && string(r.State) != req.GetState() {
+			continue
+		}
+		if q != "" && !strings.Contains(strings.ToLower(r.OrderID), q) && !strings.Contains(strings.ToLower(r.HiperOrderID), q) {
+			continue
+		}
+		resp.Total++
+		if len(resp.Orders) < limit {
+			resp.Orders = append(resp.Orders, orderOf(r, false))
+		}
+	}
+	return resp, nil
+}
+
+func (s *Server) GetOrder(ctx context.Context, req *adminv1.GetOrderRequest) (*adminv1.GetOrderResponse, error) {
+	if _, err := one(ctx, req.GetTenantId()); err != nil {
+		return nil, err
+	}
+	store, err := s.orderStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, _, err := store.Get(ctx, req.GetTenantId(), req.GetOrderId())
+	if err != nil {
+		return nil, wrap(err)
+	}
+	o := orderOf(rec, true)
+	if err := s.addTimeline(ctx, rec, o); err != nil {
+		return nil, wrap(err)
+	}
+	return &adminv1.GetOrderResponse{Order: o}, nil
+}
+
+func (s *Server) ResolveOrder(ctx context.Context, req *adminv1.ResolveOrderRequest) (*adminv1.ResolveOrderResponse, error) {
+	p, err := one(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetResolution() == nil || (req.GetHiperOrderId() == "" && !req.GetResend()) {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("give hiper_order_id (the order is in Hiper) or resend (it is not)"))
+	}
+	store, err := s.orderStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	op := orders.Operator{Store: store, Publisher: s.d.Publisher, NS: s.d.NS, By: p.Subject + " (console)"}
+	var rec *orders.Record
+	err = s.mutate(ctx, p, "ResolveOrder", req.GetTenantId(), req, func() error {
+		var err error
+		if req.GetResend() {
+			rec, err = op.Resend(ctx, req.GetTenantId(), req.GetOrderId())
+		} else {
+			rec, err = op.Resolve(ctx, req.GetTenantId(), req.GetOrderId(), strings.TrimSpace(req.GetHiperOrderId()))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.ResolveOrderResponse{Order: orderOf(rec, true)}, nil
+}
+
+// Actions are the ways out of an order's state a person may take.
+func Actions(st orders.State) []string {
+	switch st {
+	case orders.StateNeedsReview, orders.StateFailed:
+		return []string{"resolve", "resend"}
+	}
+	return nil
+}
+
+func orderOf(r *orders.Record, detail bool) *adminv1.Order {
+	o := &adminv1.Order{TenantId: r.Tenant, OrderId: r.OrderID, State: string(r.State), HiperOrderId: r.HiperOrderID,
+		Generation: int32(r.Generation), Attempts: int32(r.Attempts), Reason: r.Reason, LastError: r.LastError,
+		CancelRequested: r.Cancel != nil, CreatedAt: timestamppb.New(r.CreatedAt), UpdatedAt: timestamppb.New(r.UpdatedAt),
+		Actions: Actions(r.State)}
+	for _, rr := range r.Reasons {
+		o.Problems = append(o.Problems, &adminv1.Problem{Code: rr.Code, Field: rr.Field, Message: rr.Message})
+	}
+	if !detail {
+		return o
+	}
+	for _, h := range r.History {
+		o.Timeline = append(o.Timeline, &adminv1.TimelineEntry{At: timestamppb.New(h.At), Step: string(h.To), By: h.By, Note: h.Note})
+	}
+	if a, err := r.ApprovalMessage(); err == nil {
+		if c := a.GetCustomer(); c != nil {
+			c.Document = MaskDocument(c.GetDocument())
+		}
+		if b, err := (protojson.MarshalOptions{Indent: "  "}).Marshal(a); err == nil {
+			o.ApprovalJson = string(b)
+		}
+	}
+	return o
+}
+
+// MaskDocument keeps a CPF or CNPJ's last two digits.
+func MaskDocument(doc string) string {
+	if len(doc) <= 2 {
+		return doc
+	}
+	return strings.Repeat("•", len(doc)-2) + doc[len(doc)-2:]
+}
+
+// addTimeline adds what the sync log says of the order (the store's
+// events, and the invoice and shipping hipersync published) to its
+// history, in time order.
+func (s *Server) addTimeline(ctx context.Context, r *orders.Record, o *adminv1.Order) error {
+	idJSON, _ := json.Marshal(r.OrderID)
+	start := r.CreatedAt.Add(-time.Hour)
+	reads := []ops.LogFilter{
+		{Tenant: r.Tenant, Kind: "order.>", Sources: []events.Source{events.SourceStore}},
+		{Tenant: r.Tenant, Kind: "order.>", Sources: []events.Source{events.SourceHiper}},
+		{Tenant: r.Tenant, Kind: "invoice.>", Sources: []events.Source{events.SourceHiper}},
+	}
+	var steps []*adminv1.TimelineEntry
+	for _, f := range reads {
+		f.Start, f.Contains = start, `"orderId":`+string(idJSON)
+		lines, err := ops.ReadLog(ctx, s.d.JS, s.d.NS, f)
+		if err != nil {
+			return err
+		}
+		for _, l := range lines {
+			steps = append(steps, &adminv1.TimelineEntry{At: timestamppb.New(l.Time), Step: l.Kind, By: "event", Note: l.Summary})
+			var ev struct {
+				Number       string `json:"number"`
+				AccessKey    string `json:"accessKey"`
+				TrackingCode string `json:"trackingCode"`
+				Note         string `json:"note"`
+			}
+			_ = json.Unmarshal(l.Event, &ev)
+			switch l.Kind {
+			case string(events.KindInvoiceIssued):
+				o.InvoiceNumber, o.InvoiceKey = ev.Number, ev.AccessKey
+			case string(events.KindOrderShipped):
+				o.TrackingCode = ev.TrackingCode
+				if o.TrackingCode == "" {
+					o.Carrier = ev.Note
+				}
+			}
+		}
+	}
+	o.Timeline = append(o.Timeline, steps...)
+	sort.SliceStable(o.Timeline, func(i, j int) bool {
+		return o.Timeline[i].GetAt().AsTime().Before(o.Timeline[j].GetAt().AsTime())
+	})
+	return nil
+}

@@ -1,0 +1,531 @@
+// Package admin implements the admin API (hipersync.admin.v1.AdminService):
+// the calls an operator, a store's support person or a store platform's
+// backend makes. It reads and writes through the same packages the services
+// and the CLI use (token-broker's TenantService for the registry,
+// pkg/schedule and pkg/ops for syncs, the order-forwarder's orders bucket,
+// pkg/events for the log and dead letters), checks the caller's role on
+// every call, and writes every mutating call to the audit log.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hipersync/hipersync/pkg/brokerclient"
+	"github.com/hipersync/hipersync/pkg/events"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
+	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/ops"
+	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/services/console/auth"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
+)
+
+// Deps is what the server works with.
+type Deps struct {
+	JS        jetstream.JetStream
+	NS        events.Namespace
+	Tenants   brokerv1.TenantServiceClient
+	Publisher *events.Publisher
+	Audit     *Audit
+	// Credentials mints a store's NATS credentials; nil when the
+	// deployment has no account signing key.
+	Credentials func(ctx context.Context, tenant string, expires time.Duration) (creds string, until time.Time, err error)
+}
+
+// Server is the AdminService.
+type Server struct {
+	d Deps
+}
+
+var _ adminv1connect.AdminServiceHandler = (*Server)(nil)
+
+// New returns the server.
+func New(d Deps) *Server { return &Server{d: d} }
+
+// principal is the caller, set by the interceptor or the web console.
+func principal(ctx context.Context) (auth.Principal, error) {
+	p, ok := auth.From(ctx)
+	if !ok {
+		return auth.Principal{}, connect.NewError(connect.CodeUnauthenticated, auth.ErrUnauthenticated)
+	}
+	return p, nil
+}
+
+// scope is the tenant the caller may reach for a call naming tenant ("" is
+// every tenant the caller may see).
+func scope(ctx context.Context, tenantID string) (auth.Principal, string, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return p, "", err
+	}
+	t, err := p.Scope(tenantID)
+	if err != nil {
+		return p, "", connect.NewError(connect.CodePermissionDenied, err)
+	}
+	return p, t, nil
+}
+
+// one is scope for a call that must name one tenant.
+func one(ctx context.Context, tenantID string) (auth.Principal, error) {
+	p, t, err := scope(ctx, tenantID)
+	if err != nil {
+		return p, err
+	}
+	if t == "" {
+		return p, connect.NewError(connect.CodeInvalidArgument, errors.New("tenant_id is required"))
+	}
+	if err := events.ValidTenant(t); err != nil {
+		return p, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	return p, nil
+}
+
+func operatorOnly(ctx context.Context) (auth.Principal, error) {
+	p, err := principal(ctx)
+	if err == nil && !p.Operator() {
+		err = connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%w: operators only", auth.ErrPermissionDenied))
+	}
+	return p, err
+}
+
+// Code is the connect code an error of the packages below maps to.
+func Code(err error) connect.Code {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Code()
+	}
+	var be *brokerclient.Error
+	if errors.As(err, &be) {
+		return connect.Code(be.Code)
+	}
+	switch {
+	case errors.Is(err, tenant.ErrUnknown), errors.Is(err, orders.ErrNotFound), errors.Is(err, events.ErrDeadLetterNotFound):
+		return connect.CodeNotFound
+	case errors.Is(err, tenant.ErrInvalid), errors.Is(err, orders.ErrInvalidHiperID), errors.Is(err, events.ErrInvalidTenant):
+		return connect.CodeInvalidArgument
+	case errors.Is(err, orders.ErrWrongState), errors.Is(err, ops.ErrNothingHeld), errors.Is(err, ops.ErrNotSyncing),
+		errors.Is(err, tenant.ErrPaused), errors.Is(err, tenant.ErrNotConnected):
+		return connect.CodeFailedPrecondition
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.CodeDeadlineExceeded
+	case errors.Is(err, auth.ErrPermissionDenied):
+		return connect.CodePermissionDenied
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return connect.CodeUnauthenticated
+	}
+	return connect.CodeInternal
+}
+
+func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	return connect.NewError(Code(err), err)
+}
+
+// mutate runs a mutating call and writes it to the audit log, whatever its
+// outcome.
+func (s *Server) mutate(ctx context.Context, p auth.Principal, action, tenantID string, req proto.Message, call func() error) error {
+	err := wrap(call())
+	s.d.Audit.Record(ctx, p, action, tenantID, req, err)
+	return err
+}
+
+func (s *Server) WhoAmI(ctx context.Context, _ *adminv1.WhoAmIRequest) (*adminv1.WhoAmIResponse, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.WhoAmIResponse{Subject: p.Subject, Role: p.Role, TenantId: p.Tenant, Method: p.Method}, nil
+}
+
+func (s *Server) ListTenants(ctx context.Context, _ *adminv1.ListTenantsRequest) (*adminv1.ListTenantsResponse, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Operator() {
+		resp, err := s.d.Tenants.GetTenant(ctx, &brokerv1.GetTenantRequest{TenantId: p.Tenant})
+		if err != nil {
+			return nil, wrap(brokerclient.FromStatus(err))
+		}
+		return &adminv1.ListTenantsResponse{Tenants: []*brokerv1.Tenant{resp.GetTenant()}}, nil
+	}
+	resp, err := s.d.Tenants.ListTenants(ctx, &brokerv1.ListTenantsRequest{})
+	if err != nil {
+		return nil, wrap(brokerclient.FromStatus(err))
+	}
+	return &adminv1.ListTenantsResponse{Tenants: resp.GetTenants()}, nil
+}
+
+func (s *Server) GetTenant(ctx context.Context, req *adminv1.GetTenantRequest) (*adminv1.GetTenantResponse, error) {
+	if _, err := one(ctx, req.GetTenantId()); err != nil {
+		return nil, err
+	}
+	resp, err := s.d.Tenants.GetTenant(ctx, &brokerv1.GetTenantRequest{TenantId: req.GetTenantId()})
+	if err != nil {
+		return nil, wrap(brokerclient.FromStatus(err))
+	}
+	return &adminv1.GetTenantResponse{Tenant: resp.GetTenant()}, nil
+}
+
+// tenantCall is a mutating registry call that answers with the tenant.
+func (s *Server) tenantCall(ctx context.Context, action, tenantID string, req proto.Message, call func() (interface{ GetTenant() *brokerv1.Tenant }, error)) (*brokerv1.Tenant, error) {
+	p, err := one(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	var t *brokerv1.Tenant
+	err = s.mutate(ctx, p, action, tenantID, req, func() error {
+		resp, err := call()
+		if err != nil {
+			return brokerclient.FromStatus(err)
+		}
+		t = resp.GetTenant()
+		return nil
+	})
+	return t, err
+}
+
+func (s *Server) ConnectTenant(ctx context.Context, req *adminv1.ConnectTenantRequest) (*adminv1.ConnectTenantResponse, error) {
+	t, err := s.tenantCall(ctx, "ConnectTenant", req.GetTenantId(), req, func() (interface{ GetTenant() *brokerv1.Tenant }, error) {
+		return s.d.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: req.GetTenantId(), SecurityKey: strings.TrimSpace(req.GetSecurityKey())})
+	})
+	return &adminv1.ConnectTenantResponse{Tenant: t}, err
+}
+
+func (s *Server) PauseTenant(ctx context.Context, req *adminv1.PauseTenantRequest) (*adminv1.PauseTenantResponse, error) {
+	t, err := s.tenantCall(ctx, "PauseTenant", req.GetTenantId(), req, func() (interface{ GetTenant() *brokerv1.Tenant }, error) {
+		return s.d.Tenants.PauseTenant(ctx, &brokerv1.PauseTenantRequest{TenantId: req.GetTenantId()})
+	})
+	return &adminv1.PauseTenantResponse{Tenant: t}, err
+}
+
+func (s *Server) ResumeTenant(ctx context.Context, req *adminv1.ResumeTenantRequest) (*adminv1.ResumeTenantResponse, error) {
+	t, err := s.tenantCall(ctx, "ResumeTenant", req.GetTenantId(), req, func() (interface{ GetTenant() *brokerv1.Tenant }, error) {
+		return s.d.Tenants.ResumeTenant(ctx, &brokerv1.ResumeTenantRequest{TenantId: req.GetTenantId()})
+	})
+	return &adminv1.ResumeTenantResponse{Tenant: t}, err
+}
+
+func (s *Server) DisconnectTenant(ctx context.Context, req *adminv1.DisconnectTenantRequest) (*adminv1.DisconnectTenantResponse, error) {
+	t, err := s.tenantCall(ctx, "DisconnectTenant", req.GetTenantId(), req, func() (interface{ GetTenant() *brokerv1.Tenant }, error) {
+		return s.d.Tenants.DisconnectTenant(ctx, &brokerv1.DisconnectTenantRequest{TenantId: req.GetTenantId()})
+	})
+	return &adminv1.DisconnectTenantResponse{Tenant: t}, err
+}
+
+func (s *Server) UpdateTenantSettings(ctx context.Context, req *adminv1.UpdateTenantSettingsRequest) (*adminv1.UpdateTenantSettingsResponse, error) {
+	t, err := s.tenantCall(ctx, "UpdateTenantSettings", req.GetTenantId(), req, func() (interface{ GetTenant() *brokerv1.Tenant }, error) {
+		return s.d.Tenants.UpdateTenantSettings(ctx, &brokerv1.UpdateTenantSettingsRequest{
+			TenantId: req.GetTenantId(), Settings: req.GetSettings(), UpdateMask: req.GetUpdateMask()})
+	})
+	return &adminv1.UpdateTenantSettingsResponse{Tenant: t}, err
+}
+
+func (s *Server) GetTenantCredentials(ctx context.Context, req *adminv1.GetTenantCredentialsRequest) (*adminv1.GetTenantCredentialsResponse, error) {
+	p, err := one(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	resp := &adminv1.GetTenantCredentialsResponse{}
+	err = s.mutate(ctx, p, "GetTenantCredentials", req.GetTenantId(), req, func() error {
+		if s.d.Credentials == nil {
+			return connect.NewError(connect.CodeFailedPrecondition,
+				errors.New("this deployment mints no store credentials (no NATS account signing key configured)"))
+		}
+		creds, until, err := s.d.Credentials(ctx, req.GetTenantId(), req.GetExpires().AsDuration())
+		if err != nil {
+			return err
+		}
+		resp.Creds, resp.ExpiresAt = creds, timestamppb.New(until)
+		return nil
+	})
+	return resp, err
+}
+
+func (s *Server) GetStatus(ctx context.Context, req *adminv1.GetStatusRequest) (*adminv1.GetStatusResponse, error) {
+	_, t, err := scope(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	all, err := ops.Status(ctx, s.d.JS, s.d.NS, time.Now())
+	if err != nil {
+		return nil, wrap(err)
+	}
+	review, err := s.ordersInReview(ctx, t)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	dead, err := s.deadLettersByTenant(ctx)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	resp := &adminv1.GetStatusResponse{}
+	for _, ts := range all {
+		if t != "" && ts.Tenant != t {
+			continue
+		}
+		resp.Tenants = append(resp.Tenants, statusOf(ts, review[ts.Tenant], dead[ts.Tenant]))
+	}
+	if t != "" && len(resp.Tenants) == 0 {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("tenant %s: %w", t, tenant.ErrUnknown))
+	}
+	return resp, nil
+}
+
+func statusOf(ts ops.TenantStatus, review, dead int) *adminv1.TenantStatus {
+	out := &adminv1.TenantStatus{TenantId: ts.Tenant, State: ts.State, StateReason: ts.StateReason,
+		OrdersInReview: int32(review), DeadLetters: int32(dead)}
+	if !ts.Since.IsZero() {
+		out.StateChangedAt = timestamppb.New(ts.Since)
+	}
+	for _, k := range ops.StatusKinds {
+		if v := ts.Syncs[string(k)]; v != nil {
+			out.Syncs = append(out.Syncs, syncStatusOf(string(k), v))
+		}
+	}
+	return out
+}
+
+func syncStatusOf(kind string, v *ops.SyncView) *adminv1.SyncStatus {
+	out := &adminv1.SyncStatus{Kind: kind, Lag: durationpb.New(v.Lag), Stale: v.Stale, Running: v.Running,
+		ItemsPublished: v.ItemsPublished, LastError: v.LastError, Held: v.Held}
+	if v.Target > 0 {
+		out.TargetInterval = durationpb.New(v.Target)
+	}
+	if v.LastSuccessAt != nil {
+		out.LastSuccessAt = timestamppb.New(*v.LastSuccessAt)
+	}
+	if v.LastErrorAt != nil {
+		out.LastErrorAt = timestamppb.New(*v.LastErrorAt)
+	}
+	return out
+}
+
+func kindsOf(names []string) ([]schedule.Kind, error) {
+	var ks []schedule.Kind
+	for _, n := range names {
+		k := schedule.Kind(n)
+		if k != schedule.Catalog && k != schedule.Stock {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("kind %q: want catalog or stock", n))
+		}
+		ks = append(ks, k)
+	}
+	return ks, nil
+}
+
+func (s *Server) syncNow(ctx context.Context, r ops.SyncRequest, timeout *durationpb.Duration) ([]*adminv1.SyncResult, error) {
+	if r.Wait {
+		d := 2 * time.Minute
+		if timeout != nil && timeout.AsDuration() > 0 {
+			d = min(timeout.AsDuration(), 10*time.Minute)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	results, err := ops.SyncNow(ctx, s.d.JS, s.d.NS, r, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*adminv1.SyncResult, 0, len(results))
+	for _, res := range results {
+		sr := &adminv1.SyncResult{Kind: string(res.Kind), RequestId: res.Request.ID, Outcome: res.Outcome}
+		if res.Status != nil {
+			sr.Status = syncStatusOf(string(res.Kind), ops.ViewOf(*res.Status, time.Now()))
+		}
+		out = append(out, sr)
+	}
+	return out, nil
+}
+
+func (s *Server) SyncNow(ctx context.Context, req *adminv1.SyncNowRequest) (*adminv1.SyncNowResponse, error) {
+	p, err := one(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	kinds, err := kindsOf(req.GetKinds())
+	if err != nil {
+		return nil, err
+	}
+	resp := &adminv1.SyncNowResponse{}
+	err = s.mutate(ctx, p, "SyncNow", req.GetTenantId(), req, func() error {
+		var err error
+		resp.Results, err = s.syncNow(ctx, ops.SyncRequest{Tenant: req.GetTenantId(), Kinds: kinds, Full: req.GetFull(),
+			Products: req.GetProducts(), Wait: req.GetWait()}, req.GetTimeout())
+		return err
+	})
+	return resp, err
+}
+
+func (s *Server) ApproveHeldChange(ctx context.Context, req *adminv1.ApproveHeldChangeRequest) (*adminv1.ApproveHeldChangeResponse, error) {
+	p, err := one(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	kinds, err := kindsOf(req.GetKinds())
+	if err != nil {
+		return nil, err
+	}
+	resp := &adminv1.ApproveHeldChangeResponse{}
+	err = s.mutate(ctx, p, "ApproveHeldChange", req.GetTenantId(), req, func() error {
+		var err error
+		resp.Results, err = s.syncNow(ctx, ops.SyncRequest{Tenant: req.GetTenantId(), Kinds: kinds, Approve: true,
+			Wait: req.GetWait()}, req.GetTimeout())
+		return err
+	})
+	return resp, err
+}
+
+func (s *Server) ListDeadLetters(ctx context.Context, req *adminv1.ListDeadLettersRequest) (*adminv1.ListDeadLettersResponse, error) {
+	_, t, err := scope(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	limit := int(req.GetLimit())
+	if limit <= 0 {
+		limit = 100
+	}
+	letters, err := s.deadLetters(ctx, t)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if len(letters) > limit {
+		letters = letters[len(letters)-limit:]
+	}
+	return &adminv1.ListDeadLettersResponse{DeadLetters: letters}, nil
+}
+
+// deadLetters reads every dead letter of tenant ("" for all), oldest first.
+func (s *Server) deadLetters(ctx context.Context, tenantID string) ([]*adminv1.DeadLetter, error) {
+	entries, err := events.ListDeadLetters(ctx, s.d.JS, s.d.NS, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []*adminv1.DeadLetter
+	for _, en := range entries {
+		v := &adminv1.DeadLetter{Id: en.Seq, Time: timestamppb.New(en.Time), Subject: en.Subject}
+		if en.Err != nil {
+			v.ReasonCode, v.Reason = "unreadable_record", en.Err.Error()
+		} else {
+			l := en.Letter
+			v.TenantId, v.Consumer, v.Subject = l.GetTenant(), l.GetConsumer(), l.GetSubject()
+			v.ReasonCode, v.Reason, v.Deliveries, v.BodyBytes = l.GetReasonCode(), l.GetReason(), l.GetDeliveries(), int32(len(l.GetData()))
+		}
+		if tenantID != "" && v.GetTenantId() != tenantID {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *Server) deadLettersByTenant(ctx context.Context) (map[string]int, error) {
+	letters, err := s.deadLetters(ctx, "")
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	n := map[string]int{}
+	for _, l := range letters {
+		n[l.GetTenantId()]++
+	}
+	return n, nil
+}
+
+func (s *Server) RetryDeadLetter(ctx context.Context, req *adminv1.RetryDeadLetterRequest) (*adminv1.RetryDeadLetterResponse, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A store-role caller retries only its own tenant's letters.
+	tenantID := ""
+	if !p.Operator() {
+		letters, err := s.deadLetters(ctx, p.Tenant)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		found := false
+		for _, l := range letters {
+			found = found || l.GetId() == req.GetId()
+		}
+		if !found {
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no dead letter %d of %s", req.GetId(), p.Tenant))
+		}
+		tenantID = p.Tenant
+	}
+	err = s.mutate(ctx, p, "RetryDeadLetter", tenantID, req, func() error {
+		return events.RetryDeadLetter(ctx, s.d.JS, s.d.NS, req.GetId())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.RetryDeadLetterResponse{Id: req.GetId()}, nil
+}
+
+func (s *Server) GetStreamUsage(ctx context.Context, _ *adminv1.GetStreamUsageRequest) (*adminv1.GetStreamUsageResponse, error) {
+	if _, err := operatorOnly(ctx); err != nil {
+		return nil, err
+	}
+	resp := &adminv1.GetStreamUsageResponse{}
+	names := []string{}
+	for _, st := range events.Streams {
+		names = append(names, s.d.NS.Stream(st))
+	}
+	names = append(names, s.d.NS.Stream(AuditStream))
+	for _, name := range names {
+		st, err := s.d.JS.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, wrap(err)
+		}
+		info := st.CachedInfo()
+		u := &adminv1.StreamUsage{Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes,
+			MaxBytes: info.Config.MaxBytes, MaxAge: durationpb.New(info.Config.MaxAge)}
+		if info.Config.MaxBytes > 0 {
+			u.UsedFraction = float64(info.State.Bytes) / float64(info.Config.MaxBytes)
+		}
+		resp.Streams = append(resp.Streams, u)
+	}
+	return resp, nil
+}
+
+func (s *Server) ListAuditEntries(ctx context.Context, req *adminv1.ListAuditEntriesRequest) (*adminv1.ListAuditEntriesResponse, error) {
+	_, t, err := scope(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	limit := int(req.GetLimit())
+	if limit <= 0 {
+		limit = 200
+	}
+	entries, err := s.d.Audit.List(ctx, t, limit)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return &adminv1.ListAuditEntriesResponse{Entries: entries}, nil
+}
+
+var redacted = protojson.MarshalOptions{}

@@ -1,0 +1,175 @@
+// Package console wires the admin API and the web console into one HTTP
+// server: gRPC, gRPC-Web and Connect (HTTP/JSON) on the API's path, the
+// pages everywhere else. Main is the binary; New is what `hipersync dev`
+// embeds.
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/events"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/service"
+	"github.com/hipersync/hipersync/services/console/admin"
+	"github.com/hipersync/hipersync/services/console/auth"
+	"github.com/hipersync/hipersync/services/console/web"
+)
+
+// DefaultAddr is where the console listens (CONSOLE_ADDR).
+const DefaultAddr = ":8088"
+
+// Deps is what a console runs with.
+type Deps struct {
+	JS      jetstream.JetStream
+	NS      events.Namespace
+	Tenants brokerv1.TenantServiceClient
+	Format  events.Format
+	Auth    *auth.Authenticator
+	Log     *slog.Logger
+}
+
+// Console is the admin API and the web console.
+type Console struct {
+	Admin   *admin.Server
+	Web     *web.Web
+	Auth    *auth.Authenticator
+	Handler http.Handler
+}
+
+// New builds the console; it creates the audit stream.
+func New(ctx context.Context, d Deps) (*Console, error) {
+	audit, err := admin.OpenAudit(ctx, d.JS, d.NS, d.Log)
+	if err != nil {
+		return nil, err
+	}
+	srv := admin.New(admin.Deps{JS: d.JS, NS: d.NS, Tenants: d.Tenants, Audit: audit,
+		Publisher: events.NewPublisher(d.JS, d.NS, "hipersync/console", d.Format)})
+	w, err := web.New(web.Deps{Admin: srv, Auth: d.Auth, Log: d.Log})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	path, api := admin.Handler(srv, d.Auth)
+	mux.Handle(path, api)
+	mux.Handle("/", w.Handler())
+	return &Console{Admin: srv, Web: w, Auth: d.Auth, Handler: mux}, nil
+}
+
+// Serve serves h on addr, HTTP/1.1 and cleartext HTTP/2 (gRPC) alike, until
+// ctx is done; wait returns once it stopped.
+func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (wait func() error, err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the console on %s (CONSOLE_ADDR): %w", addr, err)
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, Protocols: &protocols,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("console listening", "addr", lis.Addr().String())
+	return func() error {
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, nil
+}
+
+// AuthConfig reads the authentication settings.
+func AuthConfig(l *config.Loader, getenv config.Env) (auth.Config, error) {
+	c := auth.Config{
+		OIDCIssuer:   l.String("HIPERSYNC_OIDC_ISSUER", ""),
+		OIDCAudience: l.String("HIPERSYNC_OIDC_AUDIENCE", ""),
+		RoleClaim:    l.String("HIPERSYNC_OIDC_ROLE_CLAIM", "hipersync_role"),
+		TenantClaim:  l.String("HIPERSYNC_OIDC_TENANT_CLAIM", "hipersync_tenant"),
+		SessionTTL:   l.Duration("HIPERSYNC_SESSION_TTL", 12*time.Hour),
+		Insecure:     l.Bool("HIPERSYNC_INSECURE", false),
+	}
+	if getenv("HIPERSYNC_SESSION_KEY") != "" {
+		c.SessionKey = l.Key32("HIPERSYNC_SESSION_KEY")
+	}
+	if f := getenv("HIPERSYNC_API_KEYS_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return c, fmt.Errorf("HIPERSYNC_API_KEYS_FILE: %w", err)
+		}
+		c.APIKeys = string(b)
+	}
+	return c, l.Err()
+}
+
+const usage = `usage:
+  console                         serve the admin API and the web console
+  console new-key <role> <name>   make an API key; role is operator or store:<tenant>
+                                  (prints the key, and the line for HIPERSYNC_API_KEYS_FILE)`
+
+// Main runs the console binary.
+func Main(ctx context.Context, args []string, getenv config.Env, stdin io.Reader, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch {
+		case args[0] == "new-key" && len(args) == 3:
+			key, line, err := auth.NewAPIKey(args[1], args[2])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "API key (give it to %s; it is not stored):\n  %s\nLine for HIPERSYNC_API_KEYS_FILE:\n  %s\n", args[2], key, line)
+			return nil
+		case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
+			fmt.Fprintln(stdout, usage)
+			return nil
+		}
+		return fmt.Errorf("unknown arguments %q\n%s", strings.Join(args, " "), usage)
+	}
+	l := config.NewLoader(getenv)
+	common := l.LoadCommon()
+	addr := l.Addr("CONSOLE_ADDR", DefaultAddr)
+	ac, err := AuthConfig(l, getenv)
+	if err != nil {
+		return err
+	}
+	p, err := service.Open(ctx, "console", common, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	if ac.Insecure {
+		p.Log.Warn("HIPERSYNC_INSECURE=1: every caller without credentials is an operator; for dev and tests only")
+	}
+	a, err := auth.New(ctx, ac)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	c, err := New(ctx, Deps{JS: p.JS, NS: p.NS, Tenants: p.Broker.Tenants, Format: p.Format, Auth: a, Log: p.Log})
+	if err != nil {
+		p.Close()
+		return err
+	}
+	return p.Run(ctx, func(ctx context.Context) error {
+		wait, err := Serve(ctx, addr, c.Handler, p.Log)
+		if err != nil {
+			return err
+		}
+		return wait()
+	})
+}

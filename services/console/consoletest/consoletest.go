@@ -1,0 +1,106 @@
+// Package consoletest starts a console against a brokertest stack for
+// tests: the admin API and the web console on a loopback server, with an
+// operator key and a store key per tenant.
+package consoletest
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
+	"github.com/hipersync/hipersync/services/console/auth"
+	"github.com/hipersync/hipersync/services/console/console"
+	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+)
+
+// Console is a running console.
+type Console struct {
+	*console.Console
+	Stack  *brokertest.Stack
+	Server *httptest.Server
+	// OperatorKey reaches every tenant; StoreKeys[t] only tenant t.
+	OperatorKey string
+	StoreKeys   map[string]string
+}
+
+// Start starts a console over st; extra configures authentication further
+// (OIDC).
+func Start(t testing.TB, st *brokertest.Stack, extra auth.Config) *Console {
+	t.Helper()
+	c := &Console{Stack: st, StoreKeys: map[string]string{}}
+	var lines []string
+	key, line, err := auth.NewAPIKey("operator", "ops-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.OperatorKey, lines = key, append(lines, line)
+	for id := range st.Keys {
+		key, line, err := auth.NewAPIKey("store:"+id, id+"-backend")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.StoreKeys[id], lines = key, append(lines, line)
+	}
+	extra.APIKeys = strings.Join(lines, "\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a, err := auth.New(ctx, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Console, err = console.New(ctx, console.Deps{JS: st.JS, NS: st.NS, Tenants: st.Broker.Tenants,
+		Format: events.FormatProtobuf, Auth: a, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Server = httptest.NewUnstartedServer(c.Handler)
+	c.Server.EnableHTTP2 = true
+	c.Server.StartTLS()
+	t.Cleanup(c.Server.Close)
+	return c
+}
+
+// Client is an admin API client sending key as its bearer token.
+func (c *Console) Client(key string, opts ...connect.ClientOption) adminv1connect.AdminServiceClient {
+	opts = append(opts, connect.WithInterceptors(Bearer(key)))
+	return adminv1connect.NewAdminServiceClient(c.Server.Client(), c.Server.URL, opts...)
+}
+
+// Bearer sets the Authorization header of every call.
+func Bearer(token string) connect.Interceptor { return bearer(token) }
+
+type bearer string
+
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if b != "" {
+			req.Header().Set("Authorization", "Bearer "+string(b))
+		}
+		return next(ctx, req)
+	}
+}
+
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, s connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, s)
+		if b != "" {
+			conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
+		}
+		return conn
+	}
+}
+
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+// HTTPClient is the test server's client (it trusts the server's
+// certificate).
+func (c *Console) HTTPClient() *http.Client { return c.Server.Client() }

@@ -1,0 +1,147 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
+	"github.com/hipersync/hipersync/pkg/ops"
+	"github.com/hipersync/hipersync/services/console/admin"
+)
+
+type logRow struct {
+	ISO     string `json:"iso"`
+	When    string `json:"when"`
+	Tenant  string `json:"tenant"`
+	Kind    string `json:"kind"`
+	Summary string `json:"summary"`
+}
+
+type logData struct {
+	Tenant, Kind, Source, Since, Contains string
+	Sources                               []string
+	Events                                []logRow
+	StreamURL                             string
+}
+
+// filter reads the log page's filters.
+func logFilter(q *req) (*adminv1.EventFilter, logData) {
+	v := q.r.URL.Query()
+	d := logData{Tenant: v.Get("tenant"), Kind: v.Get("kind"), Source: v.Get("source"), Since: v.Get("since"), Contains: v.Get("contains"),
+		Sources: []string{"all", "store", "hiper"}}
+	if d.Source == "" {
+		d.Source = "all"
+	}
+	if d.Since == "" {
+		d.Since = "1h"
+	}
+	f := &adminv1.EventFilter{TenantId: d.Tenant, Kind: d.Kind, Contains: d.Contains}
+	if since, err := time.ParseDuration(d.Since); err == nil {
+		f.Since = durationpb.New(since)
+	}
+	switch d.Source {
+	case "store":
+		f.Source = adminv1.EventSource_EVENT_SOURCE_STORE
+	case "hiper":
+		f.Source = adminv1.EventSource_EVENT_SOURCE_HIPER
+	}
+	return f, d
+}
+
+func rowOf(e *adminv1.LogEvent) logRow {
+	summary := e.GetSummary()
+	if e.GetError() != "" {
+		summary = "undecodable: " + e.GetError()
+	}
+	return logRow{ISO: e.GetTime().AsTime().UTC().Format(time.RFC3339), When: when(e.GetTime()), Tenant: e.GetTenantId(), Kind: e.GetKind(), Summary: summary}
+}
+
+func (w *Web) syncLog(q *req) (string, string, string, any, error) {
+	f, d := logFilter(q)
+	live := url.Values{}
+	for _, k := range []string{"tenant", "kind", "source", "contains"} {
+		if v := q.r.URL.Query().Get(k); v != "" {
+			live.Set(k, v)
+		}
+	}
+	d.StreamURL = "/log/stream?" + live.Encode()
+	resp, err := w.d.Admin.QueryEvents(q.ctx, &adminv1.QueryEventsRequest{Filter: f, Limit: 300})
+	if err != nil {
+		return "log", "log", q.t("log.title"), d, err
+	}
+	evs := resp.GetEvents()
+	for i := len(evs) - 1; i >= 0; i-- {
+		d.Events = append(d.Events, rowOf(evs[i]))
+	}
+	return "log", "log", q.t("log.title"), d, nil
+}
+
+// logStream sends each new event of the filter as a server-sent event.
+func (w *Web) logStream(rw http.ResponseWriter, q *req) {
+	f, _ := logFilter(q)
+	f.Since = durationpb.New(time.Nanosecond) // from now on
+	lf, err := admin.Filter(q.ctx, f, time.Now())
+	if err != nil {
+		http.Error(rw, errorText(err), httpStatus(err))
+		return
+	}
+	flusher, ok := rw.(http.Flusher)
+	if !ok {
+		http.Error(rw, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	rc := http.NewResponseController(rw)
+	_ = rc.SetWriteDeadline(time.Time{})
+	h := rw.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	rw.WriteHeader(http.StatusOK)
+	fmt.Fprint(rw, ": live\n\n")
+	flusher.Flush()
+	err = w.d.Admin.Follow(q.ctx, lf, func(l ops.LogLine) {
+		b, _ := json.Marshal(rowOf(admin.LogEvent(l)))
+		fmt.Fprintf(rw, "data: %s\n\n", b)
+		flusher.Flush()
+	})
+	if err != nil && q.ctx.Err() == nil {
+		w.d.Log.Warn("live log stopped", "err", err)
+	}
+}
+
+type dlqData struct{ Letters []*adminv1.DeadLetter }
+
+func (w *Web) deadLetters(q *req) (string, string, string, any, error) {
+	resp, err := w.d.Admin.ListDeadLetters(q.ctx, &adminv1.ListDeadLettersRequest{TenantId: q.r.URL.Query().Get("tenant"), Limit: 500})
+	d := dlqData{}
+	if err == nil {
+		l := resp.GetDeadLetters()
+		for i := len(l) - 1; i >= 0; i-- { // newest first
+			d.Letters = append(d.Letters, l[i])
+		}
+	}
+	return "dlq", "dlq", q.t("dlq.title"), d, err
+}
+
+func (w *Web) retry(q *req) (string, string, error) {
+	id, err := strconv.ParseUint(q.r.PathValue("id"), 10, 64)
+	if err != nil {
+		return "/dead-letters", "", err
+	}
+	_, err = w.d.Admin.RetryDeadLetter(q.ctx, &adminv1.RetryDeadLetterRequest{Id: id})
+	w.invalidate()
+	return "/dead-letters", fmt.Sprintf(q.t("dlq.retried"), id), err
+}
+
+type auditData struct{ Entries []*adminv1.AuditEntry }
+
+func (w *Web) audit(q *req) (string, string, string, any, error) {
+	resp, err := w.d.Admin.ListAuditEntries(q.ctx, &adminv1.ListAuditEntriesRequest{TenantId: q.r.URL.Query().Get("tenant"), Limit: 300})
+	return "audit", "audit", q.t("audit.title"), auditData{Entries: resp.GetEntries()}, err
+}
