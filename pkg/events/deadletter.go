@@ -188,17 +188,55 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, ns Namespace, 
 		if err != nil {
 			return nil, fmt.Errorf("list dead letters: read from sequence %d: %w", seq, err)
 		}
-		e := DeadLetterEntry{Seq: raw.Sequence, Subject: raw.Subject, Time: raw.Time}
-		dl := &eventsv1.DeadLetter{}
-		if err := Decode(raw.Header, raw.Data, dl); err != nil {
-			e.Err = err
-		} else {
-			e.Letter = dl
-		}
-		entries = append(entries, e)
+		entries = append(entries, deadLetterEntry(raw))
 		seq = raw.Sequence + 1
 	}
 	return entries, nil
+}
+
+// LatestDeadLetters returns up to limit dead letters of ns, newest first,
+// and how many older ones it left out; limit <= 0 returns them all.
+func LatestDeadLetters(ctx context.Context, js jetstream.JetStream, ns Namespace, limit int) (entries []DeadLetterEntry, more int, err error) {
+	stream, err := js.Stream(ctx, ns.Stream(StreamDeadLetter))
+	if err != nil {
+		return nil, 0, fmt.Errorf("list dead letters: %w", err)
+	}
+	// The sequences retried records left empty, so that walking back from
+	// the end asks only for records that exist.
+	info, err := stream.Info(ctx, jetstream.WithDeletedDetails(true))
+	if err != nil {
+		return nil, 0, fmt.Errorf("list dead letters: %w", err)
+	}
+	st := info.State
+	deleted := make(map[uint64]bool, len(st.Deleted))
+	for _, seq := range st.Deleted {
+		deleted[seq] = true
+	}
+	for seq := st.LastSeq; seq >= st.FirstSeq && seq > 0 && (limit <= 0 || len(entries) < limit); seq-- {
+		if deleted[seq] {
+			continue
+		}
+		raw, err := stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // retried meanwhile
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("list dead letters: read %d: %w", seq, err)
+		}
+		entries = append(entries, deadLetterEntry(raw))
+	}
+	return entries, max(int(st.Msgs)-len(entries), 0), nil
+}
+
+func deadLetterEntry(raw *jetstream.RawStreamMsg) DeadLetterEntry {
+	e := DeadLetterEntry{Seq: raw.Sequence, Subject: raw.Subject, Time: raw.Time}
+	dl := &eventsv1.DeadLetter{}
+	if err := Decode(raw.Header, raw.Data, dl); err != nil {
+		e.Err = err
+	} else {
+		e.Letter = dl
+	}
+	return e
 }
 
 // RetryDeadLetter republishes dead letter seq's original message, headers

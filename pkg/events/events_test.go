@@ -686,6 +686,13 @@ func TestDeadLetterListAndRetry(t *testing.T) {
 	if err != nil || len(rest) != 2 || rest[0].Seq != others[0] || rest[1].Seq != others[1] {
 		t.Errorf("after retry ListDeadLetters = %v, %v; want %v", rest, err, others)
 	}
+	newest, more, err := LatestDeadLetters(t.Context(), e.js, e.ns, 1)
+	if err != nil || len(newest) != 1 || newest[0].Seq != others[1] || more != 1 {
+		t.Errorf("LatestDeadLetters(limit 1) = %v, %d more, %v; want %d and 1 more", newest, more, err, others[1])
+	}
+	if all, more, err := LatestDeadLetters(t.Context(), e.js, e.ns, 0); err != nil || len(all) != 2 || all[0].Seq != others[1] || all[1].Seq != others[0] || more != 0 {
+		t.Errorf("LatestDeadLetters() = %v, %d more, %v; want %v newest first", all, more, err, others)
+	}
 	if err := RetryDeadLetter(t.Context(), e.js, e.ns, retry.Seq); !errors.Is(err, ErrDeadLetterNotFound) {
 		t.Errorf("second retry of %d = %v, want ErrDeadLetterNotFound", retry.Seq, err)
 	}

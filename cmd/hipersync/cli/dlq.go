@@ -13,8 +13,15 @@ import (
 )
 
 const dlqUsage = `usage:
-  hipersync dlq list [--limit N]     dead letters, oldest first, with their reasons
+  hipersync dlq list [--limit N]     dead letters, newest first, with their reasons
   hipersync dlq retry <id>           replay one to its original subject`
+
+// deadLetterList is what `dlq list --json` prints: the newest dead letters
+// first, and how many older ones the limit left out.
+type deadLetterList struct {
+	DeadLetters []deadLetterView `json:"deadLetters"`
+	More        int              `json:"more"`
+}
 
 // deadLetterView is a dead letter as `dlq list --json` prints it.
 type deadLetterView struct {
@@ -36,7 +43,7 @@ func runDLQ(ctx context.Context, e Env, args []string) error {
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "machine-readable output")
-	limit := fs.Int("limit", 100, "list at most this many (0: all)")
+	limit := fs.Int("limit", 100, "list at most this many, the newest (0: all)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -54,7 +61,7 @@ func runDLQ(ctx context.Context, e Env, args []string) error {
 			return err
 		}
 		defer s.Close()
-		entries, err := events.ListDeadLetters(ctx, s.js, s.ns, *limit)
+		entries, more, err := events.LatestDeadLetters(ctx, s.js, s.ns, *limit)
 		if err != nil {
 			return err
 		}
@@ -71,7 +78,7 @@ func runDLQ(ctx context.Context, e Env, args []string) error {
 			views = append(views, v)
 		}
 		if *asJSON {
-			return writeJSON(e.Stdout, views)
+			return writeJSON(e.Stdout, deadLetterList{DeadLetters: views, More: more})
 		}
 		if len(views) == 0 {
 			fmt.Fprintln(e.Stdout, "no dead letters")
@@ -82,7 +89,13 @@ func runDLQ(ctx context.Context, e Env, args []string) error {
 		for _, v := range views {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s: %s\n", v.ID, v.Time.Format(time.RFC3339), v.Tenant, v.Consumer, v.Subject, v.ReasonCode, v.Reason)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if more > 0 {
+			fmt.Fprintf(e.Stdout, "older dead letters not shown: %d (--limit 0 lists them all)\n", more)
+		}
+		return nil
 	case "retry":
 		if len(pos) != 1 {
 			return usagef("dlq retry: want the id of a dead letter\n%s", dlqUsage)

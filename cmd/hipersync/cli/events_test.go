@@ -93,10 +93,11 @@ func TestEventsTailAndDeadLetters(t *testing.T) {
 		return strings.Contains(cli("dlq", "list").stdout, "malformed_payload")
 	})
 	r = cli("dlq", "list", "--json")
-	var letters []deadLetterView
-	if err := json.Unmarshal([]byte(r.stdout), &letters); err != nil || len(letters) != 1 {
+	var list deadLetterList
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.DeadLetters) != 1 || list.More != 0 {
 		t.Fatalf("dlq list --json: %v %+v", err, r)
 	}
+	letters := list.DeadLetters
 	if l := letters[0]; l.Tenant != "acme" || l.Consumer != "test-stock" || l.Subject != poison || l.BodyBytes != len("not an event") {
 		t.Fatalf("dead letter: %+v", l)
 	}
@@ -111,11 +112,32 @@ func TestEventsTailAndDeadLetters(t *testing.T) {
 	}
 	// Replayed, still poison: it comes back as a new dead letter, and the
 	// first record is gone.
+	var again deadLetterList
 	brokertest.WaitFor(t, 10*time.Second, "the replayed message to be dead-lettered again", func() bool {
-		var again []deadLetterView
 		_ = json.Unmarshal([]byte(cli("dlq", "list", "--json").stdout), &again)
-		return len(again) == 1 && again[0].ID != letters[0].ID
+		return len(again.DeadLetters) == 1 && again.DeadLetters[0].ID != letters[0].ID
 	})
+	// Another one: the list shows the newest first, and says how many
+	// older ones its limit leaves out.
+	if _, err := st.JS.Publish(ctx, poison, []byte("still not an event")); err != nil {
+		t.Fatal(err)
+	}
+	var two deadLetterList
+	brokertest.WaitFor(t, 10*time.Second, "a second dead letter", func() bool {
+		_ = json.Unmarshal([]byte(cli("dlq", "list", "--json").stdout), &two)
+		return len(two.DeadLetters) == 2
+	})
+	if two.DeadLetters[0].ID <= two.DeadLetters[1].ID || two.DeadLetters[1].ID != again.DeadLetters[0].ID {
+		t.Fatalf("dlq list, not newest first: %+v", two)
+	}
+	var one deadLetterList
+	if err := json.Unmarshal([]byte(cli("dlq", "list", "--limit", "1", "--json").stdout), &one); err != nil ||
+		len(one.DeadLetters) != 1 || one.DeadLetters[0].ID != two.DeadLetters[0].ID || one.More != 1 {
+		t.Fatalf("dlq list --limit 1 --json: %+v, %v", one, err)
+	}
+	if r := cli("dlq", "list", "--limit", "1"); !strings.Contains(r.stdout, "older dead letters not shown: 1") {
+		t.Fatalf("dlq list --limit 1 does not say more exist: %+v", r)
+	}
 	stop()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)

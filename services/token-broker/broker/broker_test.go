@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -617,8 +619,70 @@ func TestGRPCHealthFollowsNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, _, err := Start(context.Background(), Deps{NATS: nc, Redis: c.rdb, Namespace: c.ns, HiperBaseURL: c.sim.URL,
-		MasterKey: c.master, Health: telemetry.NewHealth(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r := startProbed(t, c, nc, c.rdb)
+	waitFor(t, 5*time.Second, "SERVING", func() bool { return r.grpc() == healthpb.HealthCheckResponse_SERVING })
+	nc.Close() // this replica loses NATS
+	waitFor(t, 10*time.Second, "NOT_SERVING after NATS is gone", func() bool { return r.grpc() == healthpb.HealthCheckResponse_NOT_SERVING })
+}
+
+// A replica is not ready until Redis answered once (a wrong REDIS_URL stops
+// a rollout); once it has, losing Redis only degrades it.
+func TestReadinessWaitsForRedisThenOnlyDegrades(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 1})
+	opts, _ := redis.ParseURL(envOr("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	p := startProxy(t, opts.Addr)
+	p.cut() // Redis unreachable from the start
+	viaProxy := redis.NewClient(&redis.Options{Addr: p.lis.Addr().String(), DB: opts.DB, MaxRetries: -1,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+	nc, err := nats.Connect(envOr("NATS_URL", nats.DefaultURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	r := startProbed(t, c, nc, viaProxy)
+	waitFor(t, 5*time.Second, "NOT_SERVING and 503 while Redis never answered", func() bool {
+		code, _ := r.readyz()
+		return r.grpc() == healthpb.HealthCheckResponse_NOT_SERVING && code == http.StatusServiceUnavailable
+	})
+
+	p.down.Store(false) // Redis answers
+	waitFor(t, 10*time.Second, "SERVING and ready once Redis answered", func() bool {
+		code, _ := r.readyz()
+		return r.grpc() == healthpb.HealthCheckResponse_SERVING && code == http.StatusOK
+	})
+
+	p.cut() // and goes away again: degraded, still serving
+	waitFor(t, 10*time.Second, "/readyz degraded", func() bool {
+		code, body := r.readyz()
+		return code == http.StatusOK && strings.Contains(body, "degraded")
+	})
+	if st := r.grpc(); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("gRPC health %s after Redis went away; want SERVING, degraded", st)
+	}
+}
+
+// probed is a token-broker replica whose gRPC health and /readyz a test
+// reads.
+type probed struct {
+	grpc   func() healthpb.HealthCheckResponse_ServingStatus
+	health *telemetry.Health
+}
+
+func (p probed) readyz() (int, string) {
+	rec := httptest.NewRecorder()
+	p.health.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	return rec.Code, rec.Body.String()
+}
+
+func startProbed(t *testing.T, c *cluster, nc *nats.Conn, rdb redis.UniversalClient) probed {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := telemetry.NewHealth()
+	srv, _, err := Start(ctx, Deps{NATS: nc, Redis: rdb, Namespace: c.ns, HiperBaseURL: c.sim.URL,
+		MasterKey: c.master, Health: h, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -634,14 +698,11 @@ func TestGRPCHealthFollowsNATS(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	hc := healthpb.NewHealthClient(conn)
-	status := func() healthpb.HealthCheckResponse_ServingStatus {
+	return probed{health: h, grpc: func() healthpb.HealthCheckResponse_ServingStatus {
 		r, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "hipersync.broker.v1.TokenService"})
 		if err != nil {
 			return healthpb.HealthCheckResponse_UNKNOWN
 		}
 		return r.GetStatus()
-	}
-	waitFor(t, 5*time.Second, "SERVING", func() bool { return status() == healthpb.HealthCheckResponse_SERVING })
-	nc.Close() // this replica loses NATS
-	waitFor(t, 10*time.Second, "NOT_SERVING after NATS is gone", func() bool { return status() == healthpb.HealthCheckResponse_NOT_SERVING })
+	}}
 }

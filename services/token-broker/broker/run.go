@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -205,7 +206,8 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 	b.Register(srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
-	go followReadiness(ctx, hs, d.NATS)
+	rr := &redisReadiness{rdb: d.Redis}
+	go followReadiness(ctx, hs, d.NATS, rr)
 	reflection.Register(srv)
 
 	d.Health.AddCheck("nats", func(context.Context) error {
@@ -215,24 +217,55 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 		return nil
 	})
 	if d.Redis != nil {
-		d.Health.AddCheck("redis", func(ctx context.Context) error {
-			if err := d.Redis.Ping(ctx).Err(); err != nil {
-				return &telemetry.DegradedError{Err: fmt.Errorf("redis unreachable, tokens served per replica: %w", err)}
-			}
-			return nil
-		})
+		d.Health.AddCheck("redis", rr.check)
 	}
 	return srv, b, nil
 }
 
+// redisReadiness is Redis's part in a replica's readiness. A replica is not
+// ready until Redis has answered once since it started, so a rollout with a
+// wrong REDIS_URL, or a network policy that blocks Redis, stops at its first
+// new pod while the old ones keep serving. Once Redis has answered, losing
+// it only degrades the replica (tokens served from its memory: one Hiper
+// token call per replica and tenant, HipersyncTokenCacheDegraded): taking
+// every replica out of the Service for a Redis outage would stop every Hiper
+// call instead.
+type redisReadiness struct {
+	rdb      redis.UniversalClient // nil: no Redis, nothing to check
+	answered atomic.Bool
+}
+
+func (r *redisReadiness) check(ctx context.Context) error {
+	if r.rdb == nil {
+		return nil
+	}
+	err := r.rdb.Ping(ctx).Err()
+	switch {
+	case err == nil:
+		r.answered.Store(true)
+		return nil
+	case r.answered.Load():
+		return &telemetry.DegradedError{Err: fmt.Errorf("redis unreachable, tokens served per replica: %w", err)}
+	default:
+		return fmt.Errorf("redis has not answered since start: %w", err)
+	}
+}
+
+// redisPingTimeout bounds readiness's Redis ping.
+const redisPingTimeout = time.Second
+
 // followReadiness keeps the gRPC health status (what the readiness probe
-// asks) in step with NATS: without it the tenant registry cannot be read, so
-// the replica should leave the Service until it is back. Redis being down is
-// not a reason: tokens are still served, and /readyz reports it as degraded.
-func followReadiness(ctx context.Context, hs *health.Server, nc *nats.Conn) {
+// asks) in step with NATS and Redis: without NATS the tenant registry
+// cannot be read, so the replica leaves the Service until it is back; Redis
+// as redisReadiness says.
+func followReadiness(ctx context.Context, hs *health.Server, nc *nats.Conn, rr *redisReadiness) {
 	set := func() {
 		st := healthpb.HealthCheckResponse_SERVING
-		if !nc.IsConnected() {
+		pingCtx, cancel := context.WithTimeout(ctx, redisPingTimeout)
+		err := rr.check(pingCtx)
+		cancel()
+		var degraded *telemetry.DegradedError
+		if !nc.IsConnected() || err != nil && !errors.As(err, &degraded) {
 			st = healthpb.HealthCheckResponse_NOT_SERVING
 		}
 		for _, svc := range []string{"", "hipersync.broker.v1.TokenService", "hipersync.broker.v1.TenantService"} {
