@@ -28,6 +28,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
@@ -36,6 +37,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/catalog-poller/catalogsync"
+	"github.com/hipersync/hipersync/services/console/auth"
+	"github.com/hipersync/hipersync/services/console/console"
 	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/order-forwarder/forwarder"
@@ -47,13 +50,14 @@ const devTenant = "demo"
 
 // devConfig is where the dev run puts each part.
 type devConfig struct {
-	dataDir    string
-	natsPort   int
-	simAddr    string
-	brokerAddr string
-	httpAddr   string
-	redisURL   string
-	masterKey  []byte
+	dataDir     string
+	natsPort    int
+	simAddr     string
+	brokerAddr  string
+	httpAddr    string
+	consoleAddr string
+	redisURL    string
+	masterKey   []byte
 }
 
 // devRun is the whole system in one process: the same code paths as the
@@ -69,6 +73,10 @@ type devRun struct {
 	simSrv  *http.Server
 	grpcSrv *grpc.Server
 	health  *telemetry.Health
+	// loginURL logs a browser into the console once; apiKey is an
+	// operator's key for the admin API (HIPERSYNC_TOKEN).
+	loginURL string
+	apiKey   string
 	// stops run in reverse order of starting.
 	stops []func()
 }
@@ -82,6 +90,7 @@ func runDev(ctx context.Context, e Env, args []string) error {
 	fs.StringVar(&cfg.simAddr, "sim-addr", "127.0.0.1:8089", "hiper-sim's address")
 	fs.StringVar(&cfg.brokerAddr, "broker-addr", "127.0.0.1:9091", "token-broker's gRPC address")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8090", "/healthz, /readyz and /metrics of the dev run")
+	fs.StringVar(&cfg.consoleAddr, "console-addr", "127.0.0.1:8088", "the web console and the admin API")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -132,6 +141,9 @@ func (d *devRun) start(ctx context.Context, e Env) error {
 		return err
 	}
 	if err := d.startServices(ctx, e); err != nil {
+		return err
+	}
+	if err := d.startConsole(ctx, e); err != nil {
 		return err
 	}
 	waitHTTP, err := d.health.Serve(ctx, d.cfg.httpAddr, d.log)
@@ -225,6 +237,45 @@ func (d *devRun) startServices(ctx context.Context, e Env) error {
 		}
 		run(p.name, h, sched.Run)
 	}
+	return nil
+}
+
+// startConsole serves the web console and the admin API. Its only ways
+// in are the one-time login link the guide prints and an operator API key
+// made for this run.
+func (d *devRun) startConsole(ctx context.Context, e Env) error {
+	format, err := events.ParseFormat(e.Getenv("EVENTS_FORMAT"))
+	if err != nil {
+		return fmt.Errorf("EVENTS_FORMAT: %w", err)
+	}
+	key, line, err := auth.NewAPIKey("operator", "dev-operator")
+	if err != nil {
+		return err
+	}
+	a, err := auth.New(ctx, auth.Config{APIKeys: line, LoginLinksOnly: true})
+	if err != nil {
+		return err
+	}
+	tenants, err := brokerclient.Dial(d.cfg.brokerAddr)
+	if err != nil {
+		return err
+	}
+	d.stops = append(d.stops, func() { _ = tenants.Close() })
+	c, err := console.New(ctx, console.Deps{JS: d.js, NS: d.ns, Tenants: tenants.Tenants, Format: format, Auth: a,
+		Log: d.log.With("service", "console")})
+	if err != nil {
+		return fmt.Errorf("start the console: %w", err)
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	wait, err := console.Serve(cctx, d.cfg.consoleAddr, c.Handler, d.log.With("service", "console"))
+	if err != nil {
+		cancel()
+		return fmt.Errorf("%w (use --console-addr)", err)
+	}
+	d.stops = append(d.stops, func() { cancel(); _ = wait() })
+	d.apiKey = key
+	tok := a.NewLoginLink(auth.Principal{Subject: "dev-operator", Role: adminv1.Role_ROLE_OPERATOR}, 24*time.Hour)
+	d.loginURL = "http://" + d.cfg.consoleAddr + "/login/link?token=" + tok
 	return nil
 }
 
@@ -371,6 +422,8 @@ func (d *devRun) devExports() [][2]string {
 		{"NATS_URL", "nats://127.0.0.1:" + strconv.Itoa(d.cfg.natsPort)},
 		{"NATS_CREDS", abs(d.op.Path(natsauth.ServicesCredsFile))},
 		{"TOKEN_BROKER_ADDR", d.cfg.brokerAddr},
+		{"HIPERSYNC_API", "http://" + d.cfg.consoleAddr},
+		{"HIPERSYNC_TOKEN", d.apiKey},
 		{signingKeyEnv, abs(d.op.Path(natsauth.StoreSigningFile))},
 		{operatorKeyEnv, abs(d.op.Path(natsauth.OperatorKeyFile))},
 		{systemCredsEnv, abs(d.op.Path(natsauth.SystemCredsFile))},
@@ -393,7 +446,7 @@ func (d *devRun) printGuide(w io.Writer, took time.Duration, asJSON bool) {
 			"ready_seconds": took.Seconds(), "nats": natsURL, "data": d.cfg.dataDir,
 			"hiper_sim": d.hiperURL(), "hiper_sim_control": "http://" + d.cfg.simAddr + "/_sim",
 			"token_broker": d.cfg.brokerAddr, "health": "http://" + d.cfg.httpAddr, "tenant": devTenant,
-			"env": env,
+			"console": "http://" + d.cfg.consoleAddr, "login_url": d.loginURL, "env": env,
 		})
 		return
 	}
@@ -409,6 +462,10 @@ func (d *devRun) printGuide(w io.Writer, took time.Duration, asJSON bool) {
   token-broker         %s (gRPC, no TLS: dev only), tokens %s
   health and metrics   http://%s/readyz  http://%s/metrics
   demo store           tenant %q, connected to hiper-sim's demo account
+  web console          http://%s   (admin API on the same address)
+
+Open the console (a one-time login link):
+  %s
 
 In another terminal:
 %s  ./bin/hipersync tenant show %s
@@ -423,7 +480,7 @@ In another terminal:
 
 Ctrl-C stops everything.
 `, took.Seconds(), natsURL, d.cfg.dataDir, d.hiperURL(), d.cfg.simAddr, hipersim.DemoKey[:8], d.cfg.brokerAddr, tokens,
-		d.cfg.httpAddr, d.cfg.httpAddr, devTenant, export.String(), devTenant,
+		d.cfg.httpAddr, d.cfg.httpAddr, devTenant, d.cfg.consoleAddr, d.loginURL, export.String(), devTenant,
 		devTenant, devTenant, devTenant, natsauth.InboxPrefix(d.ns, devTenant), devTenant, order, devTenant)
 }
 

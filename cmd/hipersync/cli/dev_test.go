@@ -50,8 +50,9 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
 	_, natsPort, _ := net.SplitHostPort(freeAddr(t))
-	sim, brokerAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	args := []string{"dev", "--data", data, "--nats-port", natsPort, "--sim-addr", sim, "--broker-addr", brokerAddr, "--http-addr", httpAddr}
+	sim, brokerAddr, httpAddr, consoleAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	args := []string{"dev", "--data", data, "--nats-port", natsPort, "--sim-addr", sim, "--broker-addr", brokerAddr, "--http-addr", httpAddr,
+		"--console-addr", consoleAddr}
 
 	since := ""
 	for round := 1; round <= 2; round++ {
@@ -64,6 +65,9 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 		brokertest.WaitFor(t, 10*time.Second, "the dev run to print its guide", func() bool {
 			return strings.Contains(out.String(), "Ctrl-C stops everything")
 		})
+		if !strings.Contains(out.String(), "http://"+consoleAddr+"/login/link?token=") {
+			t.Fatalf("round %d: the guide has no login link to the console:\n%s", round, out.String())
+		}
 		r := run(t, brokerAddr, "", "tenant", "show", "demo", "--json")
 		var shown struct {
 			State          string `json:"state"`

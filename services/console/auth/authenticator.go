@@ -44,6 +44,10 @@ type Config struct {
 	// Insecure (HIPERSYNC_INSECURE=1, dev and tests only) makes every
 	// caller without credentials an operator.
 	Insecure bool
+	// LoginLinksOnly lets an Authenticator with neither keys nor OIDC
+	// start: its only way in is the one-time login links the process
+	// prints (hipersync dev).
+	LoginLinksOnly bool
 }
 
 // Authenticator checks credentials.
@@ -101,7 +105,7 @@ func New(ctx context.Context, c Config) (*Authenticator, error) {
 		}
 		a.verifier = provider.Verifier(&oidc.Config{ClientID: c.OIDCAudience})
 	}
-	if len(a.keys) == 0 && a.verifier == nil && !a.insecure {
+	if len(a.keys) == 0 && a.verifier == nil && !a.insecure && !c.LoginLinksOnly {
 		return nil, ErrNoAuth
 	}
 	return a, nil
