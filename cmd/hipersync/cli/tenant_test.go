@@ -65,6 +65,19 @@ func TestTenantCommands(t *testing.T) {
 		t.Fatalf("wrong key: %+v", r)
 	}
 
+	// A mistyped key for a working store: Hiper refuses it, and the store
+	// keeps its key and its state, as the error says.
+	r = run(t, addr, strings.Repeat("1", 64), "tenant", "connect", "acme", "--key-file", "-")
+	if r.code != 1 || !strings.Contains(r.stderr, "refused") || !strings.Contains(r.stderr, "acme keeps its current key and stays active") {
+		t.Fatalf("a refused key for an active store: %+v", r)
+	}
+	if r = run(t, addr, "", "tenant", "show", "acme"); r.code != 0 || !strings.Contains(r.stdout, "active") {
+		t.Fatalf("after a refused key: %+v", r)
+	}
+	if tok, err := st.Broker.Token(context.Background(), "acme"); err != nil || tok.Value == "" {
+		t.Fatalf("token after a refused key: %v", err)
+	}
+
 	r = run(t, addr, "", "tenant", "settings", "acme", "--default-brand", "Sem marca", "--stock-interval", "30s",
 		"--payment-map", "PIX=17", "--quote", "USD=5.40", "--update-images=true")
 	if r.code != 0 || !strings.Contains(r.stdout, "Sem marca") || !strings.Contains(r.stdout, "PIX=17") || !strings.Contains(r.stdout, "30s") {

@@ -129,8 +129,11 @@ func (r *Registry) read(ctx context.Context, id string) (*brokerv1.TenantRecord,
 }
 
 // Connect validates key by asking Hiper for a token and, when Hiper accepts
-// it, stores it sealed and makes the tenant active. A refused key is not
-// stored; the tenant is marked invalid_key and ErrInvalidKey returned.
+// it, stores it sealed and makes the tenant active. A refused key is never
+// stored. A tenant that has a key (active or paused) keeps it and its state:
+// a mistyped new key must not stop a working store. One without (new,
+// not_connected, invalid_key) is marked invalid_key. Either way
+// ErrInvalidKey is returned, saying which.
 func (r *Registry) Connect(ctx context.Context, id, key string) (*brokerv1.Tenant, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
@@ -139,13 +142,23 @@ func (r *Registry) Connect(ctx context.Context, id, key string) (*brokerv1.Tenan
 	tok, err := r.issuer.Token(ctx, key)
 	if errors.Is(err, hiper.ErrInvalidKey) {
 		reason := "Hiper refused the security key: " + err.Error()
+		var kept *brokerv1.Tenant
 		if _, uerr := r.update(ctx, id, true, func(rec *brokerv1.TenantRecord) error {
+			if len(rec.GetSealedKey()) > 0 {
+				kept = rec.GetTenant()
+				return errNoChange
+			}
 			rec.SealedKey, rec.KeyVersion = nil, 0
 			rec.Tenant.State = brokerv1.TenantState_TENANT_STATE_INVALID_KEY
 			rec.Tenant.StateReason = reason
 			return nil
 		}); uerr != nil {
 			return nil, uerr
+		}
+		if kept != nil {
+			r.log.WarnContext(ctx, "new security key refused; the tenant keeps its key", "tenant", id)
+			return nil, fmt.Errorf("%w: %s; %s keeps its current key and stays %s", tenant.ErrInvalidKey, reason, id,
+				tenant.StateName(kept.GetState()))
 		}
 		r.onLeave(ctx, id)
 		return nil, fmt.Errorf("%w: %s", tenant.ErrInvalidKey, reason)
