@@ -56,6 +56,10 @@ const (
 	KindCatalogGuardHeld       Kind = "catalog.guard.held"
 	KindCatalogPriceChanged    Kind = "catalog.price.changed"
 	KindStockChanged           Kind = "stock.changed"
+	KindOrderProcessing        Kind = "order.processing"
+	KindOrderStatusIgnored     Kind = "order.status_ignored"
+	KindSyncCompleted          Kind = "sync.completed"
+	KindSyncFailed             Kind = "sync.failed"
 )
 
 type eventType struct {
@@ -83,6 +87,10 @@ var (
 		{SourceHiper, KindCatalogGuardHeld}:       (&eventsv1.CatalogGuardHeld{}).ProtoReflect().Type(),
 		{SourceHiper, KindCatalogPriceChanged}:    (&eventsv1.CatalogPriceChanged{}).ProtoReflect().Type(),
 		{SourceHiper, KindStockChanged}:           (&eventsv1.StockChanged{}).ProtoReflect().Type(),
+		{SourceHiper, KindOrderProcessing}:        (&eventsv1.OrderProcessing{}).ProtoReflect().Type(),
+		{SourceHiper, KindOrderStatusIgnored}:     (&eventsv1.OrderStatusIgnored{}).ProtoReflect().Type(),
+		{SourceHiper, KindSyncCompleted}:          (&eventsv1.SyncCompleted{}).ProtoReflect().Type(),
+		{SourceHiper, KindSyncFailed}:             (&eventsv1.SyncFailed{}).ProtoReflect().Type(),
 	}
 	eventTypes = func() map[protoreflect.FullName]eventType {
 		m := make(map[protoreflect.FullName]eventType, len(messageTypes))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +16,7 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // DefaultMaxPlanned is how many changes a planned poll keeps in memory
@@ -28,6 +30,23 @@ type Processor interface {
 	// and may defer products of fresh that it cannot decide yet (a
 	// variation before its parent) to the next call, as its carried.
 	Decide(ctx context.Context, carried, fresh []hiper.Product) (changes []Change, deferred []hiper.Product, err error)
+}
+
+// Finisher is a Processor with something to say once a full pass has
+// followed the whole feed from its start: about the products the feed no
+// longer brings. Every state is loaded then (States.Each).
+type Finisher interface {
+	Finish(ctx context.Context) ([]Change, error)
+}
+
+// Resetting reports whether r republishes the catalogue as created: a
+// reset was asked for, or a held reset is being approved.
+func Resetting(r *schedule.Run) bool {
+	if r.Request != nil && r.Request.Reset {
+		return true
+	}
+	h := r.Status().Held
+	return h != nil && h.Reset
 }
 
 // JobConfig configures a poller's Job.
@@ -46,6 +65,11 @@ type JobConfig struct {
 	Refresh func(ctx context.Context, r *schedule.Run, states *States, sink *Sink) error
 	// MaxPlanned overrides DefaultMaxPlanned.
 	MaxPlanned int
+	// Enabled, when set, says whether the tenant's settings want this
+	// sync at all; a run of a tenant that does not does nothing, leaving
+	// the cursor where it was so that turning it on again goes on from
+	// there.
+	Enabled func(tenant.Settings) bool
 }
 
 // NewJob returns the schedule.Job that runs one poll of a tenant's feed.
@@ -54,6 +78,9 @@ func NewJob(cfg JobConfig) schedule.Job {
 		cfg.MaxPlanned = DefaultMaxPlanned
 	}
 	return schedule.JobFunc(func(ctx context.Context, r *schedule.Run) error {
+		if cfg.Enabled != nil && !cfg.Enabled(r.Settings) {
+			return nil
+		}
 		states := NewStates(cfg.States, r.Tenant)
 		if cfg.Refresh != nil && r.Request != nil && len(r.Request.Products) > 0 {
 			if err := cfg.Refresh(ctx, r, states, cfg.Sink); err != nil {
@@ -62,7 +89,8 @@ func NewJob(cfg JobConfig) schedule.Job {
 		}
 		st := r.Status()
 		p := &poll{cfg: &cfg, run: r, states: states, initial: !st.InitialDone, from: st.Cursor}
-		p.full = r.Full || st.Held != nil && st.Held.Full
+		p.reset = Resetting(r)
+		p.full = r.Full || p.reset || st.Held != nil && st.Held.Full
 		if p.full {
 			p.from = 0
 			if st.FullRunning {
@@ -93,6 +121,7 @@ type poll struct {
 	proc    Processor
 	initial bool
 	full    bool
+	reset   bool
 	from    int64
 }
 
@@ -131,6 +160,17 @@ func (p *poll) follow(ctx context.Context, use func(unit) error) (int64, error) 
 	}
 	if len(carry) > 0 {
 		changes, _, err := p.proc.Decide(ctx, carry, nil)
+		if err != nil {
+			return cursor, err
+		}
+		if err := use(unit{cursor: cursor, changes: changes}); err != nil {
+			return cursor, err
+		}
+	}
+	// Only a pass that saw the whole feed (not one resumed after a crash)
+	// knows what Hiper no longer returns.
+	if f, ok := p.proc.(Finisher); ok && p.full && p.from == 0 {
+		changes, err := f.Finish(ctx)
 		if err != nil {
 			return cursor, err
 		}
@@ -350,6 +390,7 @@ type Counts struct {
 	Deactivated int64
 	StockZeroed int64
 	PriceCuts   int64
+	Recreated   int64
 }
 
 func (c *Counts) add(ch Change) {
@@ -368,29 +409,32 @@ func (c *Counts) add(ch Change) {
 	if ch.PriceCut {
 		c.PriceCuts++
 	}
+	if ch.Recreated {
+		c.Recreated++
+	}
 }
 
-// guard returns why the poll must be held, if it must: it deactivates or
-// zeroes the stock of more than the tenant's percentage of its products, or
-// cuts more than its number of prices by over half.
+// guard returns why the poll must be held, if it must: it deactivates more
+// than the tenant's percentage of its products, cuts more than its number of
+// prices by over half, or republishes the catalogue as created (a reset).
+// Catalogues below the tenant's minimum are never held, and stock running
+// out never holds a poll: overselling is worse than a false alarm.
 func (p *poll) guard(c Counts, products int64) []string {
 	s := p.run.Settings
+	if products < int64(s.GuardMinProducts()) {
+		return nil
+	}
 	var reasons []string
 	pct := int64(s.GuardMaxDeactivatePercent())
-	if hit := c.Deactivated + c.StockZeroed; products > 0 && hit*100 > pct*products {
-		what := "be deactivated"
-		switch {
-		case c.StockZeroed == 0:
-		case c.Deactivated == 0:
-			what = "run out of stock"
-		default:
-			what = "be deactivated or run out of stock"
-		}
-		reasons = append(reasons, fmt.Sprintf("%d of %d products (%.1f%%) would %s, above the %d%% limit",
-			hit, products, float64(hit)*100/float64(products), what, pct))
+	if hit := c.Deactivated; products > 0 && hit*100 > pct*products {
+		reasons = append(reasons, fmt.Sprintf("%d of %d products (%.1f%%) would be deactivated, above the %d%% limit",
+			hit, products, float64(hit)*100/float64(products), pct))
 	}
 	if cuts := int64(s.GuardMaxPriceCuts()); c.PriceCuts > cuts {
 		reasons = append(reasons, fmt.Sprintf("%d prices would be cut by more than half, above the limit of %d", c.PriceCuts, cuts))
+	}
+	if p.reset && c.Recreated > 0 {
+		reasons = append(reasons, fmt.Sprintf("a catalog reset would publish %d products anew, as created", c.Recreated))
 	}
 	return reasons
 }
@@ -420,7 +464,7 @@ func (p *poll) hold(ctx context.Context, c Counts, st schedule.Status, reasons [
 		since = st.Held.Since
 	}
 	return p.run.Save(ctx, func(s *schedule.Status) {
-		s.Held = &schedule.Held{Since: since, From: p.from, Full: p.full, Summary: summary, Counts: counts, Plan: plan}
+		s.Held = &schedule.Held{Since: since, From: p.from, Full: p.full, Reset: p.reset, Summary: summary, Counts: counts, Plan: plan}
 	})
 }
 
@@ -428,7 +472,7 @@ func joinReasons(r []string) string {
 	if len(r) == 1 {
 		return r[0]
 	}
-	return r[0] + "; and " + r[1]
+	return strings.Join(r[:len(r)-1], "; ") + "; and " + r[len(r)-1]
 }
 
 // prefetch follows feed one batch ahead of its consumer, so that Hiper's

@@ -28,6 +28,9 @@ type Change struct {
 	StockZeroed bool
 	// PriceCut: a price fell below half of the published one.
 	PriceCut bool
+	// Recreated: a product the store has is published anew, as created
+	// (catalog reset or unlink).
+	Recreated bool
 }
 
 // Event is an event to publish, under a deterministic id.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // maxInFlight bounds the events and writes a replica has in flight without
@@ -28,6 +29,8 @@ type Poller struct {
 	NewProcessor func(r *schedule.Run, states *States) Processor
 	// Refresh is JobConfig.Refresh.
 	Refresh func(ctx context.Context, r *schedule.Run, states *States, sink *Sink) error
+	// Enabled is JobConfig.Enabled.
+	Enabled func(tenant.Settings) bool
 }
 
 // Start provisions p's buckets and returns its scheduler, which the caller
@@ -60,6 +63,7 @@ func Start(ctx context.Context, d schedule.Deps, p Poller) (*schedule.Scheduler,
 		Publisher:    pub,
 		NewProcessor: p.NewProcessor,
 		Refresh:      p.Refresh,
+		Enabled:      p.Enabled,
 	})
 	cfg, err := d.Config(p.Kind, job)
 	if err != nil {

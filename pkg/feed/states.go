@@ -154,6 +154,27 @@ func (s *States) Set(record, productID string, state []byte) {
 	s.dirty[record] = struct{}{}
 }
 
+// Each calls f with every product state of the run's records: all of the
+// tenant's after Preload. Records in the middle of change appear as they
+// are now.
+func (s *States) Each(f func(record, productID string, state []byte)) {
+	records := make([]string, 0, len(s.records))
+	for r := range s.records {
+		records = append(records, r)
+	}
+	slices.Sort(records)
+	for _, r := range records {
+		ids := make([]string, 0, len(s.records[r]))
+		for id := range s.records[r] {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			f(r, id, s.records[r][id])
+		}
+	}
+}
+
 // Flush returns the writes of the records changed since the last Flush, as
 // they are now.
 func (s *States) Flush() []Write {

@@ -59,6 +59,12 @@ type account struct {
 type productEntry struct {
 	p    hiper.Product // Variations cleared: they are derived from children
 	sync int64
+	// unlisted: unticked from "Enviar produto para loja virtual"; the feed
+	// leaves it out until it is upserted again.
+	unlisted bool
+	// reserved is quantidadeEmEstoqueReservado, shown in the parent's
+	// variacao.
+	reserved hiper.Decimal
 	// encoded caches the product's feed JSON until it changes. Readers fill
 	// it under the read lock; writers clear it under the write lock, so a
 	// stale encoding can never be stored after a change.
@@ -176,6 +182,7 @@ func (a *account) upsert(products []hiper.Product) error {
 		a.nextCode = max(a.nextCode, p.Code)
 		wasChildOf := e.p.ParentID
 		e.p = p
+		e.unlisted = false
 		if p.IsVariation() {
 			if wasChildOf != p.ParentID {
 				a.children[p.ParentID] = append(a.children[p.ParentID], e)
@@ -252,6 +259,9 @@ func (a *account) view(e *productEntry) hiper.Product {
 	p.HasVariations = true
 	total := hiper.Decimal{}
 	for _, kid := range kids {
+		if kid.unlisted {
+			continue
+		}
 		c := kid.p
 		attrs, ok := a.variationAttrs[c.ID]
 		if !ok {
@@ -270,7 +280,7 @@ func (a *account) view(e *productEntry) hiper.Product {
 			TypeB:         attrs.typeB,
 			NameB:         attrs.nameB,
 			Stock:         c.Stock,
-			ReservedStock: hiper.DecimalFromInt(0),
+			ReservedStock: kid.reserved,
 			MinimumStock:  c.MinimumStock,
 			Active:        active,
 		})
@@ -300,7 +310,7 @@ func (a *account) since(n int64, limit int) []*productEntry {
 	i := sort.Search(len(a.feed), func(i int) bool { return a.feed[i].sync > n })
 	var out []*productEntry
 	for ; i < len(a.feed) && len(out) < limit; i++ {
-		if s := a.feed[i]; s.sync == s.entry.sync {
+		if s := a.feed[i]; s.sync == s.entry.sync && !s.entry.unlisted {
 			out = append(out, s.entry)
 		}
 	}
@@ -325,13 +335,50 @@ func (a *account) setStock(productID string, quantity hiper.Decimal) error {
 	return nil
 }
 
+// unlist takes a product out of the feed, as unticking "Enviar produto para
+// loja virtual" does in Hiper; a parent takes its variations with it. An
+// upsert lists it again.
+func (a *account) unlist(productID string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.products[normalizeID(productID)]
+	if e == nil {
+		return ErrUnknownProduct
+	}
+	e.unlisted = true
+	for _, kid := range a.children[e.p.ID] {
+		kid.unlisted = true
+	}
+	if e.p.IsVariation() {
+		if parent := a.products[e.p.ParentID]; parent != nil {
+			a.touch(parent)
+		}
+	}
+	return nil
+}
+
+// setReserved sets the quantity reserved of a variation, which its parent's
+// variacao shows, moving both sync points.
+func (a *account) setReserved(productID string, reserved hiper.Decimal) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.products[normalizeID(productID)]
+	if e == nil {
+		return ErrUnknownProduct
+	}
+	e.reserved = reserved
+	a.touchWithParent(e)
+	a.compact()
+	return nil
+}
+
 // catalog returns every product as the feed shows it, in sync-point order.
 func (a *account) catalog() []hiper.Product {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	out := make([]hiper.Product, 0, len(a.products))
 	for _, s := range a.feed {
-		if s.sync == s.entry.sync {
+		if s.sync == s.entry.sync && !s.entry.unlisted {
 			out = append(out, a.view(s.entry))
 		}
 	}

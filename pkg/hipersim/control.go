@@ -41,6 +41,33 @@ func (s *Sim) SetStock(key, productID string, quantity hiper.Decimal) error {
 	return nil
 }
 
+// UnlistProduct takes a product (a parent with its variations) out of the
+// feed, as unticking "Enviar produto para loja virtual" does in Hiper. An
+// upsert lists it again.
+func (s *Sim) UnlistProduct(key, productID string) error {
+	a, err := s.account(key)
+	if err == nil {
+		err = a.unlist(productID)
+	}
+	if err != nil {
+		return fmt.Errorf("unlist product: %w", err)
+	}
+	return nil
+}
+
+// SetReserved sets a variation's quantidadeEmEstoqueReservado, which its
+// parent's variacao reports.
+func (s *Sim) SetReserved(key, productID string, reserved hiper.Decimal) error {
+	a, err := s.account(key)
+	if err == nil {
+		err = a.setReserved(productID, reserved)
+	}
+	if err != nil {
+		return fmt.Errorf("set reserved stock: %w", err)
+	}
+	return nil
+}
+
 // AddOrderEvent appends an event to an order as Hiper would: 2 stock
 // separated, 3 invoice issued, 4 handed to the carrier, 99 cancelled in Hiper
 // by the merchant (cancelado becomes true and the stock comes back). A zero
@@ -96,6 +123,8 @@ type (
 	stockBody struct {
 		ProductID string         `json:"produtoId"`
 		Quantity  *hiper.Decimal `json:"quantidade"`
+		// Reserved sets quantidadeEmEstoqueReservado too, when given.
+		Reserved *hiper.Decimal `json:"reservado,omitempty"`
 	}
 	eventBody struct {
 		Type         int    `json:"codigoDoTipoDeEvento"`
@@ -125,6 +154,7 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_sim/accounts/{key}/products", s.controlProducts)
 	mux.HandleFunc("PUT /_sim/accounts/{key}/products", s.controlUpsert)
 	mux.HandleFunc("POST /_sim/accounts/{key}/stock", s.controlStock)
+	mux.HandleFunc("DELETE /_sim/accounts/{key}/products/{id}", s.controlUnlist)
 	mux.HandleFunc("GET /_sim/accounts/{key}/orders", s.controlOrders)
 	mux.HandleFunc("POST /_sim/accounts/{key}/orders/{id}/events", s.controlEvent)
 	mux.HandleFunc("POST /_sim/accounts/{key}/orders/{id}/fail", s.controlFail)
@@ -184,6 +214,14 @@ func (s *Sim) controlUpsert(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, upsertAnswer{Upserted: len(products), errorAnswer: errorAnswer{Errors: []string{}}})
 }
 
+func (s *Sim) controlUnlist(w http.ResponseWriter, r *http.Request) {
+	if err := s.UnlistProduct(r.PathValue("key"), r.PathValue("id")); err != nil {
+		writeControlError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, errorAnswer{Errors: []string{}})
+}
+
 func (s *Sim) controlStock(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	a, err := s.account(key)
@@ -198,6 +236,12 @@ func (s *Sim) controlStock(w http.ResponseWriter, r *http.Request) {
 	if body.ProductID == "" || body.Quantity == nil {
 		writeErrors(w, http.StatusBadRequest, "produtoId and quantidade are required")
 		return
+	}
+	if body.Reserved != nil {
+		if err := s.SetReserved(key, body.ProductID, *body.Reserved); err != nil {
+			writeControlError(w, err)
+			return
+		}
 	}
 	if err := s.SetStock(key, body.ProductID, *body.Quantity); err != nil {
 		writeControlError(w, err)

@@ -87,6 +87,14 @@ func (c *ControlClient) SetStock(ctx context.Context, key, productID string, qua
 	return nil
 }
 
+// UnlistProduct takes a product out of the feed (Sim.UnlistProduct).
+func (c *ControlClient) UnlistProduct(ctx context.Context, key, productID string) error {
+	if err := c.do(ctx, http.MethodDelete, c.accountPath(key, "/products/"+url.PathEscape(productID)), nil, nil); err != nil {
+		return fmt.Errorf("unlist product: %w", err)
+	}
+	return nil
+}
+
 // AddOrderEvent appends an event to an order; the event's date is the
 // Sim's now.
 func (c *ControlClient) AddOrderEvent(ctx context.Context, key, orderID string, ev hiper.OrderEvent) error {

@@ -37,8 +37,14 @@
 //     second event 99.
 //   - A failed order (situation 3) carries its error in the observacao of
 //     an event 1.
-//   - quantidadeEmEstoqueReservado is always 0: reservation is modelled as a
-//     stock decrease.
+//   - quantidadeEmEstoqueReservado (in a parent's variacao) is 0 unless set
+//     through the control API ("reservado" of POST …/stock): reservation by
+//     orders is modelled as a stock decrease.
+//   - variacaoAtiva is served as given, on any product: some accounts send
+//     it, as false, on simple products and parents too.
+//   - A product unlisted through the control API (DELETE …/products/{id},
+//     as unticking "Enviar produto para loja virtual") is left out of the
+//     feed, a full one too, until it is upserted again.
 //   - Faults act before authentication, in this order: latency, rate limit,
 //     error rate. Stats count every request that reached an endpoint,
 //     faulted or refused ones too.

@@ -31,6 +31,12 @@ type Request struct {
 	// Products asks the stock poller to refresh these products' stock from
 	// the stock endpoint, one call each.
 	Products []string `json:"products,omitempty"`
+	// Unlink (catalog): forget that the store has these products, so the
+	// run (a full one) publishes them anew, as created.
+	Unlink []string `json:"unlink,omitempty"`
+	// Reset (catalog): publish every product anew, as created, in a full
+	// run; above the guardrail's minimum catalogue it waits for approval.
+	Reset bool `json:"reset,omitempty"`
 }
 
 // ErrNoSuchSync is returned by WaitServed when the status disappears.
@@ -72,6 +78,8 @@ func RequestSync(ctx context.Context, js jetstream.JetStream, ns events.Namespac
 			merged.Full = merged.Full || old.Full
 			merged.Approve = merged.Approve || old.Approve
 			merged.Products = union(old.Products, merged.Products)
+			merged.Unlink = union(old.Unlink, merged.Unlink)
+			merged.Reset = merged.Reset || old.Reset
 		}
 		b, _ := json.Marshal(merged)
 		if _, err := kv.Update(ctx, key, b, prev.Revision()); err != nil {

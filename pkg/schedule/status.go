@@ -112,9 +112,11 @@ type Status struct {
 // the held poll started, so the next polls see the change again, as Hiper
 // then has it: if the ERP is put right, the hold lifts by itself.
 type Held struct {
-	Since   time.Time        `json:"since"`
-	From    int64            `json:"from"`
-	Full    bool             `json:"full,omitempty"`
+	Since time.Time `json:"since"`
+	From  int64     `json:"from"`
+	Full  bool      `json:"full,omitempty"`
+	// Reset: the held run republishes the catalogue as created.
+	Reset   bool             `json:"reset,omitempty"`
 	Summary string           `json:"summary"`
 	Counts  map[string]int64 `json:"counts"`
 	// Plan fingerprints the held change, so that one change is announced

@@ -19,6 +19,7 @@ const (
 	DefaultStockInterval             = 60 * time.Second
 	DefaultGuardMaxDeactivatePercent = 20
 	DefaultGuardMaxPriceCuts         = 50
+	DefaultGuardMinProducts          = 20
 	DefaultOrderWatchMaxAge          = 30 * 24 * time.Hour
 	// Intervals shorter than this are refused: they would hammer Hiper.
 	MinInterval = 10 * time.Second
@@ -93,6 +94,15 @@ func (s Settings) GuardMaxPriceCuts() int {
 	return DefaultGuardMaxPriceCuts
 }
 
+// GuardMinProducts is the catalogue size below which the guardrail never
+// holds a poll: a small store deactivating a few products is no mass change.
+func (s Settings) GuardMinProducts() int {
+	if v := s.GetGuardMinProducts(); v > 0 {
+		return int(v)
+	}
+	return DefaultGuardMinProducts
+}
+
 // PaymentID maps a store payment method (PIX, CASH…) to Hiper's id, from the
 // tenant's map first, then the defaults.
 func (s Settings) PaymentID(method string) (int, bool) {
@@ -137,6 +147,9 @@ func Validate(s *brokerv1.TenantSettings) error {
 	}
 	if p := s.GetGuardMaxDeactivatePercent(); p < 0 || p > 100 {
 		problems = append(problems, "guard-max-deactivate-percent must be between 0 and 100")
+	}
+	if s.GetGuardMinProducts() < 0 {
+		problems = append(problems, "guard-min-products must not be negative")
 	}
 	if s.GetGuardMaxPriceCuts() < 0 {
 		problems = append(problems, "guard-max-price-cuts must not be negative")

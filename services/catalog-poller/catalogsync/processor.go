@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,6 +22,18 @@ const (
 	messageMissingCategoryAndBrand = "Produto sem categoria e sem marca no Hiper: ele não é enviado para a loja. " +
 		"Cadastre uma categoria ou uma marca no Hiper, ou defina uma categoria padrão ou uma marca padrão nas configurações da integração."
 )
+
+// Why hipersync itself deactivates a product (catalog.product.upserted
+// reason).
+const (
+	ReasonNotInHiperFeed  = "not_in_hiper_feed"
+	messageNotInHiperFeed = "O Hiper não envia mais este produto para a loja virtual (a opção \"Enviar produto para loja virtual\" " +
+		"foi desmarcada ou o produto foi excluído): ele foi desativado na loja. Para vendê-lo de novo, marque a opção no cadastro do produto no Hiper."
+)
+
+// stateVersion is the version of productState this code writes: 1 since
+// the brand has a hash of its own.
+const stateVersion = 1
 
 // productState is what the catalog-poller remembers of a product, in its
 // family's record of StateBucket (feed.Family).
@@ -47,6 +60,15 @@ type productState struct {
 	// the stream's duplicate window is announced again, while the same
 	// change published twice (a crash before its state was stored) is not.
 	Changes uint64 `json:"n,omitempty"`
+	// NoCategory and NoBrand: published, but without a category (brand)
+	// yet; the first upsert that has one sends it. Zero in records from
+	// before, which sent both at creation.
+	NoCategory bool `json:"nc,omitempty"`
+	NoBrand    bool `json:"nb,omitempty"`
+	// Unlisted: deactivated by hipersync because a full resync no longer
+	// found the product in Hiper's feed.
+	Unlisted bool `json:"u,omitempty"`
+	V        int  `json:"ver,omitempty"`
 }
 
 // same reports whether s and o record the same.
@@ -64,6 +86,12 @@ type processor struct {
 	ns          events.Namespace
 	states      *feed.States
 	indexBucket string
+	// reset: every product is published anew, as created (catalog reset);
+	// unlink: these are (catalog unlink).
+	reset  bool
+	unlink []string
+	// seen are the products this run decided.
+	seen map[string]bool
 }
 
 func (p *processor) state(record, id string) (*productState, error) {
@@ -151,6 +179,7 @@ func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) 
 
 // decide applies the rules to one product.
 func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (feed.Change, error) {
+	p.seen[pr.ID] = true
 	sp := storeProduct(pr, a, p.settings)
 	h := hashOf(sp)
 	c := feed.Change{New: prior == nil || prior.Stub}
@@ -158,11 +187,25 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 	if prior != nil {
 		was = *prior
 	}
+	if was.V < stateVersion && was.Published {
+		// Written before the brand had a group of its own: its base hash
+		// held the brand. Unchanged base fields are not a change.
+		if was.Hashes[groupBase] == legacyBase(sp) {
+			was.Hashes[groupBase] = h[groupBase]
+		}
+		was.Hashes[groupBrand] = h[groupBrand]
+	}
+	if p.forget(pr.ID) {
+		// Unlinked, or the whole catalogue reset: the store is to get it
+		// anew, as created (a new change number gives it an id of its own).
+		was.Published, was.NoCategory, was.NoBrand = false, false, false
+		c.Recreated = prior != nil && prior.Published
+	}
 	next := was
-	next.Stub, next.Hashes, next.Attrs = false, h, a
+	next.V, next.Stub, next.Hashes, next.Attrs, next.Unlisted = stateVersion, false, h, a, false
 	change := was.Changes + 1
 
-	publishable := sp.Category != "" || sp.Brand != ""
+	publishable := catalog.Publishable(pr, p.settings)
 	if !publishable {
 		if ch := contentHash(h, sp.Category); was.Skipped != ch {
 			c.Events = append(c.Events, feed.Event{
@@ -178,29 +221,35 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 		next.Skipped = 0
 		var sets [groupCount]bool
 		created := !was.Published
+		// Seed 000: the category goes with the first upsert that has one,
+		// and never after; so does the brand, unless update-brand.
+		withCategory := sp.Category != "" && (created || was.NoCategory)
 		if created {
-			sets = [groupCount]bool{true, true, true, true, true, pr.IsVariation()}
+			sets = [groupCount]bool{true, true, true, true, true, pr.IsVariation(), true}
 		} else {
 			sets = p.allowed
 			sets[groupVariation] = pr.IsVariation()
+			sets[groupBrand] = sets[groupBrand] || was.NoBrand && sp.Brand != ""
 		}
-		changed := created
+		changed := created || withCategory || was.Unlisted
 		for g, on := range sets {
 			changed = changed || on && was.Hashes[g] != h[g]
 		}
 		if changed {
 			body := sp
 			category := ""
-			if created {
+			if withCategory {
 				category = sp.Category
-			} else {
+			}
+			if !created {
 				body = only(sp, sets)
+				body.Category = category
 			}
 			c.Events = append(c.Events, feed.Event{
 				Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductUpserted),
 				ID:      eventID(p.tenant, "product", pr.ID, change, eventHash(h, sets, created, category)),
 				Msg: &eventsv1.CatalogProductUpserted{
-					ProductId: pr.ID, ParentId: sp.ParentId, Created: created, Fields: fieldsOf(sets, created), Product: body,
+					ProductId: pr.ID, ParentId: sp.ParentId, Created: created, Fields: fieldsOf(sets, withCategory), Product: body,
 				},
 			})
 		}
@@ -211,6 +260,12 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 				Msg:     &eventsv1.CatalogPriceChanged{ProductId: pr.ID, Price: sp.Price, PreviousPrice: was.Price},
 			})
 			c.PriceCut = cutByHalf(was.Price, sp.Price)
+		}
+		if created {
+			next.NoCategory, next.NoBrand = sp.Category == "", sp.Brand == ""
+		} else {
+			next.NoCategory = was.NoCategory && !withCategory
+			next.NoBrand = was.NoBrand && sp.Brand == ""
 		}
 		next.Published = true
 		next.Price = sp.Price
@@ -228,6 +283,69 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 	}
 	return c, nil
 }
+
+// forget reports whether the store is to get product id anew: the run
+// resets the catalogue, or its request unlinks the product.
+func (p *processor) forget(id string) bool {
+	return p.reset || slices.Contains(p.unlink, id)
+}
+
+// Finish runs after a full pass over the feed from its start: a product the
+// store has active that Hiper no longer returns (unticked from "Enviar
+// produto para loja virtual") is published inactive, with the reason.
+func (p *processor) Finish(ctx context.Context) ([]feed.Change, error) {
+	var changes []feed.Change
+	var failed error
+	p.states.Each(func(record, id string, b []byte) {
+		if failed != nil || p.seen[id] {
+			return
+		}
+		var st productState
+		if err := json.Unmarshal(b, &st); err != nil {
+			failed = fmt.Errorf("decode state of product %s: %w", id, err)
+			return
+		}
+		if !st.Published || !st.Active || st.Unlisted {
+			return
+		}
+		parent := ""
+		if record != id {
+			parent = record
+		}
+		c := feed.Change{Deactivated: true, Events: []feed.Event{{
+			Subject: p.ns.HiperSubject(p.tenant, events.KindCatalogProductUpserted),
+			ID:      eventID(p.tenant, "unlisted", id, st.Changes+1, contentHash(st.Hashes, "")),
+			Msg: &eventsv1.CatalogProductUpserted{
+				ProductId: id, ParentId: parent, Fields: unlistedFields, Product: &eventsv1.Product{Id: id, ParentId: parent},
+				Reason: ReasonNotInHiperFeed, Message: messageNotInHiperFeed,
+			},
+		}}}
+		next := st
+		next.Active, next.Unlisted, next.Changes = false, true, st.Changes+1
+		// Whatever Hiper sends when it lists the product again is news.
+		next.Hashes[groupBase] = 0
+		if next.Indexed != "" {
+			c.Writes = append(c.Writes, feed.Write{Bucket: p.indexBucket, Key: next.Indexed, Delete: true})
+			next.Indexed = ""
+		}
+		if err := p.record(record, id, next); err != nil {
+			failed = err
+			return
+		}
+		changes = append(changes, c)
+	})
+	if failed != nil {
+		return nil, failed
+	}
+	if ws := p.states.Flush(); len(ws) > 0 {
+		changes = append(changes, feed.Change{Writes: ws})
+	}
+	return changes, nil
+}
+
+// unlistedFields are what an upsert of a product Hiper no longer returns
+// sets: it is inactive.
+var unlistedFields = []string{"active"}
 
 // reattribute records a child's attributes as its parent gives them, and
 // tells the store when the child is published and they changed.

@@ -25,21 +25,26 @@ const (
 	// groupVariation is a child's place in its parent: always sent; it
 	// comes from the parent's variacao, so it has a hash of its own.
 	groupVariation
+	// groupBrand goes with the first upsert that has a brand, and after
+	// that only with update-brand. Last, so records written before it
+	// existed keep their other hashes in place.
+	groupBrand
 	groupCount
 )
 
 // groupFields are the Product fields (lowerCamelCase, as in `fields`) of
 // each group.
 var groupFields = [groupCount][]string{
-	groupBase:        {"code", "ean", "brand", "unit", "ncm", "price", "active", "removed", "childrenIds", "hasVariations"},
+	groupBase:        {"code", "ean", "unit", "ncm", "price", "active", "removed", "childrenIds", "hasVariations"},
 	groupTitle:       {"name"},
 	groupDescription: {"description"},
 	groupImages:      {"imageUrl", "additionalImageUrls"},
 	groupDimensions:  {"weightGrams", "heightCm", "widthCm", "lengthCm"},
 	groupVariation:   {"parentId", "variationTypeA", "variationNameA", "variationTypeB", "variationNameB"},
+	groupBrand:       {"brand"},
 }
 
-// fieldCategory is set only when a product is first published.
+// fieldCategory is set only by the first upsert that has a category.
 const fieldCategory = "category"
 
 // allowed reports which groups an update may carry under the tenant's
@@ -52,6 +57,7 @@ func allowed(s tenant.Settings) [groupCount]bool {
 		groupImages:      s.GetUpdateImages(),
 		groupDimensions:  s.GetUpdateDimensions(),
 		groupVariation:   true,
+		groupBrand:       s.GetUpdateBrand(),
 	}
 }
 
@@ -85,8 +91,11 @@ func sellable(p hiper.Product) bool {
 	return isActive(p) && !bool(p.Removed) && !p.IsParent()
 }
 
+// isActive is ativo, and for a variation also variacaoAtiva: Hiper
+// documents variacaoAtiva for variations only, and some accounts send it as
+// false on simple products and parents, where it means nothing.
 func isActive(p hiper.Product) bool {
-	return bool(p.Active) && (p.VariationActive == nil || bool(*p.VariationActive))
+	return bool(p.Active) && (!p.IsVariation() || p.VariationActive == nil || bool(*p.VariationActive))
 }
 
 // storeProduct is p as the store sees it, every field set, the tenant's
@@ -151,15 +160,37 @@ func hashOf(sp *eventsv1.Product) hashes {
 		}
 		return f.Sum64()
 	}
-	base := []string{strconv.FormatInt(sp.Code, 10), sp.Ean, sp.Brand, sp.Unit, sp.Ncm, sp.Price,
-		strconv.FormatBool(sp.Active), strconv.FormatBool(sp.Removed), strconv.FormatBool(sp.HasVariations)}
-	h[groupBase] = sum(append(base, sp.ChildrenIds...)...)
+	h[groupBase] = sum(baseParts(sp, false)...)
+	h[groupBrand] = sum(sp.Brand)
 	h[groupTitle] = sum(sp.Name)
 	h[groupDescription] = sum(sp.Description)
 	h[groupImages] = sum(append([]string{sp.ImageUrl}, sp.AdditionalImageUrls...)...)
 	h[groupDimensions] = sum(sp.WeightGrams, sp.HeightCm, sp.WidthCm, sp.LengthCm)
 	h[groupVariation] = variationHash(sp.ParentId, &attrs{sp.VariationTypeA, sp.VariationNameA, sp.VariationTypeB, sp.VariationNameB})
 	return h
+}
+
+// baseParts are the always-sent fields of sp, hashed together. Records
+// written before the brand had a group of its own hashed it here
+// (withBrand): legacyBase recognises them.
+func baseParts(sp *eventsv1.Product, withBrand bool) []string {
+	parts := []string{strconv.FormatInt(sp.Code, 10), sp.Ean}
+	if withBrand {
+		parts = append(parts, sp.Brand)
+	}
+	parts = append(parts, sp.Unit, sp.Ncm, sp.Price,
+		strconv.FormatBool(sp.Active), strconv.FormatBool(sp.Removed), strconv.FormatBool(sp.HasVariations))
+	return append(parts, sp.ChildrenIds...)
+}
+
+// legacyBase is the base hash of sp as records before stateVersion 1 kept it.
+func legacyBase(sp *eventsv1.Product) uint64 {
+	f := fnv.New64a()
+	for _, s := range baseParts(sp, true) {
+		f.Write([]byte(s))
+		f.Write([]byte{0})
+	}
+	return f.Sum64()
 }
 
 // variationHash hashes a child's place in its parent.
@@ -212,8 +243,11 @@ func boolByte(b bool) byte {
 // only keeps the groups of sp that sets names, clearing the other fields.
 func only(sp *eventsv1.Product, sets [groupCount]bool) *eventsv1.Product {
 	out := &eventsv1.Product{Id: sp.Id}
+	if sets[groupBrand] {
+		out.Brand = sp.Brand
+	}
 	if sets[groupBase] {
-		out.Code, out.Ean, out.Brand, out.Unit, out.Ncm = sp.Code, sp.Ean, sp.Brand, sp.Unit, sp.Ncm
+		out.Code, out.Ean, out.Unit, out.Ncm = sp.Code, sp.Ean, sp.Unit, sp.Ncm
 		out.Price, out.Active, out.Removed = sp.Price, sp.Active, sp.Removed
 		out.ChildrenIds, out.HasVariations = sp.ChildrenIds, sp.HasVariations
 	}
@@ -237,10 +271,10 @@ func only(sp *eventsv1.Product, sets [groupCount]bool) *eventsv1.Product {
 	return out
 }
 
-// fieldsOf lists the fields of the groups sets names. The lists are
-// shared: an event only reads them.
-func fieldsOf(sets [groupCount]bool, created bool) []string {
-	key := fieldsKey{sets, created}
+// fieldsOf lists the fields of the groups sets names, and the category
+// when the event sets it. The lists are shared: an event only reads them.
+func fieldsOf(sets [groupCount]bool, category bool) []string {
+	key := fieldsKey{sets, category}
 	if f, ok := fieldLists.Load(key); ok {
 		return f.([]string)
 	}
@@ -250,7 +284,7 @@ func fieldsOf(sets [groupCount]bool, created bool) []string {
 			out = append(out, groupFields[g]...)
 		}
 	}
-	if created {
+	if category {
 		out = append(out, fieldCategory)
 	}
 	fieldLists.Store(key, out)
@@ -258,8 +292,8 @@ func fieldsOf(sets [groupCount]bool, created bool) []string {
 }
 
 type fieldsKey struct {
-	sets    [groupCount]bool
-	created bool
+	sets     [groupCount]bool
+	category bool
 }
 
 // fieldLists caches fieldsOf: there are few combinations, and a bulk sync

@@ -42,10 +42,15 @@ func Start(ctx context.Context, d schedule.Deps) (*schedule.Scheduler, error) {
 			return err
 		},
 		NewProcessor: func(r *schedule.Run, states *feed.States) feed.Processor {
-			return &processor{
+			p := &processor{
 				tenant: r.Tenant, settings: r.Settings, allowed: allowed(r.Settings),
 				ns: d.Namespace, states: states, indexBucket: d.Namespace.Bucket(catalog.IndexBucket),
+				seen: map[string]bool{}, reset: feed.Resetting(r),
 			}
+			if r.Request != nil {
+				p.unlink = r.Request.Unlink
+			}
+			return p
 		},
 	})
 }

@@ -7,20 +7,30 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hipersync/hipersync/pkg/catalog"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/feed"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // processor compares the stock levels the feed brings with those last
 // published, for one tenant in one run. Each product's level is a record of
 // its own (keyed by its id), so a refresh can find it by id alone.
 type processor struct {
-	tenant string
-	ns     events.Namespace
-	states *feed.States
+	tenant   string
+	settings tenant.Settings
+	ns       events.Namespace
+	states   *feed.States
+}
+
+// available reports whether the tenant publishes the available balance:
+// quantity minus what Hiper reports as reserved (seeds 003, 004).
+func (p *processor) available() bool {
+	return p.settings.GetStockBalance() == brokerv1.StockBalance_STOCK_BALANCE_AVAILABLE
 }
 
 // level is a product's stock: "quantity|minimum", decimals as hiper.Decimal
@@ -30,38 +40,60 @@ func level(quantity, minimum hiper.Decimal) string {
 }
 
 // stored is a product's state as the bucket holds it: its level last
-// published and how many changes of it were announced,
-// "quantity|minimum|changes". Records written before the count was kept
-// have none: zero.
+// published, how many changes of it were announced, and the reservation
+// Hiper last reported when it reported one (a refresh's answer does not,
+// and the available balance needs it): "quantity|minimum|changes" or
+// "quantity|minimum|changes|reserved". Records written before the count
+// was kept have none: zero.
 type stored struct {
-	level   string
-	changes uint64
+	level    string
+	changes  uint64
+	reserved hiper.Decimal
 }
 
 func parseStored(b []byte) stored {
-	s := string(b)
-	i := strings.LastIndexByte(s, '|')
-	if i < 0 || strings.IndexByte(s, '|') == i {
-		return stored{level: s}
+	parts := strings.Split(string(b), "|")
+	if len(parts) < 3 {
+		return stored{level: string(b)}
 	}
-	n, err := strconv.ParseUint(s[i+1:], 10, 64)
+	st := stored{level: parts[0] + "|" + parts[1]}
+	n, err := strconv.ParseUint(parts[2], 10, 64)
 	if err != nil {
-		return stored{level: s}
+		return stored{level: string(b)}
 	}
-	return stored{level: s[:i], changes: n}
+	st.changes = n
+	if len(parts) > 3 {
+		st.reserved, _ = hiper.NewDecimal(parts[3])
+	}
+	return st
 }
 
 func (s stored) encode() []byte {
-	return []byte(s.level + "|" + strconv.FormatUint(s.changes, 10))
+	out := s.level + "|" + strconv.FormatUint(s.changes, 10)
+	if !s.reserved.IsZero() {
+		out += "|" + s.reserved.String()
+	}
+	return []byte(out)
 }
 
 // Decide publishes the products whose level changed. A parent's stock is
 // the sum of its variations', which are published each: the parent is not.
+// Products the catalog skips (no category and no brand) publish no stock.
+// With the available balance, a variation's reservation is what its
+// parent's variacao reports; a parent in the call also refreshes its
+// variations that the call does not bring themselves.
 func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) ([]feed.Change, []hiper.Product, error) {
 	ids := make([]string, 0, len(carried)+len(fresh))
+	inCall := map[string]bool{}
+	reserved := map[string]hiper.Decimal{}
 	for _, list := range [][]hiper.Product{carried, fresh} {
 		for _, pr := range list {
 			ids = append(ids, pr.ID)
+			inCall[pr.ID] = true
+			for _, v := range pr.Variations {
+				ids = append(ids, v.ID)
+				reserved[v.ID] = v.ReservedStock
+			}
 		}
 	}
 	if err := p.states.Load(ctx, ids); err != nil {
@@ -71,9 +103,25 @@ func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) 
 	for _, list := range [][]hiper.Product{carried, fresh} {
 		for _, pr := range list {
 			if pr.IsParent() {
+				if p.available() {
+					for _, v := range pr.Variations {
+						if _, known := p.states.Get(v.ID, v.ID); known && !inCall[v.ID] {
+							if c, ok := p.decide(v.ID, v.Stock, v.MinimumStock, v.ReservedStock); ok {
+								changes = append(changes, c)
+							}
+						}
+					}
+				}
 				continue
 			}
-			if c, ok := p.decide(pr.ID, pr.Stock, pr.MinimumStock); ok {
+			if !catalog.Publishable(pr, p.settings) {
+				continue
+			}
+			r, ok := reserved[pr.ID]
+			if !ok {
+				r = p.lastReserved(pr.ID)
+			}
+			if c, ok := p.decide(pr.ID, pr.Stock, pr.MinimumStock, r); ok {
 				changes = append(changes, c)
 			}
 		}
@@ -84,17 +132,35 @@ func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) 
 	return changes, nil, nil
 }
 
+// lastReserved is the reservation last reported for a product.
+func (p *processor) lastReserved(id string) hiper.Decimal {
+	b, _ := p.states.Get(id, id)
+	return parseStored(b).reserved
+}
+
 // decide returns the change of a product's level, if it changed. The
 // event's id names the change (its number and the new level), not the level
 // alone: a stock back to an earlier level inside the stream's duplicate
 // window is announced again (11 → 3 → 11: a sale, then its cancellation),
 // while the same change published twice (a crash before its state was
 // stored) is dropped by the stream.
-func (p *processor) decide(id string, quantity, minimum hiper.Decimal) (feed.Change, bool) {
-	now := stored{level: level(quantity, minimum)}
+//
+// quantity is Hiper's physical stock; the available balance takes reserved
+// off it.
+func (p *processor) decide(id string, quantity, minimum, reserved hiper.Decimal) (feed.Change, bool) {
+	if p.available() {
+		quantity = hiper.Decimal{Decimal: quantity.Sub(reserved.Decimal)}
+	} else {
+		reserved = hiper.Decimal{}
+	}
+	now := stored{level: level(quantity, minimum), reserved: reserved}
 	b, known := p.states.Get(id, id)
 	prior := parseStored(b)
 	if known && prior.level == now.level {
+		if !prior.reserved.Equal(reserved.Decimal) {
+			now.changes = prior.changes
+			p.states.Set(id, id, now.encode())
+		}
 		return feed.Change{}, false
 	}
 	now.changes = prior.changes + 1
@@ -128,7 +194,7 @@ func refresh(ns events.Namespace) func(ctx context.Context, r *schedule.Run, sta
 		if err := states.Load(ctx, ids); err != nil {
 			return err
 		}
-		p := &processor{tenant: r.Tenant, ns: ns, states: states}
+		p := &processor{tenant: r.Tenant, settings: r.Settings, ns: ns, states: states}
 		var changes []feed.Change
 		for _, id := range ids {
 			if _, known := states.Get(id, id); !known {
@@ -143,7 +209,7 @@ func refresh(ns events.Namespace) func(ctx context.Context, r *schedule.Run, sta
 			if err != nil {
 				return fmt.Errorf("refresh stock of %s: %w", id, err)
 			}
-			if c, ok := p.decide(id, lv.Quantity, lv.MinimumStock); ok {
+			if c, ok := p.decide(id, lv.Quantity, lv.MinimumStock, p.lastReserved(id)); ok {
 				changes = append(changes, c)
 			}
 		}

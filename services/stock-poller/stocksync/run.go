@@ -19,6 +19,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/feed"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // Service is the service's name, in logs and in ce-source.
@@ -37,9 +38,11 @@ func Start(ctx context.Context, d schedule.Deps) (*schedule.Scheduler, error) {
 		StateBucket:      StateBucket,
 		StateDescription: "hipersync: <tenant>.<product id> → the stock level last published (quantity|minimum)",
 		NewProcessor: func(r *schedule.Run, states *feed.States) feed.Processor {
-			return &processor{tenant: r.Tenant, ns: d.Namespace, states: states}
+			return &processor{tenant: r.Tenant, settings: r.Settings, ns: d.Namespace, states: states}
 		},
 		Refresh: refresh(d.Namespace),
+		// Seed 004's "Sincronizar Estoque" switch.
+		Enabled: func(s tenant.Settings) bool { return !s.GetStockSyncOff() },
 	})
 }
 

@@ -80,6 +80,60 @@ func (TenantState) EnumDescriptor() ([]byte, []int) {
 	return file_hipersync_broker_v1_broker_proto_rawDescGZIP(), []int{0}
 }
 
+// StockBalance is the stock balance published for a product.
+type StockBalance int32
+
+const (
+	// Physical.
+	StockBalance_STOCK_BALANCE_UNSPECIFIED StockBalance = 0
+	// quantidadeEmEstoque as Hiper reports it.
+	StockBalance_STOCK_BALANCE_PHYSICAL StockBalance = 1
+	// quantidadeEmEstoque minus quantidadeEmEstoqueReservado, where Hiper
+	// reports a reservation.
+	StockBalance_STOCK_BALANCE_AVAILABLE StockBalance = 2
+)
+
+// Enum value maps for StockBalance.
+var (
+	StockBalance_name = map[int32]string{
+		0: "STOCK_BALANCE_UNSPECIFIED",
+		1: "STOCK_BALANCE_PHYSICAL",
+		2: "STOCK_BALANCE_AVAILABLE",
+	}
+	StockBalance_value = map[string]int32{
+		"STOCK_BALANCE_UNSPECIFIED": 0,
+		"STOCK_BALANCE_PHYSICAL":    1,
+		"STOCK_BALANCE_AVAILABLE":   2,
+	}
+)
+
+func (x StockBalance) Enum() *StockBalance {
+	p := new(StockBalance)
+	*p = x
+	return p
+}
+
+func (x StockBalance) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StockBalance) Descriptor() protoreflect.EnumDescriptor {
+	return file_hipersync_broker_v1_broker_proto_enumTypes[1].Descriptor()
+}
+
+func (StockBalance) Type() protoreflect.EnumType {
+	return &file_hipersync_broker_v1_broker_proto_enumTypes[1]
+}
+
+func (x StockBalance) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StockBalance.Descriptor instead.
+func (StockBalance) EnumDescriptor() ([]byte, []int) {
+	return file_hipersync_broker_v1_broker_proto_rawDescGZIP(), []int{1}
+}
+
 type GetTokenRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -387,8 +441,24 @@ type TenantSettings struct {
 	// establishments in Santa Catarina).
 	MarketplaceCnpj string `protobuf:"bytes,14,opt,name=marketplace_cnpj,json=marketplaceCnpj,proto3" json:"marketplace_cnpj,omitempty"`
 	MarketplaceName string `protobuf:"bytes,15,opt,name=marketplace_name,json=marketplaceName,proto3" json:"marketplace_name,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Whether updates of already published products carry the brand. The
+	// brand always goes with the first upsert that has one. Default off.
+	UpdateBrand bool `protobuf:"varint,16,opt,name=update_brand,json=updateBrand,proto3" json:"update_brand,omitempty"`
+	// Guardrail: catalogues with fewer products than this are never held.
+	// Default 20.
+	GuardMinProducts int32 `protobuf:"varint,17,opt,name=guard_min_products,json=guardMinProducts,proto3" json:"guard_min_products,omitempty"`
+	// Stock sync off: the stock-poller publishes nothing for the tenant (and
+	// goes on from where it stopped when turned on again). Default on.
+	StockSyncOff bool `protobuf:"varint,18,opt,name=stock_sync_off,json=stockSyncOff,proto3" json:"stock_sync_off,omitempty"`
+	// Which balance stock.changed carries. Default physical.
+	StockBalance StockBalance `protobuf:"varint,19,opt,name=stock_balance,json=stockBalance,proto3,enum=hipersync.broker.v1.StockBalance" json:"stock_balance,omitempty"`
+	// Store order status (the <status> of store.<tenant>.order.<status>) to
+	// what hipersync does with it: "approved" or "cancelled". Statuses not
+	// mapped (other than approved and cancelled themselves) are acknowledged
+	// and noted in the sync log as ignored.
+	StatusMap     map[string]string `protobuf:"bytes,20,rep,name=status_map,json=statusMap,proto3" json:"status_map,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TenantSettings) Reset() {
@@ -524,6 +594,41 @@ func (x *TenantSettings) GetMarketplaceName() string {
 		return x.MarketplaceName
 	}
 	return ""
+}
+
+func (x *TenantSettings) GetUpdateBrand() bool {
+	if x != nil {
+		return x.UpdateBrand
+	}
+	return false
+}
+
+func (x *TenantSettings) GetGuardMinProducts() int32 {
+	if x != nil {
+		return x.GuardMinProducts
+	}
+	return 0
+}
+
+func (x *TenantSettings) GetStockSyncOff() bool {
+	if x != nil {
+		return x.StockSyncOff
+	}
+	return false
+}
+
+func (x *TenantSettings) GetStockBalance() StockBalance {
+	if x != nil {
+		return x.StockBalance
+	}
+	return StockBalance_STOCK_BALANCE_UNSPECIFIED
+}
+
+func (x *TenantSettings) GetStatusMap() map[string]string {
+	if x != nil {
+		return x.StatusMap
+	}
+	return nil
 }
 
 type ConnectTenantRequest struct {
@@ -1181,7 +1286,8 @@ const file_hipersync_broker_v1_broker_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\x0e2 .hipersync.broker.v1.TenantStateR\x05state\x12D\n" +
 	"\x10state_changed_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0estateChangedAt\x12?\n" +
 	"\bsettings\x18\x04 \x01(\v2#.hipersync.broker.v1.TenantSettingsR\bsettings\x12!\n" +
-	"\fstate_reason\x18\x05 \x01(\tR\vstateReason\"\xd8\a\n" +
+	"\fstate_reason\x18\x05 \x01(\tR\vstateReason\"\xa8\n" +
+	"\n" +
 	"\x0eTenantSettings\x12)\n" +
 	"\x10default_category\x18\x01 \x01(\tR\x0fdefaultCategory\x12#\n" +
 	"\rdefault_brand\x18\x02 \x01(\tR\fdefaultBrand\x12#\n" +
@@ -1199,11 +1305,20 @@ const file_hipersync_broker_v1_broker_proto_rawDesc = "" +
 	"\x14guard_max_price_cuts\x18\f \x01(\x05R\x11guardMaxPriceCuts\x12H\n" +
 	"\x13order_watch_max_age\x18\r \x01(\v2\x19.google.protobuf.DurationR\x10orderWatchMaxAge\x12)\n" +
 	"\x10marketplace_cnpj\x18\x0e \x01(\tR\x0fmarketplaceCnpj\x12)\n" +
-	"\x10marketplace_name\x18\x0f \x01(\tR\x0fmarketplaceName\x1a=\n" +
+	"\x10marketplace_name\x18\x0f \x01(\tR\x0fmarketplaceName\x12!\n" +
+	"\fupdate_brand\x18\x10 \x01(\bR\vupdateBrand\x12,\n" +
+	"\x12guard_min_products\x18\x11 \x01(\x05R\x10guardMinProducts\x12$\n" +
+	"\x0estock_sync_off\x18\x12 \x01(\bR\fstockSyncOff\x12F\n" +
+	"\rstock_balance\x18\x13 \x01(\x0e2!.hipersync.broker.v1.StockBalanceR\fstockBalance\x12Q\n" +
+	"\n" +
+	"status_map\x18\x14 \x03(\v22.hipersync.broker.v1.TenantSettings.StatusMapEntryR\tstatusMap\x1a=\n" +
 	"\x0fPaymentMapEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1aA\n" +
 	"\x13CurrencyQuotesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
+	"\x0eStatusMapEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"V\n" +
 	"\x14ConnectTenantRequest\x12\x1b\n" +
@@ -1242,7 +1357,11 @@ const file_hipersync_broker_v1_broker_proto_rawDesc = "" +
 	"\x1aTENANT_STATE_NOT_CONNECTED\x10\x01\x12\x17\n" +
 	"\x13TENANT_STATE_ACTIVE\x10\x02\x12\x17\n" +
 	"\x13TENANT_STATE_PAUSED\x10\x03\x12\x1c\n" +
-	"\x18TENANT_STATE_INVALID_KEY\x10\x042\xd5\x01\n" +
+	"\x18TENANT_STATE_INVALID_KEY\x10\x04*f\n" +
+	"\fStockBalance\x12\x1d\n" +
+	"\x19STOCK_BALANCE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16STOCK_BALANCE_PHYSICAL\x10\x01\x12\x1b\n" +
+	"\x17STOCK_BALANCE_AVAILABLE\x10\x022\xd5\x01\n" +
 	"\fTokenService\x12W\n" +
 	"\bGetToken\x12$.hipersync.broker.v1.GetTokenRequest\x1a%.hipersync.broker.v1.GetTokenResponse\x12l\n" +
 	"\x0fInvalidateToken\x12+.hipersync.broker.v1.InvalidateTokenRequest\x1a,.hipersync.broker.v1.InvalidateTokenResponse2\xea\x05\n" +
@@ -1267,78 +1386,82 @@ func file_hipersync_broker_v1_broker_proto_rawDescGZIP() []byte {
 	return file_hipersync_broker_v1_broker_proto_rawDescData
 }
 
-var file_hipersync_broker_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hipersync_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_hipersync_broker_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_hipersync_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_hipersync_broker_v1_broker_proto_goTypes = []any{
 	(TenantState)(0),                     // 0: hipersync.broker.v1.TenantState
-	(*GetTokenRequest)(nil),              // 1: hipersync.broker.v1.GetTokenRequest
-	(*GetTokenResponse)(nil),             // 2: hipersync.broker.v1.GetTokenResponse
-	(*InvalidateTokenRequest)(nil),       // 3: hipersync.broker.v1.InvalidateTokenRequest
-	(*InvalidateTokenResponse)(nil),      // 4: hipersync.broker.v1.InvalidateTokenResponse
-	(*Tenant)(nil),                       // 5: hipersync.broker.v1.Tenant
-	(*TenantSettings)(nil),               // 6: hipersync.broker.v1.TenantSettings
-	(*ConnectTenantRequest)(nil),         // 7: hipersync.broker.v1.ConnectTenantRequest
-	(*ConnectTenantResponse)(nil),        // 8: hipersync.broker.v1.ConnectTenantResponse
-	(*PauseTenantRequest)(nil),           // 9: hipersync.broker.v1.PauseTenantRequest
-	(*PauseTenantResponse)(nil),          // 10: hipersync.broker.v1.PauseTenantResponse
-	(*ResumeTenantRequest)(nil),          // 11: hipersync.broker.v1.ResumeTenantRequest
-	(*ResumeTenantResponse)(nil),         // 12: hipersync.broker.v1.ResumeTenantResponse
-	(*DisconnectTenantRequest)(nil),      // 13: hipersync.broker.v1.DisconnectTenantRequest
-	(*DisconnectTenantResponse)(nil),     // 14: hipersync.broker.v1.DisconnectTenantResponse
-	(*UpdateTenantSettingsRequest)(nil),  // 15: hipersync.broker.v1.UpdateTenantSettingsRequest
-	(*UpdateTenantSettingsResponse)(nil), // 16: hipersync.broker.v1.UpdateTenantSettingsResponse
-	(*GetTenantRequest)(nil),             // 17: hipersync.broker.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),            // 18: hipersync.broker.v1.GetTenantResponse
-	(*ListTenantsRequest)(nil),           // 19: hipersync.broker.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),          // 20: hipersync.broker.v1.ListTenantsResponse
-	nil,                                  // 21: hipersync.broker.v1.TenantSettings.PaymentMapEntry
-	nil,                                  // 22: hipersync.broker.v1.TenantSettings.CurrencyQuotesEntry
-	(*timestamppb.Timestamp)(nil),        // 23: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 24: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),        // 25: google.protobuf.FieldMask
+	(StockBalance)(0),                    // 1: hipersync.broker.v1.StockBalance
+	(*GetTokenRequest)(nil),              // 2: hipersync.broker.v1.GetTokenRequest
+	(*GetTokenResponse)(nil),             // 3: hipersync.broker.v1.GetTokenResponse
+	(*InvalidateTokenRequest)(nil),       // 4: hipersync.broker.v1.InvalidateTokenRequest
+	(*InvalidateTokenResponse)(nil),      // 5: hipersync.broker.v1.InvalidateTokenResponse
+	(*Tenant)(nil),                       // 6: hipersync.broker.v1.Tenant
+	(*TenantSettings)(nil),               // 7: hipersync.broker.v1.TenantSettings
+	(*ConnectTenantRequest)(nil),         // 8: hipersync.broker.v1.ConnectTenantRequest
+	(*ConnectTenantResponse)(nil),        // 9: hipersync.broker.v1.ConnectTenantResponse
+	(*PauseTenantRequest)(nil),           // 10: hipersync.broker.v1.PauseTenantRequest
+	(*PauseTenantResponse)(nil),          // 11: hipersync.broker.v1.PauseTenantResponse
+	(*ResumeTenantRequest)(nil),          // 12: hipersync.broker.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),         // 13: hipersync.broker.v1.ResumeTenantResponse
+	(*DisconnectTenantRequest)(nil),      // 14: hipersync.broker.v1.DisconnectTenantRequest
+	(*DisconnectTenantResponse)(nil),     // 15: hipersync.broker.v1.DisconnectTenantResponse
+	(*UpdateTenantSettingsRequest)(nil),  // 16: hipersync.broker.v1.UpdateTenantSettingsRequest
+	(*UpdateTenantSettingsResponse)(nil), // 17: hipersync.broker.v1.UpdateTenantSettingsResponse
+	(*GetTenantRequest)(nil),             // 18: hipersync.broker.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),            // 19: hipersync.broker.v1.GetTenantResponse
+	(*ListTenantsRequest)(nil),           // 20: hipersync.broker.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),          // 21: hipersync.broker.v1.ListTenantsResponse
+	nil,                                  // 22: hipersync.broker.v1.TenantSettings.PaymentMapEntry
+	nil,                                  // 23: hipersync.broker.v1.TenantSettings.CurrencyQuotesEntry
+	nil,                                  // 24: hipersync.broker.v1.TenantSettings.StatusMapEntry
+	(*timestamppb.Timestamp)(nil),        // 25: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 26: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),        // 27: google.protobuf.FieldMask
 }
 var file_hipersync_broker_v1_broker_proto_depIdxs = []int32{
-	23, // 0: hipersync.broker.v1.GetTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 0: hipersync.broker.v1.GetTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: hipersync.broker.v1.Tenant.state:type_name -> hipersync.broker.v1.TenantState
-	23, // 2: hipersync.broker.v1.Tenant.state_changed_at:type_name -> google.protobuf.Timestamp
-	6,  // 3: hipersync.broker.v1.Tenant.settings:type_name -> hipersync.broker.v1.TenantSettings
-	24, // 4: hipersync.broker.v1.TenantSettings.catalog_interval:type_name -> google.protobuf.Duration
-	24, // 5: hipersync.broker.v1.TenantSettings.stock_interval:type_name -> google.protobuf.Duration
-	21, // 6: hipersync.broker.v1.TenantSettings.payment_map:type_name -> hipersync.broker.v1.TenantSettings.PaymentMapEntry
-	22, // 7: hipersync.broker.v1.TenantSettings.currency_quotes:type_name -> hipersync.broker.v1.TenantSettings.CurrencyQuotesEntry
-	24, // 8: hipersync.broker.v1.TenantSettings.order_watch_max_age:type_name -> google.protobuf.Duration
-	5,  // 9: hipersync.broker.v1.ConnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	5,  // 10: hipersync.broker.v1.PauseTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	5,  // 11: hipersync.broker.v1.ResumeTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	5,  // 12: hipersync.broker.v1.DisconnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	6,  // 13: hipersync.broker.v1.UpdateTenantSettingsRequest.settings:type_name -> hipersync.broker.v1.TenantSettings
-	25, // 14: hipersync.broker.v1.UpdateTenantSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	5,  // 15: hipersync.broker.v1.UpdateTenantSettingsResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	5,  // 16: hipersync.broker.v1.GetTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	5,  // 17: hipersync.broker.v1.ListTenantsResponse.tenants:type_name -> hipersync.broker.v1.Tenant
-	1,  // 18: hipersync.broker.v1.TokenService.GetToken:input_type -> hipersync.broker.v1.GetTokenRequest
-	3,  // 19: hipersync.broker.v1.TokenService.InvalidateToken:input_type -> hipersync.broker.v1.InvalidateTokenRequest
-	7,  // 20: hipersync.broker.v1.TenantService.ConnectTenant:input_type -> hipersync.broker.v1.ConnectTenantRequest
-	9,  // 21: hipersync.broker.v1.TenantService.PauseTenant:input_type -> hipersync.broker.v1.PauseTenantRequest
-	11, // 22: hipersync.broker.v1.TenantService.ResumeTenant:input_type -> hipersync.broker.v1.ResumeTenantRequest
-	13, // 23: hipersync.broker.v1.TenantService.DisconnectTenant:input_type -> hipersync.broker.v1.DisconnectTenantRequest
-	15, // 24: hipersync.broker.v1.TenantService.UpdateTenantSettings:input_type -> hipersync.broker.v1.UpdateTenantSettingsRequest
-	17, // 25: hipersync.broker.v1.TenantService.GetTenant:input_type -> hipersync.broker.v1.GetTenantRequest
-	19, // 26: hipersync.broker.v1.TenantService.ListTenants:input_type -> hipersync.broker.v1.ListTenantsRequest
-	2,  // 27: hipersync.broker.v1.TokenService.GetToken:output_type -> hipersync.broker.v1.GetTokenResponse
-	4,  // 28: hipersync.broker.v1.TokenService.InvalidateToken:output_type -> hipersync.broker.v1.InvalidateTokenResponse
-	8,  // 29: hipersync.broker.v1.TenantService.ConnectTenant:output_type -> hipersync.broker.v1.ConnectTenantResponse
-	10, // 30: hipersync.broker.v1.TenantService.PauseTenant:output_type -> hipersync.broker.v1.PauseTenantResponse
-	12, // 31: hipersync.broker.v1.TenantService.ResumeTenant:output_type -> hipersync.broker.v1.ResumeTenantResponse
-	14, // 32: hipersync.broker.v1.TenantService.DisconnectTenant:output_type -> hipersync.broker.v1.DisconnectTenantResponse
-	16, // 33: hipersync.broker.v1.TenantService.UpdateTenantSettings:output_type -> hipersync.broker.v1.UpdateTenantSettingsResponse
-	18, // 34: hipersync.broker.v1.TenantService.GetTenant:output_type -> hipersync.broker.v1.GetTenantResponse
-	20, // 35: hipersync.broker.v1.TenantService.ListTenants:output_type -> hipersync.broker.v1.ListTenantsResponse
-	27, // [27:36] is the sub-list for method output_type
-	18, // [18:27] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	25, // 2: hipersync.broker.v1.Tenant.state_changed_at:type_name -> google.protobuf.Timestamp
+	7,  // 3: hipersync.broker.v1.Tenant.settings:type_name -> hipersync.broker.v1.TenantSettings
+	26, // 4: hipersync.broker.v1.TenantSettings.catalog_interval:type_name -> google.protobuf.Duration
+	26, // 5: hipersync.broker.v1.TenantSettings.stock_interval:type_name -> google.protobuf.Duration
+	22, // 6: hipersync.broker.v1.TenantSettings.payment_map:type_name -> hipersync.broker.v1.TenantSettings.PaymentMapEntry
+	23, // 7: hipersync.broker.v1.TenantSettings.currency_quotes:type_name -> hipersync.broker.v1.TenantSettings.CurrencyQuotesEntry
+	26, // 8: hipersync.broker.v1.TenantSettings.order_watch_max_age:type_name -> google.protobuf.Duration
+	1,  // 9: hipersync.broker.v1.TenantSettings.stock_balance:type_name -> hipersync.broker.v1.StockBalance
+	24, // 10: hipersync.broker.v1.TenantSettings.status_map:type_name -> hipersync.broker.v1.TenantSettings.StatusMapEntry
+	6,  // 11: hipersync.broker.v1.ConnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	6,  // 12: hipersync.broker.v1.PauseTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	6,  // 13: hipersync.broker.v1.ResumeTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	6,  // 14: hipersync.broker.v1.DisconnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	7,  // 15: hipersync.broker.v1.UpdateTenantSettingsRequest.settings:type_name -> hipersync.broker.v1.TenantSettings
+	27, // 16: hipersync.broker.v1.UpdateTenantSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,  // 17: hipersync.broker.v1.UpdateTenantSettingsResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	6,  // 18: hipersync.broker.v1.GetTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	6,  // 19: hipersync.broker.v1.ListTenantsResponse.tenants:type_name -> hipersync.broker.v1.Tenant
+	2,  // 20: hipersync.broker.v1.TokenService.GetToken:input_type -> hipersync.broker.v1.GetTokenRequest
+	4,  // 21: hipersync.broker.v1.TokenService.InvalidateToken:input_type -> hipersync.broker.v1.InvalidateTokenRequest
+	8,  // 22: hipersync.broker.v1.TenantService.ConnectTenant:input_type -> hipersync.broker.v1.ConnectTenantRequest
+	10, // 23: hipersync.broker.v1.TenantService.PauseTenant:input_type -> hipersync.broker.v1.PauseTenantRequest
+	12, // 24: hipersync.broker.v1.TenantService.ResumeTenant:input_type -> hipersync.broker.v1.ResumeTenantRequest
+	14, // 25: hipersync.broker.v1.TenantService.DisconnectTenant:input_type -> hipersync.broker.v1.DisconnectTenantRequest
+	16, // 26: hipersync.broker.v1.TenantService.UpdateTenantSettings:input_type -> hipersync.broker.v1.UpdateTenantSettingsRequest
+	18, // 27: hipersync.broker.v1.TenantService.GetTenant:input_type -> hipersync.broker.v1.GetTenantRequest
+	20, // 28: hipersync.broker.v1.TenantService.ListTenants:input_type -> hipersync.broker.v1.ListTenantsRequest
+	3,  // 29: hipersync.broker.v1.TokenService.GetToken:output_type -> hipersync.broker.v1.GetTokenResponse
+	5,  // 30: hipersync.broker.v1.TokenService.InvalidateToken:output_type -> hipersync.broker.v1.InvalidateTokenResponse
+	9,  // 31: hipersync.broker.v1.TenantService.ConnectTenant:output_type -> hipersync.broker.v1.ConnectTenantResponse
+	11, // 32: hipersync.broker.v1.TenantService.PauseTenant:output_type -> hipersync.broker.v1.PauseTenantResponse
+	13, // 33: hipersync.broker.v1.TenantService.ResumeTenant:output_type -> hipersync.broker.v1.ResumeTenantResponse
+	15, // 34: hipersync.broker.v1.TenantService.DisconnectTenant:output_type -> hipersync.broker.v1.DisconnectTenantResponse
+	17, // 35: hipersync.broker.v1.TenantService.UpdateTenantSettings:output_type -> hipersync.broker.v1.UpdateTenantSettingsResponse
+	19, // 36: hipersync.broker.v1.TenantService.GetTenant:output_type -> hipersync.broker.v1.GetTenantResponse
+	21, // 37: hipersync.broker.v1.TenantService.ListTenants:output_type -> hipersync.broker.v1.ListTenantsResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_hipersync_broker_v1_broker_proto_init() }
@@ -1351,8 +1474,8 @@ func file_hipersync_broker_v1_broker_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hipersync_broker_v1_broker_proto_rawDesc), len(file_hipersync_broker_v1_broker_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   22,
+			NumEnums:      2,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -273,8 +273,13 @@ type CatalogProductUpserted struct {
 	Created bool `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
 	// The fields of product this event sets (Product's lowerCamelCase names);
 	// fields not listed are to be left as they are in the store.
-	Fields        []string `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`
-	Product       *Product `protobuf:"bytes,5,opt,name=product,proto3" json:"product,omitempty"`
+	Fields  []string `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`
+	Product *Product `protobuf:"bytes,5,opt,name=product,proto3" json:"product,omitempty"`
+	// Why hipersync itself set the product's state, when it did: a stable
+	// code (e.g. "not_in_hiper_feed") and its Portuguese text for the
+	// merchant. Empty for changes made in Hiper.
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message       string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +347,20 @@ func (x *CatalogProductUpserted) GetProduct() *Product {
 		return x.Product
 	}
 	return nil
+}
+
+func (x *CatalogProductUpserted) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CatalogProductUpserted) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
 }
 
 // CatalogProductSkipped (hiper.<tenant>.catalog.product.skipped): a product
@@ -628,14 +647,16 @@ const file_hipersync_events_v1_catalog_proto_rawDesc = "" +
 	"\x10variation_type_b\x18\x16 \x01(\tR\x0evariationTypeB\x12(\n" +
 	"\x10variation_name_b\x18\x17 \x01(\tR\x0evariationNameB\x12!\n" +
 	"\fchildren_ids\x18\x18 \x03(\tR\vchildrenIds\x12%\n" +
-	"\x0ehas_variations\x18\x19 \x01(\bR\rhasVariations\"\xbe\x01\n" +
+	"\x0ehas_variations\x18\x19 \x01(\bR\rhasVariations\"\xf0\x01\n" +
 	"\x16CatalogProductUpserted\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1b\n" +
 	"\tparent_id\x18\x02 \x01(\tR\bparentId\x12\x18\n" +
 	"\acreated\x18\x03 \x01(\bR\acreated\x12\x16\n" +
 	"\x06fields\x18\x04 \x03(\tR\x06fields\x126\n" +
-	"\aproduct\x18\x05 \x01(\v2\x1c.hipersync.events.v1.ProductR\aproduct\"h\n" +
+	"\aproduct\x18\x05 \x01(\v2\x1c.hipersync.events.v1.ProductR\aproduct\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\"h\n" +
 	"\x15CatalogProductSkipped\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x16\n" +

@@ -265,10 +265,13 @@ type OrderFailed struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Empty when the order never reached Hiper.
-	HiperOrderId  string `protobuf:"bytes,2,opt,name=hiper_order_id,json=hiperOrderId,proto3" json:"hiper_order_id,omitempty"`
-	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HiperOrderId string `protobuf:"bytes,2,opt,name=hiper_order_id,json=hiperOrderId,proto3" json:"hiper_order_id,omitempty"`
+	Message      string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// Hiper's own order number (codigoDoPedidoDeVenda, e.g. "LV00000000002"),
+	// once Hiper has given one; empty before.
+	HiperOrderCode string `protobuf:"bytes,4,opt,name=hiper_order_code,json=hiperOrderCode,proto3" json:"hiper_order_code,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OrderFailed) Reset() {
@@ -322,6 +325,13 @@ func (x *OrderFailed) GetMessage() string {
 	return ""
 }
 
+func (x *OrderFailed) GetHiperOrderCode() string {
+	if x != nil {
+		return x.HiperOrderCode
+	}
+	return ""
+}
+
 // OrderCancelled (hiper.<tenant>.order.cancelled): the order is cancelled in
 // Hiper, or was cancelled before it was ever forwarded.
 type OrderCancelled struct {
@@ -331,10 +341,13 @@ type OrderCancelled struct {
 	HiperOrderId string `protobuf:"bytes,2,opt,name=hiper_order_id,json=hiperOrderId,proto3" json:"hiper_order_id,omitempty"`
 	// "store" when the store asked for it, "hiper" when the merchant cancelled
 	// it in Hiper (the store must then cancel its order too).
-	Origin        string                 `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
-	CancelledAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cancelled_at,json=cancelledAt,proto3" json:"cancelled_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Origin      string                 `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
+	CancelledAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cancelled_at,json=cancelledAt,proto3" json:"cancelled_at,omitempty"`
+	// Hiper's own order number (codigoDoPedidoDeVenda, e.g. "LV00000000002"),
+	// once Hiper has given one; empty before.
+	HiperOrderCode string `protobuf:"bytes,5,opt,name=hiper_order_code,json=hiperOrderCode,proto3" json:"hiper_order_code,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OrderCancelled) Reset() {
@@ -395,6 +408,13 @@ func (x *OrderCancelled) GetCancelledAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *OrderCancelled) GetHiperOrderCode() string {
+	if x != nil {
+		return x.HiperOrderCode
+	}
+	return ""
+}
+
 // InvoiceIssued (hiper.<tenant>.invoice.issued): Hiper issued the order's
 // invoice (nota fiscal).
 type InvoiceIssued struct {
@@ -416,9 +436,12 @@ type InvoiceIssued struct {
 	// What Hiper sent that is missing or invalid. The event still carries
 	// every field that is valid; a field with a problem is empty unless the
 	// problem says otherwise.
-	Problems      []*InvoiceProblem `protobuf:"bytes,10,rep,name=problems,proto3" json:"problems,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Problems []*InvoiceProblem `protobuf:"bytes,10,rep,name=problems,proto3" json:"problems,omitempty"`
+	// Hiper's own order number (codigoDoPedidoDeVenda, e.g. "LV00000000002"),
+	// once Hiper has given one; empty before.
+	HiperOrderCode string `protobuf:"bytes,11,opt,name=hiper_order_code,json=hiperOrderCode,proto3" json:"hiper_order_code,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *InvoiceIssued) Reset() {
@@ -521,6 +544,13 @@ func (x *InvoiceIssued) GetProblems() []*InvoiceProblem {
 	return nil
 }
 
+func (x *InvoiceIssued) GetHiperOrderCode() string {
+	if x != nil {
+		return x.HiperOrderCode
+	}
+	return ""
+}
+
 // InvoiceProblem is one field of an invoice that Hiper sent missing or
 // invalid.
 type InvoiceProblem struct {
@@ -607,9 +637,12 @@ type OrderShipped struct {
 	// Hiper's observacao of the shipping event, as written: the tracking code
 	// came from it, and it may name the carrier. When no tracking code could
 	// be read from it, tracking_code is empty and this is all there is.
-	Note          string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Note string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	// Hiper's own order number (codigoDoPedidoDeVenda, e.g. "LV00000000002"),
+	// once Hiper has given one; empty before.
+	HiperOrderCode string `protobuf:"bytes,6,opt,name=hiper_order_code,json=hiperOrderCode,proto3" json:"hiper_order_code,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OrderShipped) Reset() {
@@ -677,16 +710,26 @@ func (x *OrderShipped) GetNote() string {
 	return ""
 }
 
+func (x *OrderShipped) GetHiperOrderCode() string {
+	if x != nil {
+		return x.HiperOrderCode
+	}
+	return ""
+}
+
 // OrderWatchExpired (hiper.<tenant>.order.watch_expired): the order did not
 // reach a final state in Hiper within the watch window; it is no longer
 // followed.
 type OrderWatchExpired struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	HiperOrderId  string                 `protobuf:"bytes,2,opt,name=hiper_order_id,json=hiperOrderId,proto3" json:"hiper_order_id,omitempty"`
-	AcceptedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	OrderId      string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	HiperOrderId string                 `protobuf:"bytes,2,opt,name=hiper_order_id,json=hiperOrderId,proto3" json:"hiper_order_id,omitempty"`
+	AcceptedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
+	// Hiper's own order number (codigoDoPedidoDeVenda, e.g. "LV00000000002"),
+	// once Hiper has given one; empty before.
+	HiperOrderCode string `protobuf:"bytes,4,opt,name=hiper_order_code,json=hiperOrderCode,proto3" json:"hiper_order_code,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OrderWatchExpired) Reset() {
@@ -740,6 +783,187 @@ func (x *OrderWatchExpired) GetAcceptedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *OrderWatchExpired) GetHiperOrderCode() string {
+	if x != nil {
+		return x.HiperOrderCode
+	}
+	return ""
+}
+
+// OrderProcessing (hiper.<tenant>.order.processing): Hiper moved the order
+// on: it processed it (event 1) or separated its products in stock (event
+// 2). Each stage is published once.
+type OrderProcessing struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	OrderId      string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	HiperOrderId string                 `protobuf:"bytes,2,opt,name=hiper_order_id,json=hiperOrderId,proto3" json:"hiper_order_id,omitempty"`
+	// Hiper's order number (codigoDoPedidoDeVenda); empty if Hiper has not
+	// given one yet.
+	HiperOrderCode string `protobuf:"bytes,3,opt,name=hiper_order_code,json=hiperOrderCode,proto3" json:"hiper_order_code,omitempty"`
+	// "processed" (Hiper event 1) or "stock_separated" (Hiper event 2).
+	Stage string `protobuf:"bytes,4,opt,name=stage,proto3" json:"stage,omitempty"`
+	// Hiper's codigoDoTipoDeEvento: 1 or 2.
+	HiperEventCode int32                  `protobuf:"varint,5,opt,name=hiper_event_code,json=hiperEventCode,proto3" json:"hiper_event_code,omitempty"`
+	OccurredAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// Hiper's observacao of the event, as written.
+	Note          string `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderProcessing) Reset() {
+	*x = OrderProcessing{}
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderProcessing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderProcessing) ProtoMessage() {}
+
+func (x *OrderProcessing) ProtoReflect() protoreflect.Message {
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderProcessing.ProtoReflect.Descriptor instead.
+func (*OrderProcessing) Descriptor() ([]byte, []int) {
+	return file_hipersync_events_v1_orders_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *OrderProcessing) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderProcessing) GetHiperOrderId() string {
+	if x != nil {
+		return x.HiperOrderId
+	}
+	return ""
+}
+
+func (x *OrderProcessing) GetHiperOrderCode() string {
+	if x != nil {
+		return x.HiperOrderCode
+	}
+	return ""
+}
+
+func (x *OrderProcessing) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *OrderProcessing) GetHiperEventCode() int32 {
+	if x != nil {
+		return x.HiperEventCode
+	}
+	return 0
+}
+
+func (x *OrderProcessing) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *OrderProcessing) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// OrderStatusIgnored (hiper.<tenant>.order.status_ignored): the store
+// published a status (store.<tenant>.order.<status>) that the tenant's
+// status map does not map; it was acknowledged and nothing was done.
+type OrderStatusIgnored struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The store's status, as in the subject.
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// Stable code, "status_not_mapped".
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Portuguese, for the merchant.
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderStatusIgnored) Reset() {
+	*x = OrderStatusIgnored{}
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderStatusIgnored) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderStatusIgnored) ProtoMessage() {}
+
+func (x *OrderStatusIgnored) ProtoReflect() protoreflect.Message {
+	mi := &file_hipersync_events_v1_orders_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderStatusIgnored.ProtoReflect.Descriptor instead.
+func (*OrderStatusIgnored) Descriptor() ([]byte, []int) {
+	return file_hipersync_events_v1_orders_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *OrderStatusIgnored) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderStatusIgnored) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *OrderStatusIgnored) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OrderStatusIgnored) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_hipersync_events_v1_orders_proto protoreflect.FileDescriptor
 
 const file_hipersync_events_v1_orders_proto_rawDesc = "" +
@@ -759,16 +983,18 @@ const file_hipersync_events_v1_orders_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"E\n" +
 	"\x10OrderNeedsReview\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"h\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x92\x01\n" +
 	"\vOrderFailed\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xa8\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12(\n" +
+	"\x10hiper_order_code\x18\x04 \x01(\tR\x0ehiperOrderCode\"\xd2\x01\n" +
 	"\x0eOrderCancelled\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12\x16\n" +
 	"\x06origin\x18\x03 \x01(\tR\x06origin\x12=\n" +
-	"\fcancelled_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt\"\xeb\x02\n" +
+	"\fcancelled_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt\x12(\n" +
+	"\x10hiper_order_code\x18\x05 \x01(\tR\x0ehiperOrderCode\"\x95\x03\n" +
 	"\rInvoiceIssued\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12\x16\n" +
@@ -781,24 +1007,41 @@ const file_hipersync_events_v1_orders_proto_rawDesc = "" +
 	"\x06series\x18\b \x01(\tR\x06series\x12\x12\n" +
 	"\x04note\x18\t \x01(\tR\x04note\x12?\n" +
 	"\bproblems\x18\n" +
-	" \x03(\v2#.hipersync.events.v1.InvoiceProblemR\bproblems\"j\n" +
+	" \x03(\v2#.hipersync.events.v1.InvoiceProblemR\bproblems\x12(\n" +
+	"\x10hiper_order_code\x18\v \x01(\tR\x0ehiperOrderCode\"j\n" +
 	"\x0eInvoiceProblem\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\tR\x05value\"\xc3\x01\n" +
+	"\x05value\x18\x04 \x01(\tR\x05value\"\xed\x01\n" +
 	"\fOrderShipped\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12#\n" +
 	"\rtracking_code\x18\x03 \x01(\tR\ftrackingCode\x129\n" +
 	"\n" +
 	"shipped_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tshippedAt\x12\x12\n" +
-	"\x04note\x18\x05 \x01(\tR\x04note\"\x91\x01\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\x12(\n" +
+	"\x10hiper_order_code\x18\x06 \x01(\tR\x0ehiperOrderCode\"\xbb\x01\n" +
 	"\x11OrderWatchExpired\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12;\n" +
 	"\vaccepted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"acceptedAtBEZCgithub.com/hipersync/hipersync/pkg/gen/hipersync/events/v1;eventsv1b\x06proto3"
+	"acceptedAt\x12(\n" +
+	"\x10hiper_order_code\x18\x04 \x01(\tR\x0ehiperOrderCode\"\x8d\x02\n" +
+	"\x0fOrderProcessing\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
+	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12(\n" +
+	"\x10hiper_order_code\x18\x03 \x01(\tR\x0ehiperOrderCode\x12\x14\n" +
+	"\x05stage\x18\x04 \x01(\tR\x05stage\x12(\n" +
+	"\x10hiper_event_code\x18\x05 \x01(\x05R\x0ehiperEventCode\x12;\n" +
+	"\voccurred_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x12\n" +
+	"\x04note\x18\a \x01(\tR\x04note\"y\n" +
+	"\x12OrderStatusIgnored\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessageBEZCgithub.com/hipersync/hipersync/pkg/gen/hipersync/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_hipersync_events_v1_orders_proto_rawDescOnce sync.Once
@@ -812,7 +1055,7 @@ func file_hipersync_events_v1_orders_proto_rawDescGZIP() []byte {
 	return file_hipersync_events_v1_orders_proto_rawDescData
 }
 
-var file_hipersync_events_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_hipersync_events_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_hipersync_events_v1_orders_proto_goTypes = []any{
 	(*OrderAccepted)(nil),         // 0: hipersync.events.v1.OrderAccepted
 	(*OrderRejected)(nil),         // 1: hipersync.events.v1.OrderRejected
@@ -824,21 +1067,24 @@ var file_hipersync_events_v1_orders_proto_goTypes = []any{
 	(*InvoiceProblem)(nil),        // 7: hipersync.events.v1.InvoiceProblem
 	(*OrderShipped)(nil),          // 8: hipersync.events.v1.OrderShipped
 	(*OrderWatchExpired)(nil),     // 9: hipersync.events.v1.OrderWatchExpired
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*OrderProcessing)(nil),       // 10: hipersync.events.v1.OrderProcessing
+	(*OrderStatusIgnored)(nil),    // 11: hipersync.events.v1.OrderStatusIgnored
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_hipersync_events_v1_orders_proto_depIdxs = []int32{
-	10, // 0: hipersync.events.v1.OrderAccepted.accepted_at:type_name -> google.protobuf.Timestamp
+	12, // 0: hipersync.events.v1.OrderAccepted.accepted_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: hipersync.events.v1.OrderRejected.reasons:type_name -> hipersync.events.v1.RejectionReason
-	10, // 2: hipersync.events.v1.OrderCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	10, // 3: hipersync.events.v1.InvoiceIssued.issued_at:type_name -> google.protobuf.Timestamp
+	12, // 2: hipersync.events.v1.OrderCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	12, // 3: hipersync.events.v1.InvoiceIssued.issued_at:type_name -> google.protobuf.Timestamp
 	7,  // 4: hipersync.events.v1.InvoiceIssued.problems:type_name -> hipersync.events.v1.InvoiceProblem
-	10, // 5: hipersync.events.v1.OrderShipped.shipped_at:type_name -> google.protobuf.Timestamp
-	10, // 6: hipersync.events.v1.OrderWatchExpired.accepted_at:type_name -> google.protobuf.Timestamp
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	12, // 5: hipersync.events.v1.OrderShipped.shipped_at:type_name -> google.protobuf.Timestamp
+	12, // 6: hipersync.events.v1.OrderWatchExpired.accepted_at:type_name -> google.protobuf.Timestamp
+	12, // 7: hipersync.events.v1.OrderProcessing.occurred_at:type_name -> google.protobuf.Timestamp
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_hipersync_events_v1_orders_proto_init() }
@@ -852,7 +1098,7 @@ func file_hipersync_events_v1_orders_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hipersync_events_v1_orders_proto_rawDesc), len(file_hipersync_events_v1_orders_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
