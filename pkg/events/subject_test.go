@@ -197,6 +197,10 @@ func TestKindRegistry(t *testing.T) {
 		{SourceHiper, KindCatalogGuardHeld, &eventsv1.CatalogGuardHeld{}, "hipersync.catalog.guard.held"},
 		{SourceHiper, KindCatalogPriceChanged, &eventsv1.CatalogPriceChanged{}, "hipersync.catalog.price.changed"},
 		{SourceHiper, KindStockChanged, &eventsv1.StockChanged{}, "hipersync.stock.changed"},
+		{SourceHiper, KindOrderProcessing, &eventsv1.OrderProcessing{}, "hipersync.order.processing"},
+		{SourceHiper, KindOrderStatusIgnored, &eventsv1.OrderStatusIgnored{}, "hipersync.order.status_ignored"},
+		{SourceHiper, KindSyncCompleted, &eventsv1.SyncCompleted{}, "hipersync.sync.completed"},
+		{SourceHiper, KindSyncFailed, &eventsv1.SyncFailed{}, "hipersync.sync.failed"},
 	}
 	if n := len(Kinds(SourceStore)) + len(Kinds(SourceHiper)); n != len(tests) {
 		t.Errorf("registry has %d kinds, the table %d: keep them in step", n, len(tests))
