@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/services/order-forwarder/forwarder"
 )
 
 // services are hipersync's deployables. hiper-sim (a stand-in for Hiper),
@@ -29,12 +30,51 @@ var externalSecrets = []string{"hipersync-master-key", "hipersync-nats", "hipers
 
 // stopTime is how long each service's own code may take to stop after
 // SIGTERM: the consumer loop's grace period (the pollers' schedulers wait
-// less), or token-broker's bound on GracefulStop (broker.Main).
-func stopTime(service string) time.Duration {
-	if service == "token-broker" {
-		return 10 * time.Second
+// less); for the order-forwarder, that grace and then a Hiper call started
+// just before its end, seen through its budget and recorded
+// (forwarder.StopTime, from the ORDER_HIPER_TIMEOUT the pod gets); or
+// token-broker's bound on GracefulStop (broker.Main).
+func stopTime(m *manifest, w workload) (time.Duration, error) {
+	switch w.name {
+	case "token-broker":
+		return 10 * time.Second, nil
+	case "order-forwarder":
+		var cfg forwarder.Config
+		if v := envOf(m, w, "ORDER_HIPER_TIMEOUT"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return 0, fmt.Errorf("ORDER_HIPER_TIMEOUT %q: %w", v, err)
+			}
+			cfg.HiperTimeout = d
+		}
+		return forwarder.StopTime(cfg), nil
 	}
-	return events.DefaultGracePeriod
+	return events.DefaultGracePeriod, nil
+}
+
+// envOf is the value of a variable in the workload's first container: its
+// own env, else the ConfigMaps it takes whole (envFrom).
+func envOf(m *manifest, w workload, name string) string {
+	if len(w.template.Spec.Containers) == 0 {
+		return ""
+	}
+	c := w.template.Spec.Containers[0]
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	for _, from := range c.EnvFrom {
+		if from.ConfigMapRef == nil {
+			continue
+		}
+		if cm := named(m.configMaps, from.ConfigMapRef.Name); cm != nil {
+			if v, ok := cm.Data[name]; ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // stopMargin is what follows the drain: the NATS connection's own drain and
@@ -116,10 +156,13 @@ func checkWorkload(m *manifest, w workload, report reporter) {
 		report("%s: no terminationGracePeriodSeconds", w.name)
 	} else if slices.Contains(services, w.name) {
 		grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
-		need := preStopPause(spec) + stopTime(w.name) + stopMargin
-		if grace < need {
-			report("%s: terminationGracePeriodSeconds %d is shorter than its preStop pause, drain (%s) and a %s margin: want at least %s",
-				w.name, *spec.TerminationGracePeriodSeconds, stopTime(w.name), stopMargin, need)
+		stop, err := stopTime(m, w)
+		if err != nil {
+			report("%s: %v", w.name, err)
+		}
+		if need := preStopPause(spec) + stop + stopMargin; grace < need {
+			report("%s: terminationGracePeriodSeconds %d is shorter than its preStop pause (%s), stop (%s) and a %s margin: want at least %s",
+				w.name, *spec.TerminationGracePeriodSeconds, preStopPause(spec), stop, stopMargin, need)
 		}
 	}
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {

@@ -94,11 +94,25 @@ func (c Config) tokenTimeout() time.Duration { return c.HiperTimeout }
 // a 401, and the call itself.
 func (c Config) callBudget() time.Duration { return c.tokenTimeout() + c.HiperTimeout }
 
+// recordBudget is the time left to record Hiper's answer once the call's
+// budget is spent.
+func (c Config) recordBudget() time.Duration { return max(2*time.Second, c.HiperTimeout/2) }
+
 // lease is how long a replica may hold an order in sending or cancelling:
 // the call's budget plus time to record the answer. Only after it has
 // passed is a replica taken for dead.
-func (c Config) lease() time.Duration {
-	return c.callBudget() + max(2*time.Second, c.HiperTimeout/2)
+func (c Config) lease() time.Duration { return c.callBudget() + c.recordBudget() }
+
+// StopTime is the longest a stopping replica takes before its NATS
+// connection drains: handlers get the drain's grace period, and a Hiper call
+// that started just before its end is seen through its budget and recorded
+// (Run waits for it). A pod's terminationGracePeriodSeconds must leave room
+// for it, or a slow Hiper during a rollout kills calls whose answers are
+// then unknown, and their orders wait for a person (needs_review). The
+// manifest test in deploy/ derives the pod's grace from it.
+func StopTime(c Config) time.Duration {
+	c = c.withDefaults()
+	return c.GracePeriod + c.lease()
 }
 
 // Settings is the order-forwarder's configuration from the environment.
