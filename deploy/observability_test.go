@@ -14,6 +14,10 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/services/order-forwarder/forwarder"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 )
 
 // ruleFile is Prometheus's rule file format, as far as the alerts use it.
@@ -160,7 +164,7 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 	}
-	promtool(t, "observability/alerts.yaml")
+	promtool(t, "check", "rules", "observability/alerts.yaml")
 }
 
 func TestDashboard(t *testing.T) {
@@ -211,20 +215,223 @@ func TestDashboard(t *testing.T) {
 	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	promtool(t, file)
+	promtool(t, "check", "rules", file)
 }
 
-// promtool checks a rule file with Prometheus's own parser when promtool is
-// installed (Debian: apt-get install prometheus); without it the checks
-// above are all there is.
-func promtool(t *testing.T, file string) {
+// promtool runs `promtool <args>` (check rules, test rules) when promtool
+// is installed (Debian: apt-get install prometheus; .ci/run does); without
+// it the checks in Go are all there is.
+func promtool(t *testing.T, args ...string) {
 	t.Helper()
 	path, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Logf("promtool not installed: PromQL syntax of %s not checked", file)
+		t.Logf("promtool not installed: promtool %s not run", strings.Join(args, " "))
 		return
 	}
-	if out, err := exec.Command(path, "check", "rules", file).CombinedOutput(); err != nil {
-		t.Errorf("promtool check rules %s: %v\n%s", file, err, out)
+	if out, err := exec.Command(path, args...).CombinedOutput(); err != nil {
+		t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// sharedGauges are the gauges every replica reports alike, since they read
+// shared state (a durable consumer, the work queue, every tenant's sync, a
+// stream's size): summed over replicas they multiply by the replica count,
+// so a query aggregates them with max (or min) first.
+var sharedGauges = []string{
+	"hipersync_consumer_pending_messages", "hipersync_consumer_ack_pending_messages",
+	"hipersync_consumer_redelivered_messages", "hipersync_sync_lag_seconds",
+	"hipersync_sync_target_interval_seconds", "hipersync_sync_held", "hipersync_invoice_watch_orders_open",
+	"hipersync_stream_bytes", "hipersync_stream_max_bytes", "hipersync_stream_messages",
+}
+
+var (
+	// aggregation is a PromQL aggregation operator's name.
+	aggregation = regexp.MustCompile(`\b(sum|avg|count|max|min|topk|bottomk|quantile|stddev|stdvar|group|count_values)\s*$`)
+	// grouping is a "by (…)" or "without (…)" clause before an
+	// aggregation's argument.
+	grouping = regexp.MustCompile(`\b(by|without)\s*\([^()]*\)\s*$`)
+)
+
+// innermostAggregation returns the aggregation operator closest around
+// position i of expr, "" when none is.
+func innermostAggregation(expr string, i int) string {
+	depth := 0
+	for j := i - 1; j >= 0; j-- {
+		switch expr[j] {
+		case ')':
+			depth++
+		case '(':
+			if depth > 0 {
+				depth--
+				continue
+			}
+			before := strings.TrimRight(expr[:j], " \n\t")
+			// "sum by (x) (…)": skip the clause to reach the operator.
+			if loc := grouping.FindStringIndex(before); loc != nil {
+				before = strings.TrimRight(before[:loc[0]], " \n\t")
+			}
+			if m := aggregation.FindStringSubmatch(before); m != nil {
+				return m[1]
+			}
+			// A function (rate, deriv, absent…) or plain brackets: look
+			// further out.
+		}
+	}
+	return ""
+}
+
+// summedSharedGauges returns the shared gauges expr adds up over replicas.
+func summedSharedGauges(expr string) []string {
+	var out []string
+	for _, g := range sharedGauges {
+		for _, loc := range regexp.MustCompile(`\b`+g+`\b`).FindAllStringIndex(expr, -1) {
+			if op := innermostAggregation(expr, loc[0]); op == "sum" || op == "avg" || op == "count" {
+				out = append(out, g+" under "+op)
+			}
+		}
+	}
+	return out
+}
+
+func TestSharedGaugesAreNeverSummed(t *testing.T) {
+	t.Parallel()
+	known := codeMetrics(t)
+	for _, g := range sharedGauges {
+		if !known[g] {
+			t.Errorf("%s: no longer registered by the code; update sharedGauges", g)
+		}
+	}
+	// The check itself can fail.
+	for expr, want := range map[string]bool{
+		`sum(hipersync_invoice_watch_orders_open)`:                                         true,
+		`sum by (kind) (hipersync_sync_held)`:                                              true,
+		`sum by (kind) (max by (kind, tenant) (hipersync_sync_held))`:                      false,
+		`max by (consumer) (deriv(hipersync_consumer_pending_messages[15m])) > 0`:          false,
+		`absent(hipersync_consumer_pending_messages{consumer="order-forwarder"})`:          false,
+		`topk(10, max by (kind, tenant) (hipersync_sync_lag_seconds))`:                     false,
+		`avg(rate(hipersync_orders_total[5m])) + sum(hipersync_consumer_pending_messages)`: true,
+	} {
+		if got := len(summedSharedGauges(expr)) > 0; got != want {
+			t.Errorf("summedSharedGauges(%q) = %v, want %v", expr, got, want)
+		}
+	}
+	var rules ruleFile
+	data, err := os.ReadFile("observability/alerts.yaml")
+	if err == nil {
+		err = yaml.Unmarshal(data, &rules)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if s := summedSharedGauges(r.Expr); len(s) > 0 {
+				t.Errorf("alert %s sums a gauge every replica reports alike: %v", r.Alert, s)
+			}
+		}
+	}
+	var d dashboard
+	if data, err = os.ReadFile("observability/dashboard.json"); err == nil {
+		err = json.Unmarshal(data, &d)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range d.Panels {
+		for _, q := range p.Targets {
+			if s := summedSharedGauges(q.Expr); len(s) > 0 {
+				t.Errorf("panel %q, query %s sums a gauge every replica reports alike: %v", p.Title, q.RefID, s)
+			}
+		}
+	}
+}
+
+// The alerts the operator relies on read what the code counts, under the
+// names and label values the code uses, and their runbooks say whose
+// failure each is.
+func TestAlertsReadWhatTheCodeCounts(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("observability/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules ruleFile
+	if err := yaml.Unmarshal(data, &rules); err != nil {
+		t.Fatal(err)
+	}
+	exprs := map[string]string{}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			exprs[r.Alert] = r.Expr
+		}
+	}
+	ops, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := func(alert string) string {
+		s := string(ops)
+		i := strings.Index(s, "### "+alert+"\n")
+		if i < 0 {
+			return ""
+		}
+		s = s[i+len(alert)+5:]
+		if j := strings.Index(s, "\n#"); j >= 0 {
+			s = s[:j]
+		}
+		return strings.Join(strings.Fields(s), " ")
+	}
+	for _, c := range []struct {
+		alert      string
+		exprHas    []string
+		runbookHas []string
+	}{
+		// The backlog series vanishes with the pods: only its absence says
+		// that every replica is down.
+		{"HipersyncOrderForwarderDown",
+			[]string{`absent(hipersync_consumer_pending_messages{consumer="` + forwarder.ConsumerName + `"})`},
+			[]string{"no replica runs"}},
+		// The forwarder's failed: the order never reached Hiper.
+		{"HipersyncOrdersFailing",
+			[]string{`state=~"` + string(orders.StateFailed) + `|` + string(orders.StateNeedsReview) + `"`, `state="` + string(orders.StateReceived) + `"`},
+			[]string{"hipersync's side", "before the order reached Hiper"}},
+		// The watcher's order.failed: Hiper processed it with an error.
+		{"HipersyncOrderFailedInHiper",
+			[]string{`hipersync_invoice_watch_events_total{kind="` + string(events.KindOrderFailed) + `"}`},
+			[]string{"processed it with an error", "not hipersync's failure"}},
+		// Dead letters of the consumer loop and of the invoice-watcher.
+		{"HipersyncDeadLetters",
+			[]string{`hipersync_events_consumed_total{outcome="dead_letter"}`, "hipersync_invoice_watch_dead_letters_total"},
+			[]string{"invoice-watcher", "hiper_bad_answer"}},
+	} {
+		expr, ok := exprs[c.alert]
+		if !ok {
+			t.Errorf("no alert %s", c.alert)
+			continue
+		}
+		for _, want := range c.exprHas {
+			if !strings.Contains(expr, want) {
+				t.Errorf("%s: expr %q does not read %s", c.alert, expr, want)
+			}
+		}
+		rb := section(c.alert)
+		for _, want := range c.runbookHas {
+			if !strings.Contains(rb, want) {
+				t.Errorf("%s: its runbook does not say %q", c.alert, want)
+			}
+		}
+	}
+	// The unit tests of the rules: series as the code names them, and the
+	// alerts they must (and must not) raise.
+	unit, err := os.ReadFile("observability/alerts.test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := codeMetrics(t)
+	for _, m := range regexp.MustCompile(`series: '([a-z0-9_]+)`).FindAllStringSubmatch(string(unit), -1) {
+		if u := unknownMetrics(m[1], known); len(u) > 0 {
+			t.Errorf("alerts.test.yaml: series %s is not a metric the code registers", m[1])
+		}
+	}
+	promtool(t, "test", "rules", "observability/alerts.test.yaml")
 }
