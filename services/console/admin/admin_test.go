@@ -184,4 +184,16 @@ func TestServedOverGRPCAndHTTPJSON(t *testing.T) {
 	if strings.Contains(entries.GetEntries()[0].GetRequestJson(), st.Keys["acme"]) {
 		t.Fatalf("the audit log holds the security key: %s", entries.GetEntries()[0].GetRequestJson())
 	}
+
+	usage, err := c.Client(c.OperatorKey).GetStreamUsage(ctx, &adminv1.GetStreamUsageRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, u := range usage.GetStreams() {
+		names[u.GetName()] = true
+	}
+	if !names[st.NS.Stream("HIPER")] || !names[st.NS.Stream("AUDIT")] {
+		t.Fatalf("stream usage lists %v; want HIPER and AUDIT among them", names)
+	}
 }

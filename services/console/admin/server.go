@@ -487,27 +487,14 @@ func (s *Server) GetStreamUsage(ctx context.Context, _ *adminv1.GetStreamUsageRe
 	if _, err := operatorOnly(ctx); err != nil {
 		return nil, err
 	}
-	resp := &adminv1.GetStreamUsageResponse{}
-	names := []string{}
-	for _, st := range events.Streams {
-		names = append(names, s.d.NS.Stream(st))
+	usage, err := events.Usage(ctx, s.d.JS, s.d.NS)
+	if err != nil {
+		return nil, wrap(err)
 	}
-	names = append(names, s.d.NS.Stream(AuditStream))
-	for _, name := range names {
-		st, err := s.d.JS.Stream(ctx, name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, wrap(err)
-		}
-		info := st.CachedInfo()
-		u := &adminv1.StreamUsage{Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes,
-			MaxBytes: info.Config.MaxBytes, MaxAge: durationpb.New(info.Config.MaxAge)}
-		if info.Config.MaxBytes > 0 {
-			u.UsedFraction = float64(info.State.Bytes) / float64(info.Config.MaxBytes)
-		}
-		resp.Streams = append(resp.Streams, u)
+	resp := &adminv1.GetStreamUsageResponse{}
+	for _, u := range usage {
+		resp.Streams = append(resp.Streams, &adminv1.StreamUsage{Name: u.Stream, Messages: u.Messages, Bytes: u.Bytes,
+			MaxBytes: u.MaxBytes, MaxAge: durationpb.New(u.MaxAge), UsedFraction: u.Used()})
 	}
 	return resp, nil
 }

@@ -3067,7 +3067,7 @@ type StreamUsage struct {
 	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Messages uint64                 `protobuf:"varint,2,opt,name=messages,proto3" json:"messages,omitempty"`
 	Bytes    uint64                 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
-	// Zero when unbounded.
+	// -1 (or 0) when unbounded.
 	MaxBytes int64                `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	MaxAge   *durationpb.Duration `protobuf:"bytes,5,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
 	// bytes / max_bytes, 0 when unbounded.
