@@ -27,9 +27,11 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/chromedp/cdproto v0.160.1 // indirect
 	github.com/coreos/go-oidc/v3 v3.21.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-jose/go-jose/v4 v4.1.4 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
@@ -76,6 +78,9 @@ replace github.com/hipersync/hipersync/services/stock-poller => ../../services/s
 
 replace github.com/hipersync/hipersync/services/invoice-watcher => ../../services/invoice-watcher
 
-require github.com/hipersync/hipersync/services/console v0.0.0
+require (
+	github.com/chromedp/chromedp v0.23.1
+	github.com/hipersync/hipersync/services/console v0.0.0
+)
 
 replace github.com/hipersync/hipersync/services/console => ../../services/console

@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,46 +16,18 @@ import (
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer safe to read while the dev run writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
-	_, natsPort, _ := net.SplitHostPort(freeAddr(t))
-	sim, brokerAddr, httpAddr, consoleAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	_, natsPort, _ := net.SplitHostPort(brokertest.FreeAddr(t))
+	sim, brokerAddr, httpAddr, consoleAddr := brokertest.FreeAddr(t), brokertest.FreeAddr(t), brokertest.FreeAddr(t), brokertest.FreeAddr(t)
 	args := []string{"dev", "--data", data, "--nats-port", natsPort, "--sim-addr", sim, "--broker-addr", brokerAddr, "--http-addr", httpAddr,
 		"--console-addr", consoleAddr}
 
 	since := ""
 	for round := 1; round <= 2; round++ {
 		ctx, cancel := context.WithCancel(context.Background())
-		var out syncBuffer
+		var out brokertest.SyncBuffer
 		code := make(chan int, 1)
 		go func() {
 			code <- Run(ctx, Env{Stdout: &out, Stderr: &out, Getenv: config.Map(nil)}, args)

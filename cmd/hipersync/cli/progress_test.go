@@ -23,7 +23,7 @@ func TestSyncShowsProgressOfAFullResync(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out brokertest.SyncBuffer
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
