@@ -39,6 +39,9 @@ type TenantStatus struct {
 	StateReason string               `json:"stateReason,omitempty"`
 	Since       time.Time            `json:"since"`
 	Syncs       map[string]*SyncView `json:"syncs"`
+	// HiperOutage is set while the order-forwarder finds Hiper (or this
+	// tenant's Hiper account) failing every call: orders wait for it.
+	HiperOutage *Outage `json:"hiperOutage,omitempty"`
 }
 
 // StatusKinds are the kinds a status shows, in order.
@@ -96,8 +99,19 @@ func Status(ctx context.Context, js jetstream.JetStream, ns events.Namespace, no
 		}
 		ts.Syncs[string(st.Kind)] = ViewOf(st, now)
 	}
+	down, err := outages(ctx, js, ns)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]TenantStatus, 0, len(byTenant))
-	for _, ts := range byTenant {
+	for id, ts := range byTenant {
+		// The tenant's own account first, else Hiper's endpoint.
+		for _, key := range []string{ScopeTenant + "." + id, ScopeEndpoint} {
+			if o, ok := down[key]; ok {
+				ts.HiperOutage = &o
+				break
+			}
+		}
 		out = append(out, *ts)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Tenant < out[j].Tenant })

@@ -156,3 +156,10 @@ func (d *Directory) Err() error {
 	defer d.mu.RUnlock()
 	return d.err
 }
+
+// Count is how many tenants are known.
+func (d *Directory) Count() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.tenants)
+}

@@ -124,11 +124,11 @@ func (s Settings) Quote(currency string) (decimal.Decimal, bool) {
 	if !ok {
 		return decimal.Decimal{}, false
 	}
-	d, err := decimal.NewFromString(v)
+	d, err := hiper.NewDecimal(v) // bounded: "1e999999999" must not allocate a billion digits
 	if err != nil || !d.IsPositive() {
 		return decimal.Decimal{}, false
 	}
-	return d, true
+	return d.Decimal, true
 }
 
 // Validate reports every setting that is out of range, naming it the way the
@@ -176,7 +176,7 @@ func Validate(s *brokerv1.TenantSettings) error {
 			problems = append(problems, fmt.Sprintf("quote: %q is not an ISO 4217 code such as USD", c))
 			continue
 		}
-		if d, err := decimal.NewFromString(s.GetCurrencyQuotes()[c]); err != nil || !d.IsPositive() {
+		if d, err := hiper.NewDecimal(s.GetCurrencyQuotes()[c]); err != nil || !d.IsPositive() {
 			problems = append(problems, fmt.Sprintf("quote: %s=%q must be a positive decimal", c, s.GetCurrencyQuotes()[c]))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -230,5 +231,30 @@ func TestSealerOpensWithPreviousKeysAndSaysSo(t *testing.T) {
 	}
 	if _, err := NewSealer(newKey, oldKey[:8]); err == nil {
 		t.Fatal("a short previous key was accepted")
+	}
+}
+
+// TestQuoteIsBounded: a quote with a huge exponent is refused, without
+// allocating its digits; an ordinary one is read exactly.
+func TestQuoteIsBounded(t *testing.T) {
+	t.Parallel()
+	raw := &brokerv1.TenantSettings{CurrencyQuotes: map[string]string{"USD": "5.40", "EUR": "1e999999999", "XAU": "1e-999999999"}}
+	s := SettingsOf(raw)
+	if q, ok := s.Quote("usd"); !ok || q.String() != "5.4" {
+		t.Errorf("USD quote %s %v", q, ok)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, c := range []string{"EUR", "XAU"} {
+		if q, ok := s.Quote(c); ok {
+			t.Errorf("%s quote %s accepted", c, q)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("reading a huge quote allocated %d bytes", grew)
+	}
+	if err := Validate(raw); err == nil || !strings.Contains(err.Error(), "EUR") {
+		t.Errorf("Validate: %v", err)
 	}
 }

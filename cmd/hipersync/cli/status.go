@@ -89,7 +89,7 @@ func printTenants(w io.Writer, views []ops.TenantStatus, now time.Time) error {
 	for _, k := range statusKinds {
 		header = append(header, strings.ToUpper(string(k)))
 	}
-	fmt.Fprintln(tw, strings.Join(append(header, "LAST ERROR"), "\t"))
+	fmt.Fprintln(tw, strings.Join(append(header, "HIPER", "LAST ERROR"), "\t"))
 	for _, v := range views {
 		cols := []string{v.Tenant, v.State}
 		lastErr, lastAt := "", time.Time{}
@@ -103,9 +103,21 @@ func printTenants(w io.Writer, views []ops.TenantStatus, now time.Time) error {
 		if lastErr != "" {
 			lastErr = fmt.Sprintf("%s ago, %s", roundAge(now.Sub(lastAt)), lastErr)
 		}
-		fmt.Fprintln(tw, strings.Join(append(cols, oneLineCut(lastErr, 100)), "\t"))
+		fmt.Fprintln(tw, strings.Join(append(cols, hiperCell(v.HiperOutage, now), oneLineCut(lastErr, 100)), "\t"))
 	}
 	return tw.Flush()
+}
+
+// hiperCell says whether the order-forwarder finds Hiper answering.
+func hiperCell(o *ops.Outage, now time.Time) string {
+	if o == nil {
+		return "ok"
+	}
+	cell := fmt.Sprintf("down %s (%s): orders wait", roundAge(now.Sub(o.Since)), oneLineCut(o.LastError, 60))
+	if o.Scope == ops.ScopeTenant {
+		cell = "account " + cell
+	}
+	return cell
 }
 
 // describe is one sync's cell: how long ago it last succeeded against its

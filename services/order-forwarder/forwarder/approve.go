@@ -81,10 +81,10 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	f := o.f
 	t, known := f.dir.Get(o.tenant)
 	if known && t.GetState() == brokerv1.TenantState_TENANT_STATE_PAUSED {
-		return o.wait(ctx, a, rec, gen)
+		return o.wait(ctx, a, rec, gen, f.cfg.PausedRetry, tenant.ErrPaused)
 	}
 	if !known {
-		return o.notSent(ctx, a, rec, rev, gen, fmt.Errorf("%w: %s", tenant.ErrUnknown, o.tenant))
+		return o.notSent(ctx, a, rec, rev, gen, fmt.Errorf("%w: %s", tenant.ErrUnknown, o.tenant), true)
 	}
 	v, reasons, err := Validate(ctx, o.tenant, tenant.SettingsOf(t.GetSettings()), f.catalog, a)
 	if err != nil {
@@ -94,6 +94,14 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 		return o.reject(ctx, a, rec, rev, gen, reasons)
 	}
 
+	// While Hiper fails every call, orders wait for a probe to get through
+	// instead of spending their attempts on the outage.
+	tk, hold := f.circuits.admit(o.tenant)
+	if hold > 0 {
+		return o.wait(ctx, a, rec, gen, hold, errOutage)
+	}
+	defer tk.release()
+
 	// The token first: a token-broker or tenant problem must not leave the
 	// order recorded as sending.
 	src := f.tokens.Source(o.tenant)
@@ -102,9 +110,9 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	cancel()
 	if err != nil {
 		if judge(err) == paused {
-			return o.wait(ctx, a, rec, gen)
+			return o.wait(ctx, a, rec, gen, f.cfg.PausedRetry, tenant.ErrPaused)
 		}
-		return o.notSent(ctx, a, rec, rev, gen, fmt.Errorf("get a token: %w", err))
+		return o.notSent(ctx, a, rec, rev, gen, fmt.Errorf("get a token: %w", err), tk.failed(err))
 	}
 
 	// The tenant's slot is held from recording sending to recording the
@@ -150,17 +158,30 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	cancel()
 	rctx, cancel := context.WithTimeout(detached, f.cfg.lease())
 	defer cancel()
-	return o.answered(rctx, r, srev, v, hiperID, perr, unlock)
+	return o.answered(rctx, r, srev, v, hiperID, perr, unlock, tk)
 }
 
 // answered records Hiper's answer to the create, releases the tenant's
 // slot (recorded, the answer is safe) and publishes the outcome.
-func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v Validated, hiperID string, perr error, release func()) (string, error) {
+func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v Validated, hiperID string, perr error, release func(), tk *ticket) (string, error) {
 	f := o.f
 	var (
 		outcome string
 		retry   error
 	)
+	// The circuits learn the answer once (apply may run more than once);
+	// own is false for a failure of Hiper's outage, not of the order.
+	own := true
+	switch {
+	case perr == nil:
+		tk.answered()
+	case judge(perr) == refused:
+		tk.answered()
+	case judge(perr) == paused:
+		tk.release()
+	default:
+		own = tk.failed(perr)
+	}
 	apply := func(r *orders.Record) error {
 		now := f.now()
 		r.LastError = ""
@@ -187,6 +208,12 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 			r.Attempts-- // a paused tenant's wait is not a failed attempt
 			r.Move(orders.StateReceived, f.owner, "tenant paused", now)
 			outcome, retry = outWaiting, events.RetryAfter(f.cfg.PausedRetry, perr)
+			return nil
+		}
+		if !own {
+			r.Attempts-- // Hiper's outage, not the order's failure
+			r.Move(orders.StateReceived, f.owner, "not sent, Hiper failing every call: "+shortError(perr), now)
+			outcome, retry = outWaiting, events.RetryAfter(f.cfg.backoff(1, perr), perr)
 			return nil
 		}
 		if r.Attempts >= f.cfg.MaxAttempts {
@@ -274,13 +301,17 @@ func (o *order) recordAnswer(ctx context.Context, sent *orders.Record, rev uint6
 
 // notSent counts an attempt that failed before the order reached Hiper and
 // schedules the next, or fails the order once attempts are exhausted.
-func (o *order) notSent(ctx context.Context, a *eventsv1.StoreOrderApproved, rec *orders.Record, rev uint64, gen int, cause error) (string, error) {
+// own is false when the failure was Hiper's outage rather than the
+// order's: then it spends no attempt.
+func (o *order) notSent(ctx context.Context, a *eventsv1.StoreOrderApproved, rec *orders.Record, rev uint64, gen int, cause error, own bool) (string, error) {
 	r, err := o.start(a, rec, gen)
 	if err != nil {
 		return outError, err
 	}
 	now := o.f.now()
-	r.Attempts++
+	if own {
+		r.Attempts++
+	}
 	r.LastError = cause.Error()
 	if r.Attempts >= o.f.cfg.MaxAttempts {
 		if err := o.fail(r, cause, now); err != nil {
@@ -309,20 +340,21 @@ func (o *order) fail(r *orders.Record, cause error, now time.Time) error {
 	return r.Emit(&eventsv1.OrderFailed{OrderId: o.id, Message: r.Reason}, "")
 }
 
-// wait parks the order of a paused tenant: it is recorded as received (so
-// `hipersync orders list` shows it) and comes back after PausedRetry.
-func (o *order) wait(ctx context.Context, a *eventsv1.StoreOrderApproved, rec *orders.Record, gen int) (string, error) {
+// wait parks the order of a paused tenant, or one waiting out a Hiper
+// outage, without spending an attempt: it is recorded as received (so
+// `hipersync orders list` shows it) and comes back after delay.
+func (o *order) wait(ctx context.Context, a *eventsv1.StoreOrderApproved, rec *orders.Record, gen int, delay time.Duration, cause error) (string, error) {
 	if rec == nil {
 		r, err := o.start(a, nil, gen)
 		if err != nil {
 			return outError, err
 		}
-		r.LastError = "tenant paused"
+		r.LastError = cause.Error()
 		if _, err := o.write(ctx, r, true, 0); err != nil {
 			return outError, err
 		}
 	}
-	return outWaiting, events.RetryAfter(o.f.cfg.PausedRetry, tenant.ErrPaused)
+	return outWaiting, events.RetryAfter(delay, cause)
 }
 
 // reject records the problems found and publishes order.rejected; Hiper is

@@ -43,13 +43,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	f := h.forwarder(testConfig(), "r1")
 	ctx := context.Background()
-	if _, err := h.st.Broker.Tenants.PauseTenant(ctx, &brokerv1.PauseTenantRequest{TenantId: "acme"}); err != nil {
-		t.Fatal(err)
-	}
-	brokertest.WaitFor(t, wait, "the pause seen", func() bool {
-		s, _ := f.dir.State("acme")
-		return s == brokerv1.TenantState_TENANT_STATE_PAUSED
-	})
+	h.pause(f, "acme")
 	h.approve("acme", h.order("acme", "7101", 1), "store-7101")
 	brokertest.WaitFor(t, wait, "the order waiting", func() bool {
 		_, _, err := h.state.Get(ctx, "acme", "7101")

@@ -44,6 +44,15 @@ type Config struct {
 	MaxAckPending int
 	// GracePeriod is how long a stopping replica lets handlers finish.
 	GracePeriod time.Duration
+	// CircuitThreshold is how many failures of Hiper in a row open a
+	// circuit (the create endpoint's, or one tenant's): then orders wait
+	// without spending attempts, and one probe at a time tests Hiper
+	// (ORDER_CIRCUIT_THRESHOLD, default 3).
+	CircuitThreshold int
+	// CircuitProbeBase and CircuitProbeMax space the probes of an open
+	// circuit: base, doubling after each failed probe, up to max
+	// (ORDER_CIRCUIT_PROBE_BASE 5s, ORDER_CIRCUIT_PROBE_MAX 1m).
+	CircuitProbeBase, CircuitProbeMax time.Duration
 }
 
 // Defaults of Config.
@@ -57,6 +66,10 @@ const (
 	DefaultHiperTimeout   = hiper.DefaultTimeout
 	DefaultAckWait        = events.DefaultAckWait
 	DefaultMaxAckPending  = 20000
+
+	DefaultCircuitThreshold = 3
+	DefaultCircuitProbeBase = 5 * time.Second
+	DefaultCircuitProbeMax  = time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -80,6 +93,12 @@ func (c Config) withDefaults() Config {
 	defD(&c.HiperTimeout, DefaultHiperTimeout)
 	defD(&c.AckWait, DefaultAckWait)
 	defD(&c.GracePeriod, events.DefaultGracePeriod)
+	def(&c.CircuitThreshold, DefaultCircuitThreshold)
+	defD(&c.CircuitProbeBase, DefaultCircuitProbeBase)
+	defD(&c.CircuitProbeMax, DefaultCircuitProbeMax)
+	if c.CircuitProbeMax < c.CircuitProbeBase {
+		c.CircuitProbeMax = c.CircuitProbeBase
+	}
 	if c.RetryMax < c.RetryBase {
 		c.RetryMax = c.RetryBase
 	}
@@ -136,6 +155,10 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 			HiperTimeout:   l.Duration("ORDER_HIPER_TIMEOUT", DefaultHiperTimeout),
 			AckWait:        l.Duration("ORDER_ACK_WAIT", DefaultAckWait),
 			MaxAckPending:  l.Int("ORDER_MAX_ACK_PENDING", DefaultMaxAckPending),
+
+			CircuitThreshold: l.Int("ORDER_CIRCUIT_THRESHOLD", DefaultCircuitThreshold),
+			CircuitProbeBase: l.Duration("ORDER_CIRCUIT_PROBE_BASE", DefaultCircuitProbeBase),
+			CircuitProbeMax:  l.Duration("ORDER_CIRCUIT_PROBE_MAX", DefaultCircuitProbeMax),
 		},
 	}
 	var errs []error
@@ -145,6 +168,7 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 	}{
 		{"ORDER_CONCURRENCY", s.Config.Concurrency}, {"ORDER_TENANT_INFLIGHT", s.Config.TenantInflight},
 		{"ORDER_MAX_ATTEMPTS", s.Config.MaxAttempts}, {"ORDER_MAX_ACK_PENDING", s.Config.MaxAckPending},
+		{"ORDER_CIRCUIT_THRESHOLD", s.Config.CircuitThreshold},
 	} {
 		if v.n < 1 {
 			errs = append(errs, fmt.Errorf("%s: want a whole number of at least 1, got %d", v.name, v.n))

@@ -66,14 +66,14 @@ func TestStormOf503sThenRecovery(t *testing.T) {
 	h.forwarder(cfg, "r1")
 	h.st.Sim.Sim.SetFaults(failing(503))
 	ids := h.publishMany("acme", "S", 10)
-	brokertest.WaitFor(t, wait, "every order tried twice", func() bool {
+	// The circuit opens after a few failures; then the orders wait.
+	brokertest.WaitFor(t, wait, "every order waiting, Hiper tried", func() bool {
 		for _, id := range ids {
-			rec, _, err := h.state.Get(context.Background(), "acme", id)
-			if err != nil || rec.Attempts < 2 {
+			if _, _, err := h.state.Get(context.Background(), "acme", id); err != nil {
 				return false
 			}
 		}
-		return true
+		return h.posted() >= DefaultCircuitThreshold
 	})
 	h.st.Sim.Sim.SetFaults(hipersim.Faults{})
 	h.exactlyOnce("acme", ids)
@@ -158,6 +158,7 @@ func TestRetriesRunOut(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	cfg := testConfig()
 	cfg.MaxAttempts = 3
+	cfg.CircuitThreshold = 1000 // this order's own failure, not an outage
 	h.forwarder(cfg, "r1")
 	h.st.Sim.Sim.SetFaults(failing(503))
 	h.approve("acme", h.order("acme", "5001", 1), "store-5001")
@@ -194,13 +195,7 @@ func TestPausedTenant(t *testing.T) {
 	cfg.Concurrency = 8
 	f := h.forwarder(cfg, "r1")
 	ctx := context.Background()
-	if _, err := h.st.Broker.Tenants.PauseTenant(ctx, &brokerv1.PauseTenantRequest{TenantId: "acme"}); err != nil {
-		t.Fatal(err)
-	}
-	brokertest.WaitFor(t, wait, "the pause seen", func() bool {
-		s, _ := f.dir.State("acme")
-		return s == brokerv1.TenantState_TENANT_STATE_PAUSED
-	})
+	h.pause(f, "acme")
 	ids := h.publishMany("acme", "P", 3*cfg.Concurrency)
 	others := h.publishMany("beta", "Q", 10)
 	h.exactlyOnce("beta", others)

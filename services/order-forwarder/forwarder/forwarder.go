@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/catalog"
 	"github.com/hipersync/hipersync/pkg/events"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -62,19 +64,21 @@ type Deps struct {
 // Forwarder is one replica of the order-forwarder.
 type Forwarder struct {
 	// reg receives the shared event metrics of the consumer loop.
-	reg     prometheus.Registerer
-	cfg     Config
-	ns      events.Namespace
-	js      jetstream.JetStream
-	store   *orders.Store
-	catalog Catalog
-	dir     *tenant.Directory
-	tokens  hiper.TokenSources
-	hiper   *hiper.Client
-	pub     *events.Publisher
-	log     *slog.Logger
-	metrics *metrics
-	gates   *gates
+	reg      prometheus.Registerer
+	cfg      Config
+	ns       events.Namespace
+	js       jetstream.JetStream
+	store    *orders.Store
+	catalog  Catalog
+	dir      *tenant.Directory
+	tokens   hiper.TokenSources
+	hiper    *hiper.Client
+	pub      *events.Publisher
+	log      *slog.Logger
+	metrics  *metrics
+	gates    *gates
+	circuits *circuits
+	outages  *outageNotes
 	// calls counts what must finish before the connection closes: calls to
 	// Hiper being answered and recorded past a drain's grace period, and
 	// outcome events being marked published.
@@ -114,6 +118,10 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 		return nil, err
 	}
 	dir, err := tenant.WatchDirectory(ctx, tenants, log)
+	if err != nil {
+		return nil, err
+	}
+	outageKV, err := openOutageNotes(ctx, js, d.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +168,8 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 	if f.now == nil {
 		f.now = time.Now
 	}
+	f.outages = &outageNotes{kv: outageKV, log: log, wake: make(chan struct{}, 1)}
+	f.circuits = newCircuits(cfg, f.now, f.owner, dir.Count, m.circuitOpen, f.outages.add)
 	d.Health.AddCheck("nats", func(context.Context) error {
 		if !d.NATS.IsConnected() {
 			return fmt.Errorf("not connected (%s)", d.NATS.Status())
@@ -208,9 +218,49 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}
 	f.log.Info("order-forwarder consuming", "owner", f.owner, "filter", cfg.FilterSubjects[0],
 		"concurrency", f.cfg.Concurrency, "tenant_inflight", f.cfg.TenantInflight)
+	f.watchResumes(ctx)
+	nctx, stopNotes := context.WithCancel(context.WithoutCancel(ctx))
+	var notes sync.WaitGroup
+	notes.Go(func() { f.outages.run(nctx) })
 	err := events.Consume(ctx, f.js, f.ns, cfg, f.handle, opts...)
 	f.calls.Wait()
+	stopNotes()
+	notes.Wait()
 	return err
+}
+
+// watchResumes sends, whenever a paused tenant is resumed, every order of
+// it still received: the STORE stream may have dropped their messages while
+// the pause outlasted its retention, and then nothing else would.
+func (f *Forwarder) watchResumes(ctx context.Context) {
+	var mu sync.Mutex
+	paused := map[string]bool{}
+	for _, t := range f.dir.List() {
+		paused[t.GetTenantId()] = t.GetState() == brokerv1.TenantState_TENANT_STATE_PAUSED
+	}
+	op := orders.Operator{Store: f.store, Publisher: f.pub, NS: f.ns, By: f.owner}
+	f.dir.OnChange(func(c tenant.Change) {
+		mu.Lock()
+		was := paused[c.TenantID]
+		now := c.Tenant.GetState() == brokerv1.TenantState_TENANT_STATE_PAUSED
+		paused[c.TenantID] = now
+		mu.Unlock()
+		if !was || now || c.Tenant == nil || ctx.Err() != nil {
+			return
+		}
+		// Every replica sees the resume; the tag (the time of the resume)
+		// makes their messages one per order.
+		tag := strconv.FormatInt(c.Tenant.GetStateChangedAt().AsTime().UnixMilli(), 10)
+		f.calls.Go(func() {
+			n, err := op.RequeueReceived(ctx, c.TenantID, tag)
+			if err != nil {
+				f.log.Error("resume: re-queue the orders waiting since the pause; `hipersync orders list --state received` shows them",
+					"tenant", c.TenantID, "error", err)
+				return
+			}
+			f.log.Info("resume: orders waiting since the pause sent again", "tenant", c.TenantID, "orders", n)
+		})
+	})
 }
 
 // markPublished records in the background that an outcome event went out.

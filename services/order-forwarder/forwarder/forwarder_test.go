@@ -268,6 +268,7 @@ func TestOrdersMetric(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	cfg := testConfig()
 	cfg.MaxAttempts = 100
+	cfg.CircuitThreshold = 1000
 	f := h.forwarder(cfg, "r1")
 	h.st.Sim.Sim.SetFaults(failing(503))
 	h.approve("acme", h.order("acme", "1201", 1), "store-1201")

@@ -325,3 +325,15 @@ func (h *harness) deadLetters() []events.DeadLetterEntry {
 func outcomes(f *Forwarder, kind events.Kind, outcome string) int {
 	return int(testutil.ToFloat64(f.metrics.eventsIn.WithLabelValues(string(kind), outcome)))
 }
+
+// pause pauses tenant and waits until the forwarder f has seen it.
+func (h *harness) pause(f *Forwarder, tenant string) {
+	h.t.Helper()
+	if _, err := h.st.Broker.Tenants.PauseTenant(context.Background(), &brokerv1.PauseTenantRequest{TenantId: tenant}); err != nil {
+		h.t.Fatal(err)
+	}
+	brokertest.WaitFor(h.t, wait, "the pause seen", func() bool {
+		s, _ := f.dir.State(tenant)
+		return s == brokerv1.TenantState_TENANT_STATE_PAUSED
+	})
+}

@@ -14,6 +14,7 @@ type metrics struct {
 	hiperCalls  *prometheus.CounterVec
 	transitions *prometheus.CounterVec
 	forwardSecs prometheus.Histogram
+	circuitOpen *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +40,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "From the approval reaching the stream to Hiper's answer being recorded, for accepted orders.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hipersync_order_hiper_circuit_open",
+			Help: "1 while a circuit to Hiper is open (Hiper failing every call: orders wait, probed with backoff), by scope (endpoint: Hiper's create endpoint for every tenant; tenant: one store's Hiper account) and tenant.",
+		}, []string{"scope", "tenant"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.eventsIn, m.eventsOut, m.hiperCalls, m.transitions, m.forwardSecs)
+		reg.MustRegister(m.eventsIn, m.eventsOut, m.hiperCalls, m.transitions, m.forwardSecs, m.circuitOpen)
 	}
 	return m
 }

@@ -131,6 +131,35 @@ func (o Operator) Resend(ctx context.Context, tenant, orderID string) (*Record, 
 	return rec, nil
 }
 
+// RequeueReceived puts the stored approval of every received order of
+// tenant back on the stream: for orders whose message the stream dropped
+// (its retention ended while the tenant was paused) or that nothing drives
+// any more. tag makes the message ids one per occasion (e.g. the resume's
+// time), so replicas doing the same sweep publish each order once; a
+// message still on the stream meanwhile is harmless, as the state machine
+// sends an order once whatever the deliveries.
+func (o Operator) RequeueReceived(ctx context.Context, tenant, tag string) (int, error) {
+	recs, err := o.Store.List(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, rec := range recs {
+		if rec.State != StateReceived || len(rec.Approval) == 0 {
+			continue
+		}
+		approval, err := rec.ApprovalMessage()
+		if err != nil {
+			return n, fmt.Errorf("requeue %s/%s: %w", tenant, rec.OrderID, err)
+		}
+		if err := o.requeue(ctx, rec, events.KindOrderApproved, "requeue."+tag, approval); err != nil {
+			return n, fmt.Errorf("requeue %s/%s: %w", tenant, rec.OrderID, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 func (o Operator) requeueCancel(ctx context.Context, rec *Record) error {
 	c := &eventsv1.StoreOrderCancelled{}
 	if err := proto.Unmarshal(rec.Cancel.Event, c); err != nil {
