@@ -36,6 +36,11 @@ type SyncRequest struct {
 	Approve bool
 	// Wait waits until a poller ran each kind, or ctx ends (timeout).
 	Wait bool
+	// Unlink (catalog): products the store is to get anew, as created
+	// (`hipersync catalog unlink`); Reset (catalog): every product
+	// (`hipersync catalog reset`). Both run a full resync.
+	Unlink []string
+	Reset  bool
 }
 
 // ErrNothingHeld is an approval with nothing to approve.
@@ -73,6 +78,9 @@ func SyncNow(ctx context.Context, js jetstream.JetStream, ns events.Namespace, r
 		req := schedule.Request{Full: r.Full, Approve: r.Approve}
 		if k == schedule.Stock {
 			req.Products = r.Products
+		}
+		if k == schedule.Catalog && (len(r.Unlink) > 0 || r.Reset) {
+			req.Full, req.Unlink, req.Reset = true, r.Unlink, r.Reset
 		}
 		var err error
 		if results[i].Request, err = schedule.RequestSync(ctx, js, ns, r.Tenant, k, req); err != nil {

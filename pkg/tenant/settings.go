@@ -103,6 +103,29 @@ func (s Settings) GuardMinProducts() int {
 	return DefaultGuardMinProducts
 }
 
+// StockBalanceName is how the CLI and the docs name a stock balance.
+func StockBalanceName(b brokerv1.StockBalance) string {
+	if b == brokerv1.StockBalance_STOCK_BALANCE_AVAILABLE {
+		return "available"
+	}
+	return "physical"
+}
+
+// StatusAction is what the tenant's status map does with a store order
+// status (store.<tenant>.order.<status>): "approved", "cancelled", or ""
+// for a status to acknowledge and ignore. approved and cancelled map to
+// themselves unless mapped otherwise.
+func (s Settings) StatusAction(status string) string {
+	status = strings.ToLower(status)
+	if a, ok := s.GetStatusMap()[status]; ok {
+		return a
+	}
+	if status == "approved" || status == "cancelled" {
+		return status
+	}
+	return ""
+}
+
 // PaymentID maps a store payment method (PIX, CASH…) to Hiper's id, from the
 // tenant's map first, then the defaults.
 func (s Settings) PaymentID(method string) (int, bool) {
@@ -178,6 +201,19 @@ func Validate(s *brokerv1.TenantSettings) error {
 		}
 		if d, err := hiper.NewDecimal(s.GetCurrencyQuotes()[c]); err != nil || !d.IsPositive() {
 			problems = append(problems, fmt.Sprintf("quote: %s=%q must be a positive decimal", c, s.GetCurrencyQuotes()[c]))
+		}
+	}
+	statuses := make([]string, 0, len(s.GetStatusMap()))
+	for st := range s.GetStatusMap() {
+		statuses = append(statuses, st)
+	}
+	sort.Strings(statuses)
+	for _, st := range statuses {
+		if a := s.GetStatusMap()[st]; a != "approved" && a != "cancelled" {
+			problems = append(problems, fmt.Sprintf("status-map: %s=%q must map to approved or cancelled", st, a))
+		}
+		if strings.ContainsAny(st, ".*> ") || st == "" {
+			problems = append(problems, fmt.Sprintf("status-map: %q is not a subject token", st))
 		}
 	}
 	if cnpj := s.GetMarketplaceCnpj(); cnpj != "" && len(cnpj) != 14 {

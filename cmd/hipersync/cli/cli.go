@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hipersync/hipersync/pkg/config"
@@ -33,6 +34,7 @@ func commands() []command {
 	return []command{
 		{"tenant", "connect, list, show, pause, resume, disconnect stores; change their settings", runTenant},
 		{"sync", "run a catalog or stock sync now; approve a held mass change", runSync},
+		{"catalog", "unlink a product or reset a store's catalogue, so they are published anew", runCatalog},
 		{"status", "per tenant: state, last sync per kind, lag, last error", runStatus},
 		{"orders", "list, show and resolve orders", runOrders},
 		{"events", "tail the sync log", runEvents},
@@ -97,6 +99,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 // "connect --key-file k acme" alike) and returns the positional arguments.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
+	args = joinBoolValues(fs, args)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -114,6 +117,34 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// joinBoolValues lets a boolean flag take its value as the next argument,
+// as merchants type it: "--update-images false" reads as
+// "--update-images=false" (the flag package alone would take "false" for a
+// positional argument and set the flag to true).
+func joinBoolValues(fs *flag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(a, "-")
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if strings.HasPrefix(a, "-") && !strings.Contains(name, "=") && i+1 < len(args) {
+			if f := fs.Lookup(name); f != nil {
+				if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+					if _, err := strconv.ParseBool(args[i+1]); err == nil {
+						out = append(out, a+"="+args[i+1])
+						i++
+						continue
+					}
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 // pairs is a repeatable KEY=VALUE flag.
 type pairs map[string]string
 
@@ -126,10 +157,11 @@ func (p pairs) String() string {
 	return strings.Join(keys, ",")
 }
 
+// Set takes KEY=VALUE[,KEY=VALUE…]; KEY= (no value) names a key to remove.
 func (p pairs) Set(v string) error {
 	for _, item := range strings.Split(v, ",") {
 		k, val, ok := strings.Cut(strings.TrimSpace(item), "=")
-		if !ok || k == "" || val == "" {
+		if !ok || k == "" {
 			return fmt.Errorf("want KEY=VALUE, got %q", item)
 		}
 		p[strings.ToUpper(strings.TrimSpace(k))] = strings.TrimSpace(val)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -34,7 +35,9 @@ const tenantUsage = `usage:
       [--update-images B] [--update-title B] [--update-dimensions B] [--update-description B]
       [--catalog-interval D] [--stock-interval D] [--payment-map METHOD=ID ...] [--quote USD=5.40 ...]
       [--guard-max-deactivate-percent N] [--guard-max-price-cuts N] [--order-watch-max-age D]
-      [--marketplace-cnpj S] [--marketplace-name S]`
+      [--marketplace-cnpj S] [--marketplace-name S] [--update-brand B] [--guard-min-products N]
+      [--stock-sync on|off] [--stock-balance physical|available] [--status-map STATUS=approved|cancelled ...]
+  A map flag (--payment-map, --quote, --status-map) changes the entries it names; KEY= removes one.`
 
 func dialBroker(e Env) (*brokerclient.Client, error) {
 	l := config.NewLoader(e.Getenv)
@@ -183,8 +186,12 @@ type settings struct {
 	s        brokerv1.TenantSettings
 	payments pairs
 	quotes   pairs
+	statuses lowerPairs
+	stock    onOff
+	balance  string
+	minimum  int
 	catalog  durationFlag
-	stock    durationFlag
+	stockInt durationFlag
 	watch    durationFlag
 	percent  int
 	cuts     int
@@ -200,10 +207,16 @@ var flagPaths = map[string]string{
 	"guard-max-deactivate-percent": "guard_max_deactivate_percent", "guard-max-price-cuts": "guard_max_price_cuts",
 	"order-watch-max-age": "order_watch_max_age",
 	"marketplace-cnpj":    "marketplace_cnpj", "marketplace-name": "marketplace_name",
+	"update-brand": "update_brand", "guard-min-products": "guard_min_products",
+	"stock-sync": "stock_sync_off", "stock-balance": "stock_balance", "status-map": "status_map",
 }
 
+// mapFlags are the settings flags that change the entries they name of a
+// map, not the whole map.
+var mapFlags = map[string]bool{"payment-map": true, "quote": true, "status-map": true}
+
 func settingsFlags(fs *flag.FlagSet) *settings {
-	sf := &settings{payments: pairs{}, quotes: pairs{}}
+	sf := &settings{payments: pairs{}, quotes: pairs{}, statuses: lowerPairs{}}
 	fs.StringVar(&sf.s.DefaultCategory, "default-category", "", "category for products that have none in Hiper")
 	fs.StringVar(&sf.s.DefaultBrand, "default-brand", "", "brand for products that have none in Hiper")
 	fs.BoolVar(&sf.s.UpdateImages, "update-images", false, "updates carry images")
@@ -211,7 +224,7 @@ func settingsFlags(fs *flag.FlagSet) *settings {
 	fs.BoolVar(&sf.s.UpdateDimensions, "update-dimensions", false, "updates carry weight and dimensions")
 	fs.BoolVar(&sf.s.UpdateDescription, "update-description", false, "updates carry the description")
 	fs.Var(&sf.catalog, "catalog-interval", "catalog poll interval (default 5m)")
-	fs.Var(&sf.stock, "stock-interval", "stock poll interval (default 60s)")
+	fs.Var(&sf.stockInt, "stock-interval", "stock poll interval (default 60s)")
 	fs.Var(&sf.watch, "order-watch-max-age", "how long an order is followed in Hiper (default 720h)")
 	fs.Var(sf.payments, "payment-map", "METHOD=ID, repeatable")
 	fs.Var(sf.quotes, "quote", "CURRENCY=BRL value, repeatable")
@@ -219,7 +232,87 @@ func settingsFlags(fs *flag.FlagSet) *settings {
 	fs.IntVar(&sf.cuts, "guard-max-price-cuts", 0, "guardrail: prices one poll may cut by over half (default 50)")
 	fs.StringVar(&sf.s.MarketplaceCnpj, "marketplace-cnpj", "", "marketplace CNPJ sent with orders (Santa Catarina)")
 	fs.StringVar(&sf.s.MarketplaceName, "marketplace-name", "", "marketplace name sent with orders")
+	seedSettingsFlags(fs, sf)
 	return sf
+}
+
+// seedSettingsFlags are the settings the seeds name beyond the first ones:
+// update-brand beside seed 000's switches, the guardrail's minimum, seed
+// 004's stock switch, the balance of seeds 003/004, and the store status map
+// of seeds 002/004.
+func seedSettingsFlags(fs *flag.FlagSet, sf *settings) {
+	fs.BoolVar(&sf.s.UpdateBrand, "update-brand", false, "updates carry the brand (it always goes with the first upsert that has one)")
+	fs.IntVar(&sf.minimum, "guard-min-products", 0, "guardrail: catalogues smaller than this are never held (default 20)")
+	fs.Var(&sf.stock, "stock-sync", "on or off: publish stock (default on)")
+	fs.StringVar(&sf.balance, "stock-balance", "", "physical or available (quantity minus reserved) (default physical)")
+	fs.Var(sf.statuses, "status-map", "STORE_STATUS=approved|cancelled, repeatable; STATUS= removes one")
+}
+
+// onOff is an on|off flag.
+type onOff struct{ off, set bool }
+
+func (f *onOff) String() string { return map[bool]string{false: "on", true: "off"}[f.off] }
+
+func (f *onOff) Set(v string) error {
+	switch strings.ToLower(v) {
+	case "on", "true", "yes":
+		f.off = false
+	case "off", "false", "no":
+		f.off = true
+	default:
+		return fmt.Errorf("want on or off")
+	}
+	f.set = true
+	return nil
+}
+
+// lowerPairs is a repeatable key=value flag of lowercase names (store
+// statuses); an empty value removes the key.
+type lowerPairs map[string]string
+
+func (p lowerPairs) String() string { return pairs(p).String() }
+
+func (p lowerPairs) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("want STATUS=approved|cancelled, got %q", item)
+		}
+		p[strings.ToLower(strings.TrimSpace(k))] = strings.ToLower(strings.TrimSpace(val))
+	}
+	return nil
+}
+
+// seedSettings fills the seed settings into s and names their paths.
+func (sf *settings) seedSettings(s *brokerv1.TenantSettings) error {
+	s.GuardMinProducts = int32(sf.minimum)
+	s.StockSyncOff = sf.stock.off
+	switch strings.ToLower(sf.balance) {
+	case "", "physical":
+		s.StockBalance = brokerv1.StockBalance_STOCK_BALANCE_UNSPECIFIED
+	case "available":
+		s.StockBalance = brokerv1.StockBalance_STOCK_BALANCE_AVAILABLE
+	default:
+		return usagef("--stock-balance %s: want physical or available", sf.balance)
+	}
+	return nil
+}
+
+// mapEntries names, as mask paths, the entries a map flag changes, and sets
+// the ones it gives a value in m (set).
+func mapEntries(field string, given map[string]string, set func(k, v string) error) ([]string, error) {
+	var paths []string
+	for k, v := range given {
+		paths = append(paths, field+"."+k)
+		if v == "" {
+			continue
+		}
+		if err := set(k, v); err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(paths)
+	return paths, nil
 }
 
 func (sf *settings) changed(fs *flag.FlagSet) bool {
@@ -235,35 +328,40 @@ func (sf *settings) changed(fs *flag.FlagSet) bool {
 func (sf *settings) request(fs *flag.FlagSet, id string) (*brokerv1.UpdateTenantSettingsRequest, error) {
 	mask := &fieldmaskpb.FieldMask{}
 	fs.Visit(func(f *flag.Flag) {
-		if p, ok := flagPaths[f.Name]; ok {
+		if p, ok := flagPaths[f.Name]; ok && !mapFlags[f.Name] {
 			mask.Paths = append(mask.Paths, p)
 		}
 	})
 	s := &sf.s
+	if err := sf.seedSettings(s); err != nil {
+		return nil, err
+	}
 	if sf.catalog.set {
 		s.CatalogInterval = durationpb.New(sf.catalog.d)
 	}
-	if sf.stock.set {
-		s.StockInterval = durationpb.New(sf.stock.d)
+	if sf.stockInt.set {
+		s.StockInterval = durationpb.New(sf.stockInt.d)
 	}
 	if sf.watch.set {
 		s.OrderWatchMaxAge = durationpb.New(sf.watch.d)
 	}
 	s.GuardMaxDeactivatePercent = int32(sf.percent)
 	s.GuardMaxPriceCuts = int32(sf.cuts)
-	if len(sf.payments) > 0 {
-		s.PaymentMap = map[string]int32{}
-		for m, v := range sf.payments {
-			id, err := strconv.Atoi(v)
-			if err != nil {
-				return nil, usagef("--payment-map %s=%s: the Hiper id must be a number", m, v)
-			}
-			s.PaymentMap[m] = int32(id)
+	s.PaymentMap, s.CurrencyQuotes, s.StatusMap = map[string]int32{}, map[string]string{}, map[string]string{}
+	payments, err := mapEntries("payment_map", sf.payments, func(m, v string) error {
+		id, err := strconv.Atoi(v)
+		if err != nil {
+			return usagef("--payment-map %s=%s: the Hiper id must be a number", m, v)
 		}
+		s.PaymentMap[m] = int32(id)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if len(sf.quotes) > 0 {
-		s.CurrencyQuotes = map[string]string(sf.quotes)
-	}
+	quotes, _ := mapEntries("currency_quotes", sf.quotes, func(k, v string) error { s.CurrencyQuotes[k] = v; return nil })
+	statuses, _ := mapEntries("status_map", sf.statuses, func(k, v string) error { s.StatusMap[k] = v; return nil })
+	mask.Paths = append(append(append(mask.Paths, payments...), quotes...), statuses...)
 	return &brokerv1.UpdateTenantSettingsRequest{TenantId: id, Settings: s, UpdateMask: mask}, nil
 }
 
@@ -333,6 +431,13 @@ func writeTenant(w io.Writer, t *brokerv1.Tenant) error {
 	}
 	if s.GetMarketplaceCnpj() != "" {
 		row("marketplace", s.GetMarketplaceCnpj()+" "+s.GetMarketplaceName())
+	}
+	row("update brand", s.GetUpdateBrand())
+	row("guardrail minimum catalogue", s.GuardMinProducts())
+	row("stock sync", map[bool]string{false: "on", true: "off"}[s.GetStockSyncOff()])
+	row("stock balance", tenant.StockBalanceName(s.GetStockBalance()))
+	if m := pairs(s.GetStatusMap()); len(m) > 0 {
+		row("status map", m.String())
 	}
 	return tw.Flush()
 }

@@ -273,6 +273,18 @@ func (r *Registry) UpdateSettings(ctx context.Context, id string, s *brokerv1.Te
 		} else {
 			src, dst := s.ProtoReflect(), merged.ProtoReflect()
 			for _, p := range mask.GetPaths() {
+				if field, key, ok := strings.Cut(p, "."); ok {
+					// One entry of a map: set from s, or removed when s
+					// lacks it (`--quote EUR=`).
+					fd := dst.Descriptor().Fields().ByName(protoreflect.Name(field))
+					mk := protoreflect.ValueOfString(key).MapKey()
+					if v := src.Get(fd).Map(); v.Has(mk) {
+						dst.Mutable(fd).Map().Set(mk, v.Get(mk))
+					} else if dst.Has(fd) {
+						dst.Mutable(fd).Map().Clear(mk)
+					}
+					continue
+				}
 				fd := dst.Descriptor().Fields().ByName(protoreflect.Name(p))
 				if src.Has(fd) {
 					dst.Set(fd, src.Get(fd))
@@ -296,8 +308,13 @@ func (r *Registry) UpdateSettings(ctx context.Context, id string, s *brokerv1.Te
 func validPaths(mask *fieldmaskpb.FieldMask) error {
 	fields := (&brokerv1.TenantSettings{}).ProtoReflect().Descriptor().Fields()
 	for _, p := range mask.GetPaths() {
-		if fields.ByName(protoreflect.Name(p)) == nil {
+		field, key, entry := strings.Cut(p, ".")
+		fd := fields.ByName(protoreflect.Name(field))
+		if fd == nil {
 			return invalid("unknown setting %q", p)
+		}
+		if entry && (!fd.IsMap() || fd.MapKey().Kind() != protoreflect.StringKind || key == "") {
+			return invalid("setting %q: only a map's entries are named after a dot", p)
 		}
 	}
 	return nil
