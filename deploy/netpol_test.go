@@ -65,6 +65,7 @@ func checkNetworkPolicies(m *manifest, report reporter) {
 	dns := pod("kube-dns", "kube-system", map[string]string{"k8s-app": "kube-dns"})
 	prometheus := pod("prometheus", "monitoring", map[string]string{"app.kubernetes.io/name": "prometheus"})
 	collector := pod("otel-collector", "monitoring", map[string]string{"app.kubernetes.io/name": "otel-collector"})
+	ingress := pod("ingress-nginx", "ingress-nginx", map[string]string{"app.kubernetes.io/name": "ingress-nginx"})
 	stranger := pod("stranger", ns, map[string]string{"app.kubernetes.io/name": "stranger"})
 	neighbour := pod("neighbour", "default", map[string]string{"app": "neighbour"})
 	hiper := peer{name: "hiper", ip: net.IPv4(200, 155, 1, 10)}
@@ -96,7 +97,12 @@ func checkNetworkPolicies(m *manifest, report reporter) {
 		if from.name == "hipersync-cli" {
 			return append(out, conn{from, pods["token-broker"], 9090, tcp})
 		}
-		out = append(out, conn{from, hiper, 443, tcp}, conn{from, collector, 4317, tcp}, conn{prometheus, from, 8080, tcp})
+		out = append(out, conn{from, collector, 4317, tcp}, conn{prometheus, from, 8080, tcp})
+		if from.name == "console" {
+			// The admin API and the pages, through the ingress; no Hiper.
+			return append(out, conn{ingress, from, 8088, tcp}, conn{from, pods["token-broker"], 9090, tcp})
+		}
+		out = append(out, conn{from, hiper, 443, tcp})
 		if from.name == "token-broker" {
 			for _, s := range redisServers {
 				out = append(out, conn{from, s, 6379, tcp})
@@ -112,13 +118,13 @@ func checkNetworkPolicies(m *manifest, report reporter) {
 	}
 	// Every connection between these peers on these ports that no one needs
 	// must be refused.
-	everyone := []peer{dns, prometheus, collector, stranger, neighbour, hiper, metadata}
+	everyone := []peer{dns, prometheus, collector, ingress, stranger, neighbour, hiper, metadata}
 	everyone = append(everyone, natsServers...)
 	everyone = append(everyone, redisServers...)
 	for _, p := range pods {
 		everyone = append(everyone, p)
 	}
-	ports := []int32{53, 80, 443, 4222, 4317, 6379, 8080, 9090}
+	ports := []int32{53, 80, 443, 4222, 4317, 6379, 8080, 8088, 9090}
 	for _, from := range everyone {
 		for _, to := range everyone {
 			if from.name == to.name || !from.isPod() && !to.isPod() {

@@ -22,11 +22,11 @@ import (
 
 // services are hipersync's deployables. hiper-sim (a stand-in for Hiper),
 // NATS and Redis are held to the container rules too, but not to these.
-var services = []string{"token-broker", "catalog-poller", "stock-poller", "order-forwarder", "invoice-watcher"}
+var services = []string{"token-broker", "catalog-poller", "stock-poller", "order-forwarder", "invoice-watcher", "console"}
 
 // Secrets the manifests reference but never hold: an operator creates them
 // (docs/operations.md, "Secrets").
-var externalSecrets = []string{"hipersync-master-key", "hipersync-nats", "hipersync-redis"}
+var externalSecrets = []string{"hipersync-master-key", "hipersync-nats", "hipersync-redis", "hipersync-console"}
 
 // stopTime is how long each service's own code may take to stop after
 // SIGTERM: the consumer loop's grace period (the pollers' schedulers wait
@@ -307,9 +307,10 @@ func checkSecurity(w workload, c corev1.Container, where string, report reporter
 // secretVars are variables that carry credentials: never a literal in a
 // manifest, and each only where it is needed.
 var secretVars = map[string][]string{
-	"HIPERSYNC_MASTER_KEY": {"token-broker"},
-	"REDIS_URL":            {"token-broker"},
-	"NATS_URL":             services,
+	"HIPERSYNC_MASTER_KEY":  {"token-broker"},
+	"HIPERSYNC_SESSION_KEY": {"console"},
+	"REDIS_URL":             {"token-broker"},
+	"NATS_URL":              services,
 }
 
 func checkEnv(m *manifest, w workload, c corev1.Container, where string, report reporter) {
