@@ -148,17 +148,17 @@ func Main(ctx context.Context, args []string, getenv config.Env, stdin io.Reader
 	if err != nil {
 		return err
 	}
+	// Secure by default: no way to authenticate callers, no start.
+	a, err := auth.New(ctx, ac)
+	if err != nil {
+		return err
+	}
 	p, err := service.Open(ctx, "console", common, getenv, stdout)
 	if err != nil {
 		return err
 	}
 	if ac.Insecure {
 		p.Log.Warn("HIPERSYNC_INSECURE=1: every caller without credentials is an operator; for dev and tests only")
-	}
-	a, err := auth.New(ctx, ac)
-	if err != nil {
-		p.Close()
-		return err
 	}
 	c, err := New(ctx, Deps{JS: p.JS, NS: p.NS, Tenants: p.Broker.Tenants, Format: p.Format, Auth: a, Log: p.Log})
 	if err != nil {
