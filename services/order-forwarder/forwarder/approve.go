@@ -188,6 +188,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 		r.Answer = answerText(hiperID, perr)
 		if perr == nil {
 			r.HiperOrderID, r.Reason = hiperID, ""
+			r.Products = orderProducts(v.Order)
 			r.Move(orders.StateAccepted, f.owner, "Hiper id "+hiperID, now)
 			outcome = outAccepted
 			return r.Emit(&eventsv1.OrderAccepted{OrderId: o.id, HiperOrderId: hiperID, AcceptedAt: timestamppb.New(now)}, "")
@@ -235,6 +236,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 	}
 	switch outcome {
 	case outAccepted:
+		f.refreshStock(o, rec.Products)
 		f.metrics.forwardSecs.Observe(time.Since(o.m.Published).Seconds())
 		o.log.Info("order accepted by Hiper", "hiper_order_id", hiperID, "attempt", rec.Attempts)
 	case outRejected:

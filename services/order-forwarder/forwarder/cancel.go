@@ -192,6 +192,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 	}
 	switch outcome {
 	case outCancelled:
+		f.refreshStock(o, done.Products)
 		o.log.Info("order cancelled in Hiper", "hiper_order_id", done.HiperOrderID)
 	case outCancelRefused:
 		o.log.Warn("Hiper refused to cancel the order", "hiper_order_id", done.HiperOrderID, "error", perr)

@@ -72,6 +72,9 @@ type Record struct {
 	// one.
 	Generation   int    `json:"generation"`
 	HiperOrderID string `json:"hiperOrderId,omitempty"`
+	// Products are the Hiper products the order names, kept from its
+	// acceptance so that its cancellation can refresh their stock too.
+	Products []string `json:"products,omitempty"`
 	// Owner and LeaseUntil are set in Sending and Cancelling: the replica
 	// acting on the order, and until when it may still be doing so.
 	Owner      string    `json:"owner,omitempty"`
