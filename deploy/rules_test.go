@@ -26,7 +26,8 @@ var services = []string{"token-broker", "catalog-poller", "stock-poller", "order
 
 // Secrets the manifests reference but never hold: an operator creates them
 // (docs/operations.md, "Secrets").
-var externalSecrets = []string{"hipersync-master-key", "hipersync-nats", "hipersync-redis", "hipersync-console"}
+var externalSecrets = []string{"hipersync-master-key", "hipersync-nats", "hipersync-redis", "hipersync-console", "hipersync-nats-creds",
+	"token-broker-tls", "catalog-poller-tls", "stock-poller-tls", "order-forwarder-tls", "invoice-watcher-tls", "console-tls"}
 
 // stopTime is how long each service's own code may take to stop after
 // SIGTERM: the consumer loop's grace period (the pollers' schedulers wait
@@ -225,14 +226,8 @@ func checkProbes(w workload, c corev1.Container, where string, report reporter) 
 	if c.LivenessProbe == nil || c.ReadinessProbe == nil || !slices.Contains(services, w.name) {
 		return
 	}
-	if w.name == "token-broker" {
-		for kind, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
-			if p.GRPC == nil || p.GRPC.Port != 9090 {
-				report("%s: %s probe is not gRPC health on 9090", where, kind)
-			}
-		}
-		return
-	}
+	// token-broker too: its gRPC requires a client certificate, which the
+	// kubelet's gRPC probe cannot present.
 	for kind, want := range map[string]struct {
 		p    *corev1.Probe
 		path string
@@ -324,7 +319,10 @@ func checkEnv(m *manifest, w workload, c corev1.Container, where string, report 
 	}
 	for _, e := range c.Env {
 		owners, secret := secretVars[e.Name]
-		looksSecret := strings.HasSuffix(e.Name, "_KEY") || strings.Contains(e.Name, "PASSWORD") || strings.Contains(e.Name, "SECRET")
+		// A *_TLS_KEY names a key file, which checkIdentities requires to be
+		// on a mounted Secret.
+		looksSecret := strings.HasSuffix(e.Name, "_KEY") && !strings.HasSuffix(e.Name, "_TLS_KEY") ||
+			strings.Contains(e.Name, "PASSWORD") || strings.Contains(e.Name, "SECRET")
 		if (secret || looksSecret) && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
 			report("%s: %s is inlined; reference a Secret with secretKeyRef", where, e.Name)
 		}
@@ -440,6 +438,7 @@ func checkDev(m *manifest, report reporter) {
 }
 
 func checkProd(m *manifest, report reporter) {
+	checkIdentities(m, report)
 	if len(m.secrets) > 0 {
 		report("holds Secret %s: production Secrets are created outside the repository", m.secrets[0].Name)
 	}

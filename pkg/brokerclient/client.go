@@ -8,17 +8,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/tlsfiles"
 )
 
 // ErrUnavailable means token-broker could not be reached; retry later.
@@ -43,6 +46,26 @@ func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
 		return nil, fmt.Errorf("dial token-broker at %s: %w", addr, err)
 	}
 	return New(conn), nil
+}
+
+// DialTLS connects to token-broker at addr over mutual TLS with f
+// (TOKEN_BROKER_TLS_CA, _CERT, _KEY): the server's certificate is checked
+// against the CA for addr's host, and the client certificate (this
+// process's identity) is presented; both are re-read from disk when they
+// change. With no files it is Dial: plaintext.
+func DialTLS(addr string, f tlsfiles.Files, opts ...grpc.DialOption) (*Client, error) {
+	if !f.Set() {
+		return Dial(addr, opts...)
+	}
+	r, err := tlsfiles.NewReloader(f)
+	if err != nil {
+		return nil, fmt.Errorf("TOKEN_BROKER_TLS_CERT: %w", err)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	return Dial(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(r.ClientConfig(host)))}, opts...)...)
 }
 
 // New wraps an existing connection.

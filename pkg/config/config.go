@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hipersync/hipersync/pkg/tlsfiles"
 )
 
 // Defaults of the variables every binary shares.
@@ -54,6 +56,13 @@ func NewLoader(env Env) *Loader { return &Loader{env: env} }
 
 // Err returns every problem found so far, or nil.
 func (l *Loader) Err() error { return errors.Join(l.errs...) }
+
+// Fail records a problem with the variable name (a check across variables).
+func (l *Loader) Fail(name, format string, args ...any) { l.fail(name, format, args...) }
+
+// InsecureEnv is HIPERSYNC_INSECURE: "1" lets a dev run or a test serve and
+// call token-broker without TLS. Production binaries refuse otherwise.
+const InsecureEnv = "HIPERSYNC_INSECURE"
 
 func (l *Loader) fail(name, format string, args ...any) {
 	l.errs = append(l.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
@@ -371,9 +380,14 @@ type Common struct {
 	RedisURL        string
 	HiperBaseURL    string
 	TokenBrokerAddr string
-	HTTPAddr        string
-	EventsFormat    string
-	Namespace       string
+	// TokenBrokerTLS is TOKEN_BROKER_TLS_CA, _CERT and _KEY: the CA of
+	// token-broker's certificate and this process's client certificate.
+	TokenBrokerTLS tlsfiles.Files
+	// Insecure is HIPERSYNC_INSECURE: call token-broker without TLS.
+	Insecure     bool
+	HTTPAddr     string
+	EventsFormat string
+	Namespace    string
 	// StreamReplicas is HIPERSYNC_STREAM_REPLICAS: copies a NATS cluster
 	// keeps of every stream and bucket.
 	StreamReplicas int
@@ -388,6 +402,23 @@ type Common struct {
 	DeadLetterMaxAge   time.Duration
 	DeadLetterMaxBytes int64
 	BucketMaxBytes     int64
+}
+
+func (l *Loader) loadBrokerTLS() tlsfiles.Files {
+	f := tlsfiles.Files{CA: l.File("TOKEN_BROKER_TLS_CA"), Cert: l.File("TOKEN_BROKER_TLS_CERT"), Key: l.File("TOKEN_BROKER_TLS_KEY")}
+	if (f.Cert == "") != (f.Key == "") {
+		l.fail("TOKEN_BROKER_TLS_CERT", "TOKEN_BROKER_TLS_CERT and TOKEN_BROKER_TLS_KEY go together")
+	}
+	return f
+}
+
+// CheckBrokerTLS refuses a service that would call token-broker without
+// TLS, unless HIPERSYNC_INSECURE is set (dev runs and tests).
+func (c Common) CheckBrokerTLS() error {
+	if c.TokenBrokerTLS.Cert == "" && !c.Insecure {
+		return fmt.Errorf("TOKEN_BROKER_TLS_CERT: token-broker is called only over mutual TLS: set TOKEN_BROKER_TLS_CA, TOKEN_BROKER_TLS_CERT and TOKEN_BROKER_TLS_KEY (or %s=1 for a dev run)", InsecureEnv)
+	}
+	return nil
 }
 
 // LoadCommon reads the shared variables into a Common.
@@ -406,6 +437,8 @@ func (l *Loader) loadCommon() Common {
 		RedisURL:        l.URL("REDIS_URL", DefaultRedisURL, "redis", "rediss"),
 		HiperBaseURL:    l.URL("HIPER_BASE_URL", DefaultHiperBaseURL, "http", "https"),
 		TokenBrokerAddr: l.Addr("TOKEN_BROKER_ADDR", DefaultTokenBrokerAddr),
+		TokenBrokerTLS:  l.loadBrokerTLS(),
+		Insecure:        l.Bool(InsecureEnv, false),
 		HTTPAddr:        l.Addr("HTTP_ADDR", DefaultHTTPAddr),
 		EventsFormat:    l.OneOf("EVENTS_FORMAT", "protobuf", "protobuf", "json"),
 		Namespace:       l.String("HIPERSYNC_NAMESPACE", ""),

@@ -112,7 +112,14 @@ func Open(ctx context.Context, name string, common config.Common, _ config.Env, 
 		return nil, err
 	}
 	p.Health.Registry.MustRegister(events.NewUsageCollector(p.JS, ns))
-	if p.Broker, err = brokerclient.Dial(common.TokenBrokerAddr); err != nil {
+	if err := common.CheckBrokerTLS(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if common.Insecure && common.TokenBrokerTLS.Cert == "" {
+		p.Log.Warn("calling token-broker WITHOUT TLS (" + config.InsecureEnv + "=1; dev only)")
+	}
+	if p.Broker, err = brokerclient.DialTLS(common.TokenBrokerAddr, common.TokenBrokerTLS); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("TOKEN_BROKER_ADDR: %w", err)
 	}

@@ -369,6 +369,8 @@ func (d *devRun) startBroker(ctx context.Context) error {
 	srv, b, err := broker.Start(ctx, broker.Deps{
 		NATS: d.nc, Redis: rdb, Namespace: d.ns, HiperBaseURL: d.hiperURL(),
 		MasterKey: d.cfg.masterKey, Health: bh, Log: d.log.With("service", "token-broker"),
+		// Plaintext and reflection: a laptop's dev run (the guide says so).
+		Reflection: true,
 	})
 	if err != nil {
 		return fmt.Errorf("start token-broker: %w", err)

@@ -41,11 +41,14 @@ const tenantUsage = `usage:
 
 func dialBroker(e Env) (*brokerclient.Client, error) {
 	l := config.NewLoader(e.Getenv)
-	addr := l.Addr("TOKEN_BROKER_ADDR", config.DefaultTokenBrokerAddr)
+	common := l.LoadCommon()
 	if err := l.Err(); err != nil {
 		return nil, err
 	}
-	return brokerclient.Dial(addr)
+	// The CLI manages tenants: its certificate carries the admin identity
+	// (spiffe://hipersync/admin). Without one it calls in plaintext, which
+	// only a dev run's token-broker answers.
+	return brokerclient.DialTLS(common.TokenBrokerAddr, common.TokenBrokerTLS)
 }
 
 func runTenant(ctx context.Context, e Env, args []string) error {

@@ -19,6 +19,8 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/tlsfiles"
+	"github.com/hipersync/hipersync/pkg/tlsfiles/tlstest"
 )
 
 func envOr(name, def string) string {
@@ -139,12 +141,18 @@ type system struct {
 	control  *hipersim.ControlClient
 	services map[string]*proc
 	httpAddr map[string]string
+	// tls is each process's environment for mutual TLS with token-broker:
+	// its server certificate, each service's client certificate.
+	tls map[string]map[string]string
 }
 
 func (s *system) startService(t *testing.T, name string, extra map[string]string) {
 	t.Helper()
 	env := map[string]string{"HTTP_ADDR": s.httpAddr[name]}
 	for k, v := range s.env {
+		env[k] = v
+	}
+	for k, v := range s.tls[name] {
 		env[k] = v
 	}
 	for k, v := range extra {
@@ -239,6 +247,21 @@ func TestWholeSystem(t *testing.T) {
 	}
 	for _, name := range serviceOrder {
 		s.httpAddr[name] = freeAddr(t)
+	}
+	// token-broker over mutual TLS, as in production: each service calls
+	// with its own identity, the CLI (s.env) with the admin's.
+	ca := tlstest.NewCA(t)
+	certs := t.TempDir()
+	clientEnv := func(f tlsfiles.Files) map[string]string {
+		return map[string]string{"TOKEN_BROKER_TLS_CA": f.CA, "TOKEN_BROKER_TLS_CERT": f.Cert, "TOKEN_BROKER_TLS_KEY": f.Key}
+	}
+	srv := ca.Issue(t, certs, "token-broker", "token-broker", "localhost")
+	s.tls = map[string]map[string]string{"token-broker": {"GRPC_TLS_CERT": srv.Cert, "GRPC_TLS_KEY": srv.Key, "GRPC_TLS_CLIENT_CA": srv.CA}}
+	for _, name := range serviceOrder[1:] {
+		s.tls[name] = clientEnv(ca.Issue(t, certs, name, name))
+	}
+	for k, v := range clientEnv(ca.Issue(t, certs, "admin", "admin")) {
+		s.env[k] = v
 	}
 	brokerEnv := map[string]string{"GRPC_ADDR": brokerAddr, "HIPERSYNC_MASTER_KEY": masterKey()}
 	s.startService(t, "token-broker", brokerEnv)

@@ -81,7 +81,7 @@ func BenchmarkInitialSync(b *testing.B) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), benchChild+"=1",
 		"NATS_URL="+brokertest.EnvOr("NATS_URL", config.DefaultNATSURL), "TOKEN_BROKER_ADDR="+st.BrokerAddr,
-		"HIPER_BASE_URL="+st.Sim.URL, "HTTP_ADDR=127.0.0.1:0", "HIPERSYNC_NAMESPACE="+st.NS.Prefix,
+		"HIPER_BASE_URL="+st.Sim.URL, "HTTP_ADDR=127.0.0.1:0", "HIPERSYNC_NAMESPACE="+st.NS.Prefix, "HIPERSYNC_INSECURE=1",
 		// Unpaced, like the baseline: the figure is the poller's own cost.
 		// At the default pace (5 calls a second) 200 batches take 40s.
 		"POLL_TENANT_RATE=10000")

@@ -36,7 +36,9 @@ func (s *syncBuffer) String() string {
 
 func TestMainServesHealthAndMetricsAndStops(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, brokertest.Options{Seed: hipersim.SeedDemo})
+	// The binary calls token-broker over mutual TLS with its own identity.
+	s := newStack(t, brokertest.Options{Seed: hipersim.SeedDemo, TLS: true})
+	tlsEnv := s.ClientTLS(t, "catalog-poller")
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +48,7 @@ func TestMainServesHealthAndMetricsAndStops(t *testing.T) {
 	env := config.Map(map[string]string{
 		"NATS_URL": brokertest.EnvOr("NATS_URL", config.DefaultNATSURL), "TOKEN_BROKER_ADDR": s.BrokerAddr,
 		"HIPER_BASE_URL": s.Sim.URL, "HTTP_ADDR": addr, "HIPERSYNC_NAMESPACE": s.NS.Prefix,
-		"EVENTS_FORMAT": "json",
+		"EVENTS_FORMAT": "json", "TOKEN_BROKER_TLS_CA": tlsEnv.CA, "TOKEN_BROKER_TLS_CERT": tlsEnv.Cert, "TOKEN_BROKER_TLS_KEY": tlsEnv.Key,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -64,6 +64,7 @@ func crashes(t *testing.T, faults hipersim.Faults) {
 		"HIPER_BASE_URL="+h.st.Sim.URL,
 		"HTTP_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=warn",
+		"HIPERSYNC_INSECURE=1", // the test's token-broker serves plaintext
 		"OTEL_TRACES_EXPORTER=none",
 		// Short enough that a killed replica's orders come back, and its
 		// lease runs out, within the test's time.

@@ -38,6 +38,7 @@ type Settings struct {
 	// PreviousMasterKeys open what an earlier master key sealed, while a
 	// rotation is under way (HIPERSYNC_MASTER_KEY_PREVIOUS).
 	PreviousMasterKeys [][]byte
+	Security           Security
 }
 
 // LoadSettings reads the environment; the error names every bad variable.
@@ -49,6 +50,7 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 		MasterKey: l.Key32("HIPERSYNC_MASTER_KEY"),
 
 		PreviousMasterKeys: l.Key32List("HIPERSYNC_MASTER_KEY_PREVIOUS"),
+		Security:           loadSecurity(l),
 	}
 	return s, l.Err()
 }
@@ -95,7 +97,12 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	grpcOpts, err := s.Security.ServerOptions(log)
+	if err != nil {
+		return err
+	}
 	srv, b, err := Start(events.ContextWithLogger(ctx, log), Deps{
+		GRPCOptions: grpcOpts, Reflection: s.Security.Reflection,
 		NATS: nc, Redis: rdb, Namespace: service.NamespaceOf(s.Common),
 		HiperBaseURL: s.HiperBaseURL, MasterKey: s.MasterKey, PreviousMasterKeys: s.PreviousMasterKeys, Health: health, Log: log,
 	})
@@ -144,6 +151,11 @@ type Deps struct {
 	PreviousMasterKeys [][]byte
 	Health             *telemetry.Health
 	Log                *slog.Logger
+	// GRPCOptions protect the server (Security.ServerOptions: mutual TLS
+	// and authorization); none serves plaintext to anyone.
+	GRPCOptions []grpc.ServerOption
+	// Reflection registers gRPC reflection (GRPC_REFLECTION).
+	Reflection bool
 	// Cache overrides the token cache's tuning (tests shorten its timings).
 	Cache TokenCacheConfig
 	// TracerProvider and Propagator trace the gRPC server and the Hiper
@@ -154,7 +166,7 @@ type Deps struct {
 }
 
 // Start provisions the tenants bucket, starts the Broker and returns a gRPC
-// server with the Broker's services, health and reflection registered; the
+// server with the Broker's services, health and (if asked) reflection registered; the
 // caller serves it and runs the Broker. The dev run and tests use it too.
 func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 	js, err := jetstream.New(d.NATS)
@@ -202,13 +214,15 @@ func Start(ctx context.Context, d Deps) (*grpc.Server, *Broker, error) {
 		d.Log.Info("master key rotation: stored keys sealed under the current master key", "resealed", n)
 	}
 
-	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler(gopts...)))
+	srv := grpc.NewServer(append([]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(gopts...))}, d.GRPCOptions...)...)
 	b.Register(srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	rr := &redisReadiness{rdb: d.Redis}
 	go followReadiness(ctx, hs, d.NATS, rr)
-	reflection.Register(srv)
+	if d.Reflection {
+		reflection.Register(srv)
+	}
 
 	d.Health.AddCheck("nats", func(context.Context) error {
 		if !d.NATS.IsConnected() {

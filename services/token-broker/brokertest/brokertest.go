@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
@@ -34,6 +35,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/tlsfiles"
+	"github.com/hipersync/hipersync/pkg/tlsfiles/tlstest"
 	"github.com/hipersync/hipersync/services/token-broker/broker"
 )
 
@@ -52,6 +55,9 @@ type Options struct {
 	// server and Hiper calls (broker.Deps), so a test sees its spans.
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
+	// TLS serves token-broker over mutual TLS with per-method
+	// authorization, as in production; Stack.Broker calls as the admin.
+	TLS bool
 }
 
 // Stack is a running test stack.
@@ -66,6 +72,20 @@ type Stack struct {
 	BrokerAddr string
 	// Keys maps each tenant to its hiper-sim account's security key.
 	Keys map[string]string
+	// CA signs token-broker's certificate (Options.TLS): Issue a client
+	// certificate with it for a service ("order-forwarder") or "admin".
+	CA *tlstest.CA
+	// ServerTLS are token-broker's certificate files (rotate them with
+	// CA.Issue(t, dir of ServerTLS.Cert, "token-broker", "token-broker")).
+	ServerTLS tlsfiles.Files
+}
+
+// ClientTLS issues a client certificate for service (its identity
+// spiffe://hipersync/<service>) and returns the files a client needs:
+// TOKEN_BROKER_TLS_CA, _CERT and _KEY.
+func (s *Stack) ClientTLS(t testing.TB, service string) tlsfiles.Files {
+	t.Helper()
+	return s.CA.Issue(t, t.TempDir(), service, service)
 }
 
 // EnvOr returns the environment variable, or def.
@@ -129,9 +149,21 @@ func Start(t testing.TB, o Options) *Stack {
 
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var grpcOpts []grpc.ServerOption
+	var adminTLS tlsfiles.Files
+	if o.TLS {
+		s.CA = tlstest.NewCA(t)
+		s.ServerTLS = s.CA.Issue(t, t.TempDir(), "token-broker", "token-broker", "localhost")
+		if grpcOpts, err = (broker.Security{TLS: s.ServerTLS}).ServerOptions(log); err != nil {
+			t.Fatal(err)
+		}
+		adminTLS = s.ClientTLS(t, "admin")
+	}
 	srv, b, err := broker.Start(ctx, broker.Deps{
-		NATS: nc, Redis: s.Redis, Namespace: s.NS, HiperBaseURL: s.Sim.URL, MasterKey: master,
-		Health: telemetry.NewHealth(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		GRPCOptions: grpcOpts,
+		NATS:        nc, Redis: s.Redis, Namespace: s.NS, HiperBaseURL: s.Sim.URL, MasterKey: master,
+		Health: telemetry.NewHealth(), Log: log,
 		TracerProvider: o.TracerProvider, Propagator: o.Propagator,
 	})
 	if err != nil {
@@ -145,7 +177,7 @@ func Start(t testing.TB, o Options) *Stack {
 	go func() { _ = b.Run(ctx) }()
 	t.Cleanup(srv.Stop)
 	s.BrokerAddr = lis.Addr().String()
-	s.Broker, err = brokerclient.Dial(s.BrokerAddr)
+	s.Broker, err = brokerclient.DialTLS(s.BrokerAddr, adminTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
