@@ -221,9 +221,18 @@ func TestWholeSystem(t *testing.T) {
 	defer cancel()
 	bin := build(t)
 	ns := events.Namespace{Prefix: "e2e" + randomHex(4)}
-	natsURL, redisURL := envOr("NATS_URL", nats.DefaultURL), envOr("REDIS_URL", "redis://127.0.0.1:6379/0")
+	redisURL := envOr("REDIS_URL", "redis://127.0.0.1:6379/0")
+	// Every service and the CLI run under a NATS user holding exactly the
+	// permissions docs/operations.md lists; the test itself is the store.
+	server := startNATS(t, ns)
+	natsURL := server.ServicesURL
+	defer func() {
+		if v := server.Violations(); len(v) > 0 {
+			t.Errorf("the documented NATS permissions are not enough; the server refused:\n%s", strings.Join(v, "\n"))
+		}
+	}()
 
-	nc, err := nats.Connect(natsURL)
+	nc, err := nats.Connect(server.TestURL)
 	if err != nil {
 		t.Fatalf("connect to NATS: %v", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -247,4 +249,42 @@ func TestAnUnscopedSigningKeyCarriesThePermissions(t *testing.T) {
 	acme, errs := s.store(t, "acme", creds)
 	_ = acme.Publish(s.ns.StoreSubject("globex", events.KindOrderApproved), nil)
 	refused(t, errs, "publish another store's order")
+}
+
+// docs/operations.md lists the services' NATS permissions for an operator
+// to grant: the list is ServicePermissions, no more and no less.
+func TestDocumentedServicePermissions(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, "#### NATS permissions of the services\n")
+	if i < 0 {
+		t.Fatal(`docs/operations.md has no section "NATS permissions of the services"`)
+	}
+	doc = doc[i+1:]
+	if j := strings.Index(doc, "\n#"); j >= 0 {
+		doc = doc[:j]
+	}
+	var pub, sub []string
+	for _, m := range regexp.MustCompile(`--allow-(pub|sub) '([^']+)'`).FindAllStringSubmatch(doc, -1) {
+		if m[1] == "pub" {
+			pub = append(pub, m[2])
+		} else {
+			sub = append(sub, m[2])
+		}
+	}
+	want := ServicePermissions(events.Namespace{})
+	slices.Sort(pub)
+	slices.Sort(sub)
+	wantPub, wantSub := slices.Sorted(slices.Values(want.Pub.Allow)), slices.Sorted(slices.Values(want.Sub.Allow))
+	if !slices.Equal(pub, wantPub) || !slices.Equal(sub, wantSub) {
+		t.Errorf("docs/operations.md grants publish %v, subscribe %v; the services need publish %v, subscribe %v",
+			pub, sub, wantPub, wantSub)
+	}
+	if len(want.Pub.Deny) > 0 || len(want.Sub.Deny) > 0 {
+		t.Error("ServicePermissions denies subjects the docs do not list")
+	}
 }
