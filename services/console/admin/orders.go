@@ -168,7 +168,10 @@ func orderOf(r *orders.Record, detail bool) *adminv1.Order {
 	o := &adminv1.Order{TenantId: r.Tenant, OrderId: r.OrderID, State: string(r.State), HiperOrderId: r.HiperOrderID,
 		Generation: int32(r.Generation), Attempts: int32(r.Attempts), Reason: r.Reason, LastError: r.LastError,
 		CancelRequested: r.Cancel != nil, CreatedAt: timestamppb.New(r.CreatedAt), UpdatedAt: timestamppb.New(r.UpdatedAt),
-		Actions: Actions(r.State)}
+		Actions: Actions(r.State), HiperAnswer: r.Answer}
+	if !r.SentAt.IsZero() {
+		o.SentAt = timestamppb.New(r.SentAt)
+	}
 	for _, rr := range r.Reasons {
 		o.Problems = append(o.Problems, &adminv1.Problem{Code: rr.Code, Field: rr.Field, Message: rr.Message})
 	}
@@ -218,12 +221,16 @@ func (s *Server) addTimeline(ctx context.Context, r *orders.Record, o *adminv1.O
 		for _, l := range lines {
 			steps = append(steps, &adminv1.TimelineEntry{At: timestamppb.New(l.Time), Step: l.Kind, By: "event", Note: l.Summary})
 			var ev struct {
-				Number       string `json:"number"`
-				AccessKey    string `json:"accessKey"`
-				TrackingCode string `json:"trackingCode"`
-				Note         string `json:"note"`
+				HiperOrderCode string `json:"hiperOrderCode"`
+				Number         string `json:"number"`
+				AccessKey      string `json:"accessKey"`
+				TrackingCode   string `json:"trackingCode"`
+				Note           string `json:"note"`
 			}
 			_ = json.Unmarshal(l.Event, &ev)
+			if ev.HiperOrderCode != "" {
+				o.HiperOrderNumber = ev.HiperOrderCode
+			}
 			switch l.Kind {
 			case string(events.KindInvoiceIssued):
 				o.InvoiceNumber, o.InvoiceKey = ev.Number, ev.AccessKey

@@ -52,14 +52,16 @@ var paymentMethods = []string{"BOLETO", "CASH", "CHEQUE", "CREDIT_CARD", "DEBIT_
 // switches are seed 000's "update products already published" switches:
 // form field, label, and the settings field (its mask path).
 var switches = []struct {
-	name, label string
-	get         func(*brokerv1.TenantSettings) bool
-	set         func(*brokerv1.TenantSettings, bool)
+	name, label, path string
+	get               func(*brokerv1.TenantSettings) bool
+	set               func(*brokerv1.TenantSettings, bool)
 }{
-	{"update_images", "set.images", (*brokerv1.TenantSettings).GetUpdateImages, func(s *brokerv1.TenantSettings, v bool) { s.UpdateImages = v }},
-	{"update_title", "set.title", (*brokerv1.TenantSettings).GetUpdateTitle, func(s *brokerv1.TenantSettings, v bool) { s.UpdateTitle = v }},
-	{"update_dimensions", "set.dimensions", (*brokerv1.TenantSettings).GetUpdateDimensions, func(s *brokerv1.TenantSettings, v bool) { s.UpdateDimensions = v }},
-	{"update_description", "set.description", (*brokerv1.TenantSettings).GetUpdateDescription, func(s *brokerv1.TenantSettings, v bool) { s.UpdateDescription = v }},
+	{"update_images", "set.images", "update_images", (*brokerv1.TenantSettings).GetUpdateImages, func(s *brokerv1.TenantSettings, v bool) { s.UpdateImages = v }},
+	{"update_title", "set.title", "update_title", (*brokerv1.TenantSettings).GetUpdateTitle, func(s *brokerv1.TenantSettings, v bool) { s.UpdateTitle = v }},
+	{"update_dimensions", "set.dimensions", "update_dimensions", (*brokerv1.TenantSettings).GetUpdateDimensions, func(s *brokerv1.TenantSettings, v bool) { s.UpdateDimensions = v }},
+	{"update_description", "set.description", "update_description", (*brokerv1.TenantSettings).GetUpdateDescription, func(s *brokerv1.TenantSettings, v bool) { s.UpdateDescription = v }},
+	{"update_brand", "set.brandupdate", "update_brand", (*brokerv1.TenantSettings).GetUpdateBrand, func(s *brokerv1.TenantSettings, v bool) { s.UpdateBrand = v }},
+	{"stock_sync", "set.stocksync", "stock_sync_off", func(s *brokerv1.TenantSettings) bool { return !s.GetStockSyncOff() }, func(s *brokerv1.TenantSettings, v bool) { s.StockSyncOff = !v }},
 }
 
 func (w *Web) store(q *req) (string, string, string, any, error) {
@@ -179,7 +181,7 @@ func settingsRequest(id string, q *req) (*adminv1.UpdateTenantSettingsRequest, e
 	for _, sw := range switches {
 		if v := f.Get(sw.name); v != "" {
 			sw.set(s, v == "true")
-			paths = append(paths, sw.name)
+			paths = append(paths, sw.path)
 		}
 	}
 	for _, iv := range []struct {

@@ -1854,7 +1854,11 @@ type Order struct {
 	TrackingCode  string `protobuf:"bytes,18,opt,name=tracking_code,json=trackingCode,proto3" json:"tracking_code,omitempty"`
 	Carrier       string `protobuf:"bytes,19,opt,name=carrier,proto3" json:"carrier,omitempty"`
 	// The ways out of the current state a person may take (resolve, resend).
-	Actions       []string `protobuf:"bytes,20,rep,name=actions,proto3" json:"actions,omitempty"`
+	Actions []string `protobuf:"bytes,20,rep,name=actions,proto3" json:"actions,omitempty"`
+	// When the last attempt posted the order to Hiper, and what Hiper
+	// answered (or that no answer came): what a person weighs in needs_review.
+	SentAt        *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	HiperAnswer   string                 `protobuf:"bytes,22,opt,name=hiper_answer,json=hiperAnswer,proto3" json:"hiper_answer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2027,6 +2031,20 @@ func (x *Order) GetActions() []string {
 		return x.Actions
 	}
 	return nil
+}
+
+func (x *Order) GetSentAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SentAt
+	}
+	return nil
+}
+
+func (x *Order) GetHiperAnswer() string {
+	if x != nil {
+		return x.HiperAnswer
+	}
+	return ""
 }
 
 // Problem is one thing wrong with an order.
@@ -3460,7 +3478,7 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\"C\n" +
 	"\x10GetOrderResponse\x12/\n" +
-	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\xfb\x05\n" +
+	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\xd3\x06\n" +
 	"\x05Order\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x14\n" +
@@ -3488,7 +3506,9 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"invoiceKey\x12#\n" +
 	"\rtracking_code\x18\x12 \x01(\tR\ftrackingCode\x12\x18\n" +
 	"\acarrier\x18\x13 \x01(\tR\acarrier\x12\x18\n" +
-	"\aactions\x18\x14 \x03(\tR\aactions\"M\n" +
+	"\aactions\x18\x14 \x03(\tR\aactions\x123\n" +
+	"\asent_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12!\n" +
+	"\fhiper_answer\x18\x16 \x01(\tR\vhiperAnswer\"M\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
@@ -3722,69 +3742,70 @@ var file_hipersync_admin_v1_admin_proto_depIdxs = []int32{
 	59, // 27: hipersync.admin.v1.Order.created_at:type_name -> google.protobuf.Timestamp
 	59, // 28: hipersync.admin.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
 	35, // 29: hipersync.admin.v1.Order.timeline:type_name -> hipersync.admin.v1.TimelineEntry
-	59, // 30: hipersync.admin.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
-	33, // 31: hipersync.admin.v1.ResolveOrderResponse.order:type_name -> hipersync.admin.v1.Order
-	58, // 32: hipersync.admin.v1.EventFilter.since:type_name -> google.protobuf.Duration
-	1,  // 33: hipersync.admin.v1.EventFilter.source:type_name -> hipersync.admin.v1.EventSource
-	38, // 34: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	43, // 35: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
-	38, // 36: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	43, // 37: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
-	59, // 38: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
-	46, // 39: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
-	59, // 40: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
-	51, // 41: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
-	58, // 42: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
-	54, // 43: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
-	59, // 44: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	0,  // 45: hipersync.admin.v1.AuditEntry.role:type_name -> hipersync.admin.v1.Role
-	2,  // 46: hipersync.admin.v1.AdminService.WhoAmI:input_type -> hipersync.admin.v1.WhoAmIRequest
-	4,  // 47: hipersync.admin.v1.AdminService.ListTenants:input_type -> hipersync.admin.v1.ListTenantsRequest
-	6,  // 48: hipersync.admin.v1.AdminService.GetTenant:input_type -> hipersync.admin.v1.GetTenantRequest
-	8,  // 49: hipersync.admin.v1.AdminService.ConnectTenant:input_type -> hipersync.admin.v1.ConnectTenantRequest
-	10, // 50: hipersync.admin.v1.AdminService.PauseTenant:input_type -> hipersync.admin.v1.PauseTenantRequest
-	12, // 51: hipersync.admin.v1.AdminService.ResumeTenant:input_type -> hipersync.admin.v1.ResumeTenantRequest
-	14, // 52: hipersync.admin.v1.AdminService.DisconnectTenant:input_type -> hipersync.admin.v1.DisconnectTenantRequest
-	16, // 53: hipersync.admin.v1.AdminService.UpdateTenantSettings:input_type -> hipersync.admin.v1.UpdateTenantSettingsRequest
-	18, // 54: hipersync.admin.v1.AdminService.GetTenantCredentials:input_type -> hipersync.admin.v1.GetTenantCredentialsRequest
-	20, // 55: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
-	24, // 56: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
-	27, // 57: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
-	29, // 58: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
-	31, // 59: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
-	36, // 60: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
-	39, // 61: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
-	41, // 62: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
-	44, // 63: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
-	47, // 64: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
-	49, // 65: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
-	52, // 66: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
-	3,  // 67: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
-	5,  // 68: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
-	7,  // 69: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
-	9,  // 70: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
-	11, // 71: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
-	13, // 72: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
-	15, // 73: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
-	17, // 74: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
-	19, // 75: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
-	21, // 76: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
-	25, // 77: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
-	28, // 78: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
-	30, // 79: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
-	32, // 80: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
-	37, // 81: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
-	40, // 82: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
-	42, // 83: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
-	45, // 84: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
-	48, // 85: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
-	50, // 86: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
-	53, // 87: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
-	67, // [67:88] is the sub-list for method output_type
-	46, // [46:67] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	59, // 30: hipersync.admin.v1.Order.sent_at:type_name -> google.protobuf.Timestamp
+	59, // 31: hipersync.admin.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
+	33, // 32: hipersync.admin.v1.ResolveOrderResponse.order:type_name -> hipersync.admin.v1.Order
+	58, // 33: hipersync.admin.v1.EventFilter.since:type_name -> google.protobuf.Duration
+	1,  // 34: hipersync.admin.v1.EventFilter.source:type_name -> hipersync.admin.v1.EventSource
+	38, // 35: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	43, // 36: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
+	38, // 37: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	43, // 38: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
+	59, // 39: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
+	46, // 40: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
+	59, // 41: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
+	51, // 42: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
+	58, // 43: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
+	54, // 44: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
+	59, // 45: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	0,  // 46: hipersync.admin.v1.AuditEntry.role:type_name -> hipersync.admin.v1.Role
+	2,  // 47: hipersync.admin.v1.AdminService.WhoAmI:input_type -> hipersync.admin.v1.WhoAmIRequest
+	4,  // 48: hipersync.admin.v1.AdminService.ListTenants:input_type -> hipersync.admin.v1.ListTenantsRequest
+	6,  // 49: hipersync.admin.v1.AdminService.GetTenant:input_type -> hipersync.admin.v1.GetTenantRequest
+	8,  // 50: hipersync.admin.v1.AdminService.ConnectTenant:input_type -> hipersync.admin.v1.ConnectTenantRequest
+	10, // 51: hipersync.admin.v1.AdminService.PauseTenant:input_type -> hipersync.admin.v1.PauseTenantRequest
+	12, // 52: hipersync.admin.v1.AdminService.ResumeTenant:input_type -> hipersync.admin.v1.ResumeTenantRequest
+	14, // 53: hipersync.admin.v1.AdminService.DisconnectTenant:input_type -> hipersync.admin.v1.DisconnectTenantRequest
+	16, // 54: hipersync.admin.v1.AdminService.UpdateTenantSettings:input_type -> hipersync.admin.v1.UpdateTenantSettingsRequest
+	18, // 55: hipersync.admin.v1.AdminService.GetTenantCredentials:input_type -> hipersync.admin.v1.GetTenantCredentialsRequest
+	20, // 56: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
+	24, // 57: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
+	27, // 58: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
+	29, // 59: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
+	31, // 60: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
+	36, // 61: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
+	39, // 62: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
+	41, // 63: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
+	44, // 64: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
+	47, // 65: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
+	49, // 66: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
+	52, // 67: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
+	3,  // 68: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
+	5,  // 69: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
+	7,  // 70: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
+	9,  // 71: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
+	11, // 72: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
+	13, // 73: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
+	15, // 74: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
+	17, // 75: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
+	19, // 76: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
+	21, // 77: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
+	25, // 78: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
+	28, // 79: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
+	30, // 80: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
+	32, // 81: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
+	37, // 82: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
+	40, // 83: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
+	42, // 84: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
+	45, // 85: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
+	48, // 86: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
+	50, // 87: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
+	53, // 88: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
+	68, // [68:89] is the sub-list for method output_type
+	47, // [47:68] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_hipersync_admin_v1_admin_proto_init() }
