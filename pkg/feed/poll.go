@@ -81,6 +81,18 @@ func NewJob(cfg JobConfig) schedule.Job {
 		if cfg.Enabled != nil && !cfg.Enabled(r.Settings) {
 			return nil
 		}
+		t := &Tally{}
+		run := cfg
+		run.Sink = cfg.Sink.Counting(t)
+		err := run.poll(ctx, r)
+		cfg.logSync(ctx, r, t, err)
+		return err
+	})
+}
+
+// poll runs one poll of the tenant's feed.
+func (cfg JobConfig) poll(ctx context.Context, r *schedule.Run) error {
+	{
 		states := NewStates(cfg.States, r.Tenant)
 		if cfg.Refresh != nil && r.Request != nil && len(r.Request.Products) > 0 {
 			if err := cfg.Refresh(ctx, r, states, cfg.Sink); err != nil {
@@ -110,7 +122,7 @@ func NewJob(cfg JobConfig) schedule.Job {
 			return p.stream(ctx)
 		}
 		return p.plan(ctx)
-	})
+	}
 }
 
 // poll is one run's pass over the feed.

@@ -59,6 +59,8 @@ const ackTimeout = 30 * time.Second
 type Sink struct {
 	js  jetstream.JetStream
 	pub *events.Publisher
+	// tally, when set, counts what is published (Counting).
+	tally *Tally
 }
 
 // NewSink returns a Sink publishing with pub and writing through js, which
@@ -92,6 +94,7 @@ func (k *Sink) publish(ctx context.Context, changes []Change) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("publish events: %w", err)
 	}
+	k.tally.add(changes)
 	return published, nil
 }
 

@@ -44,7 +44,7 @@ func TestTwoReplicasThreeTenantsEachChangeOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	brokertest.WaitFor(t, 5*time.Second, "gama's poll to stop", func() bool { return !s.status(t, "gama").Running(time.Now()) })
-	gamaBefore := len(s.events.Events("gama", ""))
+	gamaBefore := s.catalogEvents("gama")
 	changed := time.Now()
 	repriced := map[string][]hiper.Product{}
 	for _, id := range tenants {
@@ -70,7 +70,7 @@ func TestTwoReplicasThreeTenantsEachChangeOnce(t *testing.T) {
 	since := time.Now()
 	s.waitSynced(t, "acme", since)
 	s.waitSynced(t, "beta", since)
-	if n := len(s.events.Events("gama", "")); n != gamaBefore {
+	if n := s.catalogEvents("gama"); n != gamaBefore {
 		t.Fatalf("paused gama got %d events", n-gamaBefore)
 	}
 	if st := s.status(t, "gama"); st.LastRunAt.After(changed) {
@@ -111,7 +111,7 @@ func TestNothingNewNeverRestartsTheSync(t *testing.T) {
 	if n := s.Sim.Sim.Stats().Requests[hipersim.EndpointProducts]; n < len(cursors) {
 		t.Fatalf("hiper-sim counted %d feed calls, the poller sent %d", n, len(cursors))
 	}
-	if n := len(s.events.Events("acme", "")); n != demoProducts {
+	if n := s.catalogEvents("acme"); n != demoProducts {
 		t.Fatalf("%d events after polls that found nothing new, want the initial %d", n, demoProducts)
 	}
 

@@ -2,6 +2,7 @@ package catalogsync
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,4 +132,15 @@ func (s *stack) request(t *testing.T, tenantID string, r schedule.Request) sched
 		t.Fatalf("wait for the requested sync: %v", err)
 	}
 	return st
+}
+
+// catalogEvents counts a tenant's events other than the sync log's.
+func (s *stack) catalogEvents(tenantID string) int {
+	n := 0
+	for _, e := range s.events.Events(tenantID, "") {
+		if !strings.HasPrefix(string(e.Kind), "sync.") {
+			n++
+		}
+	}
+	return n
 }

@@ -177,10 +177,10 @@ func TestAChangeOnlySwitchesExcludeIsNotPublished(t *testing.T) {
 	s := newStack(t, brokertest.Options{Seed: hipersim.SeedDemo})
 	s.replica(t, scheduletest.Fast())
 	s.waitSynced(t, "acme", time.Now())
-	before := len(s.events.Events("acme", ""))
+	before := s.catalogEvents("acme")
 	s.change(t, "acme", firstN(3, simple), func(p *hiper.Product) { p.Name += " (novo nome)" })
 	s.waitSynced(t, "acme", time.Now())
-	if n := len(s.events.Events("acme", "")) - before; n != 0 {
+	if n := s.catalogEvents("acme") - before; n != 0 {
 		t.Fatalf("%d events for title changes the tenant does not take", n)
 	}
 }
@@ -338,7 +338,7 @@ func TestGuardrailHoldsMassDeactivationUntilApproved(t *testing.T) {
 	s := newStack(t, brokertest.Options{Seed: hipersim.SeedDemo})
 	r := s.replica(t, scheduletest.Fast())
 	before := s.waitSynced(t, "acme", time.Now())
-	published := len(s.events.Events("acme", ""))
+	published := s.catalogEvents("acme")
 
 	// 20 of 79 products (25%) deactivated at once.
 	off := s.change(t, "acme", firstN(20, simple), func(p *hiper.Product) { p.Active = false })
@@ -359,7 +359,7 @@ func TestGuardrailHoldsMassDeactivationUntilApproved(t *testing.T) {
 	calls := len(r.Feed.Cursors())
 	brokertest.WaitFor(t, 10*time.Second, "three more polls", func() bool { return len(r.Feed.Cursors()) >= calls+3 })
 	st = s.status(t, "acme")
-	if n := len(s.events.Events("acme", "")); n != published+1 {
+	if n := s.catalogEvents("acme"); n != published+1 {
 		t.Fatalf("%d events while held, want only the guard's", n-published)
 	}
 	if st.Cursor != before.Cursor || st.Held == nil {

@@ -2,18 +2,23 @@ package catalogsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/catalog"
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/feed"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
+	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -360,5 +365,67 @@ func TestUnlinkAndReset(t *testing.T) {
 	}
 	if st := s.status(t, "big"); st.Held != nil {
 		t.Fatalf("still held after approval: %+v", st.Held)
+	}
+}
+
+// Seed 004's sync log: a run that did something leaves sync.completed with
+// its counts; a failed one sync.failed with a reason, a Portuguese message
+// and what to do.
+func TestSyncLog(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, brokertest.Options{})
+	skipped := item(500)
+	skipped.Category, skipped.Brand = "", ""
+	s.load(t, "acme", item(501), item(502), skipped)
+	s.replica(t, scheduletest.Fast())
+	s.waitSynced(t, "acme", time.Now())
+	done := s.events.Events("acme", events.KindSyncCompleted)
+	if len(done) != 1 {
+		t.Fatalf("%d sync.completed after the initial sync, want 1", len(done))
+	}
+	c := done[0].Msg.(*eventsv1.SyncCompleted)
+	if c.GetKind() != "catalog" || c.GetProducts() != 2 || c.GetSkipped() != 1 || c.GetPrices() != 0 {
+		t.Fatalf("sync.completed: %v", c)
+	}
+	// Polls that find nothing new leave nothing.
+	s.waitSynced(t, "acme", time.Now())
+	if n := len(s.events.Events("acme", events.KindSyncCompleted)); n != 1 {
+		t.Fatalf("%d sync.completed after polls that found nothing", n)
+	}
+	s.change(t, "acme", named("Produto 501"), func(p *hiper.Product) { p.Price = hiper.MustDecimal("12") })
+	s.waitSynced(t, "acme", time.Now())
+	done = s.events.Events("acme", events.KindSyncCompleted)
+	if c := done[len(done)-1].Msg.(*eventsv1.SyncCompleted); c.GetProducts() != 1 || c.GetPrices() != 1 {
+		t.Fatalf("sync.completed of a price change: %v", c)
+	}
+
+	s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 503, Endpoints: []string{hipersim.EndpointProducts}})
+	brokertest.WaitFor(t, 10*time.Second, "a sync.failed", func() bool {
+		return len(s.events.Events("acme", events.KindSyncFailed)) > 0
+	})
+	s.Sim.Sim.SetFaults(hipersim.Faults{})
+	f := s.events.Events("acme", events.KindSyncFailed)[0].Msg.(*eventsv1.SyncFailed)
+	if f.GetKind() != "catalog" || f.GetReason() != feed.FailureHiperUnavailable || f.GetMessage() == "" || f.GetAction() == "" || f.GetFailures() < 1 {
+		t.Fatalf("sync.failed: %v", f)
+	}
+}
+
+func TestFailureReasons(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("get token: %w", tenant.ErrKeyRefused), feed.FailureInvalidKey},
+		{fmt.Errorf("feed: %w", hiper.ErrUnauthorized), feed.FailureTokenRefused},
+		{fmt.Errorf("token: %w", brokerclient.ErrUnavailable), feed.FailureTokenUnavailable},
+		{tenant.ErrPaused, feed.FailureTenantInactive},
+		{fmt.Errorf("feed: %w", hiper.ErrRateLimited), feed.FailureRateLimited},
+		{fmt.Errorf("feed: %w", hiper.ErrTransient), feed.FailureHiperUnavailable},
+		{errors.New("disk on fire"), feed.FailureInternal},
+	} {
+		if got, msg, action := feed.FailureOf(tc.err); got != tc.want || msg == "" || action == "" {
+			t.Errorf("%v: %s, want %s", tc.err, got, tc.want)
+		}
 	}
 }
