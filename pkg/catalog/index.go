@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // IndexBucket is the name (before the namespace) of the barcode index.
@@ -59,15 +60,15 @@ func NormalizeEAN(ean string) (string, error) {
 }
 
 // IndexKey returns the key of a tenant's barcode.
-func IndexKey(tenant, ean string) (string, error) {
-	if err := events.ValidTenant(tenant); err != nil {
+func IndexKey(tenantID, ean string) (string, error) {
+	if err := tenant.ValidID(tenantID); err != nil {
 		return "", err
 	}
 	gtin, err := NormalizeEAN(ean)
 	if err != nil {
 		return "", err
 	}
-	return tenant + "." + gtin, nil
+	return tenantID + "." + gtin, nil
 }
 
 // EnsureIndex creates the barcode index of ns, or updates it to this

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/hipersync/hipersync/pkg/backoff"
 )
 
 // Reason codes of dead letters the loop writes itself; handlers choose their
@@ -332,7 +333,7 @@ func (l *loop) run(ctx context.Context) error {
 				l.log.Warn("recreate consumer failed", "error", cerr)
 			}
 		}
-		if !sleep(ctx, min(100*time.Millisecond<<min(failures, 6), 5*time.Second)) {
+		if !sleep(ctx, backoff.Restart.Step(failures+1)) {
 			return nil
 		}
 	}
@@ -598,7 +599,7 @@ func (l *loop) settle(ctx context.Context, d *delivery, m *Message, herr error, 
 	}
 	if permanent {
 		if err := publishDeadLetter(sctx, l.js, l.ns, l.o.propagator, m, code, herr); err != nil {
-			delay := l.o.backoff(m.Deliveries)
+			delay := l.o.backoff.Jittered(int(m.Deliveries))
 			log.Error("dead-letter message failed; it will be redelivered", "error", err, "reason_code", code, "retry_in", delay)
 			_ = d.msg.NakWithDelay(delay)
 			l.o.metrics.settled(l.cfg.Name, m.Source, m.Kind, outcomeRetry)
@@ -612,7 +613,7 @@ func (l *loop) settle(ctx context.Context, d *delivery, m *Message, herr error, 
 		return
 	}
 
-	delay := l.o.backoff(m.Deliveries)
+	delay := l.o.backoff.Jittered(int(m.Deliveries))
 	if ra, ok := errors.AsType[*RetryAfterError](herr); ok && ra.Delay > 0 {
 		delay = ra.Delay
 	}
@@ -640,19 +641,6 @@ func serverAtLeast(nc *nats.Conn, major, minor int) bool {
 		return false
 	}
 	return ma > major || ma == major && mi >= minor
-}
-
-// backoff is the redelivery delay after a transient failure of delivery n:
-// base·2^(n-1) capped at max, with equal jitter — half fixed so a retry never
-// comes at once, half random so replicas and tenants do not retry in step.
-func (o options) backoff(n uint64) time.Duration {
-	d := o.backoffBase
-	for i := uint64(1); i < n && d < o.backoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, o.backoffMax)
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

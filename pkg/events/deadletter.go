@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // unknownTenant is the dead-letter subject token when the original subject
@@ -81,7 +82,7 @@ func DeadLetterBody(ctx context.Context, js jetstream.JetStream, ns Namespace, b
 	if b.ID == "" || b.Consumer == "" || b.Code == "" || b.Cause == nil {
 		return errors.New("dead-letter body: ID, Consumer, Code and Cause are required")
 	}
-	if b.Tenant != "" && ValidTenant(b.Tenant) != nil {
+	if b.Tenant != "" && tenant.ValidID(b.Tenant) != nil {
 		b.Tenant = ""
 	}
 	dl := &eventsv1.DeadLetter{
@@ -135,7 +136,7 @@ func tenantToken(ns Namespace, subject string) string {
 		rest = strings.TrimPrefix(rest, ns.Prefix+".")
 	}
 	tokens := strings.SplitN(rest, ".", 3)
-	if len(tokens) >= 2 && ValidTenant(tokens[1]) == nil {
+	if len(tokens) >= 2 && tenant.ValidID(tokens[1]) == nil {
 		return tokens[1]
 	}
 	return ""

@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hipersync/hipersync/pkg/backoff"
 )
 
 // Defaults of the consumer loop.
@@ -40,8 +42,7 @@ type options struct {
 	tracerProvider trace.TracerProvider
 	propagator     propagation.TextMapPropagator
 	concurrency    int
-	backoffBase    time.Duration
-	backoffMax     time.Duration
+	backoff        backoff.Exp
 	grace          time.Duration
 	fetchWait      time.Duration
 	metrics        *metrics
@@ -51,8 +52,7 @@ type options struct {
 func newOptions(opts []Option) options {
 	o := options{
 		concurrency:  DefaultConcurrency,
-		backoffBase:  DefaultBackoffBase,
-		backoffMax:   DefaultBackoffMax,
+		backoff:      backoff.Exp{Base: DefaultBackoffBase, Max: DefaultBackoffMax},
 		grace:        DefaultGracePeriod,
 		fetchWait:    defaultFetchWait,
 		pendingEvery: defaultPendingInterval,
@@ -74,11 +74,11 @@ func newOptions(opts []Option) options {
 	if o.concurrency < 1 {
 		o.concurrency = 1
 	}
-	if o.backoffBase <= 0 {
-		o.backoffBase = DefaultBackoffBase
+	if o.backoff.Base <= 0 {
+		o.backoff.Base = DefaultBackoffBase
 	}
-	if o.backoffMax < o.backoffBase {
-		o.backoffMax = o.backoffBase
+	if o.backoff.Max < o.backoff.Base {
+		o.backoff.Max = o.backoff.Base
 	}
 	if o.grace < 0 {
 		o.grace = 0
@@ -108,7 +108,7 @@ func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n
 // WithBackoff sets the redelivery delay after a transient failure: base
 // after the first delivery, doubling per delivery up to max, with jitter.
 func WithBackoff(base, max time.Duration) Option {
-	return func(o *options) { o.backoffBase, o.backoffMax = base, max }
+	return func(o *options) { o.backoff = backoff.Exp{Base: base, Max: max} }
 }
 
 // WithGracePeriod sets how long a draining loop lets in-flight handlers

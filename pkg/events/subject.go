@@ -11,11 +11,11 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // Sentinel errors of names and subjects.
 var (
-	ErrInvalidTenant    = errors.New("invalid tenant")
 	ErrInvalidSubject   = errors.New("invalid subject")
 	ErrUnknownKind      = errors.New("unknown event kind")
 	ErrInvalidNamespace = errors.New("invalid namespace")
@@ -144,27 +144,6 @@ func CEType(src Source, kind Kind) string {
 	}
 	return "hipersync." + string(kind)
 }
-
-const maxTenantLen = 64
-
-// ValidTenant reports whether id can name a tenant: 1 to 64 of a-z, 0-9, '_'
-// and '-'. The rule keeps a tenant one NATS subject token and one KV key.
-func ValidTenant(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: empty; want 1 to %d characters of a-z, 0-9, '_' or '-'", ErrInvalidTenant, maxTenantLen)
-	}
-	if len(id) > maxTenantLen {
-		return fmt.Errorf("%w: %d characters long; want at most %d", ErrInvalidTenant, len(id), maxTenantLen)
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !isLowerAlnum(c) && c != '_' && c != '-' {
-			return fmt.Errorf("%w %q: character %q at %d; want only a-z, 0-9, '_' or '-'", ErrInvalidTenant, id, rune(c), i)
-		}
-	}
-	return nil
-}
-
-func isLowerAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
 
 // Stream names one of hipersync's streams, before the namespace is applied.
 type Stream string
@@ -330,7 +309,7 @@ func (ns Namespace) ParseSubject(subject string) (Subject, error) {
 	if s.Source != SourceStore && s.Source != SourceHiper {
 		return Subject{}, fmt.Errorf("%w %q: source %q is neither store nor hiper", ErrInvalidSubject, subject, s.Source)
 	}
-	if err := ValidTenant(s.Tenant); err != nil {
+	if err := tenant.ValidID(s.Tenant); err != nil {
 		return Subject{}, fmt.Errorf("%w %q: %w", ErrInvalidSubject, subject, err)
 	}
 	if _, ok := messageTypes[eventType{s.Source, s.Kind}]; !ok {
@@ -344,3 +323,5 @@ func (s Subject) NewMessage() (proto.Message, error) { return NewMessage(s.Sourc
 
 // CEType is the CloudEvents type of s's events.
 func (s Subject) CEType() string { return CEType(s.Source, s.Kind) }
+
+func isLowerAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }

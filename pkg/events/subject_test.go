@@ -8,45 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
-
-func TestValidTenant(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		id   string
-		ok   bool
-		want string // part of the error message
-	}{
-		{"acme", true, ""},
-		{"a", true, ""},
-		{"loja-1_b2", true, ""},
-		{strings.Repeat("x", 64), true, ""},
-		{"", false, "empty"},
-		{strings.Repeat("x", 65), false, "65 characters"},
-		{"Acme", false, `'A' at 0`},
-		{"acme.store", false, `'.' at 4`},
-		{"acme*", false, `'*' at 4`},
-		{"acme>", false, `'>' at 4`},
-		{"ac me", false, `' ' at 2`},
-		{"loja-ção", false, "at 5"},
-	}
-	for _, tt := range tests {
-		err := ValidTenant(tt.id)
-		if tt.ok {
-			if err != nil {
-				t.Errorf("ValidTenant(%q) = %v, want nil", tt.id, err)
-			}
-			continue
-		}
-		if !errors.Is(err, ErrInvalidTenant) {
-			t.Errorf("ValidTenant(%q) = %v, want ErrInvalidTenant", tt.id, err)
-			continue
-		}
-		if !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("ValidTenant(%q) = %q, want it to mention %q", tt.id, err, tt.want)
-		}
-	}
-}
 
 func TestNamespaceNames(t *testing.T) {
 	t.Parallel()
@@ -245,7 +208,7 @@ func TestPublishRejectsMismatch(t *testing.T) {
 		{"t1.store.acme.order.cancelled", "1", &eventsv1.OrderCancelled{}, ErrInvalidSubject},
 		{"hiper.acme.order.accepted", "1", &eventsv1.OrderAccepted{}, ErrInvalidSubject},
 		{"t1.hiper.acme.order.accepted", "1", &eventsv1.DeadLetter{}, ErrUnknownKind},
-		{"t1.hiper.Acme.order.accepted", "1", &eventsv1.OrderAccepted{}, ErrInvalidTenant},
+		{"t1.hiper.Acme.order.accepted", "1", &eventsv1.OrderAccepted{}, tenant.ErrInvalidID},
 	}
 	for _, tt := range tests {
 		if _, err := p.Publish(t.Context(), tt.subject, tt.id, tt.msg); !errors.Is(err, tt.want) {

@@ -16,6 +16,7 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -51,7 +52,7 @@ func Resetting(r *schedule.Run) bool {
 
 // JobConfig configures a poller's Job.
 type JobConfig struct {
-	Kind      schedule.Kind
+	Kind      syncstatus.Kind
 	Namespace events.Namespace
 	// States is the poller's bucket of product states.
 	States jetstream.KeyValue
@@ -108,7 +109,7 @@ func (cfg JobConfig) poll(ctx context.Context, r *schedule.Run) error {
 			if st.FullRunning {
 				p.from = st.FullCursor
 			}
-			if err := r.Save(ctx, func(s *schedule.Status) { s.FullRunning, s.FullCursor = true, p.from }); err != nil {
+			if err := r.Save(ctx, func(s *syncstatus.Status) { s.FullRunning, s.FullCursor = true, p.from }); err != nil {
 				return err
 			}
 		}
@@ -366,7 +367,7 @@ func (p *poll) record(ctx context.Context, q queued) error {
 			added++
 		}
 	}
-	return p.run.Save(ctx, func(s *schedule.Status) {
+	return p.run.Save(ctx, func(s *syncstatus.Status) {
 		s.Products += added
 		if p.full {
 			s.FullCursor = q.cursor
@@ -379,7 +380,7 @@ func (p *poll) record(ctx context.Context, q queued) error {
 // done records a finished pass: the cursor, the end of an initial sync or a
 // full resync, and lifts any hold.
 func (p *poll) done(ctx context.Context, last int64) error {
-	return p.run.Save(ctx, func(s *schedule.Status) {
+	return p.run.Save(ctx, func(s *syncstatus.Status) {
 		if p.full {
 			s.Cursor = max(s.Cursor, last)
 			s.FullRunning, s.FullCursor = false, 0
@@ -453,7 +454,7 @@ func (p *poll) guard(c Counts, products int64) []string {
 
 // hold keeps the poll from the store: the cursor stays, the change is
 // recorded as held and announced once.
-func (p *poll) hold(ctx context.Context, c Counts, st schedule.Status, reasons []string, plan string) error {
+func (p *poll) hold(ctx context.Context, c Counts, st syncstatus.Status, reasons []string, plan string) error {
 	if st.Held != nil && st.Held.Plan == plan {
 		return nil // the same change, announced already
 	}
@@ -475,8 +476,8 @@ func (p *poll) hold(ctx context.Context, c Counts, st schedule.Status, reasons [
 	if st.Held != nil {
 		since = st.Held.Since
 	}
-	return p.run.Save(ctx, func(s *schedule.Status) {
-		s.Held = &schedule.Held{Since: since, From: p.from, Full: p.full, Reset: p.reset, Summary: summary, Counts: counts, Plan: plan}
+	return p.run.Save(ctx, func(s *syncstatus.Status) {
+		s.Held = &syncstatus.Held{Since: since, From: p.from, Full: p.full, Reset: p.reset, Summary: summary, Counts: counts, Plan: plan}
 	})
 }
 

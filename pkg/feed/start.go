@@ -6,7 +6,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/poller"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -19,7 +21,7 @@ const maxInFlight = 16_384
 type Poller struct {
 	// Service names it in logs and in ce-source ("hipersync/<Service>").
 	Service string
-	Kind    schedule.Kind
+	Kind    syncstatus.Kind
 	// StateBucket (before the namespace) holds its product states.
 	StateBucket      string
 	StateDescription string
@@ -36,7 +38,7 @@ type Poller struct {
 // Start provisions p's buckets and returns its scheduler, which the caller
 // runs: what each poller's Start does, for the service's main and for
 // in-process runs (the dev run, tests).
-func Start(ctx context.Context, d schedule.Deps, p Poller) (*schedule.Scheduler, error) {
+func Start(ctx context.Context, d poller.Deps, p Poller) (*schedule.Scheduler, error) {
 	js, err := jetstream.New(d.NATS, jetstream.WithPublishAsyncMaxPending(maxInFlight))
 	if err != nil {
 		return nil, err

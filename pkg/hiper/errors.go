@@ -183,6 +183,15 @@ func RetryAfter(err error) (time.Duration, bool) {
 	return 0, false
 }
 
+// HonourRetryAfter returns d, or the delay Hiper asked for in err's
+// Retry-After when that is longer.
+func HonourRetryAfter(d time.Duration, err error) time.Duration {
+	if ra, ok := RetryAfter(err); ok && ra > d {
+		return ra
+	}
+	return d
+}
+
 // maxRetryAfter bounds a Retry-After so that a broken header cannot park a
 // tenant for years or overflow a Duration.
 const maxRetryAfter = 24 * time.Hour

@@ -205,10 +205,10 @@ func (a *account) upsert(products []hiper.Product) error {
 // checkProduct lists what makes p unfit for the catalog.
 func checkProduct(p hiper.Product) []string {
 	var problems []string
-	if !validUUID(p.ID) {
+	if !hiper.ValidID(p.ID) {
 		problems = append(problems, "id must be a uuid")
 	}
-	if p.ParentID != "" && !validUUID(p.ParentID) {
+	if p.ParentID != "" && !hiper.ValidID(p.ParentID) {
 		problems = append(problems, "produtoPrimarioId must be a uuid")
 	}
 	if p.ParentID != "" && strings.EqualFold(p.ParentID, p.ID) {

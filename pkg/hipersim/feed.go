@@ -82,7 +82,7 @@ func (s *Sim) handleStock(w http.ResponseWriter, r *http.Request, a *account) {
 	case id == "":
 		writeErrors(w, http.StatusBadRequest, "O parâmetro ProdutoId é obrigatório.")
 		return
-	case !validUUID(id):
+	case !hiper.ValidID(id):
 		writeErrors(w, http.StatusBadRequest, "O parâmetro ProdutoId deve ser um identificador (uuid) válido.")
 		return
 	}

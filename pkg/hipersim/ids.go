@@ -33,26 +33,5 @@ func uuidFromBytes(b []byte) string {
 	return string(s[:])
 }
 
-// validUUID reports whether s is a uuid in its 36-character text form, in
-// either case (Hiper parses ids as .NET Guids).
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch i {
-		case 8, 13, 18, 23:
-			if s[i] != '-' {
-				return false
-			}
-		default:
-			if !isHex(s[i]) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // normalizeID is how ids are compared: .NET Guids ignore case.
 func normalizeID(id string) string { return strings.ToLower(strings.TrimSpace(id)) }

@@ -47,7 +47,7 @@ func validateOrder(o *hiper.SalesOrder) []string {
 		switch id := strings.TrimSpace(it.ProductID); {
 		case id == "":
 			v.add(field+".produtoId", "é obrigatório.")
-		case !validUUID(id):
+		case !hiper.ValidID(id):
 			v.add(field+".produtoId", "deve ser um identificador (uuid) de produto do Hiper.")
 		}
 		if it.Quantity.LessThan(minQuantity.Decimal) || it.Quantity.GreaterThan(maxQuantity.Decimal) {

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -45,7 +45,7 @@ type TenantStatus struct {
 }
 
 // StatusKinds are the kinds a status shows, in order.
-var StatusKinds = []schedule.Kind{schedule.Catalog, schedule.Stock, schedule.Invoices}
+var StatusKinds = []syncstatus.Kind{syncstatus.Catalog, syncstatus.Stock, syncstatus.Invoices}
 
 // Status joins each tenant's registry state with the pollers' status store,
 // sorted by tenant.
@@ -86,7 +86,7 @@ func Status(ctx context.Context, js jetstream.JetStream, ns events.Namespace, no
 			}
 		}
 	}
-	syncs, err := schedule.ListStatus(ctx, js, ns)
+	syncs, err := syncstatus.ListStatus(ctx, js, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func Status(ctx context.Context, js jetstream.JetStream, ns events.Namespace, no
 }
 
 // ViewOf is one sync's status as of now.
-func ViewOf(st schedule.Status, now time.Time) *SyncView {
+func ViewOf(st syncstatus.Status, now time.Time) *SyncView {
 	lag := st.Lag(now)
 	v := &SyncView{
 		LagSeconds: lag.Seconds(), Lag: lag, Stale: st.Stale(now), Running: st.Running(now),

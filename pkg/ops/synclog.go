@@ -17,6 +17,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // LogFilter selects events of the sync log: the filters of `hipersync
@@ -50,7 +51,7 @@ func ParseSource(s string) ([]events.Source, error) {
 // Validate checks the filter's tenant.
 func (f LogFilter) Validate() error {
 	if f.Tenant != "" {
-		if err := events.ValidTenant(f.Tenant); err != nil {
+		if err := tenant.ValidID(f.Tenant); err != nil {
 			return err
 		}
 	}

@@ -11,24 +11,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // SyncResult is one kind's outcome of a sync asked for now.
 type SyncResult struct {
-	Kind    schedule.Kind    `json:"kind"`
-	Request schedule.Request `json:"request"`
+	Kind    syncstatus.Kind    `json:"kind"`
+	Request syncstatus.Request `json:"request"`
 	// Outcome is requested (no wait), ok, held, failed or timeout.
-	Outcome string           `json:"outcome"`
-	Status  *schedule.Status `json:"status,omitempty"`
+	Outcome string             `json:"outcome"`
+	Status  *syncstatus.Status `json:"status,omitempty"`
 }
 
 // SyncRequest is a "sync now".
 type SyncRequest struct {
 	Tenant string
 	// Kinds to run; empty for every kind a poller runs (catalog, stock).
-	Kinds    []schedule.Kind
+	Kinds    []syncstatus.Kind
 	Full     bool
 	Products []string
 	// Approve releases held changes; with no Kinds, of every kind that
@@ -51,12 +51,12 @@ var ErrNotSyncing = errors.New("tenant is not active")
 
 // SyncNow asks the pollers to run a tenant's syncs now and, with Wait,
 // waits for each. progress, when set, runs until the waits end.
-func SyncNow(ctx context.Context, js jetstream.JetStream, ns events.Namespace, r SyncRequest, progress func(kinds []schedule.Kind, stop <-chan struct{})) ([]SyncResult, error) {
-	if err := events.ValidTenant(r.Tenant); err != nil {
+func SyncNow(ctx context.Context, js jetstream.JetStream, ns events.Namespace, r SyncRequest, progress func(kinds []syncstatus.Kind, stop <-chan struct{})) ([]SyncResult, error) {
+	if err := tenant.ValidID(r.Tenant); err != nil {
 		return nil, err
 	}
 	for _, k := range r.Kinds {
-		if k != schedule.Catalog && k != schedule.Stock {
+		if k != syncstatus.Catalog && k != syncstatus.Stock {
 			return nil, fmt.Errorf("unknown sync %q: want catalog or stock", k)
 		}
 	}
@@ -65,7 +65,7 @@ func SyncNow(ctx context.Context, js jetstream.JetStream, ns events.Namespace, r
 	}
 	kinds := r.Kinds
 	if len(kinds) == 0 {
-		kinds = schedule.Kinds
+		kinds = syncstatus.Kinds
 	}
 	if r.Approve {
 		var err error
@@ -75,15 +75,15 @@ func SyncNow(ctx context.Context, js jetstream.JetStream, ns events.Namespace, r
 	}
 	results := make([]SyncResult, len(kinds))
 	for i, k := range kinds {
-		req := schedule.Request{Full: r.Full, Approve: r.Approve}
-		if k == schedule.Stock {
+		req := syncstatus.Request{Full: r.Full, Approve: r.Approve}
+		if k == syncstatus.Stock {
 			req.Products = r.Products
 		}
-		if k == schedule.Catalog && (len(r.Unlink) > 0 || r.Reset) {
+		if k == syncstatus.Catalog && (len(r.Unlink) > 0 || r.Reset) {
 			req.Full, req.Unlink, req.Reset = true, r.Unlink, r.Reset
 		}
 		var err error
-		if results[i].Request, err = schedule.RequestSync(ctx, js, ns, r.Tenant, k, req); err != nil {
+		if results[i].Request, err = syncstatus.RequestSync(ctx, js, ns, r.Tenant, k, req); err != nil {
 			return nil, err
 		}
 		results[i].Kind, results[i].Outcome = k, "requested"
@@ -106,7 +106,7 @@ func SyncNow(ctx context.Context, js jetstream.JetStream, ns events.Namespace, r
 
 // wait waits until a poller ran the request, and records how it went.
 func (r *SyncResult) wait(ctx context.Context, js jetstream.JetStream, ns events.Namespace, id string) {
-	st, err := schedule.WaitServed(ctx, js, ns, id, r.Kind, r.Request)
+	st, err := syncstatus.WaitServed(ctx, js, ns, id, r.Kind, r.Request)
 	switch {
 	case err != nil:
 		r.Outcome = "timeout"
@@ -165,10 +165,10 @@ func CheckSyncs(ctx context.Context, js jetstream.JetStream, ns events.Namespace
 
 // HeldKinds keeps the kinds whose sync the guardrail holds; asked for
 // explicitly, each must be.
-func HeldKinds(ctx context.Context, js jetstream.JetStream, ns events.Namespace, id string, kinds []schedule.Kind, explicit bool) ([]schedule.Kind, error) {
-	var held []schedule.Kind
+func HeldKinds(ctx context.Context, js jetstream.JetStream, ns events.Namespace, id string, kinds []syncstatus.Kind, explicit bool) ([]syncstatus.Kind, error) {
+	var held []syncstatus.Kind
 	for _, k := range kinds {
-		st, _, err := schedule.GetStatus(ctx, js, ns, id, k)
+		st, _, err := syncstatus.GetStatus(ctx, js, ns, id, k)
 		if err != nil {
 			return nil, err
 		}

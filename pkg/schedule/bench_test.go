@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 )
 
 // BenchmarkScheduler2000Tenants runs one replica's scheduler for 2,000
@@ -29,7 +31,7 @@ func BenchmarkScheduler2000Tenants(b *testing.B) {
 	}
 	e := newEnv(b)
 	ctx := context.Background()
-	status, _, err := EnsureBuckets(ctx, e.js, e.ns)
+	status, _, err := syncstatus.EnsureBuckets(ctx, e.js, e.ns)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,9 +40,9 @@ func BenchmarkScheduler2000Tenants(b *testing.B) {
 		id := fmt.Sprintf("t%04d", i)
 		e.setTenant(id, active, nil)
 		next := begin.Add(time.Duration(rand.Int64N(int64(window))))
-		st, _ := json.Marshal(Status{Tenant: id, Kind: Stock, InitialDone: true, TargetInterval: Duration(interval),
+		st, _ := json.Marshal(syncstatus.Status{Tenant: id, Kind: syncstatus.Stock, InitialDone: true, TargetInterval: syncstatus.Duration(interval),
 			LastRunAt: next.Add(-interval), LastSuccessAt: next.Add(-interval), NextRunAt: next})
-		if _, err := status.Put(ctx, StatusKey(id, Stock), st); err != nil {
+		if _, err := status.Put(ctx, syncstatus.StatusKey(id, syncstatus.Stock), st); err != nil {
 			b.Fatal(err)
 		}
 	}

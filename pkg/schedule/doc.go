@@ -4,7 +4,7 @@
 //
 // Every replica watches three key-value buckets: the tenants bucket (through
 // a tenant.Directory: new, paused, disconnected tenants and their settings),
-// sync_status (one Status per tenant and kind: cursor, schedule, outcome and
+// sync_status (one syncstatus.Status per tenant and kind: cursor, schedule, outcome and
 // lease) and sync_requests (a "sync now" asked for by an operator). From them
 // each replica computes the same due time per tenant. When a tenant is due,
 // replicas with a free slot race to take its lease: a compare-and-set of the
@@ -21,6 +21,7 @@
 // bucket in front of every Hiper call), and backed off exponentially after a
 // failure, honouring Hiper's Retry-After.
 //
-// Status records are also what `hipersync status` shows (ListStatus), and
-// RequestSync is how `hipersync sync` asks for a run.
+// The Status and Request records, and the buckets they live in, are package
+// syncstatus's: what `hipersync status` shows and how `hipersync sync` asks
+// for a run. Package poller runs a scheduler as a service.
 package schedule

@@ -17,10 +17,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hipersync/hipersync/pkg/backoff"
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -124,14 +126,14 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Owner == "" {
 		host, _ := os.Hostname()
-		o.Owner = host + "-" + newID()[:8]
+		o.Owner = fmt.Sprintf("%s-%08x", host, rand.Uint32())
 	}
 	return o
 }
 
 // Config is what a Scheduler needs.
 type Config struct {
-	Kind      Kind
+	Kind      syncstatus.Kind
 	JS        jetstream.JetStream
 	Namespace events.Namespace
 	// Directory tells which tenants to sync and their settings.
@@ -152,7 +154,7 @@ type Config struct {
 // replica takes the tenant's lease first. See the package documentation.
 type Scheduler struct {
 	cfg      Config
-	kind     Kind
+	kind     syncstatus.Kind
 	opts     Options
 	log      *slog.Logger
 	status   jetstream.KeyValue
@@ -179,12 +181,12 @@ type tenantInfo struct {
 }
 
 type statusView struct {
-	st  Status
+	st  syncstatus.Status
 	rev uint64
 }
 
 type requestView struct {
-	req Request
+	req syncstatus.Request
 	rev uint64
 }
 
@@ -201,7 +203,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	case cfg.JS == nil || cfg.Directory == nil || cfg.Hiper == nil || cfg.Tokens == nil || cfg.Job == nil:
 		return nil, errors.New("new scheduler: JS, Directory, Hiper, Tokens and Job are required")
 	}
-	status, requests, err := EnsureBuckets(ctx, cfg.JS, cfg.Namespace)
+	status, requests, err := syncstatus.EnsureBuckets(ctx, cfg.JS, cfg.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -347,15 +349,15 @@ func (s *Scheduler) follow(ctx context.Context, w jetstream.KeyWatcher, loaded c
 }
 
 func (s *Scheduler) applyStatus(e jetstream.KeyValueEntry) {
-	id, k, ok := parseKey(e.Key())
+	id, k, ok := syncstatus.ParseKey(e.Key())
 	if !ok || k != s.kind {
 		return
 	}
-	var st Status
+	var st syncstatus.Status
 	put := e.Operation() == jetstream.KeyValuePut
 	if put {
 		var err error
-		if st, err = decodeStatus(e.Value()); err != nil {
+		if st, err = syncstatus.Decode(e.Value()); err != nil {
 			s.log.Error("skip undecodable sync status", "key", e.Key(), "error", err)
 			return
 		}
@@ -371,7 +373,7 @@ func (s *Scheduler) applyStatus(e jetstream.KeyValueEntry) {
 }
 
 func (s *Scheduler) applyRequest(e jetstream.KeyValueEntry) {
-	id, k, ok := parseKey(e.Key())
+	id, k, ok := syncstatus.ParseKey(e.Key())
 	if !ok || k != s.kind {
 		return
 	}
@@ -380,7 +382,7 @@ func (s *Scheduler) applyRequest(e jetstream.KeyValueEntry) {
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(s.reqs, id)
 	} else {
-		var r Request
+		var r syncstatus.Request
 		if err := json.Unmarshal(e.Value(), &r); err != nil {
 			s.log.Error("skip undecodable sync request", "key", e.Key(), "error", err)
 			return
@@ -405,14 +407,14 @@ func (s *Scheduler) applyTenant(id string, t *brokerv1.Tenant) {
 
 // setViewLocked keeps the newest status seen, whether from the watch or
 // from this replica's own writes (which the watch echoes later).
-func (s *Scheduler) setViewLocked(id string, st Status, rev uint64) {
+func (s *Scheduler) setViewLocked(id string, st syncstatus.Status, rev uint64) {
 	if cur, ok := s.views[id]; ok && cur.rev >= rev {
 		return
 	}
 	s.views[id] = statusView{st: st, rev: rev}
 }
 
-func (s *Scheduler) setView(id string, st Status, rev uint64) {
+func (s *Scheduler) setView(id string, st syncstatus.Status, rev uint64) {
 	s.mu.Lock()
 	s.setViewLocked(id, st, rev)
 	s.mu.Unlock()
@@ -427,10 +429,10 @@ func (s *Scheduler) markLocked(id string) {
 }
 
 // statuses returns the statuses this replica knows, for the metrics.
-func (s *Scheduler) statuses() []Status {
+func (s *Scheduler) statuses() []syncstatus.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Status, 0, len(s.views))
+	out := make([]syncstatus.Status, 0, len(s.views))
 	for _, v := range s.views {
 		out = append(out, v.st)
 	}
@@ -442,7 +444,7 @@ func (s *Scheduler) interval(t tenantInfo) time.Duration {
 	if s.opts.Interval > 0 {
 		return s.opts.Interval
 	}
-	if s.kind == Catalog {
+	if s.kind == syncstatus.Catalog {
 		return t.settings.CatalogInterval()
 	}
 	return t.settings.StockInterval()
@@ -547,19 +549,19 @@ func (s *Scheduler) launchDue(ctx context.Context, now time.Time, wg *sync.WaitG
 func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc, id string, info tenantInfo, view statusView, hasView bool, req *requestView) {
 	start := time.Now()
 	interval := s.interval(info)
-	st := Status{Tenant: id, Kind: s.kind}
+	st := syncstatus.Status{Tenant: id, Kind: s.kind}
 	if hasView {
-		st = view.st.clone()
+		st = view.st.Clone()
 	}
 	if st.Running(start) && st.Lease.Owner != s.opts.Owner {
 		return
 	}
 	planned := st.NextRunAt
-	st.Lease = &Lease{Owner: s.opts.Owner, Until: start.Add(s.opts.LeaseTTL)}
+	st.Lease = &syncstatus.Lease{Owner: s.opts.Owner, Until: start.Add(s.opts.LeaseTTL)}
 	st.LastRunAt = start
-	st.TargetInterval = Duration(interval)
+	st.TargetInterval = syncstatus.Duration(interval)
 	b, _ := json.Marshal(st)
-	key := StatusKey(id, s.kind)
+	key := syncstatus.StatusKey(id, s.kind)
 	var rev uint64
 	var err error
 	if hasView {
@@ -568,7 +570,7 @@ func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc,
 		rev, err = s.status.Create(ctx, key, b)
 	}
 	if err != nil {
-		if !isWrongRevision(err) {
+		if !events.Conflict(err) {
 			s.log.Warn("take sync lease", "tenant", id, "error", err)
 		}
 		return // another replica runs it; its writes reschedule this one
@@ -620,7 +622,7 @@ func (s *Scheduler) renew(ctx context.Context, r *Run, cancel context.CancelCaus
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			err := r.Save(ctx, func(*Status) {})
+			err := r.Save(ctx, func(*syncstatus.Status) {})
 			switch {
 			case errors.Is(err, ErrLeaseLost):
 				cancel(ErrLeaseLost)
@@ -643,7 +645,7 @@ func (s *Scheduler) finish(ctx context.Context, r *Run, jobErr error, planned ti
 	}
 	now := time.Now()
 	r.mu.Lock()
-	st := r.status.clone()
+	st := r.status.Clone()
 	rev := r.rev
 	r.mu.Unlock()
 	st.Lease = nil
@@ -690,9 +692,9 @@ func (s *Scheduler) finish(ctx context.Context, r *Run, jobErr error, planned ti
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	b, _ := json.Marshal(st)
-	newRev, err := s.status.Update(wctx, StatusKey(r.Tenant, s.kind), b, rev)
+	newRev, err := s.status.Update(wctx, syncstatus.StatusKey(r.Tenant, s.kind), b, rev)
 	if err != nil {
-		if !isWrongRevision(err) {
+		if !events.Conflict(err) {
 			r.Log.Error("record sync outcome; the lease expires on its own", "error", err)
 		}
 		return
@@ -700,8 +702,8 @@ func (s *Scheduler) finish(ctx context.Context, r *Run, jobErr error, planned ti
 	s.setView(r.Tenant, st, newRev)
 	if served {
 		// Only the request this run saw: one merged in since stays.
-		err := s.requests.Delete(wctx, StatusKey(r.Tenant, s.kind), jetstream.LastRevision(req.rev))
-		if err != nil && !isWrongRevision(err) {
+		err := s.requests.Delete(wctx, syncstatus.StatusKey(r.Tenant, s.kind), jetstream.LastRevision(req.rev))
+		if err != nil && !events.Conflict(err) {
 			r.Log.Warn("clear served sync request", "error", err)
 		}
 	}
@@ -738,15 +740,7 @@ func (s *Scheduler) next(planned, start, now time.Time, interval time.Duration) 
 // backoff is the delay after failures failed runs in a row: base·2^(n-1)
 // capped at max, half of it random, or Hiper's Retry-After if longer.
 func (s *Scheduler) backoff(failures int, err error) time.Duration {
-	d := s.opts.BackoffBase
-	for i := 1; i < failures && d < s.opts.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, s.opts.BackoffMax)
-	d = d/2 + rand.N(d/2+1)
-	if ra, ok := hiper.RetryAfter(err); ok && ra > d {
-		d = ra
-	}
+	d := hiper.HonourRetryAfter(backoff.Exp{Base: s.opts.BackoffBase, Max: s.opts.BackoffMax}.Jittered(failures), err)
 	if errors.Is(err, brokerclient.ErrUnavailable) {
 		d = max(d, s.opts.BackoffBase)
 	}
@@ -756,12 +750,12 @@ func (s *Scheduler) backoff(failures int, err error) time.Duration {
 // Run is one run of a tenant's sync, handed to the Job.
 type Run struct {
 	Tenant   string
-	Kind     Kind
+	Kind     syncstatus.Kind
 	Settings tenant.Settings
 	// Session calls Hiper with the tenant's tokens, paced.
 	Session *hiper.Session
 	// Request is the request this run serves, nil for a scheduled run.
-	Request *Request
+	Request *syncstatus.Request
 	// Full asks for a full resync: the whole feed from sync point 0 (or
 	// from Status.FullCursor when one was interrupted).
 	Full bool
@@ -772,34 +766,34 @@ type Run struct {
 
 	s         *Scheduler
 	mu        sync.Mutex
-	status    Status
+	status    syncstatus.Status
 	rev       uint64
 	published atomic.Int64
 }
 
 // Status returns the tenant's status as this run last wrote it.
-func (r *Run) Status() Status {
+func (r *Run) Status() syncstatus.Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.status.clone()
+	return r.status.Clone()
 }
 
 // Save changes the status with update and writes it, renewing the lease. It
 // fails with ErrLeaseLost when another replica has taken the lease: the run
 // must then stop.
-func (r *Run) Save(ctx context.Context, update func(*Status)) error {
+func (r *Run) Save(ctx context.Context, update func(*syncstatus.Status)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := r.status.clone()
+	st := r.status.Clone()
 	update(&st)
-	st.Lease = &Lease{Owner: r.s.opts.Owner, Until: time.Now().Add(r.s.opts.LeaseTTL)}
+	st.Lease = &syncstatus.Lease{Owner: r.s.opts.Owner, Until: time.Now().Add(r.s.opts.LeaseTTL)}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode sync status: %w", err)
 	}
-	rev, err := r.s.status.Update(ctx, StatusKey(r.Tenant, r.Kind), b, r.rev)
+	rev, err := r.s.status.Update(ctx, syncstatus.StatusKey(r.Tenant, r.Kind), b, r.rev)
 	if err != nil {
-		if isWrongRevision(err) {
+		if events.Conflict(err) {
 			return ErrLeaseLost
 		}
 		return fmt.Errorf("save sync status: %w", err)

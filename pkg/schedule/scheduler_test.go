@@ -21,6 +21,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -95,7 +96,7 @@ func (e *env) start(job JobFunc, opts Options) (s *Scheduler, stop func()) {
 	}
 	client, _ := hiper.New("http://127.0.0.1:1/api/v1")
 	s, err = New(ctx, Config{
-		Kind: Stock, JS: e.js, Namespace: e.ns, Directory: dir, Hiper: client,
+		Kind: syncstatus.Stock, JS: e.js, Namespace: e.ns, Directory: dir, Hiper: client,
 		Tokens: func(string) hiper.TokenSource { return staticTokens{} }, Job: job, Options: opts,
 	})
 	if err != nil {
@@ -109,9 +110,9 @@ func (e *env) start(job JobFunc, opts Options) (s *Scheduler, stop func()) {
 	return s, stop
 }
 
-func (e *env) status(id string) (Status, bool) {
+func (e *env) status(id string) (syncstatus.Status, bool) {
 	e.t.Helper()
-	st, ok, err := GetStatus(context.Background(), e.js, e.ns, id, Stock)
+	st, ok, err := syncstatus.GetStatus(context.Background(), e.js, e.ns, id, syncstatus.Stock)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestOneReplicaRunsATenantAtATime(t *testing.T) {
 			by[*owner]++
 			mu.Unlock()
 			// Progress through the lease, as a poll saves its cursor.
-			err := r.Save(ctx, func(s *Status) { s.Cursor++ })
+			err := r.Save(ctx, func(s *syncstatus.Status) { s.Cursor++ })
 			mu.Lock()
 			running[r.Tenant]--
 			mu.Unlock()
@@ -241,17 +242,17 @@ func TestPauseStopsARunAndANewTenantStartsAtOnce(t *testing.T) {
 func TestDeadReplicasLeaseExpires(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	status, _, err := EnsureBuckets(context.Background(), e.js, e.ns)
+	status, _, err := syncstatus.EnsureBuckets(context.Background(), e.js, e.ns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	until := time.Now().Add(700 * time.Millisecond)
-	b, _ := json.Marshal(Status{Tenant: "acme", Kind: Stock, Cursor: 42, Lease: &Lease{Owner: "dead", Until: until}})
-	if _, err := status.Put(context.Background(), StatusKey("acme", Stock), b); err != nil {
+	b, _ := json.Marshal(syncstatus.Status{Tenant: "acme", Kind: syncstatus.Stock, Cursor: 42, Lease: &syncstatus.Lease{Owner: "dead", Until: until}})
+	if _, err := status.Put(context.Background(), syncstatus.StatusKey("acme", syncstatus.Stock), b); err != nil {
 		t.Fatal(err)
 	}
 	e.setTenant("acme", active, nil)
-	ran := make(chan Status, 1)
+	ran := make(chan syncstatus.Status, 1)
 	e.start(func(ctx context.Context, r *Run) error {
 		select {
 		case ran <- r.Status():
@@ -273,15 +274,15 @@ func TestALostLeaseStopsTheRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.setTenant("acme", active, nil)
-	status, _, _ := EnsureBuckets(context.Background(), e.js, e.ns)
+	status, _, _ := syncstatus.EnsureBuckets(context.Background(), e.js, e.ns)
 	result := make(chan error, 1)
 	e.start(func(ctx context.Context, r *Run) error {
 		// Another replica takes the lease behind this one's back.
-		b, _ := json.Marshal(Status{Tenant: "acme", Kind: Stock, Lease: &Lease{Owner: "other", Until: time.Now().Add(time.Hour)}})
-		if _, err := status.Put(ctx, StatusKey("acme", Stock), b); err != nil {
+		b, _ := json.Marshal(syncstatus.Status{Tenant: "acme", Kind: syncstatus.Stock, Lease: &syncstatus.Lease{Owner: "other", Until: time.Now().Add(time.Hour)}})
+		if _, err := status.Put(ctx, syncstatus.StatusKey("acme", syncstatus.Stock), b); err != nil {
 			return err
 		}
-		err := r.Save(ctx, func(s *Status) { s.Cursor = 99 })
+		err := r.Save(ctx, func(s *syncstatus.Status) { s.Cursor = 99 })
 		select {
 		case result <- err:
 		default:
@@ -328,7 +329,7 @@ func TestARequestRunsNowOnceAndTheScheduleStands(t *testing.T) {
 	e := newEnv(t)
 	e.setTenant("acme", active, &brokerv1.TenantSettings{StockInterval: durationpb.New(time.Hour)})
 	var runs atomic.Int32
-	got := make(chan *Request, 10)
+	got := make(chan *syncstatus.Request, 10)
 	e.start(func(ctx context.Context, r *Run) error {
 		runs.Add(1)
 		got <- r.Request
@@ -344,11 +345,11 @@ func TestARequestRunsNowOnceAndTheScheduleStands(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	req, err := RequestSync(ctx, e.js, e.ns, "acme", Stock, Request{Full: true, Products: []string{"p1"}})
+	req, err := syncstatus.RequestSync(ctx, e.js, e.ns, "acme", syncstatus.Stock, syncstatus.Request{Full: true, Products: []string{"p1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := WaitServed(ctx, e.js, e.ns, "acme", Stock, req)
+	st, err := syncstatus.WaitServed(ctx, e.js, e.ns, "acme", syncstatus.Stock, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,9 +359,9 @@ func TestARequestRunsNowOnceAndTheScheduleStands(t *testing.T) {
 	if st.LastRequest != req.ID || !st.NextRunAt.Equal(first.NextRunAt) {
 		t.Fatalf("after the request: %+v; want it served and the next run still at %s", st, first.NextRunAt)
 	}
-	_, requests, _ := EnsureBuckets(ctx, e.js, e.ns)
+	_, requests, _ := syncstatus.EnsureBuckets(ctx, e.js, e.ns)
 	waitFor(t, 5*time.Second, "the request cleared", func() bool {
-		_, err := requests.Get(ctx, StatusKey("acme", Stock))
+		_, err := requests.Get(ctx, syncstatus.StatusKey("acme", syncstatus.Stock))
 		return errors.Is(err, jetstream.ErrKeyNotFound)
 	})
 	if n := runs.Load(); n != 2 {
@@ -372,17 +373,17 @@ func TestRequestsMerge(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	if _, err := RequestSync(ctx, e.js, e.ns, "acme", Catalog, Request{Products: []string{"a"}}); err != nil {
+	if _, err := syncstatus.RequestSync(ctx, e.js, e.ns, "acme", syncstatus.Catalog, syncstatus.Request{Products: []string{"a"}}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := RequestSync(ctx, e.js, e.ns, "acme", Catalog, Request{Approve: true, Products: []string{"b", "a"}})
+	r, err := syncstatus.RequestSync(ctx, e.js, e.ns, "acme", syncstatus.Catalog, syncstatus.Request{Approve: true, Products: []string{"b", "a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !r.Approve || r.Full || len(r.Products) != 2 {
 		t.Fatalf("merged request %+v", r)
 	}
-	if _, err := RequestSync(ctx, e.js, e.ns, "Not Valid", Catalog, Request{}); err == nil {
+	if _, err := syncstatus.RequestSync(ctx, e.js, e.ns, "Not Valid", syncstatus.Catalog, syncstatus.Request{}); err == nil {
 		t.Fatal("a request for an invalid tenant was accepted")
 	}
 }

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/catalog"
-	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/ops"
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 const catalogUsage = `usage:
@@ -42,7 +42,7 @@ func runCatalog(ctx context.Context, e Env, args []string) error {
 		return usagef("catalog %s: want %d argument(s), got %d\n%s", sub, want, len(pos), catalogUsage)
 	}
 	id := pos[0]
-	if err := events.ValidTenant(id); err != nil {
+	if err := tenant.ValidID(id); err != nil {
 		return usagef("catalog %s: %v", sub, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -52,7 +52,7 @@ func runCatalog(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	req := ops.SyncRequest{Tenant: id, Kinds: []schedule.Kind{schedule.Catalog}, Wait: true, Reset: sub == "reset"}
+	req := ops.SyncRequest{Tenant: id, Kinds: []syncstatus.Kind{syncstatus.Catalog}, Wait: true, Reset: sub == "reset"}
 	if sub == "unlink" {
 		product, err := productByIDOrEAN(ctx, s, id, pos[1])
 		if err != nil {

@@ -11,8 +11,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
-	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/services/catalog-poller/catalogsync"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -35,7 +35,7 @@ func TestCatalogUnlinkAndReset(t *testing.T) {
 	collected := scheduletest.Collect(t, st.JS, st.NS)
 	start := time.Now()
 	scheduletest.StartReplica(t, scheduletest.Env{NATS: st.NATS, Namespace: st.NS, Broker: st.Broker, HiperURL: st.Sim.URL}, catalogsync.Start, scheduletest.Fast())
-	scheduletest.WaitSynced(t, st.JS, st.NS, "acme", schedule.Catalog, start)
+	scheduletest.WaitSynced(t, st.JS, st.NS, "acme", syncstatus.Catalog, start)
 	env := map[string]string{"HIPERSYNC_NAMESPACE": st.NS.Prefix, "NATS_URL": brokertest.EnvOr("NATS_URL", nats.DefaultURL)}
 	created := func(id string) int {
 		collected.CaughtUp(t)

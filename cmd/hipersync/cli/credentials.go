@@ -14,6 +14,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/natsconn"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // The variables of store credentials (README, "Configuration").
@@ -55,8 +56,8 @@ func runCredentials(ctx context.Context, e Env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("tenant credentials: want a tenant\n%s", credentialsUsage)
 	}
-	tenant := pos[0]
-	if err := events.ValidTenant(tenant); err != nil {
+	tenantID := pos[0]
+	if err := tenant.ValidID(tenantID); err != nil {
 		return usagef("tenant credentials: %v", err)
 	}
 	if *expires < 0 {
@@ -65,13 +66,13 @@ func runCredentials(ctx context.Context, e Env, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if *revoke {
-		if err := revokeStore(ctx, e, tenant); err != nil {
+		if err := revokeStore(ctx, e, tenantID); err != nil {
 			return err
 		}
 		if *asJSON {
-			return writeJSON(e.Stdout, map[string]any{"tenant": tenant, "revoked": true})
+			return writeJSON(e.Stdout, map[string]any{"tenant": tenantID, "revoked": true})
 		}
-		fmt.Fprintf(e.Stdout, "every credential issued to %s so far is revoked; mint new ones with `hipersync tenant credentials %s`\n", tenant, tenant)
+		fmt.Fprintf(e.Stdout, "every credential issued to %s so far is revoked; mint new ones with `hipersync tenant credentials %s`\n", tenantID, tenantID)
 		return nil
 	}
 
@@ -90,11 +91,11 @@ func runCredentials(ctx context.Context, e Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	creds, user, err := m.Issue(ctx, tenant, *expires, a.dial)
+	creds, user, err := m.Issue(ctx, tenantID, *expires, a.dial)
 	if err != nil {
 		return err
 	}
-	inbox := natsauth.InboxPrefix(a.ns, tenant)
+	inbox := natsauth.InboxPrefix(a.ns, tenantID)
 	if *out == "" {
 		_, err := e.Stdout.Write(creds)
 		return err
@@ -107,17 +108,17 @@ func runCredentials(ctx context.Context, e Env, args []string) error {
 		expiresAt = time.Now().Add(*expires).UTC().Format(time.RFC3339)
 	}
 	if *asJSON {
-		return writeJSON(e.Stdout, map[string]any{"tenant": tenant, "file": *out, "user": user, "expires": expiresAt,
-			"inbox_prefix": inbox, "publish": a.ns.StoreSubject(tenant, ">"), "subscribe": a.ns.HiperSubject(tenant, ">"),
-			"consumer": tenant})
+		return writeJSON(e.Stdout, map[string]any{"tenant": tenantID, "file": *out, "user": user, "expires": expiresAt,
+			"inbox_prefix": inbox, "publish": a.ns.StoreSubject(tenantID, ">"), "subscribe": a.ns.HiperSubject(tenantID, ">"),
+			"consumer": tenantID})
 	}
 	fmt.Fprintf(e.Stdout, `wrote %s for store %s (user %s, expires %s)
 It may publish %s, subscribe to %s, and read the HIPER stream
 through a durable consumer named %q filtered inside %s.
 Its client must use the inbox prefix %s
 (nats.go: nats.CustomInboxPrefix; nats CLI: --inbox-prefix).
-`, *out, tenant, user, expiresAt, a.ns.StoreSubject(tenant, ">"), a.ns.HiperSubject(tenant, ">"),
-		tenant, a.ns.HiperSubject(tenant, ">"), inbox)
+`, *out, tenantID, user, expiresAt, a.ns.StoreSubject(tenantID, ">"), a.ns.HiperSubject(tenantID, ">"),
+		tenantID, a.ns.HiperSubject(tenantID, ">"), inbox)
 	return nil
 }
 

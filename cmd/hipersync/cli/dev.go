@@ -33,6 +33,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/natsconn"
+	"github.com/hipersync/hipersync/pkg/poller"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -225,10 +226,10 @@ func (d *devRun) startServices(ctx context.Context, e Env) error {
 	pacer := schedule.NewPacer(schedule.DefaultTenantRate, schedule.DefaultTenantBurst)
 	for _, p := range []struct {
 		name  string
-		start schedule.StartFunc
+		start poller.StartFunc
 	}{{"catalog-poller", catalogsync.Start}, {"stock-poller", stocksync.Start}} {
 		h := telemetry.NewHealth()
-		sched, err := p.start(ctx, schedule.Deps{
+		sched, err := p.start(ctx, poller.Deps{
 			NATS: d.nc, Namespace: d.ns, Directory: dir, Tokens: tokens.Source, HiperBaseURL: d.hiperURL(),
 			Format: format, Pacer: pacer, Health: h, Log: d.log.With("service", p.name),
 		})

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/ops"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 const eventsUsage = `usage:
@@ -36,7 +36,7 @@ func runEvents(ctx context.Context, e Env, args []string) error {
 		return usagef("events tail takes no arguments\n%s", eventsUsage)
 	}
 	if *tenantID != "" {
-		if err := events.ValidTenant(*tenantID); err != nil {
+		if err := tenant.ValidID(*tenantID); err != nil {
 			return usagef("--tenant: %v", err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 )
 
@@ -61,7 +62,7 @@ func runOrders(ctx context.Context, e Env, args []string) error {
 	if len(pos) != n {
 		return usagef("orders %s: want %d argument(s), got %d\n%s", sub, n, len(pos), ordersUsage)
 	}
-	if err := events.ValidTenant(pos[0]); err != nil {
+	if err := tenant.ValidID(pos[0]); err != nil {
 		return usagef("orders %s: %v", sub, err)
 	}
 	if *state != "" && (sub != "list" || !orders.ValidState(*state)) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -14,11 +14,11 @@ func TestSyncShowsProgressOfAFullResync(t *testing.T) {
 	t.Parallel()
 	st := brokertest.Start(t, brokertest.Options{})
 	ctx := context.Background()
-	statusKV, _, err := schedule.EnsureBuckets(ctx, st.JS, st.NS)
+	statusKV, _, err := syncstatus.EnsureBuckets(ctx, st.JS, st.NS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := schedule.UpdateStatus(ctx, statusKV, "acme", schedule.Catalog, func(s *schedule.Status) {
+	if err := syncstatus.UpdateStatus(ctx, statusKV, "acme", syncstatus.Catalog, func(s *syncstatus.Status) {
 		s.FullRunning, s.FullCursor, s.Products = true, 4200, 100000
 	}); err != nil {
 		t.Fatal(err)
@@ -28,7 +28,7 @@ func TestSyncShowsProgressOfAFullResync(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		showProgress(ctx, &out, &streams{nc: st.NATS, js: st.JS, ns: st.NS}, "acme", []schedule.Kind{schedule.Catalog, schedule.Stock}, 10*time.Millisecond, stop)
+		showProgress(ctx, &out, &streams{nc: st.NATS, js: st.JS, ns: st.NS}, "acme", []syncstatus.Kind{syncstatus.Catalog, syncstatus.Stock}, 10*time.Millisecond, stop)
 	}()
 	brokertest.WaitFor(t, 5*time.Second, "a progress line", func() bool { return strings.Contains(out.String(), "\n") })
 	close(stop)

@@ -10,9 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/ops"
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 const syncUsage = `usage:
@@ -55,20 +55,20 @@ func runSync(ctx context.Context, e Env, args []string) error {
 		return usagef("sync: want one tenant, got %d arguments\n%s", len(pos), syncUsage)
 	}
 	id := pos[0]
-	if err := events.ValidTenant(id); err != nil {
+	if err := tenant.ValidID(id); err != nil {
 		return usagef("sync: %v", err)
 	}
 	if len(refresh) > 0 && *catalog {
 		return usagef("sync: --product refreshes stock; it does not go with --catalog")
 	}
-	var kinds []schedule.Kind
+	var kinds []syncstatus.Kind
 	switch {
 	case *catalog && *stock:
-		kinds = []schedule.Kind{schedule.Catalog, schedule.Stock}
+		kinds = []syncstatus.Kind{syncstatus.Catalog, syncstatus.Stock}
 	case *catalog:
-		kinds = []schedule.Kind{schedule.Catalog}
+		kinds = []syncstatus.Kind{syncstatus.Catalog}
 	case *stock, len(refresh) > 0:
-		kinds = []schedule.Kind{schedule.Stock}
+		kinds = []syncstatus.Kind{syncstatus.Stock}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -78,9 +78,9 @@ func runSync(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	var progress func([]schedule.Kind, <-chan struct{})
+	var progress func([]syncstatus.Kind, <-chan struct{})
 	if !*asJSON {
-		progress = func(kinds []schedule.Kind, stop <-chan struct{}) {
+		progress = func(kinds []syncstatus.Kind, stop <-chan struct{}) {
 			showProgress(ctx, e.Stderr, s, id, kinds, 2*time.Second, stop)
 		}
 	}
@@ -127,7 +127,7 @@ func writeSyncTable(w io.Writer, id string, results []ops.SyncResult) error {
 
 // showProgress prints, every so often until stop, how the tenant's syncs
 // are going, so a long run (a full resync of a large catalog) is not silent.
-func showProgress(ctx context.Context, w io.Writer, s *streams, id string, kinds []schedule.Kind, every time.Duration, stop <-chan struct{}) {
+func showProgress(ctx context.Context, w io.Writer, s *streams, id string, kinds []syncstatus.Kind, every time.Duration, stop <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	began := time.Now()
@@ -141,7 +141,7 @@ func showProgress(ctx context.Context, w io.Writer, s *streams, id string, kinds
 		}
 		var parts []string
 		for _, k := range kinds {
-			st, ok, err := schedule.GetStatus(ctx, s.js, s.ns, id, k)
+			st, ok, err := syncstatus.GetStatus(ctx, s.js, s.ns, id, k)
 			switch {
 			case err != nil || !ok:
 				parts = append(parts, string(k)+": waiting for a poller")

@@ -16,6 +16,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -25,13 +26,13 @@ import (
 // the stock job fails while fail is set.
 type syncPollers struct {
 	mu     sync.Mutex
-	served map[schedule.Kind][]schedule.Request
+	served map[syncstatus.Kind][]syncstatus.Request
 	fail   bool
 }
 
 func startSyncPollers(t *testing.T, st *brokertest.Stack) *syncPollers {
 	t.Helper()
-	p := &syncPollers{served: map[schedule.Kind][]schedule.Request{}}
+	p := &syncPollers{served: map[syncstatus.Kind][]syncstatus.Request{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	dir, err := tenant.WatchDirectory(ctx, st.Tenants(t), slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -39,7 +40,7 @@ func startSyncPollers(t *testing.T, st *brokertest.Stack) *syncPollers {
 	}
 	client, _ := hiper.New(st.Sim.URL)
 	var wg sync.WaitGroup
-	for _, k := range schedule.Kinds {
+	for _, k := range syncstatus.Kinds {
 		s, err := schedule.New(ctx, schedule.Config{
 			Kind: k, JS: st.JS, Namespace: st.NS, Directory: dir, Hiper: client, Tokens: st.Broker.Source,
 			Job:     schedule.JobFunc(func(ctx context.Context, r *schedule.Run) error { return p.run(ctx, r) }),
@@ -61,22 +62,22 @@ func (p *syncPollers) run(ctx context.Context, r *schedule.Run) error {
 		p.served[r.Kind] = append(p.served[r.Kind], *r.Request)
 	}
 	p.mu.Unlock()
-	if r.Kind == schedule.Stock && fail {
+	if r.Kind == syncstatus.Stock && fail {
 		return errors.New("hiper answered 503")
 	}
-	return r.Save(ctx, func(s *schedule.Status) {
+	return r.Save(ctx, func(s *syncstatus.Status) {
 		s.InitialDone = true
 		s.Held = nil
-		if r.Kind == schedule.Catalog && !r.Approve && r.Request != nil {
-			s.Held = &schedule.Held{Summary: "12 of 40 products would be deactivated", Counts: map[string]int64{"deactivated": 12}}
+		if r.Kind == syncstatus.Catalog && !r.Approve && r.Request != nil {
+			s.Held = &syncstatus.Held{Summary: "12 of 40 products would be deactivated", Counts: map[string]int64{"deactivated": 12}}
 		}
 	})
 }
 
-func (p *syncPollers) requests(k schedule.Kind) []schedule.Request {
+func (p *syncPollers) requests(k syncstatus.Kind) []syncstatus.Request {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]schedule.Request(nil), p.served[k]...)
+	return append([]syncstatus.Request(nil), p.served[k]...)
 }
 
 func TestSyncCommand(t *testing.T) {
@@ -98,7 +99,7 @@ func TestSyncCommand(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "stock") || strings.Contains(r.stdout, "catalog") || !strings.Contains(r.stdout, "ok") {
 		t.Fatalf("sync --product: %+v", r)
 	}
-	if got := p.requests(schedule.Stock); len(got) != 1 || strings.Join(got[0].Products, ",") != "p1,p2" {
+	if got := p.requests(syncstatus.Stock); len(got) != 1 || strings.Join(got[0].Products, ",") != "p1,p2" {
 		t.Fatalf("stock poller served %v", got)
 	}
 	// Both polls, full, as JSON: the catalog comes back held.
@@ -108,7 +109,7 @@ func TestSyncCommand(t *testing.T) {
 		t.Fatalf("sync --full --json: %+v", r)
 	}
 	for _, res := range results {
-		want := map[schedule.Kind]string{schedule.Catalog: "held", schedule.Stock: "ok"}[res.Kind]
+		want := map[syncstatus.Kind]string{syncstatus.Catalog: "held", syncstatus.Stock: "ok"}[res.Kind]
 		if res.Outcome != want || !res.Request.Full || res.Status == nil {
 			t.Fatalf("%s: %+v, want %s", res.Kind, res, want)
 		}
@@ -118,7 +119,7 @@ func TestSyncCommand(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "catalog") || strings.Contains(r.stdout, "stock") || !strings.Contains(r.stdout, "ok") {
 		t.Fatalf("sync --approve: %+v", r)
 	}
-	if got := p.requests(schedule.Catalog); !got[len(got)-1].Approve {
+	if got := p.requests(syncstatus.Catalog); !got[len(got)-1].Approve {
 		t.Fatalf("the catalog poller was not asked to approve: %v", got)
 	}
 	if r := sync("acme", "--stock", "--approve"); r.code != 1 || !strings.Contains(r.stderr, "stock sync of acme is held") {

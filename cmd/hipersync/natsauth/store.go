@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // TenantTag is the user JWT tag naming a store's tenant; a scoped signing
@@ -126,21 +127,21 @@ type Minter struct {
 // never). scoped mints for a scoped signing key: the JWT carries only the
 // tenant tag and the key's template gives the permissions; otherwise the
 // JWT carries StorePermissions.
-func (m Minter) Creds(tenant string, expires time.Duration, scoped bool) ([]byte, string, error) {
-	if err := events.ValidTenant(tenant); err != nil {
+func (m Minter) Creds(tenantID string, expires time.Duration, scoped bool) ([]byte, string, error) {
+	if err := tenant.ValidID(tenantID); err != nil {
 		return nil, "", err
 	}
-	user, err := StoreUserKey(m.SigningKey, m.NS, tenant)
+	user, err := StoreUserKey(m.SigningKey, m.NS, tenantID)
 	if err != nil {
 		return nil, "", err
 	}
 	pub, _ := user.PublicKey()
 	uc := jwt.NewUserClaims(pub)
-	uc.Name = "store " + tenant
+	uc.Name = "store " + tenantID
 	if m.NS.Prefix != "" {
 		uc.Name += " (namespace " + m.NS.Prefix + ")"
 	}
-	uc.Tags.Add(TenantTag + ":" + tenant)
+	uc.Tags.Add(TenantTag + ":" + tenantID)
 	if signer, _ := m.SigningKey.PublicKey(); signer != m.Account {
 		uc.IssuerAccount = m.Account
 	}
@@ -150,7 +151,7 @@ func (m Minter) Creds(tenant string, expires time.Duration, scoped bool) ([]byte
 	if scoped {
 		uc.SetScoped(true)
 	} else {
-		uc.Permissions = StorePermissions(m.NS, tenant)
+		uc.Permissions = StorePermissions(m.NS, tenantID)
 	}
 	token, err := uc.Encode(m.SigningKey)
 	if err != nil {

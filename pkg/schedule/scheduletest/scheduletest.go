@@ -21,7 +21,9 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/poller"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -52,7 +54,7 @@ func (r *Replica) Stop() { r.stop() }
 // StartReplica starts a poller with start and opts until Stop or the end of
 // the test. Each replica has its own tenant directory, Hiper client and
 // Pacer, as separate processes would.
-func StartReplica(t testing.TB, env Env, start schedule.StartFunc, opts schedule.Options) *Replica {
+func StartReplica(t testing.TB, env Env, start poller.StartFunc, opts schedule.Options) *Replica {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	js, _ := jetstream.New(env.NATS)
@@ -70,7 +72,7 @@ func StartReplica(t testing.TB, env Env, start schedule.StartFunc, opts schedule
 	}
 	rec := &FeedRecorder{}
 	health := telemetry.NewHealth()
-	s, err := start(ctx, schedule.Deps{
+	s, err := start(ctx, poller.Deps{
 		NATS: env.NATS, Namespace: env.Namespace, Directory: dir, Tokens: env.Broker.Source,
 		HiperBaseURL: env.HiperURL, HTTPClient: &http.Client{Transport: rec}, Format: events.FormatProtobuf,
 		Health: health, Log: log, Options: opts,
@@ -269,9 +271,9 @@ func Fast() schedule.Options {
 }
 
 // Status returns a tenant's status of kind (zero when it never ran).
-func Status(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID string, kind schedule.Kind) schedule.Status {
+func Status(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID string, kind syncstatus.Kind) syncstatus.Status {
 	t.Helper()
-	st, _, err := schedule.GetStatus(context.Background(), js, ns, tenantID, kind)
+	st, _, err := syncstatus.GetStatus(context.Background(), js, ns, tenantID, kind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,9 +282,9 @@ func Status(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID 
 
 // WaitSynced waits until a run of tenant's sync of kind that started after
 // since brought the store up to date, and returns the status it left.
-func WaitSynced(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID string, kind schedule.Kind, since time.Time) schedule.Status {
+func WaitSynced(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID string, kind syncstatus.Kind, since time.Time) syncstatus.Status {
 	t.Helper()
-	var st schedule.Status
+	var st syncstatus.Status
 	waitFor(t, 20*time.Second, tenantID+" "+string(kind)+" synced", func() bool {
 		st = Status(t, js, ns, tenantID, kind)
 		return st.InitialDone && st.LastSuccessAt.After(since) && st.Lease == nil

@@ -18,7 +18,9 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/poller"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -30,7 +32,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(benchChild) == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		err := schedule.Main(ctx, Service, os.Getenv, io.Discard, func(ctx context.Context, d schedule.Deps) (*schedule.Scheduler, error) {
+		err := poller.Main(ctx, Service, os.Getenv, io.Discard, func(ctx context.Context, d poller.Deps) (*schedule.Scheduler, error) {
 			d.Options.FirstRunSpread = time.Millisecond
 			d.Options.Interval = time.Hour // the delta is asked for
 			return Start(ctx, d)
@@ -91,9 +93,9 @@ func BenchmarkInitialSync(b *testing.B) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
-	var status schedule.Status
+	var status syncstatus.Status
 	brokertest.WaitFor(b, 5*time.Minute, "the initial sync", func() bool {
-		status, _, err = schedule.GetStatus(context.Background(), st.JS, st.NS, "acme", schedule.Catalog)
+		status, _, err = syncstatus.GetStatus(context.Background(), st.JS, st.NS, "acme", syncstatus.Catalog)
 		return err == nil && status.InitialDone && status.Lease == nil
 	})
 	took := time.Since(status.LastRunAt)
@@ -115,7 +117,7 @@ func BenchmarkInitialSync(b *testing.B) {
 		b.Fatal(err)
 	}
 	asked := time.Now()
-	if _, err := schedule.RequestSync(context.Background(), st.JS, st.NS, "acme", schedule.Catalog, schedule.Request{}); err != nil {
+	if _, err := syncstatus.RequestSync(context.Background(), st.JS, st.NS, "acme", syncstatus.Catalog, syncstatus.Request{}); err != nil {
 		b.Fatal(err)
 	}
 	// Each repriced variation: its upsert and its price change.

@@ -14,6 +14,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -40,15 +41,15 @@ func (s *stack) replica(t *testing.T, opts schedule.Options) *scheduletest.Repli
 	return scheduletest.StartReplica(t, s.env, Start, opts)
 }
 
-func (s *stack) status(t *testing.T, tenantID string) schedule.Status {
+func (s *stack) status(t *testing.T, tenantID string) syncstatus.Status {
 	t.Helper()
-	return scheduletest.Status(t, s.JS, s.NS, tenantID, schedule.Catalog)
+	return scheduletest.Status(t, s.JS, s.NS, tenantID, syncstatus.Catalog)
 }
 
 // waitSynced waits until a catalog poll that started after since ran.
-func (s *stack) waitSynced(t *testing.T, tenantID string, since time.Time) schedule.Status {
+func (s *stack) waitSynced(t *testing.T, tenantID string, since time.Time) syncstatus.Status {
 	t.Helper()
-	st := scheduletest.WaitSynced(t, s.JS, s.NS, tenantID, schedule.Catalog, since)
+	st := scheduletest.WaitSynced(t, s.JS, s.NS, tenantID, syncstatus.Catalog, since)
 	s.events.CaughtUp(t) // the run's events are published; let the reader see them all
 	return st
 }
@@ -119,15 +120,15 @@ func (s *stack) settings(t *testing.T, tenantID string, set *brokerv1.TenantSett
 }
 
 // request asks for a catalog sync now and waits until it ran.
-func (s *stack) request(t *testing.T, tenantID string, r schedule.Request) schedule.Status {
+func (s *stack) request(t *testing.T, tenantID string, r syncstatus.Request) syncstatus.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r, err := schedule.RequestSync(ctx, s.JS, s.NS, tenantID, schedule.Catalog, r)
+	r, err := syncstatus.RequestSync(ctx, s.JS, s.NS, tenantID, syncstatus.Catalog, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := schedule.WaitServed(ctx, s.JS, s.NS, tenantID, schedule.Catalog, r)
+	st, err := syncstatus.WaitServed(ctx, s.JS, s.NS, tenantID, syncstatus.Catalog, r)
 	if err != nil {
 		t.Fatalf("wait for the requested sync: %v", err)
 	}

@@ -13,8 +13,8 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
-	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -51,7 +51,7 @@ func TestWithoutCategoryAndBrandSkippedOncePerChange(t *testing.T) {
 	}
 
 	// A full resync sees it again, unchanged: no second report.
-	st := s.request(t, "acme", schedule.Request{Full: true})
+	st := s.request(t, "acme", syncstatus.Request{Full: true})
 	if st.LastFullAt.Before(st.LastRequestAt) {
 		t.Fatalf("no full resync ran: %+v", st)
 	}
@@ -342,7 +342,7 @@ func TestGuardrailHoldsMassDeactivationUntilApproved(t *testing.T) {
 
 	// 20 of 79 products (25%) deactivated at once.
 	off := s.change(t, "acme", firstN(20, simple), func(p *hiper.Product) { p.Active = false })
-	var st schedule.Status
+	var st syncstatus.Status
 	brokertest.WaitFor(t, 10*time.Second, "the poll to be held", func() bool {
 		st = s.status(t, "acme")
 		return st.Held != nil
@@ -369,7 +369,7 @@ func TestGuardrailHoldsMassDeactivationUntilApproved(t *testing.T) {
 		t.Fatal("a held poll counted as a successful sync")
 	}
 
-	st = s.request(t, "acme", schedule.Request{Approve: true})
+	st = s.request(t, "acme", syncstatus.Request{Approve: true})
 	if st.Held != nil || st.Cursor <= before.Cursor {
 		t.Fatalf("after approval: %+v", st)
 	}

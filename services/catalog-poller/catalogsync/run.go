@@ -17,7 +17,9 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/feed"
+	"github.com/hipersync/hipersync/pkg/poller"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 )
 
 // Service is the service's name, in logs and in ce-source.
@@ -31,10 +33,10 @@ const StateBucket = "catalog_state"
 
 // Start provisions the catalog-poller's buckets and returns its scheduler,
 // which the caller runs. The dev run and tests start it in-process.
-func Start(ctx context.Context, d schedule.Deps) (*schedule.Scheduler, error) {
+func Start(ctx context.Context, d poller.Deps) (*schedule.Scheduler, error) {
 	return feed.Start(ctx, d, feed.Poller{
 		Service:          Service,
-		Kind:             schedule.Catalog,
+		Kind:             syncstatus.Catalog,
 		StateBucket:      StateBucket,
 		StateDescription: "hipersync: <tenant>.<product or parent id> → what the catalog-poller last published of the product (family)",
 		Provision: func(ctx context.Context, js jetstream.JetStream, ns events.Namespace) error {
@@ -57,5 +59,5 @@ func Start(ctx context.Context, d schedule.Deps) (*schedule.Scheduler, error) {
 
 // Main runs the catalog-poller until ctx is done (README, "Configuration").
 func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
-	return schedule.Main(ctx, Service, getenv, logOut, Start)
+	return poller.Main(ctx, Service, getenv, logOut, Start)
 }

@@ -16,8 +16,8 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
-	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -245,7 +245,7 @@ func TestFullResyncDeactivatesWhatHiperNoLongerReturns(t *testing.T) {
 	if n := len(s.upserts("acme")[gone.ID]); n != 1 {
 		t.Fatalf("an incremental poll published the unlisted product: %d upserts", n)
 	}
-	s.request(t, "acme", schedule.Request{Full: true})
+	s.request(t, "acme", syncstatus.Request{Full: true})
 	s.events.CaughtUp(t)
 	u := last(s.upserts("acme")[gone.ID])
 	if u.GetProduct().GetActive() || !slices.Equal(u.GetFields(), []string{"active"}) ||
@@ -256,7 +256,7 @@ func TestFullResyncDeactivatesWhatHiperNoLongerReturns(t *testing.T) {
 		t.Fatalf("an unlisted product is still in the barcode index: %q", got)
 	}
 	// Once only.
-	s.request(t, "acme", schedule.Request{Full: true})
+	s.request(t, "acme", syncstatus.Request{Full: true})
 	s.events.CaughtUp(t)
 	if n := len(s.upserts("acme")[gone.ID]); n != 2 {
 		t.Fatalf("%d upserts after a second full resync, want 2", n)
@@ -274,7 +274,7 @@ func TestFullResyncDeactivatesWhatHiperNoLongerReturns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := s.request(t, "acme", schedule.Request{Full: true})
+	st := s.request(t, "acme", syncstatus.Request{Full: true})
 	s.events.CaughtUp(t)
 	if st.Held == nil || len(s.events.Events("acme", events.KindCatalogGuardHeld)) != 1 {
 		t.Fatalf("six of 25 unlisted not held: %+v", st.Held)
@@ -330,7 +330,7 @@ func TestUnlinkAndReset(t *testing.T) {
 	s.waitSynced(t, "small", time.Now())
 
 	target := products[3]
-	s.request(t, "big", schedule.Request{Full: true, Unlink: []string{target.ID}})
+	s.request(t, "big", syncstatus.Request{Full: true, Unlink: []string{target.ID}})
 	s.events.CaughtUp(t)
 	ups := s.upserts("big")[target.ID]
 	if len(ups) != 2 || !ups[1].GetCreated() || ups[1].GetProduct().GetCategory() != "Diversos" {
@@ -340,7 +340,7 @@ func TestUnlinkAndReset(t *testing.T) {
 		t.Fatalf("unlink republished another product too: %d", n)
 	}
 
-	s.request(t, "small", schedule.Request{Full: true, Reset: true})
+	s.request(t, "small", syncstatus.Request{Full: true, Reset: true})
 	s.events.CaughtUp(t)
 	for _, p := range products[:5] {
 		if ups := s.upserts("small")[p.ID]; len(ups) != 2 || !ups[1].GetCreated() {
@@ -348,7 +348,7 @@ func TestUnlinkAndReset(t *testing.T) {
 		}
 	}
 
-	st := s.request(t, "big", schedule.Request{Full: true, Reset: true})
+	st := s.request(t, "big", syncstatus.Request{Full: true, Reset: true})
 	s.events.CaughtUp(t)
 	if st.Held == nil || !st.Held.Reset {
 		t.Fatalf("a reset of 25 products was not held: %+v", st.Held)
@@ -356,7 +356,7 @@ func TestUnlinkAndReset(t *testing.T) {
 	if n := len(s.upserts("big")[products[0].ID]); n != 1 {
 		t.Fatalf("held reset published: %d upserts", n)
 	}
-	s.request(t, "big", schedule.Request{Approve: true})
+	s.request(t, "big", syncstatus.Request{Approve: true})
 	s.events.CaughtUp(t)
 	for _, p := range products {
 		if u := last(s.upserts("big")[p.ID]); !u.GetCreated() || len(s.upserts("big")[p.ID]) < 2 {

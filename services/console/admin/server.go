@@ -27,7 +27,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/ops"
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
@@ -87,7 +87,7 @@ func one(ctx context.Context, tenantID string) (auth.Principal, error) {
 	if t == "" {
 		return p, connect.NewError(connect.CodeInvalidArgument, errors.New("tenant_id is required"))
 	}
-	if err := events.ValidTenant(t); err != nil {
+	if err := tenant.ValidID(t); err != nil {
 		return p, connect.NewError(connect.CodeInvalidArgument, err)
 	}
 	return p, nil
@@ -114,7 +114,7 @@ func Code(err error) connect.Code {
 	switch {
 	case errors.Is(err, tenant.ErrUnknown), errors.Is(err, orders.ErrNotFound), errors.Is(err, events.ErrDeadLetterNotFound):
 		return connect.CodeNotFound
-	case errors.Is(err, tenant.ErrInvalid), errors.Is(err, orders.ErrInvalidHiperID), errors.Is(err, events.ErrInvalidTenant):
+	case errors.Is(err, tenant.ErrInvalid), errors.Is(err, orders.ErrInvalidHiperID), errors.Is(err, tenant.ErrInvalidID):
 		return connect.CodeInvalidArgument
 	case errors.Is(err, orders.ErrWrongState), errors.Is(err, ops.ErrNothingHeld), errors.Is(err, ops.ErrNotSyncing),
 		errors.Is(err, tenant.ErrPaused), errors.Is(err, tenant.ErrNotConnected):
@@ -320,11 +320,11 @@ func syncStatusOf(kind string, v *ops.SyncView) *adminv1.SyncStatus {
 	return out
 }
 
-func kindsOf(names []string) ([]schedule.Kind, error) {
-	var ks []schedule.Kind
+func kindsOf(names []string) ([]syncstatus.Kind, error) {
+	var ks []syncstatus.Kind
 	for _, n := range names {
-		k := schedule.Kind(n)
-		if k != schedule.Catalog && k != schedule.Stock {
+		k := syncstatus.Kind(n)
+		if k != syncstatus.Catalog && k != syncstatus.Stock {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("kind %q: want catalog or stock", n))
 		}
 		ks = append(ks, k)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // Final says how an order's watch ended; "" while it is followed.
@@ -119,15 +120,15 @@ const maxPlainID = 64
 // recognise it; any other becomes "=" and a digest of it, since keys and
 // subjects allow few characters and a '.' or '*' must not become a token or
 // a wildcard. The record keeps the id as the store sent it.
-func Key(tenant, orderID string) (string, error) {
+func Key(tenantID, orderID string) (string, error) {
 	tok, err := KeyToken(orderID)
 	if err != nil {
 		return "", err
 	}
-	if err := events.ValidTenant(tenant); err != nil {
+	if err := tenant.ValidID(tenantID); err != nil {
 		return "", err
 	}
-	return tenant + "." + tok, nil
+	return tenantID + "." + tok, nil
 }
 
 // KeyToken is the order id's part of its key (see Key).

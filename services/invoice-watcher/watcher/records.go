@@ -18,11 +18,6 @@ const Bucket = "invoice_watch"
 // errNotFound is a record that does not exist.
 var errNotFound = errors.New("order record not found")
 
-// maxConflicts bounds the compare-and-set retries of one update: writers of
-// one record are its poller and the intake of its few events, so losing
-// more than a handful of races in a row means something is wrong.
-const maxConflicts = 16
-
 // records reads and writes order records, always by compare-and-set.
 type records struct {
 	kv jetstream.KeyValue
@@ -37,65 +32,41 @@ func openRecords(ctx context.Context, js jetstream.JetStream, ns events.Namespac
 	return records{kv: kv}, nil
 }
 
+// codec is how a record is stored.
+var codec = events.Codec[*order.Record]{Encode: (*order.Record).Encode, Decode: order.Decode}
+
 // get returns a tenant's order record and its revision, or errNotFound.
 func (s records) get(ctx context.Context, tenantID, orderID string) (*order.Record, uint64, error) {
 	key, err := order.Key(tenantID, orderID)
 	if err != nil {
 		return nil, 0, err
 	}
-	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	r, rev, found, err := events.Get(ctx, s.kv, key, codec)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !found {
 		return nil, 0, fmt.Errorf("get %s: %w", key, errNotFound)
 	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("get %s: %w", key, err)
-	}
-	r, err := order.Decode(e.Value())
-	if err != nil {
-		return nil, 0, fmt.Errorf("get %s: %w", key, err)
-	}
-	return r, e.Revision(), nil
+	return r, rev, nil
 }
 
 // update reads the record, lets change decide on it (nil when there is
-// none yet) and writes what change returns, by compare-and-set; when
-// another writer got there first it reads again and lets change decide
-// again. A nil record from change writes nothing. It returns the record as
-// stored (nil when there is none).
+// none yet) and writes what change returns, by compare-and-set
+// (events.Update); when another writer got there first it reads again and
+// lets change decide again. A nil record from change writes nothing. It
+// returns the record as stored (nil when there is none).
 func (s records) update(ctx context.Context, tenantID, orderID string, change func(*order.Record) (*order.Record, error)) (*order.Record, error) {
 	key, err := order.Key(tenantID, orderID)
 	if err != nil {
 		return nil, err
 	}
-	for range maxConflicts {
-		cur, rev, err := s.get(ctx, tenantID, orderID)
-		if err != nil && !errors.Is(err, errNotFound) {
-			return nil, err
-		}
+	rec, _, err := events.Update(ctx, s.kv, key, codec, func(cur *order.Record) (*order.Record, error) {
 		next, err := change(cur)
-		if err != nil || next == nil {
-			return cur, err
+		if err == nil && next == nil {
+			return nil, events.ErrNoChange
 		}
-		b, err := next.Encode()
-		if err != nil {
-			return nil, err
-		}
-		if cur == nil {
-			_, err = s.kv.Create(ctx, key, b)
-		} else {
-			_, err = s.kv.Update(ctx, key, b, rev)
-		}
-		if err == nil {
-			return next, nil
-		}
-		if !conflict(err) {
-			return nil, fmt.Errorf("write %s: %w", key, err)
-		}
-	}
-	return nil, fmt.Errorf("write %s: lost %d compare-and-set races in a row", key, maxConflicts)
-}
-
-// conflict reports whether a write lost a compare-and-set race.
-func conflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+		return next, err
+	})
+	return rec, err
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 )
 
 // statusEvery is how often the watcher writes what it saw of each tenant to
@@ -92,8 +92,8 @@ func (r *statusReporter) flush(ctx context.Context) {
 	r.byTenant = map[string]*tenantPolls{}
 	r.mu.Unlock()
 	for id, p := range seen {
-		err := schedule.UpdateStatus(ctx, r.kv, id, schedule.Invoices, func(st *schedule.Status) {
-			st.TargetInterval = schedule.Duration(r.interval)
+		err := syncstatus.UpdateStatus(ctx, r.kv, id, syncstatus.Invoices, func(st *syncstatus.Status) {
+			st.TargetInterval = syncstatus.Duration(r.interval)
 			if p.lastOK.After(st.LastSuccessAt) {
 				st.LastSuccessAt, st.LastRunAt = p.lastOK, p.lastOK
 			}

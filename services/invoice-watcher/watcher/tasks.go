@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hipersync/hipersync/pkg/backoff"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 )
@@ -141,7 +142,7 @@ func (w *Watcher) runPolls(ctx context.Context) error {
 			failures = 0 // it worked for a while: not a failure in a row
 		}
 		w.log.Warn("poll queue failed; starting again", "error", err, "failures", failures+1)
-		t := time.NewTimer(min(100*time.Millisecond<<min(failures, 6), 5*time.Second))
+		t := time.NewTimer(backoff.Restart.Step(failures + 1))
 		select {
 		case <-ctx.Done():
 		case <-t.C:

@@ -22,7 +22,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -99,7 +99,7 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
-	statusKV, _, err := schedule.EnsureBuckets(ctx, js, d.Namespace)
+	statusKV, _, err := syncstatus.EnsureBuckets(ctx, js, d.Namespace)
 	if err != nil {
 		return nil, err
 	}

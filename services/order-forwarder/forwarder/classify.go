@@ -3,9 +3,9 @@ package forwarder
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
+	"github.com/hipersync/hipersync/pkg/backoff"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -59,28 +59,17 @@ func judge(err error) verdict {
 // capped at max, with equal jitter so replicas and tenants do not retry in
 // step. Hiper's own Retry-After wins when it asked for longer.
 func (c Config) backoff(attempts int, err error) time.Duration {
-	d := c.RetryBase
-	for i := 1; i < attempts && d < c.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, c.RetryMax)
-	d = d/2 + rand.N(d-d/2+1)
-	if ra, ok := hiper.RetryAfter(err); ok && ra > d {
-		d = ra
-	}
-	return d
+	return hiper.HonourRetryAfter(backoff.Exp{Base: c.RetryBase, Max: c.RetryMax}.Jittered(attempts), err)
 }
 
+// busyBackoff spaces the returns of a message whose tenant's slots and
+// waiting places are all taken, growing with each such delivery so a long
+// backlog does not spin.
+var busyBackoff = backoff.Exp{Base: 50 * time.Millisecond, Max: 2 * time.Second}
+
 // busyDelay is how long a message waits before coming back when its
-// tenant's slots and waiting places are all taken, growing with each such
-// delivery so a long backlog does not spin.
-func busyDelay(deliveries uint64) time.Duration {
-	d := 50 * time.Millisecond
-	for i := uint64(1); i < deliveries && d < 2*time.Second; i++ {
-		d *= 2
-	}
-	return d/2 + rand.N(d/2+1)
-}
+// tenant is busy (busyBackoff).
+func busyDelay(deliveries uint64) time.Duration { return busyBackoff.Jittered(int(deliveries)) }
 
 // primed is a TokenSource whose first token was already fetched: the
 // forwarder gets it before recording that it is sending, so a token-broker

@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -22,16 +22,16 @@ func TestOrderCreatedOrCancelledRefreshesItsStock(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	h.forwarder(testConfig(), "r1")
 	ctx := context.Background()
-	_, requests, err := schedule.EnsureBuckets(ctx, h.st.JS, h.st.NS)
+	_, requests, err := syncstatus.EnsureBuckets(ctx, h.st.JS, h.st.NS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	asked := func() []string {
-		e, err := requests.Get(ctx, schedule.StatusKey("acme", schedule.Stock))
+		e, err := requests.Get(ctx, syncstatus.StatusKey("acme", syncstatus.Stock))
 		if err != nil {
 			return nil
 		}
-		var r schedule.Request
+		var r syncstatus.Request
 		_ = json.Unmarshal(e.Value(), &r)
 		return r.Products
 	}
@@ -51,7 +51,7 @@ func TestOrderCreatedOrCancelledRefreshesItsStock(t *testing.T) {
 		}
 		return len(want) > 0
 	})
-	if err := requests.Delete(ctx, schedule.StatusKey("acme", schedule.Stock)); err != nil && err != jetstream.ErrKeyNotFound {
+	if err := requests.Delete(ctx, syncstatus.StatusKey("acme", syncstatus.Stock)); err != nil && err != jetstream.ErrKeyNotFound {
 		t.Fatal(err)
 	}
 	h.cancel("acme", "7301", "store-7301-cancel")

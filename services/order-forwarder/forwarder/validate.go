@@ -282,7 +282,7 @@ func (c *checker) items(ctx context.Context, tenantID string, cat Catalog, in []
 // barcode through the synced catalog.
 func (c *checker) product(ctx context.Context, field, tenantID string, cat Catalog, it *eventsv1.OrderItem) (string, error) {
 	if id := strings.TrimSpace(it.GetProductId()); id != "" {
-		if !orders.IsUUID(id) {
+		if !hiper.ValidID(id) {
 			c.add(CodeInvalidProductID, field+".productId", capitalize(label(field+".productId"))+
 				" inválido: productId deve ser o identificador (UUID) do produto no Hiper.")
 		}
@@ -297,7 +297,7 @@ func (c *checker) product(ctx context.Context, field, tenantID string, cat Catal
 	switch {
 	case errors.Is(err, catalog.ErrInvalidEAN):
 		c.add(CodeInvalidEAN, field+".ean", capitalize(label(field+".ean"))+" inválido: informe de 8 a 14 dígitos.")
-	case errors.Is(err, catalog.ErrNotIndexed), err == nil && !orders.IsUUID(id):
+	case errors.Is(err, catalog.ErrNotIndexed), err == nil && !hiper.ValidID(id):
 		c.add(CodeUnknownProduct, field+".ean", fmt.Sprintf(
 			"Produto do %s (EAN %s) não encontrado no catálogo sincronizado do Hiper: confira o código de barras e se o produto está ativo e marcado para a loja virtual no Hiper.",
 			strings.TrimPrefix(label(field+".ean"), "EAN do "), ean))

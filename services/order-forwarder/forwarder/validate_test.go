@@ -15,8 +15,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/tenant"
-	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -312,7 +312,7 @@ func FuzzValidate(f *testing.F) {
 			t.Fatal("accepted an order without items or payments")
 		}
 		for i, it := range so.Items {
-			if !orders.IsUUID(it.ProductID) || it.Quantity.LessThan(minQuantity) || it.Quantity.GreaterThan(maxQuantity) {
+			if !hiper.ValidID(it.ProductID) || it.Quantity.LessThan(minQuantity) || it.Quantity.GreaterThan(maxQuantity) {
 				t.Fatalf("accepted item %d: %+v", i, it)
 			}
 		}

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // ErrInvalidOrderID is returned for an empty store order id.
@@ -22,14 +22,14 @@ const maxKeyPart = 128
 // '.' or '*' in an order id must not turn into a subject token or wildcard.
 // An escaped id longer than 128 characters becomes "=H" and a hash of it;
 // the record keeps the original either way.
-func Key(tenant, orderID string) (string, error) {
-	if err := events.ValidTenant(tenant); err != nil {
+func Key(tenantID, orderID string) (string, error) {
+	if err := tenant.ValidID(tenantID); err != nil {
 		return "", err
 	}
 	if orderID == "" {
 		return "", ErrInvalidOrderID
 	}
-	return tenant + "." + escape(orderID), nil
+	return tenantID + "." + escape(orderID), nil
 }
 
 // TenantPrefix is the key filter of every order of tenant.

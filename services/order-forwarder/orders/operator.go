@@ -11,6 +11,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
 )
 
 // ErrWrongState is an operator action the order's state does not allow.
@@ -42,7 +43,7 @@ func (o Operator) now() time.Time {
 // cancellation is put back on the stream so the forwarder cancels it in
 // Hiper.
 func (o Operator) Resolve(ctx context.Context, tenant, orderID, hiperOrderID string) (*Record, error) {
-	if !IsUUID(hiperOrderID) {
+	if !hiper.ValidID(hiperOrderID) {
 		return nil, fmt.Errorf("resolve %s/%s: %w, got %q", tenant, orderID, ErrInvalidHiperID, hiperOrderID)
 	}
 	rec, _, err := o.Store.Mutate(ctx, tenant, orderID, func(r *Record) (*Record, error) {
@@ -182,26 +183,4 @@ func (o Operator) requeue(ctx context.Context, rec *Record, kind events.Kind, wh
 		return fmt.Errorf("re-queue %s: %w", kind, err)
 	}
 	return nil
-}
-
-// IsUUID reports whether s is a UUID in its 8-4-4-4-12 hex form, the shape
-// of every Hiper id.
-func IsUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // Bucket is the name (before the namespace) of the order state bucket.
@@ -20,7 +21,7 @@ var (
 	ErrNotFound = errors.New("order not found")
 	// ErrConflict is a compare-and-set that lost: the record changed (or
 	// was created) since it was read. Read it again and decide again.
-	ErrConflict = errors.New("order changed concurrently")
+	ErrConflict = events.ErrConflict
 )
 
 // Store reads and writes order records.
@@ -58,18 +59,14 @@ func (s *Store) Get(ctx context.Context, tenant, orderID string) (*Record, uint6
 	if err != nil {
 		return nil, 0, fmt.Errorf("get order: %w", err)
 	}
-	entry, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	rec, rev, found, err := events.Get(ctx, s.kv, key, codec)
+	if err != nil {
+		return nil, 0, fmt.Errorf("get order: %w", err)
+	}
+	if !found {
 		return nil, 0, fmt.Errorf("get order %s: %w", key, ErrNotFound)
 	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("get order %s: %w", key, err)
-	}
-	rec, err := decode(entry.Value())
-	if err != nil {
-		return nil, 0, fmt.Errorf("get order %s: %w", key, err)
-	}
-	return rec, entry.Revision(), nil
+	return rec, rev, nil
 }
 
 // Create stores a new record; ErrConflict when one exists already.
@@ -79,7 +76,7 @@ func (s *Store) Create(ctx context.Context, rec *Record) (uint64, error) {
 		return 0, fmt.Errorf("create order: %w", err)
 	}
 	rev, err := s.kv.Create(ctx, key, b)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if events.Conflict(err) {
 		return 0, fmt.Errorf("create order %s: %w", key, ErrConflict)
 	}
 	if err != nil {
@@ -96,7 +93,7 @@ func (s *Store) Update(ctx context.Context, rec *Record, rev uint64) (uint64, er
 		return 0, fmt.Errorf("update order: %w", err)
 	}
 	next, err := s.kv.Update(ctx, key, b, rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+	if events.Conflict(err) {
 		return 0, fmt.Errorf("update order %s: %w", key, ErrConflict)
 	}
 	if err != nil {
@@ -106,52 +103,38 @@ func (s *Store) Update(ctx context.Context, rec *Record, rev uint64) (uint64, er
 }
 
 // Mutate applies change to the current record (nil when there is none)
-// and writes the result with compare-and-set, trying again on a conflict.
-// change returns the record to write, or nil to write nothing; an error
-// from change stops it and is returned as is.
+// and writes the result with compare-and-set (events.Update), trying again
+// on a conflict. change returns the record to write, or nil to write
+// nothing; an error from change stops it and is returned as is.
 func (s *Store) Mutate(ctx context.Context, tenant, orderID string, change func(rec *Record) (*Record, error)) (*Record, uint64, error) {
-	for {
-		cur, rev, err := s.Get(ctx, tenant, orderID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, 0, err
-		}
-		next, err := change(cur)
-		if err != nil {
-			return cur, rev, err
-		}
-		if next == nil {
-			return cur, rev, nil
-		}
-		if cur == nil {
-			rev, err = s.Create(ctx, next)
-		} else {
-			rev, err = s.Update(ctx, next, rev)
-		}
-		if errors.Is(err, ErrConflict) {
-			if ctx.Err() != nil {
-				return nil, 0, ctx.Err()
-			}
-			continue
-		}
-		return next, rev, err
+	key, err := Key(tenant, orderID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("mutate order: %w", err)
 	}
+	return events.Update(ctx, s.kv, key, codec, func(cur *Record) (*Record, error) {
+		next, err := change(cur)
+		if err == nil && next == nil {
+			return nil, events.ErrNoChange
+		}
+		return next, err
+	})
 }
 
 // List returns every record of tenant, sorted by creation time.
-func (s *Store) List(ctx context.Context, tenant string) ([]*Record, error) {
-	if err := events.ValidTenant(tenant); err != nil {
+func (s *Store) List(ctx context.Context, tenantID string) ([]*Record, error) {
+	if err := tenant.ValidID(tenantID); err != nil {
 		return nil, fmt.Errorf("list orders: %w", err)
 	}
-	w, err := s.kv.Watch(ctx, TenantPrefix(tenant), jetstream.IgnoreDeletes())
+	w, err := s.kv.Watch(ctx, TenantPrefix(tenantID), jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, fmt.Errorf("list orders of %s: %w", tenant, err)
+		return nil, fmt.Errorf("list orders of %s: %w", tenantID, err)
 	}
 	defer func() { _ = w.Stop() }()
 	var out []*Record
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("list orders of %s: %w", tenant, ctx.Err())
+			return nil, fmt.Errorf("list orders of %s: %w", tenantID, ctx.Err())
 		case entry := <-w.Updates():
 			if entry == nil {
 				sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
@@ -177,6 +160,9 @@ func encode(rec *Record) (string, []byte, error) {
 	}
 	return key, b, nil
 }
+
+// codec is how a record is stored.
+var codec = events.Codec[*Record]{Encode: func(r *Record) ([]byte, error) { return json.Marshal(r) }, Decode: decode}
 
 func decode(b []byte) (*Record, error) {
 	var rec Record

@@ -18,7 +18,9 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/feed"
+	"github.com/hipersync/hipersync/pkg/poller"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -31,10 +33,10 @@ const StateBucket = "stock_state"
 
 // Start provisions the stock-poller's bucket and returns its scheduler,
 // which the caller runs. The dev run and tests start it in-process.
-func Start(ctx context.Context, d schedule.Deps) (*schedule.Scheduler, error) {
+func Start(ctx context.Context, d poller.Deps) (*schedule.Scheduler, error) {
 	return feed.Start(ctx, d, feed.Poller{
 		Service:          Service,
-		Kind:             schedule.Stock,
+		Kind:             syncstatus.Stock,
 		StateBucket:      StateBucket,
 		StateDescription: "hipersync: <tenant>.<product id> → the stock level last published (quantity|minimum)",
 		NewProcessor: func(r *schedule.Run, states *feed.States) feed.Processor {
@@ -48,5 +50,5 @@ func Start(ctx context.Context, d schedule.Deps) (*schedule.Scheduler, error) {
 
 // Main runs the stock-poller until ctx is done (README, "Configuration").
 func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
-	return schedule.Main(ctx, Service, getenv, logOut, Start)
+	return poller.Main(ctx, Service, getenv, logOut, Start)
 }

@@ -7,8 +7,8 @@ import (
 
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
-	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
@@ -69,7 +69,7 @@ func TestStockSwitchBalanceAndSkippedProducts(t *testing.T) {
 	s.waitSynced(t, "phys", start)
 	s.waitSynced(t, "avail", start)
 	brokertest.WaitFor(t, 10*time.Second, "a run of the tenant with stock sync off", func() bool {
-		return scheduletest.Status(t, s.JS, s.NS, "off", schedule.Stock).LastRunAt.After(start)
+		return scheduletest.Status(t, s.JS, s.NS, "off", syncstatus.Stock).LastRunAt.After(start)
 	})
 
 	for _, tc := range []struct{ tenant, kid, simple string }{{"phys", "10", "4"}, {"avail", "7", "4"}, {"off", "", ""}} {

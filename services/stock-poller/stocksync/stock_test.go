@@ -11,8 +11,8 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
-	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -36,9 +36,9 @@ func newStack(t *testing.T, o brokertest.Options) *stack {
 	}
 }
 
-func (s *stack) waitSynced(t *testing.T, tenantID string, since time.Time) schedule.Status {
+func (s *stack) waitSynced(t *testing.T, tenantID string, since time.Time) syncstatus.Status {
 	t.Helper()
-	st := scheduletest.WaitSynced(t, s.JS, s.NS, tenantID, schedule.Stock, since)
+	st := scheduletest.WaitSynced(t, s.JS, s.NS, tenantID, syncstatus.Stock, since)
 	s.events.CaughtUp(t) // the run's events are published; let the reader see them all
 	return st
 }
@@ -91,7 +91,7 @@ func TestTwoReplicasThreeTenantsEachStockChangeOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	brokertest.WaitFor(t, 5*time.Second, "gama's poll to stop", func() bool {
-		return !scheduletest.Status(t, s.JS, s.NS, "gama", schedule.Stock).Running(time.Now())
+		return !scheduletest.Status(t, s.JS, s.NS, "gama", syncstatus.Stock).Running(time.Now())
 	})
 	gamaBefore := len(s.events.Events("gama", ""))
 
@@ -172,13 +172,13 @@ func TestTargetedRefreshAsksTheStockEndpoint(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	r, err := schedule.RequestSync(ctx, s.JS, s.NS, "acme", schedule.Stock, schedule.Request{
+	r, err := syncstatus.RequestSync(ctx, s.JS, s.NS, "acme", syncstatus.Stock, syncstatus.Request{
 		Products: []string{p.ID, parent.ID, "0b5e6f7a-1111-4222-8333-944455556666"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := schedule.WaitServed(ctx, s.JS, s.NS, "acme", schedule.Stock, r)
+	st, err := syncstatus.WaitServed(ctx, s.JS, s.NS, "acme", syncstatus.Stock, r)
 	if err != nil || st.LastError != "" {
 		t.Fatalf("refresh: %+v, %v", st, err)
 	}
@@ -220,7 +220,7 @@ func TestEveryStockChangeReachesTheStoreOnce(t *testing.T) {
 	since := time.Now()
 	s.setStock(t, "acme", []hiper.Product{p}, "3")
 	brokertest.WaitFor(t, 10*time.Second, "a poll to publish the change and fail to record it", func() bool {
-		st := scheduletest.Status(t, s.JS, s.NS, "acme", schedule.Stock)
+		st := scheduletest.Status(t, s.JS, s.NS, "acme", syncstatus.Stock)
 		return st.LastErrorAt.After(since) && len(quantities(store, p.ID)) == 3
 	})
 	thaw()

@@ -49,83 +49,73 @@ func invalid(format string, args ...any) error {
 }
 
 func checkID(id string) error {
-	if err := events.ValidTenant(id); err != nil {
+	if err := tenant.ValidID(id); err != nil {
 		return fmt.Errorf("%w: %v", tenant.ErrInvalid, err)
 	}
 	return nil
 }
 
-// update applies change to the tenant's record under compare-and-set,
-// retrying when another writer got there first. A missing tenant is created
-// (not connected) when create is set, and is ErrUnknown otherwise.
+// update applies change to the tenant's record under compare-and-set
+// (events.Update), retrying when another writer got there first. A missing
+// tenant is created (not connected) when create is set, and is ErrUnknown
+// otherwise. change returns events.ErrNoChange to write nothing.
 func (r *Registry) update(ctx context.Context, id string, create bool, change func(*brokerv1.TenantRecord) error) (*brokerv1.TenantRecord, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		rec, rev, err := r.read(ctx, id)
+	rec, _, err := events.Update(ctx, r.kv, id, recordCodec, func(rec *brokerv1.TenantRecord) (*brokerv1.TenantRecord, error) {
 		switch {
-		case errors.Is(err, tenant.ErrUnknown) && create:
+		case rec == nil && create:
 			rec = &brokerv1.TenantRecord{Tenant: &brokerv1.Tenant{
 				TenantId: id, State: brokerv1.TenantState_TENANT_STATE_NOT_CONNECTED,
 				StateChangedAt: timestamppb.New(r.now()), Settings: &brokerv1.TenantSettings{},
 			}}
-		case err != nil:
-			return nil, err
+		case rec == nil:
+			return nil, unknown(id)
 		}
 		before := rec.GetTenant().GetState()
-		if err := change(rec); errors.Is(err, errNoChange) {
-			return rec, nil
-		} else if err != nil {
-			return nil, err
+		if err := change(rec); err != nil {
+			return rec, err
 		}
 		if rec.GetTenant().GetState() != before {
 			rec.Tenant.StateChangedAt = timestamppb.New(r.now())
 		}
-		b, err := tenant.EncodeRecord(rec)
-		if err != nil {
-			return nil, err
-		}
-		if rev == 0 {
-			_, err = r.kv.Create(ctx, id, b)
-		} else {
-			_, err = r.kv.Update(ctx, id, b, rev)
-		}
-		if err == nil {
-			return rec, nil
-		}
-		if !conflict(err) || attempt >= 10 {
-			return nil, fmt.Errorf("store tenant %s: %w", id, err)
-		}
+		return rec, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return rec, nil
 }
 
-// errNoChange, from a change function, means there is nothing to write.
-var errNoChange = errors.New("no change")
+// recordCodec is how a tenant record is stored.
+var recordCodec = events.Codec[*brokerv1.TenantRecord]{Encode: tenant.EncodeRecord, Decode: decodeRecord}
 
-func conflict(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
-
-// read returns the stored record and its revision, or ErrUnknown.
-func (r *Registry) read(ctx context.Context, id string) (*brokerv1.TenantRecord, uint64, error) {
-	entry, err := r.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, fmt.Errorf("%w: %s; connect it with `hipersync tenant connect %s --key-file FILE`", tenant.ErrUnknown, id, id)
-	}
+func decodeRecord(b []byte) (*brokerv1.TenantRecord, error) {
+	rec, err := tenant.DecodeRecord(b)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read tenant %s: %w", id, err)
-	}
-	rec, err := tenant.DecodeRecord(entry.Value())
-	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if rec.Tenant.Settings == nil {
 		rec.Tenant.Settings = &brokerv1.TenantSettings{}
 	}
-	return rec, entry.Revision(), nil
+	return rec, nil
+}
+
+func unknown(id string) error {
+	return fmt.Errorf("%w: %s; connect it with `hipersync tenant connect %s --key-file FILE`", tenant.ErrUnknown, id, id)
+}
+
+// read returns the stored record and its revision, or ErrUnknown.
+func (r *Registry) read(ctx context.Context, id string) (*brokerv1.TenantRecord, uint64, error) {
+	rec, rev, found, err := events.Get(ctx, r.kv, id, recordCodec)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read tenant: %w", err)
+	}
+	if !found {
+		return nil, 0, unknown(id)
+	}
+	return rec, rev, nil
 }
 
 // Connect validates key by asking Hiper for a token and, when Hiper accepts
@@ -146,7 +136,7 @@ func (r *Registry) Connect(ctx context.Context, id, key string) (*brokerv1.Tenan
 		if _, uerr := r.update(ctx, id, true, func(rec *brokerv1.TenantRecord) error {
 			if len(rec.GetSealedKey()) > 0 {
 				kept = rec.GetTenant()
-				return errNoChange
+				return events.ErrNoChange
 			}
 			rec.SealedKey, rec.KeyVersion = nil, 0
 			rec.Tenant.State = brokerv1.TenantState_TENANT_STATE_INVALID_KEY
@@ -400,14 +390,14 @@ func (r *Registry) Reseal(ctx context.Context) (int, error) {
 		_, err := r.update(ctx, id, false, func(rec *brokerv1.TenantRecord) error {
 			changed = false
 			if len(rec.GetSealedKey()) == 0 {
-				return errNoChange
+				return events.ErrNoChange
 			}
 			key, stale, err := r.sealer.OpenStale(id, rec.GetSealedKey())
 			if err != nil {
 				return fmt.Errorf("open the key of %s with the current or a previous master key: %w", id, err)
 			}
 			if !stale {
-				return errNoChange
+				return events.ErrNoChange
 			}
 			if rec.SealedKey, err = r.sealer.Seal(id, key); err != nil {
 				return err

@@ -1,4 +1,4 @@
-package schedule
+package syncstatus
 
 import (
 	"context"
@@ -46,8 +46,8 @@ const (
 // "<tenant>.<kind>".
 func StatusKey(tenant string, k Kind) string { return tenant + "." + string(k) }
 
-// parseKey splits a StatusKey.
-func parseKey(key string) (string, Kind, bool) {
+// ParseKey splits a StatusKey; ok is false when it names no known kind.
+func ParseKey(key string) (string, Kind, bool) {
 	i := strings.LastIndexByte(key, '.')
 	if i <= 0 {
 		return "", "", false
@@ -150,7 +150,8 @@ func (s Status) Stale(now time.Time) bool {
 // Running reports whether a replica holds the lease at now.
 func (s Status) Running(now time.Time) bool { return s.Lease != nil && s.Lease.Until.After(now) }
 
-func (s Status) clone() Status {
+// Clone returns a copy of s that shares nothing with it.
+func (s Status) Clone() Status {
 	if s.Held != nil {
 		h := *s.Held
 		h.Counts = make(map[string]int64, len(s.Held.Counts))
@@ -166,7 +167,8 @@ func (s Status) clone() Status {
 	return s
 }
 
-func decodeStatus(b []byte) (Status, error) {
+// Decode decodes a Status as stored.
+func Decode(b []byte) (Status, error) {
 	var s Status
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Status{}, fmt.Errorf("decode sync status: %w", err)
@@ -243,7 +245,7 @@ func ListStatus(ctx context.Context, js jetstream.JetStream, ns events.Namespace
 				})
 				return out, nil
 			}
-			s, err := decodeStatus(e.Value())
+			s, err := Decode(e.Value())
 			if err != nil {
 				return nil, fmt.Errorf("list sync status: %s: %w", e.Key(), err)
 			}
@@ -269,45 +271,26 @@ func GetStatus(ctx context.Context, js jetstream.JetStream, ns events.Namespace,
 	if err != nil {
 		return Status{}, false, fmt.Errorf("get sync status: %w", err)
 	}
-	s, err = decodeStatus(e.Value())
+	s, err = Decode(e.Value())
 	return s, err == nil, err
 }
 
 // UpdateStatus changes one tenant's status of kind k with compare-and-set on
-// the record's revision, for a service that reports into the store without a
-// scheduler (the invoice-watcher).
+// the record's revision (events.Update), for a service that reports into the
+// store without a scheduler (the invoice-watcher).
 func UpdateStatus(ctx context.Context, kv jetstream.KeyValue, tenantID string, k Kind, change func(*Status)) error {
-	key := StatusKey(tenantID, k)
-	for attempt := 0; ; attempt++ {
-		st, rev := Status{Tenant: tenantID, Kind: k}, uint64(0)
-		e, err := kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return fmt.Errorf("update sync status %s: %w", key, err)
-		default:
-			if st, err = decodeStatus(e.Value()); err != nil {
-				return fmt.Errorf("update sync status %s: %w", key, err)
-			}
-			rev = e.Revision()
+	_, _, err := events.Update(ctx, kv, StatusKey(tenantID, k), statusCodec, func(st Status) (Status, error) {
+		if st.Tenant == "" {
+			st = Status{Tenant: tenantID, Kind: k}
 		}
 		change(&st)
-		b, err := json.Marshal(st)
-		if err != nil {
-			return fmt.Errorf("update sync status %s: %w", key, err)
-		}
-		if rev == 0 {
-			_, err = kv.Create(ctx, key, b)
-		} else {
-			_, err = kv.Update(ctx, key, b, rev)
-		}
-		var apiErr *jetstream.APIError
-		lost := errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-		if err == nil || !lost || attempt >= 10 {
-			if err != nil {
-				return fmt.Errorf("update sync status %s: %w", key, err)
-			}
-			return nil
-		}
+		return st, nil
+	})
+	if err != nil {
+		return fmt.Errorf("update sync status: %w", err)
 	}
+	return nil
 }
+
+// statusCodec is how a Status is stored.
+var statusCodec = events.Codec[Status]{Encode: func(s Status) ([]byte, error) { return json.Marshal(s) }, Decode: Decode}

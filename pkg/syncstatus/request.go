@@ -1,4 +1,4 @@
-package schedule
+package syncstatus
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // Request asks for a tenant's sync to run now rather than when due. It
@@ -45,7 +46,7 @@ var ErrNoSuchSync = errors.New("no such sync")
 // RequestSync asks tenant's sync of kind k to run now, merged with any
 // request not yet served, and returns the request as stored.
 func RequestSync(ctx context.Context, js jetstream.JetStream, ns events.Namespace, tenantID string, k Kind, r Request) (Request, error) {
-	if err := events.ValidTenant(tenantID); err != nil {
+	if err := tenant.ValidID(tenantID); err != nil {
 		return Request{}, fmt.Errorf("request sync: %w", err)
 	}
 	if !k.Valid() {
@@ -55,41 +56,36 @@ func RequestSync(ctx context.Context, js jetstream.JetStream, ns events.Namespac
 	if err != nil {
 		return Request{}, fmt.Errorf("request sync: %w", err)
 	}
-	key := StatusKey(tenantID, k)
-	for {
+	stored, _, err := events.Update(ctx, kv, StatusKey(tenantID, k), requestCodec, func(old *Request) (*Request, error) {
 		merged := r
 		merged.ID = newID()
 		merged.At = time.Now().UTC()
-		prev, err := kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			b, _ := json.Marshal(merged)
-			if _, err := kv.Create(ctx, key, b); errors.Is(err, jetstream.ErrKeyExists) {
-				continue // another request landed first: merge with it
-			} else if err != nil {
-				return Request{}, fmt.Errorf("request sync of %s: %w", key, err)
-			}
-			return merged, nil
-		case err != nil:
-			return Request{}, fmt.Errorf("request sync of %s: %w", key, err)
-		}
-		var old Request
-		if json.Unmarshal(prev.Value(), &old) == nil {
+		if old != nil {
 			merged.Full = merged.Full || old.Full
 			merged.Approve = merged.Approve || old.Approve
 			merged.Products = union(old.Products, merged.Products)
 			merged.Unlink = union(old.Unlink, merged.Unlink)
 			merged.Reset = merged.Reset || old.Reset
 		}
-		b, _ := json.Marshal(merged)
-		if _, err := kv.Update(ctx, key, b, prev.Revision()); err != nil {
-			if isWrongRevision(err) {
-				continue
-			}
-			return Request{}, fmt.Errorf("request sync of %s: %w", key, err)
-		}
-		return merged, nil
+		return &merged, nil
+	})
+	if err != nil {
+		return Request{}, fmt.Errorf("request sync: %w", err)
 	}
+	return *stored, nil
+}
+
+// requestCodec is how a Request is stored. A request that does not decode
+// is replaced: merging with it keeps nothing of it.
+var requestCodec = events.Codec[*Request]{
+	Encode: func(r *Request) ([]byte, error) { return json.Marshal(r) },
+	Decode: func(b []byte) (*Request, error) {
+		var r Request
+		if json.Unmarshal(b, &r) != nil {
+			return &Request{}, nil
+		}
+		return &r, nil
+	},
 }
 
 // WaitServed waits until a run that started after r was made finished, and
@@ -120,7 +116,7 @@ func WaitServed(ctx context.Context, js jetstream.JetStream, ns events.Namespace
 			if e.Operation() != jetstream.KeyValuePut {
 				return Status{}, ErrNoSuchSync
 			}
-			s, err := decodeStatus(e.Value())
+			s, err := Decode(e.Value())
 			if err != nil {
 				return Status{}, err
 			}
@@ -164,10 +160,4 @@ func newID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// isWrongRevision reports whether a KV compare-and-set lost to another
-// writer.
-func isWrongRevision(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
 }

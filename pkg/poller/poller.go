@@ -1,4 +1,7 @@
-package schedule
+// Package poller is the start-up of the two poller services (catalog and
+// stock): their settings from the environment, what a poller's scheduler is
+// wired with (Deps), and Main, which runs one as a service.
+package poller
 
 import (
 	"context"
@@ -15,7 +18,9 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/service"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -37,9 +42,9 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 	l := config.NewLoader(getenv)
 	s := Settings{
 		Common:      l.LoadCommon(),
-		Concurrency: l.Int("POLL_CONCURRENCY", DefaultConcurrency),
-		TenantRate:  l.Float("POLL_TENANT_RATE", DefaultTenantRate),
-		FullEvery:   l.Duration("POLL_FULL_RESYNC_INTERVAL", DefaultFullEvery),
+		Concurrency: l.Int("POLL_CONCURRENCY", schedule.DefaultConcurrency),
+		TenantRate:  l.Float("POLL_TENANT_RATE", schedule.DefaultTenantRate),
+		FullEvery:   l.Duration("POLL_FULL_RESYNC_INTERVAL", schedule.DefaultFullEvery),
 	}
 	errs := []error{l.Err()}
 	if s.Concurrency < 1 {
@@ -64,10 +69,10 @@ type Deps struct {
 	HTTPClient *http.Client
 	Format     events.Format
 	// Pacer, when set, is shared with the process's other poller.
-	Pacer   *Pacer
+	Pacer   *schedule.Pacer
 	Health  *telemetry.Health
 	Log     *slog.Logger
-	Options Options
+	Options schedule.Options
 }
 
 // Hiper returns the Hiper client of d.
@@ -84,16 +89,16 @@ func (d Deps) Hiper() (*hiper.Client, error) {
 
 // Config returns the scheduler configuration of d for a poller of kind
 // running job.
-func (d Deps) Config(kind Kind, job Job) (Config, error) {
+func (d Deps) Config(kind syncstatus.Kind, job schedule.Job) (schedule.Config, error) {
 	js, err := jetstream.New(d.NATS)
 	if err != nil {
-		return Config{}, fmt.Errorf("open jetstream: %w", err)
+		return schedule.Config{}, fmt.Errorf("open jetstream: %w", err)
 	}
 	client, err := d.Hiper()
 	if err != nil {
-		return Config{}, err
+		return schedule.Config{}, err
 	}
-	cfg := Config{
+	cfg := schedule.Config{
 		Kind: kind, JS: js, Namespace: d.Namespace, Directory: d.Directory, Hiper: client,
 		Tokens: d.Tokens, Pacer: d.Pacer, Log: d.Log, Job: job, Options: d.Options,
 	}
@@ -105,7 +110,7 @@ func (d Deps) Config(kind Kind, job Job) (Config, error) {
 
 // StartFunc starts a poller: it provisions what the poller needs and returns
 // its scheduler, which the caller runs.
-type StartFunc func(ctx context.Context, d Deps) (*Scheduler, error)
+type StartFunc func(ctx context.Context, d Deps) (*schedule.Scheduler, error)
 
 // Main runs the poller service named service until ctx is done: it reads
 // the environment, connects to NATS and token-broker, follows the tenants,
@@ -140,8 +145,8 @@ func Main(ctx context.Context, name string, getenv config.Env, logOut io.Writer,
 	})
 	sched, err := start(ctx, Deps{
 		NATS: p.NATS, Namespace: p.NS, Directory: dir, Tokens: p.Broker.Source, HiperBaseURL: s.HiperBaseURL,
-		Format: p.Format, Pacer: NewPacer(s.TenantRate, DefaultTenantBurst), Health: p.Health, Log: p.Log,
-		Options: Options{Concurrency: s.Concurrency, FullEvery: s.FullEvery},
+		Format: p.Format, Pacer: schedule.NewPacer(s.TenantRate, schedule.DefaultTenantBurst), Health: p.Health, Log: p.Log,
+		Options: schedule.Options{Concurrency: s.Concurrency, FullEvery: s.FullEvery},
 	})
 	if err != nil {
 		p.Close()
