@@ -149,7 +149,7 @@ func TestOneReplicaRunsATenantAtATime(t *testing.T) {
 		by      = map[string]int{}
 		overlap atomic.Bool
 	)
-	job := func(owner *string) JobFunc {
+	job := func(owner string) JobFunc {
 		return func(ctx context.Context, r *Run) error {
 			mu.Lock()
 			running[r.Tenant]++
@@ -157,7 +157,7 @@ func TestOneReplicaRunsATenantAtATime(t *testing.T) {
 				overlap.Store(true)
 			}
 			runs[r.Tenant]++
-			by[*owner]++
+			by[owner]++
 			mu.Unlock()
 			// Progress through the lease, as a poll saves its cursor.
 			err := r.Save(ctx, func(s *syncstatus.Status) { s.Cursor++ })
@@ -167,10 +167,12 @@ func TestOneReplicaRunsATenantAtATime(t *testing.T) {
 			return err
 		}
 	}
-	var ownerA, ownerB string
-	a, _ := e.start(job(&ownerA), quick())
-	b, _ := e.start(job(&ownerB), quick())
-	ownerA, ownerB = a.Owner(), b.Owner()
+	// The replicas are named up front: a job reads its replica's name
+	// while the other replica starts.
+	optsA, optsB := quick(), quick()
+	optsA.Owner, optsB.Owner = "replica-a", "replica-b"
+	e.start(job(optsA.Owner), optsA)
+	e.start(job(optsB.Owner), optsB)
 	waitFor(t, 20*time.Second, "ten runs of every tenant", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
