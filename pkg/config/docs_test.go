@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // repoRoot is the repository, seen from this package's directory.
@@ -183,4 +184,92 @@ func variablesDocumented(t *testing.T) map[string]string {
 		}
 	}
 	return out
+}
+
+// markdownLink is a link of a Markdown page: its target, without the
+// images and the bare URLs.
+var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// Every relative link of README.md and docs/*.md leads somewhere: to a file
+// of the repository and, with a #fragment, to a heading of that page.
+func TestDocsLinksResolve(t *testing.T) {
+	t.Parallel()
+	pages, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages = append(pages, filepath.Join(repoRoot, "README.md"))
+	anchors := map[string]map[string]bool{}
+	anchorsOf := func(page string) map[string]bool {
+		if a, ok := anchors[page]; ok {
+			return a
+		}
+		b, err := os.ReadFile(page)
+		if err != nil {
+			return nil
+		}
+		a := map[string]bool{}
+		inCode := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "```") {
+				inCode = !inCode
+			}
+			if inCode || !strings.HasPrefix(line, "#") {
+				continue
+			}
+			slug := headingSlug(strings.TrimLeft(line, "#"))
+			for n := 0; ; n++ {
+				s := slug
+				if n > 0 {
+					s += "-" + strconv.Itoa(n)
+				}
+				if !a[s] {
+					a[s] = true
+					break
+				}
+			}
+		}
+		anchors[page] = a
+		return a
+	}
+	for _, page := range pages {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _ := filepath.Rel(repoRoot, page)
+		for _, m := range markdownLink.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, frag, _ := strings.Cut(target, "#")
+			dest := page
+			if file != "" {
+				dest = filepath.Join(filepath.Dir(page), file)
+				if _, err := os.Stat(dest); err != nil {
+					t.Errorf("%s: link %s: no file %s", name, target, file)
+					continue
+				}
+			}
+			if frag != "" && strings.HasSuffix(dest, ".md") && !anchorsOf(dest)[frag] {
+				t.Errorf("%s: link %s: no heading #%s there", name, target, frag)
+			}
+		}
+	}
+}
+
+// headingSlug is the anchor GitHub gives a heading: lower case, punctuation
+// dropped, spaces as hyphens.
+func headingSlug(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
+		switch {
+		case r == ' ':
+			b.WriteByte('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

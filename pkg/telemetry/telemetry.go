@@ -48,14 +48,20 @@ func (h traceHandler) WithGroup(name string) slog.Handler {
 
 // SetupTracing installs the W3C trace-context propagator and, when one of the
 // standard OTEL_EXPORTER_OTLP_ENDPOINT variables is set, a tracer provider
-// exporting over OTLP/gRPC. Without an endpoint spans are not recorded but
-// trace context still flows through NATS headers, gRPC and HTTP. The returned
-// func flushes and stops the exporter.
+// exporting over OTLP/gRPC. Without an endpoint spans are not recorded, but
+// still get ids: every event published carries a traceparent (not sampled)
+// and every log line inside a span its trace_id, so one event and its
+// consequences can be followed through the logs with tracing off; trace
+// context still flows through NATS headers, gRPC and HTTP. The returned func
+// flushes and stops the exporter.
 func SetupTracing(ctx context.Context, service string) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" ||
 		strings.EqualFold(os.Getenv("OTEL_TRACES_EXPORTER"), "none") {
-		return func(context.Context) error { return nil }, nil
+		// Never sampled: ids only, nothing recorded or kept.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+		otel.SetTracerProvider(tp)
+		return tp.Shutdown, nil
 	}
 	exp, err := otlptracegrpc.New(ctx)
 	if err != nil {

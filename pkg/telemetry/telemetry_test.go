@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -104,5 +106,28 @@ func TestIncludeMergesServicesWithALabel(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "beta/nats") {
 		t.Fatalf("readyz: %d %s", resp.StatusCode, body)
+	}
+}
+
+// With tracing off, spans are not recorded but have ids, so what a service
+// publishes carries a traceparent and its logs a trace_id.
+func TestTracingOffStillPropagatesATraceparent(t *testing.T) {
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		t.Setenv(name, "")
+	}
+	shutdown, err := SetupTracing(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = shutdown(context.Background()) })
+	ctx, span := otel.Tracer("test").Start(context.Background(), "publish")
+	defer span.End()
+	if span.IsRecording() || span.SpanContext().IsSampled() {
+		t.Error("a span is recorded with tracing off")
+	}
+	h := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, h)
+	if tp := h.Get("traceparent"); !strings.HasPrefix(tp, "00-"+span.SpanContext().TraceID().String()) {
+		t.Errorf("traceparent %q with tracing off; want one naming the span's trace", tp)
 	}
 }

@@ -57,6 +57,11 @@ func collect(t *testing.T, js jetstream.JetStream, ns events.Namespace) *collect
 			t.Errorf("hipersync published on an unexpected subject %s", msg.Subject())
 			return
 		}
+		// Tracing is off in this test: the traceparent is there anyway.
+		if msg.Headers().Get("traceparent") == "" {
+			t.Errorf("%s %s carries no traceparent", msg.Subject(), msg.Headers().Get(events.HeaderID))
+			return
+		}
 		m, _ := s.NewMessage()
 		if err := events.Decode(msg.Headers(), msg.Data(), m); err != nil {
 			t.Errorf("undecodable %s: %v", msg.Subject(), err)
