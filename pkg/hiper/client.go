@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -160,6 +161,10 @@ func instrument(hc *http.Client, tp trace.TracerProvider) *http.Client {
 		opts = append(opts, otelhttp.WithTracerProvider(tp))
 	}
 	out.Transport = otelhttp.NewTransport(secretTransport{base: base}, opts...)
+	// Hiper never redirects; a redirect (a hijacked DNS name, a proxy's
+	// login page, http to https) would carry the key in the token call's
+	// path, or the token, somewhere else. The 3xx is the answer: an error.
+	out.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &out
 }
 
@@ -203,8 +208,10 @@ func (t secretTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.URL.Path = strings.TrimSuffix(r.URL.Path, redactedKey) + key
 	r.URL.RawPath = ""
 	resp, err := t.base.RoundTrip(r)
-	if err != nil && strings.Contains(err.Error(), key) {
-		err = &redactedError{msg: strings.ReplaceAll(err.Error(), key, redactedKey), err: err}
+	if err != nil {
+		if msg := redactFold(err.Error(), key); msg != err.Error() {
+			err = &redactedError{msg: msg, err: err}
+		}
 	}
 	return resp, err
 }
@@ -401,6 +408,9 @@ func (c *Client) classify(req request, ans *answer) error {
 			return c.failWith(req, ans, env, &RejectedError{Status: s, Errors: env.Errors, Message: env.Message})
 		}
 		return nil
+	case s >= 300 && s < 400:
+		return c.fail(req, ans, ErrBadResponse, fmt.Errorf("answered with a redirect (%d) to %q, refused: it could carry the key or token elsewhere",
+			s, c.redact(req, ans.header.Get("Location"))))
 	case s == http.StatusUnauthorized:
 		return c.failWith(req, ans, env, ErrUnauthorized)
 	case s == http.StatusNotFound && !(req.ep.unsafe && !env.Hiper):
@@ -475,11 +485,18 @@ func (c *Client) fail(req request, ans *answer, kind, cause error) *Error {
 
 func (c *Client) redact(req request, s string) string {
 	for _, secret := range []string{req.key, req.token} {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, redactedKey)
-		}
+		s = redactFold(s, secret)
 	}
 	return s
+}
+
+// redactFold replaces secret in s whatever its case: a security key is hex,
+// and Hiper (or a proxy) may echo it in upper case.
+func redactFold(s, secret string) string {
+	if secret == "" || !strings.Contains(strings.ToLower(s), strings.ToLower(secret)) {
+		return s
+	}
+	return regexp.MustCompile("(?i)"+regexp.QuoteMeta(secret)).ReplaceAllLiteralString(s, redactedKey)
 }
 
 func (c *Client) redactAll(req request, ss []string) []string {

@@ -428,3 +428,38 @@ func TestUnreachableHiper(t *testing.T) {
 	_, err = c.Token(t.Context(), testKey)
 	check{is: []error{hiper.ErrTransient}, text: []string{"REDACTED"}}.verify(t, err)
 }
+
+// The token call never follows a redirect (it would carry the key in its
+// path elsewhere), and the key is redacted from what comes back whatever
+// its case.
+func TestTokenCallRefusesRedirectsAndRedactsTheKeyInAnyCase(t *testing.T) {
+	t.Parallel()
+	var followed atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		followed.Add(1)
+		_, _ = io.WriteString(w, `{"token":"stolen"}`)
+	}))
+	t.Cleanup(elsewhere.Close)
+	c := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusFound)
+	})
+	_, err := c.Token(t.Context(), testKey)
+	if err == nil || !errors.Is(err, hiper.ErrBadResponse) || !strings.Contains(err.Error(), "redirect") {
+		t.Fatalf("want a refused redirect, got %v", err)
+	}
+	if followed.Load() != 0 {
+		t.Fatal("the redirect was followed")
+	}
+	if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(testKey)) {
+		t.Fatalf("the error holds the key: %v", err)
+	}
+
+	upper := strings.ToUpper(testKey)
+	c = serve(t, answer(400, `{"message":"chave `+upper+` invalida","errors":["chave `+upper+`"]}`))
+	_, err = c.Token(t.Context(), testKey)
+	var he *hiper.Error
+	if err == nil || strings.Contains(strings.ToLower(err.Error()), strings.ToLower(testKey)) ||
+		(errors.As(err, &he) && strings.Contains(strings.ToLower(string(he.Body)), strings.ToLower(testKey))) {
+		t.Fatalf("the key leaked in upper case: %v", err)
+	}
+}

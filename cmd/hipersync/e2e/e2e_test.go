@@ -258,6 +258,8 @@ func TestWholeSystem(t *testing.T) {
 	s.env = map[string]string{
 		"NATS_URL": natsURL, "REDIS_URL": redisURL, "HIPER_BASE_URL": "http://" + simAddr + hipersim.APIPrefix,
 		"HIPERSYNC_NAMESPACE": ns.Prefix, "TOKEN_BROKER_ADDR": brokerAddr, "EVENTS_FORMAT": "json",
+		// Everything a service may log, so the secrets scan at the end reads it all.
+		"LOG_LEVEL": "debug",
 	}
 	for _, name := range serviceOrder {
 		s.httpAddr[name] = freeAddr(t)
@@ -448,6 +450,12 @@ func TestWholeSystem(t *testing.T) {
 	if n := seenEvents.count(events.KindCatalogProductUpserted, nil); n != publishable {
 		t.Errorf("the restart republished the catalog: %d upserts for %d products", n, publishable)
 	}
+
+	// No log line, dead letter or Redis value holds a secret.
+	s.stopAll(t)
+	assertNoSecrets(t, js, ns, redisURL, map[string]string{
+		"security key": s.key, "master key": brokerEnv["HIPERSYNC_MASTER_KEY"],
+	})
 }
 
 // deleteNamespace removes the test's streams, buckets and Redis keys.

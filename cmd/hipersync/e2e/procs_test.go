@@ -96,6 +96,7 @@ type proc struct {
 func start(t *testing.T, bin, name string, env map[string]string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
+	registerLog(logPath)
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)

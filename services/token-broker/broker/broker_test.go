@@ -517,6 +517,39 @@ func TestStoredKeyIsSealed(t *testing.T) {
 	}
 }
 
+// Tokens in Redis are sealed like the stored keys: Redis is often shared,
+// and whoever reads it must not get a working Hiper token.
+func TestTokenInRedisIsSealed(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 2})
+	c.addColdTenant("acme")
+	ctx := context.Background()
+	tok, err := c.clients[0].Token(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := c.rdb.Get(ctx, c.prefix+"token:acme").Result()
+	if err != nil {
+		t.Fatalf("the token is not in Redis: %v", err)
+	}
+	if strings.Contains(raw, tok.Value) {
+		t.Fatalf("the token is readable in Redis: %q", raw)
+	}
+	// The other replica opens it (one Hiper call for both).
+	if other, err := c.clients[1].Token(ctx, "acme"); err != nil || other.Value != tok.Value || c.tokensIssued() != 1 {
+		t.Fatalf("second replica: %v, same %v, issued %d", err, other.Value == tok.Value, c.tokensIssued())
+	}
+	// An invalidation still finds it by its fingerprint.
+	if err := c.clients[1].Invalidate(ctx, "acme", tok.Value); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.rdb.Exists(ctx, c.prefix+"token:acme").Result(); n == 1 {
+		if v, _ := c.rdb.Get(ctx, c.prefix+"token:acme").Result(); v == raw {
+			t.Fatal("the refused token is still in Redis")
+		}
+	}
+}
+
 func TestSettingsUpdateWithMaskAndValidation(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{replicas: 1})

@@ -57,6 +57,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		cacheCfg.Metrics = NewMetrics(cfg.Registry)
 	}
 	cacheCfg.OnKeyRefused = reg.MarkKeyRefused
+	cacheCfg.Sealer = cfg.Sealer
 	tokens := NewTokenCache(cfg.Issuer, reg.Key, cacheCfg)
 	reg.onConnect = tokens.prime
 	reg.onLeave = func(ctx context.Context, id string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // Issuer exchanges a security key for a Hiper token; *hiper.Client is one.
@@ -34,6 +36,11 @@ type TokenCacheConfig struct {
 	Redis redis.UniversalClient
 	// KeyPrefix namespaces Redis keys; default "hipersync:".
 	KeyPrefix string
+	// Sealer seals tokens before they go to Redis, as it seals the stored
+	// security keys: Redis is often shared, and a token is as good as the
+	// key for as long as it lives. Nil: a random key of this process (its
+	// tokens are then of no use to other replicas).
+	Sealer *tenant.Sealer
 	// MaxMargin caps how long before expiry a token stops being handed out;
 	// the margin is a fifth of the token's lifetime up to this. Default 5m.
 	MaxMargin time.Duration
@@ -120,6 +127,11 @@ func NewTokenCache(issuer Issuer, keys KeyLookup, cfg TokenCacheConfig) *TokenCa
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Sealer == nil {
+		k := make([]byte, 32)
+		_, _ = rand.Read(k)
+		cfg.Sealer, _ = tenant.NewSealer(k)
 	}
 	return &TokenCache{
 		cfg: cfg, issuer: issuer, keys: keys,
@@ -288,7 +300,12 @@ func (c *TokenCache) share(ctx context.Context, tenantID string, e *entry) {
 		return
 	}
 	pipe := c.cfg.Redis.TxPipeline()
-	pipe.Set(ctx, c.tokenKey(tenantID), encodeToken(e.tok, e.margin), ttl)
+	v, err := c.encodeToken(tenantID, e.tok, e.margin)
+	if err != nil {
+		c.cfg.Log.Warn("seal a token for redis", "tenant", tenantID, "err", err)
+		return
+	}
+	pipe.Set(ctx, c.tokenKey(tenantID), v, ttl)
 	pipe.Publish(ctx, c.channel(), tenantID+" "+fingerprint(e.tok.Value))
 	if _, err := pipe.Exec(ctx); err != nil {
 		c.redisErr.Store(&err)
@@ -380,7 +397,7 @@ func (c *TokenCache) fromRedis(ctx context.Context, tenantID string) (*entry, er
 	if err != nil {
 		return nil, err
 	}
-	e, ok := decodeToken(v)
+	e, ok := c.decodeToken(tenantID, v)
 	if !ok {
 		return nil, nil
 	}
@@ -409,7 +426,7 @@ func (c *TokenCache) Invalidate(ctx context.Context, tenantID, token string) (bo
 	}
 	c.mu.Unlock()
 	if c.cfg.Redis != nil {
-		n, err := invalidateToken.Run(ctx, c.cfg.Redis, []string{c.tokenKey(tenantID)}, token).Int()
+		n, err := invalidateToken.Run(ctx, c.cfg.Redis, []string{c.tokenKey(tenantID)}, fingerprint(token)).Int()
 		switch {
 		case err != nil:
 			c.redisErr.Store(&err)
@@ -541,23 +558,44 @@ func (c *TokenCache) sweep() {
 	}
 }
 
-// Redis values are "<expiry unix ms> <margin ms> <token>".
-func encodeToken(tok hiper.Token, margin time.Duration) string {
-	return strconv.FormatInt(tok.ExpiresAt.UnixMilli(), 10) + " " + strconv.FormatInt(margin.Milliseconds(), 10) + " " + tok.Value
+// Redis values are "<expiry unix ms> <margin ms> <fingerprint> <sealed>":
+// the token sealed under the master key (bound to the tenant, apart from
+// its security key), and its fingerprint, so that an invalidation can
+// compare without opening it. Nothing in Redis is usable without the
+// master key.
+func (c *TokenCache) encodeToken(tenantID string, tok hiper.Token, margin time.Duration) (string, error) {
+	sealed, err := c.cfg.Sealer.Seal(tokenSealID(tenantID), tok.Value)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(tok.ExpiresAt.UnixMilli(), 10) + " " + strconv.FormatInt(margin.Milliseconds(), 10) + " " +
+		fingerprint(tok.Value) + " " + base64.RawStdEncoding.EncodeToString(sealed), nil
 }
 
-func decodeToken(v string) (*entry, bool) {
-	parts := strings.SplitN(v, " ", 3)
-	if len(parts) != 3 {
+// decodeToken opens a Redis value; anything else (a plaintext value an
+// older version wrote, another master key's) is no token: it is fetched
+// again and overwritten.
+func (c *TokenCache) decodeToken(tenantID, v string) (*entry, bool) {
+	parts := strings.Split(v, " ")
+	if len(parts) != 4 {
 		return nil, false
 	}
 	exp, err1 := strconv.ParseInt(parts[0], 10, 64)
 	margin, err2 := strconv.ParseInt(parts[1], 10, 64)
-	if err1 != nil || err2 != nil || parts[2] == "" {
+	sealed, err3 := base64.RawStdEncoding.DecodeString(parts[3])
+	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, false
 	}
-	return &entry{tok: hiper.Token{Value: parts[2], ExpiresAt: time.UnixMilli(exp)}, margin: time.Duration(margin) * time.Millisecond}, true
+	value, err := c.cfg.Sealer.Open(tokenSealID(tenantID), sealed)
+	if err != nil || value == "" || fingerprint(value) != parts[2] {
+		return nil, false
+	}
+	return &entry{tok: hiper.Token{Value: value, ExpiresAt: time.UnixMilli(exp)}, margin: time.Duration(margin) * time.Millisecond}, true
 }
+
+// tokenSealID is what a tenant's token is sealed for: not the tenant id
+// alone, so a sealed token never opens as the tenant's security key.
+func tokenSealID(tenantID string) string { return "token\x00" + tenantID }
 
 func fingerprint(token string) string {
 	sum := sha256.Sum256([]byte(token))
@@ -578,12 +616,13 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// invalidateToken deletes the stored token only if it is the one refused.
+// invalidateToken deletes the stored token only if it is the one refused
+// (ARGV[1], its fingerprint).
 var invalidateToken = redis.NewScript(`
 local v = redis.call("GET", KEYS[1])
 if v then
-	local token = string.match(v, "^%S+ %S+ (.+)$")
-	if token == ARGV[1] then
+	local fp = string.match(v, "^%S+ %S+ (%S+) %S+$")
+	if fp == ARGV[1] then
 		return redis.call("DEL", KEYS[1])
 	end
 end
