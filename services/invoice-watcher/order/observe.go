@@ -38,7 +38,10 @@ type Policy struct {
 
 // Event is one event to publish about an order.
 type Event struct {
-	Kind    events.Kind
+	Kind events.Kind
+	// Mark is what the record marks published, when not Kind: the two
+	// stages of order.processing are each published once.
+	Mark    events.Kind
 	ID      string
 	Message proto.Message
 	// HiperAt is when Hiper registered what the event reports; zero when
@@ -70,6 +73,26 @@ type Observation struct {
 	cancelled bool
 	events    int
 	changedAt time.Time
+	code      string
+}
+
+// Stages of order.processing: Hiper's events 1 and 2.
+const (
+	StageProcessed      = "processed"
+	StageStockSeparated = "stock_separated"
+)
+
+// processingMark is the record's mark of a stage of order.processing.
+func processingMark(stage string) events.Kind {
+	return events.Kind(string(events.KindOrderProcessing) + "." + stage)
+}
+
+// mark is what the record marks published once ev is.
+func (ev Event) mark() events.Kind {
+	if ev.Mark != "" {
+		return ev.Mark
+	}
+	return ev.Kind
 }
 
 // changedAt is when Hiper changed the order: when new events explain the
@@ -111,12 +134,16 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 	if st.Situation < hiper.SituationProcessing || st.Situation > hiper.SituationFailed {
 		return Observation{}, fmt.Errorf("%w: codigoDaSituacaoDeProcessamento %d is not 1, 2 or 3", ErrUnexpectedAnswer, st.Situation)
 	}
-	o := Observation{situation: st.Situation, cancelled: st.Cancelled, events: len(st.Events)}
+	o := Observation{situation: st.Situation, cancelled: st.Cancelled, events: len(st.Events), code: strings.TrimSpace(st.Code)}
+	code := o.code
+	if code == "" {
+		code = r.HiperCode
+	}
 	o.Changed = st.Situation != r.Situation || st.Cancelled != r.HiperCancelled || len(st.Events) != r.Events
 	if o.Changed {
 		o.changedAt = changedAt(r, st, now)
 	}
-	var invoice, shipped, cancel *hiper.OrderEvent
+	var invoice, shipped, cancel, processed, separated *hiper.OrderEvent
 	for i := range st.Events {
 		ev := &st.Events[i]
 		switch ev.Type {
@@ -132,7 +159,14 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 			if cancel == nil {
 				cancel = ev
 			}
-		case hiper.EventProcessed, hiper.EventStockSeparated:
+		case hiper.EventProcessed:
+			if processed == nil {
+				processed = ev
+			}
+		case hiper.EventStockSeparated:
+			if separated == nil {
+				separated = ev
+			}
 		default:
 			if !slices.Contains(o.Unknown, ev.Type) {
 				o.Unknown = append(o.Unknown, ev.Type)
@@ -142,20 +176,38 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 	add := func(kind events.Kind, msg proto.Message, at hiper.Time) {
 		o.Events = append(o.Events, Event{Kind: kind, ID: EventID(r.Tenant, r.OrderID, kind), Message: msg, HiperAt: at.Time})
 	}
+	// Hiper's progress reaches the store (events 1 and 2), each stage once,
+	// with Hiper's order number; not for an order Hiper failed.
+	for _, sg := range []struct {
+		ev    *hiper.OrderEvent
+		stage string
+	}{{processed, StageProcessed}, {separated, StageStockSeparated}} {
+		if sg.ev == nil || st.Situation == hiper.SituationFailed || r.IsPublished(processingMark(sg.stage)) {
+			continue
+		}
+		mark := processingMark(sg.stage)
+		o.Events = append(o.Events, Event{Kind: events.KindOrderProcessing, Mark: mark, ID: EventID(r.Tenant, r.OrderID, mark),
+			HiperAt: sg.ev.Date.Time, Message: &eventsv1.OrderProcessing{
+				OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, HiperOrderCode: code, Stage: sg.stage,
+				HiperEventCode: int32(sg.ev.Type), OccurredAt: timestamp(sg.ev.Date), Note: sg.ev.Note,
+			}})
+	}
 	if invoice != nil && !r.IsPublished(events.KindInvoiceIssued) {
-		add(events.KindInvoiceIssued, Invoice(r, *invoice), invoice.Date)
+		inv := Invoice(r, *invoice)
+		inv.HiperOrderCode = code
+		add(events.KindInvoiceIssued, inv, invoice.Date)
 	}
 	if shipped != nil && !r.IsPublished(events.KindOrderShipped) {
 		add(events.KindOrderShipped, &eventsv1.OrderShipped{
 			OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, TrackingCode: notes.ReadTrackingCode(shipped.Note),
-			ShippedAt: timestamp(shipped.Date), Note: shipped.Note,
+			ShippedAt: timestamp(shipped.Date), Note: shipped.Note, HiperOrderCode: code,
 		}, shipped.Date)
 	}
 	switch {
 	case st.Situation == hiper.SituationFailed:
 		if !r.IsPublished(events.KindOrderFailed) {
 			ev, msg := failure(st)
-			add(events.KindOrderFailed, &eventsv1.OrderFailed{OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, Message: msg}, ev)
+			add(events.KindOrderFailed, &eventsv1.OrderFailed{OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, Message: msg, HiperOrderCode: code}, ev)
 		}
 		o.Final = Failed
 	case st.Cancelled || cancel != nil:
@@ -163,7 +215,7 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 		if cancel != nil {
 			at = cancel.Date
 		}
-		observeCancel(&o, r, at, now, p, add)
+		observeCancel(&o, r, at, now, p, code, add)
 	case (invoice != nil || r.IsPublished(events.KindInvoiceIssued)) && (shipped != nil || r.IsPublished(events.KindOrderShipped)):
 		o.Final = Delivered
 	}
@@ -178,7 +230,7 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 
 // observeCancel decides on a cancellation Hiper shows: the store's own ends
 // the watch silently; the merchant's is announced after the grace period.
-func observeCancel(o *Observation, r *Record, at hiper.Time, now time.Time, p Policy, add func(events.Kind, proto.Message, hiper.Time)) {
+func observeCancel(o *Observation, r *Record, at hiper.Time, now time.Time, p Policy, code string, add func(events.Kind, proto.Message, hiper.Time)) {
 	if !r.StoreCancelAt.IsZero() {
 		o.Final, o.CancelOrigin = Cancelled, OriginStore
 		return
@@ -198,6 +250,7 @@ func observeCancel(o *Observation, r *Record, at hiper.Time, now time.Time, p Po
 		}
 		add(events.KindOrderCancelled, &eventsv1.OrderCancelled{
 			OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, Origin: OriginHiper, CancelledAt: timestamppb.New(cancelledAt),
+			HiperOrderCode: code,
 		}, at)
 	}
 	o.Final, o.CancelOrigin = Cancelled, OriginHiper
@@ -237,7 +290,8 @@ func Expire(r *Record, now time.Time, maxAge time.Duration) (o Observation, ok b
 	if !r.IsPublished(events.KindOrderWatchExpired) {
 		o.Events = []Event{{
 			Kind: events.KindOrderWatchExpired, ID: EventID(r.Tenant, r.OrderID, events.KindOrderWatchExpired),
-			Message: &eventsv1.OrderWatchExpired{OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, AcceptedAt: timestamppb.New(r.AcceptedAt)},
+			Message: &eventsv1.OrderWatchExpired{OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, AcceptedAt: timestamppb.New(r.AcceptedAt),
+				HiperOrderCode: r.HiperCode},
 		}}
 	}
 	return o, true
@@ -250,11 +304,14 @@ func (r *Record) Apply(o Observation, published int, now time.Time) {
 	if o.Changed {
 		r.Situation, r.HiperCancelled, r.Events, r.ChangedAt = o.situation, o.cancelled, o.events, o.changedAt.UTC()
 	}
+	if o.code != "" {
+		r.HiperCode = o.code
+	}
 	if o.CancelSeen && r.CancelSeenAt.IsZero() {
 		r.CancelSeenAt = now.UTC()
 	}
 	for _, ev := range o.Events[:published] {
-		r.MarkPublished(ev.Kind, now)
+		r.MarkPublished(ev.mark(), now)
 	}
 	if published == len(o.Events) && o.Final != "" {
 		r.Final, r.CancelOrigin = o.Final, o.CancelOrigin

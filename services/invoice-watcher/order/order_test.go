@@ -18,8 +18,13 @@ const (
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
+// record is an order whose progress (order.processing) was announced
+// already: TestObserveProcessing covers it, the other tests the rest.
 func record() *Record {
-	return &Record{Tenant: "acme", OrderID: "1001", HiperOrderID: hiperID, AcceptedAt: t0, ChangedAt: t0}
+	r := &Record{Tenant: "acme", OrderID: "1001", HiperOrderID: hiperID, AcceptedAt: t0, ChangedAt: t0}
+	r.MarkPublished(processingMark(StageProcessed), t0)
+	r.MarkPublished(processingMark(StageStockSeparated), t0)
+	return r
 }
 
 func at(d time.Duration) hiper.Time { return hiper.Time{Time: t0.Add(d)} }
@@ -413,5 +418,50 @@ func TestChangedAt(t *testing.T) {
 		if !r.ChangedAt.Equal(c.want) {
 			t.Errorf("%s: ChangedAt %v, want %v", c.name, r.ChangedAt, c.want)
 		}
+	}
+}
+
+// Hiper's events 1 and 2 reach the store as order.processing, each stage
+// once, with Hiper's order number; later events carry the number too.
+func TestObserveProcessing(t *testing.T) {
+	t.Parallel()
+	r := &Record{Tenant: "acme", OrderID: "1001", HiperOrderID: hiperID, AcceptedAt: t0, ChangedAt: t0}
+	separated := hiper.OrderEvent{Type: hiper.EventStockSeparated, Date: at(time.Minute), Note: "Separado"}
+	st := status(hiper.SituationProcessed, false, processed)
+	st.Code = "LV00000000002"
+	o, err := Observe(r, st, t0.Add(time.Hour), Policy{})
+	if err != nil || len(o.Events) != 1 {
+		t.Fatalf("processed: %v %v", kinds(o), err)
+	}
+	p := o.Events[0].Message.(*eventsv1.OrderProcessing)
+	if p.GetStage() != StageProcessed || p.GetHiperOrderCode() != "LV00000000002" || p.GetHiperEventCode() != 1 ||
+		o.Events[0].ID != "acme:1001:order.processing.processed" {
+		t.Fatalf("order.processing: %v (%s)", p, o.Events[0].ID)
+	}
+	r.Apply(o, 1, t0.Add(time.Hour))
+	if r.HiperCode != "LV00000000002" {
+		t.Fatalf("record code %q", r.HiperCode)
+	}
+	// The next answer adds event 2 and the invoice; Hiper leaves the code
+	// out this time: the recorded one is used.
+	st = status(hiper.SituationProcessed, false, processed, separated, invoiced)
+	o, err = Observe(r, st, t0.Add(2*time.Hour), Policy{})
+	if err != nil || !equalKinds(kinds(o), []events.Kind{events.KindOrderProcessing, events.KindInvoiceIssued}) {
+		t.Fatalf("separated and invoiced: %v %v", kinds(o), err)
+	}
+	if p := o.Events[0].Message.(*eventsv1.OrderProcessing); p.GetStage() != StageStockSeparated || p.GetHiperOrderCode() != "LV00000000002" {
+		t.Fatalf("stock separated: %v", p)
+	}
+	if inv := o.Events[1].Message.(*eventsv1.InvoiceIssued); inv.GetHiperOrderCode() != "LV00000000002" {
+		t.Fatalf("invoice without the code: %v", inv)
+	}
+	r.Apply(o, len(o.Events), t0.Add(2*time.Hour))
+	if o, _ = Observe(r, st, t0.Add(3*time.Hour), Policy{}); len(o.Events) != 0 {
+		t.Fatalf("published again: %v", kinds(o))
+	}
+	// A failed order gets order.failed, not order.processing.
+	f := &Record{Tenant: "acme", OrderID: "1002", HiperOrderID: hiperID, AcceptedAt: t0, ChangedAt: t0}
+	if o, _ = Observe(f, status(hiper.SituationFailed, false, processed), t0.Add(time.Hour), Policy{}); !equalKinds(kinds(o), []events.Kind{events.KindOrderFailed}) {
+		t.Fatalf("failed: %v", kinds(o))
 	}
 }

@@ -49,6 +49,9 @@ type Record struct {
 	// without them knows only of a store cancellation so far.
 	HiperOrderID string    `json:"hiperOrderId,omitempty"`
 	AcceptedAt   time.Time `json:"acceptedAt,omitzero"`
+	// HiperCode is Hiper's own order number (codigoDoPedidoDeVenda), once
+	// Hiper has given one.
+	HiperCode string `json:"hiperCode,omitempty"`
 	// StoreCancelAt is when the store asked to cancel the order; zero when
 	// it did not. A cancellation in Hiper is then the store's, and the
 	// order-forwarder announces it.

@@ -49,7 +49,7 @@ func TestInvoicedThenShipped(t *testing.T) {
 	if n := r.counter("hipersync_invoice_watch_orders_finished_total", "final", "delivered"); n != 1 {
 		t.Errorf("finished delivered = %v", n)
 	}
-	if n := r.counter("hipersync_invoice_watch_duplicates_total"); n != 0 {
+	if n := r.outcomes("hipersync_invoice_watch_duplicates_total"); n != 0 {
 		t.Errorf("%v events published twice", n)
 	}
 }
@@ -149,7 +149,7 @@ func TestCancelledByStore(t *testing.T) {
 			if rec := h.recordOf("4004"); rec.Final != "cancelled" || rec.CancelOrigin != "store" {
 				t.Errorf("record: final %q origin %q", rec.Final, rec.CancelOrigin)
 			}
-			if n := r.counter("hipersync_invoice_watch_events_total"); n != 0 {
+			if n := r.outcomes("hipersync_invoice_watch_events_total"); n != 0 {
 				t.Errorf("the watcher published %v events", n)
 			}
 		})
@@ -199,7 +199,7 @@ func TestRestartMidWay(t *testing.T) {
 	h.exactlyOnce("6006", events.KindInvoiceIssued, events.KindOrderShipped)
 	h.exactlyOnce("6007", events.KindInvoiceIssued, events.KindOrderShipped)
 	for name, r := range map[string]*replica{"a": a, "b": b, "c": c} {
-		if n := r.counter("hipersync_invoice_watch_duplicates_total"); n != 0 {
+		if n := r.outcomes("hipersync_invoice_watch_duplicates_total"); n != 0 {
 			t.Errorf("replica %s published %v events again", name, n)
 		}
 	}
@@ -246,8 +246,8 @@ func TestTwoReplicas(t *testing.T) {
 	if h.calls.byReplica["a"] == 0 || h.calls.byReplica["b"] == 0 {
 		t.Errorf("polls by replica: %v; want both to share the work", h.calls.byReplica)
 	}
-	pub := a.counter("hipersync_invoice_watch_events_total") + b.counter("hipersync_invoice_watch_events_total")
-	dup := a.counter("hipersync_invoice_watch_duplicates_total") + b.counter("hipersync_invoice_watch_duplicates_total")
+	pub := a.outcomes("hipersync_invoice_watch_events_total") + b.outcomes("hipersync_invoice_watch_events_total")
+	dup := a.outcomes("hipersync_invoice_watch_duplicates_total") + b.outcomes("hipersync_invoice_watch_duplicates_total")
 	if pub != 2*n || dup != 0 {
 		t.Errorf("published %v events (%v again), want %d", pub, dup, 2*n)
 	}
@@ -384,5 +384,32 @@ func TestLoadSettings(t *testing.T) {
 	env = map[string]string{"INVOICE_POLL_MIN": "5m", "INVOICE_POLL_MAX": "1m"}
 	if _, err := watcher.LoadSettings(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "INVOICE_POLL_MIN") {
 		t.Errorf("min over max: %v", err)
+	}
+}
+
+// Hiper's events 1 (processed) and 2 (stock separated) reach the store as
+// order.processing with Hiper's order number, which later events carry too.
+func TestOrderProcessingThroughHiperSim(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start("a", fast())
+	id := h.newOrder("1101")
+	p := h.waitEvent("1101", events.KindOrderProcessing).Msg.(*eventsv1.OrderProcessing)
+	code := h.st.Sim.Sim.Orders(h.st.Keys[tenantID])[0].Status.Code
+	if p.GetStage() != "processed" || p.GetHiperEventCode() != 1 || p.GetHiperOrderId() != id || code == "" || p.GetHiperOrderCode() != code {
+		t.Fatalf("order.processing = %v (Hiper's code %q)", p, code)
+	}
+	h.event(id, hiper.OrderEvent{Type: hiper.EventStockSeparated, Note: "Produtos separados"})
+	brokertest.WaitFor(t, waitLong, "the stock separated stage", func() bool {
+		return len(of(h.published(events.KindOrderProcessing), "1101")[events.KindOrderProcessing]) == 2
+	})
+	h.event(id, invoiceEvent("321"))
+	inv := h.waitEvent("1101", events.KindInvoiceIssued).Msg.(*eventsv1.InvoiceIssued)
+	if inv.GetHiperOrderCode() != code {
+		t.Fatalf("invoice.issued without Hiper's order number: %v", inv)
+	}
+	stages := of(h.published(events.KindOrderProcessing), "1101")[events.KindOrderProcessing]
+	if s := stages[1].Msg.(*eventsv1.OrderProcessing); s.GetStage() != "stock_separated" || s.GetHiperEventCode() != 2 || s.GetHiperOrderCode() != code {
+		t.Fatalf("second stage: %v", s)
 	}
 }
