@@ -26,8 +26,8 @@ func validateOrder(o *hiper.SalesOrder) []string {
 	switch {
 	case doc == "":
 		v.add("cliente.documento", "é obrigatório.")
-	case !allDigits(doc) || (len(doc) != 11 && len(doc) != 14):
-		v.add("cliente.documento", "deve conter apenas dígitos: 11 para CPF ou 14 para CNPJ.")
+	case !(len(doc) == 11 && allDigits(doc) || len(doc) == 14 && alphanumericCNPJ(doc)):
+		v.add("cliente.documento", "deve conter 11 dígitos (CPF) ou 14 caracteres (CNPJ: 12 letras maiúsculas ou dígitos e 2 dígitos).")
 	}
 	v.text("cliente.email", c.Email, 80, true)
 	v.text("cliente.nomeDoCliente", c.Name, 80, true)
@@ -125,4 +125,16 @@ func allDigits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// alphanumericCNPJ reports the shape of a CNPJ, digits-only or the
+// alphanumeric one issued since July 2026: 12 characters 0-9 A-Z and two
+// check digits.
+func alphanumericCNPJ(s string) bool {
+	for i := 0; i < 12; i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'A' <= s[i] && s[i] <= 'Z') {
+			return false
+		}
+	}
+	return allDigits(s[12:])
 }

@@ -8,7 +8,8 @@ import (
 	"unicode"
 )
 
-// AccessKeyLen is the length of an access key: 44 digits.
+// AccessKeyLen is the length of an access key: 44 characters, digits but
+// for the issuer's CNPJ, which may be alphanumeric (NT 2025.001).
 const AccessKeyLen = 44
 
 // Why an access key is refused; AccessKeyError.Code says which.
@@ -48,7 +49,8 @@ func (e *AccessKeyError) Code() string {
 // NFC-e, CT-e…) and what it encodes. The layout is cUF(2) AAMM(4) CNPJ(14)
 // mod(2) serie(3) nNF(9) tpEmis(1) cNF(8) cDV(1).
 type AccessKey struct {
-	// Digits are the 44 digits.
+	// Digits are the 44 characters: digits, and the uppercase letters of an
+	// alphanumeric CNPJ at positions 7 to 18.
 	Digits string
 	// State is the IBGE code of the issuer's state (cUF), e.g. 35 for SP.
 	State int
@@ -63,8 +65,11 @@ type AccessKey struct {
 	Series, Number string
 }
 
-// ParseAccessKey validates s as an access key: 44 digits whose last is the
-// mod-11 check digit of the other 43. Spaces, dots and dashes between digits
+// ParseAccessKey validates s as an access key: 44 characters whose last is
+// the mod-11 check digit of the other 43. Since NT 2025.001 the issuer's
+// CNPJ inside it (characters 7 to 20) may be alphanumeric: its first 12
+// characters 0-9 or A-Z (lowercase is read as uppercase), every character
+// counting as its ASCII code minus 48 in the check digit. Spaces, dots and dashes between digits
 // are dropped (keys are often printed in groups of four), as is a leading
 // "NFe"/"CTe"/"CFe" of the XML's Id attribute. The error is an
 // *AccessKeyError.
@@ -106,10 +111,12 @@ func keyDigits(s string) (string, error) {
 	var b strings.Builder
 	n := 0
 	for _, r := range s {
+		// The CNPJ's base (key positions 7 to 18) may hold letters.
+		letterOK := n >= cnpjStart && n < cnpjStart+12
 		switch {
-		case '0' <= r && r <= '9':
+		case '0' <= r && r <= '9', letterOK && ('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z'):
 			if n++; n <= AccessKeyLen {
-				b.WriteRune(r)
+				b.WriteRune(unicode.ToUpper(r))
 			}
 		case r == '.' || r == '-' || unicode.IsSpace(r):
 		default:
@@ -122,7 +129,11 @@ func keyDigits(s string) (string, error) {
 	return b.String(), nil
 }
 
-// checkDigit is the mod-11 check digit of the 43 digits: weights 2 to 9
+// cnpjStart is where the issuer's CNPJ starts in a key (0-based).
+const cnpjStart = 6
+
+// checkDigit is the mod-11 check digit of the 43 characters, each counting
+// as its ASCII code minus 48 (a digit its value, 'A' 17): weights 2 to 9
 // from the right, repeating; a remainder of 0 or 1 gives 0.
 func checkDigit(digits string) byte {
 	sum, w := 0, 2

@@ -25,6 +25,9 @@ func TestParseAccessKey(t *testing.T) {
 		{keyNFCe, "65", "2", "4567", 43, 24, 11},
 		{"3525 0512 3456 7800 0190 5500 1000 0001 2310 0000 0124", "55", "1", "123", 35, 25, 5},
 		{"NFe" + keyNFe, "55", "1", "123", 35, 25, 5},
+		// NT 2025.001: the issuer's alphanumeric CNPJ inside the key.
+		{"35260512ABC34501DE35550010000001231000000125", "55", "1", "123", 35, 26, 5},
+		{"3526 0512 abc3 4501 de35 5500 1000 0001 2310 0000 0125", "55", "1", "123", 35, 26, 5},
 		{" 3525.0512.3456-7800 0190 5500 1000 0001 2310 0000 0124\n", "55", "1", "123", 35, 25, 5},
 	}
 	for _, c := range ok {
@@ -51,6 +54,9 @@ func TestParseAccessKey(t *testing.T) {
 		{keyNFe[:10] + "9" + keyNFe[11:], ErrKeyCheckDigit, "check_digit"},
 		{keyNFe[:20] + "x" + keyNFe[21:], ErrKeyCharacters, "characters"},
 		{"chave " + keyNFe, ErrKeyCharacters, "characters"},
+		{"35260512ABC34501DE35550010000001231000000126", ErrKeyCheckDigit, "check_digit"},
+		{"35260512ABC34501DEA5550010000001231000000125", ErrKeyCharacters, "characters"}, // a letter in the CNPJ's check digits
+		{"3526A512ABC34501DE35550010000001231000000125", ErrKeyCharacters, "characters"}, // a letter before the CNPJ
 	}
 	for _, c := range bad {
 		_, err := ParseAccessKey(c.in)

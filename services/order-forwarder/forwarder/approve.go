@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hipersync/hipersync/pkg/events"
@@ -85,6 +86,9 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	}
 	if !known {
 		return o.notSent(ctx, a, rec, rev, gen, fmt.Errorf("%w: %s", tenant.ErrUnknown, o.tenant), true)
+	}
+	if size := proto.Size(a); size > f.approvalBudget {
+		return o.reject(ctx, a, rec, rev, gen, tooLarge(size, f.approvalBudget))
 	}
 	v, reasons, err := Validate(ctx, o.tenant, tenant.SettingsOf(t.GetSettings()), f.catalog, a)
 	if err != nil {
@@ -365,6 +369,9 @@ func (o *order) reject(ctx context.Context, a *eventsv1.StoreOrderApproved, rec 
 	r, err := o.start(a, rec, gen)
 	if err != nil {
 		return outError, err
+	}
+	if len(r.Approval) > o.f.approvalBudget {
+		r.Approval = nil // too large to keep: its hash tells a corrected approval apart
 	}
 	r.Reasons = reasons
 	r.Move(orders.StateRejected, o.f.owner, fmt.Sprintf("%d problem(s) found before sending", len(reasons)), o.f.now())

@@ -53,6 +53,12 @@ type Config struct {
 	// circuit: base, doubling after each failed probe, up to max
 	// (ORDER_CIRCUIT_PROBE_BASE 5s, ORDER_CIRCUIT_PROBE_MAX 1m).
 	CircuitProbeBase, CircuitProbeMax time.Duration
+	// MaxErrors is how many times in a row an order event may fail with
+	// the same kind of error that is no deliberate wait (the order bucket
+	// failing, a record that cannot be written, a bug) before it ends as a
+	// dead letter (repeated_error) and, for an order not yet settled,
+	// order.failed (ORDER_MAX_ERRORS, default 10).
+	MaxErrors int
 }
 
 // Defaults of Config.
@@ -67,6 +73,7 @@ const (
 	DefaultAckWait        = events.DefaultAckWait
 	DefaultMaxAckPending  = 20000
 
+	DefaultMaxErrors        = 10
 	DefaultCircuitThreshold = 3
 	DefaultCircuitProbeBase = 5 * time.Second
 	DefaultCircuitProbeMax  = time.Minute
@@ -94,6 +101,7 @@ func (c Config) withDefaults() Config {
 	defD(&c.AckWait, DefaultAckWait)
 	defD(&c.GracePeriod, events.DefaultGracePeriod)
 	def(&c.CircuitThreshold, DefaultCircuitThreshold)
+	def(&c.MaxErrors, DefaultMaxErrors)
 	defD(&c.CircuitProbeBase, DefaultCircuitProbeBase)
 	defD(&c.CircuitProbeMax, DefaultCircuitProbeMax)
 	if c.CircuitProbeMax < c.CircuitProbeBase {
@@ -156,6 +164,7 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 			AckWait:        l.Duration("ORDER_ACK_WAIT", DefaultAckWait),
 			MaxAckPending:  l.Int("ORDER_MAX_ACK_PENDING", DefaultMaxAckPending),
 
+			MaxErrors:        l.Int("ORDER_MAX_ERRORS", DefaultMaxErrors),
 			CircuitThreshold: l.Int("ORDER_CIRCUIT_THRESHOLD", DefaultCircuitThreshold),
 			CircuitProbeBase: l.Duration("ORDER_CIRCUIT_PROBE_BASE", DefaultCircuitProbeBase),
 			CircuitProbeMax:  l.Duration("ORDER_CIRCUIT_PROBE_MAX", DefaultCircuitProbeMax),
@@ -168,7 +177,7 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 	}{
 		{"ORDER_CONCURRENCY", s.Config.Concurrency}, {"ORDER_TENANT_INFLIGHT", s.Config.TenantInflight},
 		{"ORDER_MAX_ATTEMPTS", s.Config.MaxAttempts}, {"ORDER_MAX_ACK_PENDING", s.Config.MaxAckPending},
-		{"ORDER_CIRCUIT_THRESHOLD", s.Config.CircuitThreshold},
+		{"ORDER_CIRCUIT_THRESHOLD", s.Config.CircuitThreshold}, {"ORDER_MAX_ERRORS", s.Config.MaxErrors},
 	} {
 		if v.n < 1 {
 			errs = append(errs, fmt.Errorf("%s: want a whole number of at least 1, got %d", v.name, v.n))

@@ -60,11 +60,18 @@ var (
 	cnpjWeights2 = []int{6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2}
 )
 
-// validCNPJ checks a 14-digit CNPJ's two check digits. Hiper takes digits
-// only, so the alphanumeric CNPJ is not accepted here either.
+// validCNPJ checks a CNPJ's two check digits: 14 digits, or the
+// alphanumeric CNPJ issued since July 2026 (12 characters 0-9 A-Z, then two
+// digits). Each character counts as its ASCII code minus 48, so a digit is
+// its own value and 'A' is 17: the same arithmetic covers both forms.
 func validCNPJ(d string) bool {
-	if len(d) != 14 || !allDigits(d) || allSame(d) {
+	if len(d) != 14 || !allDigits(d[12:]) || allSame(d) {
 		return false
+	}
+	for i := 0; i < 12; i++ {
+		if !isDigit(d[i]) && (d[i] < 'A' || d[i] > 'Z') {
+			return false
+		}
 	}
 	check := func(weights []int) byte {
 		sum := 0

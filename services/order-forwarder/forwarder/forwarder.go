@@ -6,6 +6,7 @@
 package forwarder
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -59,6 +60,8 @@ type Deps struct {
 	Owner string
 	// Now is the clock of leases and records; nil means time.Now.
 	Now func() time.Time
+	// Catalog resolves barcodes; nil means the shared barcode index.
+	Catalog Catalog
 }
 
 // Forwarder is one replica of the order-forwarder.
@@ -86,6 +89,12 @@ type Forwarder struct {
 	owner string
 	now   func() time.Time
 	tp    trace.TracerProvider
+	// approvalBudget is the largest approval a record can hold, from the
+	// server's max_payload measured at start.
+	approvalBudget int
+	// repeats counts the failures in a row of each message (by stream
+	// sequence) that are not a deliberate wait.
+	repeats repeats
 }
 
 // Start provisions the order state and barcode index buckets, starts
@@ -149,7 +158,7 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 		ns:      d.Namespace,
 		js:      js,
 		store:   store,
-		catalog: KVCatalog{KV: index},
+		catalog: cmp.Or[Catalog](d.Catalog, KVCatalog{KV: index}),
 		dir:     dir,
 		tokens:  d.Tokens,
 		hiper:   hc,
@@ -165,6 +174,10 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 	if f.owner == "" {
 		f.owner = replicaName()
 	}
+	f.approvalBudget = ApprovalBudget(d.NATS.MaxPayload())
+	f.repeats.n = map[uint64]int{}
+	log.Info("order bounds", "max_payload", d.NATS.MaxPayload(), "approval_budget_bytes", f.approvalBudget,
+		"max_items", MaxItems, "max_payments", MaxPayments, "max_reasons", MaxReasons)
 	if f.now == nil {
 		f.now = time.Now
 	}
@@ -289,6 +302,14 @@ func (f *Forwarder) handle(ctx context.Context, m *events.Message) error {
 		outcome, err = f.cancelled(ctx, m)
 	default:
 		return nil // a store kind this service does not handle
+	}
+	if repeated(err) {
+		if n := f.repeats.add(m.StreamSeq); n >= f.cfg.MaxErrors {
+			f.repeats.forget(m.StreamSeq)
+			outcome, err = f.giveUp(ctx, m, n, err)
+		}
+	} else {
+		f.repeats.forget(m.StreamSeq)
 	}
 	if outcome == "" {
 		outcome = outcomeOf(err)

@@ -42,6 +42,8 @@ type harness struct {
 	products map[string][]hiper.Product
 	// hiperURL, when set, is where forwarders call Hiper instead of the sim.
 	hiperURL string
+	// catalog, when set, replaces the barcode index of forwarders.
+	catalog Catalog
 }
 
 type harnessOptions struct {
@@ -100,6 +102,7 @@ func (h *harness) forwarder(cfg Config, owner string) *Forwarder {
 	f, err := Start(ctx, Deps{
 		NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: cmp.Or(h.hiperURL, h.st.Sim.URL),
 		Format: events.FormatProtobuf, Health: telemetry.NewHealth(), Log: testLogger(), Config: cfg, Owner: owner,
+		Catalog: h.catalog,
 	})
 	if err != nil {
 		cancel()

@@ -33,6 +33,10 @@ const (
 	CodePaymentMismatch          = "payment_mismatch"
 	CodeUnsupportedCurrency      = "unsupported_currency"
 	CodeHiperRejected            = "hiper_rejected"
+	CodeTooManyItems             = "too_many_items"
+	CodeTooManyPayments          = "too_many_payments"
+	CodeOrderTooLarge            = "order_too_large"
+	CodeTooManyProblems          = "too_many_problems"
 )
 
 // label names a field of StoreOrderApproved for a merchant, in Portuguese:
@@ -75,6 +79,8 @@ var (
 		"shippingAmount":             "valor do frete",
 		"currency":                   "moeda",
 		"items":                      "itens",
+		"notes":                      "observações do pedido",
+		"orderId":                    "número do pedido",
 		"payments":                   "pagamentos",
 	}
 	addressLabels = map[string]string{

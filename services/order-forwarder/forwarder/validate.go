@@ -62,6 +62,35 @@ const (
 	maxDistrict   = 60
 )
 
+// Bounds of an order hipersync takes, so that no store's order can grow a
+// record, an event or a handler's work without limit: past one, the order
+// is rejected with its own code.
+const (
+	// MaxItems and MaxPayments bound an order's lists.
+	MaxItems    = 500
+	MaxPayments = 20
+	// maxNotes and maxOrderID bound the free text Hiper has no limit of its
+	// own for.
+	maxNotes   = 2000
+	maxOrderID = 100
+	// MaxReasons bounds the problems one rejection lists; the last one says
+	// how many more there were.
+	MaxReasons = 50
+	// maxEcho bounds what of a store's value a message quotes back.
+	maxEcho = 40
+	// recordReserve is what an order record holds beside the approval
+	// (history, reasons, the outcome event), when sizing the largest
+	// approval a record can store against the server's max_payload.
+	recordReserve = 64 << 10
+)
+
+// ApprovalBudget is the largest approval (protobuf bytes) whose record fits
+// in a NATS message of maxPayload bytes: the record stores it base64 in
+// JSON, beside at most recordReserve of its own.
+func ApprovalBudget(maxPayload int64) int {
+	return int(max(maxPayload-recordReserve, 0) * 3 / 4)
+}
+
 // Validated is an order that passed validation, ready to post.
 type Validated struct {
 	Order hiper.SalesOrder
@@ -82,8 +111,8 @@ func Validate(ctx context.Context, tenantID string, s tenant.Settings, cat Catal
 		Customer:        c.customer(o.GetCustomer()),
 		BillingAddress:  c.address("billingAddress", o.GetBillingAddress()),
 		ShippingAddress: c.address("shippingAddress", o.GetShippingAddress()),
-		StoreOrderID:    o.GetOrderId(),
-		Notes:           strings.TrimSpace(o.GetNotes()),
+		StoreOrderID:    c.text("orderId", o.GetOrderId(), maxOrderID, true),
+		Notes:           c.text("notes", o.GetNotes(), maxNotes, false),
 	}
 	if cnpj := strings.TrimSpace(s.GetMarketplaceCnpj()); cnpj != "" {
 		so.Marketplace = &hiper.Marketplace{CNPJ: cnpj, Name: strings.TrimSpace(s.GetMarketplaceName())}
@@ -105,7 +134,7 @@ func Validate(ctx context.Context, tenantID string, s tenant.Settings, cat Catal
 		}
 	}
 	if len(c.reasons) > 0 {
-		return Validated{}, c.reasons, nil
+		return Validated{}, c.bounded(), nil
 	}
 
 	// Converted at the tenant's quote; BRL (quote 1) passes unchanged.
@@ -139,6 +168,31 @@ func (c *checker) add(code, field, message string) {
 	c.reasons = append(c.reasons, orders.Reason{Code: code, Field: field, Message: message})
 }
 
+// bounded returns the reasons, at most MaxReasons: the last says how many
+// more problems there were.
+func (c *checker) bounded() []orders.Reason {
+	if len(c.reasons) <= MaxReasons {
+		return c.reasons
+	}
+	more := len(c.reasons) - (MaxReasons - 1)
+	return append(c.reasons[:MaxReasons-1:MaxReasons-1], orders.Reason{Code: CodeTooManyProblems, Message: fmt.Sprintf(
+		"E mais %d problemas no pedido: corrija os listados e envie-o de novo para ver os demais.", more)})
+}
+
+// tooLarge rejects an order whose record would not fit in a NATS message.
+func tooLarge(size, budget int) []orders.Reason {
+	return []orders.Reason{{Code: CodeOrderTooLarge, Message: fmt.Sprintf(
+		"O pedido é grande demais para ser processado (%d bytes; no máximo %d): reduza os textos ou divida-o em pedidos menores.", size, budget)}}
+}
+
+// echo quotes a store's value back in a message, bounded.
+func echo(v string) string {
+	if utf8.RuneCountInString(v) <= maxEcho {
+		return v
+	}
+	return string([]rune(v)[:maxEcho]) + "…"
+}
+
 func (c *checker) required(field string) {
 	c.add(CodeRequired, field, "Campo obrigatório: "+label(field)+".")
 }
@@ -164,7 +218,7 @@ func (c *checker) currency(code string, s tenant.Settings) (decimal.Decimal, str
 	if !ok {
 		c.add(CodeUnsupportedCurrency, "currency", fmt.Sprintf(
 			"Moeda %q sem cotação configurada para a loja: envie o pedido em BRL ou cadastre a cotação (hipersync tenant settings --quote %s=5.40).",
-			code, safeCode(code)))
+			echo(code), safeCode(code)))
 		return decimal.NewFromInt(1), code
 	}
 	return q, code
@@ -188,7 +242,7 @@ func (c *checker) customer(cu *eventsv1.Customer) hiper.Customer {
 		c.add(CodeInvalidEmail, "customer.email", "E-mail do cliente inválido: use o formato nome@dominio.com.br.")
 	}
 
-	doc := stripPunctuation(cu.GetDocument())
+	doc := strings.ToUpper(stripPunctuation(cu.GetDocument()))
 	switch {
 	case doc == "":
 		c.required("customer.document")
@@ -196,7 +250,7 @@ func (c *checker) customer(cu *eventsv1.Customer) hiper.Customer {
 		out.Document = hiper.Digits(doc)
 	default:
 		c.add(CodeInvalidDocument, "customer.document",
-			"CPF/CNPJ do cliente inválido: informe um CPF (11 dígitos) ou um CNPJ (14 dígitos) com os dígitos verificadores corretos.")
+			"CPF/CNPJ do cliente inválido: informe um CPF (11 dígitos) ou um CNPJ (14 dígitos, ou 12 letras e dígitos seguidos de 2 dígitos no CNPJ alfanumérico) com os dígitos verificadores corretos.")
 	}
 	if len(doc) == 14 && out.TradeName == "" {
 		c.add(CodeMissingTradeName, "customer.tradeName", "Campo obrigatório para cliente com CNPJ: nome fantasia.")
@@ -247,6 +301,10 @@ func (c *checker) address(prefix string, a *eventsv1.Address) hiper.Address {
 func (c *checker) items(ctx context.Context, tenantID string, cat Catalog, in []*eventsv1.OrderItem) ([]hiper.OrderItem, []bool, *decimal.Decimal, error) {
 	if len(in) == 0 {
 		c.add(CodeNoItems, "items", "O pedido não tem itens: informe ao menos um produto.")
+		return nil, nil, nil, nil
+	}
+	if len(in) > MaxItems {
+		c.add(CodeTooManyItems, "items", fmt.Sprintf("O pedido tem %d itens; o máximo é %d: divida-o em pedidos menores.", len(in), MaxItems))
 		return nil, nil, nil, nil
 	}
 	out := make([]hiper.OrderItem, len(in))
@@ -353,6 +411,10 @@ func (c *checker) payments(in []*eventsv1.Payment, s tenant.Settings) ([]hiper.P
 		c.add(CodeNoPayments, "payments", "O pedido não tem pagamentos: informe ao menos um meio de pagamento.")
 		return nil, nil
 	}
+	if len(in) > MaxPayments {
+		c.add(CodeTooManyPayments, "payments", fmt.Sprintf("O pedido tem %d pagamentos; o máximo é %d.", len(in), MaxPayments))
+		return nil, nil
+	}
 	out := make([]hiper.Payment, len(in))
 	paid, paidOK := decimal.Zero, true
 	for i, p := range in {
@@ -365,7 +427,7 @@ func (c *checker) payments(in []*eventsv1.Payment, s tenant.Settings) ([]hiper.P
 		case !ok:
 			c.add(CodeUnknownPaymentMethod, field+".method", fmt.Sprintf(
 				"Meio de pagamento %q do pagamento %d não é aceito: use %s, ou configure o mapa de meios de pagamento da loja.",
-				p.GetMethod(), i+1, knownMethods()))
+				echo(p.GetMethod()), i+1, knownMethods()))
 		}
 		switch n := p.GetInstallments(); {
 		case n < 1:

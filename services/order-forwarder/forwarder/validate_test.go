@@ -72,6 +72,20 @@ func TestValidateRules(t *testing.T) {
 		}, nil},
 		{"CNPJ without trade name", func(o *eventsv1.StoreOrderApproved) { o.Customer.Document = "11.222.333/0001-81" },
 			[]problem{{"missing_trade_name", "customer.tradeName"}}},
+		{"alphanumeric CNPJ (Receita's example)", func(o *eventsv1.StoreOrderApproved) {
+			o.Customer.Document, o.Customer.TradeName = "12.ABC.345/01DE-35", "Loja"
+		}, nil},
+		{"alphanumeric CNPJ in lowercase", func(o *eventsv1.StoreOrderApproved) {
+			o.Customer.Document, o.Customer.TradeName = "12abc34501de35", "Loja"
+		}, nil},
+		{"alphanumeric CNPJ check digit", func(o *eventsv1.StoreOrderApproved) {
+			o.Customer.Document, o.Customer.TradeName = "12ABC34501DE36", "Loja"
+		}, []problem{{"invalid_document", "customer.document"}}},
+		{"alphanumeric CNPJ with a letter among its check digits", func(o *eventsv1.StoreOrderApproved) {
+			o.Customer.Document, o.Customer.TradeName = "12ABC34501DE3A", "Loja"
+		}, []problem{{"invalid_document", "customer.document"}}},
+		{"alphanumeric CNPJ without trade name", func(o *eventsv1.StoreOrderApproved) { o.Customer.Document = "12ABC34501DE35" },
+			[]problem{{"missing_trade_name", "customer.tradeName"}}},
 		{"CNPJ check digit", func(o *eventsv1.StoreOrderApproved) {
 			o.Customer.Document, o.Customer.TradeName = "11222333000180", "Loja"
 		}, []problem{{"invalid_document", "customer.document"}}},

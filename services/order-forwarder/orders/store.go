@@ -24,9 +24,18 @@ var (
 	ErrConflict = events.ErrConflict
 )
 
+// ErrTooLarge is a record that would not fit in a NATS message.
+var ErrTooLarge = errors.New("order record larger than the server's max_payload")
+
 // Store reads and writes order records.
 type Store struct {
 	kv jetstream.KeyValue
+	// maxRecord is the server's max_payload, measured when opened.
+	maxRecord int
+}
+
+func newStore(js jetstream.JetStream, kv jetstream.KeyValue) *Store {
+	return &Store{kv: kv, maxRecord: int(js.Conn().MaxPayload())}
 }
 
 // Open provisions the bucket of ns (idempotent) and returns its Store.
@@ -36,7 +45,7 @@ func Open(ctx context.Context, js jetstream.JetStream, ns events.Namespace) (*St
 	if err != nil {
 		return nil, err
 	}
-	return &Store{kv: kv}, nil
+	return newStore(js, kv), nil
 }
 
 // Attach opens the bucket of ns without creating it: for readers, such as
@@ -49,7 +58,7 @@ func Attach(ctx context.Context, js jetstream.JetStream, ns events.Namespace) (*
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", ns.Bucket(Bucket), err)
 	}
-	return &Store{kv: kv}, nil
+	return newStore(js, kv), nil
 }
 
 // Get returns the record of a tenant's order and its revision, or an error
@@ -71,7 +80,7 @@ func (s *Store) Get(ctx context.Context, tenant, orderID string) (*Record, uint6
 
 // Create stores a new record; ErrConflict when one exists already.
 func (s *Store) Create(ctx context.Context, rec *Record) (uint64, error) {
-	key, b, err := encode(rec)
+	key, b, err := s.encode(rec)
 	if err != nil {
 		return 0, fmt.Errorf("create order: %w", err)
 	}
@@ -88,7 +97,7 @@ func (s *Store) Create(ctx context.Context, rec *Record) (uint64, error) {
 // Update replaces the record read at revision rev; ErrConflict when it
 // changed since.
 func (s *Store) Update(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
-	key, b, err := encode(rec)
+	key, b, err := s.encode(rec)
 	if err != nil {
 		return 0, fmt.Errorf("update order: %w", err)
 	}
@@ -149,7 +158,7 @@ func (s *Store) List(ctx context.Context, tenantID string) ([]*Record, error) {
 	}
 }
 
-func encode(rec *Record) (string, []byte, error) {
+func (s *Store) encode(rec *Record) (string, []byte, error) {
 	key, err := Key(rec.Tenant, rec.OrderID)
 	if err != nil {
 		return "", nil, err
@@ -157,6 +166,9 @@ func encode(rec *Record) (string, []byte, error) {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode %s: %w", key, err)
+	}
+	if s.maxRecord > 0 && len(b) > s.maxRecord {
+		return "", nil, fmt.Errorf("encode %s: %d bytes, max_payload %d: %w", key, len(b), s.maxRecord, ErrTooLarge)
 	}
 	return key, b, nil
 }
