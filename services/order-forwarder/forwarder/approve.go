@@ -20,6 +20,9 @@ import (
 
 var (
 	errTenantBusy = errors.New("the tenant's sending slots are taken")
+	// errLeaseSpent is a send whose lease was used up before the POST
+	// could start (a slow write of the lease): it is not posted.
+	errLeaseSpent = errors.New("not posted: the lease was spent before the call could start")
 	// errMovedOn is an answer from Hiper that came back after the order
 	// had moved on to another generation. It must not read as a conflict
 	// to decide again on: that could send the order again.
@@ -156,10 +159,18 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	// waits for them), and the call's own deadline ends before the lease
 	// does.
 	detached := context.WithoutCancel(ctx)
-	pctx, cancel := context.WithTimeout(detached, f.cfg.callBudget())
-	sess := f.hiper.Session(&primed{TokenSource: src, first: token})
-	hiperID, perr := sess.CreateSalesOrder(pctx, v.Order)
-	cancel()
+	var (
+		hiperID string
+		perr    error
+	)
+	if window := f.cfg.callWindow(r.LeaseUntil, f.now()); window > 0 {
+		pctx, cancel := context.WithTimeout(detached, window)
+		sess := f.hiper.Session(&primed{TokenSource: src, first: token})
+		hiperID, perr = sess.CreateSalesOrder(pctx, v.Order)
+		cancel()
+	} else {
+		perr = fmt.Errorf("%w (%s left of the lease)", errLeaseSpent, window+f.cfg.recordBudget())
+	}
 	rctx, cancel := context.WithTimeout(detached, f.cfg.lease())
 	defer cancel()
 	return o.answered(rctx, r, srev, v, hiperID, perr, unlock, tk)
@@ -177,6 +188,9 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 	// own is false for a failure of Hiper's outage, not of the order.
 	own := true
 	switch {
+	case errors.Is(perr, errLeaseSpent):
+		tk.release()
+		own = false // the order was not sent: nothing of it failed
 	case perr == nil:
 		tk.answered()
 	case judge(perr) == refused:
@@ -216,8 +230,8 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 			return nil
 		}
 		if !own {
-			r.Attempts-- // Hiper's outage, not the order's failure
-			r.Move(orders.StateReceived, f.owner, "not sent, Hiper failing every call: "+shortError(perr), now)
+			r.Attempts-- // Hiper's outage (or a spent lease), not the order's failure
+			r.Move(orders.StateReceived, f.owner, "not sent, not the order's failure: "+shortError(perr), now)
 			outcome, retry = outWaiting, events.RetryAfter(f.cfg.backoff(1, perr), perr)
 			return nil
 		}

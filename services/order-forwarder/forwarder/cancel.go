@@ -137,7 +137,9 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 	}
 
 	detached := context.WithoutCancel(ctx)
-	pctx, cancel := context.WithTimeout(detached, f.cfg.callBudget())
+	// The call's deadline comes from the lease written (an expired one
+	// fails at once, and a cancellation is safe to ask again).
+	pctx, cancel := context.WithTimeout(detached, f.cfg.callWindow(next.LeaseUntil, f.now()))
 	perr := f.hiper.Session(f.tokens.Source(o.tenant)).CancelSalesOrder(pctx, rec.HiperOrderID)
 	cancel()
 	rctx, cancel := context.WithTimeout(detached, f.cfg.lease())

@@ -44,6 +44,8 @@ type Config struct {
 	MaxAckPending int
 	// GracePeriod is how long a stopping replica lets handlers finish.
 	GracePeriod time.Duration
+	// testLease, when set, replaces the lease derived from HiperTimeout.
+	testLease time.Duration
 	// CircuitThreshold is how many failures of Hiper in a row open a
 	// circuit (the create endpoint's, or one tenant's): then orders wait
 	// without spending attempts, and one probe at a time tests Hiper
@@ -128,7 +130,22 @@ func (c Config) recordBudget() time.Duration { return max(2*time.Second, c.Hiper
 // lease is how long a replica may hold an order in sending or cancelling:
 // the call's budget plus time to record the answer. Only after it has
 // passed is a replica taken for dead.
-func (c Config) lease() time.Duration { return c.callBudget() + c.recordBudget() }
+func (c Config) lease() time.Duration {
+	if c.testLease > 0 {
+		return c.testLease
+	}
+	return c.callBudget() + c.recordBudget()
+}
+
+// callWindow is how long a call to Hiper may take on a lease that runs
+// until leaseUntil: up to the lease written less the time to record the
+// answer, by this replica's clock, and never more than the call's budget.
+// So whatever the write of the lease cost, no other replica can take the
+// lease for dead (and the order for needs_review) while the call may still
+// complete. Zero or less: the lease is spent, do not call.
+func (c Config) callWindow(leaseUntil, now time.Time) time.Duration {
+	return min(leaseUntil.Add(-c.recordBudget()).Sub(now), c.callBudget())
+}
 
 // StopTime is the longest a stopping replica takes before its NATS
 // connection drains: handlers get the drain's grace period, and a Hiper call

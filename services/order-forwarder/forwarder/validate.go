@@ -72,7 +72,7 @@ const (
 	// maxNotes and maxOrderID bound the free text Hiper has no limit of its
 	// own for.
 	maxNotes   = 2000
-	maxOrderID = 100
+	maxOrderID = 1000
 	// MaxReasons bounds the problems one rejection lists; the last one says
 	// how many more there were.
 	MaxReasons = 50
