@@ -141,3 +141,40 @@ func ViewOf(st syncstatus.Status, now time.Time) *SyncView {
 	}
 	return v
 }
+
+// StatusOf is one tenant's status: its registry record and its syncs, read
+// by key (a few reads, however many tenants there are). ok is false when
+// the tenant is neither registered nor ever polled.
+func StatusOf(ctx context.Context, js jetstream.JetStream, ns events.Namespace, id string, now time.Time) (ts TenantStatus, ok bool, err error) {
+	ts = TenantStatus{Tenant: id, State: "unknown", Syncs: map[string]*SyncView{}}
+	kv, err := js.KeyValue(ctx, ns.Bucket(tenant.Bucket))
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+	case err != nil:
+		return ts, false, fmt.Errorf("read tenants: %w", err)
+	default:
+		entry, err := kv.Get(ctx, id)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return ts, false, fmt.Errorf("read tenant %s: %w", id, err)
+		default:
+			rec, err := tenant.DecodeRecord(entry.Value())
+			if err != nil {
+				return ts, false, err
+			}
+			t := rec.GetTenant()
+			ts.State, ts.StateReason, ts.Since, ok = tenant.StateName(t.GetState()), t.GetStateReason(), t.GetStateChangedAt().AsTime(), true
+		}
+	}
+	for _, k := range StatusKinds {
+		st, found, err := schedule.GetStatus(ctx, js, ns, id, k)
+		if err != nil {
+			return ts, false, err
+		}
+		if found {
+			ts.Syncs[string(k)], ok = ViewOf(st, now), true
+		}
+	}
+	return ts, ok, nil
+}

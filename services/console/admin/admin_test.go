@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/hipersync/hipersync/pkg/events"
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/services/console/auth"
@@ -71,6 +72,24 @@ func TestStoreKeyReachesOnlyItsStore(t *testing.T) {
 	if _, err := acme.ListOrders(ctx, &adminv1.ListOrdersRequest{TenantId: "acme"}); err != nil {
 		t.Fatalf("ListOrders(acme): %v", err)
 	}
+
+	// A dead letter of beta counts for beta only, and acme cannot list it.
+	if err := events.DeadLetterBody(ctx, st.JS, st.NS, events.Body{ID: "t1", Tenant: "beta", Consumer: "invoice-watcher",
+		Code: "hiper_bad_answer", Cause: errors.New("bad answer"), Subject: "work"}); err != nil {
+		t.Fatal(err)
+	}
+	opStatus, err := c.Client(c.OperatorKey).GetStatus(ctx, &adminv1.GetStatusRequest{TenantId: "beta"})
+	if err != nil || len(opStatus.GetTenants()) != 1 || opStatus.GetTenants()[0].GetDeadLetters() != 1 {
+		t.Fatalf("operator GetStatus(beta) = %v, %v; want one dead letter", opStatus, err)
+	}
+	if mine, err := acme.GetStatus(ctx, &adminv1.GetStatusRequest{TenantId: "acme"}); err != nil || mine.GetTenants()[0].GetDeadLetters() != 0 {
+		t.Fatalf("GetStatus(acme) = %v, %v; want no dead letter", mine, err)
+	}
+	if dl, err := acme.ListDeadLetters(ctx, &adminv1.ListDeadLettersRequest{}); err != nil || len(dl.GetDeadLetters()) != 0 {
+		t.Fatalf("acme lists dead letters %v, %v; want none of beta's", dl, err)
+	}
+	_, err = acme.RetryDeadLetter(ctx, &adminv1.RetryDeadLetterRequest{Id: 1})
+	wantCode(t, "RetryDeadLetter(beta's)", err, connect.CodeNotFound)
 
 	// Another store: neither read nor change.
 	_, err = acme.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: "beta"})

@@ -266,27 +266,31 @@ func (s *Server) GetStatus(ctx context.Context, req *adminv1.GetStatusRequest) (
 	if err != nil {
 		return nil, err
 	}
-	all, err := ops.Status(ctx, s.d.JS, s.d.NS, time.Now())
-	if err != nil {
+	var all []ops.TenantStatus
+	if t != "" {
+		// One tenant: read by key, not the whole registry.
+		one, ok, err := ops.StatusOf(ctx, s.d.JS, s.d.NS, t, time.Now())
+		if err != nil {
+			return nil, wrap(err)
+		}
+		if !ok {
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("tenant %s: %w", t, tenant.ErrUnknown))
+		}
+		all = []ops.TenantStatus{one}
+	} else if all, err = ops.Status(ctx, s.d.JS, s.d.NS, time.Now()); err != nil {
 		return nil, wrap(err)
 	}
 	review, err := s.ordersInReview(ctx, t)
 	if err != nil {
 		return nil, wrap(err)
 	}
-	dead, err := s.deadLettersByTenant(ctx)
+	dead, err := s.deadLettersByTenant(ctx, t)
 	if err != nil {
 		return nil, wrap(err)
 	}
 	resp := &adminv1.GetStatusResponse{}
 	for _, ts := range all {
-		if t != "" && ts.Tenant != t {
-			continue
-		}
 		resp.Tenants = append(resp.Tenants, statusOf(ts, review[ts.Tenant], dead[ts.Tenant]))
-	}
-	if t != "" && len(resp.Tenants) == 0 {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("tenant %s: %w", t, tenant.ErrUnknown))
 	}
 	return resp, nil
 }
@@ -438,17 +442,34 @@ func (s *Server) deadLetters(ctx context.Context, tenantID string) ([]*adminv1.D
 	return out, nil
 }
 
-func (s *Server) deadLettersByTenant(ctx context.Context) (map[string]int, error) {
-	letters, err := s.deadLetters(ctx, "")
+// deadLettersByTenant counts each tenant's dead letters (of tenant only,
+// when set) from the stream's per-subject counts (dlq.<tenant>.<consumer>),
+// without reading a letter.
+func (s *Server) deadLettersByTenant(ctx context.Context, tenantID string) (map[string]int, error) {
+	st, err := s.d.JS.Stream(ctx, s.d.NS.Stream(events.StreamDeadLetter))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, nil
-		}
+		return nil, err
+	}
+	filter := s.d.NS.StreamSubjects(events.StreamDeadLetter)
+	if tenantID != "" {
+		filter = s.d.NS.DeadLetterSubject(tenantID, "*")
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
 		return nil, err
 	}
 	n := map[string]int{}
-	for _, l := range letters {
-		n[l.GetTenantId()]++
+	for subject, count := range info.State.Subjects {
+		// dlq.<tenant>.<consumer>, under the namespace's prefix.
+		if s.d.NS.Prefix != "" {
+			subject = strings.TrimPrefix(subject, s.d.NS.Prefix+".")
+		}
+		if tokens := strings.SplitN(subject, ".", 3); len(tokens) == 3 {
+			n[tokens[1]] += int(count)
+		}
 	}
 	return n, nil
 }
