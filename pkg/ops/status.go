@@ -168,7 +168,7 @@ func StatusOf(ctx context.Context, js jetstream.JetStream, ns events.Namespace, 
 		}
 	}
 	for _, k := range StatusKinds {
-		st, found, err := schedule.GetStatus(ctx, js, ns, id, k)
+		st, found, err := syncstatus.GetStatus(ctx, js, ns, id, k)
 		if err != nil {
 			return ts, false, err
 		}

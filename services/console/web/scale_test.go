@@ -13,7 +13,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
-	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/consoletest"
@@ -29,7 +29,7 @@ func seedStores(b *testing.B, st *brokertest.Stack, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	status, _, err := schedule.EnsureBuckets(ctx, st.JS, st.NS)
+	status, _, err := syncstatus.EnsureBuckets(ctx, st.JS, st.NS)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,10 +41,10 @@ func seedStores(b *testing.B, st *brokertest.Stack, n int) {
 		if _, err := tenants.Put(ctx, id, rec); err != nil {
 			b.Fatal(err)
 		}
-		for _, k := range []schedule.Kind{schedule.Catalog, schedule.Stock} {
-			s, _ := json.Marshal(schedule.Status{Tenant: id, Kind: k, LastSuccessAt: now.Add(-time.Duration(i) * time.Second),
-				LastRunAt: now, TargetInterval: schedule.Duration(5 * time.Minute), ItemsPublished: int64(i)})
-			if _, err := status.Put(ctx, schedule.StatusKey(id, k), s); err != nil {
+		for _, k := range []syncstatus.Kind{syncstatus.Catalog, syncstatus.Stock} {
+			s, _ := json.Marshal(syncstatus.Status{Tenant: id, Kind: k, LastSuccessAt: now.Add(-time.Duration(i) * time.Second),
+				LastRunAt: now, TargetInterval: syncstatus.Duration(5 * time.Minute), ItemsPublished: int64(i)})
+			if _, err := status.Put(ctx, syncstatus.StatusKey(id, k), s); err != nil {
 				b.Fatal(err)
 			}
 		}
