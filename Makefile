@@ -27,7 +27,7 @@ build: ## Build every binary into ./bin/
 	@echo "built: $$(ls bin | grep -v tools | tr '\n' ' ')"
 
 .PHONY: test
-test: ## Run every test of every module (needs NATS with JetStream and Redis)
+test: $(TOOLS)/nats ## Run every test of every module (needs NATS with JetStream and Redis)
 	@for m in $(MODULES); do echo "== $${m#$(CURDIR)/}"; (cd $$m && go test $(TEST_FLAGS) ./...); done
 	@echo "== tools"; cd tools && GOWORK=off go test $(TEST_FLAGS) ./...
 
@@ -59,7 +59,7 @@ run: build ## Run the system on this machine (hipersync dev); Ctrl-C stops it
 	@./bin/hipersync dev
 
 .PHONY: tools
-tools: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-connect-go $(TOOLS)/nats-server ## Install the pinned code generators and nats-server (cluster tests) into bin/tools
+tools: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-connect-go $(TOOLS)/nats-server $(TOOLS)/nats ## Install the pinned code generators, nats-server (cluster tests) and the nats CLI (store isolation test) into bin/tools
 
 $(BUF):
 	@mkdir -p $(TOOLS)
@@ -81,6 +81,13 @@ $(TOOLS)/protoc-gen-connect-go: tools/go.mod
 $(TOOLS)/nats-server: tools/go.mod
 	@mkdir -p $(TOOLS)
 	cd tools && GOWORK=off go build -o $(TOOLS)/nats-server github.com/nats-io/nats-server/v2
+
+# The official nats CLI (natscli, pinned in tools/go.mod): the store
+# isolation test (cmd/hipersync/natsauth) checks a store's .creds with it.
+# The test builds it itself when it is missing.
+$(TOOLS)/nats: tools/go.mod
+	@mkdir -p $(TOOLS)
+	cd tools && GOWORK=off go build -o $(TOOLS)/nats github.com/nats-io/natscli/nats
 
 .PHONY: clean
 clean: ## Remove built binaries
