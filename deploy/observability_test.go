@@ -435,3 +435,74 @@ func TestAlertsReadWhatTheCodeCounts(t *testing.T) {
 	}
 	promtool(t, "test", "rules", "observability/alerts.test.yaml")
 }
+
+// matcher is a label matcher of a PromQL selector: name, operator, value.
+var matcher = regexp.MustCompile(`([a-z_]+)\s*(=~|!=|=)\s*"([^"]*)"`)
+
+// codeStrings lists every string literal of the non-test Go files of the
+// modules, for the label values the alerts match.
+func codeStrings(t *testing.T) map[string]bool {
+	t.Helper()
+	lit := regexp.MustCompile(`"((?:[^"\\\n]|\\.)*)"`)
+	out := map[string]bool{}
+	for _, dir := range []string{"../pkg", "../services", "../cmd"} {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range lit.FindAllStringSubmatch(string(data), -1) {
+				out[m[1]] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// Every label value an alert matches is one the code can give: a rule
+// matching outcome="dead_lettered" where the code counts "dead_letter"
+// would never fire.
+func TestAlertLabelValuesExistInTheCode(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("observability/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules ruleFile
+	if err := yaml.Unmarshal(data, &rules); err != nil {
+		t.Fatal(err)
+	}
+	known := codeStrings(t)
+	plain := regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	statusClass := regexp.MustCompile(`^[1-5]xx$`)
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			for _, m := range matcher.FindAllStringSubmatch(r.Expr, -1) {
+				label, op, value := m[1], m[2], m[3]
+				if op == "!=" || label == "le" || value == "" {
+					continue
+				}
+				for _, v := range strings.Split(value, "|") {
+					if !plain.MatchString(v) {
+						continue // a pattern, not a value
+					}
+					// pkg/hiper builds status classes from the status:
+					// strconv.Itoa(status/100) + "xx".
+					if statusClass.MatchString(v) && known["xx"] {
+						continue
+					}
+					if !known[v] {
+						t.Errorf("%s: matches %s=%q, a value the code never gives", r.Alert, label, v)
+					}
+				}
+			}
+		}
+	}
+}
