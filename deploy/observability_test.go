@@ -59,11 +59,11 @@ var (
 	standardMetric = regexp.MustCompile(`\b(up|go_[a-z0-9_]+|process_[a-z0-9_]+)\b`)
 )
 
-// codeMetrics lists the metric names the code registers: every
-// "hipersync_…" string literal of the non-test Go files of the modules.
-func codeMetrics(t *testing.T) map[string]bool {
+// codeLiterals returns the captures of re's first group in the non-test Go
+// files of the modules.
+func codeLiterals(t *testing.T, re *regexp.Regexp) map[string]bool {
 	t.Helper()
-	names := map[string]bool{}
+	out := map[string]bool{}
 	for _, dir := range []string{"../pkg", "../services", "../cmd"} {
 		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
@@ -73,8 +73,8 @@ func codeMetrics(t *testing.T) map[string]bool {
 			if err != nil {
 				return err
 			}
-			for _, m := range metricLiteral.FindAllStringSubmatch(string(data), -1) {
-				names[m[1]] = true
+			for _, m := range re.FindAllStringSubmatch(string(data), -1) {
+				out[m[1]] = true
 			}
 			return nil
 		})
@@ -82,6 +82,14 @@ func codeMetrics(t *testing.T) map[string]bool {
 			t.Fatal(err)
 		}
 	}
+	return out
+}
+
+// codeMetrics lists the metric names the code registers: every
+// "hipersync_…" string literal of the non-test Go files of the modules.
+func codeMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	names := codeLiterals(t, metricLiteral)
 	if len(names) == 0 {
 		t.Fatal("found no metric names in the code")
 	}
@@ -439,33 +447,6 @@ func TestAlertsReadWhatTheCodeCounts(t *testing.T) {
 // matcher is a label matcher of a PromQL selector: name, operator, value.
 var matcher = regexp.MustCompile(`([a-z_]+)\s*(=~|!=|=)\s*"([^"]*)"`)
 
-// codeStrings lists every string literal of the non-test Go files of the
-// modules, for the label values the alerts match.
-func codeStrings(t *testing.T) map[string]bool {
-	t.Helper()
-	lit := regexp.MustCompile(`"((?:[^"\\\n]|\\.)*)"`)
-	out := map[string]bool{}
-	for _, dir := range []string{"../pkg", "../services", "../cmd"} {
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-				return err
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			for _, m := range lit.FindAllStringSubmatch(string(data), -1) {
-				out[m[1]] = true
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
 // Every label value an alert matches is one the code can give: a rule
 // matching outcome="dead_lettered" where the code counts "dead_letter"
 // would never fire.
@@ -479,7 +460,8 @@ func TestAlertLabelValuesExistInTheCode(t *testing.T) {
 	if err := yaml.Unmarshal(data, &rules); err != nil {
 		t.Fatal(err)
 	}
-	known := codeStrings(t)
+	// Every string literal of the code.
+	known := codeLiterals(t, regexp.MustCompile(`"((?:[^"\\\n]|\\.)*)"`))
 	plain := regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	statusClass := regexp.MustCompile(`^[1-5]xx$`)
 	for _, g := range rules.Groups {
