@@ -258,8 +258,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return fmt.Errorf("watch sync requests: %w", err)
 	}
 	statusLoaded, reqLoaded := make(chan struct{}), make(chan struct{})
-	go s.follow(watchCtx, statusW, statusLoaded, s.applyStatus)
-	go s.follow(watchCtx, reqW, reqLoaded, s.applyRequest)
+	go s.follow(watchCtx, statusW, func() (jetstream.KeyWatcher, error) { return s.status.Watch(watchCtx, filter) },
+		statusLoaded, s.applyStatus)
+	go s.follow(watchCtx, reqW, func() (jetstream.KeyWatcher, error) { return s.requests.Watch(watchCtx, filter) },
+		reqLoaded, s.applyRequest)
 
 	s.cfg.Directory.OnChange(func(c tenant.Change) { s.applyTenant(c.TenantID, c.Tenant) })
 	for _, t := range s.cfg.Directory.List() {
@@ -323,9 +325,13 @@ func (s *Scheduler) stop(cancelJobs context.CancelCauseFunc, wg *sync.WaitGroup)
 	s.log.Info("scheduler stopped")
 }
 
-// follow applies a KV watch's entries until it ends; loaded is closed after
-// the initial values.
-func (s *Scheduler) follow(ctx context.Context, w jetstream.KeyWatcher, loaded chan struct{}, apply func(jetstream.KeyValueEntry)) {
+// follow applies a KV watch's entries until ctx ends; loaded is closed
+// after the initial values. When the server loses the watch (its consumer
+// lived on a NATS node that failed, and the client gave up recreating it),
+// the watch's channel closes: follow watches again, with backoff, and gets
+// every current value again, which apply takes as the same state.
+func (s *Scheduler) follow(ctx context.Context, w jetstream.KeyWatcher, rewatch func() (jetstream.KeyWatcher, error),
+	loaded chan struct{}, apply func(jetstream.KeyValueEntry)) {
 	defer func() { _ = w.Stop() }()
 	initial := true
 	for {
@@ -334,7 +340,21 @@ func (s *Scheduler) follow(ctx context.Context, w jetstream.KeyWatcher, loaded c
 			return
 		case e, ok := <-w.Updates():
 			if !ok {
-				return
+				s.log.Warn("KV watch ended; watching again")
+				for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(delay):
+					}
+					nw, err := rewatch()
+					if err == nil {
+						w = nw
+						break
+					}
+					s.log.Warn("watch again", "error", err)
+				}
+				continue
 			}
 			if e == nil {
 				if initial {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,7 +18,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := watcher.Main(ctx, os.Getenv, os.Stdout); err != nil {
+	// SIGTERM while it still waits for NATS is a clean stop, not a failure.
+	if err := watcher.Main(ctx, os.Getenv, os.Stdout); err != nil && !(ctx.Err() != nil && errors.Is(err, context.Canceled)) {
 		fmt.Fprintln(os.Stderr, "invoice-watcher:", err)
 		os.Exit(1)
 	}

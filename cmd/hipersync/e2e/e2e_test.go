@@ -168,6 +168,25 @@ func (s *system) startService(t *testing.T, name string, extra map[string]string
 	waitReady(t, p, "http://"+s.httpAddr[name]+"/readyz")
 }
 
+// brokerTLS sets token-broker up over mutual TLS, as in production: each
+// service calls with its own identity, the CLI (s.env) with the admin's.
+func (s *system) brokerTLS(t *testing.T) {
+	t.Helper()
+	ca := tlstest.NewCA(t)
+	certs := t.TempDir()
+	clientEnv := func(f tlsfiles.Files) map[string]string {
+		return map[string]string{"TOKEN_BROKER_TLS_CA": f.CA, "TOKEN_BROKER_TLS_CERT": f.Cert, "TOKEN_BROKER_TLS_KEY": f.Key}
+	}
+	srv := ca.Issue(t, certs, "token-broker", "token-broker", "localhost")
+	s.tls = map[string]map[string]string{"token-broker": {"GRPC_TLS_CERT": srv.Cert, "GRPC_TLS_KEY": srv.Key, "GRPC_TLS_CLIENT_CA": srv.CA}}
+	for _, name := range serviceOrder[1:] {
+		s.tls[name] = clientEnv(ca.Issue(t, certs, name, name))
+	}
+	for k, v := range clientEnv(ca.Issue(t, certs, "admin", "admin")) {
+		s.env[k] = v
+	}
+}
+
 var serviceEnv = map[string]map[string]string{
 	"token-broker":    nil,
 	"catalog-poller":  nil,
@@ -261,24 +280,13 @@ func TestWholeSystem(t *testing.T) {
 		// Everything a service may log, so the secrets scan at the end reads it all.
 		"LOG_LEVEL": "debug",
 	}
+	for k, v := range smallBounds {
+		s.env[k] = v
+	}
 	for _, name := range serviceOrder {
 		s.httpAddr[name] = freeAddr(t)
 	}
-	// token-broker over mutual TLS, as in production: each service calls
-	// with its own identity, the CLI (s.env) with the admin's.
-	ca := tlstest.NewCA(t)
-	certs := t.TempDir()
-	clientEnv := func(f tlsfiles.Files) map[string]string {
-		return map[string]string{"TOKEN_BROKER_TLS_CA": f.CA, "TOKEN_BROKER_TLS_CERT": f.Cert, "TOKEN_BROKER_TLS_KEY": f.Key}
-	}
-	srv := ca.Issue(t, certs, "token-broker", "token-broker", "localhost")
-	s.tls = map[string]map[string]string{"token-broker": {"GRPC_TLS_CERT": srv.Cert, "GRPC_TLS_KEY": srv.Key, "GRPC_TLS_CLIENT_CA": srv.CA}}
-	for _, name := range serviceOrder[1:] {
-		s.tls[name] = clientEnv(ca.Issue(t, certs, name, name))
-	}
-	for k, v := range clientEnv(ca.Issue(t, certs, "admin", "admin")) {
-		s.env[k] = v
-	}
+	s.brokerTLS(t)
 	brokerEnv := map[string]string{"GRPC_ADDR": brokerAddr, "HIPERSYNC_MASTER_KEY": masterKey()}
 	s.startService(t, "token-broker", brokerEnv)
 

@@ -171,6 +171,16 @@ func waitReady(t *testing.T, p *proc, url string) {
 // non-zero exit.
 func cli(t *testing.T, bin string, env map[string]string, stdin string, args ...string) string {
 	t.Helper()
+	out, err := cliErr(bin, env, stdin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// cliErr runs the hipersync binary and returns its output, and an error
+// with the output on a non-zero exit.
+func cliErr(bin string, env map[string]string, stdin string, args ...string) (string, error) {
 	cmd := exec.Command(filepath.Join(bin, "hipersync"), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
@@ -179,9 +189,9 @@ func cli(t *testing.T, bin string, env map[string]string, stdin string, args ...
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("hipersync %s: %v\n%s", strings.Join(args, " "), err, out)
+		return string(out), fmt.Errorf("hipersync %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return string(out), nil
 }
 
 // TestMain removes the binaries the tests built.

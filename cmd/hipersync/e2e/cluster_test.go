@@ -1,0 +1,383 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hipersync/hipersync/pkg/events"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/natstest"
+)
+
+// smallBounds keep a test namespace's reservations small: NATS reserves
+// each stream's MaxBytes on its disk at creation.
+var smallBounds = map[string]string{
+	"HIPERSYNC_STORE_MAX_BYTES": "64MiB", "HIPERSYNC_HIPER_MAX_BYTES": "128MiB",
+	"HIPERSYNC_DEADLETTER_MAX_BYTES": "16MiB", "HIPERSYNC_BUCKET_MAX_BYTES": "32MiB",
+}
+
+// clusterSystem is every service, two replicas each, on a three-node NATS
+// cluster with HIPERSYNC_STREAM_REPLICAS=3.
+type clusterSystem struct {
+	*system
+	cluster  *natstest.Cluster
+	js       jetstream.JetStream
+	ns       events.Namespace
+	seen     *collector
+	replicas map[string][]*proc
+	byID     hiper.Product
+	byEAN    hiper.Product
+}
+
+// startClusterSystem starts the cluster, hiper-sim, and then every
+// service's two replicas at the same moment, as a fresh install does.
+func startClusterSystem(t *testing.T, ctx context.Context) *clusterSystem {
+	t.Helper()
+	bin := build(t)
+	c := natstest.StartCluster(t, 3)
+	_, js := c.Connect(t)
+	ns := events.Namespace{Prefix: "cl" + randomHex(4), Replicas: 3}
+	redisURL := envOr("REDIS_URL", "redis://127.0.0.1:6379/0")
+	t.Cleanup(func() { deleteNamespace(t, js, ns, redisURL) })
+
+	s := &system{bin: bin, key: randomHex(32), services: map[string]*proc{}, httpAddr: map[string]string{}}
+	simAddr := freeAddr(t)
+	sim := start(t, bin, "hiper-sim", map[string]string{"HIPER_SIM_ADDR": simAddr, "HIPER_SIM_KEYS": s.key,
+		"HIPER_SIM_SEED": "demo", "HIPER_SIM_PROCESSING_DELAY": "0"})
+	waitReady(t, sim, "http://"+simAddr+"/_sim/stats")
+	s.control = hipersim.NewControlClient("http://"+simAddr, nil)
+	brokerAddrs := []string{freeAddr(t), freeAddr(t)}
+	s.env = map[string]string{
+		"NATS_URL": c.URL(), "REDIS_URL": redisURL, "HIPER_BASE_URL": "http://" + simAddr + hipersim.APIPrefix,
+		"HIPERSYNC_NAMESPACE": ns.Prefix, "TOKEN_BROKER_ADDR": brokerAddrs[0], "EVENTS_FORMAT": "json",
+		"HIPERSYNC_STREAM_REPLICAS": "3",
+	}
+	for k, v := range smallBounds {
+		s.env[k] = v
+	}
+	s.brokerTLS(t)
+	cs := &clusterSystem{system: s, cluster: c, js: js, ns: ns, replicas: map[string][]*proc{}}
+	master := masterKey()
+	type starting struct {
+		p   *proc
+		url string
+	}
+	var all []starting
+	for _, name := range serviceOrder {
+		for r := range 2 {
+			env := map[string]string{"HTTP_ADDR": freeAddr(t)}
+			for k, v := range s.env {
+				env[k] = v
+			}
+			for k, v := range serviceEnv[name] {
+				env[k] = v
+			}
+			for k, v := range s.tls[name] {
+				env[k] = v
+			}
+			if name == "token-broker" {
+				env["GRPC_ADDR"], env["HIPERSYNC_MASTER_KEY"] = brokerAddrs[r], master
+			}
+			p := start(t, bin, name, env)
+			cs.replicas[name] = append(cs.replicas[name], p)
+			all = append(all, starting{p, "http://" + env["HTTP_ADDR"] + "/readyz"})
+		}
+	}
+	for _, st := range all {
+		waitReady(t, st.p, st.url)
+	}
+	t.Cleanup(func() {
+		if d := os.Getenv("E2E_KEEP_LOGS"); d != "" {
+			for i, st := range all {
+				b, _ := os.ReadFile(st.p.log)
+				_ = os.WriteFile(fmt.Sprintf("%s/%02d-%s.log", d, i, st.p.name), b, 0o644)
+			}
+		}
+		if !t.Failed() {
+			return
+		}
+		for _, st := range all {
+			t.Logf("%s (%s), its warnings and errors:\n%s", st.p.name, st.p.log, problems(st.p.log))
+		}
+	})
+	cs.seen = collect(t, js, ns)
+
+	// Stock polled every 10s: a change is published within seconds even
+	// when a node failure delays a "sync now" request.
+	out := cli(t, bin, s.env, s.key, "tenant", "connect", "shop", "--key-file", "-")
+	if !strings.Contains(out, "active") {
+		t.Fatalf("connect: %s", out)
+	}
+	cli(t, bin, s.env, "", "tenant", "settings", "shop", "--stock-interval", "10s")
+	products, err := s.control.Products(ctx, s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishable := 0
+	for _, p := range products {
+		if p.Category == "" && p.Brand == "" {
+			continue
+		}
+		publishable++
+		if bool(p.Active) && !p.IsParent() && p.IsVariation() && cs.byID.ID == "" {
+			cs.byID = p
+		}
+		if bool(p.Active) && !p.IsParent() && !p.IsVariation() && p.Barcode != "" && cs.byEAN.ID == "" {
+			cs.byEAN = p
+		}
+	}
+	waitFor(t, 2*time.Minute, "the catalog", func() bool {
+		return cs.seen.count(events.KindCatalogProductUpserted, nil) >= publishable
+	})
+	return cs
+}
+
+// publishOrders publishes approved orders prefix-from..prefix-to-1 as a
+// store's client does through a node failure: each retried until the
+// stream acknowledges it, under its id so a retry is never a second order.
+func (cs *clusterSystem) publishOrders(t *testing.T, ctx context.Context, prefix string, from, to int, every time.Duration) {
+	t.Helper()
+	subject := cs.ns.StoreSubject("shop", events.KindOrderApproved)
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		body := order(id, cs.byID, cs.byEAN)
+		for {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := cs.js.Publish(pctx, subject, body, jetstream.WithMsgID(id))
+			cancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("publish %s: %v", id, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if every > 0 {
+			time.Sleep(every)
+		}
+	}
+}
+
+// outcomes counts, per order, the outcome events hipersync published.
+func (cs *clusterSystem) outcomes(id string) (accepted, other int) {
+	accepted = cs.seen.count(events.KindOrderAccepted, forOrder(id))
+	for _, k := range []events.Kind{events.KindOrderNeedsReview, events.KindOrderRejected, events.KindOrderFailed} {
+		other += cs.seen.count(k, forOrder(id))
+	}
+	return accepted, other
+}
+
+// checkOrders waits for an outcome of every order and checks each is in
+// Hiper exactly once, or is in needs_review, with one outcome event.
+func (cs *clusterSystem) checkOrders(t *testing.T, ctx context.Context, prefix string, n int) {
+	t.Helper()
+	waitFor(t, 3*time.Minute, fmt.Sprintf("an outcome for each of %d %s orders", n, prefix), func() bool {
+		for i := range n {
+			if a, o := cs.outcomes(fmt.Sprintf("%s-%d", prefix, i)); a+o == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	orders, err := cs.control.Orders(ctx, cs.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inHiper := map[string]int{}
+	for _, o := range orders {
+		inHiper[o.Body.StoreOrderID]++
+	}
+	review := 0
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		accepted, other := cs.outcomes(id)
+		reviewed := cs.seen.count(events.KindOrderNeedsReview, forOrder(id))
+		review += reviewed
+		switch {
+		case accepted+other != 1:
+			t.Errorf("order %s: %d outcome events (%d accepted), want 1", id, accepted+other, accepted)
+		case accepted == 1 && inHiper[id] != 1:
+			t.Errorf("order %s accepted but in Hiper %d times", id, inHiper[id])
+		case reviewed == 1 && inHiper[id] > 1:
+			t.Errorf("order %s in needs_review and in Hiper %d times", id, inHiper[id])
+		case accepted == 0 && reviewed == 0:
+			t.Errorf("order %s neither accepted nor in needs_review", id)
+		}
+	}
+	t.Logf("%d %s orders: %d in needs_review", n, prefix, review)
+}
+
+// TestCluster runs the whole system on a three-node NATS cluster: every
+// service starts at once in two replicas against the fresh cluster; 1,000
+// orders flow while the leader of STORE is killed with -9 and restarted;
+// pollers and the invoice-watcher publish each change once across a node
+// kill; and a rolling restart of the cluster loses no order.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a NATS cluster and every binary twice")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
+	defer cancel()
+	cs := startClusterSystem(t, ctx)
+
+	t.Run("1000 orders across a leader kill", func(t *testing.T) {
+		leader, err := cs.cluster.StreamLeader(ctx, cs.js, cs.ns.Stream(events.StreamStore))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			cs.publishOrders(t, ctx, "k", 0, 1000, 0)
+		}()
+		waitFor(t, time.Minute, "orders flowing", func() bool {
+			return cs.seen.count(events.KindOrderAccepted, nil) >= 100
+		})
+		leader.Kill()
+		t.Logf("killed %s, the leader of %s", leader.Name, cs.ns.Stream(events.StreamStore))
+		waitFor(t, time.Minute, "orders accepted after the kill", func() bool {
+			return cs.seen.count(events.KindOrderAccepted, nil) >= 300
+		})
+		leader.Restart()
+		<-done
+		cs.checkOrders(t, ctx, "k", 1000)
+		cs.cluster.WaitHealthy(t, time.Minute)
+	})
+
+	t.Run("cursors across a node kill", func(t *testing.T) {
+		// Five accepted orders are invoiced in Hiper and three stock
+		// levels change while a node is down.
+		var invoiced []string
+		for i := 0; len(invoiced) < 5 && i < 1000; i++ {
+			id := fmt.Sprintf("k-%d", i)
+			if m := cs.seen.first(events.KindOrderAccepted, forOrder(id)); m != nil {
+				invoiced = append(invoiced, id)
+			}
+		}
+		if len(invoiced) < 5 { // run alone
+			invoiced = invoiced[:0]
+			cs.publishOrders(t, ctx, "c", 0, 5, 0)
+			for i := range 5 {
+				id := fmt.Sprintf("c-%d", i)
+				waitFor(t, time.Minute, id+" accepted", func() bool { return cs.seen.count(events.KindOrderAccepted, forOrder(id)) > 0 })
+				invoiced = append(invoiced, id)
+			}
+		}
+		upserts := cs.seen.count(events.KindCatalogProductUpserted, nil)
+		leader, err := cs.cluster.StreamLeader(ctx, cs.js, cs.ns.Stream(events.StreamHiper))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader.Kill()
+		t.Logf("%s killed %s, the leader of %s", time.Now().Format("15:04:05.000"), leader.Name, cs.ns.Stream(events.StreamHiper))
+		for n, id := range invoiced {
+			h := cs.seen.first(events.KindOrderAccepted, forOrder(id)).(*eventsv1.OrderAccepted).GetHiperOrderId()
+			if err := cs.control.AddOrderEvent(ctx, cs.key, h, hiper.OrderEvent{Type: hiper.EventInvoiceIssued,
+				Note: fmt.Sprintf("NF %d", 5000+n), FiscalKey: accessKey(5000 + n), FiscalType: "NFe"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		quantities := []string{"101", "102"}
+		for _, q := range quantities {
+			if err := cs.control.SetStock(ctx, cs.key, cs.byEAN.ID, hiper.MustDecimal(q)); err != nil {
+				t.Fatal(err)
+			}
+			cliRetry(t, ctx, cs.system, "sync", "shop", "--stock")
+			// A poller that was mid-run when the node died may wait for its
+			// lease and the KV watch to recover: minutes, not forever.
+			waitFor(t, 3*time.Minute, "stock "+q, func() bool { return cs.stockSeen(q) > 0 })
+			t.Logf("%s stock %s seen", time.Now().Format("15:04:05.000"), q)
+		}
+		leader.Restart()
+		t.Logf("%s restarted %s", time.Now().Format("15:04:05.000"), leader.Name)
+		for _, id := range invoiced {
+			waitFor(t, 2*time.Minute, "the invoice of "+id, func() bool {
+				return cs.seen.count(events.KindInvoiceIssued, forOrder(id)) > 0
+			})
+		}
+		cs.cluster.WaitHealthy(t, time.Minute)
+		// One more change after the node is back: whatever was to be
+		// published twice would be by the time this one arrives.
+		if err := cs.control.SetStock(ctx, cs.key, cs.byEAN.ID, hiper.MustDecimal("104")); err != nil {
+			t.Fatal(err)
+		}
+		cliRetry(t, ctx, cs.system, "sync", "shop", "--stock")
+		waitFor(t, time.Minute, "stock 104", func() bool { return cs.stockSeen("104") > 0 })
+		for _, id := range invoiced {
+			if n := cs.seen.count(events.KindInvoiceIssued, forOrder(id)); n != 1 {
+				t.Errorf("invoice.issued published %d times for %s", n, id)
+			}
+		}
+		for _, q := range append(quantities, "104") {
+			if n := cs.stockSeen(q); n != 1 {
+				t.Errorf("stock change to %s published %d times", q, n)
+			}
+		}
+		if n := cs.seen.count(events.KindCatalogProductUpserted, nil); n != upserts {
+			t.Errorf("the catalog cursor was lost: %d upserts after the kill, %d before", n, upserts)
+		}
+	})
+
+	t.Run("rolling restart", func(t *testing.T) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			cs.publishOrders(t, ctx, "r", 0, 150, 20*time.Millisecond)
+		}()
+		for _, nd := range cs.cluster.Nodes {
+			nd.Stop()
+			nd.Restart()
+			cs.cluster.WaitHealthy(t, time.Minute)
+		}
+		<-done
+		cs.checkOrders(t, ctx, "r", 150)
+	})
+}
+
+// problems is the lines of a service's log at WARN or ERROR level.
+func problems(path string) string {
+	b, _ := os.ReadFile(path)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out[max(0, len(out)-15):], "\n")
+}
+
+// stockSeen counts stock.changed events of the test's product at q.
+func (cs *clusterSystem) stockSeen(q string) int {
+	return cs.seen.count(events.KindStockChanged, func(m proto.Message) bool {
+		sc := m.(*eventsv1.StockChanged)
+		return sc.GetProductId() == cs.byEAN.ID && sc.GetQuantity() == q
+	})
+}
+
+// cliRetry runs the CLI until it succeeds: during a node failure a command
+// may meet a stream without a leader for a moment.
+func cliRetry(t *testing.T, ctx context.Context, s *system, args ...string) {
+	t.Helper()
+	var last error
+	for ctx.Err() == nil {
+		if _, err := cliErr(s.bin, s.env, "", args...); err == nil {
+			return
+		} else {
+			last = err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatal(errors.Join(ctx.Err(), last))
+}
