@@ -25,6 +25,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/natsconn"
+	"github.com/hipersync/hipersync/pkg/redisconn"
 	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -39,6 +40,9 @@ type Settings struct {
 	// rotation is under way (HIPERSYNC_MASTER_KEY_PREVIOUS).
 	PreviousMasterKeys [][]byte
 	Security           Security
+	// RedisTLSCA is REDIS_TLS_CA: PEM certificates a rediss:// Redis must
+	// chain to, instead of the system's roots.
+	RedisTLSCA string
 }
 
 // LoadSettings reads the environment; the error names every bad variable.
@@ -51,6 +55,7 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 
 		PreviousMasterKeys: l.Key32List("HIPERSYNC_MASTER_KEY_PREVIOUS"),
 		Security:           loadSecurity(l),
+		RedisTLSCA:         l.File("REDIS_TLS_CA"),
 	}
 	return s, l.Err()
 }
@@ -77,11 +82,10 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	}
 	defer nc.Close()
 
-	opts, err := redis.ParseURL(s.RedisURL)
+	rdb, err := redisconn.Open(s.RedisURL, s.RedisTLSCA)
 	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
+		return err
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	health := telemetry.NewHealth()
 	started := make(chan struct{})
