@@ -43,7 +43,7 @@ func TestOpenWaitsForJetStream(t *testing.T) {
 	}
 	httpAddr := natstest.FreeAddr(t)
 	common := config.Common{NATS: config.NATS{URL: c.URL()}, HTTPAddr: httpAddr, TokenBrokerAddr: natstest.FreeAddr(t),
-		EventsFormat: "json", Namespace: "svcwait", StreamReplicas: 3}
+		EventsFormat: "json", Namespace: "svcwait", StreamReplicas: 3, Insecure: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	opened := make(chan error, 1)
