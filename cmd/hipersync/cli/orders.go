@@ -21,7 +21,7 @@ import (
 
 const ordersUsage = `usage:
   hipersync orders list <tenant> [--state STATE]
-  hipersync orders show <tenant> <orderId>
+  hipersync orders show <tenant> <orderId> [--reveal]   --reveal prints the customer's full CPF/CNPJ
   hipersync orders resolve <tenant> <orderId> --hiper-id ID   the order is in Hiper with this id
   hipersync orders resolve <tenant> <orderId> --resend        it is not: send it again`
 
@@ -50,6 +50,7 @@ func runOrders(ctx context.Context, e Env, args []string) error {
 	state := fs.String("state", "", "list only orders in this state")
 	hiperID := fs.String("hiper-id", "", "resolve: the order's id in Hiper")
 	resend := fs.Bool("resend", false, "resolve: the order is not in Hiper; send it again")
+	reveal := fs.Bool("reveal", false, "show: print the customer's full CPF/CNPJ (personal data; masked otherwise)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -106,7 +107,7 @@ func runOrders(ctx context.Context, e Env, args []string) error {
 		if *asJSON {
 			views := make([]orderView, 0, len(recs))
 			for _, r := range recs {
-				views = append(views, viewOf(r))
+				views = append(views, viewOf(r, false))
 			}
 			return writeJSON(e.Stdout, views)
 		}
@@ -117,9 +118,9 @@ func runOrders(ctx context.Context, e Env, args []string) error {
 			return orderError(tenantID, pos[1], err)
 		}
 		if *asJSON {
-			return writeJSON(e.Stdout, viewOf(rec))
+			return writeJSON(e.Stdout, viewOf(rec, *reveal))
 		}
-		return writeOrder(e.Stdout, rec)
+		return writeOrder(e.Stdout, rec, *reveal)
 	}
 
 	format, err := events.ParseFormat(config.NewLoader(e.Getenv).String(events.FormatEnv, ""))
@@ -137,9 +138,9 @@ func runOrders(ctx context.Context, e Env, args []string) error {
 		return orderError(tenantID, pos[1], err)
 	}
 	if *asJSON {
-		return writeJSON(e.Stdout, viewOf(rec))
+		return writeJSON(e.Stdout, viewOf(rec, false))
 	}
-	return writeOrder(e.Stdout, rec)
+	return writeOrder(e.Stdout, rec, false)
 }
 
 // orderError says in one line what an operator can do about err.
@@ -153,6 +154,16 @@ func orderError(tenantID, orderID string, err error) error {
 	return err
 }
 
+// maskDocument keeps the last two digits of a CPF/CNPJ (its check digits,
+// enough to tell two customers apart on a call) and hides the rest: a full
+// document is personal data (LGPD), printed only with --reveal.
+func maskDocument(doc string) string {
+	if len(doc) <= 2 {
+		return strings.Repeat("*", len(doc))
+	}
+	return strings.Repeat("*", len(doc)-2) + doc[len(doc)-2:]
+}
+
 func stateNames() string {
 	names := make([]string, 0, len(orders.States))
 	for _, s := range orders.States {
@@ -161,9 +172,14 @@ func stateNames() string {
 	return strings.Join(names, ", ")
 }
 
-func viewOf(r *orders.Record) orderView {
+// viewOf is the record as --json prints it; the customer's CPF/CNPJ is
+// masked unless reveal.
+func viewOf(r *orders.Record, reveal bool) orderView {
 	v := orderView{Record: r}
 	if a, err := r.ApprovalMessage(); err == nil {
+		if c := a.GetCustomer(); c != nil && !reveal {
+			c.Document = maskDocument(c.GetDocument())
+		}
 		if b, err := protojson.Marshal(a); err == nil {
 			v.Approval = b
 		}
@@ -212,7 +228,7 @@ func clip(s string, n int) string {
 	return s
 }
 
-func writeOrder(w io.Writer, r *orders.Record) error {
+func writeOrder(w io.Writer, r *orders.Record, reveal bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	row("tenant", r.Tenant)
@@ -255,6 +271,11 @@ func writeOrder(w io.Writer, r *orders.Record) error {
 	if a, err := r.ApprovalMessage(); err == nil {
 		row("items", len(a.GetItems()))
 		row("customer", a.GetCustomer().GetName())
+		doc := a.GetCustomer().GetDocument()
+		if !reveal {
+			doc = maskDocument(doc)
+		}
+		row("document", orNone(doc))
 	}
 	row("created", r.CreatedAt.Format(time.RFC3339))
 	row("updated", r.UpdatedAt.Format(time.RFC3339))

@@ -40,7 +40,7 @@ func TestOrdersCommands(t *testing.T) {
 		{OrderID: "1004", State: orders.StateRejected, Reasons: []orders.Reason{{Code: "invalid_document", Field: "customer.document", Message: "CPF/CNPJ do cliente inválido."}}},
 	} {
 		r.Tenant, r.CreatedAt, r.UpdatedAt = "acme", now, now
-		if err := r.SetApproval(&eventsv1.StoreOrderApproved{OrderId: r.OrderID, Customer: &eventsv1.Customer{Name: "Ana Souza"}}); err != nil {
+		if err := r.SetApproval(&eventsv1.StoreOrderApproved{OrderId: r.OrderID, Customer: &eventsv1.Customer{Name: "Ana Souza", Document: "52998224725"}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := store.Create(ctx, r); err != nil {
@@ -68,6 +68,18 @@ func TestOrdersCommands(t *testing.T) {
 	r = cli("orders", "show", "acme", "1004")
 	if r.code != 0 || !strings.Contains(r.stdout, "customer.document") || !strings.Contains(r.stdout, "Ana Souza") {
 		t.Fatalf("show: %+v", r)
+	}
+	// The customer's CPF is personal data: masked, unless asked for.
+	for _, args := range [][]string{{"orders", "show", "acme", "1004"}, {"orders", "show", "acme", "1004", "--json"},
+		{"orders", "list", "acme", "--json"}} {
+		if r := cli(args...); r.code != 0 || strings.Contains(r.stdout, "52998224725") || !strings.Contains(r.stdout, "*********25") {
+			t.Fatalf("%v prints the full CPF or no masked one: %+v", args, r)
+		}
+	}
+	for _, args := range [][]string{{"orders", "show", "acme", "1004", "--reveal"}, {"orders", "show", "acme", "1004", "--json", "--reveal"}} {
+		if r := cli(args...); r.code != 0 || !strings.Contains(r.stdout, "52998224725") {
+			t.Fatalf("%v does not reveal the CPF: %+v", args, r)
+		}
 	}
 	r = cli("orders", "show", "acme", "nope")
 	if r.code != 1 || !strings.Contains(r.stderr, `order "nope" of acme not found`) {
