@@ -42,6 +42,7 @@ func commands() []command {
 		{"publish", "publish a JSON event as a store's plain NATS client would", runPublish},
 		{"provision", "create or update the streams with this environment's settings (a Job for upgrades)", runProvision},
 		{"dev", "the whole system on this machine (what `make run` runs)", runDev},
+		{"version", "print hipersync's version and build", runVersion},
 	}
 }
 
@@ -55,9 +56,21 @@ func Run(ctx context.Context, e Env, args []string) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" {
+		args[0] = "version"
+	}
 	for _, c := range commands() {
 		if c.name == args[0] {
+			if u, ok := usages[c.name]; ok && len(args) > 1 && isHelp(args[1]) {
+				fmt.Fprintf(e.Stdout, "hipersync %s: %s\n\n%s\n\nEach subcommand takes --help for its flags.\n", c.name, c.summary, u)
+				return 0
+			}
 			if err := c.run(ctx, e, args[1:]); err != nil {
+				var h helpRequest
+				if errors.As(err, &h) {
+					h.print(e.Stdout, c)
+					return 0
+				}
 				if errors.Is(err, flag.ErrHelp) {
 					return 0
 				}
@@ -88,6 +101,31 @@ func usage(w io.Writer) {
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
+// usages are the commands' usage texts.
+var usages = map[string]string{
+	"tenant": tenantUsage, "sync": syncUsage, "catalog": catalogUsage, "orders": ordersUsage,
+	"events": eventsUsage, "dlq": dlqUsage, "publish": publishUsage,
+}
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "help" }
+
+// helpRequest is --help given to a command: Run prints the command's usage
+// and every flag it takes, and exits 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h helpRequest) Error() string { return "help requested" }
+func (h helpRequest) Unwrap() error { return flag.ErrHelp }
+
+func (h helpRequest) print(w io.Writer, c command) {
+	fmt.Fprintf(w, "hipersync %s: %s\n\n", h.fs.Name(), c.summary)
+	if u, ok := usages[c.name]; ok {
+		fmt.Fprintf(w, "%s\n\n", u)
+	}
+	fmt.Fprintln(w, "flags:")
+	h.fs.SetOutput(w)
+	h.fs.PrintDefaults()
+}
+
 // usageError is a mistake in the command line (exit 2).
 type usageError struct{ msg string }
 
@@ -104,7 +142,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, helpRequest{fs}
 			}
 			return nil, usagef("%s: %v", fs.Name(), err)
 		}

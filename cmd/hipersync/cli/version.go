@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+)
+
+// runVersion prints the module version and the commit the binary was built
+// from, as Go records them.
+func runVersion(_ context.Context, e Env, args []string) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	v := map[string]string{"version": "(devel)", "go": runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v["version"] = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				v["commit"] = s.Value
+			case "vcs.time":
+				v["built"] = s.Value
+			case "vcs.modified":
+				v["modified"] = s.Value
+			}
+		}
+	}
+	if *asJSON {
+		return writeJSON(e.Stdout, v)
+	}
+	fmt.Fprintf(e.Stdout, "hipersync %s (%s", v["version"], v["go"])
+	if c := v["commit"]; c != "" {
+		fmt.Fprintf(e.Stdout, ", commit %.12s", c)
+		if v["modified"] == "true" {
+			fmt.Fprint(e.Stdout, "+dirty")
+		}
+	}
+	fmt.Fprintln(e.Stdout, ")")
+	return nil
+}
