@@ -6,8 +6,11 @@
 package natsconn
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -30,6 +33,44 @@ func Connect(name string, c config.NATS, log *slog.Logger, extra ...nats.Option)
 		log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted(), "identity", identity(c))
 	}
 	return nc, nil
+}
+
+// Check is a connection's readiness check (telemetry.Health.AddCheck): an
+// error while nc is not connected.
+func Check(nc *nats.Conn) func(context.Context) error {
+	return func(context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected (%s)", nc.Status())
+		}
+		return nil
+	}
+}
+
+// Drain drains nc (subscriptions first, then what is published) and waits,
+// at most timeout, until the drain has finished and the connection is
+// closed: closing before that would drop what is still in flight.
+func Drain(nc *nats.Conn, timeout time.Duration) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if nc.IsClosed() {
+		return nil
+	}
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return fmt.Errorf("drain NATS: %w", err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-closed:
+		if err := nc.LastError(); err != nil && errors.Is(err, nats.ErrDrainTimeout) {
+			return fmt.Errorf("drain NATS: %w", err)
+		}
+		return nil
+	case <-t.C:
+		nc.Close()
+		return fmt.Errorf("drain NATS: not drained after %v; closed", timeout)
+	}
 }
 
 // Options are the nats.go options of c, for a caller that connects itself.

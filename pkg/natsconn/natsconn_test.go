@@ -5,8 +5,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/hipersync/hipersync/pkg/config"
 )
@@ -64,5 +69,42 @@ func TestOptionsRefuseABadSeed(t *testing.T) {
 	}
 	if _, err := Options("x", config.NATS{NKey: f}, nil); err == nil || !strings.Contains(err.Error(), "NATS_NKEY") {
 		t.Fatalf("want a NATS_NKEY error, got %v", err)
+	}
+}
+
+// Drain returns only once what was in flight was handled: a service that
+// closes after it loses nothing.
+func TestDrainWaitsForTheMessagesInFlight(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("NATS_URL")
+	if url == "" {
+		url = "nats://127.0.0.1:4222"
+	}
+	nc, err := Connect("drain-test", config.NATS{URL: url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := "drain-test." + t.Name() + "." + strconv.FormatInt(time.Now().UnixNano(), 36)
+	var handled atomic.Int64
+	if _, err := nc.Subscribe(subject, func(*nats.Msg) {
+		time.Sleep(20 * time.Millisecond) // a handler still at work
+		handled.Add(1)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	for range n {
+		if err := nc.Publish(subject, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Drain(nc, 10*time.Second); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if got := handled.Load(); got != n || !nc.IsClosed() {
+		t.Fatalf("after Drain: %d of %d messages handled, closed %v", got, n, nc.IsClosed())
 	}
 }

@@ -121,36 +121,20 @@ func Main(ctx context.Context, name string, getenv config.Env, logOut io.Writer,
 	if err != nil {
 		return err
 	}
-	p, err := service.Open(ctx, name, s.Common, getenv, logOut)
-	if err != nil {
-		return err
-	}
-	tenants, err := events.EnsureKV(ctx, p.JS, p.NS, tenant.Bucket)
-	if err != nil {
-		p.Close()
-		return err
-	}
-	dir, err := tenant.WatchDirectory(p.Background, tenants, p.Log)
-	if err != nil {
-		p.Close()
-		return err
-	}
-	p.Health.AddCheck("tenants", func(context.Context) error {
-		select {
-		case <-dir.Done():
-			return fmt.Errorf("tenant watch stopped: %v", dir.Err())
-		default:
-			return nil
+	return service.Main(ctx, name, s.Common, getenv, logOut, func(p *service.Process) (service.Runner, error) {
+		tenants, err := events.EnsureKV(ctx, p.JS, p.NS, tenant.Bucket)
+		if err != nil {
+			return nil, err
 		}
+		dir, err := tenant.WatchDirectory(p.Background, tenants, p.Log)
+		if err != nil {
+			return nil, err
+		}
+		p.Health.AddCheck("tenants", dir.Check)
+		return start(ctx, Deps{
+			NATS: p.NATS, Namespace: p.NS, Directory: dir, Tokens: p.Broker.Source, HiperBaseURL: s.HiperBaseURL,
+			Format: p.Format, Pacer: schedule.NewPacer(s.TenantRate, schedule.DefaultTenantBurst), Health: p.Health, Log: p.Log,
+			Options: schedule.Options{Concurrency: s.Concurrency, FullEvery: s.FullEvery},
+		})
 	})
-	sched, err := start(ctx, Deps{
-		NATS: p.NATS, Namespace: p.NS, Directory: dir, Tokens: p.Broker.Source, HiperBaseURL: s.HiperBaseURL,
-		Format: p.Format, Pacer: schedule.NewPacer(s.TenantRate, schedule.DefaultTenantBurst), Health: p.Health, Log: p.Log,
-		Options: schedule.Options{Concurrency: s.Concurrency, FullEvery: s.FullEvery},
-	})
-	if err != nil {
-		p.Close()
-		return err
-	}
-	return p.Run(ctx, sched.Run)
 }

@@ -1,9 +1,13 @@
-// Package service is the start-up and shutdown that every event-driven
-// hipersync service shares (the pollers, the order-forwarder, the
-// invoice-watcher): logs and tracing, NATS with the namespace's streams, the
-// connection to token-broker, and the health endpoints. A service's Main
-// reads its settings, opens a Process, starts its own part with what the
-// Process holds, and runs it.
+// Package service is the start-up and shutdown that every hipersync binary
+// shares (token-broker, the pollers, the order-forwarder, the
+// invoice-watcher, the console): logs and tracing, the health endpoints,
+// NATS (natsconn) with the namespace's streams, and the connection to
+// token-broker. A service's Main reads its settings, opens a Process, starts
+// its own part with what the Process holds, and runs it (Main does the three
+// steps). Run stops it all in the reverse order of intake: the service's own
+// part drains, then the health server, then NATS (waiting for the drain to
+// finish), token-broker's connection, and last the traces are flushed, each
+// with a deadline, and every failure is reported.
 package service
 
 import (
@@ -13,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,6 +54,57 @@ type Process struct {
 	started chan struct{}
 	// provisioned holds the last provisioning failure, nil once done.
 	provisioned atomic.Pointer[error]
+	opts        options
+}
+
+// Timeouts of the shutdown.
+const (
+	// DrainTimeout bounds the wait for NATS to drain what is in flight.
+	DrainTimeout = 30 * time.Second
+	// FlushTimeout bounds the flush of the traces not yet exported.
+	FlushTimeout = 5 * time.Second
+)
+
+// Option changes what Open sets up.
+type Option func(*options)
+
+type options struct {
+	noStreams, noTokenBroker bool
+}
+
+// WithoutStreams leaves the namespace's streams alone: for token-broker,
+// which keeps only key-value state.
+func WithoutStreams() Option { return func(o *options) { o.noStreams = true } }
+
+// WithoutTokenBroker does not dial token-broker: for token-broker itself.
+func WithoutTokenBroker() Option { return func(o *options) { o.noTokenBroker = true } }
+
+// Runner is a service's own part, which Run runs until its context ends
+// and which then drains and returns.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// RunFunc adapts a function to Runner.
+type RunFunc func(ctx context.Context) error
+
+// Run calls f.
+func (f RunFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// Main opens the Process of service name, lets start start the service's
+// own part with what it holds, and runs that until ctx is done (Run); if
+// start fails, what Open took is released.
+func Main(ctx context.Context, name string, common config.Common, getenv config.Env, logOut io.Writer,
+	start func(p *Process) (Runner, error), opts ...Option) error {
+	p, err := Open(ctx, name, common, getenv, logOut, opts...)
+	if err != nil {
+		return err
+	}
+	r, err := start(p)
+	if err != nil {
+		return errors.Join(err, p.Close())
+	}
+	return p.Run(ctx, r.Run)
 }
 
 // Open sets up logging and tracing, serves health and metrics on HTTP_ADDR,
@@ -60,7 +116,7 @@ type Process struct {
 // a node down) does not end the process: it stays up, /healthz answers and
 // /readyz says why it is not ready, and Open retries with backoff until it
 // succeeds or ctx ends.
-func Open(ctx context.Context, name string, common config.Common, _ config.Env, logOut io.Writer) (*Process, error) {
+func Open(ctx context.Context, name string, common config.Common, _ config.Env, logOut io.Writer, opts ...Option) (*Process, error) {
 	format, err := events.ParseFormat(common.EventsFormat)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", events.FormatEnv, err)
@@ -71,6 +127,9 @@ func Open(ctx context.Context, name string, common config.Common, _ config.Env, 
 	}
 	p := &Process{Name: name, NS: ns, Format: format, common: common, Health: telemetry.NewHealth(),
 		Log: telemetry.NewLogger(name, logOut, common.LogLevel), started: make(chan struct{})}
+	for _, o := range opts {
+		o(&p.opts)
+	}
 	p.Background, p.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
 	if p.shutdownTracing, err = telemetry.SetupTracing(ctx, name); err != nil {
 		p.Close()
@@ -107,11 +166,19 @@ func Open(ctx context.Context, name string, common config.Common, _ config.Env, 
 		p.Close()
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
-	if err := p.provision(ctx); err != nil {
-		p.Close()
-		return nil, err
+	p.Health.AddCheck("nats", natsconn.Check(p.NATS))
+	if p.opts.noStreams {
+		p.provisioned.Store(new(error))
+	} else {
+		if err := p.provision(ctx); err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.Health.Registry.MustRegister(events.NewUsageCollector(p.JS, ns))
 	}
-	p.Health.Registry.MustRegister(events.NewUsageCollector(p.JS, ns))
+	if p.opts.noTokenBroker {
+		return p, nil
+	}
 	if err := common.CheckBrokerTLS(); err != nil {
 		p.Close()
 		return nil, err
@@ -123,13 +190,6 @@ func Open(ctx context.Context, name string, common config.Common, _ config.Env, 
 		p.Close()
 		return nil, fmt.Errorf("TOKEN_BROKER_ADDR: %w", err)
 	}
-	nc := p.NATS
-	p.Health.AddCheck("nats", func(context.Context) error {
-		if !nc.IsConnected() {
-			return fmt.Errorf("not connected (%s)", nc.Status())
-		}
-		return nil
-	})
 	return p, nil
 }
 
@@ -156,40 +216,54 @@ func (p *Process) provision(ctx context.Context) error {
 }
 
 // Run runs run until ctx is done; then it stops in the reverse order of
-// intake: run drains and returns, the background work stops, the health
-// server, NATS drains, and the rest is closed.
+// intake: run drains and returns, the background work stops, then the
+// health server, NATS drains (Run waits for the drain to finish, at most
+// DrainTimeout), token-broker's connection closes, and the traces are
+// flushed (at most FlushTimeout). Every failure on the way is in the error.
 func (p *Process) Run(ctx context.Context, run func(context.Context) error) error {
-	defer p.Close()
 	close(p.started)
 	p.Log.Info(p.Name+" running", "namespace", p.NS.Prefix)
 	err := run(ctx)
-	p.stopBackground()
-	waitHTTP := p.waitHTTP
-	p.waitHTTP = nil
-	p.stopHTTP()
-	err = errors.Join(err, waitHTTP(), p.NATS.Drain())
+	err = errors.Join(err, p.shutdown(true))
 	p.Log.Info(p.Name+" stopped", "err", err)
 	return err
 }
 
-// Close releases what Open took; Run calls it.
-func (p *Process) Close() {
+// Close releases what Open took, without draining, for a service that fails
+// before Run; Run does it itself.
+func (p *Process) Close() error { return p.shutdown(false) }
+
+// shutdown releases what Open took, in the reverse order; drain drains NATS
+// rather than closing it.
+func (p *Process) shutdown(drain bool) error {
+	var errs []error
 	p.stopBackground()
-	if p.waitHTTP != nil {
-		// Open failed after the health server started.
-		p.stopHTTP()
-		_ = p.waitHTTP()
-	}
 	if p.stopHTTP != nil {
 		p.stopHTTP()
 	}
-	if p.Broker != nil {
-		_ = p.Broker.Close()
+	if p.waitHTTP != nil {
+		errs = append(errs, p.waitHTTP())
+		p.waitHTTP = nil
 	}
 	if p.NATS != nil {
-		p.NATS.Close()
+		if drain {
+			errs = append(errs, natsconn.Drain(p.NATS, DrainTimeout))
+		} else {
+			p.NATS.Close()
+		}
+	}
+	if p.Broker != nil {
+		if err := p.Broker.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close the token-broker connection: %w", err))
+		}
 	}
 	if p.shutdownTracing != nil {
-		_ = p.shutdownTracing(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+		defer cancel()
+		if err := p.shutdownTracing(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flush traces: %w", err))
+		}
+		p.shutdownTracing = nil
 	}
+	return errors.Join(errs...)
 }

@@ -157,6 +157,17 @@ func (d *Directory) Err() error {
 	return d.err
 }
 
+// Check is the directory's readiness check (telemetry.Health.AddCheck):
+// an error once the watch has stopped.
+func (d *Directory) Check(context.Context) error {
+	select {
+	case <-d.done:
+		return fmt.Errorf("tenant watch stopped: %v", d.Err())
+	default:
+		return nil
+	}
+}
+
 // Count is how many tenants are known.
 func (d *Directory) Count() int {
 	d.mu.RLock()

@@ -35,6 +35,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/poller"
 	"github.com/hipersync/hipersync/pkg/schedule"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/catalog-poller/catalogsync"
@@ -324,7 +325,11 @@ func (d *devRun) startNATS() error {
 		return err
 	}
 	d.nc = nc
-	d.stops = append(d.stops, func() { _ = nc.Drain() })
+	d.stops = append(d.stops, func() {
+		if err := natsconn.Drain(nc, service.DrainTimeout); err != nil {
+			d.log.Warn("stop NATS", "err", err)
+		}
+	})
 	d.js, _ = jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -153,23 +153,20 @@ func Main(ctx context.Context, args []string, getenv config.Env, stdin io.Reader
 	if err != nil {
 		return err
 	}
-	p, err := service.Open(ctx, "console", common, getenv, stdout)
-	if err != nil {
-		return err
-	}
-	if ac.Insecure {
-		p.Log.Warn("HIPERSYNC_INSECURE=1: every caller without credentials is an operator; for dev and tests only")
-	}
-	c, err := New(ctx, Deps{JS: p.JS, NS: p.NS, Tenants: p.Broker.Tenants, Format: p.Format, Auth: a, Log: p.Log})
-	if err != nil {
-		p.Close()
-		return err
-	}
-	return p.Run(ctx, func(ctx context.Context) error {
-		wait, err := Serve(ctx, addr, c.Handler, p.Log)
-		if err != nil {
-			return err
+	return service.Main(ctx, "console", common, getenv, stdout, func(p *service.Process) (service.Runner, error) {
+		if ac.Insecure {
+			p.Log.Warn("HIPERSYNC_INSECURE=1: every caller without credentials is an operator; for dev and tests only")
 		}
-		return wait()
+		c, err := New(ctx, Deps{JS: p.JS, NS: p.NS, Tenants: p.Broker.Tenants, Format: p.Format, Auth: a, Log: p.Log})
+		if err != nil {
+			return nil, err
+		}
+		return service.RunFunc(func(ctx context.Context) error {
+			wait, err := Serve(ctx, addr, c.Handler, p.Log)
+			if err != nil {
+				return err
+			}
+			return wait()
+		}), nil
 	})
 }

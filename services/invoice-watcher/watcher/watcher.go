@@ -22,6 +22,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -163,20 +164,8 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 			w.pace.forget(c.TenantID)
 		}
 	})
-	d.Health.AddCheck("nats", func(context.Context) error {
-		if !d.NATS.IsConnected() {
-			return fmt.Errorf("not connected (%s)", d.NATS.Status())
-		}
-		return nil
-	})
-	d.Health.AddCheck("tenants", func(context.Context) error {
-		select {
-		case <-dir.Done():
-			return fmt.Errorf("tenant watch stopped: %v", dir.Err())
-		default:
-			return nil
-		}
-	})
+	d.Health.AddCheck("nats", natsconn.Check(d.NATS))
+	d.Health.AddCheck("tenants", dir.Check)
 	return w, nil
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
@@ -183,20 +184,8 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 	}
 	f.outages = &outageNotes{kv: outageKV, log: log, wake: make(chan struct{}, 1)}
 	f.circuits = newCircuits(cfg, f.now, f.owner, dir.Count, m.circuitOpen, f.outages.add)
-	d.Health.AddCheck("nats", func(context.Context) error {
-		if !d.NATS.IsConnected() {
-			return fmt.Errorf("not connected (%s)", d.NATS.Status())
-		}
-		return nil
-	})
-	d.Health.AddCheck("tenants", func(context.Context) error {
-		select {
-		case <-dir.Done():
-			return fmt.Errorf("tenant watch stopped: %v", dir.Err())
-		default:
-			return nil
-		}
-	})
+	d.Health.AddCheck("nats", natsconn.Check(d.NATS))
+	d.Health.AddCheck("tenants", dir.Check)
 	return f, nil
 }
 

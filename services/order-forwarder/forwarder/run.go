@@ -16,17 +16,10 @@ func Main(ctx context.Context, getenv config.Env, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, err := service.Open(ctx, "order-forwarder", s.Common, getenv, logOut)
-	if err != nil {
-		return err
-	}
-	f, err := Start(p.Background, Deps{
-		NATS: p.NATS, Namespace: p.NS, Tokens: p.Broker, HiperBaseURL: s.HiperBaseURL,
-		Format: p.Format, Health: p.Health, Log: p.Log, Config: s.Config,
+	return service.Main(ctx, "order-forwarder", s.Common, getenv, logOut, func(p *service.Process) (service.Runner, error) {
+		return Start(p.Background, Deps{
+			NATS: p.NATS, Namespace: p.NS, Tokens: p.Broker, HiperBaseURL: s.HiperBaseURL,
+			Format: p.Format, Health: p.Health, Log: p.Log, Config: s.Config,
+		})
 	})
-	if err != nil {
-		p.Close()
-		return err
-	}
-	return p.Run(ctx, f.Run)
 }
