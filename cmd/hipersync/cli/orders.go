@@ -259,6 +259,9 @@ func writeOrder(w io.Writer, r *orders.Record, reveal bool) error {
 	for _, rr := range r.Reasons {
 		row("problem", fmt.Sprintf("%s %s: %s", rr.Code, rr.Field, rr.Message))
 	}
+	if r.CancelOrigin != "" {
+		row("cancelled by", r.CancelOrigin)
+	}
 	if c := r.Cancel; c != nil {
 		row("cancel requested", fmt.Sprintf("%s (%s)", c.RequestedAt.Format(time.RFC3339), orNone(c.Reason)))
 		if c.Error != "" {

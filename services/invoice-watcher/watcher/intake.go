@@ -63,20 +63,20 @@ func (w *Watcher) accepted(ctx context.Context, m *events.Message) error {
 	return nil
 }
 
-// cancelRequested handles the store's store.<tenant>.order.cancelled and
-// the order-forwarder's hiper.<tenant>.order.cancelled with origin store:
-// the store asked for the cancellation, so when Hiper shows the order
-// cancelled, the forwarder has announced it and the watcher does not.
-// Either may come before the order's acceptance.
+// cancelRequested handles the order-forwarder's hiper.<tenant>.order.cancelled
+// with origin store: Hiper took the store's cancellation and the forwarder
+// announced it, so when Hiper shows the order cancelled the watcher does
+// not. It may come before the order's acceptance. The store's own
+// store.<tenant>.order.cancelled is not enough (Hiper may refuse it).
 func (w *Watcher) cancelRequested(ctx context.Context, m *events.Message) error {
 	var orderID string
 	switch m.Source {
 	case events.SourceStore:
-		var c eventsv1.StoreOrderCancelled
-		if err := m.Decode(&c); err != nil {
-			return err
-		}
-		orderID = c.GetOrderId()
+		// The store's request alone proves nothing: Hiper may refuse it
+		// and the merchant cancel the order by hand later, which must
+		// then be announced (origin hiper). Only the forwarder's
+		// order.cancelled, once Hiper took the cancellation, counts.
+		return nil
 	default:
 		var c eventsv1.OrderCancelled
 		if err := m.Decode(&c); err != nil {

@@ -413,3 +413,27 @@ func TestOrderProcessingThroughHiperSim(t *testing.T) {
 		t.Fatalf("second stage: %v", s)
 	}
 }
+
+// TestCancelRefusedThenMadeByHand: the store asked to cancel, Hiper refused
+// (so the forwarder announced nothing), and the merchant later cancelled the
+// order by hand in Hiper: the watcher announces it, once, as Hiper's.
+func TestCancelRefusedThenMadeByHand(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start("a", fast())
+	id := h.newOrder("4104")
+	brokertest.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
+	h.publish(h.st.NS.StoreSubject(tenantID, events.KindOrderCancelled), "store-cancel:4104",
+		&eventsv1.StoreOrderCancelled{OrderId: "4104", Reason: "customer request", CancelledAt: timestamppb.Now()})
+	if err := h.hiper.CancelSalesOrder(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFinal("4104")
+	c := h.exactlyOnce("4104", events.KindOrderCancelled)[events.KindOrderCancelled].(*eventsv1.OrderCancelled)
+	if c.GetOrigin() != "hiper" || c.GetHiperOrderId() != id {
+		t.Errorf("order.cancelled = %v", c)
+	}
+	if rec := h.recordOf("4104"); rec.Final != "cancelled" || rec.CancelOrigin != "hiper" {
+		t.Errorf("record: final %q origin %q", rec.Final, rec.CancelOrigin)
+	}
+}

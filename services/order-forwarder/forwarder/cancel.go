@@ -98,6 +98,7 @@ func cancelRequest(c *eventsv1.StoreOrderCancelled, now time.Time) (*orders.Canc
 
 // cancelUnsent cancels an order that never reached Hiper.
 func (o *order) cancelUnsent(ctx context.Context, r *orders.Record, created bool, rev uint64, note string) (string, error) {
+	r.CancelOrigin = originStore
 	r.Move(orders.StateCancelled, o.f.owner, note, o.f.now())
 	if err := r.Emit(&eventsv1.OrderCancelled{OrderId: o.id, Origin: originStore,
 		CancelledAt: timestamppb.New(r.Cancel.RequestedAt)}, ""); err != nil {
@@ -110,8 +111,65 @@ func (o *order) cancelUnsent(ctx context.Context, r *orders.Record, created bool
 	return outCancelled, nil
 }
 
-// originStore is OrderCancelled.origin for a cancellation the store asked.
-const originStore = "store"
+// Origins of OrderCancelled: the store asked, or the merchant cancelled the
+// order in Hiper (the invoice-watcher announces those).
+const (
+	originStore = "store"
+	originHiper = "hiper"
+)
+
+// hiperCancelled handles hiper.<tenant>.order.cancelled with origin hiper:
+// the invoice-watcher saw the merchant cancel the order in Hiper and
+// announced it. The record follows, so that it stays the one truth about
+// the order (`orders show` agrees with the events) and a store cancellation
+// arriving later finds the order cancelled and announces nothing twice.
+// Nothing is published: the watcher's event is the announcement.
+func (f *Forwarder) hiperCancelled(ctx context.Context, m *events.Message) error {
+	c := &eventsv1.OrderCancelled{}
+	if err := m.Decode(c); err != nil {
+		return err
+	}
+	if c.GetOrigin() != originHiper || c.GetOrderId() == "" {
+		return nil // ours (origin store), or nothing to follow
+	}
+	o := f.newOrder(ctx, m, c.GetOrderId())
+	_, err := o.decide(ctx, false, func(rec *orders.Record, rev uint64) (string, error) {
+		now := f.now()
+		switch {
+		case rec == nil || rec.State == orders.StateCancelled:
+			return outDuplicate, nil
+		case rec.HiperOrderID != "" && c.GetHiperOrderId() != "" && rec.HiperOrderID != c.GetHiperOrderId():
+			o.log.Warn("Hiper cancelled another order than the one recorded; ignored",
+				"hiper_order_id", rec.HiperOrderID, "cancelled", c.GetHiperOrderId())
+			return outDuplicate, nil
+		case rec.Leased(now):
+			return outWaiting, events.RetryAfter(o.leaseWait(rec), errLeased)
+		}
+		next := *rec
+		if next.HiperOrderID == "" {
+			next.HiperOrderID = c.GetHiperOrderId() // an order under review: Hiper had it
+		}
+		next.CancelOrigin, next.Reason = originHiper, ""
+		if next.Cancel != nil {
+			cr := *next.Cancel
+			cr.Error = ""
+			next.Cancel = &cr
+		}
+		// The watcher's event is this state's announcement: recorded as
+		// already published, under its own id.
+		if err := next.Emit(c, originHiper); err != nil {
+			return outError, err
+		}
+		next.Outbox.Published = true
+		next.Move(orders.StateCancelled, f.owner, "cancelled by the merchant in Hiper", now)
+		if _, err := o.write(ctx, &next, false, rev); err != nil {
+			return outError, err
+		}
+		o.log.Info("order cancelled in Hiper by the merchant", "hiper_order_id", next.HiperOrderID, "was", rec.State)
+		return outCancelled, nil
+	})
+	return err
+}
 
 // cancelInHiper asks Hiper to cancel an accepted order. Hiper takes a
 // repeated cancellation without harm, so unlike a create it is simply
@@ -155,6 +213,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 		r.Cancel = &c
 		if perr == nil {
 			c.Error = ""
+			r.CancelOrigin = originStore
 			r.Move(orders.StateCancelled, f.owner, "cancelled in Hiper", now)
 			outcome = outCancelled
 			return r.Emit(&eventsv1.OrderCancelled{OrderId: o.id, HiperOrderId: r.HiperOrderID, Origin: originStore,

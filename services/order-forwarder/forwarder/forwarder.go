@@ -37,6 +37,10 @@ import (
 // ConsumerName is the durable consumer every replica shares.
 const ConsumerName = "order-forwarder"
 
+// HiperCancelConsumerName is the durable consumer, on the HIPER stream, of
+// the merchant's cancellations in Hiper.
+const HiperCancelConsumerName = "order-forwarder-hiper-cancels"
+
 // eventSource is the ce-source of the events the forwarder publishes.
 const eventSource = "hipersync/order-forwarder"
 
@@ -224,7 +228,24 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	nctx, stopNotes := context.WithCancel(context.WithoutCancel(ctx))
 	var notes sync.WaitGroup
 	notes.Go(func() { f.outages.run(nctx) })
+	// The merchant's own cancellations in Hiper, announced by the
+	// invoice-watcher, keep the order records true.
+	hcfg := events.ConsumerConfig{
+		Stream:         events.StreamHiper,
+		Name:           HiperCancelConsumerName,
+		FilterSubjects: []string{f.ns.HiperSubject("*", events.KindOrderCancelled)},
+		AckWait:        f.cfg.AckWait,
+		MaxAckPending:  f.cfg.MaxAckPending,
+		Description:    "hipersync order-forwarder: orders the merchant cancelled in Hiper",
+	}
+	var cancels sync.WaitGroup
+	cancels.Go(func() {
+		if err := events.Consume(ctx, f.js, f.ns, hcfg, f.hiperCancelled, opts...); err != nil && ctx.Err() == nil {
+			f.log.Error("consume the merchant's cancellations in Hiper", "error", err)
+		}
+	})
 	err := events.Consume(ctx, f.js, f.ns, cfg, f.handle, opts...)
+	cancels.Wait()
 	f.calls.Wait()
 	stopNotes()
 	notes.Wait()

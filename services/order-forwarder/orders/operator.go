@@ -100,6 +100,7 @@ func (o Operator) Resend(ctx context.Context, tenant, orderID string) (*Record, 
 		next.Attempts, next.Reasons, next.Reason, next.LastError, next.HiperOrderID = 0, nil, "", "", ""
 		if r.Cancel != nil {
 			requeue = false
+			next.CancelOrigin = "store"
 			next.Move(StateCancelled, o.By, "resend asked, but the store cancelled the order: cancelled without sending", o.now())
 			return &next, next.Emit(&eventsv1.OrderCancelled{OrderId: r.OrderID, Origin: "store",
 				CancelledAt: timestamppb.New(r.Cancel.RequestedAt)}, "")

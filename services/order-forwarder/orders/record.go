@@ -95,6 +95,10 @@ type Record struct {
 	Answer string    `json:"answer,omitempty"`
 	// Cancel is set once the store asked to cancel the order.
 	Cancel *CancelRequest `json:"cancel,omitempty"`
+	// CancelOrigin says, once cancelled, who cancelled it, as the
+	// order.cancelled event did: "store" (the store asked) or "hiper" (the
+	// merchant cancelled it in Hiper, seen by the invoice-watcher).
+	CancelOrigin string `json:"cancelOrigin,omitempty"`
 	// Approval is the store's StoreOrderApproved as protobuf: what an
 	// operator's resend puts back on the stream. ApprovalHash tells a
 	// corrected approval from a duplicate.
