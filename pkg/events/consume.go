@@ -466,6 +466,11 @@ func (l *loop) process(d *delivery) {
 		m.Published = md.Timestamp
 	}
 	subj, subjErr := l.ns.ParseSubject(m.Subject)
+	if subjErr != nil && l.o.storeStatuses {
+		if tenant, status, ok := l.ns.ParseStoreStatus(m.Subject); ok {
+			subj, subjErr = Subject{Source: SourceStore, Tenant: tenant, Kind: Kind("order." + status)}, nil
+		}
+	}
 	if subjErr == nil {
 		m.Source, m.Tenant, m.Kind = subj.Source, subj.Tenant, subj.Kind
 	}

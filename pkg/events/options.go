@@ -47,6 +47,7 @@ type options struct {
 	fetchWait      time.Duration
 	metrics        *metrics
 	pendingEvery   time.Duration
+	storeStatuses  bool
 }
 
 func newOptions(opts []Option) options {
@@ -101,6 +102,12 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return func(o *options) { o.propagator = p }
 }
+
+// WithStoreOrderStatuses hands the handler, instead of dead-lettering them
+// as invalid subjects, the store's order statuses this package does not
+// know (store.<tenant>.order.<status>, one token): Kind is "order.<status>"
+// and the handler decides what the status means (a tenant's status map).
+func WithStoreOrderStatuses() Option { return func(o *options) { o.storeStatuses = true } }
 
 // WithConcurrency bounds how many messages one loop handles at once.
 func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n } }

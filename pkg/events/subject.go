@@ -282,6 +282,22 @@ func (ns Namespace) DeadLetterSubject(tenant, consumer string) string {
 // the event streams (store, hiper, dlq).
 func (ns Namespace) ServiceSubject(tokens ...string) string { return ns.subject(tokens...) }
 
+// ParseStoreStatus splits a store's order status subject of this namespace,
+// store.<tenant>.order.<status>, whatever the status: stores name their
+// statuses their own way (seeds 002 and 004), and a tenant's status map says
+// what each means. The status is one lowercase token of [a-z0-9_-].
+func (ns Namespace) ParseStoreStatus(subject string) (tenantID, status string, ok bool) {
+	rest, found := strings.CutPrefix(subject, ns.subject(string(SourceStore))+".")
+	if !found {
+		return "", "", false
+	}
+	tokens := strings.Split(rest, ".")
+	if len(tokens) != 3 || tokens[1] != "order" || tenant.ValidID(tokens[0]) != nil || tenant.ValidID(tokens[2]) != nil {
+		return "", "", false
+	}
+	return tokens[0], tokens[2], true
+}
+
 // Subject is a parsed event subject.
 type Subject struct {
 	Source Source

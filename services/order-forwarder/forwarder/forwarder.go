@@ -218,6 +218,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		events.WithBackoff(f.cfg.RetryBase, f.cfg.RetryMax),
 		events.WithGracePeriod(f.cfg.GracePeriod),
 		events.WithMetrics(f.reg),
+		events.WithStoreOrderStatuses(),
 	}
 	if f.tp != nil {
 		opts = append(opts, events.WithTracerProvider(f.tp))
@@ -305,13 +306,27 @@ func (f *Forwarder) handle(ctx context.Context, m *events.Message) error {
 		outcome string
 		err     error
 	)
+	if m.Source == events.SourceStore {
+		// The tenant's status map names what the store's own statuses
+		// mean; approved and cancelled mean themselves unless mapped.
+		switch f.statusAction(m) {
+		case "approved":
+			m.Kind = events.KindOrderApproved
+		case "cancelled":
+			m.Kind = events.KindOrderCancelled
+		}
+	}
 	switch m.Kind {
 	case events.KindOrderApproved:
 		outcome, err = f.approved(ctx, m)
 	case events.KindOrderCancelled:
 		outcome, err = f.cancelled(ctx, m)
 	default:
-		return nil // a store kind this service does not handle
+		if m.Source != events.SourceStore {
+			return nil // not the store's: this service does not handle it
+		}
+		outcome, err = f.ignoreStatus(ctx, m)
+		m.Kind = events.KindOrderStatusIgnored // one metric label, whatever the store calls its statuses
 	}
 	if repeated(err) {
 		if n := f.repeats.add(m.StreamSeq); n >= f.cfg.MaxErrors {
