@@ -3,6 +3,7 @@ package forwarder
 import (
 	"errors"
 	"fmt"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/config"
@@ -61,6 +62,10 @@ type Config struct {
 	// dead letter (repeated_error) and, for an order not yet settled,
 	// order.failed (ORDER_MAX_ERRORS, default 10).
 	MaxErrors int
+	// PersonalDataRetention is how long a settled order keeps the
+	// customer's document, e-mail and addresses before they are dropped
+	// from its record (ORDER_PERSONAL_DATA_RETENTION, default 90 days).
+	PersonalDataRetention time.Duration
 }
 
 // Defaults of Config.
@@ -106,6 +111,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxErrors, DefaultMaxErrors)
 	defD(&c.CircuitProbeBase, DefaultCircuitProbeBase)
 	defD(&c.CircuitProbeMax, DefaultCircuitProbeMax)
+	defD(&c.PersonalDataRetention, orders.DefaultPersonalDataRetention)
 	if c.CircuitProbeMax < c.CircuitProbeBase {
 		c.CircuitProbeMax = c.CircuitProbeBase
 	}
@@ -185,6 +191,8 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 			CircuitThreshold: l.Int("ORDER_CIRCUIT_THRESHOLD", DefaultCircuitThreshold),
 			CircuitProbeBase: l.Duration("ORDER_CIRCUIT_PROBE_BASE", DefaultCircuitProbeBase),
 			CircuitProbeMax:  l.Duration("ORDER_CIRCUIT_PROBE_MAX", DefaultCircuitProbeMax),
+
+			PersonalDataRetention: l.Duration("ORDER_PERSONAL_DATA_RETENTION", orders.DefaultPersonalDataRetention),
 		},
 	}
 	var errs []error

@@ -229,6 +229,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	nctx, stopNotes := context.WithCancel(context.WithoutCancel(ctx))
 	var notes sync.WaitGroup
 	notes.Go(func() { f.outages.run(nctx) })
+	notes.Go(func() { f.removePersonalData(nctx) })
 	// The merchant's own cancellations in Hiper, announced by the
 	// invoice-watcher, keep the order records true.
 	hcfg := events.ConsumerConfig{
@@ -288,6 +289,29 @@ func (f *Forwarder) watchResumes(ctx context.Context) {
 }
 
 // markPublished records in the background that an outcome event went out.
+// personalDataSweep is how often settled orders are checked for personal
+// data past its retention.
+const personalDataSweep = time.Hour
+
+// removePersonalData drops, every personalDataSweep until ctx ends, the
+// customer's data from orders settled for longer than the retention (LGPD).
+func (f *Forwarder) removePersonalData(ctx context.Context) {
+	for {
+		n, err := f.store.RemoveExpiredPersonalData(ctx, f.cfg.PersonalDataRetention, time.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			f.log.Warn("remove expired personal data", "error", err, "removed", n)
+		case n > 0:
+			f.log.Info("removed expired personal data", "orders", n, "retention", f.cfg.PersonalDataRetention.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(personalDataSweep):
+		}
+	}
+}
+
 func (f *Forwarder) markPublished(tenant, orderID, eventID string) {
 	f.calls.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

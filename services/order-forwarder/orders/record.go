@@ -112,6 +112,9 @@ type Record struct {
 	History   []Transition `json:"history,omitempty"`
 	CreatedAt time.Time    `json:"createdAt"`
 	UpdatedAt time.Time    `json:"updatedAt"`
+	// PersonalDataRemovedAt is when the customer's data was dropped from
+	// the record, a retention after it was settled (RemovePersonalData).
+	PersonalDataRemovedAt time.Time `json:"personalDataRemovedAt,omitzero"`
 }
 
 // Reason is one problem of a rejected order (RejectionReason).
