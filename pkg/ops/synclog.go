@@ -189,6 +189,8 @@ func followLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace,
 	}
 	<-ctx.Done()
 	cc.Stop()
+	// No emit runs once FollowLog has returned.
+	<-cc.Closed()
 	return nil
 }
 

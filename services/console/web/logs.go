@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -105,8 +106,17 @@ func (w *Web) logStream(rw http.ResponseWriter, q *req) {
 	rw.WriteHeader(http.StatusOK)
 	fmt.Fprint(rw, ": live\n\n")
 	flusher.Flush()
+	// The response is written only while this handler runs.
+	var mu sync.Mutex
+	done := false
+	defer func() { mu.Lock(); done = true; mu.Unlock() }()
 	err = w.d.Admin.Follow(q.ctx, lf, func(l ops.LogLine) {
 		b, _ := json.Marshal(rowOf(admin.LogEvent(l)))
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return
+		}
 		fmt.Fprintf(rw, "data: %s\n\n", b)
 		flusher.Flush()
 	})
