@@ -43,6 +43,7 @@ func commands() []command {
 		{"provision", "create or update the streams with this environment's settings (a Job for upgrades)", runProvision},
 		{"dev", "the whole system on this machine (what `make run` runs)", runDev},
 		{"version", "print hipersync's version and build", runVersion},
+		{"completion", "print a bash completion script (source <(hipersync completion bash))", runCompletion},
 	}
 }
 

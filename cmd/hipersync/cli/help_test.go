@@ -27,6 +27,7 @@ func TestHelpOnEveryCommandAndFlag(t *testing.T) {
 		{[]string{"dev", "--help"}, []string{"-console-addr", "-nats-port"}},
 		{[]string{"version"}, []string{"hipersync ", "go1."}},
 		{[]string{"--version"}, []string{"hipersync "}},
+		{[]string{"completion", "bash"}, []string{"complete -F _hipersync hipersync", "tenant)", "settings"}},
 	} {
 		var out, errOut bytes.Buffer
 		code := Run(context.Background(), Env{Stdout: &out, Stderr: &errOut, Getenv: config.Map(nil)}, tc.args)
