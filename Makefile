@@ -8,6 +8,13 @@ MAKEFLAGS += --no-print-directory
 BUF_VERSION := v1.75.0
 TOOLS := $(CURDIR)/bin/tools
 BUF := $(TOOLS)/buf
+STATICCHECK := $(TOOLS)/staticcheck
+# The contract `buf breaking` compares against: the image of proto/ at the
+# last tagged release, committed (tools/breaking/<tag>.binpb) so that a
+# shallow clone without tags or history checks it the same way.
+# `make breaking-baseline` writes it again after a new release tag.
+RELEASE := v0.1.0
+BREAKING_BASELINE := tools/breaking/$(RELEASE).binpb
 
 # Every module of the workspace (pkg, each service, the CLI).
 MODULES := $(shell go list -m -f '{{.Dir}}')
@@ -38,13 +45,22 @@ bench: ## Run every benchmark and print one table: each figure beside its same-r
 	@cd tools && GOWORK=off go run ./benchtable < ../bin/bench.txt
 
 .PHONY: lint
-lint: $(BUF) ## gofmt, go vet and buf lint
+lint: $(BUF) $(STATICCHECK) ## gofmt, go vet, staticcheck, buf lint and buf breaking against the last release
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && go vet ./...); done
 	@# Each module must also build alone, as an image build does (GOWORK=off).
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go list -deps -test ./... >/dev/null) || { echo "$${m#$(CURDIR)/} does not build alone: run 'GOWORK=off go mod tidy' there"; exit 1; }; done
 	@cd tools && GOWORK=off go vet ./...
+	@for m in $(MODULES); do (cd $$m && $(STATICCHECK) ./...) || exit 1; done
+	@cd tools && GOWORK=off $(STATICCHECK) ./...
 	@$(BUF) lint
+	@$(BUF) breaking --against $(BREAKING_BASELINE)
+
+.PHONY: breaking-baseline
+breaking-baseline: $(BUF) ## Write the image of proto/ at tag RELEASE, which buf breaking compares against
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	git archive $(RELEASE) proto buf.yaml | tar -x -C "$$tmp"; \
+	$(BUF) build "$$tmp" -o $(BREAKING_BASELINE); echo "wrote $(BREAKING_BASELINE) from $(RELEASE)"
 
 .PHONY: generate
 generate: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-connect-go ## Regenerate pkg/gen from proto/
@@ -64,6 +80,10 @@ tools: $(BUF) $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc
 $(BUF):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+$(STATICCHECK): tools/go.mod
+	@mkdir -p $(TOOLS)
+	cd tools && GOWORK=off go build -o $(STATICCHECK) honnef.co/go/tools/cmd/staticcheck
 
 $(TOOLS)/protoc-gen-go: tools/go.mod
 	@mkdir -p $(TOOLS)

@@ -142,7 +142,6 @@ type system struct {
 	bin      string
 	key      string
 	env      map[string]string
-	simURL   string
 	control  *hipersim.ControlClient
 	services map[string]*proc
 	httpAddr map[string]string

@@ -16,7 +16,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -535,5 +534,3 @@ func (s *Server) ListAuditEntries(ctx context.Context, req *adminv1.ListAuditEnt
 	}
 	return &adminv1.ListAuditEntriesResponse{Entries: entries}, nil
 }
-
-var redacted = protojson.MarshalOptions{}

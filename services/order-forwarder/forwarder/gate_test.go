@@ -43,7 +43,8 @@ func TestGates(t *testing.T) {
 		t.Fatal("a third waiter was let in")
 	}
 	release()
-	if !<-got || !<-got {
+	first, second := <-got, <-got
+	if !first || !second {
 		t.Fatal("a waiter never got the slot")
 	}
 
