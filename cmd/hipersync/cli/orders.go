@@ -247,7 +247,7 @@ func writeOrder(w io.Writer, r *orders.Record, reveal bool) error {
 		row("last error", r.LastError)
 	}
 	if !r.SentAt.IsZero() {
-		row("sent to Hiper", fmt.Sprintf("%s (attempt %d)", r.SentAt.Format(time.RFC3339), r.Attempts))
+		row("sent to Hiper", fmt.Sprintf("%s (attempt %d): %s", r.SentAt.Format(time.RFC3339), r.Attempts, r.SentSummary()))
 	}
 	if r.Answer != "" {
 		row("Hiper answered", r.Answer)

@@ -35,7 +35,7 @@ func TestOrdersCommands(t *testing.T) {
 	now := time.Now()
 	for _, r := range []*orders.Record{
 		{OrderID: "1001", State: orders.StateAccepted, HiperOrderID: "34852cf6-f222-4d61-86d1-045a1aee66f4"},
-		{OrderID: "1002", State: orders.StateNeedsReview, Reason: "O Hiper não confirmou o pedido"},
+		{OrderID: "1002", State: orders.StateNeedsReview, Reason: "O Hiper não confirmou o pedido", Attempts: 1, SentAt: now, Answer: "HTTP 503 — proxy page"},
 		{OrderID: "10.03", State: orders.StateNeedsReview, Reason: "O envio ao Hiper foi interrompido"},
 		{OrderID: "1004", State: orders.StateRejected, Reasons: []orders.Reason{{Code: "invalid_document", Field: "customer.document", Message: "CPF/CNPJ do cliente inválido."}}},
 	} {
@@ -80,6 +80,17 @@ func TestOrdersCommands(t *testing.T) {
 		if r := cli(args...); r.code != 0 || !strings.Contains(r.stdout, "52998224725") {
 			t.Fatalf("%v does not reveal the CPF: %+v", args, r)
 		}
+	}
+	// Under review: what was sent and when, what came back, the two ways out.
+	r = cli("orders", "show", "acme", "1002")
+	for _, want := range []string{"sent to Hiper", "(attempt 1): cliente Ana Souza", "Hiper answered", "HTTP 503 — proxy page",
+		"orders resolve acme 1002 --hiper-id", "orders resolve acme 1002 --resend"} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("show an order under review: no %q in %+v", want, r)
+		}
+	}
+	if strings.Contains(r.stdout, "52998224725") {
+		t.Fatalf("show an order under review prints the CPF: %s", r.stdout)
 	}
 	r = cli("orders", "show", "acme", "nope")
 	if r.code != 1 || !strings.Contains(r.stderr, `order "nope" of acme not found`) {

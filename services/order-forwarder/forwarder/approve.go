@@ -219,7 +219,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 			outcome = outRejected
 			return r.Emit(&eventsv1.OrderRejected{OrderId: o.id, Reasons: r.RejectionReasons()}, "")
 		case unknown:
-			r.Reason = orders.ReviewText(o.tenant, o.id, "O Hiper não confirmou o pedido", r.Attempts, r.SentAt, r.Answer)
+			r.Reason = r.ReviewText("O Hiper não confirmou o pedido", r.Answer)
 			r.Move(orders.StateNeedsReview, f.owner, "outcome unknown", now)
 			outcome = outNeedsReview
 			return r.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: r.Reason}, "")

@@ -73,6 +73,10 @@ func crashes(t *testing.T, faults hipersim.Faults) {
 		"ORDER_RETRY_BASE=50ms",
 		"ORDER_RETRY_MAX=500ms",
 		"ORDER_MAX_ATTEMPTS=30",
+		// Three 503s in a row open the circuit now and then: probes on the
+		// same compressed scale as the retries.
+		"ORDER_CIRCUIT_PROBE_BASE=100ms",
+		"ORDER_CIRCUIT_PROBE_MAX=1s",
 	)
 	p := &child{t: t, bin: bin, env: env}
 	p.start()

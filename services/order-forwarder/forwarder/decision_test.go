@@ -79,7 +79,7 @@ func TestDecisionTable(t *testing.T) {
 			case review:
 				nr := h.waitEvent(events.KindOrderNeedsReview, "D1", wait).(*eventsv1.OrderNeedsReview)
 				rec := h.waitState("acme", "D1", orders.StateNeedsReview, wait)
-				for _, s := range []string{tt.answer, "tentativa 1", rec.SentAt.Format(time.RFC3339),
+				for _, s := range []string{tt.answer, "tentativa 1", rec.SentAt.Format(time.RFC3339), "cliente Ana Souza", "1 item(ns)", "pagamentos BRL",
 					"orders resolve acme D1 --hiper-id", "orders resolve acme D1 --resend"} {
 					if !strings.Contains(nr.GetReason(), s) {
 						t.Errorf("order.needs_review %q does not say %q", nr.GetReason(), s)

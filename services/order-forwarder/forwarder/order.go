@@ -163,7 +163,7 @@ func (o *order) expire(ctx context.Context, rec *orders.Record, rev uint64) erro
 		return err
 	}
 	next.Answer = "nenhuma: a réplica " + rec.Owner + " parou durante o envio"
-	next.Reason = orders.ReviewText(o.tenant, o.id, "O envio ao Hiper foi interrompido", rec.Attempts, rec.SentAt, next.Answer)
+	next.Reason = next.ReviewText("O envio ao Hiper foi interrompido", next.Answer)
 	next.Move(orders.StateNeedsReview, o.f.owner, "lease of "+rec.Owner+" expired during a send", now)
 	if err := next.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: next.Reason}, ""); err != nil {
 		return err

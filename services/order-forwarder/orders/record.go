@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hipersync/hipersync/pkg/events"
@@ -259,9 +260,35 @@ func (r *Record) RejectionReasons() []*eventsv1.RejectionReason {
 
 // ReviewText is the reason of an order under review, for a person: what was
 // sent and when, what came back, and the two ways out.
-func ReviewText(tenant, orderID, what string, attempt int, sentAt time.Time, answer string) string {
-	return fmt.Sprintf("%s: não é possível saber se o pedido foi criado no Hiper. Enviado em %s (tentativa %d); resposta: %s. "+
+func (r *Record) ReviewText(what, answer string) string {
+	return fmt.Sprintf("%s: não é possível saber se o pedido foi criado no Hiper. Enviado em %s (tentativa %d): %s; resposta: %s. "+
 		"Procure o pedido no Hiper (cliente, data e total) e então: se ele estiver lá, `hipersync orders resolve %s %s --hiper-id <id no Hiper>`; "+
 		"se não estiver, `hipersync orders resolve %s %s --resend`.",
-		what, sentAt.UTC().Format(time.RFC3339), attempt, answer, tenant, orderID, tenant, orderID)
+		what, r.SentAt.UTC().Format(time.RFC3339), r.Attempts, r.SentSummary(), answer, r.Tenant, r.OrderID, r.Tenant, r.OrderID)
+}
+
+// SentSummary says what the order sent holds, for finding it in Hiper: the
+// customer's name, the items and the amount paid, in the order's currency.
+func (r *Record) SentSummary() string {
+	a, err := r.ApprovalMessage()
+	if err != nil {
+		return "conteúdo não guardado"
+	}
+	paid := decimal.Zero
+	for _, p := range a.GetPayments() {
+		if d, err := decimal.NewFromString(p.GetAmount()); err == nil && len(p.GetAmount()) <= 32 {
+			paid = paid.Add(d)
+		}
+	}
+	currency := a.GetCurrency()
+	if currency == "" {
+		currency = "BRL"
+	}
+	name := []rune(a.GetCustomer().GetName())
+	if len(name) > 80 {
+		name = name[:80]
+	}
+	// No document: the reason goes into events and `orders show`, which
+	// mask personal data.
+	return fmt.Sprintf("cliente %s, %d item(ns), pagamentos %s %s", string(name), len(a.GetItems()), currency, paid.StringFixed(2))
 }
