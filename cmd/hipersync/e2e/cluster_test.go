@@ -41,12 +41,20 @@ type clusterSystem struct {
 
 // startClusterSystem starts the cluster, hiper-sim, and then every
 // service's two replicas at the same moment, as a fresh install does.
-func startClusterSystem(t *testing.T, ctx context.Context) *clusterSystem {
+func startClusterSystem(t testing.TB, ctx context.Context) *clusterSystem {
+	t.Helper()
+	return startSystemOn(t, ctx, 3, 2, serviceOrder)
+}
+
+// startSystemOn starts a NATS cluster of nodes (1: a single server) with
+// streams of as many replicas, hiper-sim, and replicas of each of services
+// at the same moment.
+func startSystemOn(t testing.TB, ctx context.Context, nodes, replicas int, services []string) *clusterSystem {
 	t.Helper()
 	bin := build(t)
-	c := natstest.StartCluster(t, 3)
+	c := natstest.StartCluster(t, nodes)
 	_, js := c.Connect(t)
-	ns := events.Namespace{Prefix: "cl" + randomHex(4), Replicas: 3}
+	ns := events.Namespace{Prefix: "cl" + randomHex(4), Replicas: nodes}
 	redisURL := envOr("REDIS_URL", "redis://127.0.0.1:6379/0")
 	t.Cleanup(func() { deleteNamespace(t, js, ns, redisURL) })
 
@@ -60,7 +68,7 @@ func startClusterSystem(t *testing.T, ctx context.Context) *clusterSystem {
 	s.env = map[string]string{
 		"NATS_URL": c.URL(), "REDIS_URL": redisURL, "HIPER_BASE_URL": "http://" + simAddr + hipersim.APIPrefix,
 		"HIPERSYNC_NAMESPACE": ns.Prefix, "TOKEN_BROKER_ADDR": brokerAddrs[0], "EVENTS_FORMAT": "json",
-		"HIPERSYNC_STREAM_REPLICAS": "3",
+		"HIPERSYNC_STREAM_REPLICAS": fmt.Sprint(nodes),
 	}
 	for k, v := range smallBounds {
 		s.env[k] = v
@@ -73,8 +81,8 @@ func startClusterSystem(t *testing.T, ctx context.Context) *clusterSystem {
 		url string
 	}
 	var all []starting
-	for _, name := range serviceOrder {
-		for r := range 2 {
+	for _, name := range services {
+		for r := range replicas {
 			env := map[string]string{"HTTP_ADDR": freeAddr(t)}
 			for k, v := range s.env {
 				env[k] = v
@@ -145,7 +153,7 @@ func startClusterSystem(t *testing.T, ctx context.Context) *clusterSystem {
 // publishOrders publishes approved orders prefix-from..prefix-to-1 as a
 // store's client does through a node failure: each retried until the
 // stream acknowledges it, under its id so a retry is never a second order.
-func (cs *clusterSystem) publishOrders(t *testing.T, ctx context.Context, prefix string, from, to int, every time.Duration) {
+func (cs *clusterSystem) publishOrders(t testing.TB, ctx context.Context, prefix string, from, to int, every time.Duration) {
 	t.Helper()
 	subject := cs.ns.StoreSubject("shop", events.KindOrderApproved)
 	for i := from; i < to; i++ {
@@ -180,7 +188,7 @@ func (cs *clusterSystem) outcomes(id string) (accepted, other int) {
 
 // checkOrders waits for an outcome of every order and checks each is in
 // Hiper exactly once, or is in needs_review, with one outcome event.
-func (cs *clusterSystem) checkOrders(t *testing.T, ctx context.Context, prefix string, n int) {
+func (cs *clusterSystem) checkOrders(t testing.TB, ctx context.Context, prefix string, n int) {
 	t.Helper()
 	waitFor(t, 3*time.Minute, fmt.Sprintf("an outcome for each of %d %s orders", n, prefix), func() bool {
 		for i := range n {
@@ -368,7 +376,7 @@ func (cs *clusterSystem) stockSeen(q string) int {
 
 // cliRetry runs the CLI until it succeeds: during a node failure a command
 // may meet a stream without a leader for a moment.
-func cliRetry(t *testing.T, ctx context.Context, s *system, args ...string) {
+func cliRetry(t testing.TB, ctx context.Context, s *system, args ...string) {
 	t.Helper()
 	var last error
 	for ctx.Err() == nil {
@@ -380,4 +388,68 @@ func cliRetry(t *testing.T, ctx context.Context, s *system, args ...string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatal(errors.Join(ctx.Err(), last))
+}
+
+// firstAt is when the test first received an event of kind that matches.
+func (c *collector) firstAt(kind events.Kind, match func(proto.Message) bool) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.events {
+		if e.kind == kind && match(e.msg) {
+			return e.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// BenchmarkOrdersOnCluster measures orders/s through the order-forwarder
+// on a three-node cluster with R3 streams against the baseline of a single
+// server in the same run, and on the cluster the time from a kill -9 of
+// STORE's leader to the first order, published after the kill, that Hiper
+// accepted. Each system runs token-broker, catalog-poller and one
+// order-forwarder.
+func BenchmarkOrdersOnCluster(b *testing.B) {
+	const batch = 300
+	services := []string{"token-broker", "catalog-poller", "order-forwarder"}
+	rate := func(nodes int) (float64, *clusterSystem, context.Context) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		b.Cleanup(cancel)
+		cs := startSystemOn(b, ctx, nodes, 1, services)
+		start := time.Now()
+		prefix := fmt.Sprintf("b%d", nodes)
+		for i := range b.N {
+			p := fmt.Sprintf("%s-%d", prefix, i)
+			cs.publishOrders(b, ctx, p, 0, batch, 0)
+			waitFor(b, 3*time.Minute, "the batch accepted", func() bool {
+				return cs.seen.count(events.KindOrderAccepted, nil) >= (i+1)*batch
+			})
+		}
+		return float64(b.N*batch) / time.Since(start).Seconds(), cs, ctx
+	}
+	single, _, _ := rate(1)
+	clustered, cs, ctx := rate(3)
+
+	// Orders keep coming while STORE's leader is killed.
+	leader, err := cs.cluster.StreamLeader(ctx, cs.js, cs.ns.Stream(events.StreamStore))
+	if err != nil {
+		b.Fatal(err)
+	}
+	killed := time.Now()
+	leader.Kill()
+	cs.publishOrders(b, ctx, "after", 0, 20, 0)
+	var first time.Duration
+	waitFor(b, 2*time.Minute, "an order published after the kill accepted", func() bool {
+		for i := range 20 {
+			if at, ok := cs.seen.firstAt(events.KindOrderAccepted, forOrder(fmt.Sprintf("after-%d", i))); ok {
+				first = at.Sub(killed)
+				return true
+			}
+		}
+		return false
+	})
+	leader.Restart()
+	b.ReportMetric(clustered, "orders/s")
+	b.ReportMetric(single, "baseline-orders/s")
+	b.ReportMetric(float64(first.Milliseconds()), "kill-to-accept-ms")
+	b.ReportMetric(0, "ns/op")
 }

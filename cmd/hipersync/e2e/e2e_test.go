@@ -34,6 +34,7 @@ func envOr(name, def string) string {
 type seen struct {
 	kind events.Kind
 	msg  proto.Message
+	at   time.Time // when the test received it
 }
 
 // collector reads everything published on the namespace's HIPER stream.
@@ -42,7 +43,7 @@ type collector struct {
 	events []seen
 }
 
-func collect(t *testing.T, js jetstream.JetStream, ns events.Namespace) *collector {
+func collect(t testing.TB, js jetstream.JetStream, ns events.Namespace) *collector {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -68,7 +69,7 @@ func collect(t *testing.T, js jetstream.JetStream, ns events.Namespace) *collect
 			return
 		}
 		c.mu.Lock()
-		c.events = append(c.events, seen{kind: s.Kind, msg: m})
+		c.events = append(c.events, seen{kind: s.Kind, msg: m, at: time.Now()})
 		c.mu.Unlock()
 	})
 	if err != nil {
@@ -109,7 +110,7 @@ func forOrder(id string) func(proto.Message) bool {
 	return func(m proto.Message) bool { o, ok := m.(orderIDer); return ok && o.GetOrderId() == id }
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -150,7 +151,7 @@ type system struct {
 	tls map[string]map[string]string
 }
 
-func (s *system) startService(t *testing.T, name string, extra map[string]string) {
+func (s *system) startService(t testing.TB, name string, extra map[string]string) {
 	t.Helper()
 	env := map[string]string{"HTTP_ADDR": s.httpAddr[name]}
 	for k, v := range s.env {
@@ -169,7 +170,7 @@ func (s *system) startService(t *testing.T, name string, extra map[string]string
 
 // brokerTLS sets token-broker up over mutual TLS, as in production: each
 // service calls with its own identity, the CLI (s.env) with the admin's.
-func (s *system) brokerTLS(t *testing.T) {
+func (s *system) brokerTLS(t testing.TB) {
 	t.Helper()
 	ca := tlstest.NewCA(t)
 	certs := t.TempDir()
@@ -196,7 +197,7 @@ var serviceEnv = map[string]map[string]string{
 
 var serviceOrder = []string{"token-broker", "catalog-poller", "stock-poller", "order-forwarder", "invoice-watcher"}
 
-func (s *system) startAll(t *testing.T, brokerExtra map[string]string) {
+func (s *system) startAll(t testing.TB, brokerExtra map[string]string) {
 	t.Helper()
 	for _, name := range serviceOrder {
 		extra := serviceEnv[name]
@@ -207,7 +208,7 @@ func (s *system) startAll(t *testing.T, brokerExtra map[string]string) {
 	}
 }
 
-func (s *system) stopAll(t *testing.T) {
+func (s *system) stopAll(t testing.TB) {
 	t.Helper()
 	for i := len(serviceOrder) - 1; i >= 0; i-- {
 		s.services[serviceOrder[i]].stop(t)
@@ -466,7 +467,7 @@ func TestWholeSystem(t *testing.T) {
 }
 
 // deleteNamespace removes the test's streams, buckets and Redis keys.
-func deleteNamespace(t *testing.T, js jetstream.JetStream, ns events.Namespace, redisURL string) {
+func deleteNamespace(t testing.TB, js jetstream.JetStream, ns events.Namespace, redisURL string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var doomed []string

@@ -29,7 +29,7 @@ var (
 
 // build compiles every binary into a temporary folder, from the workspace
 // the test runs in.
-func build(t *testing.T) string {
+func build(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root, err := exec.Command("go", "env", "GOWORK").Output()
@@ -74,7 +74,7 @@ func masterKey() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,7 +93,7 @@ type proc struct {
 }
 
 // start runs binary name with env added to a minimal environment.
-func start(t *testing.T, bin, name string, env map[string]string, args ...string) *proc {
+func start(t testing.TB, bin, name string, env map[string]string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	registerLog(logPath)
@@ -118,7 +118,7 @@ func start(t *testing.T, bin, name string, env map[string]string, args ...string
 
 // stop sends SIGTERM and waits, as Kubernetes does; it fails the test when
 // the process does not stop cleanly in time.
-func (p *proc) stop(t *testing.T) {
+func (p *proc) stop(t testing.TB) {
 	t.Helper()
 	if p.cmd.ProcessState != nil {
 		return
@@ -145,7 +145,7 @@ func tail(path string) string {
 }
 
 // waitReady polls url until it answers 200.
-func waitReady(t *testing.T, p *proc, url string) {
+func waitReady(t testing.TB, p *proc, url string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -169,7 +169,7 @@ func waitReady(t *testing.T, p *proc, url string) {
 
 // cli runs the hipersync binary and returns its output, failing on a
 // non-zero exit.
-func cli(t *testing.T, bin string, env map[string]string, stdin string, args ...string) string {
+func cli(t testing.TB, bin string, env map[string]string, stdin string, args ...string) string {
 	t.Helper()
 	out, err := cliErr(bin, env, stdin, args...)
 	if err != nil {
