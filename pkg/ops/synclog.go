@@ -33,6 +33,30 @@ type LogFilter struct {
 	Sources []events.Source
 	// Contains keeps only events whose JSON holds this text.
 	Contains string
+	// Until, when set, keeps only events up to this time.
+	Until time.Time
+	// Outcome, when set, keeps only hipersync's events of that outcome:
+	// "ok" or "failed" (FailedKinds), seed 004's "com sucesso" / "falha".
+	Outcome string
+	// Order and Product keep only events about this store order id
+	// (orderId) or Hiper product id (productId).
+	Order, Product string
+}
+
+// FailedKinds are the kinds a sync log filtered by outcome counts as
+// failures; every other kind hipersync publishes is an "ok".
+var FailedKinds = map[string]bool{
+	string(events.KindOrderRejected): true, string(events.KindOrderNeedsReview): true, string(events.KindOrderFailed): true,
+	string(events.KindOrderWatchExpired): true, string(events.KindSyncFailed): true, string(events.KindCatalogGuardHeld): true,
+}
+
+// ParseOutcome checks an --outcome value.
+func ParseOutcome(s string) (string, error) {
+	switch s {
+	case "", "ok", "failed":
+		return s, nil
+	}
+	return "", fmt.Errorf("want ok or failed, got %q", s)
 }
 
 // ParseSource turns "store", "hiper" or "all" ("" too) into sources.
@@ -66,7 +90,29 @@ func (f LogFilter) sources() []events.Source {
 }
 
 func (f LogFilter) keep(l LogLine) bool {
-	return f.Contains == "" || strings.Contains(string(l.Event), f.Contains) || strings.Contains(l.ID, f.Contains)
+	if f.Contains != "" && !strings.Contains(string(l.Event), f.Contains) && !strings.Contains(l.ID, f.Contains) {
+		return false
+	}
+	if !f.Until.IsZero() && l.Time.After(f.Until) {
+		return false
+	}
+	if f.Outcome != "" {
+		if l.Stream == "" || strings.HasSuffix(l.Stream, string(events.StreamStore)) {
+			return false
+		}
+		if FailedKinds[l.Kind] != (f.Outcome == "failed") {
+			return false
+		}
+	}
+	if f.Order == "" && f.Product == "" {
+		return true
+	}
+	var ids struct {
+		OrderID   string `json:"orderId"`
+		ProductID string `json:"productId"`
+	}
+	_ = json.Unmarshal(l.Event, &ids)
+	return (f.Order == "" || ids.OrderID == f.Order) && (f.Product == "" || ids.ProductID == f.Product)
 }
 
 // LogLine is one event of the sync log.

@@ -14,8 +14,10 @@ import (
 )
 
 const eventsUsage = `usage:
-  hipersync events tail [--tenant T] [--kind K] [--since DURATION] [--source store|hiper|all] [--follow]
-    K is a kind such as order.accepted, or a prefix such as order.> or catalog.>`
+  hipersync events tail [--tenant T] [--kind K] [--since DURATION] [--until TIME] [--outcome ok|failed]
+      [--order ID] [--product ID] [--source store|hiper|all] [--follow]
+    K is a kind such as order.accepted, or a prefix such as order.> or catalog.>;
+    TIME is RFC 3339 (2026-05-28T18:00:00Z) or a duration ago (30m)`
 
 func runEvents(ctx context.Context, e Env, args []string) error {
 	if len(args) == 0 || args[0] != "tail" {
@@ -28,6 +30,7 @@ func runEvents(ctx context.Context, e Env, args []string) error {
 	since := fs.Duration("since", time.Hour, "how far back to start")
 	source := fs.String("source", "all", "store (what stores sent), hiper (what hipersync published) or all")
 	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
+	lf := logFilterFlags(fs)
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
@@ -51,6 +54,9 @@ func runEvents(ctx context.Context, e Env, args []string) error {
 	}
 	defer s.Close()
 	f := ops.LogFilter{Tenant: *tenantID, Kind: *kind, Start: time.Now().Add(-*since), Sources: sources}
+	if err := lf.apply(&f); err != nil {
+		return err
+	}
 	print := printer(e.Stdout, *asJSON)
 	if *follow {
 		return ops.FollowLog(ctx, s.js, s.ns, f, print)
@@ -80,4 +86,37 @@ func printer(w io.Writer, asJSON bool) func(ops.LogLine) {
 		}
 		fmt.Fprintf(w, "%s  %-12s  %-26s  %s\n", l.Time.UTC().Format(time.RFC3339), l.Tenant, l.Kind, strings.TrimSpace(what))
 	}
+}
+
+// logFilters are the sync log filters of seed 004 ("realizar os filtros de
+// consulta"): up to when, by outcome, by order, by product.
+type logFilters struct {
+	until, outcome, order, product *string
+}
+
+func logFilterFlags(fs *flag.FlagSet) *logFilters {
+	return &logFilters{
+		until:   fs.String("until", "", "only events up to this time (RFC 3339, or a duration ago such as 30m)"),
+		outcome: fs.String("outcome", "", "only hipersync's events of this outcome: ok or failed"),
+		order:   fs.String("order", "", "only events about this store order id"),
+		product: fs.String("product", "", "only events about this Hiper product id"),
+	}
+}
+
+func (lf *logFilters) apply(f *ops.LogFilter) error {
+	if v := *lf.until; v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			f.Until = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, v); err == nil {
+			f.Until = t
+		} else {
+			return usagef("--until %s: want RFC 3339 (2026-05-28T18:00:00Z) or a duration such as 30m", v)
+		}
+	}
+	outcome, err := ops.ParseOutcome(*lf.outcome)
+	if err != nil {
+		return usagef("--outcome: %v", err)
+	}
+	f.Outcome, f.Order, f.Product = outcome, *lf.order, *lf.product
+	return nil
 }

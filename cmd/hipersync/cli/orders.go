@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	watchorder "github.com/hipersync/hipersync/services/invoice-watcher/order"
+	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 )
 
@@ -32,6 +35,53 @@ type orderView struct {
 	*orders.Record
 	Approval json.RawMessage `json:"approval,omitempty"`
 	Outbox   *outboxView     `json:"outbox,omitempty"`
+	// HiperCode is Hiper's order number (codigoDoPedidoDeVenda) and
+	// HiperStages what Hiper did with the order, as the invoice-watcher
+	// follows it.
+	HiperCode   string   `json:"hiperCode,omitempty"`
+	HiperStages []string `json:"hiperStages,omitempty"`
+}
+
+// progress is what the invoice-watcher knows of an order in Hiper.
+type progress struct {
+	code   string
+	stages []string
+}
+
+// hiperProgress reads the invoice-watcher's record of an order: Hiper's
+// order number and the events published about it. Nothing when the
+// watcher does not follow it (yet, or any more).
+func hiperProgress(ctx context.Context, s *streams, tenantID, orderID string) progress {
+	kv, err := s.js.KeyValue(ctx, s.ns.Bucket(watcher.Bucket))
+	if err != nil {
+		return progress{}
+	}
+	key, err := watchorder.Key(tenantID, orderID)
+	if err != nil {
+		return progress{}
+	}
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		return progress{}
+	}
+	var r watchorder.Record
+	if json.Unmarshal(e.Value(), &r) != nil {
+		return progress{}
+	}
+	p := progress{code: r.HiperCode}
+	for k := range r.Published {
+		p.stages = append(p.stages, string(k))
+	}
+	sort.Strings(p.stages)
+	return p
+}
+
+func writeProgress(w io.Writer, p progress) error {
+	if p.code == "" && len(p.stages) == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "hiper code\t%s\nin hiper\t%s\n", orNone(p.code), strings.Join(p.stages, ", "))
+	return err
 }
 
 type outboxView struct {
@@ -117,10 +167,16 @@ func runOrders(ctx context.Context, e Env, args []string) error {
 		if err != nil {
 			return orderError(tenantID, pos[1], err)
 		}
+		progress := hiperProgress(ctx, s, tenantID, pos[1])
 		if *asJSON {
-			return writeJSON(e.Stdout, viewOf(rec, *reveal))
+			v := viewOf(rec, *reveal)
+			v.HiperCode, v.HiperStages = progress.code, progress.stages
+			return writeJSON(e.Stdout, v)
 		}
-		return writeOrder(e.Stdout, rec, *reveal)
+		if err := writeOrder(e.Stdout, rec, *reveal); err != nil {
+			return err
+		}
+		return writeProgress(e.Stdout, progress)
 	}
 
 	format, err := events.ParseFormat(config.NewLoader(e.Getenv).String(events.FormatEnv, ""))
