@@ -427,46 +427,63 @@ func (c *Counts) add(ch Change) {
 	}
 }
 
+// guardReason is one reason to hold a poll: a stable code, the operator's
+// English and the merchant's Portuguese.
+type guardReason struct{ code, en, pt string }
+
 // guard returns why the poll must be held, if it must: it deactivates more
 // than the tenant's percentage of its products, cuts more than its number of
 // prices by over half, or republishes the catalogue as created (a reset).
 // Catalogues below the tenant's minimum are never held, and stock running
 // out never holds a poll: overselling is worse than a false alarm.
-func (p *poll) guard(c Counts, products int64) []string {
+func (p *poll) guard(c Counts, products int64) []guardReason {
 	s := p.run.Settings
 	if products < int64(s.GuardMinProducts()) {
 		return nil
 	}
-	var reasons []string
+	var reasons []guardReason
 	pct := int64(s.GuardMaxDeactivatePercent())
 	if hit := c.Deactivated; products > 0 && hit*100 > pct*products {
-		reasons = append(reasons, fmt.Sprintf("%d of %d products (%.1f%%) would be deactivated, above the %d%% limit",
-			hit, products, float64(hit)*100/float64(products), pct))
+		share := float64(hit) * 100 / float64(products)
+		reasons = append(reasons, guardReason{"mass_deactivation",
+			fmt.Sprintf("%d of %d products (%.1f%%) would be deactivated, above the %d%% limit", hit, products, share, pct),
+			fmt.Sprintf("%d de %d produtos (%.1f%%) seriam desativados, acima do limite de %d%%", hit, products, share, pct)})
 	}
 	if cuts := int64(s.GuardMaxPriceCuts()); c.PriceCuts > cuts {
-		reasons = append(reasons, fmt.Sprintf("%d prices would be cut by more than half, above the limit of %d", c.PriceCuts, cuts))
+		reasons = append(reasons, guardReason{"mass_price_cut",
+			fmt.Sprintf("%d prices would be cut by more than half, above the limit of %d", c.PriceCuts, cuts),
+			fmt.Sprintf("%d preços cairiam a menos da metade, acima do limite de %d", c.PriceCuts, cuts)})
 	}
 	if p.reset && c.Recreated > 0 {
-		reasons = append(reasons, fmt.Sprintf("a catalog reset would publish %d products anew, as created", c.Recreated))
+		reasons = append(reasons, guardReason{"catalog_reset",
+			fmt.Sprintf("a catalog reset would publish %d products anew, as created", c.Recreated),
+			fmt.Sprintf("a reinicialização do catálogo enviaria %d produtos de novo, como novos", c.Recreated)})
 	}
 	return reasons
 }
 
 // hold keeps the poll from the store: the cursor stays, the change is
 // recorded as held and announced once.
-func (p *poll) hold(ctx context.Context, c Counts, st syncstatus.Status, reasons []string, plan string) error {
+func (p *poll) hold(ctx context.Context, c Counts, st syncstatus.Status, reasons []guardReason, plan string) error {
 	if st.Held != nil && st.Held.Plan == plan {
 		return nil // the same change, announced already
 	}
 	kind := string(p.cfg.Kind)
+	var en, pt, codes []string
+	for _, r := range reasons {
+		en, pt, codes = append(en, r.en), append(pt, r.pt), append(codes, r.code)
+	}
 	summary := fmt.Sprintf("%s poll of %s held: %s. Nothing of it was published; approve with `hipersync sync %s --%s --approve`.",
-		kind, p.run.Tenant, joinReasons(reasons), p.run.Tenant, kind)
+		kind, p.run.Tenant, joinReasons(en, "and"), p.run.Tenant, kind)
+	message := fmt.Sprintf("Mudança em massa retida: %s. Nada dela foi enviado para a loja. Se a mudança no Hiper está certa, aprove-a "+
+		"(hipersync sync %s --%s --approve); se não, corrija o cadastro no Hiper e a retenção se desfaz sozinha.",
+		joinReasons(pt, "e"), p.run.Tenant, kind)
 	counts := map[string]int64{
 		"deactivated": c.Deactivated, "stockZeroed": c.StockZeroed, "priceCuts": c.PriceCuts,
 		"products": st.Products, "changes": c.Changes,
 	}
 	id := fmt.Sprintf("%s:guard:%s:%d:%s", p.run.Tenant, kind, p.from, plan)
-	ev := &eventsv1.CatalogGuardHeld{Summary: summary, Counts: counts, Kind: kind}
+	ev := &eventsv1.CatalogGuardHeld{Summary: summary, Counts: counts, Kind: kind, Reasons: codes, Message: message}
 	if _, err := p.cfg.Publisher.Publish(ctx, p.cfg.Namespace.HiperSubject(p.run.Tenant, events.KindCatalogGuardHeld), id, ev); err != nil {
 		return err
 	}
@@ -481,11 +498,11 @@ func (p *poll) hold(ctx context.Context, c Counts, st syncstatus.Status, reasons
 	})
 }
 
-func joinReasons(r []string) string {
+func joinReasons(r []string, and string) string {
 	if len(r) == 1 {
 		return r[0]
 	}
-	return strings.Join(r[:len(r)-1], "; ") + "; and " + r[len(r)-1]
+	return strings.Join(r[:len(r)-1], "; ") + "; " + and + " " + r[len(r)-1]
 }
 
 // prefetch follows feed one batch ahead of its consumer, so that Hiper's

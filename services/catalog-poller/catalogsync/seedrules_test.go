@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -276,8 +277,13 @@ func TestFullResyncDeactivatesWhatHiperNoLongerReturns(t *testing.T) {
 	}
 	st := s.request(t, "acme", syncstatus.Request{Full: true})
 	s.events.CaughtUp(t)
-	if st.Held == nil || len(s.events.Events("acme", events.KindCatalogGuardHeld)) != 1 {
+	held := s.events.Events("acme", events.KindCatalogGuardHeld)
+	if st.Held == nil || len(held) != 1 {
 		t.Fatalf("six of 25 unlisted not held: %+v", st.Held)
+	}
+	if g := held[0].Msg.(*eventsv1.CatalogGuardHeld); !slices.Equal(g.GetReasons(), []string{"mass_deactivation"}) ||
+		!strings.Contains(g.GetMessage(), "6 de 25 produtos") {
+		t.Fatalf("guard event for the merchant: %v", g)
 	}
 	for _, p := range products[1:7] {
 		if n := len(s.upserts("acme")[p.ID]); n != 1 {
@@ -352,6 +358,9 @@ func TestUnlinkAndReset(t *testing.T) {
 	s.events.CaughtUp(t)
 	if st.Held == nil || !st.Held.Reset {
 		t.Fatalf("a reset of 25 products was not held: %+v", st.Held)
+	}
+	if g := s.events.Events("big", events.KindCatalogGuardHeld); len(g) != 1 || !slices.Contains(g[0].Msg.(*eventsv1.CatalogGuardHeld).GetReasons(), "catalog_reset") {
+		t.Fatalf("reset guard event: %v", g)
 	}
 	if n := len(s.upserts("big")[products[0].ID]); n != 1 {
 		t.Fatalf("held reset published: %d upserts", n)

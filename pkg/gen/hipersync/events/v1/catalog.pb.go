@@ -435,9 +435,16 @@ type CatalogGuardHeld struct {
 	Summary string                 `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
 	// e.g. {"deactivated": 412, "stockZeroed": 0, "priceCuts": 3, "products": 1800}.
 	Counts map[string]int64 `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// Which poll is held: "catalog" (deactivations, price cuts) or "stock"
-	// (stock zeroed); `hipersync sync <tenant> --<kind> --approve` releases it.
-	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Which poll is held: "catalog" (deactivations, price cuts, a reset);
+	// stock running out is never held. `hipersync sync <tenant> --<kind>
+	// --approve` releases it.
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Stable codes of what tripped the guardrail: "mass_deactivation",
+	// "mass_price_cut", "catalog_reset".
+	Reasons []string `protobuf:"bytes,4,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	// The same in Portuguese, with what to do, for the merchant (summary is
+	// the operator's English).
+	Message       string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -489,6 +496,20 @@ func (x *CatalogGuardHeld) GetCounts() map[string]int64 {
 func (x *CatalogGuardHeld) GetKind() string {
 	if x != nil {
 		return x.Kind
+	}
+	return ""
+}
+
+func (x *CatalogGuardHeld) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *CatalogGuardHeld) GetMessage() string {
+	if x != nil {
+		return x.Message
 	}
 	return ""
 }
@@ -661,11 +682,13 @@ const file_hipersync_events_v1_catalog_proto_rawDesc = "" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xc6\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xfa\x01\n" +
 	"\x10CatalogGuardHeld\x12\x18\n" +
 	"\asummary\x18\x01 \x01(\tR\asummary\x12I\n" +
 	"\x06counts\x18\x02 \x03(\v21.hipersync.events.v1.CatalogGuardHeld.CountsEntryR\x06counts\x12\x12\n" +
-	"\x04kind\x18\x03 \x01(\tR\x04kind\x1a9\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x18\n" +
+	"\areasons\x18\x04 \x03(\tR\areasons\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"q\n" +
