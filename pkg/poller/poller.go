@@ -18,6 +18,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/pace"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
@@ -69,7 +70,7 @@ type Deps struct {
 	HTTPClient *http.Client
 	Format     events.Format
 	// Pacer, when set, is shared with the process's other poller.
-	Pacer   *schedule.Pacer
+	Pacer   *pace.Tenants
 	Health  *telemetry.Health
 	Log     *slog.Logger
 	Options schedule.Options
@@ -133,7 +134,7 @@ func Main(ctx context.Context, name string, getenv config.Env, logOut io.Writer,
 		p.Health.AddCheck("tenants", dir.Check)
 		return start(ctx, Deps{
 			NATS: p.NATS, Namespace: p.NS, Directory: dir, Tokens: p.Broker.Source, HiperBaseURL: s.HiperBaseURL,
-			Format: p.Format, Pacer: schedule.NewPacer(s.TenantRate, schedule.DefaultTenantBurst), Health: p.Health, Log: p.Log,
+			Format: p.Format, Pacer: pace.New(s.TenantRate, schedule.DefaultTenantBurst, nil), Health: p.Health, Log: p.Log,
 			Options: schedule.Options{Concurrency: s.Concurrency, FullEvery: s.FullEvery},
 		})
 	})

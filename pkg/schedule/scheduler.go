@@ -22,6 +22,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/pace"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -143,7 +144,7 @@ type Config struct {
 	Tokens func(tenantID string) hiper.TokenSource
 	// Pacer paces every tenant's Hiper calls; nil: one of this scheduler's
 	// own with the defaults.
-	Pacer    *Pacer
+	Pacer    *pace.Tenants
 	Registry prometheus.Registerer
 	Log      *slog.Logger
 	Job      Job
@@ -209,7 +210,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 	}
 	opts := cfg.Options.withDefaults()
 	if cfg.Pacer == nil {
-		cfg.Pacer = NewPacer(DefaultTenantRate, DefaultTenantBurst)
+		cfg.Pacer = pace.New(DefaultTenantRate, DefaultTenantBurst, nil)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -389,21 +389,3 @@ func TestRequestsMerge(t *testing.T) {
 		t.Fatal("a request for an invalid tenant was accepted")
 	}
 }
-
-func TestPacerSpacesCalls(t *testing.T) {
-	t.Parallel()
-	p := NewPacer(100, 2)
-	start := time.Now()
-	for range 7 {
-		if err := p.Wait(context.Background(), "acme"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Two in the burst, then five at 10ms each.
-	if el := time.Since(start); el < 45*time.Millisecond {
-		t.Fatalf("7 calls at 100/s with a burst of 2 took %s", el)
-	}
-	if err := p.Wait(context.Background(), "beta"); err != nil || time.Since(start) > time.Second {
-		t.Fatal("another tenant waited on acme's pace")
-	}
-}

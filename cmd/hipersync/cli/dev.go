@@ -33,6 +33,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/natsconn"
+	"github.com/hipersync/hipersync/pkg/pace"
 	"github.com/hipersync/hipersync/pkg/poller"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/service"
@@ -224,7 +225,7 @@ func (d *devRun) startServices(ctx context.Context, e Env) error {
 	}
 	run("invoice-watcher", wh, w.Run)
 
-	pacer := schedule.NewPacer(schedule.DefaultTenantRate, schedule.DefaultTenantBurst)
+	pacer := pace.New(schedule.DefaultTenantRate, schedule.DefaultTenantBurst, nil)
 	for _, p := range []struct {
 		name  string
 		start poller.StartFunc

@@ -80,7 +80,7 @@ func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Recor
 		w.m.waits.WithLabelValues(waitNotDue).Inc()
 		return later(w.cfg.Schedule.Min - since)
 	}
-	if d := w.pace.take(rec.Tenant); d > 0 {
+	if d := w.pace.Take(rec.Tenant); d > 0 {
 		w.m.waits.WithLabelValues(waitPaced).Inc()
 		return later(d + rand.N(w.cfg.Schedule.Min))
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/natsconn"
+	"github.com/hipersync/hipersync/pkg/pace"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -68,7 +69,7 @@ type Watcher struct {
 	tokens  hiper.TokenSources
 	hiper   *hiper.Client
 	pub     *events.Publisher
-	pace    *pace
+	pace    *pace.Tenants
 	log     *slog.Logger
 	m       *metrics
 	now     func() time.Time
@@ -152,7 +153,7 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 		tokens:  d.Tokens,
 		hiper:   client,
 		pub:     events.NewPublisher(js, d.Namespace, eventSource, d.Format, opts...),
-		pace:    newPace(cfg.TenantRate, cfg.TenantBurst, now),
+		pace:    pace.New(cfg.TenantRate, cfg.TenantBurst, now),
 		log:     log,
 		m:       newMetrics(d.Health.Registry, tasks),
 		now:     now,
@@ -161,7 +162,7 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 	}
 	dir.OnChange(func(c tenant.Change) {
 		if c.Tenant == nil {
-			w.pace.forget(c.TenantID)
+			w.pace.Forget(c.TenantID)
 		}
 	})
 	d.Health.AddCheck("nats", natsconn.Check(d.NATS))
