@@ -91,9 +91,11 @@ type Forwarder struct {
 	// Hiper being answered and recorded past a drain's grace period, and
 	// outcome events being marked published.
 	calls sync.WaitGroup
-	owner string
-	now   func() time.Time
-	tp    trace.TracerProvider
+	// refresh coalesces the stock refreshes orders ask for.
+	refresh stockRefresh
+	owner   string
+	now     func() time.Time
+	tp      trace.TracerProvider
 	// approvalBudget is the largest approval a record can hold, from the
 	// server's max_payload measured at start.
 	approvalBudget int
