@@ -596,10 +596,21 @@ func TestConsumersShareDurable(t *testing.T) {
 	e := newTestEnv(t)
 	cfg := e.orderConsumer("forwarder")
 	var got [2]handled
+	var once [2]sync.Once
+	first := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
 	for i := range got {
 		e.consume(t, cfg, func(ctx context.Context, m *Message) error {
 			got[i].add(ctx, m)
-			time.Sleep(20 * time.Millisecond) // work, so one loop cannot take everything
+			once[i].Do(func() { close(first[i]) })
+			// Hold this replica's slots until the other has handled one:
+			// a replica can then take at most its concurrency alone, so
+			// if both share the consumer, both handle some, however the
+			// machine schedules them; if they did not share, this waits
+			// out its deadline and the assertion below fails.
+			select {
+			case <-first[1-i]:
+			case <-time.After(10 * time.Second):
+			}
 			return nil
 		}, WithConcurrency(2))
 	}
