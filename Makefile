@@ -19,7 +19,7 @@ BREAKING_BASELINE := tools/breaking/$(RELEASE).binpb
 # Every module of the workspace (pkg, each service, the CLI).
 MODULES := $(shell go list -m -f '{{.Dir}}')
 SERVICES := token-broker catalog-poller stock-poller order-forwarder invoice-watcher console hiper-sim
-TEST_FLAGS ?= -race -count=1 -timeout 8m
+TEST_FLAGS ?= -race -count=1 -timeout 15m
 BENCHTIME ?= 2s
 
 .PHONY: help
