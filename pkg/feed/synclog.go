@@ -73,9 +73,13 @@ func (k *Sink) Counting(t *Tally) *Sink {
 
 // logSync publishes the run's entry of the sync log, if it has one. A run
 // cancelled (paused tenant, shutdown, lease lost) has none: it is not the
-// tenant's failure and the next run goes on.
+// tenant's failure and the next run goes on. A run cancelled because Hiper
+// refused the tenant's key is the exception: the merchant must read why the
+// sync stopped.
 func (cfg *JobConfig) logSync(ctx context.Context, r *schedule.Run, t *Tally, jobErr error) {
-	if context.Cause(ctx) != nil || errors.Is(jobErr, schedule.ErrLeaseLost) {
+	if cause := context.Cause(ctx); errors.Is(cause, tenant.ErrKeyRefused) {
+		jobErr = cause
+	} else if cause != nil || errors.Is(jobErr, schedule.ErrLeaseLost) {
 		return
 	}
 	now := time.Now().UTC()

@@ -177,8 +177,10 @@ type Scheduler struct {
 }
 
 type tenantInfo struct {
-	active   bool
-	settings tenant.Settings
+	active bool
+	// keyRefused: inactive because Hiper refused the tenant's key.
+	keyRefused bool
+	settings   tenant.Settings
 }
 
 type statusView struct {
@@ -421,7 +423,8 @@ func (s *Scheduler) applyTenant(id string, t *brokerv1.Tenant) {
 		delete(s.tenants, id)
 		s.cfg.Pacer.Forget(id)
 	} else {
-		s.tenants[id] = tenantInfo{active: tenant.Syncs(t.GetState()), settings: tenant.SettingsOf(t.GetSettings())}
+		s.tenants[id] = tenantInfo{active: tenant.Syncs(t.GetState()), settings: tenant.SettingsOf(t.GetSettings()),
+			keyRefused: t.GetState() == brokerv1.TenantState_TENANT_STATE_INVALID_KEY}
 	}
 	s.markLocked(id)
 }
@@ -478,7 +481,10 @@ func (s *Scheduler) refresh(now time.Time) {
 		delete(s.dirty, id)
 		due, ok := s.dueLocked(id, now)
 		if h := s.running[id]; h != nil {
-			if info := s.tenants[id]; !info.active {
+			if info := s.tenants[id]; info.keyRefused {
+				// The cause says why, so the sync log can tell the merchant.
+				h.cancel(fmt.Errorf("%w: %w", errTenantInactive, tenant.ErrKeyRefused))
+			} else if !info.active {
 				h.cancel(errTenantInactive)
 			}
 			ok = false // rescheduled when the run ends

@@ -438,3 +438,32 @@ func TestFailureReasons(t *testing.T) {
 		}
 	}
 }
+
+// The sync log names key failures: once Hiper refuses the tenant's key (its
+// tokens expired and the key no longer yields one), the catalog poll
+// publishes sync.failed with invalid_key and the Portuguese text the merchant
+// reads.
+func TestSyncLogKeyRefused(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, brokertest.Options{})
+	s.load(t, "acme", item(601))
+	s.replica(t, scheduletest.Fast())
+	s.waitSynced(t, "acme", time.Now())
+
+	s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 400, ExpireTokensNow: true,
+		Endpoints: []string{hipersim.EndpointToken}})
+	var f *eventsv1.SyncFailed
+	brokertest.WaitFor(t, 20*time.Second, "a sync.failed naming the refused key", func() bool {
+		for _, e := range s.events.Events("acme", events.KindSyncFailed) {
+			if m := e.Msg.(*eventsv1.SyncFailed); m.GetReason() == feed.FailureInvalidKey {
+				f = m
+				return true
+			}
+		}
+		return false
+	})
+	_, msg, action := feed.FailureOf(tenant.ErrKeyRefused)
+	if f.GetKind() != "catalog" || f.GetMessage() != msg || f.GetAction() != action {
+		t.Fatalf("sync.failed: %v", f)
+	}
+}
