@@ -467,3 +467,27 @@ func TestSyncLogKeyRefused(t *testing.T) {
 		t.Fatalf("sync.failed: %v", f)
 	}
 }
+
+// A token call that fails (Hiper answering 503 when the expired token is
+// renewed) is logged as sync.failed hiper_unavailable, not as a refused key:
+// the tenant stays active and syncs again once Hiper answers.
+func TestSyncLogTokenFailure(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, brokertest.Options{})
+	s.load(t, "acme", item(701))
+	s.replica(t, scheduletest.Fast())
+	s.waitSynced(t, "acme", time.Now())
+
+	s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 503, ExpireTokensNow: true,
+		Endpoints: []string{hipersim.EndpointToken}})
+	brokertest.WaitFor(t, 20*time.Second, "a sync.failed", func() bool {
+		return len(s.events.Events("acme", events.KindSyncFailed)) > 0
+	})
+	s.Sim.Sim.SetFaults(hipersim.Faults{})
+	f := s.events.Events("acme", events.KindSyncFailed)[0].Msg.(*eventsv1.SyncFailed)
+	_, msg, action := feed.FailureOf(hiper.ErrTransient)
+	if f.GetKind() != "catalog" || f.GetReason() != feed.FailureHiperUnavailable || f.GetMessage() != msg || f.GetAction() != action {
+		t.Fatalf("sync.failed: %v", f)
+	}
+	s.waitSynced(t, "acme", time.Now()) // still active: syncing resumes
+}
