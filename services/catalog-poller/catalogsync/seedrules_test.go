@@ -445,23 +445,7 @@ func TestFailureReasons(t *testing.T) {
 // reads.
 func TestSyncLogKeyRefused(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, brokertest.Options{})
-	s.load(t, "acme", item(601))
-	s.replica(t, scheduletest.Fast())
-	s.waitSynced(t, "acme", time.Now())
-
-	s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 400, ExpireTokensNow: true,
-		Endpoints: []string{hipersim.EndpointToken}})
-	var f *eventsv1.SyncFailed
-	brokertest.WaitFor(t, 20*time.Second, "a sync.failed naming the refused key", func() bool {
-		for _, e := range s.events.Events("acme", events.KindSyncFailed) {
-			if m := e.Msg.(*eventsv1.SyncFailed); m.GetReason() == feed.FailureInvalidKey {
-				f = m
-				return true
-			}
-		}
-		return false
-	})
+	_, f := tokenFault(t, 400, feed.FailureInvalidKey)
 	_, msg, action := feed.FailureOf(tenant.ErrKeyRefused)
 	if f.GetKind() != "catalog" || f.GetMessage() != msg || f.GetAction() != action {
 		t.Fatalf("sync.failed: %v", f)
@@ -473,21 +457,34 @@ func TestSyncLogKeyRefused(t *testing.T) {
 // the tenant stays active and syncs again once Hiper answers.
 func TestSyncLogTokenFailure(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, brokertest.Options{})
-	s.load(t, "acme", item(701))
-	s.replica(t, scheduletest.Fast())
-	s.waitSynced(t, "acme", time.Now())
-
-	s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 503, ExpireTokensNow: true,
-		Endpoints: []string{hipersim.EndpointToken}})
-	brokertest.WaitFor(t, 20*time.Second, "a sync.failed", func() bool {
-		return len(s.events.Events("acme", events.KindSyncFailed)) > 0
-	})
+	s, f := tokenFault(t, 503, feed.FailureHiperUnavailable)
 	s.Sim.Sim.SetFaults(hipersim.Faults{})
-	f := s.events.Events("acme", events.KindSyncFailed)[0].Msg.(*eventsv1.SyncFailed)
 	_, msg, action := feed.FailureOf(hiper.ErrTransient)
-	if f.GetKind() != "catalog" || f.GetReason() != feed.FailureHiperUnavailable || f.GetMessage() != msg || f.GetAction() != action {
+	if f.GetKind() != "catalog" || f.GetMessage() != msg || f.GetAction() != action {
 		t.Fatalf("sync.failed: %v", f)
 	}
 	s.waitSynced(t, "acme", time.Now()) // still active: syncing resumes
+}
+
+// tokenFault syncs a tenant, then expires its tokens while hiper-sim answers
+// the token call with status, and returns the first sync.failed with reason.
+func tokenFault(t *testing.T, status int, reason string) (*stack, *eventsv1.SyncFailed) {
+	t.Helper()
+	s := newStack(t, brokertest.Options{})
+	s.load(t, "acme", item(601))
+	s.replica(t, scheduletest.Fast())
+	s.waitSynced(t, "acme", time.Now())
+	s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: status, ExpireTokensNow: true,
+		Endpoints: []string{hipersim.EndpointToken}})
+	var f *eventsv1.SyncFailed
+	brokertest.WaitFor(t, 30*time.Second, "a sync.failed "+reason, func() bool {
+		for _, e := range s.events.Events("acme", events.KindSyncFailed) {
+			if m := e.Msg.(*eventsv1.SyncFailed); m.GetReason() == reason {
+				f = m
+				return true
+			}
+		}
+		return false
+	})
+	return s, f
 }
