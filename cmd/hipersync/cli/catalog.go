@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -64,17 +63,7 @@ func runCatalog(ctx context.Context, e Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		if err := writeJSON(e.Stdout, results); err != nil {
-			return err
-		}
-	} else if err := writeSyncTable(e.Stdout, id, results); err != nil {
-		return err
-	}
-	if failed := ops.Failures(results, *timeout); failed != "" {
-		return errors.New(failed)
-	}
-	return nil
+	return reportSync(e, id, results, *asJSON, *timeout)
 }
 
 // productByIDOrEAN is the Hiper product id a merchant names: an id as is, a

@@ -90,17 +90,7 @@ func runSync(ctx context.Context, e Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		if err := writeJSON(e.Stdout, results); err != nil {
-			return err
-		}
-	} else if err := writeSyncTable(e.Stdout, id, results); err != nil {
-		return err
-	}
-	if failed := ops.Failures(results, *timeout); failed != "" {
-		return errors.New(failed)
-	}
-	return nil
+	return reportSync(e, id, results, *asJSON, *timeout)
 }
 
 func writeSyncTable(w io.Writer, id string, results []ops.SyncResult) error {
@@ -155,4 +145,20 @@ func showProgress(ctx context.Context, w io.Writer, s *streams, id string, kinds
 		}
 		fmt.Fprintf(w, "%s  %s\n", time.Since(began).Round(time.Second), strings.Join(parts, "; "))
 	}
+}
+
+// reportSync prints what a sync request came to, as a table or JSON, and
+// fails when a kind failed or did not finish within timeout.
+func reportSync(e Env, id string, results []ops.SyncResult, asJSON bool, timeout time.Duration) error {
+	if asJSON {
+		if err := writeJSON(e.Stdout, results); err != nil {
+			return err
+		}
+	} else if err := writeSyncTable(e.Stdout, id, results); err != nil {
+		return err
+	}
+	if failed := ops.Failures(results, timeout); failed != "" {
+		return errors.New(failed)
+	}
+	return nil
 }
