@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hipersync/hipersync/pkg/catalog"
 	"github.com/hipersync/hipersync/pkg/ops"
@@ -21,22 +23,23 @@ const catalogUsage = `usage:
     catalogue); above the guardrail's minimum catalogue it is held until
     ` + "`hipersync sync <tenant> --catalog --approve`"
 
-func runCatalog(ctx context.Context, e Env, args []string) error {
-	if len(args) == 0 {
-		return usagef("catalog: missing subcommand\n%s", catalogUsage)
+func (a *app) catalogCmd() *cobra.Command {
+	sub := func(use, short string) *cobra.Command {
+		name, _, _ := strings.Cut(use, " ")
+		c := &cobra.Command{Use: use, Short: short}
+		timeout := c.Flags().Duration("timeout", 2*time.Minute, "how long to wait for the catalog-poller")
+		c.RunE = func(_ *cobra.Command, pos []string) error {
+			return runCatalog(a.ctx, a.e, name, pos, *timeout, a.asJSON)
+		}
+		return c
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("catalog "+sub, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the catalog-poller")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
+	return group("catalog", "unlink a product or reset a store's catalogue, so they are published anew", catalogUsage,
+		sub("unlink <tenant> <productId|ean>", "forget that the store has a product: the next full resync, run now, publishes it anew"),
+		sub("reset <tenant>", "publish every product of the store anew, as created (after the store wiped its catalogue)"))
+}
+
+func runCatalog(ctx context.Context, e Env, sub string, pos []string, timeout time.Duration, asJSON bool) error {
 	want := map[string]int{"unlink": 2, "reset": 1}[sub]
-	if want == 0 {
-		return usagef("catalog: unknown subcommand %q\n%s", sub, catalogUsage)
-	}
 	if len(pos) != want {
 		return usagef("catalog %s: want %d argument(s), got %d\n%s", sub, want, len(pos), catalogUsage)
 	}
@@ -44,7 +47,7 @@ func runCatalog(ctx context.Context, e Env, args []string) error {
 	if err := tenant.ValidID(id); err != nil {
 		return usagef("catalog %s: %v", sub, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s, err := connectNATS(e)
 	if err != nil {
@@ -63,7 +66,7 @@ func runCatalog(ctx context.Context, e Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return reportSync(e, id, results, *asJSON, *timeout)
+	return reportSync(e, id, results, asJSON, timeout)
 }
 
 // productByIDOrEAN is the Hiper product id a merchant names: an id as is, a

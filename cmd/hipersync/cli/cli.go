@@ -1,17 +1,20 @@
 // Package cli is the hipersync operator CLI: every command of the README's
-// "Operator CLI" section. Run is the whole program, so tests drive it as a
-// user would: arguments in, output and exit code out.
+// "Operator CLI" section, on cobra (help on every command and flag, shell
+// completion). Run is the whole program, so tests drive it as a user
+// would: arguments in, output and exit code out.
 package cli
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hipersync/hipersync/pkg/config"
 )
@@ -24,107 +27,113 @@ type Env struct {
 	Getenv config.Env
 }
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, e Env, args []string) error
+// app is one run of the CLI: the environment, and the flags every command
+// shares.
+type app struct {
+	ctx    context.Context
+	e      Env
+	asJSON bool
 }
 
-func commands() []command {
-	return []command{
-		{"tenant", "connect, list, show, pause, resume, disconnect stores; change their settings", runTenant},
-		{"sync", "run a catalog or stock sync now; approve a held mass change", runSync},
-		{"catalog", "unlink a product or reset a store's catalogue, so they are published anew", runCatalog},
-		{"status", "per tenant: state, last sync per kind, lag, last error", runStatus},
-		{"orders", "list, show and resolve orders", runOrders},
-		{"events", "tail the sync log", runEvents},
-		{"dlq", "list and retry dead letters", runDLQ},
-		{"publish", "publish a JSON event as a store's plain NATS client would", runPublish},
-		{"provision", "create or update the streams with this environment's settings (a Job for upgrades)", runProvision},
-		{"dev", "the whole system on this machine (what `make run` runs)", runDev},
-		{"version", "print hipersync's version and build", runVersion},
-		{"completion", "print a bash completion script (source <(hipersync completion bash))", runCompletion},
+const rootLong = `hipersync: operate a hipersync deployment. Every command takes --json.
+
+The admin commands (tenant, status, sync, orders, events, dlq) talk to the
+admin API at HIPERSYNC_API with the token HIPERSYNC_TOKEN (an API key or an
+OIDC bearer token). Without HIPERSYNC_API they serve the same API in this
+process, as an operator, over NATS at NATS_URL and token-broker at
+TOKEN_BROKER_ADDR. publish, provision and dev work on NATS directly.`
+
+// root is the command tree.
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "hipersync",
+		Short:         "operate a hipersync deployment",
+		Long:          rootLong,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// Completion scripts for bash, zsh, fish and powershell
+		// (hipersync completion --help).
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 	}
+	root.PersistentFlags().BoolVar(&a.asJSON, "json", false, "machine-readable output (JSON)")
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(
+		a.tenantCmd(),
+		a.syncCmd(),
+		a.catalogCmd(),
+		a.statusCmd(),
+		a.ordersCmd(),
+		a.eventsCmd(),
+		a.dlqCmd(),
+		a.publishCmd(),
+		a.provisionCmd(),
+		a.devCmd(),
+		a.versionCmd(),
+	)
+	return root
 }
 
 // Run runs the command in args (without the program name) and returns the
-// process exit code. Failures are one line on stderr.
+// process exit code: 0, 1 when the command failed, 2 for a mistake in the
+// command line. Failures are one line on stderr.
 func Run(ctx context.Context, e Env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(e.Stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	a := &app{ctx: ctx, e: e}
+	root := a.root()
+	root.SetOut(e.Stdout)
+	root.SetErr(e.Stderr)
+	root.SetIn(e.Stdin)
+	if len(args) == 0 {
+		_ = root.Help()
+		return 2
 	}
 	if args[0] == "--version" {
-		args[0] = "version"
+		args = append([]string{"version"}, args[1:]...)
 	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			if u, ok := usages[c.name]; ok && len(args) > 1 && isHelp(args[1]) {
-				fmt.Fprintf(e.Stdout, "hipersync %s: %s\n\n%s\n\nEach subcommand takes --help for its flags.\n", c.name, c.summary, u)
-				return 0
-			}
-			if err := c.run(ctx, e, args[1:]); err != nil {
-				var h helpRequest
-				if errors.As(err, &h) {
-					h.print(e.Stdout, c)
-					return 0
-				}
-				if errors.Is(err, flag.ErrHelp) {
-					return 0
-				}
-				fmt.Fprintln(e.Stderr, "hipersync:", oneLine(err))
-				var u usageError
-				if errors.As(err, &u) {
-					return 2
-				}
-				return 1
-			}
-			return 0
-		}
+	if c, _, err := root.Find(args); err == nil {
+		args = joinBoolValues(c, args)
 	}
-	fmt.Fprintf(e.Stderr, "hipersync: unknown command %q (see hipersync --help)\n", args[0])
-	return 2
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "hipersync: operate a hipersync deployment. Every command takes --json.")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "commands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "It reaches token-broker at TOKEN_BROKER_ADDR and NATS at NATS_URL.")
+	fmt.Fprintln(e.Stderr, "hipersync:", oneLine(err))
+	var u usageError
+	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") {
+		return 2
+	}
+	return 1
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
-// usages are the commands' usage texts.
-var usages = map[string]string{
-	"tenant": tenantUsage, "sync": syncUsage, "catalog": catalogUsage, "orders": ordersUsage,
-	"events": eventsUsage, "dlq": dlqUsage, "publish": publishUsage,
+// group is a command whose subcommands do the work; alone, or with an
+// unknown subcommand, it is a usage error.
+func group(use, short, usage string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Long: short + "\n\n" + usage,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("%s: missing subcommand\n%s", use, usage)
+			}
+			return usagef("%s: unknown subcommand %q\n%s", use, args[0], usage)
+		}}
+	c.AddCommand(subs...)
+	return c
 }
 
-func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "help" }
-
-// helpRequest is --help given to a command: Run prints the command's usage
-// and every flag it takes, and exits 0.
-type helpRequest struct{ fs *flag.FlagSet }
-
-func (h helpRequest) Error() string { return "help requested" }
-func (h helpRequest) Unwrap() error { return flag.ErrHelp }
-
-func (h helpRequest) print(w io.Writer, c command) {
-	fmt.Fprintf(w, "hipersync %s: %s\n\n", h.fs.Name(), c.summary)
-	if u, ok := usages[c.name]; ok {
-		fmt.Fprintf(w, "%s\n\n", u)
+// flagError is a mistake in a command's flags (exit 2); a flag of a
+// sibling subcommand says which one takes it.
+func flagError(c *cobra.Command, err error) error {
+	path := strings.TrimPrefix(c.CommandPath(), "hipersync ")
+	if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok && c.HasParent() {
+		for _, sib := range c.Parent().Commands() {
+			if sib != c && sib.Flags().Lookup(name) != nil {
+				return usagef("%s: %s flags go with %s (hipersync %s --%s)", path, sib.Name(), sib.Name(),
+					strings.TrimPrefix(sib.CommandPath(), "hipersync "), name)
+			}
+		}
 	}
-	fmt.Fprintln(w, "flags:")
-	h.fs.SetOutput(w)
-	h.fs.PrintDefaults()
+	return usagef("%s: %v", path, err)
 }
 
 // usageError is a mistake in the command line (exit 2).
@@ -134,33 +143,17 @@ func (u usageError) Error() string { return u.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-// parse parses flags anywhere among args ("connect acme --key-file k" and
-// "connect --key-file k acme" alike) and returns the positional arguments.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	args = joinBoolValues(fs, args)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, helpRequest{fs}
-			}
-			return nil, usagef("%s: %v", fs.Name(), err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 // joinBoolValues lets a boolean flag take its value as the next argument,
 // as merchants type it: "--update-images false" reads as
-// "--update-images=false" (the flag package alone would take "false" for a
-// positional argument and set the flag to true).
-func joinBoolValues(fs *flag.FlagSet, args []string) []string {
+// "--update-images=false" (pflag alone would take "false" for a positional
+// argument and set the flag to true).
+func joinBoolValues(c *cobra.Command, args []string) []string {
+	lookup := func(name string) *pflag.Flag {
+		if f := c.Flags().Lookup(name); f != nil {
+			return f
+		}
+		return c.InheritedFlags().Lookup(name)
+	}
 	out := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -169,13 +162,11 @@ func joinBoolValues(fs *flag.FlagSet, args []string) []string {
 			return append(out, args[i:]...)
 		}
 		if strings.HasPrefix(a, "-") && !strings.Contains(name, "=") && i+1 < len(args) {
-			if f := fs.Lookup(name); f != nil {
-				if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-					if _, err := strconv.ParseBool(args[i+1]); err == nil {
-						out = append(out, a+"="+args[i+1])
-						i++
-						continue
-					}
+			if f := lookup(name); f != nil && f.Value.Type() == "bool" {
+				if _, err := strconv.ParseBool(args[i+1]); err == nil {
+					out = append(out, "--"+name+"="+args[i+1])
+					i++
+					continue
 				}
 			}
 		}
@@ -196,6 +187,8 @@ func (p pairs) String() string {
 	return strings.Join(keys, ",")
 }
 
+func (p pairs) Type() string { return "KEY=VALUE" }
+
 // Set takes KEY=VALUE[,KEY=VALUE…]; KEY= (no value) names a key to remove.
 func (p pairs) Set(v string) error {
 	for _, item := range strings.Split(v, ",") {
@@ -206,4 +199,14 @@ func (p pairs) Set(v string) error {
 		p[strings.ToUpper(strings.TrimSpace(k))] = strings.TrimSpace(val)
 	}
 	return nil
+}
+
+// noArgs is a command that takes no positional arguments.
+func noArgs(name string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("%s takes no arguments, got %q", name, args)
+		}
+		return nil
+	}
 }

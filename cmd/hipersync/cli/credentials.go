@@ -3,12 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 
 	"github.com/hipersync/hipersync/cmd/hipersync/natsauth"
 	"github.com/hipersync/hipersync/pkg/config"
@@ -42,17 +42,28 @@ func loadNATSAuth(e Env) (natsAuth, *config.Loader) {
 	return a, l
 }
 
+func (a *app) credentialsCmd() *cobra.Command {
+	c := &cobra.Command{Use: "credentials <tenant>", Short: "mint a store's NATS credentials (.creds), or revoke them all",
+		Long: "mint a store's NATS credentials (.creds), or revoke them all\n\n" + credentialsUsage}
+	var f credentialsFlags
+	fs := c.Flags()
+	fs.StringVar(&f.out, "out", "", "write the .creds file here (mode 0600) instead of stdout")
+	fs.DurationVar(&f.expires, "expires", 90*24*time.Hour, "how long the credentials are valid; 0 never expires")
+	fs.BoolVar(&f.revoke, "revoke", false, "revoke every credential issued to the store so far")
+	c.RunE = func(_ *cobra.Command, pos []string) error { return runCredentials(a.ctx, a.e, pos, f, a.asJSON) }
+	return c
+}
+
+// credentialsFlags are the flags of `tenant credentials`.
+type credentialsFlags struct {
+	out     string
+	expires time.Duration
+	revoke  bool
+}
+
 // runCredentials mints a store's NATS credentials, or revokes them all.
-func runCredentials(ctx context.Context, e Env, args []string) error {
-	fs := flag.NewFlagSet("tenant credentials", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	out := fs.String("out", "", "write the .creds file here (mode 0600) instead of stdout")
-	expires := fs.Duration("expires", 90*24*time.Hour, "how long the credentials are valid; 0 never expires")
-	revoke := fs.Bool("revoke", false, "revoke every credential issued to the store so far")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
+func runCredentials(ctx context.Context, e Env, pos []string, f credentialsFlags, asJSON bool) error {
+	out, expires, revoke := &f.out, &f.expires, &f.revoke
 	if len(pos) != 1 {
 		return usagef("tenant credentials: want a tenant\n%s", credentialsUsage)
 	}
@@ -69,7 +80,7 @@ func runCredentials(ctx context.Context, e Env, args []string) error {
 		if err := revokeStore(ctx, e, tenantID); err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(e.Stdout, map[string]any{"tenant": tenantID, "revoked": true})
 		}
 		fmt.Fprintf(e.Stdout, "every credential issued to %s so far is revoked; mint new ones with `hipersync tenant credentials %s`\n", tenantID, tenantID)
@@ -107,7 +118,7 @@ func runCredentials(ctx context.Context, e Env, args []string) error {
 	if *expires > 0 {
 		expiresAt = time.Now().Add(*expires).UTC().Format(time.RFC3339)
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(e.Stdout, map[string]any{"tenant": tenantID, "file": *out, "user": user, "expires": expiresAt,
 			"inbox_prefix": inbox, "publish": a.ns.StoreSubject(tenantID, ">"), "subscribe": a.ns.HiperSubject(tenantID, ">"),
 			"consumer": tenantID})

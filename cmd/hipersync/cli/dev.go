@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	"github.com/hipersync/hipersync/cmd/hipersync/natsauth"
@@ -84,23 +84,25 @@ type devRun struct {
 	stops []func()
 }
 
-func runDev(ctx context.Context, e Env, args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print where each part listens as JSON")
+func (a *app) devCmd() *cobra.Command {
+	c := &cobra.Command{Use: "dev", Short: "the whole system on this machine, with the console (what `make run` runs)",
+		Long: `the whole system on this machine (what ` + "`make run`" + ` runs): an embedded NATS, hiper-sim,
+token-broker, the services, and the web console with the admin API at --console-addr.
+With --json it prints where each part listens as JSON.`,
+		Args: noArgs("dev")}
 	cfg := devConfig{}
+	fs := c.Flags()
 	fs.StringVar(&cfg.dataDir, "data", ".data/dev", "folder for NATS's JetStream data and the dev master key")
 	fs.IntVar(&cfg.natsPort, "nats-port", 4223, "port of the embedded NATS (not 4222, to leave a NATS already there alone)")
 	fs.StringVar(&cfg.simAddr, "sim-addr", "127.0.0.1:8089", "hiper-sim's address")
 	fs.StringVar(&cfg.brokerAddr, "broker-addr", "127.0.0.1:9091", "token-broker's gRPC address")
 	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8090", "/healthz, /readyz and /metrics of the dev run")
 	fs.StringVar(&cfg.consoleAddr, "console-addr", "127.0.0.1:8088", "the web console and the admin API")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usagef("dev takes no arguments")
-	}
+	c.RunE = func(*cobra.Command, []string) error { return runDev(a.ctx, a.e, cfg, a.asJSON) }
+	return c
+}
+
+func runDev(ctx context.Context, e Env, cfg devConfig, asJSON bool) error {
 	cfg.redisURL = e.Getenv("REDIS_URL")
 	began := time.Now()
 	d := &devRun{cfg: cfg, log: telemetry.NewLogger("hipersync-dev", io.Discard, slog.LevelInfo), health: telemetry.NewHealth()}
@@ -116,7 +118,7 @@ func runDev(ctx context.Context, e Env, args []string) error {
 	if err := d.start(ctx, e); err != nil {
 		return err
 	}
-	d.printGuide(e.Stdout, time.Since(began), *asJSON)
+	d.printGuide(e.Stdout, time.Since(began), asJSON)
 	<-ctx.Done()
 	fmt.Fprintln(e.Stdout, "stopping…")
 	return nil

@@ -3,11 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hipersync/hipersync/pkg/events"
 )
@@ -36,18 +37,17 @@ type deadLetterView struct {
 	BodyBytes  int       `json:"bodyBytes"`
 }
 
-func runDLQ(ctx context.Context, e Env, args []string) error {
-	if len(args) == 0 {
-		return usagef("dlq: missing subcommand\n%s", dlqUsage)
-	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	limit := fs.Int("limit", 100, "list at most this many, the newest (0: all)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
+func (a *app) dlqCmd() *cobra.Command {
+	list := &cobra.Command{Use: "list", Short: "dead letters, newest first, with their reasons"}
+	limit := list.Flags().Int("limit", 100, "list at most this many, the newest (0: all)")
+	list.RunE = func(_ *cobra.Command, pos []string) error { return runDLQ(a.ctx, a.e, "list", pos, *limit, a.asJSON) }
+	retry := &cobra.Command{Use: "retry <id>", Short: "replay a dead letter to its original subject",
+		RunE: func(_ *cobra.Command, pos []string) error { return runDLQ(a.ctx, a.e, "retry", pos, 0, a.asJSON) }}
+	return group("dlq", "list and retry dead letters", dlqUsage, list, retry)
+}
+
+func runDLQ(ctx context.Context, e Env, sub string, pos []string, limitN int, asJSON bool) error {
+	limit := &limitN
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 
@@ -77,7 +77,7 @@ func runDLQ(ctx context.Context, e Env, args []string) error {
 			}
 			views = append(views, v)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(e.Stdout, deadLetterList{DeadLetters: views, More: more})
 		}
 		if len(views) == 0 {
@@ -115,7 +115,7 @@ func runDLQ(ctx context.Context, e Env, args []string) error {
 			}
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(e.Stdout, map[string]any{"id": seq, "retried": true})
 		}
 		fmt.Fprintf(e.Stdout, "dead letter %d replayed to its original subject\n", seq)

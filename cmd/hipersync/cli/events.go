@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -19,25 +21,31 @@ const eventsUsage = `usage:
     K is a kind such as order.accepted, or a prefix such as order.> or catalog.>;
     TIME is RFC 3339 (2026-05-28T18:00:00Z) or a duration ago (30m)`
 
-func runEvents(ctx context.Context, e Env, args []string) error {
-	if len(args) == 0 || args[0] != "tail" {
-		return usagef("events: want `events tail`\n%s", eventsUsage)
-	}
-	fs := flag.NewFlagSet("events tail", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "one JSON object a line")
-	tenantID := fs.String("tenant", "", "only this tenant")
-	kind := fs.String("kind", "", "only this kind (order.accepted) or prefix (order.>)")
-	since := fs.Duration("since", time.Hour, "how far back to start")
-	source := fs.String("source", "all", "store (what stores sent), hiper (what hipersync published) or all")
-	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
-	lf := logFilterFlags(fs)
-	pos, err := parse(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usagef("events tail takes no arguments\n%s", eventsUsage)
-	}
+// tailFlags are the flags of `events tail`.
+type tailFlags struct {
+	tenant, kind, source string
+	since                time.Duration
+	follow               bool
+	lf                   *logFilters
+}
+
+func (a *app) eventsCmd() *cobra.Command {
+	c := &cobra.Command{Use: "tail", Short: "print the sync log (--json: one JSON object a line); --follow keeps printing",
+		Long: "print the sync log: what stores sent and what hipersync published\n\n" + eventsUsage, Args: noArgs("events tail")}
+	var f tailFlags
+	fs := c.Flags()
+	fs.StringVar(&f.tenant, "tenant", "", "only this tenant")
+	fs.StringVar(&f.kind, "kind", "", "only this kind (order.accepted) or prefix (order.>)")
+	fs.DurationVar(&f.since, "since", time.Hour, "how far back to start")
+	fs.StringVar(&f.source, "source", "all", "store (what stores sent), hiper (what hipersync published) or all")
+	fs.BoolVar(&f.follow, "follow", false, "keep printing new events until interrupted")
+	f.lf = logFilterFlags(fs)
+	c.RunE = func(*cobra.Command, []string) error { return runEvents(a.ctx, a.e, f, a.asJSON) }
+	return group("events", "tail the sync log", eventsUsage, c)
+}
+
+func runEvents(ctx context.Context, e Env, fl tailFlags, asJSON bool) error {
+	tenantID, kind, since, source, follow, lf := &fl.tenant, &fl.kind, &fl.since, &fl.source, &fl.follow, fl.lf
 	if *tenantID != "" {
 		if err := tenant.ValidID(*tenantID); err != nil {
 			return usagef("--tenant: %v", err)
@@ -57,7 +65,7 @@ func runEvents(ctx context.Context, e Env, args []string) error {
 	if err := lf.apply(&f); err != nil {
 		return err
 	}
-	print := printer(e.Stdout, *asJSON)
+	print := printer(e.Stdout, asJSON)
 	if *follow {
 		return ops.FollowLog(ctx, s.js, s.ns, f, print)
 	}
@@ -68,7 +76,7 @@ func runEvents(ctx context.Context, e Env, args []string) error {
 	for _, l := range lines {
 		print(l)
 	}
-	if len(lines) == 0 && !*asJSON {
+	if len(lines) == 0 && !asJSON {
 		fmt.Fprintf(e.Stdout, "no events since %s\n", f.Start.Format(time.RFC3339))
 	}
 	return nil
@@ -94,7 +102,7 @@ type logFilters struct {
 	until, outcome, order, product *string
 }
 
-func logFilterFlags(fs *flag.FlagSet) *logFilters {
+func logFilterFlags(fs *pflag.FlagSet) *logFilters {
 	return &logFilters{
 		until:   fs.String("until", "", "only events up to this time (RFC 3339, or a duration ago such as 30m)"),
 		outcome: fs.String("outcome", "", "only hipersync's events of this outcome: ok or failed"),

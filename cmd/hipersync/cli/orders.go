@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -90,21 +91,31 @@ type outboxView struct {
 	Published bool   `json:"published"`
 }
 
-func runOrders(ctx context.Context, e Env, args []string) error {
-	if len(args) == 0 {
-		return usagef("orders: missing subcommand\n%s", ordersUsage)
+// ordersFlags are the flags of the orders subcommands.
+type ordersFlags struct {
+	state, hiperID string
+	resend, reveal bool
+}
+
+func (a *app) ordersCmd() *cobra.Command {
+	var f ordersFlags
+	sub := func(use, short string) *cobra.Command {
+		name, _, _ := strings.Cut(use, " ")
+		return &cobra.Command{Use: use, Short: short,
+			RunE: func(_ *cobra.Command, pos []string) error { return runOrders(a.ctx, a.e, name, pos, f, a.asJSON) }}
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("orders "+sub, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	state := fs.String("state", "", "list only orders in this state")
-	hiperID := fs.String("hiper-id", "", "resolve: the order's id in Hiper")
-	resend := fs.Bool("resend", false, "resolve: the order is not in Hiper; send it again")
-	reveal := fs.Bool("reveal", false, "show: print the customer's full CPF/CNPJ (personal data; masked otherwise)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
+	list := sub("list <tenant>", "a store's orders, oldest first (--state: only those in one state)")
+	list.Flags().StringVar(&f.state, "state", "", "list only orders in this state ("+stateNames()+")")
+	show := sub("show <tenant> <orderId>", "an order: its state, what Hiper answered, its history")
+	show.Flags().BoolVar(&f.reveal, "reveal", false, "print the customer's full CPF/CNPJ (personal data; masked otherwise)")
+	resolve := sub("resolve <tenant> <orderId>", "settle an order in needs_review: --hiper-id ID (it is in Hiper) or --resend (it is not)")
+	resolve.Flags().StringVar(&f.hiperID, "hiper-id", "", "the order's id in Hiper (a UUID): the order is in Hiper")
+	resolve.Flags().BoolVar(&f.resend, "resend", false, "the order is not in Hiper; send it again")
+	return group("orders", "list, show and resolve orders", ordersUsage, list, show, resolve)
+}
+
+func runOrders(ctx context.Context, e Env, sub string, pos []string, f ordersFlags, asJSON bool) error {
+	state, hiperID, resend, reveal := &f.state, &f.hiperID, &f.resend, &f.reveal
 	want := map[string]int{"list": 1, "show": 2, "resolve": 2}
 	n, known := want[sub]
 	if !known {
@@ -154,7 +165,7 @@ func runOrders(ctx context.Context, e Env, args []string) error {
 			}
 			recs = kept
 		}
-		if *asJSON {
+		if asJSON {
 			views := make([]orderView, 0, len(recs))
 			for _, r := range recs {
 				views = append(views, viewOf(r, false))
@@ -168,7 +179,7 @@ func runOrders(ctx context.Context, e Env, args []string) error {
 			return orderError(tenantID, pos[1], err)
 		}
 		progress := hiperProgress(ctx, s, tenantID, pos[1])
-		if *asJSON {
+		if asJSON {
 			v := viewOf(rec, *reveal)
 			v.HiperCode, v.HiperStages = progress.code, progress.stages
 			return writeJSON(e.Stdout, v)
@@ -193,7 +204,7 @@ func runOrders(ctx context.Context, e Env, args []string) error {
 	if err != nil {
 		return orderError(tenantID, pos[1], err)
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(e.Stdout, viewOf(rec, false))
 	}
 	return writeOrder(e.Stdout, rec, false)

@@ -2,12 +2,13 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -23,18 +24,16 @@ type provisioned struct {
 // bucket with this environment's settings, once: a Kubernetes Job or an
 // init step for upgrades that change stream limits or replicas
 // (docs/operations.md, "Provisioning").
-func runProvision(ctx context.Context, e Env, args []string) error {
-	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	timeout := fs.Duration("timeout", 2*time.Minute, "how long to retry while JetStream cannot be reached")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("usage: hipersync provision [--timeout 2m]")
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+func (a *app) provisionCmd() *cobra.Command {
+	c := &cobra.Command{Use: "provision", Short: "create or update the streams with this environment's settings (a Job for upgrades)",
+		Args: noArgs("provision")}
+	timeout := c.Flags().Duration("timeout", 2*time.Minute, "how long to retry while JetStream cannot be reached")
+	c.RunE = func(*cobra.Command, []string) error { return runProvision(a.ctx, a.e, *timeout, a.asJSON) }
+	return c
+}
+
+func runProvision(ctx context.Context, e Env, timeout time.Duration, asJSON bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s, err := connectNATS(e)
 	if err != nil {
@@ -51,7 +50,7 @@ func runProvision(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	done = append(done, provisioned{"KV_" + s.ns.Bucket(tenant.Bucket), "ensured"})
-	if *asJSON {
+	if asJSON {
 		return writeJSON(e.Stdout, done)
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)

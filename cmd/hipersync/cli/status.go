@@ -2,12 +2,13 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/ops"
@@ -17,15 +18,17 @@ import (
 // statusKinds are the columns of `status`, in order.
 var statusKinds = ops.StatusKinds
 
-func runStatus(ctx context.Context, e Env, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	onlyStreams := fs.Bool("streams", false, "only the streams' and buckets' usage against their bounds")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 || *onlyStreams && len(pos) > 0 {
+func (a *app) statusCmd() *cobra.Command {
+	c := &cobra.Command{Use: "status [tenant]", Short: "per tenant: state, last sync per kind, lag, last error; the streams' usage",
+		Long: `per tenant: state, last sync per kind against its interval, Hiper's health, the last error;
+without a tenant, also how full each stream and bucket is (--streams: only that)`}
+	onlyStreams := c.Flags().Bool("streams", false, "only the streams' and buckets' usage against their bounds")
+	c.RunE = func(_ *cobra.Command, pos []string) error { return runStatus(a.ctx, a.e, pos, *onlyStreams, a.asJSON) }
+	return c
+}
+
+func runStatus(ctx context.Context, e Env, pos []string, onlyStreams, asJSON bool) error {
+	if len(pos) > 1 || onlyStreams && len(pos) > 0 {
 		return usagef("usage: hipersync status [tenant] | hipersync status --streams")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -35,12 +38,12 @@ func runStatus(ctx context.Context, e Env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	if *onlyStreams {
+	if onlyStreams {
 		usage, err := events.Usage(ctx, s.js, s.ns)
 		if err != nil {
 			return fmt.Errorf("read stream usage: %w", err)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(e.Stdout, usage)
 		}
 		return printUsage(e.Stdout, usage)
@@ -62,7 +65,7 @@ func runStatus(ctx context.Context, e Env, args []string) error {
 		}
 		views = one
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(e.Stdout, views)
 	}
 	if len(views) == 0 {

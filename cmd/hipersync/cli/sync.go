@@ -3,12 +3,13 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
@@ -27,6 +28,8 @@ type products []string
 
 func (p *products) String() string { return strings.Join(*p, ",") }
 
+func (p *products) Type() string { return "ID" }
+
 func (p *products) Set(v string) error {
 	for _, id := range strings.Split(v, ",") {
 		if id = strings.TrimSpace(id); id != "" {
@@ -36,21 +39,31 @@ func (p *products) Set(v string) error {
 	return nil
 }
 
-func runSync(ctx context.Context, e Env, args []string) error {
-	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	catalog := fs.Bool("catalog", false, "the catalog poll")
-	stock := fs.Bool("stock", false, "the stock poll")
-	full := fs.Bool("full", false, "a full resync")
-	approve := fs.Bool("approve", false, "release a held mass change")
-	noWait := fs.Bool("no-wait", false, "return once the sync is asked for")
-	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the pollers")
-	var refresh products
-	fs.Var(&refresh, "product", "refresh this product's stock (repeatable)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
+// syncFlags are the flags of `sync`.
+type syncFlags struct {
+	catalog, stock, full, approve, noWait bool
+	timeout                               time.Duration
+	refresh                               products
+}
+
+func (a *app) syncCmd() *cobra.Command {
+	c := &cobra.Command{Use: "sync <tenant>", Short: "run a catalog or stock sync now; approve a held mass change",
+		Long: "run a catalog or stock sync now; approve a held mass change\n\n" + syncUsage}
+	var f syncFlags
+	fs := c.Flags()
+	fs.BoolVar(&f.catalog, "catalog", false, "the catalog poll")
+	fs.BoolVar(&f.stock, "stock", false, "the stock poll")
+	fs.BoolVar(&f.full, "full", false, "a full resync")
+	fs.BoolVar(&f.approve, "approve", false, "release a held mass change")
+	fs.BoolVar(&f.noWait, "no-wait", false, "return once the sync is asked for")
+	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long to wait for the pollers")
+	fs.Var(&f.refresh, "product", "refresh this product's stock (repeatable)")
+	c.RunE = func(_ *cobra.Command, pos []string) error { return runSync(a.ctx, a.e, pos, f, a.asJSON) }
+	return c
+}
+
+func runSync(ctx context.Context, e Env, pos []string, f syncFlags, asJSON bool) error {
+	catalog, stock, full, approve, noWait, timeout, refresh := &f.catalog, &f.stock, &f.full, &f.approve, &f.noWait, &f.timeout, f.refresh
 	if len(pos) != 1 {
 		return usagef("sync: want one tenant, got %d arguments\n%s", len(pos), syncUsage)
 	}
@@ -79,7 +92,7 @@ func runSync(ctx context.Context, e Env, args []string) error {
 	}
 	defer s.Close()
 	var progress func([]syncstatus.Kind, <-chan struct{})
-	if !*asJSON {
+	if !asJSON {
 		progress = func(kinds []syncstatus.Kind, stop <-chan struct{}) {
 			showProgress(ctx, e.Stderr, s, id, kinds, 2*time.Second, stop)
 		}
@@ -90,7 +103,7 @@ func runSync(ctx context.Context, e Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return reportSync(e, id, results, *asJSON, *timeout)
+	return reportSync(e, id, results, asJSON, *timeout)
 }
 
 func writeSyncTable(w io.Writer, id string, results []ops.SyncResult) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -51,22 +53,32 @@ func dialBroker(e Env) (*brokerclient.Client, error) {
 	return brokerclient.DialTLS(common.TokenBrokerAddr, common.TokenBrokerTLS)
 }
 
-func runTenant(ctx context.Context, e Env, args []string) error {
-	if len(args) == 0 {
-		return usagef("tenant: missing subcommand\n%s", tenantUsage)
+func (a *app) tenantCmd() *cobra.Command {
+	var keyFile string
+	var sf *settings
+	sub := func(use, short string) *cobra.Command {
+		name, _, _ := strings.Cut(use, " ")
+		c := &cobra.Command{Use: use, Short: short}
+		c.RunE = func(c *cobra.Command, pos []string) error { return a.runTenant(name, pos, c.Flags(), keyFile, sf) }
+		return c
 	}
-	sub, args := args[0], args[1:]
-	if sub == "credentials" {
-		return runCredentials(ctx, e, args)
-	}
-	fs := flag.NewFlagSet("tenant "+sub, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	keyFile := fs.String("key-file", "", "file holding the 64-character security key; - for stdin")
-	sf := settingsFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
+	connect := sub("connect <tenant> --key-file FILE", "connect a store with its Hiper security key, or rotate the key")
+	connect.Flags().StringVar(&keyFile, "key-file", "", "file holding the 64-character security key; - for stdin")
+	settings := sub("settings <tenant>", "show a store's settings, or change those the flags name")
+	sf = settingsFlags(settings.Flags())
+	return group("tenant", "connect, list, show, pause, resume, disconnect stores; change their settings", tenantUsage,
+		connect,
+		sub("list", "every store with its state"),
+		sub("show <tenant>", "a store's state and settings"),
+		sub("pause <tenant>", "stop syncing a store until resumed"),
+		sub("resume <tenant>", "sync a paused store again"),
+		sub("disconnect <tenant>", "forget a store's key; its NATS credentials are revoked where possible"),
+		settings,
+		a.credentialsCmd())
+}
+
+func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile string, sf *settings) error {
+	ctx, e := a.ctx, a.e
 	wantArgs := 1
 	if sub == "list" {
 		wantArgs = 0
@@ -77,9 +89,6 @@ func runTenant(ctx context.Context, e Env, args []string) error {
 	id := ""
 	if wantArgs == 1 {
 		id = pos[0]
-	}
-	if sub != "settings" && sf.changed(fs) {
-		return usagef("tenant %s: settings flags go with `tenant settings`", sub)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -93,7 +102,7 @@ func runTenant(ctx context.Context, e Env, args []string) error {
 	var t *brokerv1.Tenant
 	switch sub {
 	case "connect":
-		key, err := readKey(*keyFile, e.Stdin)
+		key, err := readKey(keyFile, e.Stdin)
 		if err != nil {
 			return err
 		}
@@ -155,14 +164,14 @@ func runTenant(ctx context.Context, e Env, args []string) error {
 		if err != nil {
 			return brokerclient.FromStatus(err)
 		}
-		if *asJSON {
+		if a.asJSON {
 			return writeJSON(e.Stdout, resp)
 		}
 		return writeTenantTable(e.Stdout, resp.GetTenants())
 	default:
 		return usagef("tenant: unknown subcommand %q\n%s", sub, tenantUsage)
 	}
-	if *asJSON {
+	if a.asJSON {
 		return writeJSON(e.Stdout, t)
 	}
 	return writeTenant(e.Stdout, t)
@@ -218,7 +227,7 @@ var flagPaths = map[string]string{
 // map, not the whole map.
 var mapFlags = map[string]bool{"payment-map": true, "quote": true, "status-map": true}
 
-func settingsFlags(fs *flag.FlagSet) *settings {
+func settingsFlags(fs *pflag.FlagSet) *settings {
 	sf := &settings{payments: pairs{}, quotes: pairs{}, statuses: lowerPairs{}}
 	fs.StringVar(&sf.s.DefaultCategory, "default-category", "", "category for products that have none in Hiper")
 	fs.StringVar(&sf.s.DefaultBrand, "default-brand", "", "brand for products that have none in Hiper")
@@ -243,7 +252,7 @@ func settingsFlags(fs *flag.FlagSet) *settings {
 // update-brand beside seed 000's switches, the guardrail's minimum, seed
 // 004's stock switch, the balance of seeds 003/004, and the store status map
 // of seeds 002/004.
-func seedSettingsFlags(fs *flag.FlagSet, sf *settings) {
+func seedSettingsFlags(fs *pflag.FlagSet, sf *settings) {
 	fs.BoolVar(&sf.s.UpdateBrand, "update-brand", false, "updates carry the brand (it always goes with the first upsert that has one)")
 	fs.IntVar(&sf.minimum, "guard-min-products", 0, "guardrail: catalogues smaller than this are never held (default 20)")
 	fs.Var(&sf.stock, "stock-sync", "on or off: publish stock (default on)")
@@ -255,6 +264,8 @@ func seedSettingsFlags(fs *flag.FlagSet, sf *settings) {
 type onOff struct{ off, set bool }
 
 func (f *onOff) String() string { return map[bool]string{false: "on", true: "off"}[f.off] }
+
+func (f *onOff) Type() string { return "on|off" }
 
 func (f *onOff) Set(v string) error {
 	switch strings.ToLower(v) {
@@ -274,6 +285,8 @@ func (f *onOff) Set(v string) error {
 type lowerPairs map[string]string
 
 func (p lowerPairs) String() string { return pairs(p).String() }
+
+func (p lowerPairs) Type() string { return "STATUS=ACTION" }
 
 func (p lowerPairs) Set(v string) error {
 	for _, item := range strings.Split(v, ",") {
@@ -318,19 +331,9 @@ func mapEntries(field string, given map[string]string, set func(k, v string) err
 	return paths, nil
 }
 
-func (sf *settings) changed(fs *flag.FlagSet) bool {
-	any := false
-	fs.Visit(func(f *flag.Flag) {
-		if _, ok := flagPaths[f.Name]; ok {
-			any = true
-		}
-	})
-	return any
-}
-
-func (sf *settings) request(fs *flag.FlagSet, id string) (*brokerv1.UpdateTenantSettingsRequest, error) {
+func (sf *settings) request(fs *pflag.FlagSet, id string) (*brokerv1.UpdateTenantSettingsRequest, error) {
 	mask := &fieldmaskpb.FieldMask{}
-	fs.Visit(func(f *flag.Flag) {
+	fs.Visit(func(f *pflag.Flag) {
 		if p, ok := flagPaths[f.Name]; ok && !mapFlags[f.Name] {
 			mask.Paths = append(mask.Paths, p)
 		}
@@ -373,7 +376,14 @@ type durationFlag struct {
 	set bool
 }
 
-func (f *durationFlag) String() string { return f.d.String() }
+func (f *durationFlag) String() string {
+	if !f.set {
+		return "" // no default printed: the tenant's is kept
+	}
+	return f.d.String()
+}
+
+func (f *durationFlag) Type() string { return "duration" }
 
 func (f *durationFlag) Set(v string) error {
 	d, err := time.ParseDuration(v)

@@ -1,21 +1,21 @@
 package cli
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{Use: "version", Short: "print hipersync's version and build (also: hipersync --version)",
+		Args: noArgs("version"), RunE: func(*cobra.Command, []string) error { return runVersion(a.e, a.asJSON) }}
+}
 
 // runVersion prints the module version and the commit the binary was built
 // from, as Go records them.
-func runVersion(_ context.Context, e Env, args []string) error {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
+func runVersion(e Env, asJSON bool) error {
 	v := map[string]string{"version": "(devel)", "go": runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
@@ -32,7 +32,7 @@ func runVersion(_ context.Context, e Env, args []string) error {
 			}
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(e.Stdout, v)
 	}
 	fmt.Fprintf(e.Stdout, "hipersync %s (%s", v["version"], v["go"])
