@@ -123,7 +123,9 @@ const (
 // announced it. The record follows, so that it stays the one truth about
 // the order (`orders show` agrees with the events) and a store cancellation
 // arriving later finds the order cancelled and announces nothing twice.
-// Nothing is published: the watcher's event is the announcement.
+// Nothing is published: the watcher's event is the announcement. The
+// order's products get a stock refresh, as after the store's cancellation:
+// the watcher does not know them, the record does.
 func (f *Forwarder) hiperCancelled(ctx context.Context, m *events.Message) error {
 	c := &eventsv1.OrderCancelled{}
 	if err := m.Decode(c); err != nil {
@@ -165,6 +167,8 @@ func (f *Forwarder) hiperCancelled(ctx context.Context, m *events.Message) error
 		if _, err := o.write(ctx, &next, false, rev); err != nil {
 			return outError, err
 		}
+		// The cancellation freed the order's stock in Hiper.
+		f.refreshStock(o, next.Products)
 		o.log.Info("order cancelled in Hiper by the merchant", "hiper_order_id", next.HiperOrderID, "was", rec.State)
 		return outCancelled, nil
 	})

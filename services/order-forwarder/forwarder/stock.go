@@ -22,13 +22,14 @@ func orderProducts(so hiper.SalesOrder) []string {
 }
 
 // refreshStock asks the stock-poller to refresh the products of an order
-// Hiper just created or cancelled: creating reserves their stock and
-// cancelling frees it (seed 001), so the store sees the new balance in
-// seconds rather than at the next poll. Requests are coalesced per tenant:
-// while one is being written, the products of the orders that follow wait
-// and go together in the next (and syncstatus.RequestSync merges them with
-// any request the poller has not run yet). A failure only costs the wait
-// for the next poll: it is logged, not retried. It runs beside the order's
+// Hiper just created or cancelled (by the store's request or by the
+// merchant): creating reserves their stock and cancelling frees it (seed
+// 001), so the store sees the new balance in seconds rather than at the
+// next poll. Requests are coalesced per tenant: the first product starts a
+// timer of refreshCoalesce, and every product asked for before it fires
+// goes in the same request (syncstatus.RequestSync merges it with any
+// request the poller has not run yet). A failure only costs the wait for
+// the next poll: it is logged, not retried. It runs beside the order's
 // handling, which it must not slow down.
 func (f *Forwarder) refreshStock(o *order, products []string) {
 	if len(products) == 0 {
@@ -40,16 +41,21 @@ func (f *Forwarder) refreshStock(o *order, products []string) {
 	if r.pending == nil {
 		r.pending = map[string][]string{}
 	}
-	_, flushing := r.pending[o.tenant]
+	ids, waiting := r.pending[o.tenant]
 	for _, id := range products {
-		if !slices.Contains(r.pending[o.tenant], id) {
-			r.pending[o.tenant] = append(r.pending[o.tenant], id)
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
-	if flushing {
-		return // the tenant's flusher takes them in its next request
+	r.pending[o.tenant] = ids
+	if waiting {
+		return // the tenant's timer takes them in its request
 	}
-	f.calls.Go(func() { f.flushRefresh(o) })
+	f.calls.Add(1) // the request is written before the connection closes
+	time.AfterFunc(refreshCoalesce, func() {
+		defer f.calls.Done()
+		f.flushRefresh(o)
+	})
 }
 
 // refreshCoalesce is how long a tenant's refresh request gathers products
@@ -58,31 +64,23 @@ func (f *Forwarder) refreshStock(o *order, products []string) {
 // against an instant Hiper); a quarter second is nothing next to a poll.
 const refreshCoalesce = 250 * time.Millisecond
 
-// flushRefresh writes the tenant's pending refresh requests until none is
-// left.
+// flushRefresh writes the request for the products the tenant's timer
+// gathered; products asked for from now on start a new timer.
 func (f *Forwarder) flushRefresh(o *order) {
 	r := &f.refresh
-	for {
-		time.Sleep(refreshCoalesce)
-		r.mu.Lock()
-		ids := r.pending[o.tenant]
-		if len(ids) == 0 {
-			delete(r.pending, o.tenant)
-			r.mu.Unlock()
-			return
-		}
-		r.pending[o.tenant] = []string{} // present and empty: a flush runs
-		r.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), f.cfg.lease())
-		if _, err := syncstatus.RequestSync(ctx, f.js, f.ns, o.tenant, syncstatus.Stock, syncstatus.Request{Products: ids}); err != nil {
-			o.log.Warn("could not ask for a stock refresh of the orders' products", "error", err, "products", len(ids))
-		}
-		cancel()
+	r.mu.Lock()
+	ids := r.pending[o.tenant]
+	delete(r.pending, o.tenant)
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.lease())
+	defer cancel()
+	if _, err := syncstatus.RequestSync(ctx, f.js, f.ns, o.tenant, syncstatus.Stock, syncstatus.Request{Products: ids}); err != nil {
+		o.log.Warn("could not ask for a stock refresh of the orders' products", "error", err, "products", len(ids))
 	}
 }
 
 // stockRefresh is the products waiting for a stock refresh request, by
-// tenant; a tenant present has a flush running.
+// tenant; a tenant present has its timer running.
 type stockRefresh struct {
 	mu      sync.Mutex
 	pending map[string][]string

@@ -3,60 +3,100 @@ package forwarder
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
-// Creating an order in Hiper reserves its products' stock and cancelling it
-// frees it (seed 001): each asks the stock-poller for a refresh of those
-// products at once.
-func TestOrderCreatedOrCancelledRefreshesItsStock(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, harnessOptions{})
-	h.forwarder(testConfig(), "r1")
-	ctx := context.Background()
-	_, requests, err := syncstatus.EnsureBuckets(ctx, h.st.JS, h.st.NS)
+// stockRequests reads and clears the stock refresh requested for a tenant.
+type stockRequests struct {
+	t      *testing.T
+	kv     jetstream.KeyValue
+	tenant string
+}
+
+func newStockRequests(t *testing.T, h *harness, tenantID string) stockRequests {
+	t.Helper()
+	_, requests, err := syncstatus.EnsureBuckets(context.Background(), h.st.JS, h.st.NS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	asked := func() []string {
-		e, err := requests.Get(ctx, syncstatus.StatusKey("acme", syncstatus.Stock))
-		if err != nil {
-			return nil
-		}
-		var r syncstatus.Request
-		_ = json.Unmarshal(e.Value(), &r)
-		return r.Products
+	return stockRequests{t: t, kv: requests, tenant: tenantID}
+}
+
+// asked is the products the pending request names.
+func (s stockRequests) asked() []string {
+	e, err := s.kv.Get(context.Background(), syncstatus.StatusKey(s.tenant, syncstatus.Stock))
+	if err != nil {
+		return nil
 	}
-	h.approve("acme", h.order("acme", "7301", 2), "store-7301")
-	h.waitEvent(events.KindOrderAccepted, "7301", wait)
-	inHiper := h.simOrders("acme", "7301")
-	var want []string
-	for _, it := range inHiper[0].Body.Items {
-		want = append(want, it.ProductID)
+	var r syncstatus.Request
+	_ = json.Unmarshal(e.Value(), &r)
+	return r.Products
+}
+
+// clear drops the pending request, as a poll serving it does.
+func (s stockRequests) clear() {
+	s.t.Helper()
+	if err := s.kv.Delete(context.Background(), syncstatus.StatusKey(s.tenant, syncstatus.Stock)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.t.Fatal(err)
 	}
-	brokertest.WaitFor(t, wait, "a stock refresh of the order's products", func() bool {
-		got := asked()
-		for _, id := range want {
-			if !slices.Contains(got, id) {
-				return false
+}
+
+// orderProducts are the Hiper products of the store's order as Hiper received it.
+func (h *harness) orderProducts(tenantID, orderID string) []string {
+	var ids []string
+	for _, it := range h.simOrders(tenantID, orderID)[0].Body.Items {
+		ids = append(ids, it.ProductID)
+	}
+	return ids
+}
+
+// Creating an order in Hiper reserves its products' stock and cancelling it
+// frees it (seed 001): each asks the stock-poller for a refresh of those
+// products at once, whether the store asked for the cancellation or the
+// merchant cancelled the order in Hiper (the invoice-watcher's announcement
+// names no product: the refresh comes from the order's record).
+func TestOrderCreatedOrCancelledRefreshesItsStock(t *testing.T) {
+	t.Parallel()
+	for _, by := range []string{originStore, originHiper} {
+		t.Run("cancelled by "+by, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, harnessOptions{})
+			h.forwarder(testConfig(), "r1")
+			req := newStockRequests(t, h, "acme")
+			h.approve("acme", h.order("acme", "7301", 2), "store-7301")
+			acc := h.waitState("acme", "7301", orders.StateAccepted, wait)
+			want := h.orderProducts("acme", "7301")
+			brokertest.WaitFor(t, wait, "a stock refresh of the order's products", func() bool {
+				got := req.asked()
+				for _, id := range want {
+					if !slices.Contains(got, id) {
+						return false
+					}
+				}
+				return len(want) > 0
+			})
+			req.clear()
+			if by == originStore {
+				h.cancel("acme", "7301", "store-7301-cancel")
+			} else {
+				if err := h.st.Sim.Sim.AddOrderEvent(h.st.Keys["acme"], acc.HiperOrderID, hiper.OrderEvent{Type: hiper.EventCancelled}); err != nil {
+					t.Fatal(err)
+				}
+				h.merchantCancelled("acme", "7301", acc.HiperOrderID)
 			}
-		}
-		return len(want) > 0
-	})
-	if err := requests.Delete(ctx, syncstatus.StatusKey("acme", syncstatus.Stock)); err != nil && err != jetstream.ErrKeyNotFound {
-		t.Fatal(err)
+			h.waitState("acme", "7301", orders.StateCancelled, wait)
+			brokertest.WaitFor(t, wait, "a stock refresh after the cancellation", func() bool {
+				return slices.Equal(req.asked(), want)
+			})
+		})
 	}
-	h.cancel("acme", "7301", "store-7301-cancel")
-	h.waitState("acme", "7301", orders.StateCancelled, wait)
-	brokertest.WaitFor(t, wait, "a stock refresh after the cancellation", func() bool {
-		return slices.Equal(asked(), want)
-	})
 }
