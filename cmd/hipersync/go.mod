@@ -22,7 +22,6 @@ require (
 )
 
 require (
-	connectrpc.com/connect v1.21.1 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
@@ -80,6 +79,7 @@ replace github.com/hipersync/hipersync/services/stock-poller => ../../services/s
 replace github.com/hipersync/hipersync/services/invoice-watcher => ../../services/invoice-watcher
 
 require (
+	connectrpc.com/connect v1.21.1
 	github.com/chromedp/chromedp v0.23.1
 	github.com/hipersync/hipersync/services/console v0.0.0
 	github.com/spf13/cobra v1.10.2

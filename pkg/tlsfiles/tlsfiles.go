@@ -116,16 +116,25 @@ func read(f Files) (*tls.Certificate, *x509.CertPool, error) {
 	}
 	var pool *x509.CertPool
 	if f.CA != "" {
-		b, err := os.ReadFile(f.CA)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read the CA %s: %w", f.CA, err)
-		}
-		pool = x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, nil, fmt.Errorf("the CA %s holds no PEM certificate", f.CA)
+		var err error
+		if pool, err = CAPool(f.CA); err != nil {
+			return nil, nil, err
 		}
 	}
 	return cert, pool, nil
+}
+
+// CAPool reads a PEM bundle of CA certificates.
+func CAPool(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read the CA %s: %w", file, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("the CA %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 // ServerConfig is a server's TLS that requires a client certificate

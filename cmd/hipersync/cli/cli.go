@@ -75,7 +75,8 @@ func (a *app) root() *cobra.Command {
 
 // Run runs the command in args (without the program name) and returns the
 // process exit code: 0, 1 when the command failed, 2 for a mistake in the
-// command line. Failures are one line on stderr.
+// command line, 3 when the admin API refused the token or the tenant.
+// Failures are one line on stderr.
 func Run(ctx context.Context, e Env, args []string) int {
 	a := &app{ctx: ctx, e: e}
 	root := a.root()
@@ -99,8 +100,12 @@ func Run(ctx context.Context, e Env, args []string) int {
 	}
 	fmt.Fprintln(e.Stderr, "hipersync:", oneLine(err))
 	var u usageError
-	if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") {
+	var refused refusedError
+	switch {
+	case errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command"):
 		return 2
+	case errors.As(err, &refused):
+		return exitRefused
 	}
 	return 1
 }

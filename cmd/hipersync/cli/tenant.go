@@ -23,6 +23,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -93,7 +94,7 @@ func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile str
 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := dialBroker(e)
+	c, err := a.admin(needs{broker: true})
 	if err != nil {
 		return err
 	}
@@ -106,33 +107,33 @@ func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile str
 		if err != nil {
 			return err
 		}
-		resp, err := c.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: id, SecurityKey: key})
+		resp, err := c.ConnectTenant(ctx, &adminv1.ConnectTenantRequest{TenantId: id, SecurityKey: key})
 		if err != nil {
-			return brokerclient.FromStatus(err)
+			return apiError(err)
 		}
 		t = resp.GetTenant()
 	case "show":
-		resp, err := c.Tenants.GetTenant(ctx, &brokerv1.GetTenantRequest{TenantId: id})
+		resp, err := c.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: id})
 		if err != nil {
-			return brokerclient.FromStatus(err)
+			return apiError(err)
 		}
 		t = resp.GetTenant()
 	case "pause":
-		resp, err := c.Tenants.PauseTenant(ctx, &brokerv1.PauseTenantRequest{TenantId: id})
+		resp, err := c.PauseTenant(ctx, &adminv1.PauseTenantRequest{TenantId: id})
 		if err != nil {
-			return brokerclient.FromStatus(err)
+			return apiError(err)
 		}
 		t = resp.GetTenant()
 	case "resume":
-		resp, err := c.Tenants.ResumeTenant(ctx, &brokerv1.ResumeTenantRequest{TenantId: id})
+		resp, err := c.ResumeTenant(ctx, &adminv1.ResumeTenantRequest{TenantId: id})
 		if err != nil {
-			return brokerclient.FromStatus(err)
+			return apiError(err)
 		}
 		t = resp.GetTenant()
 	case "disconnect":
-		resp, err := c.Tenants.DisconnectTenant(ctx, &brokerv1.DisconnectTenantRequest{TenantId: id})
+		resp, err := c.DisconnectTenant(ctx, &adminv1.DisconnectTenantRequest{TenantId: id})
 		if err != nil {
-			return brokerclient.FromStatus(err)
+			return apiError(err)
 		}
 		t = resp.GetTenant()
 		// A disconnected store keeps no NATS credentials either.
@@ -147,22 +148,22 @@ func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile str
 			return err
 		}
 		if len(req.GetUpdateMask().GetPaths()) == 0 {
-			resp, err := c.Tenants.GetTenant(ctx, &brokerv1.GetTenantRequest{TenantId: id})
+			resp, err := c.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: id})
 			if err != nil {
-				return brokerclient.FromStatus(err)
+				return apiError(err)
 			}
 			t = resp.GetTenant()
 			break
 		}
-		resp, err := c.Tenants.UpdateTenantSettings(ctx, req)
+		resp, err := c.UpdateTenantSettings(ctx, req)
 		if err != nil {
-			return brokerclient.FromStatus(err)
+			return apiError(err)
 		}
 		t = resp.GetTenant()
 	case "list":
-		resp, err := c.Tenants.ListTenants(ctx, &brokerv1.ListTenantsRequest{})
+		resp, err := c.ListTenants(ctx, &adminv1.ListTenantsRequest{})
 		if err != nil {
-			return brokerclient.FromStatus(err)
+			return apiError(err)
 		}
 		if a.asJSON {
 			return writeJSON(e.Stdout, resp)
@@ -331,7 +332,7 @@ func mapEntries(field string, given map[string]string, set func(k, v string) err
 	return paths, nil
 }
 
-func (sf *settings) request(fs *pflag.FlagSet, id string) (*brokerv1.UpdateTenantSettingsRequest, error) {
+func (sf *settings) request(fs *pflag.FlagSet, id string) (*adminv1.UpdateTenantSettingsRequest, error) {
 	mask := &fieldmaskpb.FieldMask{}
 	fs.Visit(func(f *pflag.Flag) {
 		if p, ok := flagPaths[f.Name]; ok && !mapFlags[f.Name] {
@@ -368,7 +369,7 @@ func (sf *settings) request(fs *pflag.FlagSet, id string) (*brokerv1.UpdateTenan
 	quotes, _ := mapEntries("currency_quotes", sf.quotes, func(k, v string) error { s.CurrencyQuotes[k] = v; return nil })
 	statuses, _ := mapEntries("status_map", sf.statuses, func(k, v string) error { s.StatusMap[k] = v; return nil })
 	mask.Paths = append(append(append(mask.Paths, payments...), quotes...), statuses...)
-	return &brokerv1.UpdateTenantSettingsRequest{TenantId: id, Settings: s, UpdateMask: mask}, nil
+	return &adminv1.UpdateTenantSettingsRequest{TenantId: id, Settings: s, UpdateMask: mask}, nil
 }
 
 type durationFlag struct {

@@ -74,32 +74,7 @@ func (c *Console) Client(key string, opts ...connect.ClientOption) adminv1connec
 }
 
 // Bearer sets the Authorization header of every call.
-func Bearer(token string) connect.Interceptor { return bearer(token) }
-
-type bearer string
-
-func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if b != "" {
-			req.Header().Set("Authorization", "Bearer "+string(b))
-		}
-		return next(ctx, req)
-	}
-}
-
-func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, s connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, s)
-		if b != "" {
-			conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
-		}
-		return conn
-	}
-}
-
-func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
-}
+func Bearer(token string) connect.Interceptor { return auth.BearerToken(token) }
 
 // HTTPClient is the test server's client (it trusts the server's
 // certificate).

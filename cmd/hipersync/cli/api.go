@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/user"
+	"strings"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/events"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
+	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
+	"github.com/hipersync/hipersync/pkg/tlsfiles"
+	"github.com/hipersync/hipersync/services/console/admin"
+	"github.com/hipersync/hipersync/services/console/auth"
+)
+
+// The variables of the admin API client (README, "Configuration").
+const (
+	apiEnv   = "HIPERSYNC_API"
+	tokenEnv = "HIPERSYNC_TOKEN"
+	apiCAEnv = "HIPERSYNC_API_CA"
+)
+
+// exitRefused is the exit code of a call the admin API refused: a token it
+// does not accept, or a tenant beyond the token's role.
+const exitRefused = 3
+
+// adminAPI is how every admin command reaches the deployment: the admin
+// API's generated client, talking to the console at HIPERSYNC_API with
+// HIPERSYNC_TOKEN or, without HIPERSYNC_API, to the same handler served in
+// this process as an operator, over NATS_URL and TOKEN_BROKER_ADDR. The
+// commands have one path either way: the console's handler is where each
+// rule (roles, validation, the packages it calls) is applied.
+type adminAPI struct {
+	adminv1connect.AdminServiceClient
+	close func()
+}
+
+func (c *adminAPI) Close() { c.close() }
+
+// needs says which parts of the deployment the in-process handler needs
+// for a command: NATS for everything but the tenant registry.
+type needs struct{ nats, broker bool }
+
+func (a *app) admin(n needs) (*adminAPI, error) {
+	if base := strings.TrimSpace(a.e.Getenv(apiEnv)); base != "" {
+		token := strings.TrimSpace(a.e.Getenv(tokenEnv))
+		if token == "" {
+			return nil, usagef("%s is set but %s is not: give an API key or an OIDC bearer token", apiEnv, tokenEnv)
+		}
+		if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+			return nil, usagef("%s %q: want the console's URL, such as https://console.example.com", apiEnv, base)
+		}
+		client := http.DefaultClient
+		if ca := strings.TrimSpace(a.e.Getenv(apiCAEnv)); ca != "" {
+			pool, err := tlsfiles.CAPool(ca)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", apiCAEnv, err)
+			}
+			client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true,
+				TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}}}
+		}
+		c := adminv1connect.NewAdminServiceClient(client, strings.TrimRight(base, "/"),
+			connect.WithInterceptors(auth.BearerToken(token)))
+		return &adminAPI{AdminServiceClient: c, close: func() {}}, nil
+	}
+	return a.localAdmin(n)
+}
+
+// localAdmin serves the admin handler in this process, as an operator, and
+// returns its client; the two talk over an in-memory connection (no port
+// is opened).
+func (a *app) localAdmin(n needs) (*adminAPI, error) {
+	var d admin.Deps
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if n.nats {
+		s, err := connectNATS(a.e)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, s.Close)
+		format, err := events.ParseFormat(config.NewLoader(a.e.Getenv).String(events.FormatEnv, ""))
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%s: %w", events.FormatEnv, err)
+		}
+		d.JS, d.NS, d.Publisher = s.js, s.ns, events.NewPublisher(s.js, s.ns, "hipersync/cli", format)
+	}
+	if n.broker {
+		c, err := dialBroker(a.e)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		closers = append(closers, func() { _ = c.Close() })
+		d.Tenants = c.Tenants
+	}
+	path, h := adminv1connect.NewAdminServiceHandler(admin.New(d), connect.WithInterceptors(localOperator()))
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	l := newPipeListener()
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(l) }()
+	closers = append(closers, func() { _ = srv.Close() })
+	client := &http.Client{Transport: &http.Transport{DialContext: l.dial}}
+	c := adminv1connect.NewAdminServiceClient(client, "http://hipersync-cli.local")
+	return &adminAPI{AdminServiceClient: c, close: closeAll}, nil
+}
+
+// localOperator is who the in-process handler serves: the person at this
+// machine, as an operator (they hold the deployment's own credentials).
+func localOperator() connect.Interceptor {
+	name := "local"
+	if u, err := user.Current(); err == nil {
+		name = "local:" + u.Username
+	}
+	p := auth.Principal{Subject: name + " (hipersync CLI)", Role: adminv1.Role_ROLE_OPERATOR, Method: "local"}
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			return next(auth.With(ctx, p), req)
+		}
+	})
+}
+
+// apiError is a failed admin call as a person reads it: the server's
+// message, and what to do about a refusal.
+func apiError(err error) error {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	switch ce.Code() {
+	case connect.CodeUnauthenticated:
+		return refusedError{fmt.Sprintf("the admin API refused the token (%s): %s", tokenEnv, ce.Message())}
+	case connect.CodePermissionDenied:
+		return refusedError{fmt.Sprintf("the admin API refused: %s", ce.Message())}
+	case connect.CodeUnavailable:
+		return fmt.Errorf("the admin API cannot be reached (%s): %s", apiEnv, ce.Message())
+	}
+	return errors.New(ce.Message())
+}
+
+// refusedError is a call the admin API refused (exit 3).
+type refusedError struct{ msg string }
+
+func (r refusedError) Error() string { return r.msg }
+
+// pipeListener hands the in-process server one end of an in-memory
+// connection for each dial of the client.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "in-process" }

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hipersync/hipersync/services/console/auth"
+	"github.com/hipersync/hipersync/services/console/consoletest"
+	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+)
+
+// The CLI as a client of a real console (HIPERSYNC_API) over real NATS and
+// token-broker: a store-role API key reads and changes its own store, and
+// is refused, with exit 3 and a message saying so, for another store and
+// for what only operators do; a wrong token is refused as such.
+func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
+	t.Parallel()
+	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme", "beta"}})
+	c := consoletest.Start(t, st, auth.Config{})
+	ca := filepath.Join(t.TempDir(), "console-ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Server.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// No NATS_URL nor TOKEN_BROKER_ADDR: everything goes through the API.
+	as := func(token string, args ...string) result {
+		t.Helper()
+		return runEnv(t, map[string]string{"HIPERSYNC_API": c.Server.URL, "HIPERSYNC_TOKEN": token, "HIPERSYNC_API_CA": ca,
+			"NATS_URL": "nats://127.0.0.1:1", "TOKEN_BROKER_ADDR": "127.0.0.1:1"}, args...)
+	}
+	store := c.StoreKeys["acme"]
+
+	// Its own store: read and change.
+	if r := as(store, "tenant", "show", "acme"); r.code != 0 || !strings.Contains(r.stdout, "active") {
+		t.Fatalf("tenant show acme with acme's key: %+v", r)
+	}
+	if r := as(store, "tenant", "settings", "acme", "--default-brand", "Marca da Loja", "--update-images", "true"); r.code != 0 ||
+		!strings.Contains(r.stdout, "Marca da Loja") {
+		t.Fatalf("tenant settings acme with acme's key: %+v", r)
+	}
+	if r := as(store, "tenant", "list"); r.code != 0 || !strings.Contains(r.stdout, "acme") || strings.Contains(r.stdout, "beta") {
+		t.Fatalf("tenant list with acme's key lists acme only: %+v", r)
+	}
+
+	// Another store: refused, exit 3, one line naming the tenant.
+	for _, args := range [][]string{
+		{"tenant", "show", "beta"},
+		{"tenant", "settings", "beta", "--default-brand", "x"},
+		{"tenant", "pause", "beta"},
+	} {
+		r := as(store, args...)
+		if r.code != exitRefused || !strings.Contains(r.stderr, "refused") || !strings.Contains(r.stderr, `"beta"`) ||
+			strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%v with acme's key: %+v, want exit %d and a refusal naming beta", args, r, exitRefused)
+		}
+	}
+	if r := as(c.OperatorKey, "tenant", "show", "beta", "--json"); r.code != 0 || !strings.Contains(r.stdout, "TENANT_STATE_ACTIVE") ||
+		strings.Contains(r.stdout, "defaultBrand") {
+		t.Fatalf("beta after the refusals, as an operator: %+v", r)
+	}
+
+	// A wrong token, and none.
+	if r := as("not-a-key", "tenant", "show", "acme"); r.code != exitRefused || !strings.Contains(r.stderr, "refused the token (HIPERSYNC_TOKEN)") {
+		t.Fatalf("a wrong token: %+v", r)
+	}
+	if r := as("", "tenant", "show", "acme"); r.code != 2 || !strings.Contains(r.stderr, "HIPERSYNC_TOKEN is not") {
+		t.Fatalf("no token: %+v", r)
+	}
+}
