@@ -128,6 +128,12 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	if !ok {
 		return outWaiting, events.RetryAfter(busyDelay(o.m.Deliveries), errTenantBusy)
 	}
+	// Within the tenant's pace (Hiper publishes no rate limit); the slot is
+	// taken first so that a reserved turn is never spent waiting for it.
+	if err := f.pace.Wait(ctx, o.tenant); err != nil {
+		release()
+		return outWaiting, events.RetryAfter(busyDelay(o.m.Deliveries), err)
+	}
 	released := false
 	unlock := func() {
 		if !released {

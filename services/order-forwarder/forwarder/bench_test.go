@@ -57,12 +57,14 @@ func benchForward(b *testing.B, latencyMs, burst int) {
 	}
 	h := newHarness(b, harnessOptions{tenants: tenants})
 	h.st.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: latencyMs, Endpoints: []string{hipersim.EndpointCreateOrder}})
-	cfg := Config{Concurrency: 16, HiperTimeout: 10 * time.Second}
+	// Unpaced: the figure is the forwarder's own cost, not the pace it keeps
+	// with Hiper (ORDER_TENANT_RATE), which the baseline does not keep.
+	cfg := Config{Concurrency: 16, HiperTimeout: 10 * time.Second, TenantRate: -1}
 	for i := range benchReplicas {
 		h.forwarder(cfg, fmt.Sprintf("r%d", i+1))
 	}
 	w := h.watchAccepted(b)
-	base := h.newBaseline(b, tenants)
+	base := h.newBaseline(b, tenants, benchConcurrency)
 
 	// Warm up: tokens cached, connections open, consumer created.
 	h.burst(b, w, tenants, "warm", benchTenants*4)
@@ -193,18 +195,55 @@ func p99(d []time.Duration) time.Duration {
 	return d[len(d)*99/100]
 }
 
-// baseline posts the same sales orders straight to hiper-sim.
-type baseline struct {
-	h      *harness
-	hc     *http.Client
-	url    string
-	bodies [][]byte
-	tokens []string
+// Shape of BenchmarkOneLargeStore: one store, two replicas each posting
+// largeInflight of its orders at once, against a Hiper 100 ms away.
+const (
+	largeInflight = 4
+	largeLatency  = 100 // ms
+	largeBurst    = 600
+)
+
+// BenchmarkOneLargeStore measures orders per second of a single store from
+// publishing to order.accepted, two replicas with ORDER_TENANT_INFLIGHT=4 and
+// the default pace (ORDER_TENANT_RATE), Hiper answering each create in
+// 100 ms; beside it, the plain POST loop of the same orders at the same
+// concurrency (eight at once). One at a time, a store could not pass 10
+// orders a second there, whatever the replicas.
+func BenchmarkOneLargeStore(b *testing.B) {
+	tenants := []string{"big"}
+	h := newHarness(b, harnessOptions{tenants: tenants})
+	h.st.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: largeLatency, Endpoints: []string{hipersim.EndpointCreateOrder}})
+	cfg := Config{Concurrency: 16, HiperTimeout: 10 * time.Second, TenantInflight: largeInflight}
+	for i := range benchReplicas {
+		h.forwarder(cfg, fmt.Sprintf("r%d", i+1))
+	}
+	w := h.watchAccepted(b)
+	base := h.newBaseline(b, tenants, benchReplicas*largeInflight)
+	h.burst(b, w, tenants, "warm", 2*benchReplicas*largeInflight)
+
+	b.ResetTimer()
+	for i := range b.N {
+		rate := h.burst(b, w, tenants, fmt.Sprintf("b%d-", i), largeBurst)
+		baseRate := base.burst(b, largeBurst)
+		b.ReportMetric(rate, "orders/s")
+		b.ReportMetric(baseRate, "baseline-orders/s")
+	}
 }
 
-func (h *harness) newBaseline(b *testing.B, tenants []string) *baseline {
-	bl := &baseline{h: h, url: h.st.Sim.URL + "/pedido-de-venda/",
-		hc: &http.Client{Transport: hiperTransport(benchConcurrency)}}
+// baseline posts the same sales orders straight to hiper-sim.
+type baseline struct {
+	h *harness
+	// concurrency is how many posts are under way at once.
+	concurrency int
+	hc          *http.Client
+	url         string
+	bodies      [][]byte
+	tokens      []string
+}
+
+func (h *harness) newBaseline(b *testing.B, tenants []string, concurrency int) *baseline {
+	bl := &baseline{h: h, url: h.st.Sim.URL + "/pedido-de-venda/", concurrency: concurrency,
+		hc: &http.Client{Transport: hiperTransport(concurrency)}}
 	b.Cleanup(bl.hc.CloseIdleConnections)
 	for i, id := range tenants {
 		tok, err := h.st.Broker.Token(context.Background(), id)
@@ -243,13 +282,13 @@ func (bl *baseline) post(b *testing.B, i int) {
 	resp.Body.Close()
 }
 
-// burst posts n orders from benchConcurrency goroutines; orders per second.
+// burst posts n orders from bl.concurrency goroutines; orders per second.
 func (bl *baseline) burst(b *testing.B, n int) float64 {
 	start := time.Now()
 	var wg sync.WaitGroup
-	for g := range benchConcurrency {
+	for g := range bl.concurrency {
 		wg.Go(func() {
-			for i := g; i < n; i += benchConcurrency {
+			for i := g; i < n; i += bl.concurrency {
 				bl.post(b, i)
 			}
 		})

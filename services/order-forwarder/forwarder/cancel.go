@@ -186,6 +186,9 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 	if rec.Cancel != nil {
 		req.Attempts = rec.Cancel.Attempts
 	}
+	if err := f.pace.Wait(ctx, o.tenant); err != nil {
+		return outWaiting, events.RetryAfter(busyDelay(o.m.Deliveries), err)
+	}
 	now := f.now()
 	next := *rec
 	next.Cancel = req

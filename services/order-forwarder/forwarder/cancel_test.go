@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +173,60 @@ func TestResendOfACancelledReview(t *testing.T) {
 	if h.posted() != 1 {
 		t.Errorf("%d create calls, want the first only", h.posted())
 	}
+}
+
+// TestCancelAfterApprovalUnderConcurrency: one store whose orders go to
+// Hiper four at a time per replica, two replicas, Hiper 50 ms away; the
+// store cancels every order right after approving it, so cancellations meet
+// their orders before, while and after they are sent. A cancellation is
+// never sent before its order's create finished: afterwards each order is
+// either not in Hiper at all (cancelled before it was sent) or in Hiper once
+// and cancelled there, every cancel hiper-sim received named an order it
+// had, and none is left standing in Hiper.
+func TestCancelAfterApprovalUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	h := newHarness(t, harnessOptions{})
+	h.st.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: 50, Endpoints: []string{hipersim.EndpointCreateOrder}})
+	cfg := testConfig()
+	cfg.TenantInflight = 4
+	cfg.HiperTimeout = 2 * time.Second // a cancel that finds its order being sent waits for the lease
+	h.forwarder(cfg, "r1")
+	h.forwarder(cfg, "r2")
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("7%03d", i)
+		h.approve("acme", h.order("acme", ids[i], 1+i%2), "store-"+ids[i])
+		h.cancel("acme", ids[i], "store-"+ids[i]+"-cancel")
+	}
+	brokertest.WaitFor(t, 3*wait, "every order cancelled", func() bool { return h.seen.count(events.KindOrderCancelled) >= n })
+
+	inHiper := 0
+	for _, id := range ids {
+		rec := h.record("acme", id)
+		if rec.State != orders.StateCancelled {
+			t.Errorf("order %s: %s (%s), want cancelled", id, rec.State, rec.LastError)
+			continue
+		}
+		got := h.simOrders("acme", id)
+		evs := h.seen.of(events.KindOrderCancelled, id)
+		if len(evs) != 1 {
+			t.Errorf("order %s: %d order.cancelled, want 1", id, len(evs))
+			continue
+		}
+		c := evs[0].msg.(*eventsv1.OrderCancelled)
+		switch {
+		case len(got) == 0 && c.GetHiperOrderId() == "":
+			// cancelled before it was sent: never sent
+		case len(got) == 1 && got[0].Status.Cancelled && c.GetHiperOrderId() == got[0].ID:
+			inHiper++
+		default:
+			t.Errorf("order %s: %d in Hiper (cancelled there: %v), order.cancelled names %q", id, len(got),
+				len(got) == 1 && got[0].Status.Cancelled, c.GetHiperOrderId())
+		}
+	}
+	if h.posted() != inHiper || h.cancels() != inHiper {
+		t.Errorf("hiper-sim received %d creates and %d cancels for %d orders it holds, cancelled", h.posted(), h.cancels(), inHiper)
+	}
+	t.Logf("%d orders: %d created then cancelled in Hiper, %d cancelled before they were sent", n, inHiper, n-inHiper)
 }

@@ -20,9 +20,17 @@ type Config struct {
 	// TenantInflight is how many sales orders one replica posts at once for
 	// one tenant (ORDER_TENANT_INFLIGHT, default 1). Each order being posted
 	// is one whose outcome a crash would make unknown, so 1 keeps that to one
-	// order per tenant per crash; it also paces Hiper per tenant, as
-	// hiper-api.md asks. Other tenants are not held up by a busy one.
+	// order per tenant per crash. A store whose orders outgrow one at a time
+	// (Hiper's latency × its orders a second > 1) needs more. Other tenants
+	// are not held up by a busy one.
 	TenantInflight int
+	// TenantRate paces one replica's creates and cancellations for one
+	// tenant, in calls a second, with bursts of tenantBurst or
+	// TenantInflight if more (ORDER_TENANT_RATE, default 50): Hiper publishes no rate limit, so
+	// hipersync paces itself per tenant (hiper-api.md) whatever
+	// TenantInflight allows. Negative: unpaced (benchmarks of the
+	// forwarder's own cost).
+	TenantRate float64
 	// MaxAttempts bounds the tries of an order that fail before reaching
 	// Hiper (503, 429, connection refused, token-broker unavailable); then
 	// it fails with order.failed and a dead letter (ORDER_MAX_ATTEMPTS,
@@ -72,13 +80,17 @@ type Config struct {
 const (
 	DefaultConcurrency    = events.DefaultConcurrency
 	DefaultTenantInflight = 1
-	DefaultMaxAttempts    = 10
-	DefaultRetryBase      = time.Second
-	DefaultRetryMax       = time.Minute
-	DefaultPausedRetry    = 30 * time.Second
-	DefaultHiperTimeout   = hiper.DefaultTimeout
-	DefaultAckWait        = events.DefaultAckWait
-	DefaultMaxAckPending  = 20000
+	DefaultTenantRate     = 50.0
+	// tenantBurst is how many calls of a tenant may go back to back
+	// before TenantRate spaces them.
+	tenantBurst          = 10
+	DefaultMaxAttempts   = 10
+	DefaultRetryBase     = time.Second
+	DefaultRetryMax      = time.Minute
+	DefaultPausedRetry   = 30 * time.Second
+	DefaultHiperTimeout  = hiper.DefaultTimeout
+	DefaultAckWait       = events.DefaultAckWait
+	DefaultMaxAckPending = 20000
 
 	DefaultMaxErrors        = 10
 	DefaultCircuitThreshold = 3
@@ -99,6 +111,9 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.Concurrency, DefaultConcurrency)
 	def(&c.TenantInflight, DefaultTenantInflight)
+	if c.TenantRate == 0 {
+		c.TenantRate = DefaultTenantRate
+	}
 	def(&c.MaxAttempts, DefaultMaxAttempts)
 	def(&c.MaxAckPending, DefaultMaxAckPending)
 	defD(&c.RetryBase, DefaultRetryBase)
@@ -179,6 +194,7 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 		Config: Config{
 			Concurrency:    l.Int("ORDER_CONCURRENCY", DefaultConcurrency),
 			TenantInflight: l.Int("ORDER_TENANT_INFLIGHT", DefaultTenantInflight),
+			TenantRate:     l.Float("ORDER_TENANT_RATE", DefaultTenantRate),
 			MaxAttempts:    l.Int("ORDER_MAX_ATTEMPTS", DefaultMaxAttempts),
 			RetryBase:      l.Duration("ORDER_RETRY_BASE", DefaultRetryBase),
 			RetryMax:       l.Duration("ORDER_RETRY_MAX", DefaultRetryMax),
@@ -207,6 +223,9 @@ func LoadSettings(getenv config.Env) (Settings, error) {
 		if v.n < 1 {
 			errs = append(errs, fmt.Errorf("%s: want a whole number of at least 1, got %d", v.name, v.n))
 		}
+	}
+	if s.Config.TenantRate <= 0 {
+		errs = append(errs, fmt.Errorf("ORDER_TENANT_RATE: want a number of calls a second above 0, got %v", s.Config.TenantRate))
 	}
 	if err := (events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", events.NamespaceEnv, err))

@@ -29,6 +29,7 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/natsconn"
+	"github.com/hipersync/hipersync/pkg/pace"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
@@ -72,19 +73,21 @@ type Deps struct {
 // Forwarder is one replica of the order-forwarder.
 type Forwarder struct {
 	// reg receives the shared event metrics of the consumer loop.
-	reg      prometheus.Registerer
-	cfg      Config
-	ns       events.Namespace
-	js       jetstream.JetStream
-	store    *orders.Store
-	catalog  Catalog
-	dir      *tenant.Directory
-	tokens   hiper.TokenSources
-	hiper    *hiper.Client
-	pub      *events.Publisher
-	log      *slog.Logger
-	metrics  *metrics
-	gates    *gates
+	reg     prometheus.Registerer
+	cfg     Config
+	ns      events.Namespace
+	js      jetstream.JetStream
+	store   *orders.Store
+	catalog Catalog
+	dir     *tenant.Directory
+	tokens  hiper.TokenSources
+	hiper   *hiper.Client
+	pub     *events.Publisher
+	log     *slog.Logger
+	metrics *metrics
+	gates   *gates
+	// pace spaces each tenant's calls that change an order in Hiper.
+	pace     *pace.Tenants
 	circuits *circuits
 	outages  *outageNotes
 	// calls counts what must finish before the connection closes: calls to
@@ -173,6 +176,7 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 		log:     log,
 		metrics: m,
 		gates:   newGates(cfg.TenantInflight, cfg.Concurrency),
+		pace:    pace.New(cfg.TenantRate, max(cfg.TenantInflight, tenantBurst), d.Now),
 		owner:   d.Owner,
 		now:     d.Now,
 		tp:      d.TracerProvider,
