@@ -15,8 +15,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/hipersync/hipersync/pkg/backoff"
 )
 
 // Reason codes of dead letters the loop writes itself; handlers choose their
@@ -224,26 +222,14 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns Namespace, cfg Cons
 		return fmt.Errorf("consume: %w", err)
 	}
 
-	// Handlers outlive ctx by the grace period, so their context is
-	// detached from it and cancelled by the drain.
-	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHandlers()
-
 	l := &loop{
-		js:         js,
-		ns:         ns,
-		cfg:        cfg,
-		handler:    h,
-		o:          o,
-		log:        o.logger.With("consumer", cfg.Name, "stream", stream),
-		tracer:     o.tracer(),
-		cons:       cons,
-		slots:      make(chan struct{}, o.concurrency),
-		handlerCtx: handlerCtx,
-		inflight:   make(map[*delivery]struct{}),
-	}
-	for range o.concurrency {
-		l.slots <- struct{}{}
+		js:      js,
+		ns:      ns,
+		cfg:     cfg,
+		handler: h,
+		o:       o,
+		log:     o.logger.With("consumer", cfg.Name, "stream", stream),
+		tracer:  o.tracer(),
 	}
 	if o.metrics != nil {
 		watchCtx, stopWatch := context.WithCancel(ctx)
@@ -252,11 +238,22 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns Namespace, cfg Cons
 		defer watching.Wait()
 		defer stopWatch()
 	}
-	err = l.run(ctx)
-	l.drain(cancelHandlers)
-	return err
+	return pull(ctx, js, cons, PullConfig{
+		Stream:      stream,
+		Consumer:    cfg.jetstream(),
+		Concurrency: o.concurrency,
+		GracePeriod: o.grace,
+		Log:         o.logger,
+		fetchWait:   o.fetchWait,
+		onHandBack: func(msg jetstream.Msg) {
+			subj, _ := ns.ParseSubject(msg.Subject())
+			o.metrics.settled(cfg.Name, subj.Source, subj.Kind, outcomeHandedBack)
+		},
+	}, l.process)
 }
 
+// loop turns the deliveries of one Consume into handler calls and settles
+// them by the handler's outcome.
 type loop struct {
 	js      jetstream.JetStream
 	ns      Namespace
@@ -265,196 +262,13 @@ type loop struct {
 	o       options
 	log     *slog.Logger
 	tracer  trace.Tracer
-	cons    jetstream.Consumer
-
-	// slots holds a token per free handler; the loop never pulls more
-	// messages than it has tokens, so no delivery waits unhandled in a
-	// buffer while its AckWait runs.
-	slots      chan struct{}
-	handlerCtx context.Context
-	wg         sync.WaitGroup
-
-	mu       sync.Mutex
-	inflight map[*delivery]struct{}
-}
-
-// delivery is one in-flight message; exactly one of the handler's outcome
-// and the drain's hand-back settles it.
-type delivery struct {
-	msg     jetstream.Msg
-	mu      sync.Mutex
-	settled bool
-}
-
-// claim reports whether the caller is the one to settle d.
-func (d *delivery) claim() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.settled {
-		return false
-	}
-	d.settled = true
-	return true
-}
-
-func (d *delivery) isSettled() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.settled
-}
-
-func (l *loop) run(ctx context.Context) error {
-	var failures int
-	for {
-		n, ok := l.reserve(ctx)
-		if !ok {
-			return nil
-		}
-		err := l.fetch(ctx, n)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err == nil {
-			failures = 0
-			continue
-		}
-		if errors.Is(err, nats.ErrConnectionClosed) {
-			return fmt.Errorf("fetch messages for %s: %w", l.cfg.Name, err)
-		}
-		failures++
-		l.log.Warn("fetch messages failed; retrying", "error", err, "failures", failures)
-		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
-			errors.Is(err, nats.ErrNoResponders) {
-			// Someone deleted the consumer (or the server lost it): put it
-			// back so the service heals without a restart.
-			if cons, cerr := l.js.CreateOrUpdateConsumer(ctx, l.ns.Stream(l.cfg.Stream), l.cfg.jetstream()); cerr == nil {
-				l.cons = cons
-			} else if ctx.Err() == nil {
-				l.log.Warn("recreate consumer failed", "error", cerr)
-			}
-		}
-		if !sleep(ctx, backoff.Restart.Step(failures+1)) {
-			return nil
-		}
-	}
-}
-
-// reserve takes at least one free slot, waiting for it, and every other
-// slot free right now.
-func (l *loop) reserve(ctx context.Context) (int, bool) {
-	select {
-	case <-ctx.Done():
-		return 0, false
-	case <-l.slots:
-	}
-	n := 1
-	for n < cap(l.slots) {
-		select {
-		case <-l.slots:
-			n++
-		default:
-			return n, true
-		}
-	}
-	return n, true
-}
-
-func (l *loop) release(n int) {
-	for range n {
-		l.slots <- struct{}{}
-	}
-}
-
-// fetch pulls up to n messages and starts a handler for each as it arrives.
-func (l *loop) fetch(ctx context.Context, n int) error {
-	fctx, cancel := context.WithTimeout(ctx, l.o.fetchWait)
-	defer cancel()
-	batch, err := l.cons.Fetch(n, jetstream.FetchContext(fctx))
-	if err != nil {
-		l.release(n)
-		return err
-	}
-	got := 0
-	for msg := range batch.Messages() {
-		got++
-		if ctx.Err() != nil {
-			// Arrived while draining: hand it straight to another replica
-			// rather than let it wait out AckWait.
-			_ = msg.Nak()
-			l.release(1)
-			continue
-		}
-		l.dispatch(msg)
-	}
-	l.release(n - got)
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-func (l *loop) dispatch(msg jetstream.Msg) {
-	d := &delivery{msg: msg}
-	l.mu.Lock()
-	l.inflight[d] = struct{}{}
-	l.mu.Unlock()
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		defer l.release(1)
-		defer func() {
-			l.mu.Lock()
-			delete(l.inflight, d)
-			l.mu.Unlock()
-		}()
-		l.process(d)
-	}()
-}
-
-// drain waits for in-flight handlers up to the grace period, then cancels
-// them and hands their messages back.
-func (l *loop) drain(cancelHandlers context.CancelFunc) {
-	done := make(chan struct{})
-	go func() {
-		l.wg.Wait()
-		close(done)
-	}()
-	grace := time.NewTimer(l.o.grace)
-	defer grace.Stop()
-	select {
-	case <-done:
-		return
-	case <-grace.C:
-	}
-	l.mu.Lock()
-	pending := make([]*delivery, 0, len(l.inflight))
-	for d := range l.inflight {
-		pending = append(pending, d)
-	}
-	l.mu.Unlock()
-	// Claim before cancelling: a handler failing on its cancelled context
-	// must not count as a failed delivery (nor, on the last one, be
-	// dead-lettered).
-	handedBack := 0
-	for _, d := range pending {
-		if d.claim() {
-			if err := d.msg.Nak(); err != nil {
-				l.log.Warn("hand back message", "error", err)
-			}
-			subj, _ := l.ns.ParseSubject(d.msg.Subject())
-			l.o.metrics.settled(l.cfg.Name, subj.Source, subj.Kind, outcomeHandedBack)
-			handedBack++
-		}
-	}
-	cancelHandlers()
-	l.log.Warn("grace period expired; handed in-flight messages back", "count", handedBack, "grace", l.o.grace)
 }
 
 // errRedelivered is the failure of a delivery past MaxDeliver: the previous
 // one never settled (the process died, or dead-lettering failed).
 var errRedelivered = errors.New("delivered again after its last attempt did not settle")
 
-func (l *loop) process(d *delivery) {
+func (l *loop) process(ctx context.Context, d *Delivery) {
 	msg := d.msg
 	m := &Message{Subject: msg.Subject(), Headers: msg.Headers(), Data: msg.Data()}
 	md, mdErr := msg.Metadata()
@@ -475,7 +289,7 @@ func (l *loop) process(d *delivery) {
 		m.Source, m.Tenant, m.Kind = subj.Source, subj.Tenant, subj.Kind
 	}
 
-	ctx := l.o.propagator.Extract(l.handlerCtx, HeaderCarrier(m.Headers))
+	ctx = l.o.propagator.Extract(ctx, HeaderCarrier(m.Headers))
 	spanName := "process " + l.ns.Stream(l.cfg.Stream)
 	if subjErr == nil {
 		spanName = "process " + subj.CEType()
@@ -510,14 +324,13 @@ func (l *loop) process(d *delivery) {
 	if mdErr != nil {
 		// Not a JetStream delivery: nothing to dead-letter it by.
 		log.Error("read message metadata; terminating it", "error", mdErr)
-		if d.claim() {
+		if d.Claim() {
 			_ = l.term(msg, "invalid_metadata")
 			l.o.metrics.settled(l.cfg.Name, m.Source, m.Kind, outcomeTerminated)
 		}
 		return
 	}
 
-	stop := l.heartbeat(d, log)
 	var err error
 	switch {
 	case subjErr != nil:
@@ -529,7 +342,6 @@ func (l *loop) process(d *delivery) {
 		err = l.call(ctx, m)
 		l.o.metrics.handled(l.cfg.Name, m.Source, m.Kind, time.Since(start))
 	}
-	stop()
 	l.settle(ctx, d, m, err, span)
 }
 
@@ -545,37 +357,9 @@ func (l *loop) call(ctx context.Context, m *Message) (err error) {
 	return l.handler(ctx, m)
 }
 
-// heartbeat tells the server the message is being worked on every AckWait/3
-// until stop is called, so a slow handler's message is not redelivered.
-func (l *loop) heartbeat(d *delivery, log *slog.Logger) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(max(l.cfg.AckWait/3, time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if d.isSettled() {
-					return
-				}
-				if err := d.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-					log.Debug("send in-progress heartbeat", "error", err)
-				}
-			}
-		}
-	})
-	return func() {
-		close(done)
-		wg.Wait()
-	}
-}
-
 // settle acks, retries or dead-letters the message by the handler's error.
-func (l *loop) settle(ctx context.Context, d *delivery, m *Message, herr error, span trace.Span) {
-	if !d.claim() {
+func (l *loop) settle(ctx context.Context, d *Delivery, m *Message, herr error, span trace.Span) {
+	if !d.Claim() {
 		return // handed back by the drain
 	}
 	log := LoggerFrom(ctx)

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hipersync/hipersync/pkg/backoff"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 )
@@ -117,125 +115,37 @@ func jitter(d time.Duration) time.Duration {
 // within the duplicate window, where the stream drops it.
 const retrySoon = 5 * time.Second
 
-// fetchExpiry bounds one pull request, so a loop notices a deleted consumer.
-const fetchExpiry = 5 * time.Second
-
-// runPolls gives each order's task, when it comes due, to poll, at most
+// runPolls gives each order's task, when it comes due, to take, at most
 // Concurrency at once, until ctx is done. It then stops taking tasks, lets
 // the polls in progress finish for the grace period and hands back the
-// rest.
+// rest (events.Pull).
 func (w *Watcher) runPolls(ctx context.Context) error {
-	pollCtx, cancelPolls := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelPolls()
-	slots := make(chan struct{}, w.cfg.Concurrency)
-	var wg sync.WaitGroup
-	var err error
-	for failures := 0; ctx.Err() == nil; failures++ {
-		began := time.Now()
-		if err = w.takeTasks(ctx, pollCtx, slots, &wg); ctx.Err() != nil {
-			break
-		}
-		if errors.Is(err, nats.ErrConnectionClosed) {
-			break
-		}
-		if time.Since(began) > time.Minute {
-			failures = 0 // it worked for a while: not a failure in a row
-		}
-		w.log.Warn("poll queue failed; starting again", "error", err, "failures", failures+1)
-		t := time.NewTimer(backoff.Restart.Step(failures + 1))
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	grace := time.NewTimer(w.cfg.GracePeriod)
-	defer grace.Stop()
-	select {
-	case <-done:
-	case <-grace.C:
-		w.log.Warn("grace period over; handing back the orders still being polled")
-		cancelPolls()
-		<-done
-	}
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
-// takeTasks pulls tasks from the durable consumer until ctx is done or the
-// pull breaks, starting a poll for each in a free slot.
-func (w *Watcher) takeTasks(ctx, pollCtx context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
-	cons, err := events.EnsureConsumer(ctx, w.js, w.ns.Stream(TaskStream), jetstream.ConsumerConfig{
-		Durable:       PollConsumer,
-		Description:   "hipersync invoice-watcher: orders due for a poll",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       w.cfg.AckWait,
-		// A task comes back after every poll until its order is final: it
-		// is never given up on, and every task waiting for its delay
-		// counts as pending.
-		MaxDeliver:    -1,
-		MaxAckPending: -1,
-	})
-	if err != nil {
-		return err
-	}
-	// The buffer stays small: a task waiting in it has its AckWait
-	// running.
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency), jetstream.PullExpiry(fetchExpiry))
-	if err != nil {
-		return fmt.Errorf("pull from %s: %w", PollConsumer, err)
-	}
-	stop := context.AfterFunc(ctx, it.Drain)
-	defer stop()
-	defer it.Stop()
-	for {
-		// After the drain starts, Next returns what the buffer holds, then
-		// ErrMsgIteratorClosed.
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !acquire(ctx, slots) {
-			// Stopping: another replica takes it at once.
-			_ = msg.Nak()
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			w.take(pollCtx, msg)
-		})
-	}
-}
-
-// acquire takes a slot, unless ctx is done first.
-func acquire(ctx context.Context, slots chan struct{}) bool {
-	select {
-	case slots <- struct{}{}:
-		if ctx.Err() == nil {
-			return true
-		}
-		<-slots
-	case <-ctx.Done():
-	}
-	return false
+	return events.Pull(ctx, w.js, events.PullConfig{
+		Stream: w.ns.Stream(TaskStream),
+		Consumer: jetstream.ConsumerConfig{
+			Durable:       PollConsumer,
+			Description:   "hipersync invoice-watcher: orders due for a poll",
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       w.cfg.AckWait,
+			// A task comes back after every poll until its order is final:
+			// it is never given up on, and every task waiting for its delay
+			// counts as pending.
+			MaxDeliver:    -1,
+			MaxAckPending: -1,
+		},
+		Concurrency: w.cfg.Concurrency,
+		GracePeriod: w.cfg.GracePeriod,
+		Log:         w.log,
+	}, w.take)
 }
 
 // take runs one order's turn and puts its task back or removes it.
-func (w *Watcher) take(ctx context.Context, msg jetstream.Msg) {
-	stop := w.heartbeat(msg)
+func (w *Watcher) take(ctx context.Context, d *events.Delivery) {
+	msg := d.Msg()
 	t := w.poll(ctx, msg)
-	stop()
-	if ctx.Err() != nil && !t.done {
-		// Shutting down: hand it back to run elsewhere soon.
-		t = later(time.Second)
+	if !d.Claim() {
+		return // the drain handed it back
 	}
 	var err error
 	if t.done {
@@ -269,24 +179,4 @@ func (w *Watcher) align(d time.Duration) time.Duration {
 		end = end.Add(q)
 	}
 	return end.Sub(now)
-}
-
-// heartbeat tells the server every AckWait/3 that the task is being worked
-// on, so a slow Hiper call does not hand the order to another replica.
-func (w *Watcher) heartbeat(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	})
-	return func() { close(done); wg.Wait() }
 }
