@@ -105,13 +105,7 @@ func Status(ctx context.Context, js jetstream.JetStream, ns events.Namespace, no
 	}
 	out := make([]TenantStatus, 0, len(byTenant))
 	for id, ts := range byTenant {
-		// The tenant's own account first, else Hiper's endpoint.
-		for _, key := range []string{ScopeTenant + "." + id, ScopeEndpoint} {
-			if o, ok := down[key]; ok {
-				ts.HiperOutage = &o
-				break
-			}
-		}
+		ts.HiperOutage = outageOf(down, id)
 		out = append(out, *ts)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Tenant < out[j].Tenant })
@@ -176,5 +170,21 @@ func StatusOf(ctx context.Context, js jetstream.JetStream, ns events.Namespace, 
 			ts.Syncs[string(k)], ok = ViewOf(st, now), true
 		}
 	}
+	down, err := outages(ctx, js, ns)
+	if err != nil {
+		return ts, false, err
+	}
+	ts.HiperOutage = outageOf(down, id)
 	return ts, ok, nil
+}
+
+// outageOf is the outage a tenant's orders wait for: its own account's
+// first, else Hiper's endpoint's; nil when Hiper answers.
+func outageOf(down map[string]Outage, id string) *Outage {
+	for _, key := range []string{ScopeTenant + "." + id, ScopeEndpoint} {
+		if o, ok := down[key]; ok {
+			return &o
+		}
+	}
+	return nil
 }

@@ -44,11 +44,19 @@ func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
 		t.Fatalf("tenant list with acme's key lists acme only: %+v", r)
 	}
 
+	if r := as(store, "status", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"tenant": "acme"`) || strings.Contains(r.stdout, "beta") {
+		t.Fatalf("status with acme's key shows acme only: %+v", r)
+	}
+	if r := as(store, "status"); r.code != 0 || !strings.Contains(r.stdout, "acme") || strings.Contains(r.stdout, "STREAM") {
+		t.Fatalf("status with acme's key, no streams: %+v", r)
+	}
+
 	// Another store: refused, exit 3, one line naming the tenant.
 	for _, args := range [][]string{
 		{"tenant", "show", "beta"},
 		{"tenant", "settings", "beta", "--default-brand", "x"},
 		{"tenant", "pause", "beta"},
+		{"status", "beta"},
 	} {
 		r := as(store, args...)
 		if r.code != exitRefused || !strings.Contains(r.stderr, "refused") || !strings.Contains(r.stderr, `"beta"`) ||
@@ -59,6 +67,13 @@ func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
 	if r := as(c.OperatorKey, "tenant", "show", "beta", "--json"); r.code != 0 || !strings.Contains(r.stdout, "TENANT_STATE_ACTIVE") ||
 		strings.Contains(r.stdout, "defaultBrand") {
 		t.Fatalf("beta after the refusals, as an operator: %+v", r)
+	}
+
+	if r := as(store, "status", "--streams"); r.code != exitRefused || !strings.Contains(r.stderr, "operators only") {
+		t.Fatalf("status --streams with a store's key: %+v", r)
+	}
+	if r := as(c.OperatorKey, "status", "--streams"); r.code != 0 || !strings.Contains(r.stdout, "STREAM") {
+		t.Fatalf("status --streams with an operator's key: %+v", r)
 	}
 
 	// A wrong token, and none.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,8 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/ops"
-	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/services/console/admin"
 )
 
 // statusKinds are the columns of `status`, in order.
@@ -23,25 +25,26 @@ func (a *app) statusCmd() *cobra.Command {
 		Long: `per tenant: state, last sync per kind against its interval, Hiper's health, the last error;
 without a tenant, also how full each stream and bucket is (--streams: only that)`}
 	onlyStreams := c.Flags().Bool("streams", false, "only the streams' and buckets' usage against their bounds")
-	c.RunE = func(_ *cobra.Command, pos []string) error { return runStatus(a.ctx, a.e, pos, *onlyStreams, a.asJSON) }
+	c.RunE = func(_ *cobra.Command, pos []string) error { return a.runStatus(pos, *onlyStreams, a.asJSON) }
 	return c
 }
 
-func runStatus(ctx context.Context, e Env, pos []string, onlyStreams, asJSON bool) error {
+func (a *app) runStatus(pos []string, onlyStreams, asJSON bool) error {
+	ctx, e := a.ctx, a.e
 	if len(pos) > 1 || onlyStreams && len(pos) > 0 {
 		return usagef("usage: hipersync status [tenant] | hipersync status --streams")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	s, err := connectNATS(e)
+	c, err := a.admin(needs{nats: true})
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer c.Close()
 	if onlyStreams {
-		usage, err := events.Usage(ctx, s.js, s.ns)
+		usage, err := streamUsage(ctx, c)
 		if err != nil {
-			return fmt.Errorf("read stream usage: %w", err)
+			return err
 		}
 		if asJSON {
 			return writeJSON(e.Stdout, usage)
@@ -49,21 +52,17 @@ func runStatus(ctx context.Context, e Env, pos []string, onlyStreams, asJSON boo
 		return printUsage(e.Stdout, usage)
 	}
 	now := time.Now()
-	views, err := ops.Status(ctx, s.js, s.ns, now)
-	if err != nil {
-		return err
-	}
+	req := &adminv1.GetStatusRequest{}
 	if len(pos) == 1 {
-		var one []ops.TenantStatus
-		for _, v := range views {
-			if v.Tenant == pos[0] {
-				one = append(one, v)
-			}
-		}
-		if len(one) == 0 {
-			return fmt.Errorf("%w: %s", tenant.ErrUnknown, pos[0])
-		}
-		views = one
+		req.TenantId = pos[0]
+	}
+	resp, err := c.GetStatus(ctx, req)
+	if err != nil {
+		return apiError(err)
+	}
+	views := make([]ops.TenantStatus, 0, len(resp.GetTenants()))
+	for _, ts := range resp.GetTenants() {
+		views = append(views, admin.TenantStatusOf(ts))
 	}
 	if asJSON {
 		return writeJSON(e.Stdout, views)
@@ -74,15 +73,32 @@ func runStatus(ctx context.Context, e Env, pos []string, onlyStreams, asJSON boo
 		return err
 	}
 	if len(pos) == 0 {
-		// The whole deployment: how full its streams are.
-		usage, err := events.Usage(ctx, s.js, s.ns)
+		// The whole deployment: how full its streams are (operators
+		// only; a store's key sees its own status alone).
+		usage, err := streamUsage(ctx, c)
+		var refused refusedError
+		if errors.As(err, &refused) {
+			return nil
+		}
 		if err != nil {
-			return fmt.Errorf("read stream usage: %w", err)
+			return err
 		}
 		fmt.Fprintln(e.Stdout)
 		return printUsage(e.Stdout, usage)
 	}
 	return nil
+}
+
+func streamUsage(ctx context.Context, c *adminAPI) ([]events.StreamUsage, error) {
+	resp, err := c.GetStreamUsage(ctx, &adminv1.GetStreamUsageRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("read stream usage: %w", apiError(err))
+	}
+	usage := make([]events.StreamUsage, 0, len(resp.GetStreams()))
+	for _, u := range resp.GetStreams() {
+		usage = append(usage, admin.StreamUsageOf(u))
+	}
+	return usage, nil
 }
 
 // printTenants writes one line per tenant: state, syncs, last error.

@@ -305,6 +305,44 @@ func statusOf(ts ops.TenantStatus, review, dead int) *adminv1.TenantStatus {
 			out.Syncs = append(out.Syncs, syncStatusOf(string(k), v))
 		}
 	}
+	if o := ts.HiperOutage; o != nil {
+		out.HiperOutage = &adminv1.HiperOutage{Scope: o.Scope, Name: o.Name, Since: timestamppb.New(o.Since),
+			NextProbe: timestamppb.New(o.NextProbe), LastError: o.LastError, Replica: o.Replica}
+	}
+	return out
+}
+
+// TenantStatusOf is the API's tenant status as pkg/ops has it, the inverse
+// of statusOf: what the CLI prints, whether it asked a console or its own
+// in-process handler.
+func TenantStatusOf(ts *adminv1.TenantStatus) ops.TenantStatus {
+	out := ops.TenantStatus{Tenant: ts.GetTenantId(), State: ts.GetState(), StateReason: ts.GetStateReason(),
+		Syncs: map[string]*ops.SyncView{}}
+	if ts.GetStateChangedAt() != nil {
+		out.Since = ts.GetStateChangedAt().AsTime()
+	}
+	for _, s := range ts.GetSyncs() {
+		v := &ops.SyncView{Lag: s.GetLag().AsDuration(), Stale: s.GetStale(), Running: s.GetRunning(),
+			ItemsPublished: s.GetItemsPublished(), LastError: s.GetLastError(), Held: s.GetHeld(),
+			Target: s.GetTargetInterval().AsDuration()}
+		v.LagSeconds = v.Lag.Seconds()
+		if v.Target > 0 {
+			v.Interval = v.Target.String()
+		}
+		if s.GetLastSuccessAt() != nil {
+			at := s.GetLastSuccessAt().AsTime()
+			v.LastSuccessAt = &at
+		}
+		if s.GetLastErrorAt() != nil {
+			at := s.GetLastErrorAt().AsTime()
+			v.LastErrorAt = &at
+		}
+		out.Syncs[s.GetKind()] = v
+	}
+	if o := ts.GetHiperOutage(); o != nil {
+		out.HiperOutage = &ops.Outage{Scope: o.GetScope(), Name: o.GetName(), Since: o.GetSince().AsTime(),
+			NextProbe: o.GetNextProbe().AsTime(), LastError: o.GetLastError(), Replica: o.GetReplica()}
+	}
 	return out
 }
 
@@ -503,6 +541,12 @@ func (s *Server) RetryDeadLetter(ctx context.Context, req *adminv1.RetryDeadLett
 	return &adminv1.RetryDeadLetterResponse{Id: req.GetId()}, nil
 }
 
+// StreamUsageOf is the API's stream usage as pkg/events has it.
+func StreamUsageOf(u *adminv1.StreamUsage) events.StreamUsage {
+	return events.StreamUsage{Stream: u.GetName(), Messages: u.GetMessages(), Bytes: u.GetBytes(), MaxBytes: u.GetMaxBytes(),
+		MaxAge: u.GetMaxAge().AsDuration(), Replicas: int(u.GetReplicas())}
+}
+
 func (s *Server) GetStreamUsage(ctx context.Context, _ *adminv1.GetStreamUsageRequest) (*adminv1.GetStreamUsageResponse, error) {
 	if _, err := operatorOnly(ctx); err != nil {
 		return nil, err
@@ -514,7 +558,7 @@ func (s *Server) GetStreamUsage(ctx context.Context, _ *adminv1.GetStreamUsageRe
 	resp := &adminv1.GetStreamUsageResponse{}
 	for _, u := range usage {
 		resp.Streams = append(resp.Streams, &adminv1.StreamUsage{Name: u.Stream, Messages: u.Messages, Bytes: u.Bytes,
-			MaxBytes: u.MaxBytes, MaxAge: durationpb.New(u.MaxAge), UsedFraction: u.Used()})
+			MaxBytes: u.MaxBytes, MaxAge: durationpb.New(u.MaxAge), UsedFraction: u.Used(), Replicas: int32(u.Replicas)})
 	}
 	return resp, nil
 }

@@ -1080,7 +1080,10 @@ type TenantStatus struct {
 	// Orders in needs_review.
 	OrdersInReview int32 `protobuf:"varint,6,opt,name=orders_in_review,json=ordersInReview,proto3" json:"orders_in_review,omitempty"`
 	// Dead letters of the tenant.
-	DeadLetters   int32 `protobuf:"varint,7,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	DeadLetters int32 `protobuf:"varint,7,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// Set while the order-forwarder finds Hiper (or this tenant's Hiper
+	// account) failing every call: the tenant's orders wait for it.
+	HiperOutage   *HiperOutage `protobuf:"bytes,8,opt,name=hiper_outage,json=hiperOutage,proto3" json:"hiper_outage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1164,6 +1167,101 @@ func (x *TenantStatus) GetDeadLetters() int32 {
 	return 0
 }
 
+func (x *TenantStatus) GetHiperOutage() *HiperOutage {
+	if x != nil {
+		return x.HiperOutage
+	}
+	return nil
+}
+
+// HiperOutage is Hiper failing every call the order-forwarder makes.
+type HiperOutage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "endpoint" (every tenant) or "tenant" (this tenant's Hiper account).
+	Scope string `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	// The tenant, or the endpoint ("POST /pedido-de-venda/").
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Since     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	NextProbe *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=next_probe,json=nextProbe,proto3" json:"next_probe,omitempty"`
+	LastError string                 `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// The order-forwarder replica that noted it.
+	Replica       string `protobuf:"bytes,6,opt,name=replica,proto3" json:"replica,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HiperOutage) Reset() {
+	*x = HiperOutage{}
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HiperOutage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HiperOutage) ProtoMessage() {}
+
+func (x *HiperOutage) ProtoReflect() protoreflect.Message {
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HiperOutage.ProtoReflect.Descriptor instead.
+func (*HiperOutage) Descriptor() ([]byte, []int) {
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *HiperOutage) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *HiperOutage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HiperOutage) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *HiperOutage) GetNextProbe() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextProbe
+	}
+	return nil
+}
+
+func (x *HiperOutage) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *HiperOutage) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
 // SyncStatus is one kind of sync of a tenant, with its freshness.
 type SyncStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1188,7 +1286,7 @@ type SyncStatus struct {
 
 func (x *SyncStatus) Reset() {
 	*x = SyncStatus{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1298,7 @@ func (x *SyncStatus) String() string {
 func (*SyncStatus) ProtoMessage() {}
 
 func (x *SyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1311,7 @@ func (x *SyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatus.ProtoReflect.Descriptor instead.
 func (*SyncStatus) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SyncStatus) GetKind() string {
@@ -1304,7 +1402,7 @@ type SyncNowRequest struct {
 
 func (x *SyncNowRequest) Reset() {
 	*x = SyncNowRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1414,7 @@ func (x *SyncNowRequest) String() string {
 func (*SyncNowRequest) ProtoMessage() {}
 
 func (x *SyncNowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1427,7 @@ func (x *SyncNowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncNowRequest.ProtoReflect.Descriptor instead.
 func (*SyncNowRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SyncNowRequest) GetTenantId() string {
@@ -1383,7 +1481,7 @@ type SyncNowResponse struct {
 
 func (x *SyncNowResponse) Reset() {
 	*x = SyncNowResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1493,7 @@ func (x *SyncNowResponse) String() string {
 func (*SyncNowResponse) ProtoMessage() {}
 
 func (x *SyncNowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1506,7 @@ func (x *SyncNowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncNowResponse.ProtoReflect.Descriptor instead.
 func (*SyncNowResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SyncNowResponse) GetResults() []*SyncResult {
@@ -1433,7 +1531,7 @@ type SyncResult struct {
 
 func (x *SyncResult) Reset() {
 	*x = SyncResult{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1543,7 @@ func (x *SyncResult) String() string {
 func (*SyncResult) ProtoMessage() {}
 
 func (x *SyncResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1556,7 @@ func (x *SyncResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResult.ProtoReflect.Descriptor instead.
 func (*SyncResult) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SyncResult) GetKind() string {
@@ -1502,7 +1600,7 @@ type ApproveHeldChangeRequest struct {
 
 func (x *ApproveHeldChangeRequest) Reset() {
 	*x = ApproveHeldChangeRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1612,7 @@ func (x *ApproveHeldChangeRequest) String() string {
 func (*ApproveHeldChangeRequest) ProtoMessage() {}
 
 func (x *ApproveHeldChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1625,7 @@ func (x *ApproveHeldChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveHeldChangeRequest.ProtoReflect.Descriptor instead.
 func (*ApproveHeldChangeRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ApproveHeldChangeRequest) GetTenantId() string {
@@ -1567,7 +1665,7 @@ type ApproveHeldChangeResponse struct {
 
 func (x *ApproveHeldChangeResponse) Reset() {
 	*x = ApproveHeldChangeResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1677,7 @@ func (x *ApproveHeldChangeResponse) String() string {
 func (*ApproveHeldChangeResponse) ProtoMessage() {}
 
 func (x *ApproveHeldChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1690,7 @@ func (x *ApproveHeldChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveHeldChangeResponse.ProtoReflect.Descriptor instead.
 func (*ApproveHeldChangeResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ApproveHeldChangeResponse) GetResults() []*SyncResult {
@@ -1618,7 +1716,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1728,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1741,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListOrdersRequest) GetTenantId() string {
@@ -1685,7 +1783,7 @@ type ListOrdersResponse struct {
 
 func (x *ListOrdersResponse) Reset() {
 	*x = ListOrdersResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1795,7 @@ func (x *ListOrdersResponse) String() string {
 func (*ListOrdersResponse) ProtoMessage() {}
 
 func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1808,7 @@ func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListOrdersResponse) GetOrders() []*Order {
@@ -1737,7 +1835,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +1847,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +1860,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetOrderRequest) GetTenantId() string {
@@ -1788,7 +1886,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1898,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1911,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
@@ -1865,7 +1963,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +1975,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +1988,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Order) GetTenantId() string {
@@ -2060,7 +2158,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2170,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2183,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Problem) GetCode() string {
@@ -2124,7 +2222,7 @@ type TimelineEntry struct {
 
 func (x *TimelineEntry) Reset() {
 	*x = TimelineEntry{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2234,7 @@ func (x *TimelineEntry) String() string {
 func (*TimelineEntry) ProtoMessage() {}
 
 func (x *TimelineEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2247,7 @@ func (x *TimelineEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEntry.ProtoReflect.Descriptor instead.
 func (*TimelineEntry) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TimelineEntry) GetAt() *timestamppb.Timestamp {
@@ -2195,7 +2293,7 @@ type ResolveOrderRequest struct {
 
 func (x *ResolveOrderRequest) Reset() {
 	*x = ResolveOrderRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2207,7 +2305,7 @@ func (x *ResolveOrderRequest) String() string {
 func (*ResolveOrderRequest) ProtoMessage() {}
 
 func (x *ResolveOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2220,7 +2318,7 @@ func (x *ResolveOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveOrderRequest.ProtoReflect.Descriptor instead.
 func (*ResolveOrderRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResolveOrderRequest) GetTenantId() string {
@@ -2289,7 +2387,7 @@ type ResolveOrderResponse struct {
 
 func (x *ResolveOrderResponse) Reset() {
 	*x = ResolveOrderResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2399,7 @@ func (x *ResolveOrderResponse) String() string {
 func (*ResolveOrderResponse) ProtoMessage() {}
 
 func (x *ResolveOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2412,7 @@ func (x *ResolveOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveOrderResponse.ProtoReflect.Descriptor instead.
 func (*ResolveOrderResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ResolveOrderResponse) GetOrder() *Order {
@@ -2342,7 +2440,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2452,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2465,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EventFilter) GetTenantId() string {
@@ -2416,7 +2514,7 @@ type QueryEventsRequest struct {
 
 func (x *QueryEventsRequest) Reset() {
 	*x = QueryEventsRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2526,7 @@ func (x *QueryEventsRequest) String() string {
 func (*QueryEventsRequest) ProtoMessage() {}
 
 func (x *QueryEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2539,7 @@ func (x *QueryEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryEventsRequest.ProtoReflect.Descriptor instead.
 func (*QueryEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *QueryEventsRequest) GetFilter() *EventFilter {
@@ -2468,7 +2566,7 @@ type QueryEventsResponse struct {
 
 func (x *QueryEventsResponse) Reset() {
 	*x = QueryEventsResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2578,7 @@ func (x *QueryEventsResponse) String() string {
 func (*QueryEventsResponse) ProtoMessage() {}
 
 func (x *QueryEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2591,7 @@ func (x *QueryEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryEventsResponse.ProtoReflect.Descriptor instead.
 func (*QueryEventsResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *QueryEventsResponse) GetEvents() []*LogEvent {
@@ -2512,7 +2610,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2622,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2635,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StreamEventsRequest) GetFilter() *EventFilter {
@@ -2556,7 +2654,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2666,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2679,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StreamEventsResponse) GetEvent() *LogEvent {
@@ -2613,7 +2711,7 @@ type LogEvent struct {
 
 func (x *LogEvent) Reset() {
 	*x = LogEvent{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2625,7 +2723,7 @@ func (x *LogEvent) String() string {
 func (*LogEvent) ProtoMessage() {}
 
 func (x *LogEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2638,7 +2736,7 @@ func (x *LogEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEvent.ProtoReflect.Descriptor instead.
 func (*LogEvent) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LogEvent) GetTime() *timestamppb.Timestamp {
@@ -2716,7 +2814,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2826,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +2839,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListDeadLettersRequest) GetTenantId() string {
@@ -2767,7 +2865,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2877,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +2890,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -2820,7 +2918,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +2930,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +2943,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeadLetter) GetId() uint64 {
@@ -2920,7 +3018,7 @@ type RetryDeadLetterRequest struct {
 
 func (x *RetryDeadLetterRequest) Reset() {
 	*x = RetryDeadLetterRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3030,7 @@ func (x *RetryDeadLetterRequest) String() string {
 func (*RetryDeadLetterRequest) ProtoMessage() {}
 
 func (x *RetryDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3043,7 @@ func (x *RetryDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*RetryDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RetryDeadLetterRequest) GetId() uint64 {
@@ -2964,7 +3062,7 @@ type RetryDeadLetterResponse struct {
 
 func (x *RetryDeadLetterResponse) Reset() {
 	*x = RetryDeadLetterResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2976,7 +3074,7 @@ func (x *RetryDeadLetterResponse) String() string {
 func (*RetryDeadLetterResponse) ProtoMessage() {}
 
 func (x *RetryDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2989,7 +3087,7 @@ func (x *RetryDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*RetryDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RetryDeadLetterResponse) GetId() uint64 {
@@ -3007,7 +3105,7 @@ type GetStreamUsageRequest struct {
 
 func (x *GetStreamUsageRequest) Reset() {
 	*x = GetStreamUsageRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3019,7 +3117,7 @@ func (x *GetStreamUsageRequest) String() string {
 func (*GetStreamUsageRequest) ProtoMessage() {}
 
 func (x *GetStreamUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3032,7 +3130,7 @@ func (x *GetStreamUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStreamUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetStreamUsageRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 type GetStreamUsageResponse struct {
@@ -3044,7 +3142,7 @@ type GetStreamUsageResponse struct {
 
 func (x *GetStreamUsageResponse) Reset() {
 	*x = GetStreamUsageResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3154,7 @@ func (x *GetStreamUsageResponse) String() string {
 func (*GetStreamUsageResponse) ProtoMessage() {}
 
 func (x *GetStreamUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3167,7 @@ func (x *GetStreamUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStreamUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetStreamUsageResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetStreamUsageResponse) GetStreams() []*StreamUsage {
@@ -3089,14 +3187,16 @@ type StreamUsage struct {
 	MaxBytes int64                `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	MaxAge   *durationpb.Duration `protobuf:"bytes,5,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
 	// bytes / max_bytes, 0 when unbounded.
-	UsedFraction  float64 `protobuf:"fixed64,6,opt,name=used_fraction,json=usedFraction,proto3" json:"used_fraction,omitempty"`
+	UsedFraction float64 `protobuf:"fixed64,6,opt,name=used_fraction,json=usedFraction,proto3" json:"used_fraction,omitempty"`
+	// How many copies NATS keeps.
+	Replicas      int32 `protobuf:"varint,7,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamUsage) Reset() {
 	*x = StreamUsage{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3108,7 +3208,7 @@ func (x *StreamUsage) String() string {
 func (*StreamUsage) ProtoMessage() {}
 
 func (x *StreamUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3121,7 +3221,7 @@ func (x *StreamUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamUsage.ProtoReflect.Descriptor instead.
 func (*StreamUsage) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *StreamUsage) GetName() string {
@@ -3166,6 +3266,13 @@ func (x *StreamUsage) GetUsedFraction() float64 {
 	return 0
 }
 
+func (x *StreamUsage) GetReplicas() int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
 type ListAuditEntriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty for every tenant the caller may see.
@@ -3178,7 +3285,7 @@ type ListAuditEntriesRequest struct {
 
 func (x *ListAuditEntriesRequest) Reset() {
 	*x = ListAuditEntriesRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3190,7 +3297,7 @@ func (x *ListAuditEntriesRequest) String() string {
 func (*ListAuditEntriesRequest) ProtoMessage() {}
 
 func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3203,7 +3310,7 @@ func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListAuditEntriesRequest) GetTenantId() string {
@@ -3229,7 +3336,7 @@ type ListAuditEntriesResponse struct {
 
 func (x *ListAuditEntriesResponse) Reset() {
 	*x = ListAuditEntriesResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3241,7 +3348,7 @@ func (x *ListAuditEntriesResponse) String() string {
 func (*ListAuditEntriesResponse) ProtoMessage() {}
 
 func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3254,7 +3361,7 @@ func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
@@ -3284,7 +3391,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3296,7 +3403,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3309,7 +3416,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AuditEntry) GetTime() *timestamppb.Timestamp {
@@ -3420,7 +3527,7 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\x10GetStatusRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"O\n" +
 	"\x11GetStatusResponse\x12:\n" +
-	"\atenants\x18\x01 \x03(\v2 .hipersync.admin.v1.TenantStatusR\atenants\"\xad\x02\n" +
+	"\atenants\x18\x01 \x03(\v2 .hipersync.admin.v1.TenantStatusR\atenants\"\xf1\x02\n" +
 	"\fTenantStatus\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12!\n" +
@@ -3428,7 +3535,17 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\x10state_changed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0estateChangedAt\x124\n" +
 	"\x05syncs\x18\x05 \x03(\v2\x1e.hipersync.admin.v1.SyncStatusR\x05syncs\x12(\n" +
 	"\x10orders_in_review\x18\x06 \x01(\x05R\x0eordersInReview\x12!\n" +
-	"\fdead_letters\x18\a \x01(\x05R\vdeadLetters\"\xa1\x03\n" +
+	"\fdead_letters\x18\a \x01(\x05R\vdeadLetters\x12B\n" +
+	"\fhiper_outage\x18\b \x01(\v2\x1f.hipersync.admin.v1.HiperOutageR\vhiperOutage\"\xdd\x01\n" +
+	"\vHiperOutage\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x129\n" +
+	"\n" +
+	"next_probe\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tnextProbe\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\x12\x18\n" +
+	"\areplica\x18\x06 \x01(\tR\areplica\"\xa1\x03\n" +
 	"\n" +
 	"SyncStatus\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12B\n" +
@@ -3579,14 +3696,15 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"\x17\n" +
 	"\x15GetStreamUsageRequest\"S\n" +
 	"\x16GetStreamUsageResponse\x129\n" +
-	"\astreams\x18\x01 \x03(\v2\x1f.hipersync.admin.v1.StreamUsageR\astreams\"\xc9\x01\n" +
+	"\astreams\x18\x01 \x03(\v2\x1f.hipersync.admin.v1.StreamUsageR\astreams\"\xe5\x01\n" +
 	"\vStreamUsage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bmessages\x18\x02 \x01(\x04R\bmessages\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x03R\bmaxBytes\x122\n" +
 	"\amax_age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x12#\n" +
-	"\rused_fraction\x18\x06 \x01(\x01R\fusedFraction\"L\n" +
+	"\rused_fraction\x18\x06 \x01(\x01R\fusedFraction\x12\x1a\n" +
+	"\breplicas\x18\a \x01(\x05R\breplicas\"L\n" +
 	"\x17ListAuditEntriesRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"T\n" +
@@ -3648,7 +3766,7 @@ func file_hipersync_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_hipersync_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hipersync_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_hipersync_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_hipersync_admin_v1_admin_proto_goTypes = []any{
 	(Role)(0),                            // 0: hipersync.admin.v1.Role
 	(EventSource)(0),                     // 1: hipersync.admin.v1.EventSource
@@ -3673,139 +3791,143 @@ var file_hipersync_admin_v1_admin_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),             // 20: hipersync.admin.v1.GetStatusRequest
 	(*GetStatusResponse)(nil),            // 21: hipersync.admin.v1.GetStatusResponse
 	(*TenantStatus)(nil),                 // 22: hipersync.admin.v1.TenantStatus
-	(*SyncStatus)(nil),                   // 23: hipersync.admin.v1.SyncStatus
-	(*SyncNowRequest)(nil),               // 24: hipersync.admin.v1.SyncNowRequest
-	(*SyncNowResponse)(nil),              // 25: hipersync.admin.v1.SyncNowResponse
-	(*SyncResult)(nil),                   // 26: hipersync.admin.v1.SyncResult
-	(*ApproveHeldChangeRequest)(nil),     // 27: hipersync.admin.v1.ApproveHeldChangeRequest
-	(*ApproveHeldChangeResponse)(nil),    // 28: hipersync.admin.v1.ApproveHeldChangeResponse
-	(*ListOrdersRequest)(nil),            // 29: hipersync.admin.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),           // 30: hipersync.admin.v1.ListOrdersResponse
-	(*GetOrderRequest)(nil),              // 31: hipersync.admin.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),             // 32: hipersync.admin.v1.GetOrderResponse
-	(*Order)(nil),                        // 33: hipersync.admin.v1.Order
-	(*Problem)(nil),                      // 34: hipersync.admin.v1.Problem
-	(*TimelineEntry)(nil),                // 35: hipersync.admin.v1.TimelineEntry
-	(*ResolveOrderRequest)(nil),          // 36: hipersync.admin.v1.ResolveOrderRequest
-	(*ResolveOrderResponse)(nil),         // 37: hipersync.admin.v1.ResolveOrderResponse
-	(*EventFilter)(nil),                  // 38: hipersync.admin.v1.EventFilter
-	(*QueryEventsRequest)(nil),           // 39: hipersync.admin.v1.QueryEventsRequest
-	(*QueryEventsResponse)(nil),          // 40: hipersync.admin.v1.QueryEventsResponse
-	(*StreamEventsRequest)(nil),          // 41: hipersync.admin.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),         // 42: hipersync.admin.v1.StreamEventsResponse
-	(*LogEvent)(nil),                     // 43: hipersync.admin.v1.LogEvent
-	(*ListDeadLettersRequest)(nil),       // 44: hipersync.admin.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),      // 45: hipersync.admin.v1.ListDeadLettersResponse
-	(*DeadLetter)(nil),                   // 46: hipersync.admin.v1.DeadLetter
-	(*RetryDeadLetterRequest)(nil),       // 47: hipersync.admin.v1.RetryDeadLetterRequest
-	(*RetryDeadLetterResponse)(nil),      // 48: hipersync.admin.v1.RetryDeadLetterResponse
-	(*GetStreamUsageRequest)(nil),        // 49: hipersync.admin.v1.GetStreamUsageRequest
-	(*GetStreamUsageResponse)(nil),       // 50: hipersync.admin.v1.GetStreamUsageResponse
-	(*StreamUsage)(nil),                  // 51: hipersync.admin.v1.StreamUsage
-	(*ListAuditEntriesRequest)(nil),      // 52: hipersync.admin.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),     // 53: hipersync.admin.v1.ListAuditEntriesResponse
-	(*AuditEntry)(nil),                   // 54: hipersync.admin.v1.AuditEntry
-	(*v1.Tenant)(nil),                    // 55: hipersync.broker.v1.Tenant
-	(*v1.TenantSettings)(nil),            // 56: hipersync.broker.v1.TenantSettings
-	(*fieldmaskpb.FieldMask)(nil),        // 57: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),          // 58: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 59: google.protobuf.Timestamp
+	(*HiperOutage)(nil),                  // 23: hipersync.admin.v1.HiperOutage
+	(*SyncStatus)(nil),                   // 24: hipersync.admin.v1.SyncStatus
+	(*SyncNowRequest)(nil),               // 25: hipersync.admin.v1.SyncNowRequest
+	(*SyncNowResponse)(nil),              // 26: hipersync.admin.v1.SyncNowResponse
+	(*SyncResult)(nil),                   // 27: hipersync.admin.v1.SyncResult
+	(*ApproveHeldChangeRequest)(nil),     // 28: hipersync.admin.v1.ApproveHeldChangeRequest
+	(*ApproveHeldChangeResponse)(nil),    // 29: hipersync.admin.v1.ApproveHeldChangeResponse
+	(*ListOrdersRequest)(nil),            // 30: hipersync.admin.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),           // 31: hipersync.admin.v1.ListOrdersResponse
+	(*GetOrderRequest)(nil),              // 32: hipersync.admin.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),             // 33: hipersync.admin.v1.GetOrderResponse
+	(*Order)(nil),                        // 34: hipersync.admin.v1.Order
+	(*Problem)(nil),                      // 35: hipersync.admin.v1.Problem
+	(*TimelineEntry)(nil),                // 36: hipersync.admin.v1.TimelineEntry
+	(*ResolveOrderRequest)(nil),          // 37: hipersync.admin.v1.ResolveOrderRequest
+	(*ResolveOrderResponse)(nil),         // 38: hipersync.admin.v1.ResolveOrderResponse
+	(*EventFilter)(nil),                  // 39: hipersync.admin.v1.EventFilter
+	(*QueryEventsRequest)(nil),           // 40: hipersync.admin.v1.QueryEventsRequest
+	(*QueryEventsResponse)(nil),          // 41: hipersync.admin.v1.QueryEventsResponse
+	(*StreamEventsRequest)(nil),          // 42: hipersync.admin.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),         // 43: hipersync.admin.v1.StreamEventsResponse
+	(*LogEvent)(nil),                     // 44: hipersync.admin.v1.LogEvent
+	(*ListDeadLettersRequest)(nil),       // 45: hipersync.admin.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),      // 46: hipersync.admin.v1.ListDeadLettersResponse
+	(*DeadLetter)(nil),                   // 47: hipersync.admin.v1.DeadLetter
+	(*RetryDeadLetterRequest)(nil),       // 48: hipersync.admin.v1.RetryDeadLetterRequest
+	(*RetryDeadLetterResponse)(nil),      // 49: hipersync.admin.v1.RetryDeadLetterResponse
+	(*GetStreamUsageRequest)(nil),        // 50: hipersync.admin.v1.GetStreamUsageRequest
+	(*GetStreamUsageResponse)(nil),       // 51: hipersync.admin.v1.GetStreamUsageResponse
+	(*StreamUsage)(nil),                  // 52: hipersync.admin.v1.StreamUsage
+	(*ListAuditEntriesRequest)(nil),      // 53: hipersync.admin.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),     // 54: hipersync.admin.v1.ListAuditEntriesResponse
+	(*AuditEntry)(nil),                   // 55: hipersync.admin.v1.AuditEntry
+	(*v1.Tenant)(nil),                    // 56: hipersync.broker.v1.Tenant
+	(*v1.TenantSettings)(nil),            // 57: hipersync.broker.v1.TenantSettings
+	(*fieldmaskpb.FieldMask)(nil),        // 58: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),          // 59: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 60: google.protobuf.Timestamp
 }
 var file_hipersync_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: hipersync.admin.v1.WhoAmIResponse.role:type_name -> hipersync.admin.v1.Role
-	55, // 1: hipersync.admin.v1.ListTenantsResponse.tenants:type_name -> hipersync.broker.v1.Tenant
-	55, // 2: hipersync.admin.v1.GetTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	55, // 3: hipersync.admin.v1.ConnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	55, // 4: hipersync.admin.v1.PauseTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	55, // 5: hipersync.admin.v1.ResumeTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	55, // 6: hipersync.admin.v1.DisconnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	56, // 7: hipersync.admin.v1.UpdateTenantSettingsRequest.settings:type_name -> hipersync.broker.v1.TenantSettings
-	57, // 8: hipersync.admin.v1.UpdateTenantSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	55, // 9: hipersync.admin.v1.UpdateTenantSettingsResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	58, // 10: hipersync.admin.v1.GetTenantCredentialsRequest.expires:type_name -> google.protobuf.Duration
-	59, // 11: hipersync.admin.v1.GetTenantCredentialsResponse.expires_at:type_name -> google.protobuf.Timestamp
+	56, // 1: hipersync.admin.v1.ListTenantsResponse.tenants:type_name -> hipersync.broker.v1.Tenant
+	56, // 2: hipersync.admin.v1.GetTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	56, // 3: hipersync.admin.v1.ConnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	56, // 4: hipersync.admin.v1.PauseTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	56, // 5: hipersync.admin.v1.ResumeTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	56, // 6: hipersync.admin.v1.DisconnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	57, // 7: hipersync.admin.v1.UpdateTenantSettingsRequest.settings:type_name -> hipersync.broker.v1.TenantSettings
+	58, // 8: hipersync.admin.v1.UpdateTenantSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	56, // 9: hipersync.admin.v1.UpdateTenantSettingsResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	59, // 10: hipersync.admin.v1.GetTenantCredentialsRequest.expires:type_name -> google.protobuf.Duration
+	60, // 11: hipersync.admin.v1.GetTenantCredentialsResponse.expires_at:type_name -> google.protobuf.Timestamp
 	22, // 12: hipersync.admin.v1.GetStatusResponse.tenants:type_name -> hipersync.admin.v1.TenantStatus
-	59, // 13: hipersync.admin.v1.TenantStatus.state_changed_at:type_name -> google.protobuf.Timestamp
-	23, // 14: hipersync.admin.v1.TenantStatus.syncs:type_name -> hipersync.admin.v1.SyncStatus
-	59, // 15: hipersync.admin.v1.SyncStatus.last_success_at:type_name -> google.protobuf.Timestamp
-	58, // 16: hipersync.admin.v1.SyncStatus.lag:type_name -> google.protobuf.Duration
-	58, // 17: hipersync.admin.v1.SyncStatus.target_interval:type_name -> google.protobuf.Duration
-	59, // 18: hipersync.admin.v1.SyncStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	58, // 19: hipersync.admin.v1.SyncNowRequest.timeout:type_name -> google.protobuf.Duration
-	26, // 20: hipersync.admin.v1.SyncNowResponse.results:type_name -> hipersync.admin.v1.SyncResult
-	23, // 21: hipersync.admin.v1.SyncResult.status:type_name -> hipersync.admin.v1.SyncStatus
-	58, // 22: hipersync.admin.v1.ApproveHeldChangeRequest.timeout:type_name -> google.protobuf.Duration
-	26, // 23: hipersync.admin.v1.ApproveHeldChangeResponse.results:type_name -> hipersync.admin.v1.SyncResult
-	33, // 24: hipersync.admin.v1.ListOrdersResponse.orders:type_name -> hipersync.admin.v1.Order
-	33, // 25: hipersync.admin.v1.GetOrderResponse.order:type_name -> hipersync.admin.v1.Order
-	34, // 26: hipersync.admin.v1.Order.problems:type_name -> hipersync.admin.v1.Problem
-	59, // 27: hipersync.admin.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	59, // 28: hipersync.admin.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	35, // 29: hipersync.admin.v1.Order.timeline:type_name -> hipersync.admin.v1.TimelineEntry
-	59, // 30: hipersync.admin.v1.Order.sent_at:type_name -> google.protobuf.Timestamp
-	59, // 31: hipersync.admin.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
-	33, // 32: hipersync.admin.v1.ResolveOrderResponse.order:type_name -> hipersync.admin.v1.Order
-	58, // 33: hipersync.admin.v1.EventFilter.since:type_name -> google.protobuf.Duration
-	1,  // 34: hipersync.admin.v1.EventFilter.source:type_name -> hipersync.admin.v1.EventSource
-	38, // 35: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	43, // 36: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
-	38, // 37: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	43, // 38: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
-	59, // 39: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
-	46, // 40: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
-	59, // 41: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
-	51, // 42: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
-	58, // 43: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
-	54, // 44: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
-	59, // 45: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	0,  // 46: hipersync.admin.v1.AuditEntry.role:type_name -> hipersync.admin.v1.Role
-	2,  // 47: hipersync.admin.v1.AdminService.WhoAmI:input_type -> hipersync.admin.v1.WhoAmIRequest
-	4,  // 48: hipersync.admin.v1.AdminService.ListTenants:input_type -> hipersync.admin.v1.ListTenantsRequest
-	6,  // 49: hipersync.admin.v1.AdminService.GetTenant:input_type -> hipersync.admin.v1.GetTenantRequest
-	8,  // 50: hipersync.admin.v1.AdminService.ConnectTenant:input_type -> hipersync.admin.v1.ConnectTenantRequest
-	10, // 51: hipersync.admin.v1.AdminService.PauseTenant:input_type -> hipersync.admin.v1.PauseTenantRequest
-	12, // 52: hipersync.admin.v1.AdminService.ResumeTenant:input_type -> hipersync.admin.v1.ResumeTenantRequest
-	14, // 53: hipersync.admin.v1.AdminService.DisconnectTenant:input_type -> hipersync.admin.v1.DisconnectTenantRequest
-	16, // 54: hipersync.admin.v1.AdminService.UpdateTenantSettings:input_type -> hipersync.admin.v1.UpdateTenantSettingsRequest
-	18, // 55: hipersync.admin.v1.AdminService.GetTenantCredentials:input_type -> hipersync.admin.v1.GetTenantCredentialsRequest
-	20, // 56: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
-	24, // 57: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
-	27, // 58: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
-	29, // 59: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
-	31, // 60: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
-	36, // 61: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
-	39, // 62: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
-	41, // 63: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
-	44, // 64: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
-	47, // 65: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
-	49, // 66: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
-	52, // 67: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
-	3,  // 68: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
-	5,  // 69: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
-	7,  // 70: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
-	9,  // 71: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
-	11, // 72: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
-	13, // 73: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
-	15, // 74: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
-	17, // 75: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
-	19, // 76: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
-	21, // 77: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
-	25, // 78: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
-	28, // 79: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
-	30, // 80: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
-	32, // 81: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
-	37, // 82: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
-	40, // 83: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
-	42, // 84: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
-	45, // 85: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
-	48, // 86: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
-	50, // 87: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
-	53, // 88: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
-	68, // [68:89] is the sub-list for method output_type
-	47, // [47:68] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	60, // 13: hipersync.admin.v1.TenantStatus.state_changed_at:type_name -> google.protobuf.Timestamp
+	24, // 14: hipersync.admin.v1.TenantStatus.syncs:type_name -> hipersync.admin.v1.SyncStatus
+	23, // 15: hipersync.admin.v1.TenantStatus.hiper_outage:type_name -> hipersync.admin.v1.HiperOutage
+	60, // 16: hipersync.admin.v1.HiperOutage.since:type_name -> google.protobuf.Timestamp
+	60, // 17: hipersync.admin.v1.HiperOutage.next_probe:type_name -> google.protobuf.Timestamp
+	60, // 18: hipersync.admin.v1.SyncStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	59, // 19: hipersync.admin.v1.SyncStatus.lag:type_name -> google.protobuf.Duration
+	59, // 20: hipersync.admin.v1.SyncStatus.target_interval:type_name -> google.protobuf.Duration
+	60, // 21: hipersync.admin.v1.SyncStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	59, // 22: hipersync.admin.v1.SyncNowRequest.timeout:type_name -> google.protobuf.Duration
+	27, // 23: hipersync.admin.v1.SyncNowResponse.results:type_name -> hipersync.admin.v1.SyncResult
+	24, // 24: hipersync.admin.v1.SyncResult.status:type_name -> hipersync.admin.v1.SyncStatus
+	59, // 25: hipersync.admin.v1.ApproveHeldChangeRequest.timeout:type_name -> google.protobuf.Duration
+	27, // 26: hipersync.admin.v1.ApproveHeldChangeResponse.results:type_name -> hipersync.admin.v1.SyncResult
+	34, // 27: hipersync.admin.v1.ListOrdersResponse.orders:type_name -> hipersync.admin.v1.Order
+	34, // 28: hipersync.admin.v1.GetOrderResponse.order:type_name -> hipersync.admin.v1.Order
+	35, // 29: hipersync.admin.v1.Order.problems:type_name -> hipersync.admin.v1.Problem
+	60, // 30: hipersync.admin.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	60, // 31: hipersync.admin.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	36, // 32: hipersync.admin.v1.Order.timeline:type_name -> hipersync.admin.v1.TimelineEntry
+	60, // 33: hipersync.admin.v1.Order.sent_at:type_name -> google.protobuf.Timestamp
+	60, // 34: hipersync.admin.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
+	34, // 35: hipersync.admin.v1.ResolveOrderResponse.order:type_name -> hipersync.admin.v1.Order
+	59, // 36: hipersync.admin.v1.EventFilter.since:type_name -> google.protobuf.Duration
+	1,  // 37: hipersync.admin.v1.EventFilter.source:type_name -> hipersync.admin.v1.EventSource
+	39, // 38: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	44, // 39: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
+	39, // 40: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	44, // 41: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
+	60, // 42: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
+	47, // 43: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
+	60, // 44: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
+	52, // 45: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
+	59, // 46: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
+	55, // 47: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
+	60, // 48: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	0,  // 49: hipersync.admin.v1.AuditEntry.role:type_name -> hipersync.admin.v1.Role
+	2,  // 50: hipersync.admin.v1.AdminService.WhoAmI:input_type -> hipersync.admin.v1.WhoAmIRequest
+	4,  // 51: hipersync.admin.v1.AdminService.ListTenants:input_type -> hipersync.admin.v1.ListTenantsRequest
+	6,  // 52: hipersync.admin.v1.AdminService.GetTenant:input_type -> hipersync.admin.v1.GetTenantRequest
+	8,  // 53: hipersync.admin.v1.AdminService.ConnectTenant:input_type -> hipersync.admin.v1.ConnectTenantRequest
+	10, // 54: hipersync.admin.v1.AdminService.PauseTenant:input_type -> hipersync.admin.v1.PauseTenantRequest
+	12, // 55: hipersync.admin.v1.AdminService.ResumeTenant:input_type -> hipersync.admin.v1.ResumeTenantRequest
+	14, // 56: hipersync.admin.v1.AdminService.DisconnectTenant:input_type -> hipersync.admin.v1.DisconnectTenantRequest
+	16, // 57: hipersync.admin.v1.AdminService.UpdateTenantSettings:input_type -> hipersync.admin.v1.UpdateTenantSettingsRequest
+	18, // 58: hipersync.admin.v1.AdminService.GetTenantCredentials:input_type -> hipersync.admin.v1.GetTenantCredentialsRequest
+	20, // 59: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
+	25, // 60: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
+	28, // 61: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
+	30, // 62: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
+	32, // 63: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
+	37, // 64: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
+	40, // 65: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
+	42, // 66: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
+	45, // 67: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
+	48, // 68: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
+	50, // 69: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
+	53, // 70: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
+	3,  // 71: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
+	5,  // 72: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
+	7,  // 73: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
+	9,  // 74: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
+	11, // 75: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
+	13, // 76: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
+	15, // 77: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
+	17, // 78: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
+	19, // 79: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
+	21, // 80: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
+	26, // 81: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
+	29, // 82: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
+	31, // 83: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
+	33, // 84: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
+	38, // 85: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
+	41, // 86: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
+	43, // 87: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
+	46, // 88: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
+	49, // 89: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
+	51, // 90: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
+	54, // 91: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
+	71, // [71:92] is the sub-list for method output_type
+	50, // [50:71] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_hipersync_admin_v1_admin_proto_init() }
@@ -3813,7 +3935,7 @@ func file_hipersync_admin_v1_admin_proto_init() {
 	if File_hipersync_admin_v1_admin_proto != nil {
 		return
 	}
-	file_hipersync_admin_v1_admin_proto_msgTypes[34].OneofWrappers = []any{
+	file_hipersync_admin_v1_admin_proto_msgTypes[35].OneofWrappers = []any{
 		(*ResolveOrderRequest_HiperOrderId)(nil),
 		(*ResolveOrderRequest_Resend)(nil),
 	}
@@ -3823,7 +3945,7 @@ func file_hipersync_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hipersync_admin_v1_admin_proto_rawDesc), len(file_hipersync_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   53,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
