@@ -76,6 +76,10 @@ func New(conn *grpc.ClientConn) *Client {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// Conn is the underlying connection, for another service of the same
+// server (the gRPC health check).
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
 // Token returns a valid token for tenantID.
 func (c *Client) Token(ctx context.Context, tenantID string) (hiper.Token, error) {
 	resp, err := c.tokens.GetToken(ctx, &brokerv1.GetTokenRequest{TenantId: tenantID})

@@ -23,7 +23,7 @@ import (
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
-func dial(t *testing.T, addr string, f tlsfiles.Files) *brokerclient.Client {
+func dial(t testing.TB, addr string, f tlsfiles.Files) *brokerclient.Client {
 	t.Helper()
 	c, err := brokerclient.DialTLS(addr, f)
 	if err != nil {
