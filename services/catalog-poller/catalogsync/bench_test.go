@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
@@ -133,17 +135,22 @@ func BenchmarkInitialSync(b *testing.B) {
 	b.ReportMetric(float64(delta.Milliseconds()), "delta-ms")
 }
 
-// hiperMsgs counts the events in the HIPER stream.
+// hiperMsgs counts the catalog events in the HIPER stream (not the sync
+// log's sync.completed, which a run that published leaves too).
 func hiperMsgs(b *testing.B, st *brokertest.Stack) uint64 {
 	s, err := st.JS.Stream(context.Background(), st.NS.Stream(events.StreamHiper))
 	if err != nil {
 		b.Fatal(err)
 	}
-	info, err := s.Info(context.Background())
+	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(st.NS.HiperSubject("*", "catalog.>")))
 	if err != nil {
 		b.Fatal(err)
 	}
-	return info.State.Msgs
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
 }
 
 // peakRSS reads a process's peak resident memory (VmHWM), in MB.
