@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,26 +33,39 @@ const benchChild = "HIPERSYNC_BENCH_CATALOG_POLLER"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(benchChild) == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		err := poller.Main(ctx, Service, os.Getenv, io.Discard, func(ctx context.Context, d poller.Deps) (*schedule.Scheduler, error) {
-			d.Options.FirstRunSpread = time.Millisecond
-			d.Options.Interval = time.Hour // the delta is asked for
-			return Start(ctx, d)
-		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "catalog-poller:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(runBenchChild())
 	}
 	os.Exit(m.Run())
+}
+
+// runBenchChild runs the catalog-poller until SIGTERM; with
+// HIPERSYNC_BENCH_CPUPROFILE it writes its CPU profile there.
+func runBenchChild() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if path := os.Getenv("HIPERSYNC_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	err := poller.Main(ctx, Service, os.Getenv, io.Discard, func(ctx context.Context, d poller.Deps) (*schedule.Scheduler, error) {
+		d.Options.FirstRunSpread = time.Millisecond
+		d.Options.Interval = time.Hour // the delta is asked for
+		return Start(ctx, d)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "catalog-poller:", err)
+		return 1
+	}
+	return 0
 }
 
 // BenchmarkInitialSync measures the catalog-poller, as a process of its
 // own, syncing 100,000 products (20,000 parents with 4 variations each) from
 // hiper-sim to published events, beside a baseline that only downloads and
 // decodes the same feed; then a delta of 100 changed products.
+// HIPERSYNC_BENCH_CPUPROFILE=FILE profiles the poller (go tool pprof FILE).
 func BenchmarkInitialSync(b *testing.B) {
 	const parents, variations = 20_000, 4
 	products := parents * (1 + variations)
@@ -127,6 +141,9 @@ func BenchmarkInitialSync(b *testing.B) {
 	delta := time.Since(asked)
 	b.StopTimer()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if os.Getenv("HIPERSYNC_BENCH_CPUPROFILE") != "" {
+		_ = cmd.Wait()
+	}
 
 	b.ReportMetric(took.Seconds(), "initial-s")
 	b.ReportMetric(float64(published)/took.Seconds(), "events/s")
