@@ -39,10 +39,10 @@ test: $(TOOLS)/nats ## Run every test of every module (needs NATS with JetStream
 	@echo "== tools"; cd tools && GOWORK=off go test $(TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: ## Run every benchmark and print one table: each figure beside its same-run baseline
+bench: ## Run every benchmark and print one table (each figure beside its same-run baseline) and the growth chart docs/img/bench-growth.svg
 	@mkdir -p bin
 	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./... | grep -E '^(Benchmark|ok|FAIL|---)' ); done | tee bin/bench.txt | grep -E '^(FAIL|---)' || true
-	@cd tools && GOWORK=off go run ./benchtable < ../bin/bench.txt
+	@cd tools && GOWORK=off go run ./benchtable -chart ../docs/img/bench-growth.svg < ../bin/bench.txt
 
 .PHONY: lint
 lint: $(BUF) $(STATICCHECK) ## gofmt, go vet, staticcheck, buf lint and buf breaking against the last release

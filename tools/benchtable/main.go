@@ -4,10 +4,14 @@
 // A benchmark reports its figure with b.ReportMetric(v, "unit") and the
 // baseline it measured in the same run with b.ReportMetric(v, "baseline-unit");
 // the table pairs them. Figures without a baseline are shown alone.
+//
+// Growth benchmarks (growth.go) report a cost per unit at each doubling of
+// their work; they follow the table, and -chart writes them as an SVG.
 package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +27,8 @@ type row struct {
 }
 
 func main() {
+	chartPath := flag.String("chart", "", "write the growth benchmarks' chart (SVG) to this file")
+	flag.Parse()
 	rows, err := parse(os.Stdin)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
@@ -32,7 +38,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchtable: no benchmark results on stdin")
 		os.Exit(1)
 	}
+	rows, grown := growth(rows)
 	write(os.Stdout, rows)
+	writeGrowth(os.Stdout, grown)
+	if *chartPath != "" && len(grown) > 0 {
+		if err := writeChart(*chartPath, grown); err != nil {
+			fmt.Fprintln(os.Stderr, "benchtable:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func writeChart(path string, ss []series) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := chart(f, ss); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // parse reads benchmark result lines ("BenchmarkX-2  10  123 ns/op  45 items/s …").

@@ -34,3 +34,35 @@ PASS`
 		t.Fatalf("ratio missing:\n%s", out.String())
 	}
 }
+
+func TestGrowthSeriesFoldIntoOneRowAndAChart(t *testing.T) {
+	in := `BenchmarkGrowthScheduler-2  1  9 ns/op  10.0 cpu-us/tenant@250  11.0 cpu-us/tenant@500  13.0 cpu-us/tenant@1000  2.0 heap-KB/tenant@250  2.1 heap-KB/tenant@500  2.2 heap-KB/tenant@1000
+BenchmarkFeed-2  3  401234 ns/op  52000 items/s  80000 baseline-items/s`
+	rows, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, grown := growth(rows)
+	if len(rest) != 1 || rest[0].bench != "Feed" {
+		t.Fatalf("rows left: %+v", rest)
+	}
+	if len(grown) != 2 || grown[0].unit != "cpu-us/tenant" || len(grown[0].steps) != 3 || grown[0].steps[2] != (step{1000, 13}) {
+		t.Fatalf("series: %+v", grown)
+	}
+	var out bytes.Buffer
+	writeGrowth(&out, grown)
+	// 13/10: 30 % apart, not flat; 2.2/2.0: 10 %, flat.
+	lines := strings.Split(out.String(), "\n")
+	if len(lines) < 4 || !strings.Contains(lines[2], "NO") ||
+		!strings.Contains(lines[2], "30 %") || !strings.Contains(lines[3], "10 %") || !strings.Contains(lines[3], "yes") ||
+		!strings.Contains(lines[2], "250 → 10.00, 500 → 11.00, 1000 → 13.00") {
+		t.Fatalf("growth table:\n%s", out.String())
+	}
+	var svg bytes.Buffer
+	if err := chart(&svg, grown); err != nil {
+		t.Fatal(err)
+	}
+	if s := svg.String(); strings.Count(s, "<polyline") != 2 || !strings.Contains(s, "Scheduler cpu-us/tenant") || !strings.HasPrefix(s, "<svg") {
+		t.Fatalf("chart:\n%s", s)
+	}
+}
