@@ -103,7 +103,7 @@ $(TOOLS)/nats-server: tools/go.mod
 	cd tools && GOWORK=off go build -o $(TOOLS)/nats-server github.com/nats-io/nats-server/v2
 
 # The official nats CLI (natscli, pinned in tools/go.mod): the store
-# isolation test (cmd/hipersync/natsauth) checks a store's .creds with it.
+# isolation test (pkg/natsauth) checks a store's .creds with it.
 # The test builds it itself when it is missing.
 $(TOOLS)/nats: tools/go.mod
 	@mkdir -p $(TOOLS)

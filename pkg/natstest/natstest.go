@@ -142,6 +142,19 @@ type Cluster struct {
 // node. The nodes are killed and their storage removed when the test ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return startCluster(t, n, "")
+}
+
+// StartServer starts one JetStream server with extra appended to its
+// configuration (natsauth.Operator.ServerConfig puts it in operator mode),
+// and waits until it is healthy.
+func StartServer(t testing.TB, extra string) *Cluster {
+	t.Helper()
+	return startCluster(t, 1, extra)
+}
+
+func startCluster(t testing.TB, n int, extra string) *Cluster {
+	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
 	c := &Cluster{Name: "hs" + strconv.Itoa(os.Getpid()%100000)}
@@ -164,6 +177,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		if n > 1 {
 			fmt.Fprintf(&conf, "cluster {\n  name: %s\n  listen: 127.0.0.1:%d\n  routes: [%s]\n}\n", c.Name, nd.ClusterPort, strings.Join(routes, ", "))
 		}
+		conf.WriteString(extra)
 		nd.conf = filepath.Join(nodeDir, "nats.conf")
 		nd.logPath = filepath.Join(nodeDir, "nats.log")
 		if err := os.WriteFile(nd.conf, []byte(conf.String()), 0o644); err != nil {

@@ -7,8 +7,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/hipersync/hipersync/cmd/hipersync/natsauth"
+	"github.com/hipersync/hipersync/cmd/hipersync/devnats"
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/natsauth"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -21,7 +22,7 @@ func TestCredentialsAreRevokedOnDisconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := op.StartServer("cli", "127.0.0.1", -1, t.TempDir())
+	srv, err := devnats.Start(op, "cli", "127.0.0.1", -1, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

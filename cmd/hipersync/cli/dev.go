@@ -24,7 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
-	"github.com/hipersync/hipersync/cmd/hipersync/natsauth"
+	"github.com/hipersync/hipersync/cmd/hipersync/devnats"
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
@@ -32,6 +32,7 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/natsauth"
 	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/pace"
 	"github.com/hipersync/hipersync/pkg/poller"
@@ -317,7 +318,7 @@ func (d *devRun) startNATS() error {
 		return fmt.Errorf("set up the embedded NATS's operator: %w", err)
 	}
 	d.op = op
-	srv, err := op.StartServer("hipersync-dev", "127.0.0.1", d.cfg.natsPort, filepath.Join(d.cfg.dataDir, "nats"))
+	srv, err := devnats.Start(op, "hipersync-dev", "127.0.0.1", d.cfg.natsPort, filepath.Join(d.cfg.dataDir, "nats"))
 	if err != nil {
 		return fmt.Errorf("the embedded NATS: %w (use --nats-port)", err)
 	}

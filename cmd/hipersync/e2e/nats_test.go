@@ -9,8 +9,8 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"github.com/hipersync/hipersync/cmd/hipersync/natsauth"
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/natsauth"
 )
 
 // dedicatedNATS is a nats-server (the pinned Go module, in process) started

@@ -25,6 +25,7 @@ import (
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/natsauth"
 	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -39,9 +40,9 @@ type Deps struct {
 	Tenants   brokerv1.TenantServiceClient
 	Publisher *events.Publisher
 	Audit     *Audit
-	// Credentials mints a store's NATS credentials; nil when the
-	// deployment has no account signing key.
-	Credentials func(ctx context.Context, tenant string, expires time.Duration) (creds string, until time.Time, err error)
+	// Credentials mints and revokes a store's NATS credentials; nil when
+	// the deployment has no account signing key.
+	Credentials *natsauth.Issuer
 }
 
 // Server is the AdminService.
@@ -116,7 +117,8 @@ func Code(err error) connect.Code {
 	case errors.Is(err, tenant.ErrInvalid), errors.Is(err, orders.ErrInvalidHiperID), errors.Is(err, tenant.ErrInvalidID):
 		return connect.CodeInvalidArgument
 	case errors.Is(err, orders.ErrWrongState), errors.Is(err, ops.ErrNothingHeld), errors.Is(err, ops.ErrNotSyncing),
-		errors.Is(err, tenant.ErrPaused), errors.Is(err, tenant.ErrNotConnected):
+		errors.Is(err, tenant.ErrPaused), errors.Is(err, tenant.ErrNotConnected),
+		errors.Is(err, natsauth.ErrNoSigningKey), errors.Is(err, natsauth.ErrNoRevocation), errors.Is(err, natsauth.ErrNotEnforced):
 		return connect.CodeFailedPrecondition
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.CodeDeadlineExceeded
@@ -244,20 +246,40 @@ func (s *Server) GetTenantCredentials(ctx context.Context, req *adminv1.GetTenan
 	if err != nil {
 		return nil, err
 	}
+	expires := natsauth.DefaultExpiry
+	if req.GetExpires() != nil {
+		if d := req.GetExpires().AsDuration(); d < 0 {
+			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("expires must not be negative"))
+		} else if d > 0 {
+			expires = d
+		}
+	}
 	resp := &adminv1.GetTenantCredentialsResponse{}
 	err = s.mutate(ctx, p, "GetTenantCredentials", req.GetTenantId(), req, func() error {
-		if s.d.Credentials == nil {
-			return connect.NewError(connect.CodeFailedPrecondition,
-				errors.New("this deployment mints no store credentials (no NATS account signing key configured)"))
-		}
-		creds, until, err := s.d.Credentials(ctx, req.GetTenantId(), req.GetExpires().AsDuration())
+		creds, user, err := s.d.Credentials.Issue(ctx, req.GetTenantId(), expires)
 		if err != nil {
 			return err
 		}
-		resp.Creds, resp.ExpiresAt = creds, timestamppb.New(until)
+		resp.Creds, resp.User = string(creds), user
+		resp.ExpiresAt = timestamppb.New(time.Now().Add(expires))
+		resp.InboxPrefix = natsauth.InboxPrefix(s.d.NS, req.GetTenantId())
 		return nil
 	})
 	return resp, err
+}
+
+func (s *Server) RevokeTenantCredentials(ctx context.Context, req *adminv1.RevokeTenantCredentialsRequest) (*adminv1.RevokeTenantCredentialsResponse, error) {
+	p, err := one(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	err = s.mutate(ctx, p, "RevokeTenantCredentials", req.GetTenantId(), req, func() error {
+		return s.d.Credentials.Revoke(ctx, req.GetTenantId())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.RevokeTenantCredentialsResponse{}, nil
 }
 
 func (s *Server) GetStatus(ctx context.Context, req *adminv1.GetStatusRequest) (*adminv1.GetStatusResponse, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/natsauth"
 	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/services/console/admin"
 	"github.com/hipersync/hipersync/services/console/auth"
@@ -38,6 +39,9 @@ type Deps struct {
 	Format  events.Format
 	Auth    *auth.Authenticator
 	Log     *slog.Logger
+	// Credentials mints and revokes stores' NATS credentials; nil, the
+	// deployment has no signing key and GetTenantCredentials says so.
+	Credentials *natsauth.Issuer
 }
 
 // Console is the admin API and the web console.
@@ -54,7 +58,7 @@ func New(ctx context.Context, d Deps) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := admin.New(admin.Deps{JS: d.JS, NS: d.NS, Tenants: d.Tenants, Audit: audit,
+	srv := admin.New(admin.Deps{JS: d.JS, NS: d.NS, Tenants: d.Tenants, Audit: audit, Credentials: d.Credentials,
 		Publisher: events.NewPublisher(d.JS, d.NS, "hipersync/console", d.Format)})
 	w, err := web.New(web.Deps{Admin: srv, Auth: d.Auth, Log: d.Log})
 	if err != nil {
@@ -148,6 +152,10 @@ func Main(ctx context.Context, args []string, getenv config.Env, stdin io.Reader
 	if err != nil {
 		return err
 	}
+	creds, err := natsauth.LoadIssuer(l, common.NATS, service.NamespaceOf(common))
+	if err != nil {
+		return err
+	}
 	// Secure by default: no way to authenticate callers, no start.
 	a, err := auth.New(ctx, ac)
 	if err != nil {
@@ -157,7 +165,11 @@ func Main(ctx context.Context, args []string, getenv config.Env, stdin io.Reader
 		if ac.Insecure {
 			p.Log.Warn("HIPERSYNC_INSECURE=1: every caller without credentials is an operator; for dev and tests only")
 		}
-		c, err := New(ctx, Deps{JS: p.JS, NS: p.NS, Tenants: p.Broker.Tenants, Format: p.Format, Auth: a, Log: p.Log})
+		if creds == nil {
+			p.Log.Info(natsauth.SigningKeyEnv + " is not set: the console mints no store credentials")
+		}
+		c, err := New(ctx, Deps{JS: p.JS, NS: p.NS, Tenants: p.Broker.Tenants, Format: p.Format, Auth: a, Log: p.Log,
+			Credentials: creds})
 		if err != nil {
 			return nil, err
 		}

@@ -31,8 +31,9 @@ type Console struct {
 }
 
 // Start starts a console over st; extra configures authentication further
-// (OIDC).
-func Start(t testing.TB, st *brokertest.Stack, extra auth.Config) *Console {
+// (OIDC), and each of with changes the console's dependencies (a
+// credentials issuer).
+func Start(t testing.TB, st *brokertest.Stack, extra auth.Config, with ...func(*console.Deps)) *Console {
 	t.Helper()
 	c := &Console{Stack: st, StoreKeys: map[string]string{}}
 	var lines []string
@@ -55,8 +56,12 @@ func Start(t testing.TB, st *brokertest.Stack, extra auth.Config) *Console {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Console, err = console.New(ctx, console.Deps{JS: st.JS, NS: st.NS, Tenants: st.Broker.Tenants,
-		Format: events.FormatProtobuf, Auth: a, Log: slog.New(slog.DiscardHandler)})
+	deps := console.Deps{JS: st.JS, NS: st.NS, Tenants: st.Broker.Tenants,
+		Format: events.FormatProtobuf, Auth: a, Log: slog.New(slog.DiscardHandler)}
+	for _, f := range with {
+		f(&deps)
+	}
+	c.Console, err = console.New(ctx, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

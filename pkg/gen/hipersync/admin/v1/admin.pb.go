@@ -927,8 +927,12 @@ func (x *GetTenantCredentialsRequest) GetExpires() *durationpb.Duration {
 type GetTenantCredentialsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A standard NATS .creds file (user JWT and seed).
-	Creds         string                 `protobuf:"bytes,1,opt,name=creds,proto3" json:"creds,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Creds     string                 `protobuf:"bytes,1,opt,name=creds,proto3" json:"creds,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The store's NATS user (the same for every credential issued to it).
+	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// The inbox prefix the store's client must use (its replies come there).
+	InboxPrefix   string `protobuf:"bytes,4,opt,name=inbox_prefix,json=inboxPrefix,proto3" json:"inbox_prefix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -977,6 +981,100 @@ func (x *GetTenantCredentialsResponse) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *GetTenantCredentialsResponse) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *GetTenantCredentialsResponse) GetInboxPrefix() string {
+	if x != nil {
+		return x.InboxPrefix
+	}
+	return ""
+}
+
+type RevokeTenantCredentialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTenantCredentialsRequest) Reset() {
+	*x = RevokeTenantCredentialsRequest{}
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTenantCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTenantCredentialsRequest) ProtoMessage() {}
+
+func (x *RevokeTenantCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTenantCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTenantCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RevokeTenantCredentialsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type RevokeTenantCredentialsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTenantCredentialsResponse) Reset() {
+	*x = RevokeTenantCredentialsResponse{}
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTenantCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTenantCredentialsResponse) ProtoMessage() {}
+
+func (x *RevokeTenantCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTenantCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTenantCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
 type GetStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: every tenant the caller may see.
@@ -987,7 +1085,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1097,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1110,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetStatusRequest) GetTenantId() string {
@@ -1031,7 +1129,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1141,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1154,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetStatusResponse) GetTenants() []*TenantStatus {
@@ -1090,7 +1188,7 @@ type TenantStatus struct {
 
 func (x *TenantStatus) Reset() {
 	*x = TenantStatus{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1200,7 @@ func (x *TenantStatus) String() string {
 func (*TenantStatus) ProtoMessage() {}
 
 func (x *TenantStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1213,7 @@ func (x *TenantStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantStatus.ProtoReflect.Descriptor instead.
 func (*TenantStatus) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TenantStatus) GetTenantId() string {
@@ -1192,7 +1290,7 @@ type HiperOutage struct {
 
 func (x *HiperOutage) Reset() {
 	*x = HiperOutage{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1302,7 @@ func (x *HiperOutage) String() string {
 func (*HiperOutage) ProtoMessage() {}
 
 func (x *HiperOutage) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1315,7 @@ func (x *HiperOutage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HiperOutage.ProtoReflect.Descriptor instead.
 func (*HiperOutage) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HiperOutage) GetScope() string {
@@ -1286,7 +1384,7 @@ type SyncStatus struct {
 
 func (x *SyncStatus) Reset() {
 	*x = SyncStatus{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1396,7 @@ func (x *SyncStatus) String() string {
 func (*SyncStatus) ProtoMessage() {}
 
 func (x *SyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1409,7 @@ func (x *SyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatus.ProtoReflect.Descriptor instead.
 func (*SyncStatus) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SyncStatus) GetKind() string {
@@ -1402,7 +1500,7 @@ type SyncNowRequest struct {
 
 func (x *SyncNowRequest) Reset() {
 	*x = SyncNowRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1512,7 @@ func (x *SyncNowRequest) String() string {
 func (*SyncNowRequest) ProtoMessage() {}
 
 func (x *SyncNowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1525,7 @@ func (x *SyncNowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncNowRequest.ProtoReflect.Descriptor instead.
 func (*SyncNowRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SyncNowRequest) GetTenantId() string {
@@ -1481,7 +1579,7 @@ type SyncNowResponse struct {
 
 func (x *SyncNowResponse) Reset() {
 	*x = SyncNowResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1591,7 @@ func (x *SyncNowResponse) String() string {
 func (*SyncNowResponse) ProtoMessage() {}
 
 func (x *SyncNowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1604,7 @@ func (x *SyncNowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncNowResponse.ProtoReflect.Descriptor instead.
 func (*SyncNowResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SyncNowResponse) GetResults() []*SyncResult {
@@ -1531,7 +1629,7 @@ type SyncResult struct {
 
 func (x *SyncResult) Reset() {
 	*x = SyncResult{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1641,7 @@ func (x *SyncResult) String() string {
 func (*SyncResult) ProtoMessage() {}
 
 func (x *SyncResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1654,7 @@ func (x *SyncResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResult.ProtoReflect.Descriptor instead.
 func (*SyncResult) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SyncResult) GetKind() string {
@@ -1600,7 +1698,7 @@ type ApproveHeldChangeRequest struct {
 
 func (x *ApproveHeldChangeRequest) Reset() {
 	*x = ApproveHeldChangeRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1710,7 @@ func (x *ApproveHeldChangeRequest) String() string {
 func (*ApproveHeldChangeRequest) ProtoMessage() {}
 
 func (x *ApproveHeldChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1723,7 @@ func (x *ApproveHeldChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveHeldChangeRequest.ProtoReflect.Descriptor instead.
 func (*ApproveHeldChangeRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ApproveHeldChangeRequest) GetTenantId() string {
@@ -1665,7 +1763,7 @@ type ApproveHeldChangeResponse struct {
 
 func (x *ApproveHeldChangeResponse) Reset() {
 	*x = ApproveHeldChangeResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1775,7 @@ func (x *ApproveHeldChangeResponse) String() string {
 func (*ApproveHeldChangeResponse) ProtoMessage() {}
 
 func (x *ApproveHeldChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1788,7 @@ func (x *ApproveHeldChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveHeldChangeResponse.ProtoReflect.Descriptor instead.
 func (*ApproveHeldChangeResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ApproveHeldChangeResponse) GetResults() []*SyncResult {
@@ -1716,7 +1814,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1826,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1839,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListOrdersRequest) GetTenantId() string {
@@ -1783,7 +1881,7 @@ type ListOrdersResponse struct {
 
 func (x *ListOrdersResponse) Reset() {
 	*x = ListOrdersResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +1893,7 @@ func (x *ListOrdersResponse) String() string {
 func (*ListOrdersResponse) ProtoMessage() {}
 
 func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +1906,7 @@ func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListOrdersResponse) GetOrders() []*Order {
@@ -1835,7 +1933,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1945,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1958,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetOrderRequest) GetTenantId() string {
@@ -1886,7 +1984,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +1996,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2009,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
@@ -1963,7 +2061,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2073,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2086,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Order) GetTenantId() string {
@@ -2158,7 +2256,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2268,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2281,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Problem) GetCode() string {
@@ -2222,7 +2320,7 @@ type TimelineEntry struct {
 
 func (x *TimelineEntry) Reset() {
 	*x = TimelineEntry{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2332,7 @@ func (x *TimelineEntry) String() string {
 func (*TimelineEntry) ProtoMessage() {}
 
 func (x *TimelineEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2345,7 @@ func (x *TimelineEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEntry.ProtoReflect.Descriptor instead.
 func (*TimelineEntry) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TimelineEntry) GetAt() *timestamppb.Timestamp {
@@ -2293,7 +2391,7 @@ type ResolveOrderRequest struct {
 
 func (x *ResolveOrderRequest) Reset() {
 	*x = ResolveOrderRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2403,7 @@ func (x *ResolveOrderRequest) String() string {
 func (*ResolveOrderRequest) ProtoMessage() {}
 
 func (x *ResolveOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2416,7 @@ func (x *ResolveOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveOrderRequest.ProtoReflect.Descriptor instead.
 func (*ResolveOrderRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ResolveOrderRequest) GetTenantId() string {
@@ -2387,7 +2485,7 @@ type ResolveOrderResponse struct {
 
 func (x *ResolveOrderResponse) Reset() {
 	*x = ResolveOrderResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2399,7 +2497,7 @@ func (x *ResolveOrderResponse) String() string {
 func (*ResolveOrderResponse) ProtoMessage() {}
 
 func (x *ResolveOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2412,7 +2510,7 @@ func (x *ResolveOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveOrderResponse.ProtoReflect.Descriptor instead.
 func (*ResolveOrderResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ResolveOrderResponse) GetOrder() *Order {
@@ -2440,7 +2538,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2550,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2563,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EventFilter) GetTenantId() string {
@@ -2514,7 +2612,7 @@ type QueryEventsRequest struct {
 
 func (x *QueryEventsRequest) Reset() {
 	*x = QueryEventsRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2624,7 @@ func (x *QueryEventsRequest) String() string {
 func (*QueryEventsRequest) ProtoMessage() {}
 
 func (x *QueryEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2637,7 @@ func (x *QueryEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryEventsRequest.ProtoReflect.Descriptor instead.
 func (*QueryEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *QueryEventsRequest) GetFilter() *EventFilter {
@@ -2566,7 +2664,7 @@ type QueryEventsResponse struct {
 
 func (x *QueryEventsResponse) Reset() {
 	*x = QueryEventsResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +2676,7 @@ func (x *QueryEventsResponse) String() string {
 func (*QueryEventsResponse) ProtoMessage() {}
 
 func (x *QueryEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +2689,7 @@ func (x *QueryEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryEventsResponse.ProtoReflect.Descriptor instead.
 func (*QueryEventsResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *QueryEventsResponse) GetEvents() []*LogEvent {
@@ -2610,7 +2708,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2720,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2733,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *StreamEventsRequest) GetFilter() *EventFilter {
@@ -2654,7 +2752,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2666,7 +2764,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2679,7 +2777,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StreamEventsResponse) GetEvent() *LogEvent {
@@ -2711,7 +2809,7 @@ type LogEvent struct {
 
 func (x *LogEvent) Reset() {
 	*x = LogEvent{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +2821,7 @@ func (x *LogEvent) String() string {
 func (*LogEvent) ProtoMessage() {}
 
 func (x *LogEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +2834,7 @@ func (x *LogEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEvent.ProtoReflect.Descriptor instead.
 func (*LogEvent) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *LogEvent) GetTime() *timestamppb.Timestamp {
@@ -2814,7 +2912,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +2924,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,7 +2937,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListDeadLettersRequest) GetTenantId() string {
@@ -2865,7 +2963,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +2975,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +2988,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -2918,7 +3016,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3028,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3041,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeadLetter) GetId() uint64 {
@@ -3018,7 +3116,7 @@ type RetryDeadLetterRequest struct {
 
 func (x *RetryDeadLetterRequest) Reset() {
 	*x = RetryDeadLetterRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3030,7 +3128,7 @@ func (x *RetryDeadLetterRequest) String() string {
 func (*RetryDeadLetterRequest) ProtoMessage() {}
 
 func (x *RetryDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3043,7 +3141,7 @@ func (x *RetryDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*RetryDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RetryDeadLetterRequest) GetId() uint64 {
@@ -3062,7 +3160,7 @@ type RetryDeadLetterResponse struct {
 
 func (x *RetryDeadLetterResponse) Reset() {
 	*x = RetryDeadLetterResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3172,7 @@ func (x *RetryDeadLetterResponse) String() string {
 func (*RetryDeadLetterResponse) ProtoMessage() {}
 
 func (x *RetryDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3185,7 @@ func (x *RetryDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*RetryDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RetryDeadLetterResponse) GetId() uint64 {
@@ -3105,7 +3203,7 @@ type GetStreamUsageRequest struct {
 
 func (x *GetStreamUsageRequest) Reset() {
 	*x = GetStreamUsageRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3215,7 @@ func (x *GetStreamUsageRequest) String() string {
 func (*GetStreamUsageRequest) ProtoMessage() {}
 
 func (x *GetStreamUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3228,7 @@ func (x *GetStreamUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStreamUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetStreamUsageRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 type GetStreamUsageResponse struct {
@@ -3142,7 +3240,7 @@ type GetStreamUsageResponse struct {
 
 func (x *GetStreamUsageResponse) Reset() {
 	*x = GetStreamUsageResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3154,7 +3252,7 @@ func (x *GetStreamUsageResponse) String() string {
 func (*GetStreamUsageResponse) ProtoMessage() {}
 
 func (x *GetStreamUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3167,7 +3265,7 @@ func (x *GetStreamUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStreamUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetStreamUsageResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetStreamUsageResponse) GetStreams() []*StreamUsage {
@@ -3196,7 +3294,7 @@ type StreamUsage struct {
 
 func (x *StreamUsage) Reset() {
 	*x = StreamUsage{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3306,7 @@ func (x *StreamUsage) String() string {
 func (*StreamUsage) ProtoMessage() {}
 
 func (x *StreamUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3319,7 @@ func (x *StreamUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamUsage.ProtoReflect.Descriptor instead.
 func (*StreamUsage) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *StreamUsage) GetName() string {
@@ -3285,7 +3383,7 @@ type ListAuditEntriesRequest struct {
 
 func (x *ListAuditEntriesRequest) Reset() {
 	*x = ListAuditEntriesRequest{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3297,7 +3395,7 @@ func (x *ListAuditEntriesRequest) String() string {
 func (*ListAuditEntriesRequest) ProtoMessage() {}
 
 func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3310,7 +3408,7 @@ func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListAuditEntriesRequest) GetTenantId() string {
@@ -3336,7 +3434,7 @@ type ListAuditEntriesResponse struct {
 
 func (x *ListAuditEntriesResponse) Reset() {
 	*x = ListAuditEntriesResponse{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3348,7 +3446,7 @@ func (x *ListAuditEntriesResponse) String() string {
 func (*ListAuditEntriesResponse) ProtoMessage() {}
 
 func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3361,7 +3459,7 @@ func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
@@ -3391,7 +3489,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3403,7 +3501,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_hipersync_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3416,7 +3514,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_hipersync_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AuditEntry) GetTime() *timestamppb.Timestamp {
@@ -3519,11 +3617,16 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\v2\x1b.hipersync.broker.v1.TenantR\x06tenant\"o\n" +
 	"\x1bGetTenantCredentialsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x123\n" +
-	"\aexpires\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\aexpires\"o\n" +
+	"\aexpires\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\aexpires\"\xa6\x01\n" +
 	"\x1cGetTenantCredentialsResponse\x12\x14\n" +
 	"\x05creds\x18\x01 \x01(\tR\x05creds\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"/\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12!\n" +
+	"\finbox_prefix\x18\x04 \x01(\tR\vinboxPrefix\"=\n" +
+	"\x1eRevokeTenantCredentialsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"!\n" +
+	"\x1fRevokeTenantCredentialsResponse\"/\n" +
 	"\x10GetStatusRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"O\n" +
 	"\x11GetStatusResponse\x12:\n" +
@@ -3728,7 +3831,7 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\vEventSource\x12\x1c\n" +
 	"\x18EVENT_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_SOURCE_STORE\x10\x01\x12\x16\n" +
-	"\x12EVENT_SOURCE_HIPER\x10\x022\x85\x11\n" +
+	"\x12EVENT_SOURCE_HIPER\x10\x022\x8a\x12\n" +
 	"\fAdminService\x12T\n" +
 	"\x06WhoAmI\x12!.hipersync.admin.v1.WhoAmIRequest\x1a\".hipersync.admin.v1.WhoAmIResponse\"\x03\x90\x02\x01\x12c\n" +
 	"\vListTenants\x12&.hipersync.admin.v1.ListTenantsRequest\x1a'.hipersync.admin.v1.ListTenantsResponse\"\x03\x90\x02\x01\x12]\n" +
@@ -3738,7 +3841,8 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\fResumeTenant\x12'.hipersync.admin.v1.ResumeTenantRequest\x1a(.hipersync.admin.v1.ResumeTenantResponse\x12m\n" +
 	"\x10DisconnectTenant\x12+.hipersync.admin.v1.DisconnectTenantRequest\x1a,.hipersync.admin.v1.DisconnectTenantResponse\x12y\n" +
 	"\x14UpdateTenantSettings\x12/.hipersync.admin.v1.UpdateTenantSettingsRequest\x1a0.hipersync.admin.v1.UpdateTenantSettingsResponse\x12y\n" +
-	"\x14GetTenantCredentials\x12/.hipersync.admin.v1.GetTenantCredentialsRequest\x1a0.hipersync.admin.v1.GetTenantCredentialsResponse\x12]\n" +
+	"\x14GetTenantCredentials\x12/.hipersync.admin.v1.GetTenantCredentialsRequest\x1a0.hipersync.admin.v1.GetTenantCredentialsResponse\x12\x82\x01\n" +
+	"\x17RevokeTenantCredentials\x122.hipersync.admin.v1.RevokeTenantCredentialsRequest\x1a3.hipersync.admin.v1.RevokeTenantCredentialsResponse\x12]\n" +
 	"\tGetStatus\x12$.hipersync.admin.v1.GetStatusRequest\x1a%.hipersync.admin.v1.GetStatusResponse\"\x03\x90\x02\x01\x12R\n" +
 	"\aSyncNow\x12\".hipersync.admin.v1.SyncNowRequest\x1a#.hipersync.admin.v1.SyncNowResponse\x12p\n" +
 	"\x11ApproveHeldChange\x12,.hipersync.admin.v1.ApproveHeldChangeRequest\x1a-.hipersync.admin.v1.ApproveHeldChangeResponse\x12`\n" +
@@ -3766,120 +3870,122 @@ func file_hipersync_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_hipersync_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hipersync_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_hipersync_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_hipersync_admin_v1_admin_proto_goTypes = []any{
-	(Role)(0),                            // 0: hipersync.admin.v1.Role
-	(EventSource)(0),                     // 1: hipersync.admin.v1.EventSource
-	(*WhoAmIRequest)(nil),                // 2: hipersync.admin.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),               // 3: hipersync.admin.v1.WhoAmIResponse
-	(*ListTenantsRequest)(nil),           // 4: hipersync.admin.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),          // 5: hipersync.admin.v1.ListTenantsResponse
-	(*GetTenantRequest)(nil),             // 6: hipersync.admin.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),            // 7: hipersync.admin.v1.GetTenantResponse
-	(*ConnectTenantRequest)(nil),         // 8: hipersync.admin.v1.ConnectTenantRequest
-	(*ConnectTenantResponse)(nil),        // 9: hipersync.admin.v1.ConnectTenantResponse
-	(*PauseTenantRequest)(nil),           // 10: hipersync.admin.v1.PauseTenantRequest
-	(*PauseTenantResponse)(nil),          // 11: hipersync.admin.v1.PauseTenantResponse
-	(*ResumeTenantRequest)(nil),          // 12: hipersync.admin.v1.ResumeTenantRequest
-	(*ResumeTenantResponse)(nil),         // 13: hipersync.admin.v1.ResumeTenantResponse
-	(*DisconnectTenantRequest)(nil),      // 14: hipersync.admin.v1.DisconnectTenantRequest
-	(*DisconnectTenantResponse)(nil),     // 15: hipersync.admin.v1.DisconnectTenantResponse
-	(*UpdateTenantSettingsRequest)(nil),  // 16: hipersync.admin.v1.UpdateTenantSettingsRequest
-	(*UpdateTenantSettingsResponse)(nil), // 17: hipersync.admin.v1.UpdateTenantSettingsResponse
-	(*GetTenantCredentialsRequest)(nil),  // 18: hipersync.admin.v1.GetTenantCredentialsRequest
-	(*GetTenantCredentialsResponse)(nil), // 19: hipersync.admin.v1.GetTenantCredentialsResponse
-	(*GetStatusRequest)(nil),             // 20: hipersync.admin.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),            // 21: hipersync.admin.v1.GetStatusResponse
-	(*TenantStatus)(nil),                 // 22: hipersync.admin.v1.TenantStatus
-	(*HiperOutage)(nil),                  // 23: hipersync.admin.v1.HiperOutage
-	(*SyncStatus)(nil),                   // 24: hipersync.admin.v1.SyncStatus
-	(*SyncNowRequest)(nil),               // 25: hipersync.admin.v1.SyncNowRequest
-	(*SyncNowResponse)(nil),              // 26: hipersync.admin.v1.SyncNowResponse
-	(*SyncResult)(nil),                   // 27: hipersync.admin.v1.SyncResult
-	(*ApproveHeldChangeRequest)(nil),     // 28: hipersync.admin.v1.ApproveHeldChangeRequest
-	(*ApproveHeldChangeResponse)(nil),    // 29: hipersync.admin.v1.ApproveHeldChangeResponse
-	(*ListOrdersRequest)(nil),            // 30: hipersync.admin.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),           // 31: hipersync.admin.v1.ListOrdersResponse
-	(*GetOrderRequest)(nil),              // 32: hipersync.admin.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),             // 33: hipersync.admin.v1.GetOrderResponse
-	(*Order)(nil),                        // 34: hipersync.admin.v1.Order
-	(*Problem)(nil),                      // 35: hipersync.admin.v1.Problem
-	(*TimelineEntry)(nil),                // 36: hipersync.admin.v1.TimelineEntry
-	(*ResolveOrderRequest)(nil),          // 37: hipersync.admin.v1.ResolveOrderRequest
-	(*ResolveOrderResponse)(nil),         // 38: hipersync.admin.v1.ResolveOrderResponse
-	(*EventFilter)(nil),                  // 39: hipersync.admin.v1.EventFilter
-	(*QueryEventsRequest)(nil),           // 40: hipersync.admin.v1.QueryEventsRequest
-	(*QueryEventsResponse)(nil),          // 41: hipersync.admin.v1.QueryEventsResponse
-	(*StreamEventsRequest)(nil),          // 42: hipersync.admin.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),         // 43: hipersync.admin.v1.StreamEventsResponse
-	(*LogEvent)(nil),                     // 44: hipersync.admin.v1.LogEvent
-	(*ListDeadLettersRequest)(nil),       // 45: hipersync.admin.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),      // 46: hipersync.admin.v1.ListDeadLettersResponse
-	(*DeadLetter)(nil),                   // 47: hipersync.admin.v1.DeadLetter
-	(*RetryDeadLetterRequest)(nil),       // 48: hipersync.admin.v1.RetryDeadLetterRequest
-	(*RetryDeadLetterResponse)(nil),      // 49: hipersync.admin.v1.RetryDeadLetterResponse
-	(*GetStreamUsageRequest)(nil),        // 50: hipersync.admin.v1.GetStreamUsageRequest
-	(*GetStreamUsageResponse)(nil),       // 51: hipersync.admin.v1.GetStreamUsageResponse
-	(*StreamUsage)(nil),                  // 52: hipersync.admin.v1.StreamUsage
-	(*ListAuditEntriesRequest)(nil),      // 53: hipersync.admin.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),     // 54: hipersync.admin.v1.ListAuditEntriesResponse
-	(*AuditEntry)(nil),                   // 55: hipersync.admin.v1.AuditEntry
-	(*v1.Tenant)(nil),                    // 56: hipersync.broker.v1.Tenant
-	(*v1.TenantSettings)(nil),            // 57: hipersync.broker.v1.TenantSettings
-	(*fieldmaskpb.FieldMask)(nil),        // 58: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),          // 59: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 60: google.protobuf.Timestamp
+	(Role)(0),                               // 0: hipersync.admin.v1.Role
+	(EventSource)(0),                        // 1: hipersync.admin.v1.EventSource
+	(*WhoAmIRequest)(nil),                   // 2: hipersync.admin.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                  // 3: hipersync.admin.v1.WhoAmIResponse
+	(*ListTenantsRequest)(nil),              // 4: hipersync.admin.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),             // 5: hipersync.admin.v1.ListTenantsResponse
+	(*GetTenantRequest)(nil),                // 6: hipersync.admin.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),               // 7: hipersync.admin.v1.GetTenantResponse
+	(*ConnectTenantRequest)(nil),            // 8: hipersync.admin.v1.ConnectTenantRequest
+	(*ConnectTenantResponse)(nil),           // 9: hipersync.admin.v1.ConnectTenantResponse
+	(*PauseTenantRequest)(nil),              // 10: hipersync.admin.v1.PauseTenantRequest
+	(*PauseTenantResponse)(nil),             // 11: hipersync.admin.v1.PauseTenantResponse
+	(*ResumeTenantRequest)(nil),             // 12: hipersync.admin.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),            // 13: hipersync.admin.v1.ResumeTenantResponse
+	(*DisconnectTenantRequest)(nil),         // 14: hipersync.admin.v1.DisconnectTenantRequest
+	(*DisconnectTenantResponse)(nil),        // 15: hipersync.admin.v1.DisconnectTenantResponse
+	(*UpdateTenantSettingsRequest)(nil),     // 16: hipersync.admin.v1.UpdateTenantSettingsRequest
+	(*UpdateTenantSettingsResponse)(nil),    // 17: hipersync.admin.v1.UpdateTenantSettingsResponse
+	(*GetTenantCredentialsRequest)(nil),     // 18: hipersync.admin.v1.GetTenantCredentialsRequest
+	(*GetTenantCredentialsResponse)(nil),    // 19: hipersync.admin.v1.GetTenantCredentialsResponse
+	(*RevokeTenantCredentialsRequest)(nil),  // 20: hipersync.admin.v1.RevokeTenantCredentialsRequest
+	(*RevokeTenantCredentialsResponse)(nil), // 21: hipersync.admin.v1.RevokeTenantCredentialsResponse
+	(*GetStatusRequest)(nil),                // 22: hipersync.admin.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),               // 23: hipersync.admin.v1.GetStatusResponse
+	(*TenantStatus)(nil),                    // 24: hipersync.admin.v1.TenantStatus
+	(*HiperOutage)(nil),                     // 25: hipersync.admin.v1.HiperOutage
+	(*SyncStatus)(nil),                      // 26: hipersync.admin.v1.SyncStatus
+	(*SyncNowRequest)(nil),                  // 27: hipersync.admin.v1.SyncNowRequest
+	(*SyncNowResponse)(nil),                 // 28: hipersync.admin.v1.SyncNowResponse
+	(*SyncResult)(nil),                      // 29: hipersync.admin.v1.SyncResult
+	(*ApproveHeldChangeRequest)(nil),        // 30: hipersync.admin.v1.ApproveHeldChangeRequest
+	(*ApproveHeldChangeResponse)(nil),       // 31: hipersync.admin.v1.ApproveHeldChangeResponse
+	(*ListOrdersRequest)(nil),               // 32: hipersync.admin.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),              // 33: hipersync.admin.v1.ListOrdersResponse
+	(*GetOrderRequest)(nil),                 // 34: hipersync.admin.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),                // 35: hipersync.admin.v1.GetOrderResponse
+	(*Order)(nil),                           // 36: hipersync.admin.v1.Order
+	(*Problem)(nil),                         // 37: hipersync.admin.v1.Problem
+	(*TimelineEntry)(nil),                   // 38: hipersync.admin.v1.TimelineEntry
+	(*ResolveOrderRequest)(nil),             // 39: hipersync.admin.v1.ResolveOrderRequest
+	(*ResolveOrderResponse)(nil),            // 40: hipersync.admin.v1.ResolveOrderResponse
+	(*EventFilter)(nil),                     // 41: hipersync.admin.v1.EventFilter
+	(*QueryEventsRequest)(nil),              // 42: hipersync.admin.v1.QueryEventsRequest
+	(*QueryEventsResponse)(nil),             // 43: hipersync.admin.v1.QueryEventsResponse
+	(*StreamEventsRequest)(nil),             // 44: hipersync.admin.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),            // 45: hipersync.admin.v1.StreamEventsResponse
+	(*LogEvent)(nil),                        // 46: hipersync.admin.v1.LogEvent
+	(*ListDeadLettersRequest)(nil),          // 47: hipersync.admin.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),         // 48: hipersync.admin.v1.ListDeadLettersResponse
+	(*DeadLetter)(nil),                      // 49: hipersync.admin.v1.DeadLetter
+	(*RetryDeadLetterRequest)(nil),          // 50: hipersync.admin.v1.RetryDeadLetterRequest
+	(*RetryDeadLetterResponse)(nil),         // 51: hipersync.admin.v1.RetryDeadLetterResponse
+	(*GetStreamUsageRequest)(nil),           // 52: hipersync.admin.v1.GetStreamUsageRequest
+	(*GetStreamUsageResponse)(nil),          // 53: hipersync.admin.v1.GetStreamUsageResponse
+	(*StreamUsage)(nil),                     // 54: hipersync.admin.v1.StreamUsage
+	(*ListAuditEntriesRequest)(nil),         // 55: hipersync.admin.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),        // 56: hipersync.admin.v1.ListAuditEntriesResponse
+	(*AuditEntry)(nil),                      // 57: hipersync.admin.v1.AuditEntry
+	(*v1.Tenant)(nil),                       // 58: hipersync.broker.v1.Tenant
+	(*v1.TenantSettings)(nil),               // 59: hipersync.broker.v1.TenantSettings
+	(*fieldmaskpb.FieldMask)(nil),           // 60: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),             // 61: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),           // 62: google.protobuf.Timestamp
 }
 var file_hipersync_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: hipersync.admin.v1.WhoAmIResponse.role:type_name -> hipersync.admin.v1.Role
-	56, // 1: hipersync.admin.v1.ListTenantsResponse.tenants:type_name -> hipersync.broker.v1.Tenant
-	56, // 2: hipersync.admin.v1.GetTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	56, // 3: hipersync.admin.v1.ConnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	56, // 4: hipersync.admin.v1.PauseTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	56, // 5: hipersync.admin.v1.ResumeTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	56, // 6: hipersync.admin.v1.DisconnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	57, // 7: hipersync.admin.v1.UpdateTenantSettingsRequest.settings:type_name -> hipersync.broker.v1.TenantSettings
-	58, // 8: hipersync.admin.v1.UpdateTenantSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	56, // 9: hipersync.admin.v1.UpdateTenantSettingsResponse.tenant:type_name -> hipersync.broker.v1.Tenant
-	59, // 10: hipersync.admin.v1.GetTenantCredentialsRequest.expires:type_name -> google.protobuf.Duration
-	60, // 11: hipersync.admin.v1.GetTenantCredentialsResponse.expires_at:type_name -> google.protobuf.Timestamp
-	22, // 12: hipersync.admin.v1.GetStatusResponse.tenants:type_name -> hipersync.admin.v1.TenantStatus
-	60, // 13: hipersync.admin.v1.TenantStatus.state_changed_at:type_name -> google.protobuf.Timestamp
-	24, // 14: hipersync.admin.v1.TenantStatus.syncs:type_name -> hipersync.admin.v1.SyncStatus
-	23, // 15: hipersync.admin.v1.TenantStatus.hiper_outage:type_name -> hipersync.admin.v1.HiperOutage
-	60, // 16: hipersync.admin.v1.HiperOutage.since:type_name -> google.protobuf.Timestamp
-	60, // 17: hipersync.admin.v1.HiperOutage.next_probe:type_name -> google.protobuf.Timestamp
-	60, // 18: hipersync.admin.v1.SyncStatus.last_success_at:type_name -> google.protobuf.Timestamp
-	59, // 19: hipersync.admin.v1.SyncStatus.lag:type_name -> google.protobuf.Duration
-	59, // 20: hipersync.admin.v1.SyncStatus.target_interval:type_name -> google.protobuf.Duration
-	60, // 21: hipersync.admin.v1.SyncStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	59, // 22: hipersync.admin.v1.SyncNowRequest.timeout:type_name -> google.protobuf.Duration
-	27, // 23: hipersync.admin.v1.SyncNowResponse.results:type_name -> hipersync.admin.v1.SyncResult
-	24, // 24: hipersync.admin.v1.SyncResult.status:type_name -> hipersync.admin.v1.SyncStatus
-	59, // 25: hipersync.admin.v1.ApproveHeldChangeRequest.timeout:type_name -> google.protobuf.Duration
-	27, // 26: hipersync.admin.v1.ApproveHeldChangeResponse.results:type_name -> hipersync.admin.v1.SyncResult
-	34, // 27: hipersync.admin.v1.ListOrdersResponse.orders:type_name -> hipersync.admin.v1.Order
-	34, // 28: hipersync.admin.v1.GetOrderResponse.order:type_name -> hipersync.admin.v1.Order
-	35, // 29: hipersync.admin.v1.Order.problems:type_name -> hipersync.admin.v1.Problem
-	60, // 30: hipersync.admin.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	60, // 31: hipersync.admin.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	36, // 32: hipersync.admin.v1.Order.timeline:type_name -> hipersync.admin.v1.TimelineEntry
-	60, // 33: hipersync.admin.v1.Order.sent_at:type_name -> google.protobuf.Timestamp
-	60, // 34: hipersync.admin.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
-	34, // 35: hipersync.admin.v1.ResolveOrderResponse.order:type_name -> hipersync.admin.v1.Order
-	59, // 36: hipersync.admin.v1.EventFilter.since:type_name -> google.protobuf.Duration
+	58, // 1: hipersync.admin.v1.ListTenantsResponse.tenants:type_name -> hipersync.broker.v1.Tenant
+	58, // 2: hipersync.admin.v1.GetTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	58, // 3: hipersync.admin.v1.ConnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	58, // 4: hipersync.admin.v1.PauseTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	58, // 5: hipersync.admin.v1.ResumeTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	58, // 6: hipersync.admin.v1.DisconnectTenantResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	59, // 7: hipersync.admin.v1.UpdateTenantSettingsRequest.settings:type_name -> hipersync.broker.v1.TenantSettings
+	60, // 8: hipersync.admin.v1.UpdateTenantSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	58, // 9: hipersync.admin.v1.UpdateTenantSettingsResponse.tenant:type_name -> hipersync.broker.v1.Tenant
+	61, // 10: hipersync.admin.v1.GetTenantCredentialsRequest.expires:type_name -> google.protobuf.Duration
+	62, // 11: hipersync.admin.v1.GetTenantCredentialsResponse.expires_at:type_name -> google.protobuf.Timestamp
+	24, // 12: hipersync.admin.v1.GetStatusResponse.tenants:type_name -> hipersync.admin.v1.TenantStatus
+	62, // 13: hipersync.admin.v1.TenantStatus.state_changed_at:type_name -> google.protobuf.Timestamp
+	26, // 14: hipersync.admin.v1.TenantStatus.syncs:type_name -> hipersync.admin.v1.SyncStatus
+	25, // 15: hipersync.admin.v1.TenantStatus.hiper_outage:type_name -> hipersync.admin.v1.HiperOutage
+	62, // 16: hipersync.admin.v1.HiperOutage.since:type_name -> google.protobuf.Timestamp
+	62, // 17: hipersync.admin.v1.HiperOutage.next_probe:type_name -> google.protobuf.Timestamp
+	62, // 18: hipersync.admin.v1.SyncStatus.last_success_at:type_name -> google.protobuf.Timestamp
+	61, // 19: hipersync.admin.v1.SyncStatus.lag:type_name -> google.protobuf.Duration
+	61, // 20: hipersync.admin.v1.SyncStatus.target_interval:type_name -> google.protobuf.Duration
+	62, // 21: hipersync.admin.v1.SyncStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	61, // 22: hipersync.admin.v1.SyncNowRequest.timeout:type_name -> google.protobuf.Duration
+	29, // 23: hipersync.admin.v1.SyncNowResponse.results:type_name -> hipersync.admin.v1.SyncResult
+	26, // 24: hipersync.admin.v1.SyncResult.status:type_name -> hipersync.admin.v1.SyncStatus
+	61, // 25: hipersync.admin.v1.ApproveHeldChangeRequest.timeout:type_name -> google.protobuf.Duration
+	29, // 26: hipersync.admin.v1.ApproveHeldChangeResponse.results:type_name -> hipersync.admin.v1.SyncResult
+	36, // 27: hipersync.admin.v1.ListOrdersResponse.orders:type_name -> hipersync.admin.v1.Order
+	36, // 28: hipersync.admin.v1.GetOrderResponse.order:type_name -> hipersync.admin.v1.Order
+	37, // 29: hipersync.admin.v1.Order.problems:type_name -> hipersync.admin.v1.Problem
+	62, // 30: hipersync.admin.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	62, // 31: hipersync.admin.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 32: hipersync.admin.v1.Order.timeline:type_name -> hipersync.admin.v1.TimelineEntry
+	62, // 33: hipersync.admin.v1.Order.sent_at:type_name -> google.protobuf.Timestamp
+	62, // 34: hipersync.admin.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
+	36, // 35: hipersync.admin.v1.ResolveOrderResponse.order:type_name -> hipersync.admin.v1.Order
+	61, // 36: hipersync.admin.v1.EventFilter.since:type_name -> google.protobuf.Duration
 	1,  // 37: hipersync.admin.v1.EventFilter.source:type_name -> hipersync.admin.v1.EventSource
-	39, // 38: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	44, // 39: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
-	39, // 40: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	44, // 41: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
-	60, // 42: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
-	47, // 43: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
-	60, // 44: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
-	52, // 45: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
-	59, // 46: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
-	55, // 47: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
-	60, // 48: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	41, // 38: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	46, // 39: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
+	41, // 40: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	46, // 41: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
+	62, // 42: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
+	49, // 43: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
+	62, // 44: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
+	54, // 45: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
+	61, // 46: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
+	57, // 47: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
+	62, // 48: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
 	0,  // 49: hipersync.admin.v1.AuditEntry.role:type_name -> hipersync.admin.v1.Role
 	2,  // 50: hipersync.admin.v1.AdminService.WhoAmI:input_type -> hipersync.admin.v1.WhoAmIRequest
 	4,  // 51: hipersync.admin.v1.AdminService.ListTenants:input_type -> hipersync.admin.v1.ListTenantsRequest
@@ -3890,41 +3996,43 @@ var file_hipersync_admin_v1_admin_proto_depIdxs = []int32{
 	14, // 56: hipersync.admin.v1.AdminService.DisconnectTenant:input_type -> hipersync.admin.v1.DisconnectTenantRequest
 	16, // 57: hipersync.admin.v1.AdminService.UpdateTenantSettings:input_type -> hipersync.admin.v1.UpdateTenantSettingsRequest
 	18, // 58: hipersync.admin.v1.AdminService.GetTenantCredentials:input_type -> hipersync.admin.v1.GetTenantCredentialsRequest
-	20, // 59: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
-	25, // 60: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
-	28, // 61: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
-	30, // 62: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
-	32, // 63: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
-	37, // 64: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
-	40, // 65: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
-	42, // 66: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
-	45, // 67: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
-	48, // 68: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
-	50, // 69: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
-	53, // 70: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
-	3,  // 71: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
-	5,  // 72: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
-	7,  // 73: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
-	9,  // 74: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
-	11, // 75: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
-	13, // 76: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
-	15, // 77: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
-	17, // 78: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
-	19, // 79: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
-	21, // 80: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
-	26, // 81: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
-	29, // 82: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
-	31, // 83: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
-	33, // 84: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
-	38, // 85: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
-	41, // 86: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
-	43, // 87: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
-	46, // 88: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
-	49, // 89: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
-	51, // 90: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
-	54, // 91: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
-	71, // [71:92] is the sub-list for method output_type
-	50, // [50:71] is the sub-list for method input_type
+	20, // 59: hipersync.admin.v1.AdminService.RevokeTenantCredentials:input_type -> hipersync.admin.v1.RevokeTenantCredentialsRequest
+	22, // 60: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
+	27, // 61: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
+	30, // 62: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
+	32, // 63: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
+	34, // 64: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
+	39, // 65: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
+	42, // 66: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
+	44, // 67: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
+	47, // 68: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
+	50, // 69: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
+	52, // 70: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
+	55, // 71: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
+	3,  // 72: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
+	5,  // 73: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
+	7,  // 74: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
+	9,  // 75: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
+	11, // 76: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
+	13, // 77: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
+	15, // 78: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
+	17, // 79: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
+	19, // 80: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
+	21, // 81: hipersync.admin.v1.AdminService.RevokeTenantCredentials:output_type -> hipersync.admin.v1.RevokeTenantCredentialsResponse
+	23, // 82: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
+	28, // 83: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
+	31, // 84: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
+	33, // 85: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
+	35, // 86: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
+	40, // 87: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
+	43, // 88: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
+	45, // 89: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
+	48, // 90: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
+	51, // 91: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
+	53, // 92: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
+	56, // 93: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
+	72, // [72:94] is the sub-list for method output_type
+	50, // [50:72] is the sub-list for method input_type
 	50, // [50:50] is the sub-list for extension type_name
 	50, // [50:50] is the sub-list for extension extendee
 	0,  // [0:50] is the sub-list for field type_name
@@ -3935,7 +4043,7 @@ func file_hipersync_admin_v1_admin_proto_init() {
 	if File_hipersync_admin_v1_admin_proto != nil {
 		return
 	}
-	file_hipersync_admin_v1_admin_proto_msgTypes[35].OneofWrappers = []any{
+	file_hipersync_admin_v1_admin_proto_msgTypes[37].OneofWrappers = []any{
 		(*ResolveOrderRequest_HiperOrderId)(nil),
 		(*ResolveOrderRequest_Resend)(nil),
 	}
@@ -3945,7 +4053,7 @@ func file_hipersync_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hipersync_admin_v1_admin_proto_rawDesc), len(file_hipersync_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   54,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,27 +19,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_WhoAmI_FullMethodName               = "/hipersync.admin.v1.AdminService/WhoAmI"
-	AdminService_ListTenants_FullMethodName          = "/hipersync.admin.v1.AdminService/ListTenants"
-	AdminService_GetTenant_FullMethodName            = "/hipersync.admin.v1.AdminService/GetTenant"
-	AdminService_ConnectTenant_FullMethodName        = "/hipersync.admin.v1.AdminService/ConnectTenant"
-	AdminService_PauseTenant_FullMethodName          = "/hipersync.admin.v1.AdminService/PauseTenant"
-	AdminService_ResumeTenant_FullMethodName         = "/hipersync.admin.v1.AdminService/ResumeTenant"
-	AdminService_DisconnectTenant_FullMethodName     = "/hipersync.admin.v1.AdminService/DisconnectTenant"
-	AdminService_UpdateTenantSettings_FullMethodName = "/hipersync.admin.v1.AdminService/UpdateTenantSettings"
-	AdminService_GetTenantCredentials_FullMethodName = "/hipersync.admin.v1.AdminService/GetTenantCredentials"
-	AdminService_GetStatus_FullMethodName            = "/hipersync.admin.v1.AdminService/GetStatus"
-	AdminService_SyncNow_FullMethodName              = "/hipersync.admin.v1.AdminService/SyncNow"
-	AdminService_ApproveHeldChange_FullMethodName    = "/hipersync.admin.v1.AdminService/ApproveHeldChange"
-	AdminService_ListOrders_FullMethodName           = "/hipersync.admin.v1.AdminService/ListOrders"
-	AdminService_GetOrder_FullMethodName             = "/hipersync.admin.v1.AdminService/GetOrder"
-	AdminService_ResolveOrder_FullMethodName         = "/hipersync.admin.v1.AdminService/ResolveOrder"
-	AdminService_QueryEvents_FullMethodName          = "/hipersync.admin.v1.AdminService/QueryEvents"
-	AdminService_StreamEvents_FullMethodName         = "/hipersync.admin.v1.AdminService/StreamEvents"
-	AdminService_ListDeadLetters_FullMethodName      = "/hipersync.admin.v1.AdminService/ListDeadLetters"
-	AdminService_RetryDeadLetter_FullMethodName      = "/hipersync.admin.v1.AdminService/RetryDeadLetter"
-	AdminService_GetStreamUsage_FullMethodName       = "/hipersync.admin.v1.AdminService/GetStreamUsage"
-	AdminService_ListAuditEntries_FullMethodName     = "/hipersync.admin.v1.AdminService/ListAuditEntries"
+	AdminService_WhoAmI_FullMethodName                  = "/hipersync.admin.v1.AdminService/WhoAmI"
+	AdminService_ListTenants_FullMethodName             = "/hipersync.admin.v1.AdminService/ListTenants"
+	AdminService_GetTenant_FullMethodName               = "/hipersync.admin.v1.AdminService/GetTenant"
+	AdminService_ConnectTenant_FullMethodName           = "/hipersync.admin.v1.AdminService/ConnectTenant"
+	AdminService_PauseTenant_FullMethodName             = "/hipersync.admin.v1.AdminService/PauseTenant"
+	AdminService_ResumeTenant_FullMethodName            = "/hipersync.admin.v1.AdminService/ResumeTenant"
+	AdminService_DisconnectTenant_FullMethodName        = "/hipersync.admin.v1.AdminService/DisconnectTenant"
+	AdminService_UpdateTenantSettings_FullMethodName    = "/hipersync.admin.v1.AdminService/UpdateTenantSettings"
+	AdminService_GetTenantCredentials_FullMethodName    = "/hipersync.admin.v1.AdminService/GetTenantCredentials"
+	AdminService_RevokeTenantCredentials_FullMethodName = "/hipersync.admin.v1.AdminService/RevokeTenantCredentials"
+	AdminService_GetStatus_FullMethodName               = "/hipersync.admin.v1.AdminService/GetStatus"
+	AdminService_SyncNow_FullMethodName                 = "/hipersync.admin.v1.AdminService/SyncNow"
+	AdminService_ApproveHeldChange_FullMethodName       = "/hipersync.admin.v1.AdminService/ApproveHeldChange"
+	AdminService_ListOrders_FullMethodName              = "/hipersync.admin.v1.AdminService/ListOrders"
+	AdminService_GetOrder_FullMethodName                = "/hipersync.admin.v1.AdminService/GetOrder"
+	AdminService_ResolveOrder_FullMethodName            = "/hipersync.admin.v1.AdminService/ResolveOrder"
+	AdminService_QueryEvents_FullMethodName             = "/hipersync.admin.v1.AdminService/QueryEvents"
+	AdminService_StreamEvents_FullMethodName            = "/hipersync.admin.v1.AdminService/StreamEvents"
+	AdminService_ListDeadLetters_FullMethodName         = "/hipersync.admin.v1.AdminService/ListDeadLetters"
+	AdminService_RetryDeadLetter_FullMethodName         = "/hipersync.admin.v1.AdminService/RetryDeadLetter"
+	AdminService_GetStreamUsage_FullMethodName          = "/hipersync.admin.v1.AdminService/GetStreamUsage"
+	AdminService_ListAuditEntries_FullMethodName        = "/hipersync.admin.v1.AdminService/ListAuditEntries"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -72,6 +73,9 @@ type AdminServiceClient interface {
 	// GetTenantCredentials mints the store's NATS credentials (a .creds file)
 	// where the deployment has an account signing key.
 	GetTenantCredentials(ctx context.Context, in *GetTenantCredentialsRequest, opts ...grpc.CallOption) (*GetTenantCredentialsResponse, error)
+	// RevokeTenantCredentials ends every NATS credential issued to the store
+	// so far, where the deployment has the operator key and a system user.
+	RevokeTenantCredentials(ctx context.Context, in *RevokeTenantCredentialsRequest, opts ...grpc.CallOption) (*RevokeTenantCredentialsResponse, error)
 	// GetStatus is each tenant's state and each sync's freshness against its
 	// target interval.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
@@ -191,6 +195,16 @@ func (c *adminServiceClient) GetTenantCredentials(ctx context.Context, in *GetTe
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetTenantCredentialsResponse)
 	err := c.cc.Invoke(ctx, AdminService_GetTenantCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeTenantCredentials(ctx context.Context, in *RevokeTenantCredentialsRequest, opts ...grpc.CallOption) (*RevokeTenantCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTenantCredentialsResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeTenantCredentials_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -356,6 +370,9 @@ type AdminServiceServer interface {
 	// GetTenantCredentials mints the store's NATS credentials (a .creds file)
 	// where the deployment has an account signing key.
 	GetTenantCredentials(context.Context, *GetTenantCredentialsRequest) (*GetTenantCredentialsResponse, error)
+	// RevokeTenantCredentials ends every NATS credential issued to the store
+	// so far, where the deployment has the operator key and a system user.
+	RevokeTenantCredentials(context.Context, *RevokeTenantCredentialsRequest) (*RevokeTenantCredentialsResponse, error)
 	// GetStatus is each tenant's state and each sync's freshness against its
 	// target interval.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
@@ -417,6 +434,9 @@ func (UnimplementedAdminServiceServer) UpdateTenantSettings(context.Context, *Up
 }
 func (UnimplementedAdminServiceServer) GetTenantCredentials(context.Context, *GetTenantCredentialsRequest) (*GetTenantCredentialsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTenantCredentials not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeTenantCredentials(context.Context, *RevokeTenantCredentialsRequest) (*RevokeTenantCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeTenantCredentials not implemented")
 }
 func (UnimplementedAdminServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
@@ -633,6 +653,24 @@ func _AdminService_GetTenantCredentials_Handler(srv interface{}, ctx context.Con
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).GetTenantCredentials(ctx, req.(*GetTenantCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeTenantCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTenantCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeTenantCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeTenantCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeTenantCredentials(ctx, req.(*RevokeTenantCredentialsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -888,6 +926,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTenantCredentials",
 			Handler:    _AdminService_GetTenantCredentials_Handler,
+		},
+		{
+			MethodName: "RevokeTenantCredentials",
+			Handler:    _AdminService_RevokeTenantCredentials_Handler,
 		},
 		{
 			MethodName: "GetStatus",

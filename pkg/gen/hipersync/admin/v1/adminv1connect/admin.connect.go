@@ -58,6 +58,9 @@ const (
 	// AdminServiceGetTenantCredentialsProcedure is the fully-qualified name of the AdminService's
 	// GetTenantCredentials RPC.
 	AdminServiceGetTenantCredentialsProcedure = "/hipersync.admin.v1.AdminService/GetTenantCredentials"
+	// AdminServiceRevokeTenantCredentialsProcedure is the fully-qualified name of the AdminService's
+	// RevokeTenantCredentials RPC.
+	AdminServiceRevokeTenantCredentialsProcedure = "/hipersync.admin.v1.AdminService/RevokeTenantCredentials"
 	// AdminServiceGetStatusProcedure is the fully-qualified name of the AdminService's GetStatus RPC.
 	AdminServiceGetStatusProcedure = "/hipersync.admin.v1.AdminService/GetStatus"
 	// AdminServiceSyncNowProcedure is the fully-qualified name of the AdminService's SyncNow RPC.
@@ -109,6 +112,9 @@ type AdminServiceClient interface {
 	// GetTenantCredentials mints the store's NATS credentials (a .creds file)
 	// where the deployment has an account signing key.
 	GetTenantCredentials(context.Context, *v1.GetTenantCredentialsRequest) (*v1.GetTenantCredentialsResponse, error)
+	// RevokeTenantCredentials ends every NATS credential issued to the store
+	// so far, where the deployment has the operator key and a system user.
+	RevokeTenantCredentials(context.Context, *v1.RevokeTenantCredentialsRequest) (*v1.RevokeTenantCredentialsResponse, error)
 	// GetStatus is each tenant's state and each sync's freshness against its
 	// target interval.
 	GetStatus(context.Context, *v1.GetStatusRequest) (*v1.GetStatusResponse, error)
@@ -204,6 +210,12 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("GetTenantCredentials")),
 			connect.WithClientOptions(opts...),
 		),
+		revokeTenantCredentials: connect.NewClient[v1.RevokeTenantCredentialsRequest, v1.RevokeTenantCredentialsResponse](
+			httpClient,
+			baseURL+AdminServiceRevokeTenantCredentialsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RevokeTenantCredentials")),
+			connect.WithClientOptions(opts...),
+		),
 		getStatus: connect.NewClient[v1.GetStatusRequest, v1.GetStatusResponse](
 			httpClient,
 			baseURL+AdminServiceGetStatusProcedure,
@@ -288,27 +300,28 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	whoAmI               *connect.Client[v1.WhoAmIRequest, v1.WhoAmIResponse]
-	listTenants          *connect.Client[v1.ListTenantsRequest, v1.ListTenantsResponse]
-	getTenant            *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
-	connectTenant        *connect.Client[v1.ConnectTenantRequest, v1.ConnectTenantResponse]
-	pauseTenant          *connect.Client[v1.PauseTenantRequest, v1.PauseTenantResponse]
-	resumeTenant         *connect.Client[v1.ResumeTenantRequest, v1.ResumeTenantResponse]
-	disconnectTenant     *connect.Client[v1.DisconnectTenantRequest, v1.DisconnectTenantResponse]
-	updateTenantSettings *connect.Client[v1.UpdateTenantSettingsRequest, v1.UpdateTenantSettingsResponse]
-	getTenantCredentials *connect.Client[v1.GetTenantCredentialsRequest, v1.GetTenantCredentialsResponse]
-	getStatus            *connect.Client[v1.GetStatusRequest, v1.GetStatusResponse]
-	syncNow              *connect.Client[v1.SyncNowRequest, v1.SyncNowResponse]
-	approveHeldChange    *connect.Client[v1.ApproveHeldChangeRequest, v1.ApproveHeldChangeResponse]
-	listOrders           *connect.Client[v1.ListOrdersRequest, v1.ListOrdersResponse]
-	getOrder             *connect.Client[v1.GetOrderRequest, v1.GetOrderResponse]
-	resolveOrder         *connect.Client[v1.ResolveOrderRequest, v1.ResolveOrderResponse]
-	queryEvents          *connect.Client[v1.QueryEventsRequest, v1.QueryEventsResponse]
-	streamEvents         *connect.Client[v1.StreamEventsRequest, v1.StreamEventsResponse]
-	listDeadLetters      *connect.Client[v1.ListDeadLettersRequest, v1.ListDeadLettersResponse]
-	retryDeadLetter      *connect.Client[v1.RetryDeadLetterRequest, v1.RetryDeadLetterResponse]
-	getStreamUsage       *connect.Client[v1.GetStreamUsageRequest, v1.GetStreamUsageResponse]
-	listAuditEntries     *connect.Client[v1.ListAuditEntriesRequest, v1.ListAuditEntriesResponse]
+	whoAmI                  *connect.Client[v1.WhoAmIRequest, v1.WhoAmIResponse]
+	listTenants             *connect.Client[v1.ListTenantsRequest, v1.ListTenantsResponse]
+	getTenant               *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
+	connectTenant           *connect.Client[v1.ConnectTenantRequest, v1.ConnectTenantResponse]
+	pauseTenant             *connect.Client[v1.PauseTenantRequest, v1.PauseTenantResponse]
+	resumeTenant            *connect.Client[v1.ResumeTenantRequest, v1.ResumeTenantResponse]
+	disconnectTenant        *connect.Client[v1.DisconnectTenantRequest, v1.DisconnectTenantResponse]
+	updateTenantSettings    *connect.Client[v1.UpdateTenantSettingsRequest, v1.UpdateTenantSettingsResponse]
+	getTenantCredentials    *connect.Client[v1.GetTenantCredentialsRequest, v1.GetTenantCredentialsResponse]
+	revokeTenantCredentials *connect.Client[v1.RevokeTenantCredentialsRequest, v1.RevokeTenantCredentialsResponse]
+	getStatus               *connect.Client[v1.GetStatusRequest, v1.GetStatusResponse]
+	syncNow                 *connect.Client[v1.SyncNowRequest, v1.SyncNowResponse]
+	approveHeldChange       *connect.Client[v1.ApproveHeldChangeRequest, v1.ApproveHeldChangeResponse]
+	listOrders              *connect.Client[v1.ListOrdersRequest, v1.ListOrdersResponse]
+	getOrder                *connect.Client[v1.GetOrderRequest, v1.GetOrderResponse]
+	resolveOrder            *connect.Client[v1.ResolveOrderRequest, v1.ResolveOrderResponse]
+	queryEvents             *connect.Client[v1.QueryEventsRequest, v1.QueryEventsResponse]
+	streamEvents            *connect.Client[v1.StreamEventsRequest, v1.StreamEventsResponse]
+	listDeadLetters         *connect.Client[v1.ListDeadLettersRequest, v1.ListDeadLettersResponse]
+	retryDeadLetter         *connect.Client[v1.RetryDeadLetterRequest, v1.RetryDeadLetterResponse]
+	getStreamUsage          *connect.Client[v1.GetStreamUsageRequest, v1.GetStreamUsageResponse]
+	listAuditEntries        *connect.Client[v1.ListAuditEntriesRequest, v1.ListAuditEntriesResponse]
 }
 
 // WhoAmI calls hipersync.admin.v1.AdminService.WhoAmI.
@@ -386,6 +399,15 @@ func (c *adminServiceClient) UpdateTenantSettings(ctx context.Context, req *v1.U
 // GetTenantCredentials calls hipersync.admin.v1.AdminService.GetTenantCredentials.
 func (c *adminServiceClient) GetTenantCredentials(ctx context.Context, req *v1.GetTenantCredentialsRequest) (*v1.GetTenantCredentialsResponse, error) {
 	response, err := c.getTenantCredentials.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RevokeTenantCredentials calls hipersync.admin.v1.AdminService.RevokeTenantCredentials.
+func (c *adminServiceClient) RevokeTenantCredentials(ctx context.Context, req *v1.RevokeTenantCredentialsRequest) (*v1.RevokeTenantCredentialsResponse, error) {
+	response, err := c.revokeTenantCredentials.CallUnary(ctx, connect.NewRequest(req))
 	if response != nil {
 		return response.Msg, err
 	}
@@ -513,6 +535,9 @@ type AdminServiceHandler interface {
 	// GetTenantCredentials mints the store's NATS credentials (a .creds file)
 	// where the deployment has an account signing key.
 	GetTenantCredentials(context.Context, *v1.GetTenantCredentialsRequest) (*v1.GetTenantCredentialsResponse, error)
+	// RevokeTenantCredentials ends every NATS credential issued to the store
+	// so far, where the deployment has the operator key and a system user.
+	RevokeTenantCredentials(context.Context, *v1.RevokeTenantCredentialsRequest) (*v1.RevokeTenantCredentialsResponse, error)
 	// GetStatus is each tenant's state and each sync's freshness against its
 	// target interval.
 	GetStatus(context.Context, *v1.GetStatusRequest) (*v1.GetStatusResponse, error)
@@ -602,6 +627,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		AdminServiceGetTenantCredentialsProcedure,
 		svc.GetTenantCredentials,
 		connect.WithSchema(adminServiceMethods.ByName("GetTenantCredentials")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRevokeTenantCredentialsHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceRevokeTenantCredentialsProcedure,
+		svc.RevokeTenantCredentials,
+		connect.WithSchema(adminServiceMethods.ByName("RevokeTenantCredentials")),
 		connect.WithHandlerOptions(opts...),
 	)
 	adminServiceGetStatusHandler := connect.NewUnaryHandlerSimple(
@@ -703,6 +734,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceUpdateTenantSettingsHandler.ServeHTTP(w, r)
 		case AdminServiceGetTenantCredentialsProcedure:
 			adminServiceGetTenantCredentialsHandler.ServeHTTP(w, r)
+		case AdminServiceRevokeTenantCredentialsProcedure:
+			adminServiceRevokeTenantCredentialsHandler.ServeHTTP(w, r)
 		case AdminServiceGetStatusProcedure:
 			adminServiceGetStatusHandler.ServeHTTP(w, r)
 		case AdminServiceSyncNowProcedure:
@@ -770,6 +803,10 @@ func (UnimplementedAdminServiceHandler) UpdateTenantSettings(context.Context, *v
 
 func (UnimplementedAdminServiceHandler) GetTenantCredentials(context.Context, *v1.GetTenantCredentialsRequest) (*v1.GetTenantCredentialsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hipersync.admin.v1.AdminService.GetTenantCredentials is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RevokeTenantCredentials(context.Context, *v1.RevokeTenantCredentialsRequest) (*v1.RevokeTenantCredentialsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hipersync.admin.v1.AdminService.RevokeTenantCredentials is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) GetStatus(context.Context, *v1.GetStatusRequest) (*v1.GetStatusResponse, error) {

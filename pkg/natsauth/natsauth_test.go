@@ -12,18 +12,19 @@ import (
 	"time"
 
 	"github.com/nats-io/jwt/v2"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/natstest"
 )
 
-// isolation is an operator-mode NATS started for one test, with the
-// namespace's streams and tenants bucket provisioned by the services' user.
+// isolation is an operator-mode NATS (a nats-server process) started for
+// one test, with the namespace's streams and tenants bucket provisioned by
+// the services' user.
 type isolation struct {
 	op  *Operator
-	srv *natsserver.Server
+	url string
 	svc *nats.Conn
 	js  jetstream.JetStream
 	ns  events.Namespace
@@ -36,12 +37,8 @@ func startIsolation(t *testing.T) *isolation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := op.StartServer("isolation", "127.0.0.1", -1, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	svc, err := nats.Connect(srv.ClientURL(), nats.UserCredentials(op.Path(ServicesCredsFile)))
+	url := natstest.StartServer(t, op.ServerConfig()).URL()
+	svc, err := nats.Connect(url, nats.UserCredentials(op.Path(ServicesCredsFile)))
 	if err != nil {
 		t.Fatalf("the services' user: %v", err)
 	}
@@ -55,11 +52,11 @@ func startIsolation(t *testing.T) *isolation {
 	if _, err := events.EnsureKV(ctx, js, ns, "tenants"); err != nil {
 		t.Fatal(err)
 	}
-	return &isolation{op: op, srv: srv, svc: svc, js: js, ns: ns}
+	return &isolation{op: op, url: url, svc: svc, js: js, ns: ns}
 }
 
 func (s *isolation) dial(opts ...nats.Option) (*nats.Conn, error) {
-	return nats.Connect(s.srv.ClientURL(), opts...)
+	return nats.Connect(s.url, opts...)
 }
 
 // store connects with creds as tenant's platform would, reporting the
@@ -211,7 +208,7 @@ func TestAStoreActsOnlyAsItself(t *testing.T) {
 	refused(t, errs, "delete a stream")
 
 	// Revoked: the server refuses the credentials from then on.
-	sys, err := nats.Connect(s.srv.ClientURL(), nats.UserCredentials(s.op.Path(SystemCredsFile)))
+	sys, err := nats.Connect(s.url, nats.UserCredentials(s.op.Path(SystemCredsFile)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +252,7 @@ func TestAnUnscopedSigningKeyCarriesThePermissions(t *testing.T) {
 // to grant: the list is ServicePermissions, no more and no less.
 func TestDocumentedServicePermissions(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("../../../docs/operations.md")
+	b, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
+	"strings"
 
 	"github.com/nats-io/jwt/v2"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 )
 
@@ -17,7 +17,8 @@ import (
 // production NATS is set up with nsc (docs/operations.md): the system
 // account, and the HIPERSYNC account the services and stores share, with
 // JetStream and a scoped signing key for store users. The dev run keeps its
-// keys in its data folder; tests make fresh ones.
+// keys in its data folder; tests make fresh ones. A server trusts it through
+// ServerConfig (a nats-server binary) or, in process, cmd/hipersync/devnats.
 type Operator struct {
 	// Dir holds the seeds and the files the CLI is pointed at.
 	Dir string
@@ -135,22 +136,41 @@ func LoadOperator(dir string, ns events.Namespace) (*Operator, error) {
 // Path is the path of one of the Operator's files.
 func (o *Operator) Path(file string) string { return filepath.Join(o.Dir, file) }
 
-// Configure puts opts in operator mode: the operator trusted, the system
-// account, and both accounts in an in-memory resolver that takes updates
-// (revocations) from the system account.
-func (o *Operator) Configure(opts *natsserver.Options) {
+// OperatorClaims are the operator's claims, which a server trusts.
+func (o *Operator) OperatorClaims() *jwt.OperatorClaims { return o.claims }
+
+// AccountJWTs are the system account's and the HIPERSYNC account's JWTs,
+// by public key: what a server's resolver is preloaded with.
+func (o *Operator) AccountJWTs() map[string]string {
 	sysPub, _ := o.System.PublicKey()
-	res := &natsserver.MemAccResolver{}
-	_ = res.Store(sysPub, o.systemJWT)
-	_ = res.Store(o.AccountPub, o.accountJWT)
-	opts.TrustedOperators = []*jwt.OperatorClaims{o.claims}
-	opts.SystemAccount = sysPub
-	opts.AccountResolver = res
+	return map[string]string{sysPub: o.systemJWT, o.AccountPub: o.accountJWT}
+}
+
+// ServerConfig is the nats-server configuration that puts a server in
+// operator mode: the operator trusted, the system account, and both
+// accounts in an in-memory resolver that takes updates (revocations) from
+// the system account.
+func (o *Operator) ServerConfig() string {
+	sysPub, _ := o.System.PublicKey()
+	var b strings.Builder
+	fmt.Fprintf(&b, "operator: %q\nsystem_account: %s\nresolver: MEMORY\nresolver_preload: {\n", o.Path(operatorJWTFile), sysPub)
+	for pub, token := range o.AccountJWTs() {
+		fmt.Fprintf(&b, "  %s: %q\n", pub, token)
+	}
+	b.WriteString("}\n")
+	return b.String()
 }
 
 // Minter mints store credentials with the scoped store signing key.
 func (o *Operator) Minter() Minter {
 	return Minter{SigningKey: o.StoreSigning, Account: o.AccountPub, NS: o.NS}
+}
+
+// Issuer mints and revokes store credentials with the Operator's keys,
+// against the NATS at url: what `hipersync dev` gives its console.
+func (o *Operator) Issuer(url string) *Issuer {
+	return &Issuer{NS: o.NS, NATS: config.NATS{URL: url, Creds: o.Path(ServicesCredsFile)}, SigningKey: o.StoreSigning,
+		Account: o.AccountPub, OperatorKey: o.Operator, SystemCreds: o.Path(SystemCredsFile)}
 }
 
 func seedFile(path string, create func() (nkeys.KeyPair, error)) (nkeys.KeyPair, error) {
@@ -168,23 +188,4 @@ func seedFile(path string, create func() (nkeys.KeyPair, error)) (nkeys.KeyPair,
 		return nil, fmt.Errorf("keep a NATS key: %w", err)
 	}
 	return kp, nil
-}
-
-// StartServer starts an in-process nats-server in operator mode with
-// JetStream on host:port (port -1: a free one), keeping its data in
-// storeDir, and waits until it takes connections.
-func (o *Operator) StartServer(name, host string, port int, storeDir string) (*natsserver.Server, error) {
-	opts := &natsserver.Options{ServerName: name, Host: host, Port: port, JetStream: true,
-		StoreDir: storeDir, NoSigs: true, NoLog: true}
-	o.Configure(opts)
-	srv, err := natsserver.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("configure NATS: %w", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("NATS did not start on %s:%d (is the port taken?)", host, port)
-	}
-	return srv, nil
 }

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/nats-io/jwt/v2"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
@@ -162,14 +161,35 @@ func (m Minter) Creds(tenantID string, expires time.Duration, scoped bool) ([]by
 	return creds, pub, err
 }
 
+// User is the server's answer to $SYS.REQ.USER.INFO: the part of
+// nats-server's UserInfo hipersync reads (the server module stays out of
+// the services' builds).
+type User struct {
+	UserID      string           `json:"user"`
+	Account     string           `json:"account"`
+	Permissions *UserPermissions `json:"permissions,omitempty"`
+}
+
+// UserPermissions are the permissions the server applies to a user.
+type UserPermissions struct {
+	Publish   *SubjectPermission `json:"publish"`
+	Subscribe *SubjectPermission `json:"subscribe"`
+}
+
+// SubjectPermission is one direction's allow and deny lists.
+type SubjectPermission struct {
+	Allow []string `json:"allow,omitempty"`
+	Deny  []string `json:"deny,omitempty"`
+}
+
 // UserInfo asks the server who nc is and what it may do ($SYS.REQ.USER.INFO).
-func UserInfo(ctx context.Context, nc *nats.Conn) (*natsserver.UserInfo, error) {
+func UserInfo(ctx context.Context, nc *nats.Conn) (*User, error) {
 	msg, err := nc.RequestWithContext(ctx, "$SYS.REQ.USER.INFO", nil)
 	if err != nil {
 		return nil, fmt.Errorf("ask NATS who this user is: %w", err)
 	}
 	var resp struct {
-		Data  *natsserver.UserInfo `json:"data"`
+		Data  *User `json:"data"`
 		Error *struct {
 			Description string `json:"description"`
 		} `json:"error"`
@@ -222,7 +242,7 @@ func (m Minter) Issue(ctx context.Context, tenant string, expires time.Duration,
 	return nil, "", fmt.Errorf("connect with the new store credentials: %w", lastErr)
 }
 
-func samePermissions(got *natsserver.Permissions, want jwt.Permissions) bool {
+func samePermissions(got *UserPermissions, want jwt.Permissions) bool {
 	if got == nil || got.Publish == nil || got.Subscribe == nil {
 		return false
 	}
@@ -246,7 +266,9 @@ func Revoke(ctx context.Context, sys *nats.Conn, operatorKey nkeys.KeyPair, acco
 		return fmt.Errorf("read the account's JWT: %w", err)
 	}
 	var info struct {
-		Data  *natsserver.AccountInfo `json:"data"`
+		Data *struct {
+			Jwt string `json:"jwt"`
+		} `json:"data"`
 		Error *struct {
 			Description string `json:"description"`
 		} `json:"error"`

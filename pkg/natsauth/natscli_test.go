@@ -22,7 +22,7 @@ func natsCLI(t *testing.T) string {
 	if p := os.Getenv("NATS_CLI"); p != "" {
 		return p
 	}
-	root, err := filepath.Abs("../../..")
+	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestNATSCLIWithAStoresCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(args ...string) (string, error) {
-		args = append([]string{"--server", s.srv.ClientURL(), "--creds", file, "--inbox-prefix", InboxPrefix(s.ns, "acme"), "--timeout", "2s"}, args...)
+		args = append([]string{"--server", s.url, "--creds", file, "--inbox-prefix", InboxPrefix(s.ns, "acme"), "--timeout", "2s"}, args...)
 		cmd := exec.CommandContext(ctx, cli, args...)
 		cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
 		out, err := cmd.CombinedOutput()
@@ -100,7 +100,7 @@ func TestNATSCLIWithAStoresCredentials(t *testing.T) {
 	}
 
 	// Revoked, the credentials no longer connect.
-	sys, err := nats.Connect(s.srv.ClientURL(), nats.UserCredentials(s.op.Path(SystemCredsFile)))
+	sys, err := nats.Connect(s.url, nats.UserCredentials(s.op.Path(SystemCredsFile)))
 	if err != nil {
 		t.Fatal(err)
 	}
