@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/kvwatch"
 )
 
 // Change is one tenant's new state; Tenant is nil when the tenant was deleted.
@@ -22,65 +23,74 @@ type Change struct {
 
 // Directory is a live, read-only copy of every tenant, kept current by
 // watching the tenants bucket: a service learns of a new, paused or
-// disconnected tenant within moments, without polling. Sealed keys are not
-// kept.
+// disconnected tenant within moments, without polling. The watch survives
+// the NATS server it lives on (package kvwatch starts it again, with
+// backoff, when it ends or falls behind). Sealed keys are not kept.
 type Directory struct {
-	log *slog.Logger
+	log   *slog.Logger
+	watch *kvwatch.Watch
 
 	mu        sync.RWMutex
 	tenants   map[string]*brokerv1.Tenant
 	listeners []func(Change)
-	done      chan struct{}
-	err       error
+	// reloading holds the tenants a restarted watch has delivered so far;
+	// nil when no restart is being reloaded.
+	reloading map[string]struct{}
 }
 
 // WatchDirectory starts watching kv and returns once the current tenants are
 // loaded. The watch stops when ctx is done; Done is closed then.
 func WatchDirectory(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (*Directory, error) {
-	w, err := kv.WatchAll(ctx)
+	return watchDirectory(ctx, kv, log, kvwatch.Config{})
+}
+
+// watchDirectory is WatchDirectory with the watch's tuning (tests).
+func watchDirectory(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, cfg kvwatch.Config) (*Directory, error) {
+	d := &Directory{log: log, tenants: map[string]*brokerv1.Tenant{}}
+	loaded := make(chan struct{})
+	var once sync.Once
+	cfg.Entry, cfg.Log = d.apply, log
+	cfg.Restarting = d.restarting
+	cfg.Synced = func() {
+		d.reloaded()
+		once.Do(func() { close(loaded) })
+	}
+	w, err := kvwatch.Start(ctx, kv, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("watch tenants: %w", err)
 	}
-	d := &Directory{log: log, tenants: map[string]*brokerv1.Tenant{}, done: make(chan struct{})}
-	loaded := make(chan struct{})
-	go d.run(ctx, w, loaded)
+	d.watch = w
 	select {
 	case <-loaded:
 		return d, nil
-	case <-d.done:
-		return nil, fmt.Errorf("watch tenants: %w", d.Err())
 	case <-ctx.Done():
 		return nil, fmt.Errorf("watch tenants: %w", ctx.Err())
 	}
 }
 
-func (d *Directory) run(ctx context.Context, w jetstream.KeyWatcher, loaded chan struct{}) {
-	defer close(d.done)
-	defer func() { _ = w.Stop() }()
-	initial := true
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case entry, ok := <-w.Updates():
-			if !ok {
-				d.mu.Lock()
-				if ctx.Err() == nil {
-					d.err = errors.New("watcher closed")
-				}
-				d.mu.Unlock()
-				return
+// restarting: a new watch is about to deliver every tenant again.
+func (d *Directory) restarting() {
+	d.mu.Lock()
+	d.reloading = map[string]struct{}{}
+	d.mu.Unlock()
+}
+
+// reloaded: a restarted watch delivered every tenant there is; those it did
+// not deliver were deleted while the watch was down.
+func (d *Directory) reloaded() {
+	d.mu.Lock()
+	var gone []string
+	if d.reloading != nil {
+		for id := range d.tenants {
+			if _, ok := d.reloading[id]; !ok {
+				gone = append(gone, id)
 			}
-			if entry == nil {
-				// The end of the initial values.
-				if initial {
-					initial = false
-					close(loaded)
-				}
-				continue
-			}
-			d.apply(entry)
 		}
+		d.reloading = nil
+	}
+	d.mu.Unlock()
+	for _, id := range gone {
+		d.set(Change{TenantID: id})
 	}
 }
 
@@ -95,6 +105,22 @@ func (d *Directory) apply(entry jetstream.KeyValueEntry) {
 		change.Tenant = rec.GetTenant()
 	}
 	d.mu.Lock()
+	if d.reloading != nil {
+		d.reloading[change.TenantID] = struct{}{}
+	}
+	d.mu.Unlock()
+	d.set(change)
+}
+
+// set records a tenant's new state and tells the listeners, unless it is the
+// state known already (a restarted watch delivers every tenant again).
+func (d *Directory) set(change Change) {
+	d.mu.Lock()
+	old, known := d.tenants[change.TenantID]
+	if change.Tenant == nil && !known || change.Tenant != nil && known && proto.Equal(old, change.Tenant) {
+		d.mu.Unlock()
+		return
+	}
 	if change.Tenant == nil {
 		delete(d.tenants, change.TenantID)
 	} else {
@@ -147,22 +173,20 @@ func (d *Directory) OnChange(f func(Change)) {
 	d.listeners = append(d.listeners, f)
 }
 
-// Done is closed when the watch has stopped.
-func (d *Directory) Done() <-chan struct{} { return d.done }
+// Done is closed when the watch has stopped (its context ended).
+func (d *Directory) Done() <-chan struct{} { return d.watch.Done() }
 
-// Err says why the watch stopped early, if it did.
-func (d *Directory) Err() error {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.err
-}
+// Err says why the watch last had to start again, if it did.
+func (d *Directory) Err() error { return d.watch.Err() }
 
 // Check is the directory's readiness check (telemetry.Health.AddCheck):
-// an error once the watch has stopped.
+// an error once the watch has stopped. A watch being started again after a
+// NATS server failed does not fail it: every replica would go unready at
+// once, while the tenants they know are still right.
 func (d *Directory) Check(context.Context) error {
 	select {
-	case <-d.done:
-		return fmt.Errorf("tenant watch stopped: %v", d.Err())
+	case <-d.watch.Done():
+		return errors.New("tenant watch stopped")
 	default:
 		return nil
 	}
