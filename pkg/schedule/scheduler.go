@@ -22,6 +22,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/kvwatch"
 	"github.com/hipersync/hipersync/pkg/pace"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -252,19 +253,24 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	watchCtx, stopWatches := context.WithCancel(ctx)
 	defer stopWatches()
 	filter := "*." + string(s.kind)
-	statusW, err := s.status.Watch(watchCtx, filter)
-	if err != nil {
-		return fmt.Errorf("watch sync status: %w", err)
-	}
-	reqW, err := s.requests.Watch(watchCtx, filter)
-	if err != nil {
-		return fmt.Errorf("watch sync requests: %w", err)
-	}
 	statusLoaded, reqLoaded := make(chan struct{}), make(chan struct{})
-	go s.follow(watchCtx, statusW, func() (jetstream.KeyWatcher, error) { return s.status.Watch(watchCtx, filter) },
-		statusLoaded, s.applyStatus)
-	go s.follow(watchCtx, reqW, func() (jetstream.KeyWatcher, error) { return s.requests.Watch(watchCtx, filter) },
-		reqLoaded, s.applyRequest)
+	for _, w := range []struct {
+		kv     jetstream.KeyValue
+		what   string
+		apply  func(jetstream.KeyValueEntry)
+		loaded chan struct{}
+	}{{s.status, "sync status", s.applyStatus, statusLoaded}, {s.requests, "sync requests", s.applyRequest, reqLoaded}} {
+		var once sync.Once
+		// The watch survives the NATS server it lives on: package
+		// kvwatch watches again when it ends or falls behind, and the
+		// values it delivers again apply as the same state.
+		if _, err := kvwatch.Start(watchCtx, w.kv, kvwatch.Config{
+			Keys: []string{filter}, JS: s.cfg.JS, Entry: w.apply, Log: s.log,
+			Synced: func() { once.Do(func() { close(w.loaded) }) },
+		}); err != nil {
+			return fmt.Errorf("watch %s: %w", w.what, err)
+		}
+	}
 
 	s.cfg.Directory.OnChange(func(c tenant.Change) { s.applyTenant(c.TenantID, c.Tenant) })
 	for _, t := range s.cfg.Directory.List() {
@@ -326,49 +332,6 @@ func (s *Scheduler) stop(cancelJobs context.CancelCauseFunc, wg *sync.WaitGroup)
 		<-done
 	}
 	s.log.Info("scheduler stopped")
-}
-
-// follow applies a KV watch's entries until ctx ends; loaded is closed
-// after the initial values. When the server loses the watch (its consumer
-// lived on a NATS node that failed, and the client gave up recreating it),
-// the watch's channel closes: follow watches again, with backoff, and gets
-// every current value again, which apply takes as the same state.
-func (s *Scheduler) follow(ctx context.Context, w jetstream.KeyWatcher, rewatch func() (jetstream.KeyWatcher, error),
-	loaded chan struct{}, apply func(jetstream.KeyValueEntry)) {
-	defer func() { _ = w.Stop() }()
-	initial := true
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				s.log.Warn("KV watch ended; watching again")
-				for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(delay):
-					}
-					nw, err := rewatch()
-					if err == nil {
-						w = nw
-						break
-					}
-					s.log.Warn("watch again", "error", err)
-				}
-				continue
-			}
-			if e == nil {
-				if initial {
-					initial = false
-					close(loaded)
-				}
-				continue
-			}
-			apply(e)
-		}
-	}
 }
 
 func (s *Scheduler) applyStatus(e jetstream.KeyValueEntry) {
@@ -599,6 +562,8 @@ func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc,
 	if err != nil {
 		if !events.Conflict(err) {
 			s.log.Warn("take sync lease", "tenant", id, "error", err)
+		} else {
+			s.log.Debug("sync lease taken by another replica", "tenant", id, "revision", view.rev)
 		}
 		return // another replica runs it; its writes reschedule this one
 	}
