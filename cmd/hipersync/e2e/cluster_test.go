@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,9 @@ func startSystemOn(t testing.TB, ctx context.Context, nodes, replicas int, servi
 			}
 			for k, v := range serviceEnv[name] {
 				env[k] = v
+			}
+			if slices.Contains(strings.Split(os.Getenv("E2E_DEBUG"), ","), name) {
+				env["LOG_LEVEL"] = "debug" // with E2E_KEEP_LOGS, to see a failure
 			}
 			for k, v := range s.tls[name] {
 				env[k] = v

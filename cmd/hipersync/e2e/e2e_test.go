@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -35,6 +36,8 @@ type seen struct {
 	kind events.Kind
 	msg  proto.Message
 	at   time.Time // when the test received it
+	seq  uint64    // its sequence in the stream
+	id   string    // its Nats-Msg-Id
 }
 
 // collector reads everything published on the namespace's HIPER stream.
@@ -43,40 +46,86 @@ type collector struct {
 	events []seen
 }
 
+// collect follows the namespace's HIPER stream until the test ends.
 func collect(t testing.TB, js jetstream.JetStream, ns events.Namespace) *collector {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	cons, err := js.OrderedConsumer(ctx, ns.Stream(events.StreamHiper), jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &collector{}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		s, err := ns.ParseSubject(msg.Subject())
-		if err != nil {
-			t.Errorf("hipersync published on an unexpected subject %s", msg.Subject())
-			return
-		}
-		// Tracing is off in this test: the traceparent is there anyway.
-		if msg.Headers().Get("traceparent") == "" {
-			t.Errorf("%s %s carries no traceparent", msg.Subject(), msg.Headers().Get(events.HeaderID))
-			return
-		}
-		m, _ := s.NewMessage()
-		if err := events.Decode(msg.Headers(), msg.Data(), m); err != nil {
-			t.Errorf("undecodable %s: %v", msg.Subject(), err)
-			return
-		}
-		c.mu.Lock()
-		c.events = append(c.events, seen{kind: s.Kind, msg: m, at: time.Now()})
-		c.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
+	stopped := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-stopped })
+	go func() {
+		defer close(stopped)
+		c.follow(ctx, t, js, ns)
+	}()
 	return c
+}
+
+// follow reads the stream message by message, by sequence, from any server
+// that has it. Unlike a consumer, nothing of this reader lives on one
+// server: a server killed under it costs the moment the stream takes to
+// elect a leader, and each stored message is seen once (a consumer's
+// client recreating it after a failure was seen to take minutes).
+func (c *collector) follow(ctx context.Context, t testing.TB, js jetstream.JetStream, ns events.Namespace) {
+	var stream jetstream.Stream
+	missing := 0
+	pause := func(d time.Duration) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+	for next := uint64(1); ctx.Err() == nil; {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		var (
+			m   *jetstream.RawStreamMsg
+			err error
+		)
+		if stream == nil {
+			stream, err = js.Stream(rctx, ns.Stream(events.StreamHiper))
+		}
+		if err == nil {
+			m, err = stream.GetMsg(rctx, next)
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			if missing++; missing%20 == 0 {
+				// Messages aged out of the stream are skipped.
+				if info, err := stream.Info(rctx); err == nil && info.State.FirstSeq > next {
+					next = info.State.FirstSeq
+				}
+			}
+			pause(50 * time.Millisecond)
+		case err != nil:
+			pause(100 * time.Millisecond)
+		default:
+			missing = 0
+			c.add(t, ns, m)
+			next++
+		}
+		cancel()
+	}
+}
+
+// add decodes and keeps one message of the stream.
+func (c *collector) add(t testing.TB, ns events.Namespace, msg *jetstream.RawStreamMsg) {
+	s, err := ns.ParseSubject(msg.Subject)
+	if err != nil {
+		t.Errorf("hipersync published on an unexpected subject %s", msg.Subject)
+		return
+	}
+	// Tracing is off in this test: the traceparent is there anyway.
+	if msg.Header.Get("traceparent") == "" {
+		t.Errorf("%s %s carries no traceparent", msg.Subject, msg.Header.Get(events.HeaderID))
+		return
+	}
+	m, _ := s.NewMessage()
+	if err := events.Decode(msg.Header, msg.Data, m); err != nil {
+		t.Errorf("undecodable %s: %v", msg.Subject, err)
+		return
+	}
+	c.mu.Lock()
+	c.events = append(c.events, seen{kind: s.Kind, msg: m, at: time.Now(), seq: msg.Sequence, id: msg.Header.Get(events.HeaderMsgID)})
+	c.mu.Unlock()
 }
 
 // count is how many events of kind match.
