@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,6 +16,9 @@ import (
 
 // loadConcurrency bounds the parallel reads of Load.
 const loadConcurrency = 16
+
+// preloadQuiet is how long Preload waits for the next record.
+const preloadQuiet = 30 * time.Second
 
 // States is one tenant's product states as a run sees them: read from the
 // poller's bucket once, then changed in memory as the run decides; Flush
@@ -64,11 +68,19 @@ func (s *States) Preload(ctx context.Context) error {
 	}
 	defer func() { _ = w.Stop() }()
 	prefix := len(s.tenant) + 1
+	// A watch whose server died goes quiet; the run's context has no
+	// deadline (its lease is renewed while it runs), so a quiet watch
+	// fails the run, which is tried again, instead of holding the tenant.
+	quiet := time.NewTimer(preloadQuiet)
+	defer quiet.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("read product states: %w", ctx.Err())
+		case <-quiet.C:
+			return fmt.Errorf("read product states: nothing received for %s", preloadQuiet)
 		case e, ok := <-w.Updates():
+			quiet.Reset(preloadQuiet)
 			if !ok {
 				return errors.New("read product states: watch closed")
 			}
