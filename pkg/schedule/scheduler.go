@@ -488,7 +488,10 @@ func (s *Scheduler) dueLocked(id string, now time.Time) (time.Time, bool) {
 	if st.Running(now) && st.Lease.Owner != s.opts.Owner {
 		return st.Lease.Until.Add(spread), true // look again when the lease would expire
 	}
-	if _, asked := s.reqs[id]; asked {
+	if r, asked := s.reqs[id]; asked && (st.Failures == 0 || st.LastErrorAt.Before(r.req.At)) {
+		// Asked for: now, unless a run since the request failed; then
+		// the request waits for the backoff like the schedule does, or a
+		// failing Hiper or NATS would be asked again and again.
 		return now.Add(spread), true
 	}
 	due := st.NextRunAt

@@ -389,3 +389,33 @@ func TestRequestsMerge(t *testing.T) {
 		t.Fatal("a request for an invalid tenant was accepted")
 	}
 }
+
+// A request whose run failed waits for the backoff before it runs again,
+// as the schedule does: a failing Hiper or NATS is not asked in a loop.
+func TestARequestBacksOffAfterAFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.setTenant("acme", active, &brokerv1.TenantSettings{StockInterval: durationpb.New(time.Hour)})
+	var mu sync.Mutex
+	var at []time.Time
+	e.start(func(ctx context.Context, r *Run) error {
+		if r.Request == nil {
+			return nil
+		}
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		return errors.New("hiper is down")
+	}, Options{LeaseTTL: time.Second, BackoffBase: 300 * time.Millisecond, BackoffMax: time.Second, Grace: -1, FirstRunSpread: time.Millisecond})
+	waitFor(t, 5*time.Second, "the first run recorded", func() bool { st, ok := e.status("acme"); return ok && st.Lease == nil })
+	if _, err := syncstatus.RequestSync(context.Background(), e.js, e.ns, "acme", syncstatus.Stock, syncstatus.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "three requested runs", func() bool { mu.Lock(); defer mu.Unlock(); return len(at) >= 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	// The first failure waits 300ms, half of it random; the second 600ms.
+	if gap := at[1].Sub(at[0]); gap < 150*time.Millisecond {
+		t.Fatalf("the request ran again %s after its run failed; want the backoff", gap)
+	}
+}
