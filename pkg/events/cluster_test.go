@@ -70,3 +70,52 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// A compare-and-set write made while the bucket's leader is killed with -9
+// succeeds once a new leader is elected, within seconds, though the
+// caller's deadline is a minute: no single request may wait it out.
+func TestUpdateAcrossALeaderKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a three-node NATS cluster")
+	}
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	_, js := c.Connect(t)
+	ns := Namespace{Prefix: "upd", Replicas: 3}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kv, err := EnsureKV(ctx, js, ns, "records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := Codec[int]{
+		Encode: func(n int) ([]byte, error) { return []byte(strconv.Itoa(n)), nil },
+		Decode: func(b []byte) (int, error) { return strconv.Atoi(string(b)) },
+	}
+	inc := func(n int) (int, error) { return n + 1, nil }
+	if _, _, err := Update(ctx, kv, "k", codec, inc); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		leader, err := c.StreamLeader(ctx, js, "KV_"+ns.Bucket("records"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader.Kill()
+		start := time.Now()
+		n, _, err := Update(ctx, kv, "k", codec, inc)
+		if err != nil {
+			t.Fatalf("round %d: update across the kill: %v", round, err)
+		}
+		took := time.Since(start)
+		t.Logf("round %d: killed %s; the update took %s", round, leader.Name, took.Round(time.Millisecond))
+		if took > 30*time.Second {
+			t.Errorf("round %d: the update took %s", round, took)
+		}
+		if got, _, _, err := Get(ctx, kv, "k", codec); err != nil || got != n || n < round+2 {
+			t.Errorf("round %d: read %d (%v) after writing %d", round, got, err, n)
+		}
+		leader.Restart()
+		c.WaitHealthy(t, time.Minute)
+	}
+}

@@ -45,12 +45,17 @@ type Codec[T any] struct {
 // Get reads key's value; found is false (and the value zero) when the key
 // has none or was deleted. rev is the revision to compare-and-set on.
 func Get[T any](ctx context.Context, kv jetstream.KeyValue, key string, c Codec[T]) (v T, rev uint64, found bool, err error) {
-	e, err := kv.Get(ctx, key)
+	var e jetstream.KeyValueEntry
+	err = Retry(ctx, "read "+key, func(ctx context.Context) error {
+		var err error
+		e, err = kv.Get(ctx, key)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return v, 0, false, nil
 	}
 	if err != nil {
-		return v, 0, false, fmt.Errorf("read %s: %w", key, err)
+		return v, 0, false, err
 	}
 	if v, err = c.Decode(e.Value()); err != nil {
 		return v, 0, false, fmt.Errorf("read %s: %w", key, err)
@@ -84,16 +89,24 @@ func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, c Cod
 		if err != nil {
 			return zero, 0, fmt.Errorf("write %s: %w", key, err)
 		}
-		if found {
-			rev, err = kv.Update(ctx, key, b, rev)
-		} else {
-			rev, err = kv.Create(ctx, key, b)
-		}
+		// A write whose answer was lost is tried again; if the first one
+		// landed, the second loses the compare-and-set, and the loop reads
+		// the value as written and lets change decide on it.
+		var written uint64
+		err = Retry(ctx, "write "+key, func(ctx context.Context) error {
+			var err error
+			if found {
+				written, err = kv.Update(ctx, key, b, rev)
+			} else {
+				written, err = kv.Create(ctx, key, b)
+			}
+			return err
+		})
 		if err == nil {
-			return next, rev, nil
+			return next, written, nil
 		}
 		if !Conflict(err) {
-			return zero, 0, fmt.Errorf("write %s: %w", key, err)
+			return zero, 0, err
 		}
 		if ctx.Err() != nil {
 			return zero, 0, fmt.Errorf("write %s: %w", key, ctx.Err())

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -47,6 +48,31 @@ func report(ctx context.Context, stream, action string) {
 // retryProvision runs attempt, each try bounded by provisionAttemptTimeout,
 // until it succeeds, fails in a way no retry mends, or ctx ends.
 func retryProvision(ctx context.Context, what string, attempt func(context.Context) error) error {
+	return retry(ctx, what, "provisioning failed; retrying", permanent, attempt)
+}
+
+// Retry runs one JetStream call (or a few that belong together) until it
+// succeeds, fails with an error that is not Transient, or ctx ends. Each
+// attempt gets at most 5 s even when ctx allows more: a request sent while a
+// stream elects a leader may get no answer at all, and the caller's whole
+// deadline must not go into waiting for it.
+func Retry(ctx context.Context, what string, attempt func(context.Context) error) error {
+	return retry(ctx, what, "JetStream call failed; retrying", func(err error) bool { return !Transient(err) }, attempt)
+}
+
+// Transient reports whether err is a JetStream call's failure that the same
+// call may well not meet a moment later: no answer in time, nobody to
+// answer, a cluster or stream without a leader for now.
+func Transient(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrConsumerLeadershipChanged) ||
+		errors.As(err, &apiErr) && apiErr.Code == 503
+}
+
+// retry is Retry and retryProvision: final says which errors end it.
+func retry(ctx context.Context, what, retrying string, final func(error) bool, attempt func(context.Context) error) error {
 	log := LoggerFrom(ctx)
 	d := provisionBackoffBase
 	for n := 1; ; n++ {
@@ -55,17 +81,17 @@ func retryProvision(ctx context.Context, what string, attempt func(context.Conte
 		cancel()
 		if err == nil {
 			if n > 1 {
-				log.Info("provisioned after retries", "what", what, "attempts", n)
+				log.Info("succeeded after retries", "what", what, "attempts", n)
 			}
 			return nil
 		}
-		if permanent(err) {
+		if final(err) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (last attempt: %v)", what, ctx.Err(), err)
 		}
-		log.Warn("provisioning failed; retrying", "what", what, "attempt", n, "error", err)
+		log.Warn(retrying, "what", what, "attempt", n, "error", err)
 		if hook, ok := ctx.Value(retryHookKey{}).(func(error)); ok {
 			hook(fmt.Errorf("%s: %w", what, err))
 		}

@@ -139,14 +139,23 @@ func Failures(results []SyncResult, timeout time.Duration) string {
 // CheckSyncs fails unless the tenant is registered and active: a request
 // for a paused tenant would wait for nothing.
 func CheckSyncs(ctx context.Context, js jetstream.JetStream, ns events.Namespace, id string) error {
-	kv, err := js.KeyValue(ctx, ns.Bucket(tenant.Bucket))
+	var kv jetstream.KeyValue
+	err := events.Retry(ctx, "open tenants", func(ctx context.Context) error {
+		var err error
+		kv, err = js.KeyValue(ctx, ns.Bucket(tenant.Bucket))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("tenant %s: %w", id, tenant.ErrUnknown)
 	}
 	if err != nil {
 		return fmt.Errorf("read tenants: %w", err)
 	}
-	entry, err := kv.Get(ctx, id)
+	var entry jetstream.KeyValueEntry
+	err = events.Retry(ctx, "read tenant "+id, func(ctx context.Context) error {
+		entry, err = kv.Get(ctx, id)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("tenant %s: %w", id, tenant.ErrUnknown)
 	}

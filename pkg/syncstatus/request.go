@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/kvwatch"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -97,22 +98,25 @@ func WaitServed(ctx context.Context, js jetstream.JetStream, ns events.Namespace
 	if err != nil {
 		return Status{}, fmt.Errorf("wait for sync: %w", err)
 	}
-	w, err := kv.Watch(ctx, StatusKey(tenantID, k))
+	// The watch survives the NATS server it lives on (kvwatch).
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	entries := make(chan jetstream.KeyValueEntry, 16)
+	_, err = kvwatch.Start(wctx, kv, kvwatch.Config{Keys: []string{StatusKey(tenantID, k)}, JS: js,
+		Entry: func(e jetstream.KeyValueEntry) {
+			select {
+			case entries <- e:
+			case <-wctx.Done():
+			}
+		}})
 	if err != nil {
 		return Status{}, fmt.Errorf("watch sync status: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
 	for {
 		select {
 		case <-ctx.Done():
 			return Status{}, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return Status{}, errors.New("watch sync status: closed")
-			}
-			if e == nil {
-				continue
-			}
+		case e := <-entries:
 			if e.Operation() != jetstream.KeyValuePut {
 				return Status{}, ErrNoSuchSync
 			}
@@ -135,7 +139,12 @@ func WaitServed(ctx context.Context, js jetstream.JetStream, ns events.Namespace
 // bucket opens one of the schedule's buckets, provisioning them when they do
 // not exist yet (no poller ever ran): a request made first is not lost.
 func bucket(ctx context.Context, js jetstream.JetStream, ns events.Namespace, name string) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, ns.Bucket(name))
+	var kv jetstream.KeyValue
+	err := events.Retry(ctx, "open "+ns.Bucket(name), func(ctx context.Context) error {
+		var err error
+		kv, err = js.KeyValue(ctx, ns.Bucket(name))
+		return err
+	})
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return kv, err
 	}
