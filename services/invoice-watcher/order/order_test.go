@@ -301,29 +301,9 @@ func TestExpire(t *testing.T) {
 	}
 }
 
-func TestKey(t *testing.T) {
+// The key's encoding: tenant.TestOrderKey.
+func TestRecordEncoding(t *testing.T) {
 	t.Parallel()
-	cases := []struct{ id, want string }{
-		{"1001", "acme.1001"},
-		{"ORD-12_a", "acme.ORD-12_a"},
-		{"a.b", "acme.="},
-		{"a*b", "acme.="},
-		{strings.Repeat("9", 65), "acme.="},
-	}
-	seen := map[string]bool{}
-	for _, c := range cases {
-		k, err := Key("acme", c.id)
-		if err != nil || !strings.HasPrefix(k, c.want) || strings.ContainsAny(k[5:], ".*> ") || seen[k] {
-			t.Errorf("Key(acme, %q) = %q, %v", c.id, k, err)
-		}
-		seen[k] = true
-	}
-	if _, err := Key("acme", ""); !errors.Is(err, ErrInvalidOrderID) {
-		t.Errorf("empty id: %v", err)
-	}
-	if _, err := Key("ACME", "1"); err == nil {
-		t.Error("invalid tenant accepted")
-	}
 	rec := record()
 	rec.MarkPublished(events.KindInvoiceIssued, t0)
 	b, err := rec.Encode()

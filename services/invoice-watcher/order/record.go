@@ -6,8 +6,6 @@
 package order
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,49 +111,11 @@ func EventID(tenant, orderID string, kind events.Kind) string {
 }
 
 // ErrInvalidOrderID is an empty order id.
-var ErrInvalidOrderID = errors.New("empty order id")
+var ErrInvalidOrderID = tenant.ErrInvalidOrderID
 
-// maxPlainID bounds an order id used as it is in a key.
-const maxPlainID = 64
-
-// Key returns the bucket key of a tenant's order, "<tenant>.<id>". An id of
-// letters, digits, '-' and '_' (up to 64) is kept as it is, so operators
-// recognise it; any other becomes "=" and a digest of it, since keys and
-// subjects allow few characters and a '.' or '*' must not become a token or
-// a wildcard. The record keeps the id as the store sent it.
-func Key(tenantID, orderID string) (string, error) {
-	tok, err := KeyToken(orderID)
-	if err != nil {
-		return "", err
-	}
-	if err := tenant.ValidID(tenantID); err != nil {
-		return "", err
-	}
-	return tenantID + "." + tok, nil
-}
-
-// KeyToken is the order id's part of its key (see Key).
-func KeyToken(orderID string) (string, error) {
-	if orderID == "" {
-		return "", ErrInvalidOrderID
-	}
-	if len(orderID) <= maxPlainID && plain(orderID) {
-		return orderID, nil
-	}
-	sum := sha256.Sum256([]byte(orderID))
-	// "=" never starts a plain id, so a digest never meets one.
-	return "=" + hex.EncodeToString(sum[:20]), nil
-}
-
-func plain(id string) bool {
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+// Key returns the bucket key of a tenant's order, tenant.OrderKey: the one
+// encoding the order-forwarder uses too.
+func Key(tenantID, orderID string) (string, error) { return tenant.OrderKey(tenantID, orderID) }
 
 // Encode encodes r for the bucket.
 func (r *Record) Encode() ([]byte, error) {

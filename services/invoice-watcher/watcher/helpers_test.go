@@ -22,6 +22,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
@@ -293,7 +294,7 @@ func (h *harness) hasTask(orderID string) bool {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	tok, _ := order.KeyToken(orderID)
+	tok, _ := tenant.OrderToken(orderID)
 	_, err = s.GetLastMsgForSubject(context.Background(), h.st.NS.ServiceSubject("invoicewatch", tenantID, tok))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false

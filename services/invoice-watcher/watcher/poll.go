@@ -45,6 +45,15 @@ func (w *Watcher) poll(ctx context.Context, msg jetstream.Msg) turn {
 		return finished
 	}
 	log := w.log.With("tenant", t.Tenant, "order_id", t.OrderID)
+	if subject, err := taskSubject(w.ns, t.Tenant, t.OrderID); err == nil && subject != msg.Subject() {
+		// Queued by the previous version under the order's legacy key
+		// (records.migrate): queued again under its key, due at once.
+		if err := w.queueTask(ctx, t, "watch-rekeyed"); err != nil {
+			log.Warn("move poll task to the order's key", "error", err)
+			return later(jitter(retrySoon))
+		}
+		return finished
+	}
 	rec, _, err := w.records.get(ctx, t.Tenant, t.OrderID)
 	switch {
 	case errors.Is(err, errNotFound):

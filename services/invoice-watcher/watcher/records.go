@@ -2,8 +2,11 @@ package watcher
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,7 +40,7 @@ var codec = events.Codec[*order.Record]{Encode: (*order.Record).Encode, Decode: 
 
 // get returns a tenant's order record and its revision, or errNotFound.
 func (s records) get(ctx context.Context, tenantID, orderID string) (*order.Record, uint64, error) {
-	key, err := order.Key(tenantID, orderID)
+	key, err := s.key(ctx, tenantID, orderID)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -57,7 +60,7 @@ func (s records) get(ctx context.Context, tenantID, orderID string) (*order.Reco
 // lets change decide again. A nil record from change writes nothing. It
 // returns the record as stored (nil when there is none).
 func (s records) update(ctx context.Context, tenantID, orderID string, change func(*order.Record) (*order.Record, error)) (*order.Record, error) {
-	key, err := order.Key(tenantID, orderID)
+	key, err := s.key(ctx, tenantID, orderID)
 	if err != nil {
 		return nil, err
 	}
@@ -69,4 +72,99 @@ func (s records) update(ctx context.Context, tenantID, orderID string, change fu
 		return next, err
 	})
 	return rec, err
+}
+
+// key is the order's key (order.Key), once a record stored under its legacy
+// key has been moved there.
+func (s records) key(ctx context.Context, tenantID, orderID string) (string, error) {
+	key, err := order.Key(tenantID, orderID)
+	if err != nil {
+		return "", err
+	}
+	old := tenantID + "." + legacyToken(orderID)
+	if old == key {
+		return key, nil
+	}
+	e, err := s.kv.Get(ctx, old)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return key, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read legacy order key %s: %w", old, err)
+	}
+	return key, s.move(ctx, e, key)
+}
+
+// move puts the record of entry e under key and removes it from e's key.
+// A record under key already (another replica moved it, or wrote a newer
+// one) stays as it is.
+func (s records) move(ctx context.Context, e jetstream.KeyValueEntry, key string) error {
+	if _, err := s.kv.Create(ctx, key, e.Value()); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("move order record %s to %s: %w", e.Key(), key, err)
+	}
+	// Only the revision moved: one written since (an older replica still
+	// running) is moved on its next read.
+	if err := s.kv.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision())); err != nil && !events.Conflict(err) {
+		return fmt.Errorf("remove moved order record %s: %w", e.Key(), err)
+	}
+	return nil
+}
+
+// migrate moves every record stored under a legacy key (legacyToken) to
+// its key, and returns how many it moved. Records are also moved when they
+// are read (key), so a replica of the previous version writing legacy keys
+// during a rolling update loses nothing.
+func (s records) migrate(ctx context.Context) (int, error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list order records: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	moved := 0
+	for k := range lister.Keys() {
+		// Only the legacy digests differ from the key: "=" and 40 hex
+		// digits.
+		if _, tok, ok := strings.Cut(k, "."); !ok || !strings.HasPrefix(tok, "=") {
+			continue
+		}
+		e, err := s.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return moved, fmt.Errorf("read order record %s: %w", k, err)
+		}
+		r, err := order.Decode(e.Value())
+		if err != nil {
+			continue // not a record: left alone
+		}
+		key, err := order.Key(r.Tenant, r.OrderID)
+		if err != nil || key == k {
+			continue
+		}
+		if err := s.move(ctx, e, key); err != nil {
+			return moved, err
+		}
+		moved++
+	}
+	return moved, nil
+}
+
+// legacyToken is the order id's part of the key the invoice-watcher used
+// before it shared the order-forwarder's (tenant.OrderKey): an id of
+// letters, digits, '-' and '_' up to 64 as it is, any other "=" and a
+// digest. Records and poll tasks are moved off it (records.key,
+// records.migrate, Watcher.poll); it can go once no deployment has a
+// record older than that move plus RecordTTL.
+func legacyToken(orderID string) string {
+	plain := len(orderID) <= 64
+	for i := 0; plain && i < len(orderID); i++ {
+		c := orderID[i]
+		plain = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+	}
+	if plain {
+		return orderID
+	}
+	sum := sha256.Sum256([]byte(orderID))
+	return "=" + hex.EncodeToString(sum[:20])
 }

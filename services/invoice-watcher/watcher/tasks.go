@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 )
 
@@ -63,7 +64,7 @@ func ensureTaskStream(ctx context.Context, js jetstream.JetStream, ns events.Nam
 }
 
 func taskSubject(ns events.Namespace, tenantID, orderID string) (string, error) {
-	tok, err := order.KeyToken(orderID)
+	tok, err := tenant.OrderToken(orderID)
 	if err != nil {
 		return "", err
 	}
@@ -72,23 +73,29 @@ func taskSubject(ns events.Namespace, tenantID, orderID string) (string, error) 
 
 // ensureTask puts the order's poll task in the queue unless it is there.
 func (w *Watcher) ensureTask(ctx context.Context, r *order.Record) error {
-	subject, err := taskSubject(w.ns, r.Tenant, r.OrderID)
+	return w.queueTask(ctx, task{Tenant: r.Tenant, OrderID: r.OrderID}, "watch")
+}
+
+// queueTask puts t in the queue unless its order has a task there; id
+// names the publish in the stream's duplicate window.
+func (w *Watcher) queueTask(ctx context.Context, t task, id events.Kind) error {
+	subject, err := taskSubject(w.ns, t.Tenant, t.OrderID)
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(task{Tenant: r.Tenant, OrderID: r.OrderID})
+	body, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}
 	h := nats.Header{}
-	h.Set(events.HeaderMsgID, order.EventID(r.Tenant, r.OrderID, "watch"))
+	h.Set(events.HeaderMsgID, order.EventID(t.Tenant, t.OrderID, id))
 	_, err = w.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: body}, jetstream.WithExpectStream(w.ns.Stream(TaskStream)))
 	var ae *jetstream.APIError
 	if errors.As(err, &ae) && ae.ErrorCode == errCodeStoreFailed && strings.Contains(ae.Description, "maximum messages per subject") {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("queue poll task of %s/%s: %w", r.Tenant, r.OrderID, err)
+		return fmt.Errorf("queue poll task of %s/%s: %w", t.Tenant, t.OrderID, err)
 	}
 	return nil
 }

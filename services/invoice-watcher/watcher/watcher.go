@@ -113,6 +113,11 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n, err := recs.migrate(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("order records moved from their legacy keys", "records", n)
+	}
 	tenants, err := events.EnsureKV(ctx, js, d.Namespace, tenant.Bucket)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package orders
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,36 +13,6 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
-
-func TestKey(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ id, want string }{
-		{"1001", "acme.1001"},
-		{"PED-12_a", "acme.PED-12_a"},
-		{"a.b", "acme.a=2Eb"},
-		{"a=2Eb", "acme.a=3D2Eb"},
-		{"*", "acme.=2A"},
-		{">", "acme.=3E"},
-		{"12/3 x", "acme.12=2F3=20x"},
-		{"ção", "acme.=C3=A7=C3=A3o"},
-	} {
-		got, err := Key("acme", tc.id)
-		if err != nil || got != tc.want {
-			t.Errorf("Key(%q) = %q, %v; want %q", tc.id, got, err, tc.want)
-		}
-	}
-	long1, _ := Key("acme", strings.Repeat("x", 200))
-	long2, _ := Key("acme", strings.Repeat("x", 199)+"y")
-	if !strings.HasPrefix(long1, "acme.=H") || long1 == long2 || len(long1) > 100 {
-		t.Errorf("long ids: %q %q", long1, long2)
-	}
-	if _, err := Key("acme", ""); !errors.Is(err, ErrInvalidOrderID) {
-		t.Errorf("empty id: %v", err)
-	}
-	if _, err := Key("ACME", "1"); err == nil {
-		t.Error("an invalid tenant made a key")
-	}
-}
 
 func testStore(t *testing.T) (*Store, jetstream.JetStream, events.Namespace) {
 	t.Helper()
