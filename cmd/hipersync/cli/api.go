@@ -41,6 +41,10 @@ const exitRefused = 3
 // rule (roles, validation, the packages it calls) is applied.
 type adminAPI struct {
 	adminv1connect.AdminServiceClient
+	// local is the in-process handler's NATS connection (nil when the
+	// client calls HIPERSYNC_API): progress lines read the pollers' status
+	// from it while a call waits.
+	local *streams
 	close func()
 }
 
@@ -80,6 +84,7 @@ func (a *app) admin(n needs) (*adminAPI, error) {
 // is opened).
 func (a *app) localAdmin(n needs) (*adminAPI, error) {
 	var d admin.Deps
+	var local *streams
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -98,6 +103,7 @@ func (a *app) localAdmin(n needs) (*adminAPI, error) {
 			return nil, fmt.Errorf("%s: %w", events.FormatEnv, err)
 		}
 		d.JS, d.NS, d.Publisher = s.js, s.ns, events.NewPublisher(s.js, s.ns, "hipersync/cli", format)
+		local = s
 	}
 	if n.broker {
 		c, err := dialBroker(a.e)
@@ -117,7 +123,7 @@ func (a *app) localAdmin(n needs) (*adminAPI, error) {
 	closers = append(closers, func() { _ = srv.Close() })
 	client := &http.Client{Transport: &http.Transport{DialContext: l.dial}}
 	c := adminv1connect.NewAdminServiceClient(client, "http://hipersync-cli.local")
-	return &adminAPI{AdminServiceClient: c, close: closeAll}, nil
+	return &adminAPI{AdminServiceClient: c, local: local, close: closeAll}, nil
 }
 
 // localOperator is who the in-process handler serves: the person at this
@@ -127,12 +133,26 @@ func localOperator() connect.Interceptor {
 	if u, err := user.Current(); err == nil {
 		name = "local:" + u.Username
 	}
-	p := auth.Principal{Subject: name + " (hipersync CLI)", Role: adminv1.Role_ROLE_OPERATOR, Method: "local"}
-	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			return next(auth.With(ctx, p), req)
-		}
-	})
+	return operator{auth.Principal{Subject: name + " (hipersync CLI)", Role: adminv1.Role_ROLE_OPERATOR, Method: "local"}}
+}
+
+// operator puts its principal in the context of every call it handles.
+type operator struct{ p auth.Principal }
+
+func (o operator) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		return next(auth.With(ctx, o.p), req)
+	}
+}
+
+func (o operator) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (o operator) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return next(auth.With(ctx, o.p), conn)
+	}
 }
 
 // apiError is a failed admin call as a person reads it: the server's

@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hipersync/hipersync/pkg/config"
 
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/consoletest"
@@ -51,12 +56,31 @@ func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
 		t.Fatalf("status with acme's key, no streams: %+v", r)
 	}
 
+	if r := as(store, "sync", "acme", "--catalog", "--no-wait"); r.code != 0 || !strings.Contains(r.stdout, "requested") {
+		t.Fatalf("sync acme --no-wait with acme's key: %+v", r)
+	}
+	if r := as(store, "events", "tail", "--json"); r.code != 0 {
+		t.Fatalf("events tail with acme's key: %+v", r)
+	}
+	// --follow streams until interrupted, then exits 0.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if code := Run(ctx, Env{Stdout: &out, Stderr: &errOut, Getenv: config.Map(map[string]string{"HIPERSYNC_API": c.Server.URL,
+		"HIPERSYNC_TOKEN": store, "HIPERSYNC_API_CA": ca})}, []string{"events", "tail", "--follow"}); code != 0 {
+		t.Fatalf("events tail --follow with acme's key: exit %d, %s", code, errOut.String())
+	}
+
 	// Another store: refused, exit 3, one line naming the tenant.
 	for _, args := range [][]string{
 		{"tenant", "show", "beta"},
 		{"tenant", "settings", "beta", "--default-brand", "x"},
 		{"tenant", "pause", "beta"},
 		{"status", "beta"},
+		{"sync", "beta", "--no-wait"},
+		{"sync", "beta", "--approve"},
+		{"events", "tail", "--tenant", "beta"},
+		{"events", "tail", "--tenant", "beta", "--follow"},
 	} {
 		r := as(store, args...)
 		if r.code != exitRefused || !strings.Contains(r.stderr, "refused") || !strings.Contains(r.stderr, `"beta"`) ||

@@ -1,18 +1,23 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hipersync/hipersync/pkg/events"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/services/console/admin"
 )
 
 const eventsUsage = `usage:
@@ -40,11 +45,12 @@ func (a *app) eventsCmd() *cobra.Command {
 	fs.StringVar(&f.source, "source", "all", "store (what stores sent), hiper (what hipersync published) or all")
 	fs.BoolVar(&f.follow, "follow", false, "keep printing new events until interrupted")
 	f.lf = logFilterFlags(fs)
-	c.RunE = func(*cobra.Command, []string) error { return runEvents(a.ctx, a.e, f, a.asJSON) }
+	c.RunE = func(*cobra.Command, []string) error { return a.runEvents(f, a.asJSON) }
 	return group("events", "tail the sync log", eventsUsage, c)
 }
 
-func runEvents(ctx context.Context, e Env, fl tailFlags, asJSON bool) error {
+func (a *app) runEvents(fl tailFlags, asJSON bool) error {
+	ctx, e := a.ctx, a.e
 	tenantID, kind, since, source, follow, lf := &fl.tenant, &fl.kind, &fl.since, &fl.source, &fl.follow, fl.lf
 	if *tenantID != "" {
 		if err := tenant.ValidID(*tenantID); err != nil {
@@ -56,30 +62,52 @@ func runEvents(ctx context.Context, e Env, fl tailFlags, asJSON bool) error {
 		return usagef("--source: %v", err)
 	}
 
-	s, err := connectNATS(e)
+	f := &adminv1.EventFilter{TenantId: *tenantID, Kind: *kind, Since: durationpb.New(*since), Source: sourceOf(sources)}
+	if err := lf.apply(f); err != nil {
+		return err
+	}
+	c, err := a.admin(needs{nats: true})
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	f := ops.LogFilter{Tenant: *tenantID, Kind: *kind, Start: time.Now().Add(-*since), Sources: sources}
-	if err := lf.apply(&f); err != nil {
-		return err
-	}
+	defer c.Close()
 	print := printer(e.Stdout, asJSON)
 	if *follow {
-		return ops.FollowLog(ctx, s.js, s.ns, f, print)
+		stream, err := c.StreamEvents(ctx, &adminv1.StreamEventsRequest{Filter: f})
+		if err != nil {
+			return apiError(err)
+		}
+		defer stream.Close()
+		for stream.Receive() {
+			print(admin.LogLine(stream.Msg().GetEvent()))
+		}
+		if err := stream.Err(); err != nil && ctx.Err() == nil {
+			return apiError(err)
+		}
+		return nil
 	}
-	lines, err := ops.ReadLog(ctx, s.js, s.ns, f)
+	resp, err := c.QueryEvents(ctx, &adminv1.QueryEventsRequest{Filter: f, Limit: math.MaxInt32})
 	if err != nil {
-		return err
+		return apiError(err)
 	}
-	for _, l := range lines {
-		print(l)
+	for _, l := range resp.GetEvents() {
+		print(admin.LogLine(l))
 	}
-	if len(lines) == 0 && !asJSON {
-		fmt.Fprintf(e.Stdout, "no events since %s\n", f.Start.Format(time.RFC3339))
+	if len(resp.GetEvents()) == 0 && !asJSON {
+		fmt.Fprintf(e.Stdout, "no events since %s\n", time.Now().Add(-*since).Format(time.RFC3339))
 	}
 	return nil
+}
+
+// sourceOf is the API's name of the sources --source names.
+func sourceOf(sources []events.Source) adminv1.EventSource {
+	if len(sources) != 1 {
+		return adminv1.EventSource_EVENT_SOURCE_UNSPECIFIED
+	}
+	if sources[0] == events.SourceStore {
+		return adminv1.EventSource_EVENT_SOURCE_STORE
+	}
+	return adminv1.EventSource_EVENT_SOURCE_HIPER
 }
 
 func printer(w io.Writer, asJSON bool) func(ops.LogLine) {
@@ -111,12 +139,12 @@ func logFilterFlags(fs *pflag.FlagSet) *logFilters {
 	}
 }
 
-func (lf *logFilters) apply(f *ops.LogFilter) error {
+func (lf *logFilters) apply(f *adminv1.EventFilter) error {
 	if v := *lf.until; v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
-			f.Until = time.Now().Add(-d)
+			f.Until = timestamppb.New(time.Now().Add(-d))
 		} else if t, err := time.Parse(time.RFC3339, v); err == nil {
-			f.Until = t
+			f.Until = timestamppb.New(t)
 		} else {
 			return usagef("--until %s: want RFC 3339 (2026-05-28T18:00:00Z) or a duration such as 30m", v)
 		}
@@ -125,6 +153,6 @@ func (lf *logFilters) apply(f *ops.LogFilter) error {
 	if err != nil {
 		return usagef("--outcome: %v", err)
 	}
-	f.Outcome, f.Order, f.Product = outcome, *lf.order, *lf.product
+	f.Outcome, f.OrderId, f.ProductId = outcome, *lf.order, *lf.product
 	return nil
 }

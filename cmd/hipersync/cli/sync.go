@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
@@ -58,11 +61,12 @@ func (a *app) syncCmd() *cobra.Command {
 	fs.BoolVar(&f.noWait, "no-wait", false, "return once the sync is asked for")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long to wait for the pollers")
 	fs.Var(&f.refresh, "product", "refresh this product's stock (repeatable)")
-	c.RunE = func(_ *cobra.Command, pos []string) error { return runSync(a.ctx, a.e, pos, f, a.asJSON) }
+	c.RunE = func(_ *cobra.Command, pos []string) error { return a.runSync(pos, f, a.asJSON) }
 	return c
 }
 
-func runSync(ctx context.Context, e Env, pos []string, f syncFlags, asJSON bool) error {
+func (a *app) runSync(pos []string, f syncFlags, asJSON bool) error {
+	ctx, e := a.ctx, a.e
 	catalog, stock, full, approve, noWait, timeout, refresh := &f.catalog, &f.stock, &f.full, &f.approve, &f.noWait, &f.timeout, f.refresh
 	if len(pos) != 1 {
 		return usagef("sync: want one tenant, got %d arguments\n%s", len(pos), syncUsage)
@@ -84,24 +88,59 @@ func runSync(ctx context.Context, e Env, pos []string, f syncFlags, asJSON bool)
 		kinds = []syncstatus.Kind{syncstatus.Stock}
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	if *approve && (*full || len(refresh) > 0) {
+		return usagef("sync: --approve releases what the guardrail holds; it goes alone, or with --catalog or --stock")
+	}
+	// The server waits up to timeout; the call a little longer, so the
+	// answer (a timeout outcome) comes back rather than a dropped call.
+	ctx, cancel := context.WithTimeout(ctx, *timeout+15*time.Second)
 	defer cancel()
-	s, err := connectNATS(e)
+	c, err := a.admin(needs{nats: true})
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	var progress func([]syncstatus.Kind, <-chan struct{})
-	if !asJSON {
-		progress = func(kinds []syncstatus.Kind, stop <-chan struct{}) {
-			showProgress(ctx, e.Stderr, s, id, kinds, 2*time.Second, stop)
+	defer c.Close()
+	names := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		names = append(names, string(k))
+	}
+	if !asJSON && !*noWait && c.local != nil {
+		// Progress, as the pollers record it, while the call waits.
+		watched := kinds
+		if len(watched) == 0 {
+			watched = syncstatus.Kinds
 		}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			showProgress(ctx, e.Stderr, c.local, id, watched, 2*time.Second, stop)
+		}()
+		defer func() { close(stop); <-done }()
 	}
-	results, err := ops.SyncNow(ctx, s.js, s.ns, ops.SyncRequest{
-		Tenant: id, Kinds: kinds, Full: *full, Products: refresh, Approve: *approve, Wait: !*noWait,
-	}, progress)
-	if err != nil {
-		return err
+	var got []*adminv1.SyncResult
+	if *approve {
+		resp, err := c.ApproveHeldChange(ctx, &adminv1.ApproveHeldChangeRequest{TenantId: id, Kinds: names, Wait: !*noWait,
+			Timeout: durationpb.New(*timeout)})
+		if err != nil {
+			return apiError(err)
+		}
+		got = resp.GetResults()
+	} else {
+		resp, err := c.SyncNow(ctx, &adminv1.SyncNowRequest{TenantId: id, Kinds: names, Full: *full, Products: refresh,
+			Wait: !*noWait, Timeout: durationpb.New(*timeout)})
+		if err != nil {
+			return apiError(err)
+		}
+		got = resp.GetResults()
+	}
+	results := make([]ops.SyncResult, 0, len(got))
+	for _, r := range got {
+		var res ops.SyncResult
+		if err := json.Unmarshal([]byte(r.GetResultJson()), &res); err != nil {
+			return fmt.Errorf("the admin API's %s result: %w", r.GetKind(), err)
+		}
+		results = append(results, res)
 	}
 	return reportSync(e, id, results, asJSON, *timeout)
 }

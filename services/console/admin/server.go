@@ -9,6 +9,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -412,6 +413,9 @@ func (s *Server) syncNow(ctx context.Context, r ops.SyncRequest, timeout *durati
 	out := make([]*adminv1.SyncResult, 0, len(results))
 	for _, res := range results {
 		sr := &adminv1.SyncResult{Kind: string(res.Kind), RequestId: res.Request.ID, Outcome: res.Outcome}
+		if b, err := json.Marshal(res); err == nil {
+			sr.ResultJson = string(b)
+		}
 		if res.Status != nil {
 			sr.Status = syncStatusOf(string(res.Kind), ops.ViewOf(*res.Status, time.Now()))
 		}

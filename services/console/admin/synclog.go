@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"connectrpc.com/connect"
@@ -23,7 +24,14 @@ func Filter(ctx context.Context, f *adminv1.EventFilter, now time.Time) (ops.Log
 	if f.GetSince() != nil && f.GetSince().AsDuration() > 0 {
 		since = f.GetSince().AsDuration()
 	}
-	lf := ops.LogFilter{Tenant: t, Kind: f.GetKind(), Start: now.Add(-since), Contains: f.GetContains()}
+	lf := ops.LogFilter{Tenant: t, Kind: f.GetKind(), Start: now.Add(-since), Contains: f.GetContains(),
+		Order: f.GetOrderId(), Product: f.GetProductId()}
+	if f.GetUntil() != nil {
+		lf.Until = f.GetUntil().AsTime()
+	}
+	if lf.Outcome, err = ops.ParseOutcome(f.GetOutcome()); err != nil {
+		return lf, connect.NewError(connect.CodeInvalidArgument, err)
+	}
 	switch f.GetSource() {
 	case adminv1.EventSource_EVENT_SOURCE_STORE:
 		lf.Sources = []events.Source{events.SourceStore}
@@ -34,6 +42,17 @@ func Filter(ctx context.Context, f *adminv1.EventFilter, now time.Time) (ops.Log
 		return lf, connect.NewError(connect.CodeInvalidArgument, err)
 	}
 	return lf, nil
+}
+
+// LogLine is the API's log event as pkg/ops has it, the inverse of
+// LogEvent: what `hipersync events tail` prints.
+func LogLine(e *adminv1.LogEvent) ops.LogLine {
+	l := ops.LogLine{Time: e.GetTime().AsTime(), Stream: e.GetStream(), Subject: e.GetSubject(), Tenant: e.GetTenantId(),
+		Kind: e.GetKind(), ID: e.GetId(), Error: e.GetError(), Summary: e.GetSummary()}
+	if e.GetEventJson() != "" {
+		l.Event = json.RawMessage(e.GetEventJson())
+	}
+	return l
 }
 
 // LogEvent is a log line as the API returns it.

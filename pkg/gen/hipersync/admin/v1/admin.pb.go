@@ -1621,8 +1621,12 @@ type SyncResult struct {
 	// The request's id, which the poller's status names once it ran it.
 	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// requested (no wait), ok, held, failed or timeout.
-	Outcome       string      `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
-	Status        *SyncStatus `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	Outcome string      `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Status  *SyncStatus `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// The result as pkg/ops records it (JSON): the request as the pollers
+	// got it and the poller's whole status record; what `hipersync sync
+	// --json` prints.
+	ResultJson    string `protobuf:"bytes,5,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1683,6 +1687,13 @@ func (x *SyncResult) GetStatus() *SyncStatus {
 		return x.Status
 	}
 	return nil
+}
+
+func (x *SyncResult) GetResultJson() string {
+	if x != nil {
+		return x.ResultJson
+	}
+	return ""
 }
 
 type ApproveHeldChangeRequest struct {
@@ -2531,7 +2542,15 @@ type EventFilter struct {
 	Since  *durationpb.Duration `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
 	Source EventSource          `protobuf:"varint,4,opt,name=source,proto3,enum=hipersync.admin.v1.EventSource" json:"source,omitempty"`
 	// Only events whose JSON contains this text (an order id, a product id).
-	Contains      string `protobuf:"bytes,5,opt,name=contains,proto3" json:"contains,omitempty"`
+	Contains string `protobuf:"bytes,5,opt,name=contains,proto3" json:"contains,omitempty"`
+	// Only events up to this time.
+	Until *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
+	// Only hipersync's events of this outcome: "ok" or "failed".
+	Outcome string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// Only events about this store order id.
+	OrderId string `protobuf:"bytes,8,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Only events about this Hiper product id.
+	ProductId     string `protobuf:"bytes,9,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2597,6 +2616,34 @@ func (x *EventFilter) GetSource() EventSource {
 func (x *EventFilter) GetContains() string {
 	if x != nil {
 		return x.Contains
+	}
+	return ""
+}
+
+func (x *EventFilter) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *EventFilter) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *EventFilter) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *EventFilter) GetProductId() string {
+	if x != nil {
+		return x.ProductId
 	}
 	return ""
 }
@@ -3671,14 +3718,16 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\x04wait\x18\x05 \x01(\bR\x04wait\x123\n" +
 	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"K\n" +
 	"\x0fSyncNowResponse\x128\n" +
-	"\aresults\x18\x01 \x03(\v2\x1e.hipersync.admin.v1.SyncResultR\aresults\"\x91\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.hipersync.admin.v1.SyncResultR\aresults\"\xb2\x01\n" +
 	"\n" +
 	"SyncResult\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x18\n" +
 	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x126\n" +
-	"\x06status\x18\x04 \x01(\v2\x1e.hipersync.admin.v1.SyncStatusR\x06status\"\x96\x01\n" +
+	"\x06status\x18\x04 \x01(\v2\x1e.hipersync.admin.v1.SyncStatusR\x06status\x12\x1f\n" +
+	"\vresult_json\x18\x05 \x01(\tR\n" +
+	"resultJson\"\x96\x01\n" +
 	"\x18ApproveHeldChangeRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05kinds\x18\x02 \x03(\tR\x05kinds\x12\x12\n" +
@@ -3746,13 +3795,18 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"resolution\"G\n" +
 	"\x14ResolveOrderResponse\x12/\n" +
-	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\xc4\x01\n" +
+	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\xca\x02\n" +
 	"\vEventFilter\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12/\n" +
 	"\x05since\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05since\x127\n" +
 	"\x06source\x18\x04 \x01(\x0e2\x1f.hipersync.admin.v1.EventSourceR\x06source\x12\x1a\n" +
-	"\bcontains\x18\x05 \x01(\tR\bcontains\"c\n" +
+	"\bcontains\x18\x05 \x01(\tR\bcontains\x120\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x18\n" +
+	"\aoutcome\x18\a \x01(\tR\aoutcome\x12\x19\n" +
+	"\border_id\x18\b \x01(\tR\aorderId\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\t \x01(\tR\tproductId\"c\n" +
 	"\x12QueryEventsRequest\x127\n" +
 	"\x06filter\x18\x01 \x01(\v2\x1f.hipersync.admin.v1.EventFilterR\x06filter\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"K\n" +
@@ -3975,67 +4029,68 @@ var file_hipersync_admin_v1_admin_proto_depIdxs = []int32{
 	36, // 35: hipersync.admin.v1.ResolveOrderResponse.order:type_name -> hipersync.admin.v1.Order
 	61, // 36: hipersync.admin.v1.EventFilter.since:type_name -> google.protobuf.Duration
 	1,  // 37: hipersync.admin.v1.EventFilter.source:type_name -> hipersync.admin.v1.EventSource
-	41, // 38: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	46, // 39: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
-	41, // 40: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	46, // 41: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
-	62, // 42: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
-	49, // 43: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
-	62, // 44: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
-	54, // 45: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
-	61, // 46: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
-	57, // 47: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
-	62, // 48: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	0,  // 49: hipersync.admin.v1.AuditEntry.role:type_name -> hipersync.admin.v1.Role
-	2,  // 50: hipersync.admin.v1.AdminService.WhoAmI:input_type -> hipersync.admin.v1.WhoAmIRequest
-	4,  // 51: hipersync.admin.v1.AdminService.ListTenants:input_type -> hipersync.admin.v1.ListTenantsRequest
-	6,  // 52: hipersync.admin.v1.AdminService.GetTenant:input_type -> hipersync.admin.v1.GetTenantRequest
-	8,  // 53: hipersync.admin.v1.AdminService.ConnectTenant:input_type -> hipersync.admin.v1.ConnectTenantRequest
-	10, // 54: hipersync.admin.v1.AdminService.PauseTenant:input_type -> hipersync.admin.v1.PauseTenantRequest
-	12, // 55: hipersync.admin.v1.AdminService.ResumeTenant:input_type -> hipersync.admin.v1.ResumeTenantRequest
-	14, // 56: hipersync.admin.v1.AdminService.DisconnectTenant:input_type -> hipersync.admin.v1.DisconnectTenantRequest
-	16, // 57: hipersync.admin.v1.AdminService.UpdateTenantSettings:input_type -> hipersync.admin.v1.UpdateTenantSettingsRequest
-	18, // 58: hipersync.admin.v1.AdminService.GetTenantCredentials:input_type -> hipersync.admin.v1.GetTenantCredentialsRequest
-	20, // 59: hipersync.admin.v1.AdminService.RevokeTenantCredentials:input_type -> hipersync.admin.v1.RevokeTenantCredentialsRequest
-	22, // 60: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
-	27, // 61: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
-	30, // 62: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
-	32, // 63: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
-	34, // 64: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
-	39, // 65: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
-	42, // 66: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
-	44, // 67: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
-	47, // 68: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
-	50, // 69: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
-	52, // 70: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
-	55, // 71: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
-	3,  // 72: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
-	5,  // 73: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
-	7,  // 74: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
-	9,  // 75: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
-	11, // 76: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
-	13, // 77: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
-	15, // 78: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
-	17, // 79: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
-	19, // 80: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
-	21, // 81: hipersync.admin.v1.AdminService.RevokeTenantCredentials:output_type -> hipersync.admin.v1.RevokeTenantCredentialsResponse
-	23, // 82: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
-	28, // 83: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
-	31, // 84: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
-	33, // 85: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
-	35, // 86: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
-	40, // 87: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
-	43, // 88: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
-	45, // 89: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
-	48, // 90: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
-	51, // 91: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
-	53, // 92: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
-	56, // 93: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
-	72, // [72:94] is the sub-list for method output_type
-	50, // [50:72] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	62, // 38: hipersync.admin.v1.EventFilter.until:type_name -> google.protobuf.Timestamp
+	41, // 39: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	46, // 40: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
+	41, // 41: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	46, // 42: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
+	62, // 43: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
+	49, // 44: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
+	62, // 45: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
+	54, // 46: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
+	61, // 47: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
+	57, // 48: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
+	62, // 49: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	0,  // 50: hipersync.admin.v1.AuditEntry.role:type_name -> hipersync.admin.v1.Role
+	2,  // 51: hipersync.admin.v1.AdminService.WhoAmI:input_type -> hipersync.admin.v1.WhoAmIRequest
+	4,  // 52: hipersync.admin.v1.AdminService.ListTenants:input_type -> hipersync.admin.v1.ListTenantsRequest
+	6,  // 53: hipersync.admin.v1.AdminService.GetTenant:input_type -> hipersync.admin.v1.GetTenantRequest
+	8,  // 54: hipersync.admin.v1.AdminService.ConnectTenant:input_type -> hipersync.admin.v1.ConnectTenantRequest
+	10, // 55: hipersync.admin.v1.AdminService.PauseTenant:input_type -> hipersync.admin.v1.PauseTenantRequest
+	12, // 56: hipersync.admin.v1.AdminService.ResumeTenant:input_type -> hipersync.admin.v1.ResumeTenantRequest
+	14, // 57: hipersync.admin.v1.AdminService.DisconnectTenant:input_type -> hipersync.admin.v1.DisconnectTenantRequest
+	16, // 58: hipersync.admin.v1.AdminService.UpdateTenantSettings:input_type -> hipersync.admin.v1.UpdateTenantSettingsRequest
+	18, // 59: hipersync.admin.v1.AdminService.GetTenantCredentials:input_type -> hipersync.admin.v1.GetTenantCredentialsRequest
+	20, // 60: hipersync.admin.v1.AdminService.RevokeTenantCredentials:input_type -> hipersync.admin.v1.RevokeTenantCredentialsRequest
+	22, // 61: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
+	27, // 62: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
+	30, // 63: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
+	32, // 64: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
+	34, // 65: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
+	39, // 66: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
+	42, // 67: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
+	44, // 68: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
+	47, // 69: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
+	50, // 70: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
+	52, // 71: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
+	55, // 72: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
+	3,  // 73: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
+	5,  // 74: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
+	7,  // 75: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
+	9,  // 76: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
+	11, // 77: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
+	13, // 78: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
+	15, // 79: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
+	17, // 80: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
+	19, // 81: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
+	21, // 82: hipersync.admin.v1.AdminService.RevokeTenantCredentials:output_type -> hipersync.admin.v1.RevokeTenantCredentialsResponse
+	23, // 83: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
+	28, // 84: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
+	31, // 85: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
+	33, // 86: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
+	35, // 87: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
+	40, // 88: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
+	43, // 89: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
+	45, // 90: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
+	48, // 91: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
+	51, // 92: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
+	53, // 93: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
+	56, // 94: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
+	73, // [73:95] is the sub-list for method output_type
+	51, // [51:73] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_hipersync_admin_v1_admin_proto_init() }
