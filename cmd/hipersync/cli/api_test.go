@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/pem"
 	"os"
@@ -59,16 +58,29 @@ func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
 	if r := as(store, "sync", "acme", "--catalog", "--no-wait"); r.code != 0 || !strings.Contains(r.stdout, "requested") {
 		t.Fatalf("sync acme --no-wait with acme's key: %+v", r)
 	}
+	if r := as(store, "dlq", "list"); r.code != 0 || !strings.Contains(r.stdout, "no dead letters") {
+		t.Fatalf("dlq list with acme's key: %+v", r)
+	}
 	if r := as(store, "events", "tail", "--json"); r.code != 0 {
 		t.Fatalf("events tail with acme's key: %+v", r)
 	}
-	// --follow streams until interrupted, then exits 0.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	if code := Run(ctx, Env{Stdout: &out, Stderr: &errOut, Getenv: config.Map(map[string]string{"HIPERSYNC_API": c.Server.URL,
-		"HIPERSYNC_TOKEN": store, "HIPERSYNC_API_CA": ca})}, []string{"events", "tail", "--follow"}); code != 0 {
-		t.Fatalf("events tail --follow with acme's key: exit %d, %s", code, errOut.String())
+	// --follow streams the store's new events until interrupted, then
+	// exits 0.
+	var live brokertest.SyncBuffer
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, Env{Stdout: &live, Stderr: &live, Getenv: config.Map(map[string]string{"HIPERSYNC_API": c.Server.URL,
+			"HIPERSYNC_TOKEN": store, "HIPERSYNC_API_CA": ca})}, []string{"events", "tail", "--follow", "--source", "store"})
+	}()
+	brokertest.WaitFor(t, 15*time.Second, "the followed store event", func() bool {
+		_, _ = st.JS.Publish(context.Background(), st.NS.StoreSubject("acme", "order.approved"), []byte(`{"orderId":"F-1"}`))
+		return strings.Contains(live.String(), "acme")
+	})
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("events tail --follow with acme's key: exit %d, %s", code, live.String())
 	}
 
 	// Another store: refused, exit 3, one line naming the tenant.

@@ -2,15 +2,16 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
-	"github.com/hipersync/hipersync/pkg/events"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 )
 
 const dlqUsage = `usage:
@@ -40,13 +41,14 @@ type deadLetterView struct {
 func (a *app) dlqCmd() *cobra.Command {
 	list := &cobra.Command{Use: "list", Short: "dead letters, newest first, with their reasons"}
 	limit := list.Flags().Int("limit", 100, "list at most this many, the newest (0: all)")
-	list.RunE = func(_ *cobra.Command, pos []string) error { return runDLQ(a.ctx, a.e, "list", pos, *limit, a.asJSON) }
+	list.RunE = func(_ *cobra.Command, pos []string) error { return a.runDLQ("list", pos, *limit, a.asJSON) }
 	retry := &cobra.Command{Use: "retry <id>", Short: "replay a dead letter to its original subject",
-		RunE: func(_ *cobra.Command, pos []string) error { return runDLQ(a.ctx, a.e, "retry", pos, 0, a.asJSON) }}
+		RunE: func(_ *cobra.Command, pos []string) error { return a.runDLQ("retry", pos, 0, a.asJSON) }}
 	return group("dlq", "list and retry dead letters", dlqUsage, list, retry)
 }
 
-func runDLQ(ctx context.Context, e Env, sub string, pos []string, limitN int, asJSON bool) error {
+func (a *app) runDLQ(sub string, pos []string, limitN int, asJSON bool) error {
+	ctx, e := a.ctx, a.e
 	limit := &limitN
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -56,26 +58,28 @@ func runDLQ(ctx context.Context, e Env, sub string, pos []string, limitN int, as
 		if len(pos) != 0 {
 			return usagef("dlq list takes no arguments\n%s", dlqUsage)
 		}
-		s, err := connectNATS(e)
+		c, err := a.admin(needs{nats: true})
 		if err != nil {
 			return err
 		}
-		defer s.Close()
-		entries, more, err := events.LatestDeadLetters(ctx, s.js, s.ns, *limit)
-		if err != nil {
-			return err
+		defer c.Close()
+		n := int32(*limit)
+		if *limit <= 0 || *limit > math.MaxInt32 {
+			n = math.MaxInt32
 		}
-		views := make([]deadLetterView, 0, len(entries))
-		for _, en := range entries {
-			v := deadLetterView{ID: en.Seq, Time: en.Time, Subject: en.Subject}
-			if en.Err != nil {
-				v.ReasonCode, v.Reason = "unreadable_record", en.Err.Error()
-			} else {
-				l := en.Letter
-				v.Tenant, v.Consumer, v.Subject = l.GetTenant(), l.GetConsumer(), l.GetSubject()
-				v.ReasonCode, v.Reason, v.Deliveries, v.BodyBytes = l.GetReasonCode(), l.GetReason(), l.GetDeliveries(), len(l.GetData())
-			}
-			views = append(views, v)
+		resp, err := c.ListDeadLetters(ctx, &adminv1.ListDeadLettersRequest{Limit: n})
+		if err != nil {
+			return apiError(err)
+		}
+		got := resp.GetDeadLetters()
+		more := int(resp.GetTotal()) - len(got)
+		views := make([]deadLetterView, 0, len(got))
+		// The API answers oldest first; an operator reads the newest first.
+		for i := len(got) - 1; i >= 0; i-- {
+			l := got[i]
+			views = append(views, deadLetterView{ID: l.GetId(), Time: l.GetTime().AsTime(), Tenant: l.GetTenantId(),
+				Consumer: l.GetConsumer(), Subject: l.GetSubject(), ReasonCode: l.GetReasonCode(), Reason: l.GetReason(),
+				Deliveries: l.GetDeliveries(), BodyBytes: int(l.GetBodyBytes())})
 		}
 		if asJSON {
 			return writeJSON(e.Stdout, deadLetterList{DeadLetters: views, More: more})
@@ -104,16 +108,16 @@ func runDLQ(ctx context.Context, e Env, sub string, pos []string, limitN int, as
 		if err != nil || seq == 0 {
 			return usagef("dlq retry: %q is not a dead-letter id (see dlq list)", pos[0])
 		}
-		s, err := connectNATS(e)
+		c, err := a.admin(needs{nats: true})
 		if err != nil {
 			return err
 		}
-		defer s.Close()
-		if err := events.RetryDeadLetter(ctx, s.js, s.ns, seq); err != nil {
-			if errors.Is(err, events.ErrDeadLetterNotFound) {
+		defer c.Close()
+		if _, err := c.RetryDeadLetter(ctx, &adminv1.RetryDeadLetterRequest{Id: seq}); err != nil {
+			if connect.CodeOf(err) == connect.CodeNotFound {
 				return fmt.Errorf("no dead letter %d (already retried? see dlq list)", seq)
 			}
-			return err
+			return apiError(err)
 		}
 		if asJSON {
 			return writeJSON(e.Stdout, map[string]any{"id": seq, "retried": true})

@@ -73,9 +73,13 @@ func (a *app) runEvents(fl tailFlags, asJSON bool) error {
 	defer c.Close()
 	print := printer(e.Stdout, asJSON)
 	if *follow {
+		// Until interrupted: the end of ctx is the normal end.
 		stream, err := c.StreamEvents(ctx, &adminv1.StreamEventsRequest{Filter: f})
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
 			return apiError(err)
+		}
+		if err != nil {
+			return nil
 		}
 		defer stream.Close()
 		for stream.Receive() {

@@ -475,10 +475,11 @@ func (s *Server) ListDeadLetters(ctx context.Context, req *adminv1.ListDeadLette
 	if err != nil {
 		return nil, wrap(err)
 	}
+	total := len(letters)
 	if len(letters) > limit {
 		letters = letters[len(letters)-limit:]
 	}
-	return &adminv1.ListDeadLettersResponse{DeadLetters: letters}, nil
+	return &adminv1.ListDeadLettersResponse{DeadLetters: letters, Total: int32(total)}, nil
 }
 
 // deadLetters reads every dead letter of tenant ("" for all), oldest first.

@@ -3002,8 +3002,11 @@ func (x *ListDeadLettersRequest) GetLimit() int32 {
 }
 
 type ListDeadLettersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DeadLetters   []*DeadLetter          `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The newest, oldest first.
+	DeadLetters []*DeadLetter `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// How many there are before the limit.
+	Total         int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3043,6 +3046,13 @@ func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
 		return x.DeadLetters
 	}
 	return nil
+}
+
+func (x *ListDeadLettersResponse) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
 }
 
 // DeadLetter is a message a consumer gave up on.
@@ -3829,9 +3839,10 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\x05error\x18\t \x01(\tR\x05error\"K\n" +
 	"\x16ListDeadLettersRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\\\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"r\n" +
 	"\x17ListDeadLettersResponse\x12A\n" +
-	"\fdead_letters\x18\x01 \x03(\v2\x1e.hipersync.admin.v1.DeadLetterR\vdeadLetters\"\x97\x02\n" +
+	"\fdead_letters\x18\x01 \x03(\v2\x1e.hipersync.admin.v1.DeadLetterR\vdeadLetters\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\"\x97\x02\n" +
 	"\n" +
 	"DeadLetter\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
