@@ -327,8 +327,9 @@ func TestSchedule(t *testing.T) {
 		{-time.Minute, 30 * time.Second},
 		{4 * time.Minute, 30 * time.Second},
 		{8 * time.Minute, time.Minute},
-		{32 * time.Minute, 4 * time.Minute},
-		{30 * 24 * time.Hour, 4 * time.Minute},
+		{16 * time.Minute, 2 * time.Minute},
+		{20 * time.Minute, 150 * time.Second},
+		{30 * 24 * time.Hour, 150 * time.Second},
 	}
 	for _, c := range cases {
 		if got := s.Interval(c.since); got != c.want {
@@ -336,18 +337,18 @@ func TestSchedule(t *testing.T) {
 		}
 	}
 	for range 1000 {
-		if d := s.Next(time.Hour); d < 216*time.Second || d > 264*time.Second {
-			t.Fatalf("Next(1h) = %s, want 4m ± 10%%", d)
+		if d := s.Next(time.Hour); d < 135*time.Second || d > 165*time.Second {
+			t.Fatalf("Next(1h) = %s, want 2m30s ± 10%%", d)
 		}
 	}
 	// 30 s for 4 minutes, then backing off: an order invoiced and shipped
 	// within its first minute is polled twice; one shipped after a day
-	// about 360 times, against 2880 at a fixed 30 s.
+	// about 600 times, against 2880 at a fixed 30 s.
 	if n := s.Calls([]time.Duration{time.Second}); n != 1 {
 		t.Errorf("calls for a 1 s life = %d", n)
 	}
 	n := s.Calls([]time.Duration{time.Minute, 3 * time.Hour, 24 * time.Hour})
-	if n < 330 || n > 420 {
+	if n < 560 || n > 650 {
 		t.Errorf("calls for a day's life = %d", n)
 	}
 }
