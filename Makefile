@@ -41,7 +41,7 @@ test: $(TOOLS)/nats ## Run every test of every module (needs NATS with JetStream
 .PHONY: bench
 bench: ## Run every benchmark and print one table (each figure beside its same-run baseline) and the growth chart docs/img/bench-growth.svg
 	@mkdir -p bin
-	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./... | grep -E '^(Benchmark|ok|FAIL|---)' ); done | tee bin/bench.txt | grep -E '^(FAIL|---)' || true
+	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./... | grep -E '^(Benchmark|ok|FAIL|---)' ); done | tee bin/bench.txt | grep -E '^(FAIL|---)' || true
 	@cd tools && GOWORK=off go run ./benchtable -chart ../docs/img/bench-growth.svg < ../bin/bench.txt
 
 .PHONY: lint

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/hipersync/hipersync/pkg/hiper"
 )
@@ -81,6 +82,24 @@ func (s *Sim) AddOrderEvent(key, orderID string, ev hiper.OrderEvent) error {
 		return fmt.Errorf("add order event: %w", err)
 	}
 	return nil
+}
+
+// CreateOrder takes an order as POST /pedido-de-venda/ does, without the
+// HTTP round trip, and returns its id: for a test that needs many open
+// orders before it measures something else.
+func (s *Sim) CreateOrder(key string, so hiper.SalesOrder) (string, error) {
+	a, err := s.account(key)
+	if err != nil {
+		return "", fmt.Errorf("create order: %w", err)
+	}
+	if problems := validateOrder(&so); len(problems) > 0 {
+		return "", fmt.Errorf("create order: %s", strings.Join(problems, "; "))
+	}
+	id, problems := a.createOrder(so, s.now(), s.cfg.ProcessingDelay)
+	if len(problems) > 0 {
+		return "", fmt.Errorf("create order: %s", strings.Join(problems, "; "))
+	}
+	return id, nil
 }
 
 // FailOrder makes an order processed with error (situation 3), note being

@@ -311,3 +311,25 @@ func TestOrderEventsFromHiper(t *testing.T) {
 		}
 	})
 }
+
+// The in-process CreateOrder takes an order as the API does: Hiper answers
+// about it, and an invalid one is refused with the API's problems.
+func TestCreateOrderInProcess(t *testing.T) {
+	t.Parallel()
+	a := start(t, hipersim.Config{Seed: hipersim.SeedEmpty, ProcessingDelay: -1})
+	if err := a.srv.Sim.UpsertProducts(a.key, []hiper.Product{simpleProduct(1, "1")}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := a.srv.Sim.CreateOrder(a.key, validOrder(testID(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := a.orderStatus(id); st.Situation != hiper.SituationProcessed {
+		t.Errorf("situation %d, want 2", st.Situation)
+	}
+	bad := validOrder(testID(1))
+	bad.Customer.Email = ""
+	if _, err := a.srv.Sim.CreateOrder(a.key, bad); err == nil {
+		t.Error("an order without the customer's e-mail was taken")
+	}
+}

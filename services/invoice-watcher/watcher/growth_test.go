@@ -65,15 +65,9 @@ func watcherStep(b *testing.B, tenants, perTenant int) (cpu time.Duration, heap 
 				b.Error(err)
 				return
 			}
-			client, err := hiper.New(st.Sim.URL)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			session := client.Session(hiper.NewKeySource(client, st.Keys[name]))
 			for i := range perTenant {
 				orderID := fmt.Sprintf("%s-%d", name, i)
-				id, err := session.CreateSalesOrder(ctx, salesOrder(orderID))
+				id, err := st.Sim.Sim.CreateOrder(st.Keys[name], salesOrder(orderID))
 				if err == nil {
 					_, err = as.PublishAsync(ctx, st.NS.HiperSubject(name, events.KindOrderAccepted), "accepted:"+orderID,
 						&eventsv1.OrderAccepted{OrderId: orderID, HiperOrderId: id, AcceptedAt: timestamppb.Now()})
