@@ -96,24 +96,8 @@ func BenchmarkInitialSync(b *testing.B) {
 	}
 
 	b.ResetTimer()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchChild+"=1",
-		"NATS_URL="+brokertest.EnvOr("NATS_URL", config.DefaultNATSURL), "TOKEN_BROKER_ADDR="+st.BrokerAddr,
-		"HIPER_BASE_URL="+st.Sim.URL, "HTTP_ADDR=127.0.0.1:0", "HIPERSYNC_NAMESPACE="+st.NS.Prefix, "HIPERSYNC_INSECURE=1",
-		// Unpaced, like the baseline: the figure is the poller's own cost.
-		// At the default pace (5 calls a second) 200 batches take 40s.
-		"POLL_TENANT_RATE=10000")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-
-	var status syncstatus.Status
-	brokertest.WaitFor(b, 5*time.Minute, "the initial sync", func() bool {
-		status, _, err = syncstatus.GetStatus(context.Background(), st.JS, st.NS, "acme", syncstatus.Catalog)
-		return err == nil && status.InitialDone && status.Lease == nil
-	})
+	cmd := startPoller(b, st)
+	status := waitInitialSync(b, st)
 	took := time.Since(status.LastRunAt)
 	published := hiperMsgs(b, st)
 	if published != uint64(products) {
@@ -150,6 +134,35 @@ func BenchmarkInitialSync(b *testing.B) {
 	b.ReportMetric(baseline, "baseline-events/s")
 	b.ReportMetric(rss, "peak-rss-MB")
 	b.ReportMetric(float64(delta.Milliseconds()), "delta-ms")
+}
+
+// startPoller starts the catalog-poller as a process of its own (the test
+// binary as benchChild) on st, unpaced; it is killed when b ends.
+func startPoller(b *testing.B, st *brokertest.Stack) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchChild+"=1",
+		"NATS_URL="+brokertest.EnvOr("NATS_URL", config.DefaultNATSURL), "TOKEN_BROKER_ADDR="+st.BrokerAddr,
+		"HIPER_BASE_URL="+st.Sim.URL, "HTTP_ADDR=127.0.0.1:0", "HIPERSYNC_NAMESPACE="+st.NS.Prefix, "HIPERSYNC_INSECURE=1",
+		// Unpaced, like the baseline: the figure is the poller's own cost.
+		// At the default pace (5 calls a second) 200 batches take 40s.
+		"POLL_TENANT_RATE=10000")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
+
+// waitInitialSync waits until acme's initial catalog sync is done.
+func waitInitialSync(b *testing.B, st *brokertest.Stack) syncstatus.Status {
+	var status syncstatus.Status
+	brokertest.WaitFor(b, 5*time.Minute, "the initial sync", func() bool {
+		var err error
+		status, _, err = syncstatus.GetStatus(context.Background(), st.JS, st.NS, "acme", syncstatus.Catalog)
+		return err == nil && status.InitialDone && status.Lease == nil
+	})
+	return status
 }
 
 // hiperMsgs counts the catalog events in the HIPER stream (not the sync
