@@ -10,12 +10,13 @@ const (
 	DefaultMinInterval = 30 * time.Second
 	// DefaultMaxInterval is the ceiling: with most open orders old, it
 	// sets both how late an invoice is seen (p99 about the ceiling and its
-	// jitter) and Hiper's load (open orders ÷ ceiling). 2½ minutes spends
-	// what issue #17 allows, a fifth of the calls of polling every order
-	// every 30 s, on the smallest delay that budget buys.
-	DefaultMaxInterval = 150 * time.Second
+	// jitter) and Hiper's load (open orders ÷ ceiling, plus the polls of
+	// orders that just changed). 3 minutes spends what issue #17 allows, a
+	// fifth of the calls of polling every order every 30 s, on the smallest
+	// delay that budget buys (BenchmarkScheduleLatency).
+	DefaultMaxInterval = 3 * time.Minute
 	// DefaultBackoff makes the interval an eighth of the time since the
-	// last change: 30 s for the first 4 minutes, 2½ minutes from the 20th.
+	// last change: 30 s for the first 4 minutes, 3 minutes from the 24th.
 	DefaultBackoff = 0.125
 	DefaultJitter  = 0.1
 )
@@ -27,7 +28,7 @@ const (
 type Schedule struct {
 	// Min is the interval while the order is young (default 30s).
 	Min time.Duration
-	// Max is the ceiling (default 2m30s): a change is seen at most that long
+	// Max is the ceiling (default 3m): a change is seen at most that long
 	// after Hiper registers it, about half of it on average.
 	Max time.Duration
 	// Backoff is the interval as a fraction of the time since the last

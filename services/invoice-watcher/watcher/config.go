@@ -17,7 +17,7 @@ import (
 type Config struct {
 	// Schedule is how often an order is polled: Min while its answer is
 	// fresh (INVOICE_POLL_MIN, default 30s), backing off to Max
-	// (INVOICE_POLL_MAX, default 2m30s).
+	// (INVOICE_POLL_MAX, default 3m).
 	Schedule order.Schedule
 	// CancelGrace is how long a cancellation the store did not ask for
 	// waits before it is announced as the merchant's (INVOICE_CANCEL_GRACE,

@@ -371,7 +371,7 @@ func TestPausedTenantWaits(t *testing.T) {
 func TestLoadSettings(t *testing.T) {
 	t.Parallel()
 	s, err := watcher.LoadSettings(func(string) string { return "" })
-	if err != nil || s.Config.Schedule.Min != 30*time.Second || s.Config.Schedule.Max != 150*time.Second {
+	if err != nil || s.Config.Schedule.Min != 30*time.Second || s.Config.Schedule.Max != 3*time.Minute {
 		t.Errorf("defaults: %+v, %v", s.Config, err)
 	}
 	env := map[string]string{"INVOICE_POLL_MAX": "10m", "INVOICE_CONCURRENCY": "many", "INVOICE_CANCEL_GRACE": "-1s"}
