@@ -73,7 +73,7 @@ func writeGrowth(w io.Writer, ss []series) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "growth benchmark\tcost per unit\twork → cost at each doubling\tspread\tflat (≤ 20 %)\t")
+	fmt.Fprintln(tw, "growth benchmark\tcost per unit\twork → cost at each doubling\tlast ÷ first\tspread\tflat (≤ 20 %)\t")
 	for _, s := range ss {
 		var cells []string
 		for _, st := range s.steps {
@@ -83,7 +83,11 @@ func writeGrowth(w io.Writer, ss []series) {
 		if s.spread() > maxSpread {
 			flat = "NO"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f %%\t%s\t\n", s.bench, s.unit, strings.Join(cells, ", "), 100*s.spread(), flat)
+		trend := "—"
+		if first := s.steps[0].value; first != 0 {
+			trend = fmt.Sprintf("%.2f×", s.steps[len(s.steps)-1].value/first)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f %%\t%s\t\n", s.bench, s.unit, strings.Join(cells, ", "), trend, 100*s.spread(), flat)
 	}
 	tw.Flush()
 }

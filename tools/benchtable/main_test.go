@@ -55,7 +55,7 @@ BenchmarkFeed-2  3  401234 ns/op  52000 items/s  80000 baseline-items/s`
 	lines := strings.Split(out.String(), "\n")
 	if len(lines) < 4 || !strings.Contains(lines[2], "NO") ||
 		!strings.Contains(lines[2], "30 %") || !strings.Contains(lines[3], "10 %") || !strings.Contains(lines[3], "yes") ||
-		!strings.Contains(lines[2], "250 → 10.00, 500 → 11.00, 1000 → 13.00") {
+		!strings.Contains(lines[2], "250 → 10.00, 500 → 11.00, 1000 → 13.00") || !strings.Contains(lines[2], "1.30×") {
 		t.Fatalf("growth table:\n%s", out.String())
 	}
 	var svg bytes.Buffer

@@ -39,7 +39,8 @@ func TestMain(m *testing.M) {
 }
 
 // runBenchChild runs the catalog-poller until SIGTERM; with
-// HIPERSYNC_BENCH_CPUPROFILE it writes its CPU profile there.
+// HIPERSYNC_BENCH_CPUPROFILE it writes its CPU profile there, with
+// HIPERSYNC_BENCH_LOG its log to stderr.
 func runBenchChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -49,7 +50,11 @@ func runBenchChild() int {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	err := poller.Main(ctx, Service, os.Getenv, io.Discard, func(ctx context.Context, d poller.Deps) (*schedule.Scheduler, error) {
+	var logOut io.Writer = io.Discard
+	if os.Getenv("HIPERSYNC_BENCH_LOG") != "" {
+		logOut = os.Stderr
+	}
+	err := poller.Main(ctx, Service, os.Getenv, logOut, func(ctx context.Context, d poller.Deps) (*schedule.Scheduler, error) {
 		d.Options.FirstRunSpread = time.Millisecond
 		d.Options.Interval = time.Hour // the delta is asked for
 		return Start(ctx, d)
