@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -34,11 +35,14 @@ type SyncView struct {
 
 // TenantStatus is one tenant's registry state joined with its syncs.
 type TenantStatus struct {
-	Tenant      string               `json:"tenant"`
-	State       string               `json:"state"`
-	StateReason string               `json:"stateReason,omitempty"`
-	Since       time.Time            `json:"since"`
-	Syncs       map[string]*SyncView `json:"syncs"`
+	Tenant string `json:"tenant"`
+	State  string `json:"state"`
+	// StateReason is why, in Portuguese; StateReasonCode its stable code
+	// (tenant.Reason*).
+	StateReason     string               `json:"stateReason,omitempty"`
+	StateReasonCode string               `json:"stateReasonCode,omitempty"`
+	Since           time.Time            `json:"since"`
+	Syncs           map[string]*SyncView `json:"syncs"`
 	// HiperOutage is set while the order-forwarder finds Hiper (or this
 	// tenant's Hiper account) failing every call: orders wait for it.
 	HiperOutage *Outage `json:"hiperOutage,omitempty"`
@@ -80,9 +84,10 @@ func Status(ctx context.Context, js jetstream.JetStream, ns events.Namespace, no
 				if err != nil {
 					return nil, err
 				}
-				id, t := entry.Key(), rec.GetTenant()
-				byTenant[id] = &TenantStatus{Tenant: id, State: tenant.StateName(t.GetState()), StateReason: t.GetStateReason(),
-					Since: t.GetStateChangedAt().AsTime(), Syncs: map[string]*SyncView{}}
+				id := entry.Key()
+				ts := &TenantStatus{Tenant: id, Syncs: map[string]*SyncView{}}
+				ts.setTenant(rec.GetTenant())
+				byTenant[id] = ts
 			}
 		}
 	}
@@ -136,6 +141,12 @@ func ViewOf(st syncstatus.Status, now time.Time) *SyncView {
 	return v
 }
 
+// setTenant takes the tenant's state from its registry record.
+func (ts *TenantStatus) setTenant(t *brokerv1.Tenant) {
+	ts.State, ts.Since = tenant.StateName(t.GetState()), t.GetStateChangedAt().AsTime()
+	ts.StateReason, ts.StateReasonCode = t.GetStateReason(), t.GetStateReasonCode()
+}
+
 // StatusOf is one tenant's status: its registry record and its syncs, read
 // by key (a few reads, however many tenants there are). ok is false when
 // the tenant is neither registered nor ever polled.
@@ -157,8 +168,8 @@ func StatusOf(ctx context.Context, js jetstream.JetStream, ns events.Namespace, 
 			if err != nil {
 				return ts, false, err
 			}
-			t := rec.GetTenant()
-			ts.State, ts.StateReason, ts.Since, ok = tenant.StateName(t.GetState()), t.GetStateReason(), t.GetStateChangedAt().AsTime(), true
+			ts.setTenant(rec.GetTenant())
+			ok = true
 		}
 	}
 	for _, k := range StatusKinds {

@@ -110,7 +110,11 @@ func printTenants(w io.Writer, views []ops.TenantStatus, now time.Time) error {
 	}
 	fmt.Fprintln(tw, strings.Join(append(header, "HIPER", "LAST ERROR"), "\t"))
 	for _, v := range views {
-		cols := []string{v.Tenant, v.State}
+		state := v.State
+		if v.StateReasonCode != "" {
+			state += " (" + v.StateReasonCode + ")"
+		}
+		cols := []string{v.Tenant, state}
 		lastErr, lastAt := "", time.Time{}
 		for _, k := range statusKinds {
 			sv := v.Syncs[string(k)]

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -417,7 +418,7 @@ func writeTenantTable(w io.Writer, ts []*brokerv1.Tenant) error {
 	fmt.Fprintln(tw, "TENANT\tSTATE\tSINCE\tREASON")
 	for _, t := range ts {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.GetTenantId(), tenant.StateName(t.GetState()),
-			t.GetStateChangedAt().AsTime().Format(time.RFC3339), t.GetStateReason())
+			t.GetStateChangedAt().AsTime().Format(time.RFC3339), cmp.Or(t.GetStateReasonCode(), t.GetStateReason()))
 	}
 	return tw.Flush()
 }
@@ -430,7 +431,7 @@ func writeTenant(w io.Writer, t *brokerv1.Tenant) error {
 	row("state", tenant.StateName(t.GetState()))
 	row("since", t.GetStateChangedAt().AsTime().Format(time.RFC3339))
 	if r := t.GetStateReason(); r != "" {
-		row("reason", r)
+		row("reason", reasonText(r, t.GetStateReasonCode()))
 	}
 	row("default category", orNone(s.GetDefaultCategory()))
 	row("default brand", orNone(s.GetDefaultBrand()))
@@ -470,4 +471,12 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// reasonText is a reason a merchant reads followed by its code, for support.
+func reasonText(text, code string) string {
+	if code == "" {
+		return text
+	}
+	return text + " [" + code + "]"
 }

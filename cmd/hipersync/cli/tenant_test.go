@@ -88,9 +88,13 @@ func TestTenantCommands(t *testing.T) {
 		t.Fatalf("a 1s stock interval: %+v", r)
 	}
 
-	for _, step := range []struct{ cmd, state string }{{"pause", "paused"}, {"resume", "active"}, {"disconnect", "not_connected"}} {
+	for _, step := range []struct{ cmd, state, reason string }{
+		{"pause", "paused", "pausada por um operador; a chave de segurança foi mantida. Retome a loja para voltar a sincronizar. [paused_by_operator]"},
+		{"resume", "active", ""},
+		{"disconnect", "not_connected", "[disconnected_by_operator]"},
+	} {
 		r = run(t, addr, "", "tenant", step.cmd, "acme")
-		if r.code != 0 || !strings.Contains(r.stdout, step.state) {
+		if r.code != 0 || !strings.Contains(r.stdout, step.state) || !strings.Contains(r.stdout, step.reason) {
 			t.Fatalf("%s: %+v", step.cmd, r)
 		}
 	}

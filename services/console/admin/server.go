@@ -318,7 +318,7 @@ func (s *Server) GetStatus(ctx context.Context, req *adminv1.GetStatusRequest) (
 }
 
 func statusOf(ts ops.TenantStatus, review, dead int) *adminv1.TenantStatus {
-	out := &adminv1.TenantStatus{TenantId: ts.Tenant, State: ts.State, StateReason: ts.StateReason,
+	out := &adminv1.TenantStatus{TenantId: ts.Tenant, State: ts.State, StateReason: ts.StateReason, StateReasonCode: ts.StateReasonCode,
 		OrdersInReview: int32(review), DeadLetters: int32(dead)}
 	if !ts.Since.IsZero() {
 		out.StateChangedAt = timestamppb.New(ts.Since)
@@ -339,7 +339,7 @@ func statusOf(ts ops.TenantStatus, review, dead int) *adminv1.TenantStatus {
 // of statusOf: what the CLI prints, whether it asked a console or its own
 // in-process handler.
 func TenantStatusOf(ts *adminv1.TenantStatus) ops.TenantStatus {
-	out := ops.TenantStatus{Tenant: ts.GetTenantId(), State: ts.GetState(), StateReason: ts.GetStateReason(),
+	out := ops.TenantStatus{Tenant: ts.GetTenantId(), State: ts.GetState(), StateReason: ts.GetStateReason(), StateReasonCode: ts.GetStateReasonCode(),
 		Syncs: map[string]*ops.SyncView{}}
 	if ts.GetStateChangedAt() != nil {
 		out.Since = ts.GetStateChangedAt().AsTime()

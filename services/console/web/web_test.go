@@ -116,6 +116,17 @@ func TestPagesOfAnOperatorAndOfAStore(t *testing.T) {
 		t.Fatalf("a post without the form token: %d", resp.StatusCode)
 	}
 
+	// A paused store says why, in Portuguese, with the reason's code.
+	_, page = op.get("/stores/beta")
+	resp, err = op.c.PostForm(op.base+"/stores/beta/pause", url.Values{"csrf": {csrf(t, page)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, page := op.get("/stores/beta"); !strings.Contains(page, "pausada por um operador") || !strings.Contains(page, "<code>paused_by_operator</code>") {
+		t.Fatalf("the paused store's page does not say why:\n%s", page)
+	}
+
 	// English.
 	resp, err = op.c.Get(op.base + "/lang?to=en&back=/stores/acme")
 	if err != nil {

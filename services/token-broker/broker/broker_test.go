@@ -739,3 +739,68 @@ func startProbed(t *testing.T, c *cluster, nc *nats.Conn, rdb redis.UniversalCli
 		return r.GetStatus()
 	}}
 }
+
+// TestStateReasonsAreCoded: why a tenant is in its state is what a merchant
+// reads in the console: a stable code and Portuguese text, with Hiper's own
+// words when Hiper refused the key, a key offered or the key it had.
+func TestStateReasonsAreCoded(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 1})
+	ctx := context.Background()
+	cl := c.clients[0]
+	reason := func(id, state, code string, says ...string) {
+		t.Helper()
+		got, err := cl.Tenants.GetTenant(ctx, &brokerv1.GetTenantRequest{TenantId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn := got.GetTenant()
+		if tenant.StateName(tn.GetState()) != state || tn.GetStateReasonCode() != code {
+			t.Fatalf("%s is %s (%q: %q), want %s (%q)", id, tenant.StateName(tn.GetState()), tn.GetStateReasonCode(), tn.GetStateReason(), state, code)
+		}
+		for _, s := range says {
+			if !strings.Contains(tn.GetStateReason(), s) {
+				t.Errorf("%s's reason %q does not say %q", id, tn.GetStateReason(), s)
+			}
+		}
+	}
+	const where = "Vendas > Loja virtual > Configurações"
+
+	_, _ = cl.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "wrong", SecurityKey: randomHex(32)})
+	reason("wrong", "invalid_key", tenant.ReasonKeyRefused, "O Hiper recusou a chave", "Chave de segurança inválida.", where)
+
+	if _, err := cl.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "acme", SecurityKey: c.key}); err != nil {
+		t.Fatal(err)
+	}
+	reason("acme", "active", "")
+	if _, err := cl.Tenants.PauseTenant(ctx, &brokerv1.PauseTenantRequest{TenantId: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	reason("acme", "paused", tenant.ReasonPausedByOperator, "pausada")
+	if _, err := cl.Tenants.ResumeTenant(ctx, &brokerv1.ResumeTenantRequest{TenantId: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	reason("acme", "active", "")
+
+	// The merchant changes the key in Hiper: the stored one stops working
+	// when the next token is due.
+	tok, err := cl.Token(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: http.StatusBadRequest, ExpireTokensNow: true,
+		Endpoints: []string{hipersim.EndpointToken}})
+	if err := cl.Invalidate(ctx, "acme", tok.Value); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Token(ctx, "acme"); !errors.Is(err, tenant.ErrKeyRefused) {
+		t.Fatalf("token after the key was changed in Hiper: %v", err)
+	}
+	reason("acme", "invalid_key", tenant.ReasonStoredKeyRefused, "deixou de aceitar", where)
+	c.sim.Sim.SetFaults(hipersim.Faults{})
+
+	if _, err := cl.Tenants.DisconnectTenant(ctx, &brokerv1.DisconnectTenantRequest{TenantId: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	reason("acme", "not_connected", tenant.ReasonDisconnectedByOperator, "desconectada", where)
+}

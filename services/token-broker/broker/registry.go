@@ -132,6 +132,7 @@ func (r *Registry) Connect(ctx context.Context, id, key string) (*brokerv1.Tenan
 	tok, err := r.issuer.Token(ctx, key)
 	if errors.Is(err, hiper.ErrInvalidKey) {
 		reason := "Hiper refused the security key: " + err.Error()
+		why := tenant.KeyRefusedReason(false, err)
 		var kept *brokerv1.Tenant
 		if _, uerr := r.update(ctx, id, true, func(rec *brokerv1.TenantRecord) error {
 			if len(rec.GetSealedKey()) > 0 {
@@ -140,7 +141,7 @@ func (r *Registry) Connect(ctx context.Context, id, key string) (*brokerv1.Tenan
 			}
 			rec.SealedKey, rec.KeyVersion = nil, 0
 			rec.Tenant.State = brokerv1.TenantState_TENANT_STATE_INVALID_KEY
-			rec.Tenant.StateReason = reason
+			setReason(rec.Tenant, why)
 			return nil
 		}); uerr != nil {
 			return nil, uerr
@@ -163,7 +164,7 @@ func (r *Registry) Connect(ctx context.Context, id, key string) (*brokerv1.Tenan
 	rec, err := r.update(ctx, id, true, func(rec *brokerv1.TenantRecord) error {
 		rec.SealedKey, rec.KeyVersion = sealed, tenant.KeyVersion
 		rec.Tenant.State = brokerv1.TenantState_TENANT_STATE_ACTIVE
-		rec.Tenant.StateReason = ""
+		setReason(rec.Tenant, tenant.StateReason{})
 		return nil
 	})
 	if err != nil {
@@ -180,7 +181,7 @@ func (r *Registry) Pause(ctx context.Context, id string) (*brokerv1.Tenant, erro
 		switch rec.GetTenant().GetState() {
 		case brokerv1.TenantState_TENANT_STATE_ACTIVE, brokerv1.TenantState_TENANT_STATE_PAUSED:
 			rec.Tenant.State = brokerv1.TenantState_TENANT_STATE_PAUSED
-			rec.Tenant.StateReason = "paused by an operator"
+			setReason(rec.Tenant, tenant.PausedReason())
 			return nil
 		default:
 			return fmt.Errorf("%w: %s is %s; only a connected tenant can be paused", tenant.ErrNotConnected, id, tenant.StateName(rec.GetTenant().GetState()))
@@ -200,7 +201,7 @@ func (r *Registry) Resume(ctx context.Context, id string) (*brokerv1.Tenant, err
 		switch rec.GetTenant().GetState() {
 		case brokerv1.TenantState_TENANT_STATE_ACTIVE, brokerv1.TenantState_TENANT_STATE_PAUSED:
 			rec.Tenant.State = brokerv1.TenantState_TENANT_STATE_ACTIVE
-			rec.Tenant.StateReason = ""
+			setReason(rec.Tenant, tenant.StateReason{})
 			return nil
 		default:
 			return fmt.Errorf("%w: %s is %s; connect it with a valid key instead", tenant.ErrNotConnected, id, tenant.StateName(rec.GetTenant().GetState()))
@@ -219,7 +220,7 @@ func (r *Registry) Disconnect(ctx context.Context, id string) (*brokerv1.Tenant,
 	rec, err := r.update(ctx, id, false, func(rec *brokerv1.TenantRecord) error {
 		rec.SealedKey, rec.KeyVersion = nil, 0
 		rec.Tenant.State = brokerv1.TenantState_TENANT_STATE_NOT_CONNECTED
-		rec.Tenant.StateReason = "disconnected by an operator"
+		setReason(rec.Tenant, tenant.DisconnectedReason())
 		return nil
 	})
 	if err != nil {
@@ -230,12 +231,17 @@ func (r *Registry) Disconnect(ctx context.Context, id string) (*brokerv1.Tenant,
 	return rec.GetTenant(), nil
 }
 
+// setReason sets why t is in its state, for the merchant.
+func setReason(t *brokerv1.Tenant, r tenant.StateReason) {
+	t.StateReasonCode, t.StateReason = r.Code, r.Text
+}
+
 // MarkKeyRefused records that Hiper refused a stored key during a refresh.
 func (r *Registry) MarkKeyRefused(ctx context.Context, id string, cause error) {
 	_, err := r.update(ctx, id, false, func(rec *brokerv1.TenantRecord) error {
 		rec.SealedKey, rec.KeyVersion = nil, 0
 		rec.Tenant.State = brokerv1.TenantState_TENANT_STATE_INVALID_KEY
-		rec.Tenant.StateReason = "Hiper refused the stored security key: " + cause.Error()
+		setReason(rec.Tenant, tenant.KeyRefusedReason(true, cause))
 		return nil
 	})
 	if err != nil {
@@ -367,7 +373,7 @@ func stateErr(t *brokerv1.Tenant) error {
 	case brokerv1.TenantState_TENANT_STATE_PAUSED:
 		return fmt.Errorf("%w: %s; resume it with `hipersync tenant resume %s`", tenant.ErrPaused, t.GetTenantId(), t.GetTenantId())
 	case brokerv1.TenantState_TENANT_STATE_INVALID_KEY:
-		return fmt.Errorf("%w: %s (%s); connect it again with a valid key", tenant.ErrKeyRefused, t.GetTenantId(), t.GetStateReason())
+		return fmt.Errorf("%w: %s; connect it again with a valid key", tenant.ErrKeyRefused, t.GetTenantId())
 	default:
 		return fmt.Errorf("%w: %s; connect it with `hipersync tenant connect %s --key-file FILE`", tenant.ErrNotConnected, t.GetTenantId(), t.GetTenantId())
 	}

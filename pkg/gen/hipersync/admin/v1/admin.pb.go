@@ -1170,7 +1170,8 @@ type TenantStatus struct {
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// active, paused, not_connected, invalid_key, or unknown (polled once,
 	// since removed from the registry).
-	State          string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// Why, in Portuguese, and its stable code (Tenant.state_reason_code).
 	StateReason    string                 `protobuf:"bytes,3,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
 	StateChangedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=state_changed_at,json=stateChangedAt,proto3" json:"state_changed_at,omitempty"`
 	// One per kind that ever ran (catalog, stock, invoices).
@@ -1181,9 +1182,10 @@ type TenantStatus struct {
 	DeadLetters int32 `protobuf:"varint,7,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
 	// Set while the order-forwarder finds Hiper (or this tenant's Hiper
 	// account) failing every call: the tenant's orders wait for it.
-	HiperOutage   *HiperOutage `protobuf:"bytes,8,opt,name=hiper_outage,json=hiperOutage,proto3" json:"hiper_outage,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HiperOutage     *HiperOutage `protobuf:"bytes,8,opt,name=hiper_outage,json=hiperOutage,proto3" json:"hiper_outage,omitempty"`
+	StateReasonCode string       `protobuf:"bytes,9,opt,name=state_reason_code,json=stateReasonCode,proto3" json:"state_reason_code,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TenantStatus) Reset() {
@@ -1270,6 +1272,13 @@ func (x *TenantStatus) GetHiperOutage() *HiperOutage {
 		return x.HiperOutage
 	}
 	return nil
+}
+
+func (x *TenantStatus) GetStateReasonCode() string {
+	if x != nil {
+		return x.StateReasonCode
+	}
+	return ""
 }
 
 // HiperOutage is Hiper failing every call the order-forwarder makes.
@@ -3687,7 +3696,7 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\x10GetStatusRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"O\n" +
 	"\x11GetStatusResponse\x12:\n" +
-	"\atenants\x18\x01 \x03(\v2 .hipersync.admin.v1.TenantStatusR\atenants\"\xf1\x02\n" +
+	"\atenants\x18\x01 \x03(\v2 .hipersync.admin.v1.TenantStatusR\atenants\"\x9d\x03\n" +
 	"\fTenantStatus\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12!\n" +
@@ -3696,7 +3705,8 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\x05syncs\x18\x05 \x03(\v2\x1e.hipersync.admin.v1.SyncStatusR\x05syncs\x12(\n" +
 	"\x10orders_in_review\x18\x06 \x01(\x05R\x0eordersInReview\x12!\n" +
 	"\fdead_letters\x18\a \x01(\x05R\vdeadLetters\x12B\n" +
-	"\fhiper_outage\x18\b \x01(\v2\x1f.hipersync.admin.v1.HiperOutageR\vhiperOutage\"\xdd\x01\n" +
+	"\fhiper_outage\x18\b \x01(\v2\x1f.hipersync.admin.v1.HiperOutageR\vhiperOutage\x12*\n" +
+	"\x11state_reason_code\x18\t \x01(\tR\x0fstateReasonCode\"\xdd\x01\n" +
 	"\vHiperOutage\x12\x14\n" +
 	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x120\n" +

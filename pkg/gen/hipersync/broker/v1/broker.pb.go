@@ -335,10 +335,16 @@ type Tenant struct {
 	State          TenantState            `protobuf:"varint,2,opt,name=state,proto3,enum=hipersync.broker.v1.TenantState" json:"state,omitempty"`
 	StateChangedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=state_changed_at,json=stateChangedAt,proto3" json:"state_changed_at,omitempty"`
 	Settings       *TenantSettings        `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
-	// Why the state is what it is, e.g. Hiper's answer to a refused key.
-	StateReason   string `protobuf:"bytes,5,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Why the state is what it is, for the merchant, in Portuguese (with
+	// Hiper's own words when it refused the key); empty when active.
+	StateReason string `protobuf:"bytes,5,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
+	// Stable code of state_reason: "paused_by_operator",
+	// "disconnected_by_operator", "key_refused" (a key offered to connect),
+	// "stored_key_refused" (Hiper stopped accepting the stored key). Empty
+	// when active, and on records written before codes existed.
+	StateReasonCode string `protobuf:"bytes,6,opt,name=state_reason_code,json=stateReasonCode,proto3" json:"state_reason_code,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Tenant) Reset() {
@@ -402,6 +408,13 @@ func (x *Tenant) GetSettings() *TenantSettings {
 func (x *Tenant) GetStateReason() string {
 	if x != nil {
 		return x.StateReason
+	}
+	return ""
+}
+
+func (x *Tenant) GetStateReasonCode() string {
+	if x != nil {
+		return x.StateReasonCode
 	}
 	return ""
 }
@@ -1280,13 +1293,14 @@ const file_hipersync_broker_v1_broker_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\";\n" +
 	"\x17InvalidateTokenResponse\x12 \n" +
-	"\vinvalidated\x18\x01 \x01(\bR\vinvalidated\"\x87\x02\n" +
+	"\vinvalidated\x18\x01 \x01(\bR\vinvalidated\"\xb3\x02\n" +
 	"\x06Tenant\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x126\n" +
 	"\x05state\x18\x02 \x01(\x0e2 .hipersync.broker.v1.TenantStateR\x05state\x12D\n" +
 	"\x10state_changed_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0estateChangedAt\x12?\n" +
 	"\bsettings\x18\x04 \x01(\v2#.hipersync.broker.v1.TenantSettingsR\bsettings\x12!\n" +
-	"\fstate_reason\x18\x05 \x01(\tR\vstateReason\"\xa8\n" +
+	"\fstate_reason\x18\x05 \x01(\tR\vstateReason\x12*\n" +
+	"\x11state_reason_code\x18\x06 \x01(\tR\x0fstateReasonCode\"\xa8\n" +
 	"\n" +
 	"\x0eTenantSettings\x12)\n" +
 	"\x10default_category\x18\x01 \x01(\tR\x0fdefaultCategory\x12#\n" +
