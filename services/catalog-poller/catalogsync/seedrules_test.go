@@ -409,12 +409,9 @@ func TestSyncLog(t *testing.T) {
 	}
 
 	s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 503, Endpoints: []string{hipersim.EndpointProducts}})
-	brokertest.WaitFor(t, 10*time.Second, "a sync.failed", func() bool {
-		return len(s.events.Events("acme", events.KindSyncFailed)) > 0
-	})
+	f := s.syncFailed(t, feed.FailureHiperUnavailable)
 	s.Sim.Sim.SetFaults(hipersim.Faults{})
-	f := s.events.Events("acme", events.KindSyncFailed)[0].Msg.(*eventsv1.SyncFailed)
-	if f.GetKind() != "catalog" || f.GetReason() != feed.FailureHiperUnavailable || f.GetMessage() == "" || f.GetAction() == "" || f.GetFailures() < 1 {
+	if f.GetKind() != "catalog" || f.GetMessage() == "" || f.GetAction() == "" || f.GetFailures() < 1 {
 		t.Fatalf("sync.failed: %v", f)
 	}
 }
@@ -466,16 +463,63 @@ func TestSyncLogTokenFailure(t *testing.T) {
 	s.waitSynced(t, "acme", time.Now()) // still active: syncing resumes
 }
 
-// tokenFault syncs a tenant, then expires its tokens while hiper-sim answers
-// the token call with status, and returns the first sync.failed with reason.
-func tokenFault(t *testing.T, status int, reason string) (*stack, *eventsv1.SyncFailed) {
-	t.Helper()
+// When the integration's own token service cannot be reached, the sync log
+// says so (token_unavailable) rather than blaming Hiper or the key, and
+// nothing is asked of Hiper without a token.
+func TestSyncLogTokenServiceDown(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, brokertest.Options{})
-	s.load(t, "acme", item(601))
+	s.load(t, "acme", item(701))
+	down, err := brokerclient.Dial(brokertest.FreeAddr(t)) // no token-broker listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = down.Close() })
+	s.env.Broker = down
 	s.replica(t, scheduletest.Fast())
-	s.waitSynced(t, "acme", time.Now())
-	s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: status, ExpireTokensNow: true,
-		Endpoints: []string{hipersim.EndpointToken}})
+	f := s.syncFailed(t, feed.FailureTokenUnavailable)
+	_, msg, action := feed.FailureOf(brokerclient.ErrUnavailable)
+	if f.GetKind() != "catalog" || f.GetMessage() != msg || f.GetAction() != action {
+		t.Fatalf("sync.failed: %v", f)
+	}
+	if n := s.Sim.Sim.Stats().Requests[hipersim.EndpointProducts]; n != 0 {
+		t.Errorf("%d product feed calls to Hiper without a token", n)
+	}
+}
+
+// Hiper refusing the token on the feed (401 however often it is renewed)
+// is token_refused, and Hiper slowing the integration down (429) is
+// hiper_rate_limited: each with its own Portuguese text.
+func TestSyncLogFeedRefusals(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status int
+		reason string
+		cause  error
+	}{
+		{401, feed.FailureTokenRefused, hiper.ErrUnauthorized},
+		{429, feed.FailureRateLimited, hiper.ErrRateLimited},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, brokertest.Options{})
+			s.load(t, "acme", item(702))
+			s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: tc.status, Endpoints: []string{hipersim.EndpointProducts}})
+			s.replica(t, scheduletest.Fast())
+			f := s.syncFailed(t, tc.reason)
+			_, msg, action := feed.FailureOf(tc.cause)
+			if f.GetKind() != "catalog" || f.GetMessage() != msg || f.GetAction() != action {
+				t.Fatalf("sync.failed: %v", f)
+			}
+			s.Sim.Sim.SetFaults(hipersim.Faults{})
+			s.waitSynced(t, "acme", time.Now()) // the tenant stays active: syncing resumes
+		})
+	}
+}
+
+// syncFailed waits for the tenant acme's first sync.failed with reason.
+func (s *stack) syncFailed(t *testing.T, reason string) *eventsv1.SyncFailed {
+	t.Helper()
 	var f *eventsv1.SyncFailed
 	brokertest.WaitFor(t, 30*time.Second, "a sync.failed "+reason, func() bool {
 		for _, e := range s.events.Events("acme", events.KindSyncFailed) {
@@ -486,5 +530,18 @@ func tokenFault(t *testing.T, status int, reason string) (*stack, *eventsv1.Sync
 		}
 		return false
 	})
-	return s, f
+	return f
+}
+
+// tokenFault syncs a tenant, then expires its tokens while hiper-sim answers
+// the token call with status, and returns the first sync.failed with reason.
+func tokenFault(t *testing.T, status int, reason string) (*stack, *eventsv1.SyncFailed) {
+	t.Helper()
+	s := newStack(t, brokertest.Options{})
+	s.load(t, "acme", item(601))
+	s.replica(t, scheduletest.Fast())
+	s.waitSynced(t, "acme", time.Now())
+	s.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: status, ExpireTokensNow: true,
+		Endpoints: []string{hipersim.EndpointToken}})
+	return s, s.syncFailed(t, reason)
 }
