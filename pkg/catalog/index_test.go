@@ -2,8 +2,6 @@ package catalog
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 func TestNormalizeEAN(t *testing.T) {
@@ -56,9 +55,7 @@ func TestIndexPutLookupForget(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	ns := events.Namespace{Prefix: "t" + hex.EncodeToString(b)}
+	ns := events.Namespace{Prefix: testkit.Prefix(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := EnsureIndex(ctx, js, ns)

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // These tests run against the real NATS server (NATS_URL, default
@@ -52,7 +53,7 @@ func (e *testEnv) publishOrder(t *testing.T, tenant, id string) {
 func (e *testEnv) settled(t *testing.T, cfg ConsumerConfig, seq uint64) *jetstream.ConsumerInfo {
 	t.Helper()
 	var info *jetstream.ConsumerInfo
-	waitFor(t, 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the condition", func() bool {
 		info = e.consumerInfo(t, cfg.Stream, cfg.Name)
 		return info.NumAckPending == 0 && info.AckFloor.Stream >= seq
 	})
@@ -62,7 +63,7 @@ func (e *testEnv) settled(t *testing.T, cfg ConsumerConfig, seq uint64) *jetstre
 func (e *testEnv) deadLetters(t *testing.T, n int) []DeadLetterEntry {
 	t.Helper()
 	var entries []DeadLetterEntry
-	waitFor(t, 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the condition", func() bool {
 		var err error
 		entries, err = ListDeadLetters(t.Context(), e.js, e.ns, 0)
 		if err != nil {
@@ -116,7 +117,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil || dup {
 				t.Fatalf("Publish = %v, %v", dup, err)
 			}
-			waitFor(t, 10*time.Second, func() bool { return got.len() == 1 })
+			testkit.WaitFor(t, 10*time.Second, "the condition", func() bool { return got.len() == 1 })
 			ctx, m := got.get(0)
 
 			wantHeaders := map[string]string{
@@ -182,7 +183,7 @@ func TestRoundTrip(t *testing.T) {
 			if _, err := e.publisher(format).Publish(t.Context(), e.ns.HiperSubject("acme", KindOrderAccepted), "acme:1001:accepted", accepted); err != nil {
 				t.Fatalf("Publish OrderAccepted: %v", err)
 			}
-			waitFor(t, 10*time.Second, func() bool { return hiperGot.len() == 1 })
+			testkit.WaitFor(t, 10*time.Second, "the condition", func() bool { return hiperGot.len() == 1 })
 			_, hm := hiperGot.get(0)
 			// Decode by kind, as `hipersync events tail` does.
 			msg, err := NewMessage(hm.Source, hm.Kind)
@@ -202,7 +203,7 @@ func TestRoundTrip(t *testing.T) {
 func findSpan(t *testing.T, e *testEnv, kind trace.SpanKind) sdktrace.ReadOnlySpan {
 	t.Helper()
 	var found sdktrace.ReadOnlySpan
-	waitFor(t, 5*time.Second, func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the condition", func() bool {
 		for _, s := range e.spans.Ended() {
 			if s.SpanKind() == kind {
 				found = s
@@ -278,7 +279,7 @@ func TestPoisonMessageDeadLettered(t *testing.T) {
 	}
 	e.publishOrder(t, "acme", "1002")
 
-	waitFor(t, 10*time.Second, func() bool { return got.len() == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the condition", func() bool { return got.len() == 1 })
 	if _, m := got.get(0); m.StreamSeq != 3 {
 		t.Errorf("handled sequence %d, want the good message's 3", m.StreamSeq)
 	}
@@ -352,7 +353,7 @@ func TestTransientErrorRedelivered(t *testing.T) {
 				return nil
 			})
 			e.publishOrder(t, "acme", "1001")
-			waitFor(t, 10*time.Second, func() bool { return got.len() == 2 })
+			testkit.WaitFor(t, 10*time.Second, "the condition", func() bool { return got.len() == 2 })
 			_, first := got.get(0)
 			_, second := got.get(1)
 			if first.Deliveries != 1 || second.Deliveries != 2 || second.StreamSeq != first.StreamSeq {
@@ -417,7 +418,7 @@ func TestUnsettledDeliveriesDeadLettered(t *testing.T) {
 	e.publishOrder(t, "acme", "1001")
 	for want := uint64(1); want <= 2; want++ {
 		// A replica takes the message and dies: no ack, no heartbeat.
-		waitFor(t, 5*time.Second, func() bool {
+		testkit.WaitFor(t, 5*time.Second, "the condition", func() bool {
 			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
 			if err != nil {
 				return false
@@ -511,12 +512,12 @@ func TestDrainFinishesInFlightHandler(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 	// Shutdown has begun; the handler is still working.
-	waitFor(t, 5*time.Second, func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the condition", func() bool {
 		info := e.consumerInfo(t, cfg.Stream, cfg.Name)
 		return info.NumWaiting == 0 // no pull request: the loop stopped fetching
 	})
 	close(release)
-	if err := <-stopped; err != nil {
+	if err := testkit.Recv(t, stopped, 10*time.Second, "Consume to return"); err != nil {
 		t.Fatalf("Consume: %v", err)
 	}
 	if !finished.Load() {
@@ -532,7 +533,7 @@ func TestDrainFinishesInFlightHandler(t *testing.T) {
 	var got handled
 	e.consume(t, cfg, func(ctx context.Context, m *Message) error { got.add(ctx, m); return nil })
 	e.publishOrder(t, "acme", "1002")
-	waitFor(t, 10*time.Second, func() bool { return got.count("acme:1002") == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the condition", func() bool { return got.count("acme:1002") == 1 })
 	if n := got.count("acme:1001"); n != 0 {
 		t.Errorf("drained message handled %d more times", n)
 	}
@@ -551,7 +552,7 @@ func TestDrainHandsBackAfterGrace(t *testing.T) {
 		return ctx.Err()
 	}, WithGracePeriod(200*time.Millisecond))
 	e.publishOrder(t, "acme", "1001")
-	<-started
+	testkit.Recv(t, started, 10*time.Second, "the handler to start")
 	begin := time.Now()
 	if err := stop(); err != nil {
 		t.Fatalf("Consume: %v", err)
@@ -559,14 +560,14 @@ func TestDrainHandsBackAfterGrace(t *testing.T) {
 	if d := time.Since(begin); d < 200*time.Millisecond {
 		t.Errorf("Consume returned after %s, before the 200ms grace", d)
 	}
-	waitFor(t, 5*time.Second, cancelled.Load)
+	testkit.WaitFor(t, 5*time.Second, "the condition", cancelled.Load)
 
 	// The message went back to the stream at once, not after AckWait. (Its
 	// delivery count is not checked: NATS 2.9 does not count a delivery the
 	// server skipped for a pull request nobody listens to any more.)
 	var got handled
 	e.consume(t, cfg, func(ctx context.Context, m *Message) error { got.add(ctx, m); return nil })
-	waitFor(t, cfg.AckWait, func() bool { return got.len() == 1 })
+	testkit.WaitFor(t, cfg.AckWait, "the condition", func() bool { return got.len() == 1 })
 	if _, m := got.get(0); m.StreamSeq != 1 {
 		t.Errorf("got sequence %d, want the handed-back 1", m.StreamSeq)
 	}
@@ -587,7 +588,7 @@ func TestConsumerRecreatedAfterDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.publishOrder(t, "acme", "1001")
-	waitFor(t, 15*time.Second, func() bool { return got.count("acme:1001") >= 1 })
+	testkit.WaitFor(t, 15*time.Second, "the condition", func() bool { return got.count("acme:1001") >= 1 })
 	e.settled(t, cfg, 1)
 }
 
@@ -615,7 +616,7 @@ func TestConsumersShareDurable(t *testing.T) {
 		}, WithConcurrency(2))
 	}
 	// Both replicas are pulling before anything is published.
-	waitFor(t, 10*time.Second, func() bool { return e.consumerInfo(t, cfg.Stream, cfg.Name).NumWaiting >= 2 })
+	testkit.WaitFor(t, 10*time.Second, "the condition", func() bool { return e.consumerInfo(t, cfg.Stream, cfg.Name).NumWaiting >= 2 })
 	const n = 40
 	for i := range n {
 		e.publishOrder(t, "acme", fmt.Sprint(i))
@@ -680,7 +681,7 @@ func TestDeadLetterListAndRetry(t *testing.T) {
 	if err := RetryDeadLetter(t.Context(), e.js, e.ns, retry.Seq); err != nil {
 		t.Fatalf("RetryDeadLetter: %v", err)
 	}
-	waitFor(t, 10*time.Second, func() bool { return got.len() == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the condition", func() bool { return got.len() == 1 })
 	_, m := got.get(0)
 	order := &eventsv1.StoreOrderApproved{}
 	if err := m.Decode(order); err != nil || order.GetOrderId() != "1002" {

@@ -2,10 +2,7 @@ package events
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"hash/fnv"
 	"log/slog"
 	"os"
 	"strings"
@@ -17,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // testEnv is one test's own corner of the real NATS server: a namespace
@@ -37,15 +36,8 @@ func natsURL() string {
 	return "nats://127.0.0.1:4222"
 }
 
-// testNamespace is unique per test and per run: a hash of the test's name
-// for a human to recognise, and randomness so reruns and -count=N never meet.
-func testNamespace(t testing.TB) Namespace {
-	h := fnv.New32a()
-	h.Write([]byte(t.Name()))
-	r := make([]byte, 4)
-	rand.Read(r)
-	return Namespace{Prefix: "t" + hex.EncodeToString(h.Sum(nil)) + "_" + hex.EncodeToString(r)}
-}
+// testNamespace is unique per test and per run (testkit.Prefix).
+func testNamespace(t testing.TB) Namespace { return Namespace{Prefix: testkit.Prefix(t)} }
 
 func newTestEnv(t *testing.T, opts ...StreamOption) *testEnv {
 	t.Helper()
@@ -129,7 +121,7 @@ func (e *testEnv) consume(t *testing.T, cfg ConsumerConfig, h Handler, opts ...O
 func (e *testEnv) consumerInfo(t *testing.T, stream Stream, name string) *jetstream.ConsumerInfo {
 	t.Helper()
 	var info *jetstream.ConsumerInfo
-	waitFor(t, 5*time.Second, func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the condition", func() bool {
 		c, err := e.js.Consumer(t.Context(), e.ns.Stream(stream), name)
 		if err != nil {
 			return false
@@ -151,19 +143,6 @@ func (e *testEnv) streamMsgs(t *testing.T, stream Stream) uint64 {
 		t.Fatalf("stream %s info: %v", stream, err)
 	}
 	return info.State.Msgs
-}
-
-// waitFor polls cond every 10ms until it holds, failing the test after
-// timeout.
-func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // handled records what a handler saw, safe for concurrent handlers.

@@ -15,6 +15,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/natstest"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // A node of a three-node cluster killed with -9 while a run saves its
@@ -92,7 +93,7 @@ func TestSchedulerAcrossANodeKill(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 30*time.Second, "runs", func() bool { return runsSince(time.Time{}) >= 3 })
+	testkit.WaitFor(t, 30*time.Second, "runs", func() bool { return runsSince(time.Time{}) >= 3 })
 	for round := range 3 {
 		leader, err := c.StreamLeader(ctx, js, "KV_"+ns.Bucket(syncstatus.StatusBucket))
 		if err != nil {
@@ -100,7 +101,7 @@ func TestSchedulerAcrossANodeKill(t *testing.T) {
 		}
 		killed := time.Now()
 		leader.Kill()
-		waitFor(t, 2*time.Minute, "a run after the kill", func() bool { return runsSince(killed) >= 2 })
+		testkit.WaitFor(t, 2*time.Minute, "a run after the kill", func() bool { return runsSince(killed) >= 2 })
 		t.Logf("round %d: killed %s, the status bucket's leader; a run finished %s later", round, leader.Name, time.Since(killed))
 		leader.Restart()
 		c.WaitHealthy(t, time.Minute)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // BenchmarkGrowthScheduler doubles the tenants of one replica's scheduler
@@ -78,7 +79,7 @@ func schedulerStep(b *testing.B, n int, window time.Duration) (cpu time.Duration
 	if n == 0 {
 		time.Sleep(time.Until(begin)) // an idle scheduler's time, not a wait for a condition
 	}
-	waitFor(b, time.Until(begin)+window+time.Minute, "every tenant run once", func() bool { return ran.Load() >= int64(n) })
+	testkit.WaitFor(b, time.Until(begin)+window+time.Minute, "every tenant run once", func() bool { return ran.Load() >= int64(n) })
 	cpu = cpuTime(b) - cpu0
 	heap = int64(heapInUse()) - int64(heap0)
 	stop()

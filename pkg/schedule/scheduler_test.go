@@ -2,8 +2,6 @@ package schedule
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -23,6 +21,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // env is a test's namespace on the machine's NATS, with a tenants bucket
@@ -47,9 +46,7 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	e := &env{t: t, nc: nc, js: js, ns: events.Namespace{Prefix: "t" + hex.EncodeToString(b)}}
+	e := &env{t: t, nc: nc, js: js, ns: events.Namespace{Prefix: testkit.Prefix(t)}}
 	t.Cleanup(e.deleteBuckets)
 	e.tenants, err = events.EnsureKV(context.Background(), js, e.ns, tenant.Bucket)
 	if err != nil {
@@ -124,17 +121,6 @@ func quick() Options {
 		BackoffMax: 400 * time.Millisecond, FirstRunSpread: 10 * time.Millisecond, Grace: -1}
 }
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestOneReplicaRunsATenantAtATime(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -173,7 +159,7 @@ func TestOneReplicaRunsATenantAtATime(t *testing.T) {
 	optsA.Owner, optsB.Owner = "replica-a", "replica-b"
 	e.start(job(optsA.Owner), optsA)
 	e.start(job(optsB.Owner), optsB)
-	waitFor(t, 20*time.Second, "ten runs of every tenant", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "ten runs of every tenant", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, id := range tenants {
@@ -213,7 +199,7 @@ func TestPauseStopsARunAndANewTenantStartsAtOnce(t *testing.T) {
 		cancelled <- context.Cause(ctx)
 		return ctx.Err()
 	}, Options{Interval: time.Hour, LeaseTTL: time.Second, Grace: -1})
-	if got := <-started; got != "acme" {
+	if got := testkit.Recv(t, started, 10*time.Second, "the run to start"); got != "acme" {
 		t.Fatalf("started %s", got)
 	}
 	e.setTenant("acme", brokerv1.TenantState_TENANT_STATE_PAUSED, nil)
@@ -225,7 +211,7 @@ func TestPauseStopsARunAndANewTenantStartsAtOnce(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("pausing the tenant did not stop its run")
 	}
-	waitFor(t, 5*time.Second, "the lease released", func() bool { st, _ := e.status("acme"); return st.Lease == nil })
+	testkit.WaitFor(t, 5*time.Second, "the lease released", func() bool { st, _ := e.status("acme"); return st.Lease == nil })
 	if st, _ := e.status("acme"); st.Failures != 0 || st.LastError != "" {
 		t.Fatalf("a paused run counted as failed: %+v", st)
 	}
@@ -291,7 +277,7 @@ func TestALostLeaseStopsTheRun(t *testing.T) {
 		}
 		return err
 	}, quick())
-	if err := <-result; !errors.Is(err, ErrLeaseLost) {
+	if err := testkit.Recv(t, result, 10*time.Second, "the run's save"); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("save after losing the lease: %v", err)
 	}
 	st, _ := e.status("acme")
@@ -312,7 +298,7 @@ func TestFailuresBackOff(t *testing.T) {
 		mu.Unlock()
 		return errors.New("hiper is down")
 	}, Options{Interval: 20 * time.Millisecond, BackoffBase: 40 * time.Millisecond, BackoffMax: time.Second, Grace: -1, FirstRunSpread: time.Millisecond})
-	waitFor(t, 10*time.Second, "five failed runs", func() bool { mu.Lock(); defer mu.Unlock(); return len(at) >= 5 })
+	testkit.WaitFor(t, 10*time.Second, "five failed runs", func() bool { mu.Lock(); defer mu.Unlock(); return len(at) >= 5 })
 	mu.Lock()
 	gap := at[4].Sub(at[3])
 	mu.Unlock()
@@ -337,10 +323,10 @@ func TestARequestRunsNowOnceAndTheScheduleStands(t *testing.T) {
 		got <- r.Request
 		return nil
 	}, Options{LeaseTTL: time.Second, Grace: -1, FirstRunSpread: time.Millisecond})
-	if r := <-got; r != nil {
+	if r := testkit.Recv(t, got, 10*time.Second, "the first run"); r != nil {
 		t.Fatalf("the first run served request %v", r)
 	}
-	waitFor(t, 5*time.Second, "the first run recorded", func() bool { st, _ := e.status("acme"); return st.Lease == nil })
+	testkit.WaitFor(t, 5*time.Second, "the first run recorded", func() bool { st, _ := e.status("acme"); return st.Lease == nil })
 	first, _ := e.status("acme")
 	if time.Duration(first.TargetInterval) != time.Hour {
 		t.Fatalf("target interval %s, want the tenant's 1h", first.TargetInterval)
@@ -355,14 +341,14 @@ func TestARequestRunsNowOnceAndTheScheduleStands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := <-got; r == nil || !r.Full || r.Products[0] != "p1" {
+	if r := testkit.Recv(t, got, 10*time.Second, "the requested run"); r == nil || !r.Full || r.Products[0] != "p1" {
 		t.Fatalf("the requested run got %v", r)
 	}
 	if st.LastRequest != req.ID || !st.NextRunAt.Equal(first.NextRunAt) {
 		t.Fatalf("after the request: %+v; want it served and the next run still at %s", st, first.NextRunAt)
 	}
 	_, requests, _ := syncstatus.EnsureBuckets(ctx, e.js, e.ns)
-	waitFor(t, 5*time.Second, "the request cleared", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the request cleared", func() bool {
 		_, err := requests.Get(ctx, syncstatus.StatusKey("acme", syncstatus.Stock))
 		return errors.Is(err, jetstream.ErrKeyNotFound)
 	})
@@ -407,11 +393,11 @@ func TestARequestBacksOffAfterAFailure(t *testing.T) {
 		mu.Unlock()
 		return errors.New("hiper is down")
 	}, Options{LeaseTTL: time.Second, BackoffBase: 300 * time.Millisecond, BackoffMax: time.Second, Grace: -1, FirstRunSpread: time.Millisecond})
-	waitFor(t, 5*time.Second, "the first run recorded", func() bool { st, ok := e.status("acme"); return ok && st.Lease == nil })
+	testkit.WaitFor(t, 5*time.Second, "the first run recorded", func() bool { st, ok := e.status("acme"); return ok && st.Lease == nil })
 	if _, err := syncstatus.RequestSync(context.Background(), e.js, e.ns, "acme", syncstatus.Stock, syncstatus.Request{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "three requested runs", func() bool { mu.Lock(); defer mu.Unlock(); return len(at) >= 3 })
+	testkit.WaitFor(t, 10*time.Second, "three requested runs", func() bool { mu.Lock(); defer mu.Unlock(); return len(at) >= 3 })
 	mu.Lock()
 	defer mu.Unlock()
 	// The first failure waits 300ms, half of it random; the second 600ms.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/natstest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 func status(url string) int {
@@ -18,17 +19,6 @@ func status(url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // A service started while its NATS cluster is down stays up and not ready,
@@ -53,7 +43,7 @@ func TestOpenWaitsForJetStream(t *testing.T) {
 		p, err = Open(ctx, "test-service", common, config.Map(nil), io.Discard)
 		opened <- err
 	}()
-	waitFor(t, 30*time.Second, "/healthz", func() bool { return status("http://"+httpAddr+"/healthz") == http.StatusOK })
+	testkit.WaitFor(t, 30*time.Second, "/healthz", func() bool { return status("http://"+httpAddr+"/healthz") == http.StatusOK })
 	if code := status("http://" + httpAddr + "/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz answered %d while NATS is down", code)
 	}
@@ -78,10 +68,10 @@ func TestOpenWaitsForJetStream(t *testing.T) {
 	go func() {
 		ran <- p.Run(runCtx, func(ctx context.Context) error { <-ctx.Done(); return nil })
 	}()
-	waitFor(t, 10*time.Second, "/readyz", func() bool { return status("http://"+httpAddr+"/readyz") == http.StatusOK })
+	testkit.WaitFor(t, 10*time.Second, "/readyz", func() bool { return status("http://"+httpAddr+"/readyz") == http.StatusOK })
 	stop()
 	cancel()
-	if err := <-ran; err != nil {
+	if err := testkit.Recv(t, ran, 10*time.Second, "Run to return"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 func TestSealRoundTripAndBinding(t *testing.T) {
@@ -201,7 +202,7 @@ func TestDirectoryFollowsTheBucket(t *testing.T) {
 		t.Fatalf("list: %v", list)
 	}
 	cancel()
-	<-d.Done()
+	testkit.Recv(t, d.Done(), 10*time.Second, "the directory to stop")
 }
 
 func TestSealerOpensWithPreviousKeysAndSaysSo(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // Env is what replicas need from the test's stack.
@@ -245,7 +246,7 @@ func (c *Collector) CaughtUp(t testing.TB) {
 		t.Fatalf("read the stream's end: %v", err)
 	}
 	last := info.State.LastSeq
-	waitFor(t, 10*time.Second, "the event reader to catch up with the stream", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the event reader to catch up with the stream", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.seq >= last
@@ -285,23 +286,11 @@ func Status(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID 
 func WaitSynced(t testing.TB, js jetstream.JetStream, ns events.Namespace, tenantID string, kind syncstatus.Kind, since time.Time) syncstatus.Status {
 	t.Helper()
 	var st syncstatus.Status
-	waitFor(t, 20*time.Second, tenantID+" "+string(kind)+" synced", func() bool {
+	testkit.WaitFor(t, 20*time.Second, tenantID+" "+string(kind)+" synced", func() bool {
 		st = Status(t, js, ns, tenantID, kind)
 		return st.InitialDone && st.LastSuccessAt.After(since) && st.Lease == nil
 	})
 	return st
-}
-
-// waitFor polls cond every 10ms until it holds, failing t after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // StoreConsumer reads a tenant's events as a store does: a durable
@@ -369,7 +358,7 @@ func (c *StoreConsumer) Events(kind events.Kind) []Event {
 // decode.
 func (c *StoreConsumer) CaughtUp(t testing.TB) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the store's consumer to catch up with the stream", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the store's consumer to catch up with the stream", func() bool {
 		info, err := c.cons.Info(context.Background())
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
