@@ -35,6 +35,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hipersim/simtest"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 func envOr(name, def string) string {
@@ -158,17 +159,6 @@ func (c *cluster) addColdTenant(id string) {
 
 func (c *cluster) tokensIssued() int { return c.sim.Sim.Stats().TokensIssued[c.key] }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestColdTenantGetsOneTokenAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{replicas: 3})
@@ -287,7 +277,7 @@ func TestInvalidateBurstCausesOneRefresh(t *testing.T) {
 	}
 	wg.Wait()
 	for i, cl := range c.clients {
-		waitFor(t, 5*time.Second, fmt.Sprintf("replica %d to hand out a new token", i), func() bool {
+		testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("replica %d to hand out a new token", i), func() bool {
 			tok, err := cl.Token(context.Background(), "acme")
 			return err == nil && tok.Value != stale.Value
 		})
@@ -653,9 +643,9 @@ func TestGRPCHealthFollowsNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startProbed(t, c, nc, c.rdb)
-	waitFor(t, 5*time.Second, "SERVING", func() bool { return r.grpc() == healthpb.HealthCheckResponse_SERVING })
+	testkit.WaitFor(t, 5*time.Second, "SERVING", func() bool { return r.grpc() == healthpb.HealthCheckResponse_SERVING })
 	nc.Close() // this replica loses NATS
-	waitFor(t, 10*time.Second, "NOT_SERVING after NATS is gone", func() bool { return r.grpc() == healthpb.HealthCheckResponse_NOT_SERVING })
+	testkit.WaitFor(t, 10*time.Second, "NOT_SERVING after NATS is gone", func() bool { return r.grpc() == healthpb.HealthCheckResponse_NOT_SERVING })
 }
 
 // A replica is not ready until Redis answered once (a wrong REDIS_URL stops
@@ -675,19 +665,19 @@ func TestReadinessWaitsForRedisThenOnlyDegrades(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	r := startProbed(t, c, nc, viaProxy)
-	waitFor(t, 5*time.Second, "NOT_SERVING and 503 while Redis never answered", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "NOT_SERVING and 503 while Redis never answered", func() bool {
 		code, _ := r.readyz()
 		return r.grpc() == healthpb.HealthCheckResponse_NOT_SERVING && code == http.StatusServiceUnavailable
 	})
 
 	p.down.Store(false) // Redis answers
-	waitFor(t, 10*time.Second, "SERVING and ready once Redis answered", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "SERVING and ready once Redis answered", func() bool {
 		code, _ := r.readyz()
 		return r.grpc() == healthpb.HealthCheckResponse_SERVING && code == http.StatusOK
 	})
 
 	p.cut() // and goes away again: degraded, still serving
-	waitFor(t, 10*time.Second, "/readyz degraded", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "/readyz degraded", func() bool {
 		code, body := r.readyz()
 		return code == http.StatusOK && strings.Contains(body, "degraded")
 	})

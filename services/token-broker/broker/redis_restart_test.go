@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hipersync/hipersync/pkg/redisconn"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // redisServer is a redis-server of the test's own on a free port, so the
@@ -51,7 +52,7 @@ func (r *redisServer) start(bin string) {
 	}
 	c := redis.NewClient(&redis.Options{Addr: r.addr()})
 	defer c.Close()
-	waitFor(r.t, 10*time.Second, "redis-server to answer", func() bool { return c.Ping(context.Background()).Err() == nil })
+	testkit.WaitFor(r.t, 10*time.Second, "redis-server to answer", func() bool { return c.Ping(context.Background()).Err() == nil })
 }
 
 func (r *redisServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
@@ -123,7 +124,7 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	srv.kill()
 	time.Sleep(ttl / 2)
 	srv.start("redis-server")
-	waitFor(t, 15*time.Second, "both replicas to use Redis again", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "both replicas to use Redis again", func() bool {
 		return c.brokers[0].Tokens.RedisErr() == nil && c.brokers[1].Tokens.RedisErr() == nil
 	})
 	// The tokens each replica holds from the outage are refreshed at their

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
@@ -35,6 +34,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/pkg/tlsfiles"
 	"github.com/hipersync/hipersync/pkg/tlsfiles/tlstest"
 	"github.com/hipersync/hipersync/services/token-broker/broker"
@@ -96,12 +96,8 @@ func EnvOr(name, def string) string {
 	return def
 }
 
-// RandomHex returns n random bytes as hex.
-func RandomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+// RandomHex returns n random bytes as hex (testkit.RandomHex).
+func RandomHex(n int) string { return testkit.RandomHex(n) }
 
 // Start starts the stack for t.
 func Start(t testing.TB, o Options) *Stack {
@@ -233,16 +229,11 @@ func (s *Stack) deleteRedisKeys() {
 	}
 }
 
-// WaitFor polls cond every 10ms until it holds, failing t after timeout.
+// WaitFor waits for cond with a deadline (testkit.WaitFor); the stack's
+// users reach it here.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // FreeAddr returns a loopback address no one listens on, for a server a
