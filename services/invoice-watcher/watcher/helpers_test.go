@@ -23,6 +23,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
@@ -117,7 +118,9 @@ func (h *harness) startWith(name string, cfg watcher.Config, base http.RoundTrip
 	stop := func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
+			// The drain takes at most the grace period (its default when
+			// unset), and then the polls' return.
+			if err := testkit.Recv(h.t, done, events.DefaultGracePeriod+cfg.GracePeriod+waitLong, "watcher "+name+" to stop"); err != nil {
 				h.t.Errorf("watcher %s: %v", name, err)
 			}
 		})
@@ -459,6 +462,33 @@ func (c *hiperCalls) sum() int {
 		n += v
 	}
 	return n
+}
+
+// polls is how many polls a replica made.
+func (c *hiperCalls) polls(replica string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byReplica[replica]
+}
+
+// holdFirst passes Hiper's calls to base, but for the first poll of an
+// order, which it holds until release is closed.
+func holdFirst(base http.RoundTripper, release <-chan struct{}) http.RoundTripper {
+	var first sync.Once
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		hold := false
+		if strings.Contains(r.URL.Path, "/pedido-de-venda/eventos/") {
+			first.Do(func() { hold = true })
+		}
+		if hold {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return nil, r.Context().Err()
+			}
+		}
+		return base.RoundTrip(r)
+	})
 }
 
 func (c *hiperCalls) of(hiperID string) int {
