@@ -18,6 +18,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/natstest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // smallBounds keep a test namespace's reservations small: NATS reserves
@@ -148,7 +149,7 @@ func startSystemOn(t testing.TB, ctx context.Context, nodes, replicas int, servi
 			cs.byEAN = p
 		}
 	}
-	waitFor(t, 2*time.Minute, "the catalog", func() bool {
+	testkit.WaitFor(t, 2*time.Minute, "the catalog", func() bool {
 		return cs.seen.count(events.KindCatalogProductUpserted, nil) >= publishable
 	})
 	return cs
@@ -194,7 +195,7 @@ func (cs *clusterSystem) outcomes(id string) (accepted, other int) {
 // Hiper exactly once, or is in needs_review, with one outcome event.
 func (cs *clusterSystem) checkOrders(t testing.TB, ctx context.Context, prefix string, n int) {
 	t.Helper()
-	waitFor(t, 3*time.Minute, fmt.Sprintf("an outcome for each of %d %s orders", n, prefix), func() bool {
+	testkit.WaitFor(t, 3*time.Minute, fmt.Sprintf("an outcome for each of %d %s orders", n, prefix), func() bool {
 		for i := range n {
 			if a, o := cs.outcomes(fmt.Sprintf("%s-%d", prefix, i)); a+o == 0 {
 				return false
@@ -254,16 +255,16 @@ func TestCluster(t *testing.T) {
 			defer close(done)
 			cs.publishOrders(t, ctx, "k", 0, 1000, 0)
 		}()
-		waitFor(t, time.Minute, "orders flowing", func() bool {
+		testkit.WaitFor(t, time.Minute, "orders flowing", func() bool {
 			return cs.seen.count(events.KindOrderAccepted, nil) >= 100
 		})
 		leader.Kill()
 		t.Logf("killed %s, the leader of %s", leader.Name, cs.ns.Stream(events.StreamStore))
-		waitFor(t, time.Minute, "orders accepted after the kill", func() bool {
+		testkit.WaitFor(t, time.Minute, "orders accepted after the kill", func() bool {
 			return cs.seen.count(events.KindOrderAccepted, nil) >= 300
 		})
 		leader.Restart()
-		<-done
+		testkit.Recv(t, done, 2*time.Minute, "the publisher to finish")
 		cs.checkOrders(t, ctx, "k", 1000)
 		cs.cluster.WaitHealthy(t, time.Minute)
 	})
@@ -283,7 +284,7 @@ func TestCluster(t *testing.T) {
 			cs.publishOrders(t, ctx, "c", 0, 5, 0)
 			for i := range 5 {
 				id := fmt.Sprintf("c-%d", i)
-				waitFor(t, time.Minute, id+" accepted", func() bool { return cs.seen.count(events.KindOrderAccepted, forOrder(id)) > 0 })
+				testkit.WaitFor(t, time.Minute, id+" accepted", func() bool { return cs.seen.count(events.KindOrderAccepted, forOrder(id)) > 0 })
 				invoiced = append(invoiced, id)
 			}
 		}
@@ -310,7 +311,7 @@ func TestCluster(t *testing.T) {
 			cliRetry(t, ctx, cs.system, "sync", "shop", "--stock")
 			// Seconds after the kill: the poller's lease, its watches and its
 			// publishes all recover within that (docs/operations.md).
-			waitFor(t, time.Minute, "stock "+q, func() bool { return cs.stockSeen(q) > 0 })
+			testkit.WaitFor(t, time.Minute, "stock "+q, func() bool { return cs.stockSeen(q) > 0 })
 			at, _ := cs.seen.firstAt(events.KindStockChanged, cs.stockAt(q))
 			t.Logf("%s stock %s published, %s after the kill", at.Format("15:04:05.000"), q, at.Sub(killed).Round(time.Millisecond))
 		}
@@ -318,7 +319,7 @@ func TestCluster(t *testing.T) {
 		t.Logf("%s restarted %s", time.Now().Format("15:04:05.000"), leader.Name)
 		// Usually seconds too; one order's poll task was once seen to come
 		// back only two minutes after the kill (docs/operations.md).
-		waitFor(t, 3*time.Minute, "the invoices", func() bool {
+		testkit.WaitFor(t, 3*time.Minute, "the invoices", func() bool {
 			for _, id := range invoiced {
 				if cs.seen.count(events.KindInvoiceIssued, forOrder(id)) == 0 {
 					return false
@@ -337,7 +338,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		cliRetry(t, ctx, cs.system, "sync", "shop", "--stock")
-		waitFor(t, time.Minute, "stock 104", func() bool { return cs.stockSeen("104") > 0 })
+		testkit.WaitFor(t, time.Minute, "stock 104", func() bool { return cs.stockSeen("104") > 0 })
 		for _, id := range invoiced {
 			if n := cs.seen.count(events.KindInvoiceIssued, forOrder(id)); n != 1 {
 				t.Errorf("invoice.issued published %d times for %s", n, id)
@@ -367,7 +368,7 @@ func TestCluster(t *testing.T) {
 			nd.Restart()
 			cs.cluster.WaitHealthy(t, time.Minute)
 		}
-		<-done
+		testkit.Recv(t, done, 2*time.Minute, "the publisher to finish")
 		cs.checkOrders(t, ctx, "r", 150)
 	})
 }
@@ -457,7 +458,7 @@ func BenchmarkOrdersOnCluster(b *testing.B) {
 		for i := range b.N {
 			p := fmt.Sprintf("%s-%d", prefix, i)
 			cs.publishOrders(b, ctx, p, 0, batch, 0)
-			waitFor(b, 3*time.Minute, "the batch accepted", func() bool {
+			testkit.WaitFor(b, 3*time.Minute, "the batch accepted", func() bool {
 				return cs.seen.count(events.KindOrderAccepted, nil) >= (i+1)*batch
 			})
 		}
@@ -475,7 +476,7 @@ func BenchmarkOrdersOnCluster(b *testing.B) {
 	leader.Kill()
 	cs.publishOrders(b, ctx, "after", 0, 20, 0)
 	var first time.Duration
-	waitFor(b, 2*time.Minute, "an order published after the kill accepted", func() bool {
+	testkit.WaitFor(b, 2*time.Minute, "an order published after the kill accepted", func() bool {
 		for i := range 20 {
 			if at, ok := cs.seen.firstAt(events.KindOrderAccepted, forOrder(fmt.Sprintf("after-%d", i))); ok {
 				first = at.Sub(killed)

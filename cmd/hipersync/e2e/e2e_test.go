@@ -20,6 +20,7 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/pkg/tlsfiles"
 	"github.com/hipersync/hipersync/pkg/tlsfiles/tlstest"
 )
@@ -157,17 +158,6 @@ type orderIDer interface{ GetOrderId() string }
 
 func forOrder(id string) func(proto.Message) bool {
 	return func(m proto.Message) bool { o, ok := m.(orderIDer); return ok && o.GetOrderId() == id }
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // accessKey returns a 44-digit NF-e access key with a valid check digit.
@@ -369,7 +359,7 @@ func TestWholeSystem(t *testing.T) {
 			byEAN = p
 		}
 	}
-	waitFor(t, 60*time.Second, "the catalog", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "the catalog", func() bool {
 		return seenEvents.count(events.KindCatalogProductUpserted, nil) == publishable &&
 			seenEvents.count(events.KindCatalogProductSkipped, nil) == held && seenEvents.count(events.KindStockChanged, nil) > 0
 	})
@@ -379,7 +369,7 @@ func TestWholeSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	cli(t, bin, s.env, "", "sync", "shop", "--stock")
-	waitFor(t, 30*time.Second, "the stock change", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the stock change", func() bool {
 		return seenEvents.count(events.KindStockChanged, func(m proto.Message) bool {
 			sc := m.(*eventsv1.StockChanged)
 			return sc.GetProductId() == byEAN.ID && sc.GetQuantity() == "42"
@@ -396,7 +386,7 @@ func TestWholeSystem(t *testing.T) {
 	approved := ns.StoreSubject("shop", events.KindOrderApproved)
 	hiperID := func(orderID string) string {
 		t.Helper()
-		waitFor(t, 30*time.Second, "order "+orderID+" to be accepted", func() bool {
+		testkit.WaitFor(t, 30*time.Second, "order "+orderID+" to be accepted", func() bool {
 			return seenEvents.count(events.KindOrderAccepted, forOrder(orderID)) > 0
 		})
 		return seenEvents.first(events.KindOrderAccepted, forOrder(orderID)).(*eventsv1.OrderAccepted).GetHiperOrderId()
@@ -415,7 +405,7 @@ func TestWholeSystem(t *testing.T) {
 	if err := s.control.AddOrderEvent(ctx, s.key, h1, hiper.OrderEvent{Type: hiper.EventShipped, Note: "BR123456789BR"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "invoice.issued and order.shipped", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "invoice.issued and order.shipped", func() bool {
 		return seenEvents.count(events.KindInvoiceIssued, forOrder("e2e-1")) > 0 && seenEvents.count(events.KindOrderShipped, forOrder("e2e-1")) > 0
 	})
 	inv := seenEvents.first(events.KindInvoiceIssued, forOrder("e2e-1")).(*eventsv1.InvoiceIssued)
@@ -440,13 +430,13 @@ func TestWholeSystem(t *testing.T) {
 			}) > 0
 		}
 	}
-	waitFor(t, 30*time.Second, "the store's cancellation", origin("e2e-2", "store"))
-	waitFor(t, 30*time.Second, "Hiper's cancellation", origin("e2e-3", "hiper"))
+	testkit.WaitFor(t, 30*time.Second, "the store's cancellation", origin("e2e-2", "store"))
+	testkit.WaitFor(t, 30*time.Second, "Hiper's cancellation", origin("e2e-3", "hiper"))
 
 	// A bad order is rejected with its reasons and never reaches Hiper.
 	bad := strings.Replace(strings.Replace(string(order("e2e-bad", byID, byEAN)), "52998224725", "12345678900", 1), "88351001", "8835", 1)
 	publish(approved, []byte(bad))
-	waitFor(t, 30*time.Second, "the rejection", func() bool { return seenEvents.count(events.KindOrderRejected, forOrder("e2e-bad")) > 0 })
+	testkit.WaitFor(t, 30*time.Second, "the rejection", func() bool { return seenEvents.count(events.KindOrderRejected, forOrder("e2e-bad")) > 0 })
 	rej := seenEvents.first(events.KindOrderRejected, forOrder("e2e-bad")).(*eventsv1.OrderRejected)
 	codes := map[string]bool{}
 	for _, r := range rej.GetReasons() {
