@@ -195,25 +195,50 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, ns Namespace, 
 	return entries, nil
 }
 
-// LatestDeadLetters returns up to limit dead letters of ns, newest first,
-// and how many older ones it left out; limit <= 0 returns them all.
-func LatestDeadLetters(ctx context.Context, js jetstream.JetStream, ns Namespace, limit int) (entries []DeadLetterEntry, more int, err error) {
+// DeadLetterPage is one page of dead letters.
+type DeadLetterPage struct {
+	// Entries, newest first.
+	Entries []DeadLetterEntry
+	// Total is how many dead letters there are, on every page.
+	Total int
+	// Older is the before of the next page; 0 when none is older.
+	Older uint64
+}
+
+// PageDeadLetters returns up to limit dead letters of tenant ("" for every
+// tenant) older than sequence before (0 for the newest), newest first;
+// limit <= 0 returns them all.
+func PageDeadLetters(ctx context.Context, js jetstream.JetStream, ns Namespace, tenant string, before uint64, limit int) (DeadLetterPage, error) {
+	var page DeadLetterPage
 	stream, err := js.Stream(ctx, ns.Stream(StreamDeadLetter))
 	if err != nil {
-		return nil, 0, fmt.Errorf("list dead letters: %w", err)
+		return page, fmt.Errorf("list dead letters: %w", err)
+	}
+	filter, mine := ns.StreamSubjects(StreamDeadLetter), ""
+	if tenant != "" {
+		filter, mine = ns.DeadLetterSubject(tenant, "*"), ns.DeadLetterSubject(tenant, "")
 	}
 	// The sequences retried records left empty, so that walking back from
-	// the end asks only for records that exist.
-	info, err := stream.Info(ctx, jetstream.WithDeletedDetails(true))
+	// the end asks only for records that exist; the count of each subject
+	// is the total.
+	info, err := stream.Info(ctx, jetstream.WithDeletedDetails(true), jetstream.WithSubjectFilter(filter))
 	if err != nil {
-		return nil, 0, fmt.Errorf("list dead letters: %w", err)
+		return page, fmt.Errorf("list dead letters: %w", err)
 	}
 	st := info.State
+	for _, n := range st.Subjects {
+		page.Total += int(n)
+	}
 	deleted := make(map[uint64]bool, len(st.Deleted))
 	for _, seq := range st.Deleted {
 		deleted[seq] = true
 	}
-	for seq := st.LastSeq; seq >= st.FirstSeq && seq > 0 && (limit <= 0 || len(entries) < limit); seq-- {
+	from := st.LastSeq
+	if before > 0 && before-1 < from {
+		from = before - 1
+	}
+	oldest := uint64(0)
+	for seq := from; seq >= st.FirstSeq && seq > 0 && (limit <= 0 || len(page.Entries) < limit); seq-- {
 		if deleted[seq] {
 			continue
 		}
@@ -222,11 +247,25 @@ func LatestDeadLetters(ctx context.Context, js jetstream.JetStream, ns Namespace
 			continue // retried meanwhile
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("list dead letters: read %d: %w", seq, err)
+			return page, fmt.Errorf("list dead letters: read %d: %w", seq, err)
 		}
-		entries = append(entries, deadLetterEntry(raw))
+		if mine != "" && !strings.HasPrefix(raw.Subject, mine) {
+			continue
+		}
+		page.Entries = append(page.Entries, deadLetterEntry(raw))
+		oldest = seq
 	}
-	return entries, max(int(st.Msgs)-len(entries), 0), nil
+	if oldest > st.FirstSeq {
+		// The oldest letter of the filter left, in one read.
+		first, err := stream.GetMsg(ctx, st.FirstSeq, jetstream.WithGetMsgSubject(filter))
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return page, fmt.Errorf("list dead letters: %w", err)
+		}
+		if err == nil && first.Sequence < oldest {
+			page.Older = oldest
+		}
+	}
+	return page, nil
 }
 
 func deadLetterEntry(raw *jetstream.RawStreamMsg) DeadLetterEntry {

@@ -698,12 +698,16 @@ func TestDeadLetterListAndRetry(t *testing.T) {
 	if err != nil || len(rest) != 2 || rest[0].Seq != others[0] || rest[1].Seq != others[1] {
 		t.Errorf("after retry ListDeadLetters = %v, %v; want %v", rest, err, others)
 	}
-	newest, more, err := LatestDeadLetters(t.Context(), e.js, e.ns, 1)
-	if err != nil || len(newest) != 1 || newest[0].Seq != others[1] || more != 1 {
-		t.Errorf("LatestDeadLetters(limit 1) = %v, %d more, %v; want %d and 1 more", newest, more, err, others[1])
+	// A page of one skips the retried gap; the next page is the older one.
+	newest, err := PageDeadLetters(t.Context(), e.js, e.ns, "", 0, 1)
+	if err != nil || len(newest.Entries) != 1 || newest.Entries[0].Seq != others[1] || newest.Total != 2 || newest.Older != others[1] {
+		t.Errorf("PageDeadLetters(limit 1) = %+v, %v; want %d of 2 and an older page", newest, err, others[1])
 	}
-	if all, more, err := LatestDeadLetters(t.Context(), e.js, e.ns, 0); err != nil || len(all) != 2 || all[0].Seq != others[1] || all[1].Seq != others[0] || more != 0 {
-		t.Errorf("LatestDeadLetters() = %v, %d more, %v; want %v newest first", all, more, err, others)
+	if older, err := PageDeadLetters(t.Context(), e.js, e.ns, "", newest.Older, 1); err != nil || len(older.Entries) != 1 || older.Entries[0].Seq != others[0] || older.Older != 0 {
+		t.Errorf("PageDeadLetters(before %d) = %+v, %v; want %d and nothing older", newest.Older, older, err, others[0])
+	}
+	if all, err := PageDeadLetters(t.Context(), e.js, e.ns, "", 0, 0); err != nil || len(all.Entries) != 2 || all.Entries[0].Seq != others[1] || all.Entries[1].Seq != others[0] || all.Older != 0 {
+		t.Errorf("PageDeadLetters() = %+v, %v; want %v newest first", all, err, others)
 	}
 	if err := RetryDeadLetter(t.Context(), e.js, e.ns, retry.Seq); !errors.Is(err, ErrDeadLetterNotFound) {
 		t.Errorf("second retry of %d = %v, want ErrDeadLetterNotFound", retry.Seq, err)

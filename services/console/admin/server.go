@@ -471,39 +471,30 @@ func (s *Server) ListDeadLetters(ctx context.Context, req *adminv1.ListDeadLette
 	if limit <= 0 {
 		limit = 100
 	}
-	letters, err := s.deadLetters(ctx, t)
+	page, err := events.PageDeadLetters(ctx, s.d.JS, s.d.NS, t, req.GetBeforeId(), limit)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return &adminv1.ListDeadLettersResponse{}, nil
+	}
 	if err != nil {
 		return nil, wrap(err)
 	}
-	total := len(letters)
-	if len(letters) > limit {
-		letters = letters[len(letters)-limit:]
+	resp := &adminv1.ListDeadLettersResponse{Total: int32(page.Total), NextBeforeId: page.Older}
+	for i := len(page.Entries) - 1; i >= 0; i-- { // oldest first
+		resp.DeadLetters = append(resp.DeadLetters, deadLetterOf(page.Entries[i]))
 	}
-	return &adminv1.ListDeadLettersResponse{DeadLetters: letters, Total: int32(total)}, nil
+	return resp, nil
 }
 
-// deadLetters reads every dead letter of tenant ("" for all), oldest first.
-func (s *Server) deadLetters(ctx context.Context, tenantID string) ([]*adminv1.DeadLetter, error) {
-	entries, err := events.ListDeadLetters(ctx, s.d.JS, s.d.NS, 0)
-	if err != nil {
-		return nil, err
+func deadLetterOf(en events.DeadLetterEntry) *adminv1.DeadLetter {
+	v := &adminv1.DeadLetter{Id: en.Seq, Time: timestamppb.New(en.Time), Subject: en.Subject}
+	if en.Err != nil {
+		v.ReasonCode, v.Reason = "unreadable_record", en.Err.Error()
+		return v
 	}
-	var out []*adminv1.DeadLetter
-	for _, en := range entries {
-		v := &adminv1.DeadLetter{Id: en.Seq, Time: timestamppb.New(en.Time), Subject: en.Subject}
-		if en.Err != nil {
-			v.ReasonCode, v.Reason = "unreadable_record", en.Err.Error()
-		} else {
-			l := en.Letter
-			v.TenantId, v.Consumer, v.Subject = l.GetTenant(), l.GetConsumer(), l.GetSubject()
-			v.ReasonCode, v.Reason, v.Deliveries, v.BodyBytes = l.GetReasonCode(), l.GetReason(), l.GetDeliveries(), int32(len(l.GetData()))
-		}
-		if tenantID != "" && v.GetTenantId() != tenantID {
-			continue
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	l := en.Letter
+	v.TenantId, v.Consumer, v.Subject = l.GetTenant(), l.GetConsumer(), l.GetSubject()
+	v.ReasonCode, v.Reason, v.Deliveries, v.BodyBytes = l.GetReasonCode(), l.GetReason(), l.GetDeliveries(), int32(len(l.GetData()))
+	return v
 }
 
 // deadLettersByTenant counts each tenant's dead letters (of tenant only,
@@ -546,15 +537,11 @@ func (s *Server) RetryDeadLetter(ctx context.Context, req *adminv1.RetryDeadLett
 	// A store-role caller retries only its own tenant's letters.
 	tenantID := ""
 	if !p.Operator() {
-		letters, err := s.deadLetters(ctx, p.Tenant)
+		mine, err := s.deadLetterOf(ctx, req.GetId(), p.Tenant)
 		if err != nil {
 			return nil, wrap(err)
 		}
-		found := false
-		for _, l := range letters {
-			found = found || l.GetId() == req.GetId()
-		}
-		if !found {
+		if !mine {
 			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no dead letter %d of %s", req.GetId(), p.Tenant))
 		}
 		tenantID = p.Tenant
@@ -566,6 +553,26 @@ func (s *Server) RetryDeadLetter(ctx context.Context, req *adminv1.RetryDeadLett
 		return nil, err
 	}
 	return &adminv1.RetryDeadLetterResponse{Id: req.GetId()}, nil
+}
+
+// deadLetterOf reports whether dead letter id is tenant's, reading that
+// letter only (its subject is dlq.<tenant>.<consumer>).
+func (s *Server) deadLetterOf(ctx context.Context, id uint64, tenantID string) (bool, error) {
+	st, err := s.d.JS.Stream(ctx, s.d.NS.Stream(events.StreamDeadLetter))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	raw, err := st.GetMsg(ctx, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return strings.HasPrefix(raw.Subject, s.d.NS.DeadLetterSubject(tenantID, "")), nil
 }
 
 // StreamUsageOf is the API's stream usage as pkg/events has it.

@@ -125,16 +125,42 @@ func (w *Web) logStream(rw http.ResponseWriter, q *req) {
 	}
 }
 
-type dlqData struct{ Letters []*adminv1.DeadLetter }
+// dlqPageSize is how many dead letters a page of the console shows.
+const dlqPageSize = 200
 
+type dlqData struct {
+	Letters []*adminv1.DeadLetter
+	// Total is how many there are on every page; Paged is set past the
+	// first page; OlderHref links the next, older, page.
+	Total                 int32
+	Paged                 bool
+	NewestHref, OlderHref string
+}
+
+// deadLetters is a page of dead letters, newest first, with a link to the
+// older ones, as `hipersync dlq list` says how many it left out.
 func (w *Web) deadLetters(q *req) (string, string, string, any, error) {
-	resp, err := w.d.Admin.ListDeadLetters(q.ctx, &adminv1.ListDeadLettersRequest{TenantId: q.r.URL.Query().Get("tenant"), Limit: 500})
-	d := dlqData{}
+	qs := q.r.URL.Query()
+	before, _ := strconv.ParseUint(qs.Get("before"), 10, 64)
+	resp, err := w.d.Admin.ListDeadLetters(q.ctx, &adminv1.ListDeadLettersRequest{TenantId: qs.Get("tenant"), Limit: dlqPageSize, BeforeId: before})
+	d := dlqData{Total: resp.GetTotal(), Paged: before > 0}
 	if err == nil {
 		l := resp.GetDeadLetters()
 		for i := len(l) - 1; i >= 0; i-- { // newest first
 			d.Letters = append(d.Letters, l[i])
 		}
+	}
+	v := url.Values{}
+	if t := qs.Get("tenant"); t != "" {
+		v.Set("tenant", t)
+	}
+	d.NewestHref = "/dead-letters"
+	if len(v) > 0 {
+		d.NewestHref += "?" + v.Encode()
+	}
+	if next := resp.GetNextBeforeId(); next > 0 {
+		v.Set("before", strconv.FormatUint(next, 10))
+		d.OlderHref = "/dead-letters?" + v.Encode()
 	}
 	return "dlq", "dlq", q.t("dlq.title"), d, err
 }

@@ -2960,8 +2960,11 @@ type ListDeadLettersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty for every tenant the caller may see.
 	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	// At most this many; 0 for 100.
-	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// At most this many, the newest; 0 for 100.
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Only letters older than this id: the next_before_id of the page
+	// before. 0 for the newest.
+	BeforeId      uint64 `protobuf:"varint,3,opt,name=before_id,json=beforeId,proto3" json:"before_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3010,12 +3013,21 @@ func (x *ListDeadLettersRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *ListDeadLettersRequest) GetBeforeId() uint64 {
+	if x != nil {
+		return x.BeforeId
+	}
+	return 0
+}
+
 type ListDeadLettersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The newest, oldest first.
+	// The newest of the page, oldest first.
 	DeadLetters []*DeadLetter `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
-	// How many there are before the limit.
-	Total         int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// How many dead letters the tenant filter matches, on every page.
+	Total int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// The before_id of the next (older) page; 0 when there is none.
+	NextBeforeId  uint64 `protobuf:"varint,3,opt,name=next_before_id,json=nextBeforeId,proto3" json:"next_before_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3060,6 +3072,13 @@ func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
 func (x *ListDeadLettersResponse) GetTotal() int32 {
 	if x != nil {
 		return x.Total
+	}
+	return 0
+}
+
+func (x *ListDeadLettersResponse) GetNextBeforeId() uint64 {
+	if x != nil {
+		return x.NextBeforeId
 	}
 	return 0
 }
@@ -3846,13 +3865,15 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"event_json\x18\a \x01(\tR\teventJson\x12\x18\n" +
 	"\asummary\x18\b \x01(\tR\asummary\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error\"K\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"h\n" +
 	"\x16ListDeadLettersRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\x05R\x05limit\"r\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1b\n" +
+	"\tbefore_id\x18\x03 \x01(\x04R\bbeforeId\"\x98\x01\n" +
 	"\x17ListDeadLettersResponse\x12A\n" +
 	"\fdead_letters\x18\x01 \x03(\v2\x1e.hipersync.admin.v1.DeadLetterR\vdeadLetters\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x05R\x05total\"\x97\x02\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\x12$\n" +
+	"\x0enext_before_id\x18\x03 \x01(\x04R\fnextBeforeId\"\x97\x02\n" +
 	"\n" +
 	"DeadLetter\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
