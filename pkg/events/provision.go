@@ -9,8 +9,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/jscall"
 )
 
 // Provisioning is safe when every replica of every service starts at the
@@ -60,16 +61,9 @@ func Retry(ctx context.Context, what string, attempt func(context.Context) error
 	return retry(ctx, what, "JetStream call failed; retrying", func(err error) bool { return !Transient(err) }, attempt)
 }
 
-// Transient reports whether err is a JetStream call's failure that the same
-// call may well not meet a moment later: no answer in time, nobody to
-// answer, a cluster or stream without a leader for now.
-func Transient(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, jetstream.ErrConsumerLeadershipChanged) ||
-		errors.As(err, &apiErr) && apiErr.Code == 503
-}
+// Transient reports whether err is a JetStream call's failure worth the
+// same call again a moment later (jscall.Transient).
+func Transient(err error) bool { return jscall.Transient(err) }
 
 // retry is Retry and retryProvision: final says which errors end it.
 func retry(ctx context.Context, what, retrying string, final func(error) bool, attempt func(context.Context) error) error {

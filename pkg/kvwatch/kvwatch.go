@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/backoff"
+	"github.com/hipersync/hipersync/pkg/jscall"
 )
 
 // DefaultCheckEvery is how often a Watch compares what it has delivered
@@ -66,8 +67,10 @@ type Watch struct {
 	lastErr  error
 }
 
-// Start watches kv and follows it in the background until ctx ends; it
-// fails only when the first watch cannot be created.
+// Start watches kv and follows it in the background until ctx ends. It
+// returns once the first watch is created, trying again (each attempt
+// bounded, with backoff) while the failure is transient; it fails when the
+// watch cannot be created for another reason, or ctx ends first.
 func Start(ctx context.Context, kv jetstream.KeyValue, cfg Config) (*Watch, error) {
 	if cfg.CheckEvery <= 0 {
 		cfg.CheckEvery = DefaultCheckEvery
@@ -79,12 +82,20 @@ func Start(ctx context.Context, kv jetstream.KeyValue, cfg Config) (*Watch, erro
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	w := &Watch{kv: kv, cfg: cfg, done: make(chan struct{})}
-	kw, err := w.watch(ctx)
-	if err != nil {
-		return nil, err
+	for n := 1; ; n++ {
+		kw, stop, err := w.watch(ctx)
+		if err == nil {
+			go w.run(ctx, kw, stop)
+			return w, nil
+		}
+		if !jscall.Transient(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		cfg.Log.Warn("watch", "bucket", kv.Bucket(), "error", err, "failures", n)
+		if !pause(ctx, cfg.Backoff.Jittered(n)) {
+			return nil, ctx.Err()
+		}
 	}
-	go w.run(ctx, kw)
-	return w, nil
 }
 
 // Done is closed once ctx has ended and the watch stopped.
@@ -104,18 +115,64 @@ func (w *Watch) Err() error {
 	return w.lastErr
 }
 
-func (w *Watch) watch(ctx context.Context) (jetstream.KeyWatcher, error) {
-	if len(w.cfg.Keys) == 0 {
-		return w.kv.WatchAll(ctx)
+// watch creates a watch, in at most jscall.Timeout: a consumer create sent
+// while the bucket's stream elects a leader may get no answer, and a watch
+// lives as long as the context it was made with, so the attempt gets a
+// context of its own, cancelled when it takes too long or, later, by stop.
+func (w *Watch) watch(ctx context.Context) (jetstream.KeyWatcher, context.CancelFunc, error) {
+	wctx, stop := context.WithCancel(ctx)
+	type result struct {
+		kw  jetstream.KeyWatcher
+		err error
 	}
-	return w.kv.WatchFiltered(ctx, append([]string(nil), w.cfg.Keys...))
+	made := make(chan result, 1)
+	go func() {
+		var r result
+		if len(w.cfg.Keys) == 0 {
+			r.kw, r.err = w.kv.WatchAll(wctx)
+		} else {
+			r.kw, r.err = w.kv.WatchFiltered(wctx, append([]string(nil), w.cfg.Keys...))
+		}
+		made <- r
+	}()
+	t := time.NewTimer(jscall.Timeout)
+	defer t.Stop()
+	select {
+	case r := <-made:
+		if r.err != nil {
+			stop()
+			return nil, nil, r.err
+		}
+		return r.kw, stop, nil
+	case <-t.C:
+		stop()
+		go func() {
+			if r := <-made; r.kw != nil {
+				_ = r.kw.Stop()
+			}
+		}()
+		return nil, nil, fmt.Errorf("watch %s: %w", w.kv.Bucket(), context.DeadlineExceeded)
+	}
 }
 
-func (w *Watch) run(ctx context.Context, kw jetstream.KeyWatcher) {
+// pause waits d, false when ctx ends first.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (w *Watch) run(ctx context.Context, kw jetstream.KeyWatcher, stop context.CancelFunc) {
 	defer close(w.done)
 	for {
 		why := w.follow(ctx, kw)
 		_ = kw.Stop()
+		stop()
 		if ctx.Err() != nil {
 			return
 		}
@@ -125,15 +182,11 @@ func (w *Watch) run(ctx context.Context, kw jetstream.KeyWatcher) {
 		w.mu.Unlock()
 		w.cfg.Log.Warn("key-value watch lost; watching again", "bucket", w.kv.Bucket(), "reason", why)
 		for n := 1; ; n++ {
-			t := time.NewTimer(w.cfg.Backoff.Jittered(n))
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !pause(ctx, w.cfg.Backoff.Jittered(n)) {
 				return
-			case <-t.C:
 			}
 			var err error
-			if kw, err = w.watch(ctx); err == nil {
+			if kw, stop, err = w.watch(ctx); err == nil {
 				break
 			}
 			w.mu.Lock()
