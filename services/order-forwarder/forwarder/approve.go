@@ -249,7 +249,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 		outcome, retry = outRetry, events.RetryAfter(f.cfg.backoff(r.Attempts, perr), perr)
 		return nil
 	}
-	rec, _, err := o.recordAnswer(ctx, sent, rev, apply, orders.StateNeedsReview)
+	rec, arev, err := o.recordAnswer(ctx, sent, rev, apply, orders.StateNeedsReview)
 	release()
 	if err != nil {
 		if perr == nil {
@@ -272,7 +272,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 	default:
 		o.log.Info("order not sent; will try again", "attempt", rec.Attempts, "error", perr)
 	}
-	if err := o.publish(ctx, rec); err != nil {
+	if err := o.publish(ctx, rec, arev); err != nil {
 		return outError, err
 	}
 	if outcome == outFailed {

@@ -254,7 +254,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 		outcome, retry = outRetry, events.RetryAfter(f.cfg.backoff(c.Attempts, perr), perr)
 		return nil
 	}
-	done, _, err := o.recordAnswer(rctx, &next, srev, apply, orders.StateAccepted)
+	done, drev, err := o.recordAnswer(rctx, &next, srev, apply, orders.StateAccepted)
 	if err != nil {
 		return outError, err
 	}
@@ -267,7 +267,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 	default:
 		o.log.Warn("cancellation not confirmed by Hiper", "hiper_order_id", done.HiperOrderID, "attempt", done.Cancel.Attempts, "error", perr)
 	}
-	if err := o.publish(rctx, done); err != nil {
+	if err := o.publish(rctx, done, drev); err != nil {
 		return outError, err
 	}
 	return outcome, retry

@@ -294,7 +294,6 @@ func (f *Forwarder) watchResumes(ctx context.Context) {
 	})
 }
 
-// markPublished records in the background that an outcome event went out.
 // personalDataSweep is how often settled orders are checked for personal
 // data past its retention.
 const personalDataSweep = time.Hour
@@ -318,13 +317,17 @@ func (f *Forwarder) removePersonalData(ctx context.Context) {
 	}
 }
 
-func (f *Forwarder) markPublished(tenant, orderID, eventID string) {
+// markPublished records in the background that rec's outcome event went
+// out; rev is the revision rec was written at (0: unknown).
+func (f *Forwarder) markPublished(rec *orders.Record, rev uint64) {
+	snap := *rec // as written at rev, whatever the handler does with rec next
+	rec = &snap
 	f.calls.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := f.store.MarkPublished(ctx, tenant, orderID, eventID); err != nil {
+		if err := f.store.MarkPublishedAt(ctx, rec, rev); err != nil {
 			f.log.Warn("mark outcome event published; a late duplicate may publish it again",
-				"tenant", tenant, "order_id", orderID, "event_id", eventID, "error", err)
+				"tenant", rec.Tenant, "order_id", rec.OrderID, "event_id", rec.Outbox.ID, "error", err)
 		}
 	})
 }

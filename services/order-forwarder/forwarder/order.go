@@ -64,7 +64,7 @@ func (o *order) decide(ctx context.Context, optimistic bool, step func(rec *orde
 		optimistic = false
 		o.received = false
 		if rec != nil {
-			if err := o.publish(ctx, rec); err != nil {
+			if err := o.publish(ctx, rec, rev); err != nil {
 				return outError, err
 			}
 		}
@@ -128,25 +128,28 @@ func (o *order) write(ctx context.Context, r *orders.Record, created bool, rev u
 
 // publish sends the record's pending outcome event, and marks it
 // published in the background: the mark only spares a much later duplicate
-// a second publish, so no handler waits for it.
-func (o *order) publish(ctx context.Context, rec *orders.Record) error {
+// a second publish, so no handler waits for it. rev is the record's
+// revision as rec was read or written (0: unknown), which spares the mark
+// a read.
+func (o *order) publish(ctx context.Context, rec *orders.Record, rev uint64) error {
 	sent, err := orders.PublishOutbox(ctx, o.f.pub, o.f.ns, rec)
 	if err != nil {
 		return fmt.Errorf("publish the outcome of order %s: %w", o.id, err)
 	}
 	if sent {
 		o.f.metrics.eventsOut.WithLabelValues(string(rec.Outbox.Kind)).Inc()
-		o.f.markPublished(rec.Tenant, rec.OrderID, rec.Outbox.ID)
+		o.f.markPublished(rec, rev)
 	}
 	return nil
 }
 
 // settleAndPublish writes r and publishes its outcome event.
 func (o *order) settleAndPublish(ctx context.Context, r *orders.Record, created bool, rev uint64) error {
-	if _, err := o.write(ctx, r, created, rev); err != nil {
+	next, err := o.write(ctx, r, created, rev)
+	if err != nil {
 		return err
 	}
-	return o.publish(ctx, r)
+	return o.publish(ctx, r, next)
 }
 
 // expire settles an order found in sending or cancelling after its

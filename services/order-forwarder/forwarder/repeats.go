@@ -67,7 +67,7 @@ func (f *Forwarder) giveUp(ctx context.Context, m *events.Message, n int, cause 
 	reason := fmt.Sprintf("Não foi possível processar o pedido: o mesmo erro se repetiu %d vezes (%s). Ele não foi enviado ao Hiper; "+
 		"corrija a causa e reenvie-o com `hipersync dlq retry` ou `hipersync orders resolve %s %s --resend`.", n, shortError(cause), o.tenant, o.id)
 	failed := &eventsv1.OrderFailed{OrderId: o.id, Message: reason}
-	rec, _, err := f.store.Mutate(ctx, o.tenant, o.id, func(r *orders.Record) (*orders.Record, error) {
+	rec, rev, err := f.store.Mutate(ctx, o.tenant, o.id, func(r *orders.Record) (*orders.Record, error) {
 		if r == nil || r.State != orders.StateReceived {
 			return nil, nil
 		}
@@ -78,7 +78,7 @@ func (f *Forwarder) giveUp(ctx context.Context, m *events.Message, n int, cause 
 	})
 	switch {
 	case err == nil && rec != nil && rec.State == orders.StateFailed:
-		if perr := o.publish(ctx, rec); perr != nil {
+		if perr := o.publish(ctx, rec, rev); perr != nil {
 			return outError, perr // the failure is recorded; the next delivery publishes it
 		}
 	case err == nil && rec != nil:

@@ -2,6 +2,7 @@ package orders
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hipersync/hipersync/pkg/events"
 )
@@ -41,6 +42,27 @@ func (s *Store) MarkPublished(ctx context.Context, tenant, orderID, id string) e
 		return &next, nil
 	})
 	return err
+}
+
+// MarkPublishedAt is MarkPublished for rec as written at revision rev: one
+// compare-and-set write instead of a read and a write, the common case of
+// a handler marking the event of the record it just wrote. When the record
+// moved on meanwhile it falls back to MarkPublished.
+func (s *Store) MarkPublishedAt(ctx context.Context, rec *Record, rev uint64) error {
+	if rec.Outbox == nil || rec.Outbox.Published {
+		return nil
+	}
+	if rev > 0 {
+		next := *rec
+		o := *rec.Outbox
+		o.Published = true
+		next.Outbox = &o
+		_, err := s.Update(ctx, &next, rev)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return s.MarkPublished(ctx, rec.Tenant, rec.OrderID, rec.Outbox.ID)
 }
 
 // Publish publishes the record's pending outbox event and marks it
