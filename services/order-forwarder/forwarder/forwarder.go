@@ -170,7 +170,6 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 		store:   store,
 		catalog: cmp.Or[Catalog](d.Catalog, KVCatalog{KV: index}),
 		dir:     dir,
-		tokens:  d.Tokens,
 		hiper:   hc,
 		pub:     events.NewPublisher(js, d.Namespace, eventSource, d.Format, popts...),
 		log:     log,
@@ -192,6 +191,7 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 	if f.now == nil {
 		f.now = time.Now
 	}
+	f.tokens = newTokenCache(d.Tokens, f.now)
 	f.outages = &outageNotes{kv: outageKV, log: log, wake: make(chan struct{}, 1)}
 	f.circuits = newCircuits(cfg, f.now, f.owner, dir.Count, m.circuitOpen, f.outages.add)
 	d.Health.AddCheck("nats", natsconn.Check(d.NATS))
