@@ -8,7 +8,11 @@ replace github.com/hipersync/hipersync/pkg => ../../pkg
 
 require github.com/hipersync/hipersync/services/order-forwarder v0.0.0
 
+require github.com/hipersync/hipersync/services/invoice-watcher v0.0.0
+
 replace github.com/hipersync/hipersync/services/order-forwarder => ../order-forwarder
+
+replace github.com/hipersync/hipersync/services/invoice-watcher => ../invoice-watcher
 
 require (
 	connectrpc.com/connect v1.21.1
@@ -56,6 +60,7 @@ require (
 	golang.org/x/oauth2 v0.37.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/grpc v1.85.0 // indirect

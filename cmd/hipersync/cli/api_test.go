@@ -13,6 +13,7 @@ import (
 
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/consoletest"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -58,6 +59,12 @@ func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
 	if r := as(store, "sync", "acme", "--catalog", "--no-wait"); r.code != 0 || !strings.Contains(r.stdout, "requested") {
 		t.Fatalf("sync acme --no-wait with acme's key: %+v", r)
 	}
+	if _, err := orders.Open(context.Background(), st.JS, st.NS); err != nil {
+		t.Fatal(err)
+	}
+	if r := as(store, "orders", "list", "acme"); r.code != 0 || !strings.Contains(r.stdout, "no orders") {
+		t.Fatalf("orders list acme with acme's key: %+v", r)
+	}
 	if r := as(store, "dlq", "list"); r.code != 0 || !strings.Contains(r.stdout, "no dead letters") {
 		t.Fatalf("dlq list with acme's key: %+v", r)
 	}
@@ -89,6 +96,9 @@ func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
 		{"tenant", "settings", "beta", "--default-brand", "x"},
 		{"tenant", "pause", "beta"},
 		{"status", "beta"},
+		{"orders", "list", "beta"},
+		{"orders", "show", "beta", "1001"},
+		{"orders", "resolve", "beta", "1001", "--resend"},
 		{"sync", "beta", "--no-wait"},
 		{"sync", "beta", "--approve"},
 		{"events", "tail", "--tenant", "beta"},

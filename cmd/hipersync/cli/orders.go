@@ -6,20 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/hipersync/hipersync/pkg/config"
-	"github.com/hipersync/hipersync/pkg/events"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/tenant"
-	watchorder "github.com/hipersync/hipersync/services/invoice-watcher/order"
-	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 )
 
@@ -49,34 +46,6 @@ type progress struct {
 	stages []string
 }
 
-// hiperProgress reads the invoice-watcher's record of an order: Hiper's
-// order number and the events published about it. Nothing when the
-// watcher does not follow it (yet, or any more).
-func hiperProgress(ctx context.Context, s *streams, tenantID, orderID string) progress {
-	kv, err := s.js.KeyValue(ctx, s.ns.Bucket(watcher.Bucket))
-	if err != nil {
-		return progress{}
-	}
-	key, err := watchorder.Key(tenantID, orderID)
-	if err != nil {
-		return progress{}
-	}
-	e, err := kv.Get(ctx, key)
-	if err != nil {
-		return progress{}
-	}
-	var r watchorder.Record
-	if json.Unmarshal(e.Value(), &r) != nil {
-		return progress{}
-	}
-	p := progress{code: r.HiperCode}
-	for k := range r.Published {
-		p.stages = append(p.stages, string(k))
-	}
-	sort.Strings(p.stages)
-	return p
-}
-
 func writeProgress(w io.Writer, p progress) error {
 	if p.code == "" && len(p.stages) == 0 {
 		return nil
@@ -102,7 +71,7 @@ func (a *app) ordersCmd() *cobra.Command {
 	sub := func(use, short string) *cobra.Command {
 		name, _, _ := strings.Cut(use, " ")
 		return &cobra.Command{Use: use, Short: short,
-			RunE: func(_ *cobra.Command, pos []string) error { return runOrders(a.ctx, a.e, name, pos, f, a.asJSON) }}
+			RunE: func(_ *cobra.Command, pos []string) error { return a.runOrders(name, pos, f, a.asJSON) }}
 	}
 	list := sub("list <tenant>", "a store's orders, oldest first (--state: only those in one state)")
 	list.Flags().StringVar(&f.state, "state", "", "list only orders in this state ("+stateNames()+")")
@@ -114,7 +83,8 @@ func (a *app) ordersCmd() *cobra.Command {
 	return group("orders", "list, show and resolve orders", ordersUsage, list, show, resolve)
 }
 
-func runOrders(ctx context.Context, e Env, sub string, pos []string, f ordersFlags, asJSON bool) error {
+func (a *app) runOrders(sub string, pos []string, f ordersFlags, asJSON bool) error {
+	ctx, e := a.ctx, a.e
 	state, hiperID, resend, reveal := &f.state, &f.hiperID, &f.resend, &f.reveal
 	want := map[string]int{"list": 1, "show": 2, "resolve": 2}
 	n, known := want[sub]
@@ -139,31 +109,31 @@ func runOrders(ctx context.Context, e Env, sub string, pos []string, f ordersFla
 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := connectNATS(e)
+	c, err := a.admin(needs{nats: true})
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	store, err := orders.Attach(ctx, s.js, s.ns)
-	if err != nil {
-		return err
-	}
+	defer c.Close()
 	tenantID := pos[0]
 
 	switch sub {
 	case "list":
-		recs, err := store.List(ctx, tenantID)
+		resp, err := c.ListOrders(ctx, &adminv1.ListOrdersRequest{TenantId: tenantID, State: *state, Limit: math.MaxInt32})
 		if err != nil {
-			return err
+			return apiError(err)
 		}
-		if *state != "" {
-			kept := recs[:0]
-			for _, r := range recs {
-				if string(r.State) == *state {
-					kept = append(kept, r)
-				}
+		if resp.GetNoOrderState() {
+			return errors.New("no order state yet: has order-forwarder run in this deployment?")
+		}
+		// The API answers newest first; the list reads oldest first.
+		got := resp.GetOrders()
+		recs := make([]*orders.Record, 0, len(got))
+		for i := len(got) - 1; i >= 0; i-- {
+			rec, err := recordOf(got[i])
+			if err != nil {
+				return err
 			}
-			recs = kept
+			recs = append(recs, rec)
 		}
 		if asJSON {
 			views := make([]orderView, 0, len(recs))
@@ -174,11 +144,15 @@ func runOrders(ctx context.Context, e Env, sub string, pos []string, f ordersFla
 		}
 		return writeOrderTable(e.Stdout, recs)
 	case "show":
-		rec, _, err := store.Get(ctx, tenantID, pos[1])
+		resp, err := c.GetOrder(ctx, &adminv1.GetOrderRequest{TenantId: tenantID, OrderId: pos[1], Reveal: *reveal})
 		if err != nil {
 			return orderError(tenantID, pos[1], err)
 		}
-		progress := hiperProgress(ctx, s, tenantID, pos[1])
+		rec, err := recordOf(resp.GetOrder())
+		if err != nil {
+			return err
+		}
+		progress := progress{code: resp.GetOrder().GetHiperOrderNumber(), stages: resp.GetOrder().GetHiperStages()}
 		if asJSON {
 			v := viewOf(rec, *reveal)
 			v.HiperCode, v.HiperStages = progress.code, progress.stages
@@ -190,19 +164,19 @@ func runOrders(ctx context.Context, e Env, sub string, pos []string, f ordersFla
 		return writeProgress(e.Stdout, progress)
 	}
 
-	format, err := events.ParseFormat(config.NewLoader(e.Getenv).String(events.FormatEnv, ""))
-	if err != nil {
-		return fmt.Errorf("%s: %w", events.FormatEnv, err)
-	}
-	op := orders.Operator{Store: store, Publisher: events.NewPublisher(s.js, s.ns, "hipersync/cli", format), NS: s.ns, By: "hipersync orders resolve"}
-	var rec *orders.Record
+	req := &adminv1.ResolveOrderRequest{TenantId: tenantID, OrderId: pos[1]}
 	if *resend {
-		rec, err = op.Resend(ctx, tenantID, pos[1])
+		req.Resolution = &adminv1.ResolveOrderRequest_Resend{Resend: true}
 	} else {
-		rec, err = op.Resolve(ctx, tenantID, pos[1], strings.TrimSpace(*hiperID))
+		req.Resolution = &adminv1.ResolveOrderRequest_HiperOrderId{HiperOrderId: strings.TrimSpace(*hiperID)}
 	}
+	resp, err := c.ResolveOrder(ctx, req)
 	if err != nil {
 		return orderError(tenantID, pos[1], err)
+	}
+	rec, err := recordOf(resp.GetOrder())
+	if err != nil {
+		return err
 	}
 	if asJSON {
 		return writeJSON(e.Stdout, viewOf(rec, false))
@@ -210,25 +184,28 @@ func runOrders(ctx context.Context, e Env, sub string, pos []string, f ordersFla
 	return writeOrder(e.Stdout, rec, false)
 }
 
-// orderError says in one line what an operator can do about err.
-func orderError(tenantID, orderID string, err error) error {
-	switch {
-	case errors.Is(err, orders.ErrNotFound):
-		return fmt.Errorf("order %q of %s not found (see orders list %s)", orderID, tenantID, tenantID)
-	case errors.Is(err, orders.ErrInvalidHiperID):
-		return usagef("orders resolve: --hiper-id must be the order's id in Hiper, a UUID such as 34852cf6-f222-4d61-86d1-045a1aee66f4")
+// recordOf is the order-forwarder's record the API sends with an order.
+func recordOf(o *adminv1.Order) (*orders.Record, error) {
+	var r orders.Record
+	if err := json.Unmarshal([]byte(o.GetRecordJson()), &r); err != nil {
+		return nil, fmt.Errorf("the admin API's record of order %s: %w", o.GetOrderId(), err)
 	}
-	return err
+	return &r, nil
 }
 
-// maskDocument keeps the last two digits of a CPF/CNPJ (its check digits,
-// enough to tell two customers apart on a call) and hides the rest: a full
-// document is personal data (LGPD), printed only with --reveal.
-func maskDocument(doc string) string {
-	if len(doc) <= 2 {
-		return strings.Repeat("*", len(doc))
+// orderError says in one line what an operator can do about a failed
+// call on an order.
+func orderError(tenantID, orderID string, err error) error {
+	switch connect.CodeOf(err) {
+	case connect.CodeNotFound:
+		return fmt.Errorf("order %q of %s not found (see orders list %s)", orderID, tenantID, tenantID)
+	case connect.CodeInvalidArgument:
+		var ce *connect.Error
+		if errors.As(err, &ce) && strings.Contains(ce.Message(), orders.ErrInvalidHiperID.Error()) {
+			return usagef("orders resolve: --hiper-id must be the order's id in Hiper, a UUID such as 34852cf6-f222-4d61-86d1-045a1aee66f4")
+		}
 	}
-	return strings.Repeat("*", len(doc)-2) + doc[len(doc)-2:]
+	return apiError(err)
 }
 
 func stateNames() string {
@@ -245,7 +222,7 @@ func viewOf(r *orders.Record, reveal bool) orderView {
 	v := orderView{Record: r}
 	if a, err := r.ApprovalMessage(); err == nil {
 		if c := a.GetCustomer(); c != nil && !reveal {
-			c.Document = maskDocument(c.GetDocument())
+			c.Document = orders.MaskDocument(c.GetDocument())
 		}
 		if b, err := protojson.Marshal(a); err == nil {
 			v.Approval = b
@@ -343,7 +320,7 @@ func writeOrder(w io.Writer, r *orders.Record, reveal bool) error {
 		row("customer", a.GetCustomer().GetName())
 		doc := a.GetCustomer().GetDocument()
 		if !reveal {
-			doc = maskDocument(doc)
+			doc = orders.MaskDocument(doc)
 		}
 		row("document", orNone(doc))
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/ops"
+	watchorder "github.com/hipersync/hipersync/services/invoice-watcher/order"
+	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 )
 
@@ -75,7 +77,7 @@ func (s *Server) ListOrders(ctx context.Context, req *adminv1.ListOrdersRequest)
 	}
 	store, err := s.orderStore(ctx)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return &adminv1.ListOrdersResponse{}, nil // no order yet
+		return &adminv1.ListOrdersResponse{NoOrderState: true}, nil // no order yet
 	}
 	if err != nil {
 		return nil, err
@@ -120,8 +122,16 @@ func (s *Server) GetOrder(ctx context.Context, req *adminv1.GetOrderRequest) (*a
 		return nil, wrap(err)
 	}
 	o := orderOf(rec, true)
+	if req.GetReveal() {
+		o.RecordJson = recordJSON(rec)
+	}
 	if err := s.addTimeline(ctx, rec, o); err != nil {
 		return nil, wrap(err)
+	}
+	code, stages := s.hiperProgress(ctx, req.GetTenantId(), req.GetOrderId())
+	o.HiperStages = stages
+	if o.HiperOrderNumber == "" {
+		o.HiperOrderNumber = code
 	}
 	return &adminv1.GetOrderResponse{Order: o}, nil
 }
@@ -138,7 +148,11 @@ func (s *Server) ResolveOrder(ctx context.Context, req *adminv1.ResolveOrderRequ
 	if err != nil {
 		return nil, err
 	}
-	op := orders.Operator{Store: store, Publisher: s.d.Publisher, NS: s.d.NS, By: p.Subject + " (console)"}
+	by := p.Subject + " (console)"
+	if p.Method == "local" {
+		by = p.Subject // the CLI's in-process handler: its subject says so
+	}
+	op := orders.Operator{Store: store, Publisher: s.d.Publisher, NS: s.d.NS, By: by}
 	var rec *orders.Record
 	err = s.mutate(ctx, p, "ResolveOrder", req.GetTenantId(), req, func() error {
 		var err error
@@ -175,6 +189,7 @@ func orderOf(r *orders.Record, detail bool) *adminv1.Order {
 	for _, rr := range r.Reasons {
 		o.Problems = append(o.Problems, &adminv1.Problem{Code: rr.Code, Field: rr.Field, Message: rr.Message})
 	}
+	o.RecordJson = recordJSON(r.Masked())
 	if !detail {
 		return o
 	}
@@ -190,6 +205,42 @@ func orderOf(r *orders.Record, detail bool) *adminv1.Order {
 		}
 	}
 	return o
+}
+
+// recordJSON is the record as JSON, "" if it cannot be encoded.
+func recordJSON(r *orders.Record) string {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// hiperProgress is what the invoice-watcher knows of an order in Hiper:
+// Hiper's order number and the stages it published, sorted. Nothing when
+// the watcher does not follow it (yet, or any more).
+func (s *Server) hiperProgress(ctx context.Context, tenantID, orderID string) (code string, stages []string) {
+	kv, err := s.d.JS.KeyValue(ctx, s.d.NS.Bucket(watcher.Bucket))
+	if err != nil {
+		return "", nil
+	}
+	key, err := watchorder.Key(tenantID, orderID)
+	if err != nil {
+		return "", nil
+	}
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		return "", nil
+	}
+	var r watchorder.Record
+	if json.Unmarshal(e.Value(), &r) != nil {
+		return "", nil
+	}
+	for k := range r.Published {
+		stages = append(stages, string(k))
+	}
+	sort.Strings(stages)
+	return r.HiperCode, stages
 }
 
 // MaskDocument keeps a CPF or CNPJ's last two digits.

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -291,4 +292,31 @@ func (r *Record) SentSummary() string {
 	// No document: the reason goes into events and `orders show`, which
 	// mask personal data.
 	return fmt.Sprintf("cliente %s, %d item(ns), pagamentos %s %s", string(name), len(a.GetItems()), currency, paid.StringFixed(2))
+}
+
+// MaskDocument keeps the last two digits of a CPF/CNPJ (its check digits,
+// enough to tell two customers apart on a call) and hides the rest: a full
+// document is personal data (LGPD), shown only when a person asks for it.
+func MaskDocument(doc string) string {
+	if len(doc) <= 2 {
+		return strings.Repeat("*", len(doc))
+	}
+	return strings.Repeat("*", len(doc)-2) + doc[len(doc)-2:]
+}
+
+// Masked is a copy of r whose stored approval has the customer's document
+// masked (MaskDocument); r itself when it has no readable approval.
+func (r *Record) Masked() *Record {
+	a, err := r.ApprovalMessage()
+	if err != nil || a.GetCustomer() == nil {
+		return r
+	}
+	a.GetCustomer().Document = MaskDocument(a.GetCustomer().GetDocument())
+	b, err := proto.Marshal(a)
+	if err != nil {
+		return r
+	}
+	c := *r
+	c.Approval = b
+	return &c
 }

@@ -1894,7 +1894,10 @@ type ListOrdersResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Orders []*Order               `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
 	// How many matched before the limit.
-	Total         int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	Total int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// The deployment has no order state yet: the order-forwarder never ran
+	// in it (so no order is no surprise).
+	NoOrderState  bool `protobuf:"varint,3,opt,name=no_order_state,json=noOrderState,proto3" json:"no_order_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1943,10 +1946,20 @@ func (x *ListOrdersResponse) GetTotal() int32 {
 	return 0
 }
 
+func (x *ListOrdersResponse) GetNoOrderState() bool {
+	if x != nil {
+		return x.NoOrderState
+	}
+	return false
+}
+
 type GetOrderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	OrderId       string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	OrderId  string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Leave the customer's CPF/CNPJ unmasked in record_json (personal data,
+	// for a person who must read it: `hipersync orders show --reveal`).
+	Reveal        bool `protobuf:"varint,3,opt,name=reveal,proto3" json:"reveal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1993,6 +2006,13 @@ func (x *GetOrderRequest) GetOrderId() string {
 		return x.OrderId
 	}
 	return ""
+}
+
+func (x *GetOrderRequest) GetReveal() bool {
+	if x != nil {
+		return x.Reveal
+	}
+	return false
 }
 
 type GetOrderResponse struct {
@@ -2073,8 +2093,15 @@ type Order struct {
 	Actions []string `protobuf:"bytes,20,rep,name=actions,proto3" json:"actions,omitempty"`
 	// When the last attempt posted the order to Hiper, and what Hiper
 	// answered (or that no answer came): what a person weighs in needs_review.
-	SentAt        *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
-	HiperAnswer   string                 `protobuf:"bytes,22,opt,name=hiper_answer,json=hiperAnswer,proto3" json:"hiper_answer,omitempty"`
+	SentAt      *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	HiperAnswer string                 `protobuf:"bytes,22,opt,name=hiper_answer,json=hiperAnswer,proto3" json:"hiper_answer,omitempty"`
+	// The order-forwarder's whole record as JSON, the customer's CPF/CNPJ in
+	// its approval masked (unless GetOrderRequest.reveal): what `hipersync
+	// orders --json` prints.
+	RecordJson string `protobuf:"bytes,23,opt,name=record_json,json=recordJson,proto3" json:"record_json,omitempty"`
+	// What Hiper did with the order as the invoice-watcher follows it
+	// (GetOrder only).
+	HiperStages   []string `protobuf:"bytes,24,rep,name=hiper_stages,json=hiperStages,proto3" json:"hiper_stages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2261,6 +2288,20 @@ func (x *Order) GetHiperAnswer() string {
 		return x.HiperAnswer
 	}
 	return ""
+}
+
+func (x *Order) GetRecordJson() string {
+	if x != nil {
+		return x.RecordJson
+	}
+	return ""
+}
+
+func (x *Order) GetHiperStages() []string {
+	if x != nil {
+		return x.HiperStages
+	}
+	return nil
 }
 
 // Problem is one thing wrong with an order.
@@ -3778,15 +3819,17 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
 	"\x05query\x18\x03 \x01(\tR\x05query\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x05R\x05limit\"]\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\x83\x01\n" +
 	"\x12ListOrdersResponse\x121\n" +
 	"\x06orders\x18\x01 \x03(\v2\x19.hipersync.admin.v1.OrderR\x06orders\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x05R\x05total\"I\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\x12$\n" +
+	"\x0eno_order_state\x18\x03 \x01(\bR\fnoOrderState\"a\n" +
 	"\x0fGetOrderRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
-	"\border_id\x18\x02 \x01(\tR\aorderId\"C\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x16\n" +
+	"\x06reveal\x18\x03 \x01(\bR\x06reveal\"C\n" +
 	"\x10GetOrderResponse\x12/\n" +
-	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\xd3\x06\n" +
+	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\x97\a\n" +
 	"\x05Order\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x14\n" +
@@ -3816,7 +3859,10 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\acarrier\x18\x13 \x01(\tR\acarrier\x12\x18\n" +
 	"\aactions\x18\x14 \x03(\tR\aactions\x123\n" +
 	"\asent_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12!\n" +
-	"\fhiper_answer\x18\x16 \x01(\tR\vhiperAnswer\"M\n" +
+	"\fhiper_answer\x18\x16 \x01(\tR\vhiperAnswer\x12\x1f\n" +
+	"\vrecord_json\x18\x17 \x01(\tR\n" +
+	"recordJson\x12!\n" +
+	"\fhiper_stages\x18\x18 \x03(\tR\vhiperStages\"M\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
