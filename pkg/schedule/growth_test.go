@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hipersync/hipersync/pkg/stepscope"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/testkit"
 )
@@ -41,7 +42,9 @@ func BenchmarkGrowthScheduler(b *testing.B) {
 // no tenant it runs the scheduler until its first would have been due.
 func schedulerStep(b *testing.B, n int, window time.Duration) (cpu time.Duration, heap int64) {
 	const interval = time.Hour // each tenant is due once in the window
-	e := newEnv(b)
+	step := stepscope.New(b)
+	defer step.Close()
+	e := newEnv(step)
 	ctx := context.Background()
 	status, _, err := syncstatus.EnsureBuckets(ctx, e.js, e.ns)
 	if err != nil {

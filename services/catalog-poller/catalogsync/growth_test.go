@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/stepscope"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -35,7 +36,9 @@ func BenchmarkGrowthCatalog(b *testing.B) {
 // has parents with their variations, until the initial sync is done, and
 // returns the CPU seconds it used and its peak RSS in MB.
 func catalogStep(b *testing.B, parents, variations int) (cpuSeconds, rssMB float64) {
-	st := brokertest.Start(b, brokertest.Options{})
+	step := stepscope.New(b)
+	defer step.Close()
+	st := brokertest.Start(step, brokertest.Options{})
 	loadInFamilies(b, st.Sim.Sim, st.Keys["acme"], hipersim.GenerateCatalog(parents, variations, 0, 1))
 	cmd := startPoller(b, st)
 	waitInitialSync(b, st)

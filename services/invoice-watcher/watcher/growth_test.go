@@ -20,6 +20,7 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/stepscope"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
@@ -52,7 +53,9 @@ func watcherStep(b *testing.B, tenants, perTenant int) (cpu time.Duration, heap 
 	for i := range names {
 		names[i] = fmt.Sprintf("shop%d", i)
 	}
-	st := brokertest.Start(b, brokertest.Options{Tenants: names, Sim: hipersim.Config{ProcessingDelay: -1}})
+	step := stepscope.New(b)
+	defer step.Close()
+	st := brokertest.Start(step, brokertest.Options{Tenants: names, Sim: hipersim.Config{ProcessingDelay: -1}})
 	as := events.NewPublisher(st.JS, st.NS, "growth", events.FormatProtobuf)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
