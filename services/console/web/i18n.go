@@ -50,6 +50,8 @@ var messages = map[string][2]string{
 	"page.prev":                  {"Anterior", "Previous"},
 	"page.next":                  {"Próxima", "Next"},
 	"page.of":                    {"Página %d de %d", "Page %d of %d"},
+	"list.newest":                {"Mostrando só os %d mais recentes: use os filtros para ver outros.", "Showing only the newest %d: narrow the filters to see others."},
+	"list.some":                  {"Mostrando %d de %d: use os filtros para ver os outros.", "Showing %d of %d: narrow the filters to see the others."},
 	"state.active":               {"Ativa", "Active"},
 	"state.paused":               {"Pausada", "Paused"},
 	"state.not_connected":        {"Desconectada", "Not connected"},

@@ -29,6 +29,23 @@ type logData struct {
 	Sources                               []string
 	Events                                []logRow
 	StreamURL                             string
+	// Capped is the page's limit when it showed that many: there may be
+	// more, which the filters reach.
+	Capped int
+}
+
+// Limits of the log and audit pages: the newest so many.
+const (
+	logPageSize   = 300
+	auditPageSize = 300
+)
+
+// capped is limit when a page got limit rows (there may be more), else 0.
+func capped(rows, limit int) int {
+	if rows >= limit {
+		return limit
+	}
+	return 0
 }
 
 // filter reads the log page's filters.
@@ -72,11 +89,12 @@ func (w *Web) syncLog(q *req) (string, string, string, any, error) {
 		}
 	}
 	d.StreamURL = "/log/stream?" + live.Encode()
-	resp, err := w.d.Admin.QueryEvents(q.ctx, &adminv1.QueryEventsRequest{Filter: f, Limit: 300})
+	resp, err := w.d.Admin.QueryEvents(q.ctx, &adminv1.QueryEventsRequest{Filter: f, Limit: logPageSize})
 	if err != nil {
 		return "log", "log", q.t("log.title"), d, err
 	}
 	evs := resp.GetEvents()
+	d.Capped = capped(len(evs), logPageSize)
 	for i := len(evs) - 1; i >= 0; i-- {
 		d.Events = append(d.Events, rowOf(evs[i]))
 	}
@@ -175,9 +193,12 @@ func (w *Web) retry(q *req) (string, string, error) {
 	return "/dead-letters", fmt.Sprintf(q.t("dlq.retried"), id), err
 }
 
-type auditData struct{ Entries []*adminv1.AuditEntry }
+type auditData struct {
+	Entries []*adminv1.AuditEntry
+	Capped  int
+}
 
 func (w *Web) audit(q *req) (string, string, string, any, error) {
-	resp, err := w.d.Admin.ListAuditEntries(q.ctx, &adminv1.ListAuditEntriesRequest{TenantId: q.r.URL.Query().Get("tenant"), Limit: 300})
-	return "audit", "audit", q.t("audit.title"), auditData{Entries: resp.GetEntries()}, err
+	resp, err := w.d.Admin.ListAuditEntries(q.ctx, &adminv1.ListAuditEntriesRequest{TenantId: q.r.URL.Query().Get("tenant"), Limit: auditPageSize})
+	return "audit", "audit", q.t("audit.title"), auditData{Entries: resp.GetEntries(), Capped: capped(len(resp.GetEntries()), auditPageSize)}, err
 }

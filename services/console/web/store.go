@@ -35,13 +35,15 @@ type switchView struct {
 }
 
 type storeData struct {
-	Tenant                 *brokerv1.Tenant
-	State                  string
-	Syncs                  []syncCell
-	Held                   []string
-	Settings               settingsView
-	Switches               []switchView
-	Orders                 []*adminv1.Order
+	Tenant   *brokerv1.Tenant
+	State    string
+	Syncs    []syncCell
+	Held     []string
+	Settings settingsView
+	Switches []switchView
+	Orders   []*adminv1.Order
+	// OrdersTotal is how many orders match, shown or not.
+	OrdersTotal            int32
 	OrderStates            []string
 	OrderState, OrderQuery string
 }
@@ -120,7 +122,7 @@ func (w *Web) store(q *req) (string, string, string, any, error) {
 	if err != nil {
 		return "store", "stores", title, d, err
 	}
-	d.Orders = ol.GetOrders()
+	d.Orders, d.OrdersTotal = ol.GetOrders(), ol.GetTotal()
 	return "store", "stores", title, d, nil
 }
 
