@@ -257,14 +257,25 @@ func ListStatus(ctx context.Context, js jetstream.JetStream, ns events.Namespace
 // GetStatus returns one tenant's status of kind k; ok is false when that
 // sync never ran.
 func GetStatus(ctx context.Context, js jetstream.JetStream, ns events.Namespace, tenantID string, k Kind) (s Status, ok bool, err error) {
-	kv, err := js.KeyValue(ctx, ns.Bucket(StatusBucket))
+	// Each call is bounded and retried (events.Retry): the CLI shows
+	// progress with this while it waits, and a request lost during a NATS
+	// election must not hold the command for its whole deadline.
+	var kv jetstream.KeyValue
+	err = events.Retry(ctx, "open "+ns.Bucket(StatusBucket), func(ctx context.Context) error {
+		kv, err = js.KeyValue(ctx, ns.Bucket(StatusBucket))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return Status{}, false, nil
 	}
 	if err != nil {
 		return Status{}, false, fmt.Errorf("get sync status: %w", err)
 	}
-	e, err := kv.Get(ctx, StatusKey(tenantID, k))
+	var e jetstream.KeyValueEntry
+	err = events.Retry(ctx, "read "+StatusKey(tenantID, k), func(ctx context.Context) error {
+		e, err = kv.Get(ctx, StatusKey(tenantID, k))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Status{}, false, nil
 	}
