@@ -52,7 +52,7 @@ func (o *order) cancel(ctx context.Context, c *eventsv1.StoreOrderCancelled, rec
 		return o.cancelUnsent(ctx, &next, false, rev, "cancelled by the store before it was sent")
 	case orders.StateSending, orders.StateCancelling:
 		if rec.Leased(now) {
-			return outWaiting, events.RetryAfter(o.leaseWait(rec), errLeased)
+			return outWaiting, events.RetryAfter(o.answerWait(rec), errLeased)
 		}
 		if err := o.expire(ctx, rec, rev); err != nil {
 			return outError, err
@@ -145,7 +145,7 @@ func (f *Forwarder) hiperCancelled(ctx context.Context, m *events.Message) error
 				"hiper_order_id", rec.HiperOrderID, "cancelled", c.GetHiperOrderId())
 			return outDuplicate, nil
 		case rec.Leased(now):
-			return outWaiting, events.RetryAfter(o.leaseWait(rec), errLeased)
+			return outWaiting, events.RetryAfter(o.answerWait(rec), errLeased)
 		}
 		next := *rec
 		if next.HiperOrderID == "" {

@@ -190,7 +190,6 @@ func TestCancelAfterApprovalUnderConcurrency(t *testing.T) {
 	h.st.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: 50, Endpoints: []string{hipersim.EndpointCreateOrder}})
 	cfg := testConfig()
 	cfg.TenantInflight = 4
-	cfg.HiperTimeout = 2 * time.Second // a cancel that finds its order being sent waits for the lease
 	h.forwarder(cfg, "r1")
 	h.forwarder(cfg, "r2")
 	ids := make([]string, n)

@@ -175,6 +175,15 @@ func (o *order) expire(ctx context.Context, rec *orders.Record, rev uint64) erro
 	return o.settleAndPublish(ctx, &next, false, rev)
 }
 
+// answerWait is how long a cancellation waits before looking again at an
+// order another handler is sending (or cancelling): the holder records
+// Hiper's answer long before its lease ends, and the store's cancellation
+// should follow that answer, not the lease. It looks again sooner at
+// first and no later than the lease's end (busyBackoff by delivery).
+func (o *order) answerWait(rec *orders.Record) time.Duration {
+	return min(o.leaseWait(rec), busyDelay(o.m.Deliveries))
+}
+
 // leaseWait is how long to wait for the holder of a lease to finish.
 func (o *order) leaseWait(rec *orders.Record) time.Duration {
 	return max(rec.LeaseUntil.Sub(o.f.now()), 0) + busyDelay(1)
