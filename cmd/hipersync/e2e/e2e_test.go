@@ -349,6 +349,8 @@ func TestWholeSystem(t *testing.T) {
 	for _, name := range serviceOrder[1:] {
 		s.startService(t, name, serviceEnv[name])
 	}
+	// The console, as its own process: ready, and it answers an operator.
+	s.startConsole(ctx, t, "shop")
 
 	// Catalog and stock arrive: every product with a category or a brand
 	// is published, the others are held back with a reason.

@@ -19,7 +19,7 @@ import (
 )
 
 // binaries are the deployables the test runs, built once per test run.
-var binaries = []string{"hiper-sim", "token-broker", "catalog-poller", "stock-poller", "order-forwarder", "invoice-watcher", "hipersync"}
+var binaries = []string{"hiper-sim", "token-broker", "catalog-poller", "stock-poller", "order-forwarder", "invoice-watcher", "console", "hipersync"}
 
 var (
 	buildOnce sync.Once
