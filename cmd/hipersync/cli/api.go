@@ -17,6 +17,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
+	"github.com/hipersync/hipersync/pkg/natsauth"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/tlsfiles"
 	"github.com/hipersync/hipersync/services/console/admin"
 	"github.com/hipersync/hipersync/services/console/auth"
@@ -114,6 +116,16 @@ func (a *app) localAdmin(n needs) (*adminAPI, error) {
 		closers = append(closers, func() { _ = c.Close() })
 		d.Tenants = c.Tenants
 	}
+	// Store credentials are minted and revoked with the deployment's keys
+	// where this environment has them (natsauth.LoadIssuer: nil without).
+	cfg := config.NewLoader(a.e.Getenv)
+	common := cfg.LoadCommon()
+	issuer, err := natsauth.LoadIssuer(cfg, common.NATS, service.NamespaceOf(common))
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	d.Credentials = issuer
 	path, h := adminv1connect.NewAdminServiceHandler(admin.New(d), connect.WithInterceptors(localOperator()))
 	mux := http.NewServeMux()
 	mux.Handle(path, h)

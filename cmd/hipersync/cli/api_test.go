@@ -97,6 +97,7 @@ func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
 		{"tenant", "pause", "beta"},
 		{"status", "beta"},
 		{"orders", "list", "beta"},
+		{"tenant", "credentials", "beta", "--out", filepath.Join(t.TempDir(), "beta.creds")},
 		{"orders", "show", "beta", "1001"},
 		{"orders", "resolve", "beta", "1001", "--resend"},
 		{"sync", "beta", "--no-wait"},

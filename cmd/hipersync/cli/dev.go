@@ -436,9 +436,9 @@ func (d *devRun) devExports() [][2]string {
 		{"TOKEN_BROKER_ADDR", d.cfg.brokerAddr},
 		{"HIPERSYNC_API", "http://" + d.cfg.consoleAddr},
 		{"HIPERSYNC_TOKEN", d.apiKey},
-		{signingKeyEnv, abs(d.op.Path(natsauth.StoreSigningFile))},
-		{operatorKeyEnv, abs(d.op.Path(natsauth.OperatorKeyFile))},
-		{systemCredsEnv, abs(d.op.Path(natsauth.SystemCredsFile))},
+		{natsauth.SigningKeyEnv, abs(d.op.Path(natsauth.StoreSigningFile))},
+		{natsauth.OperatorKeyEnv, abs(d.op.Path(natsauth.OperatorKeyFile))},
+		{natsauth.SystemCredsEnv, abs(d.op.Path(natsauth.SystemCredsFile))},
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -138,10 +137,8 @@ func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile str
 		}
 		t = resp.GetTenant()
 		// A disconnected store keeps no NATS credentials either.
-		if err := revokeStore(ctx, e, id); errors.Is(err, errNoRevocation) {
-			fmt.Fprintf(e.Stderr, "note: %s's NATS credentials stay valid until they expire (%v)\n", id, err)
-		} else if err != nil {
-			return fmt.Errorf("disconnected, but %w", err)
+		if err := revokeAfterDisconnect(ctx, e, c, id); err != nil {
+			return err
 		}
 	case "settings":
 		req, err := sf.request(fs, id)

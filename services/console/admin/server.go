@@ -248,7 +248,9 @@ func (s *Server) GetTenantCredentials(ctx context.Context, req *adminv1.GetTenan
 		return nil, err
 	}
 	expires := natsauth.DefaultExpiry
-	if req.GetExpires() != nil {
+	if req.GetNeverExpires() {
+		expires = 0
+	} else if req.GetExpires() != nil {
 		if d := req.GetExpires().AsDuration(); d < 0 {
 			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("expires must not be negative"))
 		} else if d > 0 {
@@ -262,8 +264,12 @@ func (s *Server) GetTenantCredentials(ctx context.Context, req *adminv1.GetTenan
 			return err
 		}
 		resp.Creds, resp.User = string(creds), user
-		resp.ExpiresAt = timestamppb.New(time.Now().Add(expires))
+		if expires > 0 {
+			resp.ExpiresAt = timestamppb.New(time.Now().Add(expires))
+		}
 		resp.InboxPrefix = natsauth.InboxPrefix(s.d.NS, req.GetTenantId())
+		resp.PublishSubject = s.d.NS.StoreSubject(req.GetTenantId(), ">")
+		resp.SubscribeSubject = s.d.NS.HiperSubject(req.GetTenantId(), ">")
 		return nil
 	})
 	return resp, err

@@ -875,7 +875,9 @@ type GetTenantCredentialsRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// How long the credentials stay valid; zero for the deployment's default.
-	Expires       *durationpb.Duration `protobuf:"bytes,2,opt,name=expires,proto3" json:"expires,omitempty"`
+	Expires *durationpb.Duration `protobuf:"bytes,2,opt,name=expires,proto3" json:"expires,omitempty"`
+	// Credentials that never expire (expires is then ignored).
+	NeverExpires  bool `protobuf:"varint,3,opt,name=never_expires,json=neverExpires,proto3" json:"never_expires,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -924,6 +926,13 @@ func (x *GetTenantCredentialsRequest) GetExpires() *durationpb.Duration {
 	return nil
 }
 
+func (x *GetTenantCredentialsRequest) GetNeverExpires() bool {
+	if x != nil {
+		return x.NeverExpires
+	}
+	return false
+}
+
 type GetTenantCredentialsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A standard NATS .creds file (user JWT and seed).
@@ -932,9 +941,13 @@ type GetTenantCredentialsResponse struct {
 	// The store's NATS user (the same for every credential issued to it).
 	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
 	// The inbox prefix the store's client must use (its replies come there).
-	InboxPrefix   string `protobuf:"bytes,4,opt,name=inbox_prefix,json=inboxPrefix,proto3" json:"inbox_prefix,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	InboxPrefix string `protobuf:"bytes,4,opt,name=inbox_prefix,json=inboxPrefix,proto3" json:"inbox_prefix,omitempty"`
+	// The subjects the store may publish to (its events) and subscribe to
+	// (hipersync's events about it).
+	PublishSubject   string `protobuf:"bytes,5,opt,name=publish_subject,json=publishSubject,proto3" json:"publish_subject,omitempty"`
+	SubscribeSubject string `protobuf:"bytes,6,opt,name=subscribe_subject,json=subscribeSubject,proto3" json:"subscribe_subject,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetTenantCredentialsResponse) Reset() {
@@ -991,6 +1004,20 @@ func (x *GetTenantCredentialsResponse) GetUser() string {
 func (x *GetTenantCredentialsResponse) GetInboxPrefix() string {
 	if x != nil {
 		return x.InboxPrefix
+	}
+	return ""
+}
+
+func (x *GetTenantCredentialsResponse) GetPublishSubject() string {
+	if x != nil {
+		return x.PublishSubject
+	}
+	return ""
+}
+
+func (x *GetTenantCredentialsResponse) GetSubscribeSubject() string {
+	if x != nil {
+		return x.SubscribeSubject
 	}
 	return ""
 }
@@ -3740,16 +3767,19 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"S\n" +
 	"\x1cUpdateTenantSettingsResponse\x123\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x1b.hipersync.broker.v1.TenantR\x06tenant\"o\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1b.hipersync.broker.v1.TenantR\x06tenant\"\x94\x01\n" +
 	"\x1bGetTenantCredentialsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x123\n" +
-	"\aexpires\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\aexpires\"\xa6\x01\n" +
+	"\aexpires\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\aexpires\x12#\n" +
+	"\rnever_expires\x18\x03 \x01(\bR\fneverExpires\"\xfc\x01\n" +
 	"\x1cGetTenantCredentialsResponse\x12\x14\n" +
 	"\x05creds\x18\x01 \x01(\tR\x05creds\x129\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x12\n" +
 	"\x04user\x18\x03 \x01(\tR\x04user\x12!\n" +
-	"\finbox_prefix\x18\x04 \x01(\tR\vinboxPrefix\"=\n" +
+	"\finbox_prefix\x18\x04 \x01(\tR\vinboxPrefix\x12'\n" +
+	"\x0fpublish_subject\x18\x05 \x01(\tR\x0epublishSubject\x12+\n" +
+	"\x11subscribe_subject\x18\x06 \x01(\tR\x10subscribeSubject\"=\n" +
 	"\x1eRevokeTenantCredentialsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"!\n" +
 	"\x1fRevokeTenantCredentialsResponse\"/\n" +
