@@ -210,13 +210,6 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 
 // ensureBucket creates bucket cfg, or updates an existing one whose
 // settings differ, retrying timeouts until ctx ends.
-//
-// A replicated bucket is read from its stream's leader only: with direct
-// gets (the jetstream default) any replica answers a Get, and one that is
-// catching up after its server came back (it answers from 90 % in sync)
-// returns a value older than the last one written. A poller that decides
-// what to publish from such a read publishes a change again under another
-// id, which the stream's duplicate window cannot drop.
 func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := retryProvision(ctx, "ensure bucket "+cfg.Bucket, func(ctx context.Context) error {
@@ -227,10 +220,7 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 			if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 				return errRaced
 			}
-			if err != nil {
-				return err
-			}
-			return leaderReads(ctx, js, cfg, &kv)
+			return err
 		}
 		if err != nil {
 			return err
@@ -240,41 +230,14 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 			return err
 		}
 		bs, ok := st.(*jetstream.KeyValueBucketStatus)
-		if !ok {
+		if !ok || !bucketDiffers(bs.StreamInfo().Config, cfg) {
 			return nil
 		}
-		if bucketDiffers(bs.StreamInfo().Config, cfg) {
-			LoggerFrom(ctx).Info("updating bucket configuration", "bucket", cfg.Bucket)
-			if kv, err = js.UpdateKeyValue(ctx, cfg); err != nil {
-				return err
-			}
-		}
-		return leaderReads(ctx, js, cfg, &kv)
+		LoggerFrom(ctx).Info("updating bucket configuration", "bucket", cfg.Bucket)
+		kv, err = js.UpdateKeyValue(ctx, cfg)
+		return err
 	})
 	return kv, err
-}
-
-// leaderReads turns direct gets off on a replicated bucket's stream when
-// they are on (a bucket jetstream just created or updated has them on),
-// and binds *kv again so that its reads go to the leader.
-func leaderReads(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, kv *jetstream.KeyValue) error {
-	if max(cfg.Replicas, 1) == 1 {
-		return nil // the one replica is the leader
-	}
-	s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
-	if err != nil {
-		return err
-	}
-	sc := s.CachedInfo().Config
-	if !sc.AllowDirect {
-		return nil
-	}
-	sc.AllowDirect = false
-	if _, err := js.UpdateStream(ctx, sc); err != nil {
-		return fmt.Errorf("read %s from its leader: %w", cfg.Bucket, err)
-	}
-	*kv, err = js.KeyValue(ctx, cfg.Bucket)
-	return err
 }
 
 // bucketDiffers compares a bucket's stream with the settings asked for.
