@@ -207,19 +207,31 @@ func readLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace, s
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
 	var lines []LogLine
+	// Batches: one pull per message cost a round trip each, seconds for a
+	// day of 2,000 stores' events.
 	for pending := info.NumPending; pending > 0; {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		batch, err := cons.Fetch(int(min(pending, 500)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", stream, err)
 		}
-		if l := Line(ns, stream, msg); f.keep(l) {
-			lines = append(lines, l)
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			if l := Line(ns, stream, msg); f.keep(l) {
+				lines = append(lines, l)
+			}
+			if md, _ := msg.Metadata(); md != nil {
+				pending = md.NumPending
+			} else {
+				pending = 0
+			}
 		}
-		md, _ := msg.Metadata()
-		if md == nil {
+		if err := batch.Error(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		if got == 0 {
 			break
 		}
-		pending = md.NumPending
 	}
 	return lines, nil
 }
