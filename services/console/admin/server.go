@@ -431,41 +431,42 @@ func (s *Server) syncNow(ctx context.Context, r ops.SyncRequest, timeout *durati
 }
 
 func (s *Server) SyncNow(ctx context.Context, req *adminv1.SyncNowRequest) (*adminv1.SyncNowResponse, error) {
-	p, err := one(ctx, req.GetTenantId())
-	if err != nil {
-		return nil, err
-	}
-	kinds, err := kindsOf(req.GetKinds())
-	if err != nil {
-		return nil, err
-	}
-	resp := &adminv1.SyncNowResponse{}
-	err = s.mutate(ctx, p, "SyncNow", req.GetTenantId(), req, func() error {
-		var err error
-		resp.Results, err = s.syncNow(ctx, ops.SyncRequest{Tenant: req.GetTenantId(), Kinds: kinds, Full: req.GetFull(),
-			Products: req.GetProducts(), Wait: req.GetWait()}, req.GetTimeout())
-		return err
-	})
-	return resp, err
+	results, err := s.requestSync(ctx, "SyncNow", req, ops.SyncRequest{Full: req.GetFull(), Products: req.GetProducts()})
+	return &adminv1.SyncNowResponse{Results: results}, err
 }
 
 func (s *Server) ApproveHeldChange(ctx context.Context, req *adminv1.ApproveHeldChangeRequest) (*adminv1.ApproveHeldChangeResponse, error) {
+	results, err := s.requestSync(ctx, "ApproveHeldChange", req, ops.SyncRequest{Approve: true})
+	return &adminv1.ApproveHeldChangeResponse{Results: results}, err
+}
+
+// syncRequest is what SyncNow and ApproveHeldChange ask alike.
+type syncRequest interface {
+	proto.Message
+	GetTenantId() string
+	GetKinds() []string
+	GetWait() bool
+	GetTimeout() *durationpb.Duration
+}
+
+// requestSync asks one tenant's pollers for the run r describes (its
+// tenant, kinds and wait taken from req), as the audited action method.
+func (s *Server) requestSync(ctx context.Context, method string, req syncRequest, r ops.SyncRequest) ([]*adminv1.SyncResult, error) {
 	p, err := one(ctx, req.GetTenantId())
 	if err != nil {
 		return nil, err
 	}
-	kinds, err := kindsOf(req.GetKinds())
-	if err != nil {
+	if r.Kinds, err = kindsOf(req.GetKinds()); err != nil {
 		return nil, err
 	}
-	resp := &adminv1.ApproveHeldChangeResponse{}
-	err = s.mutate(ctx, p, "ApproveHeldChange", req.GetTenantId(), req, func() error {
+	r.Tenant, r.Wait = req.GetTenantId(), req.GetWait()
+	var results []*adminv1.SyncResult
+	err = s.mutate(ctx, p, method, req.GetTenantId(), req, func() error {
 		var err error
-		resp.Results, err = s.syncNow(ctx, ops.SyncRequest{Tenant: req.GetTenantId(), Kinds: kinds, Approve: true,
-			Wait: req.GetWait()}, req.GetTimeout())
+		results, err = s.syncNow(ctx, r, req.GetTimeout())
 		return err
 	})
-	return resp, err
+	return results, err
 }
 
 func (s *Server) ListDeadLetters(ctx context.Context, req *adminv1.ListDeadLettersRequest) (*adminv1.ListDeadLettersResponse, error) {
