@@ -12,6 +12,7 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -311,7 +312,7 @@ func TestShutdownFinishesSends(t *testing.T) {
 	h.approve("acme", h.order("acme", "9001", 1), "store-9001")
 	h.waitState("acme", "9001", orders.StateSending, wait)
 	cancel()
-	if err := <-done; err != nil {
+	if err := testkit.Recv(t, done, time.Minute, "Run to return"); err != nil {
 		t.Fatal(err)
 	}
 	if rec := h.record("acme", "9001"); rec.State != orders.StateAccepted {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -43,7 +44,8 @@ func TestGates(t *testing.T) {
 		t.Fatal("a third waiter was let in")
 	}
 	release()
-	first, second := <-got, <-got
+	first := testkit.Recv(t, got, 5*time.Second, "the first waiter")
+	second := testkit.Recv(t, got, 5*time.Second, "the second waiter")
 	if !first || !second {
 		t.Fatal("a waiter never got the slot")
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -112,7 +113,7 @@ func (h *harness) forwarder(cfg Config, owner string) *Forwarder {
 	go func() { done <- f.Run(ctx) }()
 	h.t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := testkit.Recv(h.t, done, time.Minute+StopTime(cfg), "forwarder "+owner+" to stop"); err != nil {
 			h.t.Errorf("forwarder %s: %v", owner, err)
 		}
 	})
