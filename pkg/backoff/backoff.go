@@ -4,6 +4,7 @@
 package backoff
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -36,3 +37,16 @@ func (e Exp) Jittered(n int) time.Duration {
 // Restart spaces the restarts of a loop that keeps failing (a consumer's
 // fetch, a poll queue): Restart.Step(n) after n failures in a row.
 var Restart = Exp{Base: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// Sleep waits d, and reports false when ctx ends first: the wait between
+// two attempts.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

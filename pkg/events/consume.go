@@ -432,17 +432,6 @@ func serverAtLeast(nc *nats.Conn, major, minor int) bool {
 	return ma > major || ma == major && mi >= minor
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 type loggerKey struct{}
 
 func withLogger(ctx context.Context, l *slog.Logger) context.Context {

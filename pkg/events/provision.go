@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hipersync/hipersync/pkg/backoff"
 	"github.com/hipersync/hipersync/pkg/jscall"
 )
 
@@ -90,7 +91,7 @@ func retry(ctx context.Context, what, retrying string, final func(error) bool, a
 			hook(fmt.Errorf("%s: %w", what, err))
 		}
 		// Equal jitter: processes that failed together do not retry together.
-		if !sleep(ctx, d/2+rand.N(d/2+1)) {
+		if !backoff.Sleep(ctx, d/2+rand.N(d/2+1)) {
 			return fmt.Errorf("%s: %w (last attempt: %v)", what, ctx.Err(), err)
 		}
 		d = min(2*d, provisionBackoffMax)

@@ -167,7 +167,7 @@ func (p *puller) run(ctx context.Context) error {
 				p.cfg.Log.Warn("recreate consumer failed", "error", cerr)
 			}
 		}
-		if !sleep(ctx, backoff.Restart.Step(failures+1)) {
+		if !backoff.Sleep(ctx, backoff.Restart.Step(failures+1)) {
 			return nil
 		}
 	}

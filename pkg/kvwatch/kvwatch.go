@@ -92,7 +92,7 @@ func Start(ctx context.Context, kv jetstream.KeyValue, cfg Config) (*Watch, erro
 			return nil, err
 		}
 		cfg.Log.Warn("watch", "bucket", kv.Bucket(), "error", err, "failures", n)
-		if !pause(ctx, cfg.Backoff.Jittered(n)) {
+		if !backoff.Sleep(ctx, cfg.Backoff.Jittered(n)) {
 			return nil, ctx.Err()
 		}
 	}
@@ -155,18 +155,6 @@ func (w *Watch) watch(ctx context.Context) (jetstream.KeyWatcher, context.Cancel
 	}
 }
 
-// pause waits d, false when ctx ends first.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 func (w *Watch) run(ctx context.Context, kw jetstream.KeyWatcher, stop context.CancelFunc) {
 	defer close(w.done)
 	for {
@@ -182,7 +170,7 @@ func (w *Watch) run(ctx context.Context, kw jetstream.KeyWatcher, stop context.C
 		w.mu.Unlock()
 		w.cfg.Log.Warn("key-value watch lost; watching again", "bucket", w.kv.Bucket(), "reason", why)
 		for n := 1; ; n++ {
-			if !pause(ctx, w.cfg.Backoff.Jittered(n)) {
+			if !backoff.Sleep(ctx, w.cfg.Backoff.Jittered(n)) {
 				return
 			}
 			var err error
