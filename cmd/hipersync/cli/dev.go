@@ -267,8 +267,10 @@ func (d *devRun) startConsole(ctx context.Context, e Env) error {
 		return err
 	}
 	d.stops = append(d.stops, func() { _ = tenants.Close() })
+	// The console mints and revokes the stores' NATS credentials with the
+	// dev run's own operator, as the guide's HIPERSYNC_API export expects.
 	c, err := console.New(ctx, console.Deps{JS: d.js, NS: d.ns, Tenants: tenants.Tenants, Format: format, Auth: a,
-		Log: d.log.With("service", "console")})
+		Credentials: d.op.Issuer(d.natsSrv.ClientURL()), Log: d.log.With("service", "console")})
 	if err != nil {
 		return fmt.Errorf("start the console: %w", err)
 	}

@@ -62,10 +62,12 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			brokertest.WaitFor(t, 20*time.Second, "the demo catalog to be published", func() bool {
 				return strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "catalog.>").stdout, "catalog.product.upserted")
 			})
-			// The store publishes with its own credentials, as the guide says.
+			// The store publishes with its own credentials, as the guide says,
+			// minted by the dev run's console through the admin API.
 			storeCreds := filepath.Join(t.TempDir(), "demo.creds")
-			if r = runEnv(t, natsEnv, "tenant", "credentials", "demo", "--out", storeCreds); r.code != 0 {
-				t.Fatalf("mint the demo store's credentials: %+v", r)
+			apiEnv := map[string]string{"HIPERSYNC_API": "http://" + consoleAddr, "HIPERSYNC_TOKEN": guideExport(t, out.String(), "HIPERSYNC_TOKEN")}
+			if r = runEnv(t, apiEnv, "tenant", "credentials", "demo", "--out", storeCreds); r.code != 0 {
+				t.Fatalf("mint the demo store's credentials through the dev console: %+v", r)
 			}
 			storeEnv := map[string]string{"NATS_URL": natsEnv["NATS_URL"], "NATS_CREDS": storeCreds, "NATS_INBOX_PREFIX": "_INBOX.demo"}
 			r = runEnv(t, storeEnv, "publish", "store.demo.order.approved", "--file", filepath.Join(data, "demo-order.json"))
@@ -142,4 +144,16 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			t.Fatalf("round %d: dev did not stop on Ctrl-C", round)
 		}
 	}
+}
+
+// guideExport is the value the dev run's guide exports for name.
+func guideExport(t *testing.T, guide, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(guide, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "export "+name+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("the guide exports no %s:\n%s", name, guide)
+	return ""
 }
