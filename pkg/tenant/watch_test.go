@@ -26,7 +26,13 @@ func putTenant(t testing.TB, kv jetstream.KeyValue, id string, state brokerv1.Te
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		if _, err := kv.Put(ctx, id, b); err == nil {
+		// Each attempt gets its own few seconds: a request sent while the
+		// cluster elects a leader (or while this connection moves off a
+		// killed server) may never be answered, and would wait out ctx.
+		attempt, done := context.WithTimeout(ctx, 3*time.Second)
+		_, err := kv.Put(attempt, id, b)
+		done()
+		if err == nil {
 			return
 		} else if ctx.Err() != nil {
 			t.Fatalf("put tenant %s: %v", id, err)
@@ -147,7 +153,7 @@ func TestDirectoryAcrossANodeKill(t *testing.T) {
 		killed := time.Now()
 		leader.Kill()
 		putTenant(t, kv, "acme", state)
-		waitState(t, d, "acme", state, 30*time.Second)
+		waitState(t, d, "acme", state, time.Minute)
 		t.Logf("round %d: killed %s, the bucket's leader; the change arrived %s later (%d restarts)",
 			round, leader.Name, time.Since(killed).Round(time.Millisecond), d.watch.Restarts())
 		leader.Restart()
