@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/natstest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // Every replica of every service starts at the same moment against a fresh
@@ -103,9 +105,16 @@ func TestUpdateAcrossALeaderKill(t *testing.T) {
 		if took > 30*time.Second {
 			t.Errorf("round %d: the update took %s", round, took)
 		}
-		if got, _, _, err := Get(ctx, kv, "k", codec); err != nil || got != n || n < round+2 {
-			t.Errorf("round %d: read %d (%v) after writing %d", round, got, err, n)
+		if n < round+2 {
+			t.Errorf("round %d: the update wrote %d", round, n)
 		}
+		// A read may be answered by a replica that has not applied the
+		// write yet (jetstream's direct gets; docs/operations.md, "Losing a
+		// server", known gaps): it must come to show the write, not at once.
+		testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("round %d: a read to show the %d written", round, n), func() bool {
+			got, _, _, err := Get(ctx, kv, "k", codec)
+			return err == nil && got == n
+		})
 		leader.Restart()
 		c.WaitHealthy(t, time.Minute)
 	}
