@@ -3,12 +3,8 @@ package catalog
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/testkit"
@@ -45,16 +41,7 @@ func TestNormalizeEAN(t *testing.T) {
 
 func TestIndexPutLookupForget(t *testing.T) {
 	t.Parallel()
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = nats.DefaultURL
-	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect to NATS (NATS_URL): %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, js := testkit.Connect(t)
 	ns := events.Namespace{Prefix: testkit.Prefix(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

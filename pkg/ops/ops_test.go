@@ -2,17 +2,13 @@ package ops
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -20,6 +16,7 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // env is one test's namespace on the real NATS: the tenants bucket and the
@@ -33,19 +30,9 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = nats.DefaultURL
-	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect to NATS at %s (set NATS_URL): %v", url, err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	r := make([]byte, 5)
-	_, _ = rand.Read(r)
-	e := &env{js: js, ns: events.Namespace{Prefix: "ops" + hex.EncodeToString(r)}}
+	_, js := testkit.Connect(t)
+	e := &env{js: js, ns: events.Namespace{Prefix: testkit.Prefix(t)}}
+	var err error
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -8,11 +8,11 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // BenchmarkScheduler2000Tenants runs one replica's scheduler for 2,000
@@ -57,7 +57,7 @@ func BenchmarkScheduler2000Tenants(b *testing.B) {
 		return nil
 	}
 	b.ResetTimer()
-	cpu0, wall0 := cpuTime(b), time.Now()
+	cpu0, wall0 := testkit.CPUTime(b), time.Now()
 	_, stop := e.start(job, Options{Interval: interval, LeaseTTL: 30 * time.Second})
 	deadline := begin.Add(window + 5*time.Second)
 	for {
@@ -69,7 +69,7 @@ func BenchmarkScheduler2000Tenants(b *testing.B) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cpu, wall := cpuTime(b)-cpu0, time.Since(wall0)
+	cpu, wall := testkit.CPUTime(b)-cpu0, time.Since(wall0)
 	stop()
 	b.StopTimer()
 
@@ -89,13 +89,4 @@ func BenchmarkScheduler2000Tenants(b *testing.B) {
 	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "sched-cpu-%")
 	b.ReportMetric(p(0.99), "interval-jitter-ms")
 	b.ReportMetric(p(0.5), "interval-jitter-p50-ms")
-}
-
-// cpuTime is the CPU this process used so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -76,25 +75,15 @@ func schedulerStep(b *testing.B, n int, window time.Duration) (cpu time.Duration
 
 	var ran atomic.Int64
 	job := func(ctx context.Context, r *Run) error { ran.Add(1); return nil }
-	heap0 := heapInUse()
-	cpu0 := cpuTime(b)
+	heap0 := testkit.HeapInUse()
+	cpu0 := testkit.CPUTime(b)
 	_, stop := e.start(job, Options{Interval: interval, LeaseTTL: 30 * time.Second})
 	if n == 0 {
 		time.Sleep(time.Until(begin)) // an idle scheduler's time, not a wait for a condition
 	}
 	testkit.WaitFor(b, time.Until(begin)+window+time.Minute, "every tenant run once", func() bool { return ran.Load() >= int64(n) })
-	cpu = cpuTime(b) - cpu0
-	heap = int64(heapInUse()) - int64(heap0)
+	cpu = testkit.CPUTime(b) - cpu0
+	heap = int64(testkit.HeapInUse()) - int64(heap0)
 	stop()
 	return cpu, heap
-}
-
-// heapInUse is the heap in use after a collection (two: the first leaves
-// sync.Pool's victims).
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,18 +35,10 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = nats.DefaultURL
-	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect to NATS (NATS_URL): %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	nc, js := testkit.Connect(t)
 	e := &env{t: t, nc: nc, js: js, ns: events.Namespace{Prefix: testkit.Prefix(t)}}
 	t.Cleanup(e.deleteBuckets)
+	var err error
 	e.tenants, err = events.EnsureKV(context.Background(), js, e.ns, tenant.Bucket)
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +20,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/stepscope"
 	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -100,7 +99,7 @@ func watcherStep(b *testing.B, tenants, perTenant int) (cpu time.Duration, heap 
 		return http.DefaultTransport.RoundTrip(r)
 	})
 	n := int64(tenants * perTenant)
-	heap0, cpu0 := heapInUse(), cpuTime()
+	heap0, cpu0 := testkit.HeapInUse(), testkit.CPUTime(b)
 	w, err := watcher.Start(ctx, watcher.Deps{
 		NATS: st.NATS, Namespace: st.NS, Tokens: st.Broker, HiperBaseURL: st.Sim.URL,
 		HTTPClient: &http.Client{Transport: counting}, Format: events.FormatProtobuf,
@@ -114,26 +113,11 @@ func watcherStep(b *testing.B, tenants, perTenant int) (cpu time.Duration, heap 
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	brokertest.WaitFor(b, 10*time.Minute, "every open order polled once", func() bool { return polled.Load() >= n })
-	cpu = cpuTime() - cpu0
-	heap = int64(heapInUse()) - int64(heap0)
+	cpu = testkit.CPUTime(b) - cpu0
+	heap = int64(testkit.HeapInUse()) - int64(heap0)
 	cancel()
 	if err := <-done; err != nil {
 		b.Errorf("watcher: %v", err)
 	}
 	return cpu, heap
-}
-
-// heapInUse is the heap in use after a collection (two: the first leaves
-// sync.Pool's victims).
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
-}
-
-// cpuTime is the CPU this process used so far.
-func cpuTime() time.Duration {
-	return time.Duration(cpuSeconds(fmt.Sprint(os.Getpid())) * float64(time.Second))
 }
