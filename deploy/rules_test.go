@@ -27,7 +27,7 @@ var services = []string{"token-broker", "catalog-poller", "stock-poller", "order
 // Secrets the manifests reference but never hold: an operator creates them
 // (docs/operations.md, "Secrets").
 var externalSecrets = []string{"hipersync-master-key", "hipersync-nats", "hipersync-redis", "hipersync-console", "hipersync-nats-creds",
-	"token-broker-tls", "catalog-poller-tls", "stock-poller-tls", "order-forwarder-tls", "invoice-watcher-tls", "console-tls"}
+	issuerSecret, "token-broker-tls", "catalog-poller-tls", "stock-poller-tls", "order-forwarder-tls", "invoice-watcher-tls", "console-tls"}
 
 // stopTime is how long each service's own code may take to stop after
 // SIGTERM: the consumer loop's grace period (the pollers' schedulers wait
@@ -319,9 +319,9 @@ func checkEnv(m *manifest, w workload, c corev1.Container, where string, report 
 	}
 	for _, e := range c.Env {
 		owners, secret := secretVars[e.Name]
-		// A *_TLS_KEY names a key file, which checkIdentities requires to be
-		// on a mounted Secret.
-		looksSecret := strings.HasSuffix(e.Name, "_KEY") && !strings.HasSuffix(e.Name, "_TLS_KEY") ||
+		// A *_TLS_KEY, and the console's signing keys, name key files, which
+		// checkIdentities requires to be on a mounted Secret.
+		looksSecret := strings.HasSuffix(e.Name, "_KEY") && !strings.HasSuffix(e.Name, "_TLS_KEY") && !slices.Contains(issuerFiles, e.Name) ||
 			strings.Contains(e.Name, "PASSWORD") || strings.Contains(e.Name, "SECRET")
 		if (secret || looksSecret) && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
 			report("%s: %s is inlined; reference a Secret with secretKeyRef", where, e.Name)

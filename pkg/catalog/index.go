@@ -72,10 +72,17 @@ func IndexKey(tenantID, ean string) (string, error) {
 }
 
 // EnsureIndex creates the barcode index of ns, or updates it to this
-// configuration, and returns it. Every service calls it at start.
+// configuration, and returns it. Every service calls it at start. It is
+// read with direct gets (events.DirectReads): the order-forwarder looks up
+// every item of every order, and a look-up answered by a replica a moment
+// behind publishes nothing twice.
 func EnsureIndex(ctx context.Context, js jetstream.JetStream, ns events.Namespace) (jetstream.KeyValue, error) {
-	return events.EnsureKV(ctx, js, ns, IndexBucket,
+	kv, err := events.EnsureKV(ctx, js, ns, IndexBucket,
 		events.WithKVDescription("hipersync: <tenant>.<gtin14> → Hiper product id of the synced catalog"))
+	if err != nil {
+		return nil, err
+	}
+	return events.DirectReads(kv), nil
 }
 
 // Put records that a tenant's barcode names productID.

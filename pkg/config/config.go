@@ -36,6 +36,7 @@ const (
 	DefaultDeadLetterMaxAge   = 30 * 24 * time.Hour
 	DefaultDeadLetterMaxBytes = 1 << 30
 	DefaultBucketMaxBytes     = 2 << 30
+	DefaultAuditMaxBytes      = 1 << 30
 )
 
 // Env reads variables: os.Getenv in a binary, a map in a test.
@@ -59,6 +60,14 @@ func (l *Loader) Err() error { return errors.Join(l.errs...) }
 
 // Fail records a problem with the variable name (a check across variables).
 func (l *Loader) Fail(name, format string, args ...any) { l.fail(name, format, args...) }
+
+// Default sets *v to def when *v is zero or less: the zero value of a
+// tuning field means its default.
+func Default[T ~int | ~int64 | ~float64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
 
 // InsecureEnv is HIPERSYNC_INSECURE: "1" lets a dev run or a test serve and
 // call token-broker without TLS. Production binaries refuse otherwise.
@@ -395,13 +404,15 @@ type Common struct {
 	LogLevel slog.Level
 	// Stream limits (HIPERSYNC_STREAM_MAX_AGE, HIPERSYNC_STORE_MAX_BYTES,
 	// HIPERSYNC_HIPER_MAX_BYTES, HIPERSYNC_DEADLETTER_MAX_AGE,
-	// HIPERSYNC_DEADLETTER_MAX_BYTES, HIPERSYNC_BUCKET_MAX_BYTES).
+	// HIPERSYNC_DEADLETTER_MAX_BYTES, HIPERSYNC_BUCKET_MAX_BYTES,
+	// HIPERSYNC_AUDIT_MAX_BYTES).
 	StreamMaxAge       time.Duration
 	StoreMaxBytes      int64
 	HiperMaxBytes      int64
 	DeadLetterMaxAge   time.Duration
 	DeadLetterMaxBytes int64
 	BucketMaxBytes     int64
+	AuditMaxBytes      int64
 }
 
 func (l *Loader) loadBrokerTLS() tlsfiles.Files {
@@ -451,5 +462,6 @@ func (l *Loader) loadCommon() Common {
 		DeadLetterMaxAge:   l.Duration("HIPERSYNC_DEADLETTER_MAX_AGE", DefaultDeadLetterMaxAge),
 		DeadLetterMaxBytes: l.Bytes("HIPERSYNC_DEADLETTER_MAX_BYTES", DefaultDeadLetterMaxBytes),
 		BucketMaxBytes:     l.Bytes("HIPERSYNC_BUCKET_MAX_BYTES", DefaultBucketMaxBytes),
+		AuditMaxBytes:      l.Bytes("HIPERSYNC_AUDIT_MAX_BYTES", DefaultAuditMaxBytes),
 	}
 }

@@ -238,7 +238,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns Namespace, cfg Cons
 		defer watching.Wait()
 		defer stopWatch()
 	}
-	return pull(ctx, js, cons, PullConfig{
+	err = pull(ctx, js, cons, PullConfig{
 		Stream:      stream,
 		Consumer:    cfg.jetstream(),
 		Concurrency: o.concurrency,
@@ -250,6 +250,14 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns Namespace, cfg Cons
 			o.metrics.settled(cfg.Name, subj.Source, subj.Kind, outcomeHandedBack)
 		},
 	}, l.process)
+	if o.asyncAck {
+		// The acks of the last handlers are written, not waited for: put
+		// them on the wire before the caller closes the connection.
+		if ferr := js.Conn().FlushTimeout(ackTimeout); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+			l.log.Warn("flush the last acks; their messages may be delivered again", "error", ferr)
+		}
+	}
+	return err
 }
 
 // loop turns the deliveries of one Consume into handler calls and settles
@@ -290,13 +298,17 @@ func (l *loop) process(ctx context.Context, d *Delivery) {
 	}
 
 	ctx = l.o.propagator.Extract(ctx, HeaderCarrier(m.Headers))
-	spanName := "process " + l.ns.Stream(l.cfg.Stream)
+	var spanName string
 	if subjErr == nil {
-		spanName = "process " + subj.CEType()
+		spanName = processName(subj)
+	} else {
+		spanName = "process " + l.ns.Stream(l.cfg.Stream)
 	}
-	ctx, span := l.tracer.Start(ctx, spanName,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := l.tracer.Start(ctx, spanName, consumerSpan...)
+	if span.IsRecording() {
+		// Only then: with tracing off (or the span not sampled) they would
+		// be garbage for every message.
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.name", m.Subject),
@@ -304,7 +316,8 @@ func (l *loop) process(ctx context.Context, d *Delivery) {
 			attribute.String("messaging.message.id", m.ID()),
 			attribute.Int64("messaging.message.delivery_count", int64(m.Deliveries)),
 			attribute.String("hipersync.tenant", m.Tenant),
-		))
+		)
+	}
 	defer span.End()
 
 	sc := span.SpanContext()
@@ -345,6 +358,28 @@ func (l *loop) process(ctx context.Context, d *Delivery) {
 	l.settle(ctx, d, m, err, span)
 }
 
+// processNames are each event type's span name in a consumer, made once
+// rather than concatenated for every message.
+var processNames = func() map[eventType]string {
+	m := make(map[eventType]string, len(messageTypes))
+	for et := range messageTypes {
+		m[et] = "process " + CEType(et.source, et.kind)
+	}
+	return m
+}()
+
+// processName is the span name of handling an event on subject s.
+func processName(s Subject) string {
+	if name, ok := processNames[eventType{s.Source, s.Kind}]; ok {
+		return name
+	}
+	return "process " + s.CEType()
+}
+
+// consumerSpan starts a handler's span; shared, so that each message does
+// not allocate the options anew.
+var consumerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+
 // call runs the handler, turning a panic into a transient failure so one bad
 // message or bug never takes the service down.
 func (l *loop) call(ctx context.Context, m *Message) (err error) {
@@ -363,14 +398,25 @@ func (l *loop) settle(ctx context.Context, d *Delivery, m *Message, herr error, 
 		return // handed back by the drain
 	}
 	log := LoggerFrom(ctx)
-	// Settling must happen even when the handler's context was cancelled.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
-	defer cancel()
+	// Settling must happen even when the handler's context was cancelled;
+	// an async ack needs no context at all.
+	settleCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	}
 
 	if herr == nil {
 		// A double ack makes "handled" mean "the server knows", so a drain
-		// returns only after its acks landed.
-		if err := d.msg.DoubleAck(sctx); err != nil {
+		// returns only after its acks landed; WithAsyncAck trades that for
+		// a round trip, where a redelivery is harmless.
+		var err error
+		if l.o.asyncAck {
+			err = d.msg.Ack()
+		} else {
+			sctx, cancel := settleCtx()
+			err = d.msg.DoubleAck(sctx)
+			cancel()
+		}
+		if err != nil {
 			log.Warn("ack message; it will be redelivered", "error", err)
 		}
 		l.o.metrics.settled(l.cfg.Name, m.Source, m.Kind, outcomeAck)
@@ -387,6 +433,8 @@ func (l *loop) settle(ctx context.Context, d *Delivery, m *Message, herr error, 
 		}
 	}
 	if permanent {
+		sctx, cancel := settleCtx()
+		defer cancel()
 		if err := publishDeadLetter(sctx, l.js, l.ns, l.o.propagator, m, code, herr); err != nil {
 			delay := l.o.backoff.Jittered(int(m.Deliveries))
 			log.Error("dead-letter message failed; it will be redelivered", "error", err, "reason_code", code, "retry_in", delay)

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"mime"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -109,6 +112,12 @@ type MalformedError struct {
 	Err     error
 }
 
+// jsonValueEcho finds where protojson's errors quote the payload's value
+// ("invalid value for string field document: 52998224725"): a store's event
+// carries the customer's document, e-mail and address, and this text goes
+// into logs and dead letters (LGPD). The field and the position stay.
+var jsonValueEcho = regexp.MustCompile(`(invalid value for [^:]*: |invalid value |unexpected token ).*`)
+
 func (e *MalformedError) Error() string {
 	var b strings.Builder
 	b.WriteString("malformed payload")
@@ -123,7 +132,7 @@ func (e *MalformedError) Error() string {
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		b.WriteString(jsonValueEcho.ReplaceAllString(e.Err.Error(), "${1}(value withheld)"))
 	}
 	return b.String()
 }
@@ -155,7 +164,7 @@ func Decode(headers nats.Header, data []byte, into proto.Message) error {
 		err = proto.Unmarshal(data, into)
 	}
 	if err == nil {
-		err = checkTimestamps(into.ProtoReflect(), "")
+		err = checkTimestamps(into.ProtoReflect())
 	}
 	if err != nil {
 		return &MalformedError{ContentType: ct, Message: name, Err: err}
@@ -166,40 +175,113 @@ func Decode(headers nats.Header, data []byte, into proto.Message) error {
 // checkTimestamps rejects a Timestamp outside year 1 to 9999, which the
 // protobuf wire format lets through but protojson (and so EVENTS_FORMAT=json
 // and `events tail`) cannot represent: both formats accept the same events.
-func checkTimestamps(m protoreflect.Message, path string) error {
+// The field's path is spelled out only for a bad one: every event decoded
+// is checked.
+func checkTimestamps(m protoreflect.Message) error {
+	bad := badTimestamp(m)
+	if bad == nil {
+		return nil
+	}
+	slices.Reverse(bad.path)
+	return fmt.Errorf("field %s: %w", strings.Join(bad.path, "."), bad.err)
+}
+
+// badTS is a Timestamp out of range: its error, and the path to it,
+// innermost field first.
+type badTS struct {
+	path []string
+	err  error
+}
+
+func badTimestamp(m protoreflect.Message) *badTS {
 	if m.Descriptor().FullName() == timestampName {
 		if ts, ok := m.Interface().(*timestamppb.Timestamp); ok {
 			if err := ts.CheckValid(); err != nil {
-				return fmt.Errorf("field %s: %w", path, err)
+				return &badTS{err: err}
 			}
 		}
 		return nil
 	}
-	var err error
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || (fd.IsMap() && fd.MapValue().Message() == nil) {
-			return true
+	for _, fd := range timestampFields(m.Descriptor()) {
+		if !m.Has(fd) {
+			continue
 		}
-		p := string(fd.JSONName())
-		if path != "" {
-			p = path + "." + p
-		}
+		v := m.Get(fd)
 		switch {
 		case fd.IsMap():
+			var bad *badTS
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				err = checkTimestamps(mv.Message(), fmt.Sprintf("%s[%v]", p, k.Interface()))
-				return err == nil
+				if bad = badTimestamp(mv.Message()); bad != nil {
+					bad.path = append(bad.path, fmt.Sprintf("%s[%v]", fd.JSONName(), k.Interface()))
+				}
+				return bad == nil
 			})
+			if bad != nil {
+				return bad
+			}
 		case fd.IsList():
-			for i := 0; i < v.List().Len() && err == nil; i++ {
-				err = checkTimestamps(v.List().Get(i).Message(), fmt.Sprintf("%s[%d]", p, i))
+			for i := 0; i < v.List().Len(); i++ {
+				if bad := badTimestamp(v.List().Get(i).Message()); bad != nil {
+					bad.path = append(bad.path, fmt.Sprintf("%s[%d]", fd.JSONName(), i))
+					return bad
+				}
 			}
 		default:
-			err = checkTimestamps(v.Message(), p)
+			if bad := badTimestamp(v.Message()); bad != nil {
+				bad.path = append(bad.path, fd.JSONName())
+				return bad
+			}
 		}
-		return err == nil
-	})
-	return err
+	}
+	return nil
+}
+
+// timestampFieldsOf caches timestampFields by message type.
+var timestampFieldsOf sync.Map // protoreflect.FullName -> []protoreflect.FieldDescriptor
+
+// timestampFields are the fields of messages of type md that can hold a
+// Timestamp, at any depth: the only ones checkTimestamps looks into (an
+// order's customer, addresses, items and payments hold none).
+func timestampFields(md protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
+	if v, ok := timestampFieldsOf.Load(md.FullName()); ok {
+		return v.([]protoreflect.FieldDescriptor)
+	}
+	var out []protoreflect.FieldDescriptor
+	fields := md.Fields()
+	for i := range fields.Len() {
+		if sub := messageOf(fields.Get(i)); sub != nil && mayHoldTimestamp(sub, map[protoreflect.FullName]bool{}) {
+			out = append(out, fields.Get(i))
+		}
+	}
+	timestampFieldsOf.Store(md.FullName(), out)
+	return out
+}
+
+// messageOf is the message type a field holds (a map's values'), or nil.
+func messageOf(fd protoreflect.FieldDescriptor) protoreflect.MessageDescriptor {
+	if fd.IsMap() {
+		return fd.MapValue().Message()
+	}
+	return fd.Message()
+}
+
+// mayHoldTimestamp reports whether a message of type md is, or can hold at
+// any depth, a Timestamp; seen guards against recursive types.
+func mayHoldTimestamp(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if md.FullName() == timestampName {
+		return true
+	}
+	if seen[md.FullName()] {
+		return false
+	}
+	seen[md.FullName()] = true
+	fields := md.Fields()
+	for i := range fields.Len() {
+		if sub := messageOf(fields.Get(i)); sub != nil && mayHoldTimestamp(sub, seen) {
+			return true
+		}
+	}
+	return false
 }
 
 var timestampName = (&timestamppb.Timestamp{}).ProtoReflect().Descriptor().FullName()

@@ -113,6 +113,12 @@ func TestDecode(t *testing.T) {
 		{"structured cloudevents", ct("application/cloudevents+json"), js, "unsupported Content-Type"},
 		{"latin-1", ct("application/json; charset=iso-8859-1"), js, `unsupported charset "iso-8859-1"`},
 		{"bad header", ct("application/json; ="), js, "parse Content-Type"},
+		// The customer's data a malformed payload holds stays out of the
+		// error, which goes into logs and dead letters (LGPD).
+		{"wrong json type withholds the value", ct("application/json"), []byte(`{"customer":{"document":52998224725}}`),
+			"invalid value for string field document: (value withheld)"},
+		{"bad json token withholds the value", ct("application/json"), []byte(`{"customer":{"email":ana@example.com}}`),
+			"invalid value (value withheld)"},
 	}
 	for _, tt := range tests {
 		got := &eventsv1.StoreOrderApproved{}
@@ -129,6 +135,9 @@ func TestDecode(t *testing.T) {
 		if !errors.Is(err, ErrMalformed) || !errors.As(err, &me) {
 			t.Errorf("%s: Decode error = %v, want a *MalformedError", tt.name, err)
 			continue
+		}
+		if strings.Contains(err.Error(), "52998224725") || strings.Contains(err.Error(), "ana") {
+			t.Errorf("%s: Decode error %q quotes the payload's personal data", tt.name, err)
 		}
 		if !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "StoreOrderApproved") {
 			t.Errorf("%s: Decode error = %q, want it to name StoreOrderApproved and mention %q", tt.name, err, tt.wantErr)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,31 +78,13 @@ func (e *testEnv) deadLetters(t *testing.T, n int) []DeadLetterEntry {
 	return entries
 }
 
-// syncBuffer is a log destination handlers write to concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, format := range []Format{FormatProtobuf, FormatJSON} {
 		t.Run(string(format), func(t *testing.T) {
 			t.Parallel()
 			e := newTestEnv(t)
-			logs := &syncBuffer{}
+			logs := &testkit.SyncBuffer{}
 			var got handled
 			cfg := e.orderConsumer("roundtrip")
 			e.consume(t, cfg, func(ctx context.Context, m *Message) error {
@@ -473,8 +456,10 @@ func TestInProgressKeepsSlowHandlerMessage(t *testing.T) {
 	e := newTestEnv(t)
 	var got handled
 	cfg := e.orderConsumer("forwarder")
-	cfg.AckWait = 500 * time.Millisecond
-	const work = 1600 * time.Millisecond // more than three AckWaits
+	// A second AckWait: a heartbeat every third of it, so a -race run on a
+	// loaded machine has 600ms of slack before the server gives up on one.
+	cfg.AckWait = time.Second
+	const work = 3200 * time.Millisecond // more than three AckWaits
 	e.consume(t, cfg, func(ctx context.Context, m *Message) error {
 		got.add(ctx, m)
 		select {
@@ -499,7 +484,10 @@ func TestDrainFinishesInFlightHandler(t *testing.T) {
 	var finished atomic.Bool
 	stop := e.consume(t, cfg, func(ctx context.Context, m *Message) error {
 		close(started)
-		<-release
+		select { // ignores ctx: a handler still at work; bounded should the test fail first
+		case <-release:
+		case <-time.After(time.Minute):
+		}
 		finished.Store(true)
 		return nil
 	})
@@ -539,10 +527,36 @@ func TestDrainFinishesInFlightHandler(t *testing.T) {
 	}
 }
 
+// TestAsyncAckSettles: acks not waited for still settle every handled
+// message, none is delivered twice, and a drained loop's last acks reach
+// the server.
+func TestAsyncAckSettles(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	cfg := e.orderConsumer("forwarder")
+	var got handled
+	stop := e.consume(t, cfg, func(ctx context.Context, m *Message) error { got.add(ctx, m); return nil }, WithAsyncAck())
+	const n = 20
+	for i := range n {
+		e.publishOrder(t, "acme", strconv.Itoa(1000+i))
+	}
+	testkit.WaitFor(t, 10*time.Second, "every order handled", func() bool { return got.len() == n })
+	if err := stop(); err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	info := e.settled(t, cfg, n)
+	if info.NumRedelivered != 0 || got.len() != n {
+		t.Errorf("%d redelivered, %d handled; want each of the %d once", info.NumRedelivered, got.len(), n)
+	}
+}
+
 func TestDrainHandsBackAfterGrace(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	cfg := e.orderConsumer("forwarder")
+	// Far beyond the wait for the handed-back message below: only a
+	// message handed back comes within it.
+	cfg.AckWait = time.Minute
 	started := make(chan struct{})
 	var cancelled atomic.Bool
 	stop := e.consume(t, cfg, func(ctx context.Context, m *Message) error {
@@ -567,7 +581,7 @@ func TestDrainHandsBackAfterGrace(t *testing.T) {
 	// server skipped for a pull request nobody listens to any more.)
 	var got handled
 	e.consume(t, cfg, func(ctx context.Context, m *Message) error { got.add(ctx, m); return nil })
-	testkit.WaitFor(t, cfg.AckWait, "the condition", func() bool { return got.len() == 1 })
+	testkit.WaitFor(t, 15*time.Second, "the handed-back message, long before its AckWait", func() bool { return got.len() == 1 })
 	if _, m := got.get(0); m.StreamSeq != 1 {
 		t.Errorf("got sequence %d, want the handed-back 1", m.StreamSeq)
 	}
@@ -796,4 +810,44 @@ func TestPublishAsyncKeepsEnvelopeAndDuplicates(t *testing.T) {
 	if _, err := pub.PublishAsync(t.Context(), subject, "x", sampleOrder()); !errors.Is(err, ErrInvalidSubject) {
 		t.Fatalf("an order on the stock subject: %v, want ErrInvalidSubject", err)
 	}
+}
+
+// A consumer deleted while no pull request of the loop is waiting on the
+// server (between two fetches, or before the first) gets no "consumer
+// deleted" answer: the loop's next request simply goes unanswered. The loop
+// must notice that too and put the consumer back.
+func TestConsumerDeletedBetweenFetches(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	cfg, err := e.orderConsumer("forwarder").validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := e.ns.Stream(cfg.Stream)
+	cons, err := EnsureConsumer(t.Context(), e.js, stream, cfg.jetstream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.js.DeleteConsumer(t.Context(), stream, cfg.Name); err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- pull(ctx, e.js, cons, PullConfig{Stream: stream, Consumer: cfg.jetstream(), Log: e.log}, func(ctx context.Context, d *Delivery) {
+			if d.Claim() {
+				n.Add(1)
+				_ = d.Msg().Ack()
+			}
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := testkit.Recv(t, done, 30*time.Second, "the loop to return"); err != nil {
+			t.Errorf("pull: %v", err)
+		}
+	}()
+	e.publishOrder(t, "acme", "1001")
+	testkit.WaitFor(t, 15*time.Second, "the order, through the consumer put back", func() bool { return n.Load() == 1 })
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -29,21 +28,14 @@ type testEnv struct {
 	log   *slog.Logger
 }
 
-func natsURL() string {
-	if u := os.Getenv("NATS_URL"); u != "" {
-		return u
-	}
-	return "nats://127.0.0.1:4222"
-}
-
 // testNamespace is unique per test and per run (testkit.Prefix).
 func testNamespace(t testing.TB) Namespace { return Namespace{Prefix: testkit.Prefix(t)} }
 
 func newTestEnv(t *testing.T, opts ...StreamOption) *testEnv {
 	t.Helper()
-	nc, err := nats.Connect(natsURL(), nats.Name("events-test "+t.Name()))
+	nc, err := nats.Connect(testkit.NATSURL(), nats.Name("events-test "+t.Name()))
 	if err != nil {
-		t.Fatalf("connect to NATS at %s (set NATS_URL): %v", natsURL(), err)
+		t.Fatalf("connect to NATS at %s (set NATS_URL): %v", testkit.NATSURL(), err)
 	}
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)

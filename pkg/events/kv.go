@@ -25,6 +25,11 @@ var (
 // row means something is wrong.
 const MaxConflicts = 16
 
+// KeySubject is the subject a put to key of bucket is published on (no
+// domain, no API prefix): a raw publish there is a key-value write, which
+// may go out without waiting for the one before it.
+func KeySubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+
 // Conflict reports whether a key-value write lost a compare-and-set race:
 // another writer created the key (Create) or changed it since the revision
 // read (Update, or Delete with LastRevision). Replicated streams report it
@@ -33,7 +38,10 @@ func Conflict(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.Is(err, ErrConflict) || errors.Is(err, jetstream.ErrKeyExists) ||
 		errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
-		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+		errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			// a replicated stream's code for the same (an async publish's
+			// error is not mapped by the client)
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // Codec turns a value stored under a key into a T and back.

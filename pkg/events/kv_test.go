@@ -6,8 +6,11 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 var intCodec = Codec[int]{
@@ -42,7 +45,7 @@ func TestUpdateLosesNoWrite(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testkit.Wait(t, &wg, time.Minute, "the writers")
 	close(errs)
 	for err := range errs {
 		t.Errorf("Update: %v", err)

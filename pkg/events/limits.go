@@ -29,6 +29,9 @@ type Limits struct {
 	// BucketMaxBytes bounds each KV bucket and each service's own stream
 	// (the invoice-watcher's tasks).
 	BucketMaxBytes int64
+	// AuditMaxBytes bounds the console's audit log (AUDIT), kept 400 days
+	// unless it reaches the bound first.
+	AuditMaxBytes int64
 }
 
 // withDefaults fills the zero ages.

@@ -48,6 +48,7 @@ type options struct {
 	metrics        *metrics
 	pendingEvery   time.Duration
 	storeStatuses  bool
+	asyncAck       bool
 }
 
 func newOptions(opts []Option) options {
@@ -108,6 +109,15 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 // know (store.<tenant>.order.<status>, one token): Kind is "order.<status>"
 // and the handler decides what the status means (a tenant's status map).
 func WithStoreOrderStatuses() Option { return func(o *options) { o.storeStatuses = true } }
+
+// WithAsyncAck makes the loop ack a handled message without waiting for
+// the server's confirmation (the default is a double ack, one round trip).
+// Only for handlers whose redelivery of a handled message is a no-op: an
+// ack lost on the way (a crash, a broken connection) means one more
+// delivery. The handler's slot is free one round trip sooner. A draining
+// loop flushes the connection before Consume returns, so its last acks are
+// not left in the client's buffer.
+func WithAsyncAck() Option { return func(o *options) { o.asyncAck = true } }
 
 // WithConcurrency bounds how many messages one loop handles at once.
 func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n } }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hipersync/hipersync/pkg/backoff"
 	"github.com/hipersync/hipersync/pkg/jscall"
@@ -36,9 +37,50 @@ func ContextWithLogger(ctx context.Context, l *slog.Logger) context.Context {
 }
 
 type (
-	retryHookKey struct{}
-	reportKey    struct{}
+	retryHookKey   struct{}
+	reportKey      struct{}
+	storageHookKey struct{}
 )
+
+// ContextWithStorageHook returns ctx carrying f: provisioning under it
+// calls f with each attempt JetStream refuses for want of storage
+// (InsufficientStorage), the error saying what to do, and with nil once an
+// attempt it had refused succeeds. package service keeps the process not
+// ready meanwhile.
+func ContextWithStorageHook(ctx context.Context, f func(error)) context.Context {
+	return context.WithValue(ctx, storageHookKey{}, f)
+}
+
+// errCodeInsufficientStorage is JetStream's "insufficient storage resources
+// available" (JSStorageResourcesExceededErr): the server cannot reserve a
+// stream's MaxBytes within its max_file_store (or the account's limit).
+const errCodeInsufficientStorage = 10047
+
+// InsufficientStorage reports whether err is JetStream refusing a stream
+// or bucket because it cannot reserve its bound.
+func InsufficientStorage(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientStorage
+}
+
+// StorageAdvice says what an operator does when JetStream has no room for
+// a bound. No retry mends it by itself, yet provisioning keeps trying, so
+// the process starts once the operator has made room.
+const StorageAdvice = "the NATS server cannot reserve this bound: the namespace's bounds " +
+	"(HIPERSYNC_STORE_MAX_BYTES, HIPERSYNC_HIPER_MAX_BYTES, HIPERSYNC_DEADLETTER_MAX_BYTES, " +
+	"HIPERSYNC_BUCKET_MAX_BYTES for each bucket, HIPERSYNC_AUDIT_MAX_BYTES) add up to more than what is left of " +
+	"the server's jetstream max_file_store (or the account's storage limit); lower the bounds or raise " +
+	"max_file_store (docs/operations.md, \"Storage\"); retrying until then"
+
+// noStorage counts the refusals (ProvisionMetrics).
+var noStorage = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "hipersync_provision_no_storage_total",
+	Help: "Attempts to create or update a stream or bucket that JetStream refused for want of storage (insufficient storage resources); the process stays not ready and retries.",
+})
+
+// ProvisionMetrics is the collector of provisioning's own series, for a
+// process's registry: hipersync_provision_no_storage_total.
+func ProvisionMetrics() prometheus.Collector { return noStorage }
 
 // report tells the WithReport function, if any, what happened to stream.
 func report(ctx context.Context, stream, action string) {
@@ -49,8 +91,26 @@ func report(ctx context.Context, stream, action string) {
 
 // retryProvision runs attempt, each try bounded by provisionAttemptTimeout,
 // until it succeeds, fails in a way no retry mends, or ctx ends.
+// A refusal for want of storage is counted, says what to do and goes to
+// the storage hook (ContextWithStorageHook).
 func retryProvision(ctx context.Context, what string, attempt func(context.Context) error) error {
-	return retry(ctx, what, "provisioning failed; retrying", permanent, attempt)
+	hook, _ := ctx.Value(storageHookKey{}).(func(error))
+	refused := false
+	return retry(ctx, what, "provisioning failed; retrying", permanent, func(ctx context.Context) error {
+		err := attempt(ctx)
+		switch {
+		case InsufficientStorage(err):
+			refused = true
+			noStorage.Inc()
+			err = fmt.Errorf("%w: %s", err, StorageAdvice)
+			if hook != nil {
+				hook(fmt.Errorf("%s: %w", what, err))
+			}
+		case err == nil && refused && hook != nil:
+			hook(nil)
+		}
+		return err
+	})
 }
 
 // Retry runs one JetStream call (or a few that belong together) until it
@@ -86,7 +146,12 @@ func retry(ctx context.Context, what, retrying string, final func(error) bool, a
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (last attempt: %v)", what, ctx.Err(), err)
 		}
-		log.Warn(retrying, "what", what, "attempt", n, "error", err)
+		// Storage an operator must make room for is an error, not a blip.
+		level := slog.LevelWarn
+		if InsufficientStorage(err) {
+			level = slog.LevelError
+		}
+		log.Log(ctx, level, retrying, "what", what, "attempt", n, "error", err)
 		if hook, ok := ctx.Value(retryHookKey{}).(func(error)); ok {
 			hook(fmt.Errorf("%s: %w", what, err))
 		}
@@ -122,36 +187,74 @@ func permanent(err error) bool {
 // differs, retrying timeouts until ctx ends. Every process may call it at
 // once.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	var s jetstream.Stream
-	err := retryProvision(ctx, "ensure stream "+cfg.Name, func(ctx context.Context) error {
+	return ensure[jetstream.Stream]{
+		kind: "stream", name: cfg.Name, report: true,
+		get:     func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) },
+		missing: func(err error) bool { return errors.Is(err, jetstream.ErrStreamNotFound) },
+		create:  func(ctx context.Context) (jetstream.Stream, error) { return js.CreateStream(ctx, cfg) },
+		raced:   func(err error) bool { return errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) },
+		differs: func(_ context.Context, s jetstream.Stream) (bool, error) {
+			return streamDiffers(s.CachedInfo().Config, cfg), nil
+		},
+		update: func(ctx context.Context) (jetstream.Stream, error) { return js.UpdateStream(ctx, cfg) },
+	}.run(ctx)
+}
+
+// ensure is the one way a stream or a bucket comes to hold the
+// configuration asked for while any number of processes do the same at
+// once: get it; create it when missing (another process creating it a
+// moment before costs one more try, which compares); update it only when
+// its configuration really differs.
+type ensure[T any] struct {
+	kind, name string
+	report     bool // tell the WithReport function what happened
+	get        func(context.Context) (T, error)
+	missing    func(error) bool
+	create     func(context.Context) (T, error)
+	raced      func(error) bool
+	differs    func(context.Context, T) (bool, error)
+	update     func(context.Context) (T, error)
+}
+
+func (e ensure[T]) run(ctx context.Context) (T, error) {
+	say := func(action string) {
+		if e.report {
+			report(ctx, e.name, action)
+		}
+	}
+	var v T
+	err := retryProvision(ctx, "ensure "+e.kind+" "+e.name, func(ctx context.Context) error {
 		var err error
-		s, err = js.Stream(ctx, cfg.Name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			s, err = js.CreateStream(ctx, cfg)
-			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				// Created by another process a moment ago with a
+		v, err = e.get(ctx)
+		if e.missing(err) {
+			v, err = e.create(ctx)
+			if e.raced(err) {
+				// Created by another process a moment ago, maybe with a
 				// different configuration: compare on the next try.
 				return errRaced
 			}
 			if err == nil {
-				report(ctx, cfg.Name, "created")
+				say("created")
 			}
 			return err
 		}
 		if err != nil {
 			return err
 		}
-		if !streamDiffers(s.CachedInfo().Config, cfg) {
-			report(ctx, cfg.Name, "unchanged")
-			return nil
+		differs, err := e.differs(ctx, v)
+		if err != nil || !differs {
+			if err == nil {
+				say("unchanged")
+			}
+			return err
 		}
-		LoggerFrom(ctx).Info("updating stream configuration", "stream", cfg.Name)
-		if s, err = js.UpdateStream(ctx, cfg); err == nil {
-			report(ctx, cfg.Name, "updated")
+		LoggerFrom(ctx).Info("updating "+e.kind+" configuration", e.kind, e.name)
+		if v, err = e.update(ctx); err == nil {
+			say("updated")
 		}
 		return err
 	})
-	return s, err
+	return v, err
 }
 
 // errRaced asks retryProvision for another attempt at once-ish.
@@ -212,33 +315,24 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 // ensureBucket creates bucket cfg, or updates an existing one whose
 // settings differ, retrying timeouts until ctx ends.
 func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := retryProvision(ctx, "ensure bucket "+cfg.Bucket, func(ctx context.Context) error {
-		var err error
-		kv, err = js.KeyValue(ctx, cfg.Bucket)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			kv, err = js.CreateKeyValue(ctx, cfg)
-			if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				return errRaced
+	return ensure[jetstream.KeyValue]{
+		kind: "bucket", name: cfg.Bucket,
+		get:     func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, cfg.Bucket) },
+		missing: func(err error) bool { return errors.Is(err, jetstream.ErrBucketNotFound) },
+		create:  func(ctx context.Context) (jetstream.KeyValue, error) { return js.CreateKeyValue(ctx, cfg) },
+		raced: func(err error) bool {
+			return errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse)
+		},
+		differs: func(ctx context.Context, kv jetstream.KeyValue) (bool, error) {
+			st, err := kv.Status(ctx)
+			if err != nil {
+				return false, err
 			}
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		st, err := kv.Status(ctx)
-		if err != nil {
-			return err
-		}
-		bs, ok := st.(*jetstream.KeyValueBucketStatus)
-		if !ok || !bucketDiffers(bs.StreamInfo().Config, cfg) {
-			return nil
-		}
-		LoggerFrom(ctx).Info("updating bucket configuration", "bucket", cfg.Bucket)
-		kv, err = js.UpdateKeyValue(ctx, cfg)
-		return err
-	})
-	return kv, err
+			bs, ok := st.(*jetstream.KeyValueBucketStatus)
+			return ok && bucketDiffers(bs.StreamInfo().Config, cfg), nil
+		},
+		update: func(ctx context.Context) (jetstream.KeyValue, error) { return js.UpdateKeyValue(ctx, cfg) },
+	}.run(ctx)
 }
 
 // bucketDiffers compares a bucket's stream with the settings asked for.

@@ -24,6 +24,9 @@ type Publisher struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 	metrics    *metrics
+	// streams are the namespaced names of StreamHiper and StreamStore,
+	// made once: every event names the stream it expects.
+	streams [2]string
 }
 
 // NewPublisher returns a Publisher for events from source (the ce-source,
@@ -38,6 +41,7 @@ func NewPublisher(js jetstream.JetStream, ns Namespace, source string, format Fo
 		tracer:     o.tracer(),
 		propagator: o.propagator,
 		metrics:    o.metrics,
+		streams:    [2]string{ns.Stream(StreamHiper), ns.Stream(StreamStore)},
 	}
 }
 
@@ -63,15 +67,13 @@ func WithEventTime(t time.Time) PublishOption { return func(o *publishOptions) {
 // to the Publisher's namespace and its kind must carry msg's type.
 func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.Message, opts ...PublishOption) (duplicate bool, err error) {
 	src, kind, _ := KindOf(msg)
-	m, stream, span, err := p.envelope(ctx, subject, id, msg, opts)
+	m, span, err := p.envelope(ctx, subject, id, msg, opts)
 	if err != nil {
 		p.metrics.publish(src, kind, resultError)
 		return false, err
 	}
 	defer span.End()
-	// Expecting the stream turns a missing or misconfigured stream into an
-	// error instead of a message that no stream kept.
-	ack, err := p.js.PublishMsg(ctx, m, jetstream.WithExpectStream(stream))
+	ack, err := p.js.PublishMsg(ctx, m)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
@@ -89,50 +91,67 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.M
 
 // PublishAsync is Publish without waiting for the stream's acknowledgement:
 // it returns once the message is handed to the connection, and the future
-// settles when the stream stored it (or refused it). Bulk publishers (the
-// catalog's initial sync) keep many messages in flight this way and wait for
-// all of them with the JetStream context's PublishAsyncComplete before they
-// record progress. The span covers the hand-over only.
+// settles when the stream stored it (or refused it). The span covers the
+// hand-over only. A bulk publisher wants PublishBatch.
 func (p *Publisher) PublishAsync(ctx context.Context, subject, id string, msg proto.Message, opts ...PublishOption) (jetstream.PubAckFuture, error) {
+	var f jetstream.PubAckFuture
+	err := p.handOver(ctx, subject, id, msg, opts, func(m *nats.Msg) (err error) {
+		f, err = p.js.PublishMsgAsync(m)
+		return err
+	})
+	return f, err
+}
+
+// PublishBatch is PublishAsync through an AsyncPublisher's batch, which
+// costs a bulk publisher (the catalog's initial sync) a fraction of
+// jetstream's future per event: b.Wait tells which events the stream
+// stored.
+func (p *Publisher) PublishBatch(ctx context.Context, b *Batch, subject, id string, msg proto.Message, opts ...PublishOption) error {
+	return p.handOver(ctx, subject, id, msg, opts, func(m *nats.Msg) error { return b.Publish(ctx, m) })
+}
+
+// handOver wraps an event and gives it to send, which hands it to the
+// connection without waiting for the stream.
+func (p *Publisher) handOver(ctx context.Context, subject, id string, msg proto.Message, opts []PublishOption, send func(*nats.Msg) error) error {
 	src, kind, _ := KindOf(msg)
-	m, stream, span, err := p.envelope(ctx, subject, id, msg, opts)
+	m, span, err := p.envelope(ctx, subject, id, msg, opts)
 	if err != nil {
 		p.metrics.publish(src, kind, resultError)
-		return nil, err
+		return err
 	}
 	defer span.End()
-	f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(stream))
-	if err != nil {
+	if err := send(m); err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
 		p.metrics.publish(src, kind, resultError)
-		return nil, fmt.Errorf("publish on %s: %w", subject, err)
+		return fmt.Errorf("publish on %s: %w", subject, err)
 	}
 	p.metrics.publish(src, kind, resultAsync)
-	return f, nil
+	return nil
 }
 
-// envelope validates an event and wraps it: the message to send, the stream
-// that must keep it and the producer span, which the caller ends.
-func (p *Publisher) envelope(ctx context.Context, subject, id string, msg proto.Message, opts []PublishOption) (*nats.Msg, string, trace.Span, error) {
+// envelope validates an event and wraps it: the message to send, which
+// names the stream that must keep it, and the producer span, which the
+// caller ends.
+func (p *Publisher) envelope(ctx context.Context, subject, id string, msg proto.Message, opts []PublishOption) (*nats.Msg, trace.Span, error) {
 	s, err := p.ns.ParseSubject(subject)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("publish: %w", err)
+		return nil, nil, fmt.Errorf("publish: %w", err)
 	}
 	src, kind, err := KindOf(msg)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("publish on %s: %w", subject, err)
+		return nil, nil, fmt.Errorf("publish on %s: %w", subject, err)
 	}
 	if src != s.Source || kind != s.Kind {
-		return nil, "", nil, fmt.Errorf("publish on %s: %w: it carries %s %s events, not %s %s",
+		return nil, nil, fmt.Errorf("publish on %s: %w: it carries %s %s events, not %s %s",
 			subject, ErrInvalidSubject, s.Source, s.Kind, src, kind)
 	}
 	if id == "" {
-		return nil, "", nil, fmt.Errorf("publish on %s: empty event id", subject)
+		return nil, nil, fmt.Errorf("publish on %s: empty event id", subject)
 	}
 	data, err := p.format.Marshal(msg)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("publish on %s: encode %s: %w", subject, p.format, err)
+		return nil, nil, fmt.Errorf("publish on %s: encode %s: %w", subject, p.format, err)
 	}
 
 	var po publishOptions
@@ -143,8 +162,13 @@ func (p *Publisher) envelope(ctx context.Context, subject, id string, msg proto.
 		po.time = time.Now()
 	}
 
-	ceType := s.CEType()
-	ctx, span := p.tracer.Start(ctx, "send "+ceType, trace.WithSpanKind(trace.SpanKindProducer))
+	names, ok := publishNames[eventType{src, kind}]
+	if !ok {
+		names.ceType = s.CEType()
+		names.span = "send " + names.ceType
+	}
+	ceType := names.ceType
+	ctx, span := p.tracer.Start(ctx, names.span, producerSpan...)
 	if span.IsRecording() {
 		// Only then: a bulk sync publishes a hundred thousand events, and
 		// these attributes would be garbage for every one.
@@ -157,22 +181,66 @@ func (p *Publisher) envelope(ctx context.Context, subject, id string, msg proto.
 		)
 	}
 
-	h := make(nats.Header, 10)
-	h.Set(HeaderMsgID, id)
-	h.Set(HeaderSpecVersion, specVersion)
-	h.Set(HeaderID, id)
-	h.Set(HeaderType, ceType)
-	h.Set(HeaderSource, p.source)
-	h.Set(HeaderTime, po.time.UTC().Format(time.RFC3339Nano))
-	if po.subject != "" {
-		h.Set(HeaderSubject, po.subject)
-	}
-	h.Set(HeaderContentType, p.format.ContentType())
-	p.propagator.Inject(ctx, HeaderCarrier(h))
-
-	stream := StreamHiper
+	stream := p.streams[0]
 	if s.Source == SourceStore {
-		stream = StreamStore
+		stream = p.streams[1]
 	}
-	return &nats.Msg{Subject: subject, Header: h, Data: data}, p.ns.Stream(stream), span, nil
+	h := newEventHeader()
+	h.set(HeaderMsgID, id)
+	h.set(HeaderSpecVersion, specVersion)
+	h.set(HeaderID, id)
+	h.set(HeaderType, ceType)
+	h.set(HeaderSource, p.source)
+	h.set(HeaderTime, po.time.UTC().Format(time.RFC3339Nano))
+	if po.subject != "" {
+		h.set(HeaderSubject, po.subject)
+	}
+	h.set(HeaderContentType, p.format.ContentType())
+	// Expecting the stream turns a missing or misconfigured stream into an
+	// error instead of a message that no stream kept. The header is what
+	// jetstream.WithExpectStream would set, without the option's garbage.
+	h.set(jetstream.ExpectedStreamHeader, stream)
+	p.propagator.Inject(ctx, HeaderCarrier(h.h))
+	return &nats.Msg{Subject: subject, Header: h.h, Data: data}, span, nil
+}
+
+// publishNames are each event type's ce-type and span name, made once
+// rather than concatenated for every event.
+var publishNames = func() map[eventType]struct{ ceType, span string } {
+	m := make(map[eventType]struct{ ceType, span string }, len(messageTypes))
+	for et := range messageTypes {
+		t := CEType(et.source, et.kind)
+		m[et] = struct{ ceType, span string }{t, "send " + t}
+	}
+	return m
+}()
+
+// producerSpan starts a publish's span; shared, so that each publish does
+// not allocate the options anew.
+var producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+
+// eventHeaderSlots is how many headers an event has room for without
+// growing: the envelope's nine and the trace context's (traceparent,
+// tracestate, baggage).
+const eventHeaderSlots = 12
+
+// eventHeader builds an event's headers with two allocations, the map and
+// one array for the values, instead of one more per header: a bulk sync
+// publishes a hundred thousand events, and the headers were most of their
+// garbage. Each value is a slice of capacity one into the array, so an Add
+// or append by anyone later copies instead of writing over its neighbour.
+type eventHeader struct {
+	h    nats.Header
+	vals []string
+}
+
+func newEventHeader() eventHeader {
+	return eventHeader{h: make(nats.Header, eventHeaderSlots), vals: make([]string, 0, eventHeaderSlots)}
+}
+
+// set sets key to the single value v.
+func (e *eventHeader) set(key, v string) {
+	e.vals = append(e.vals, v)
+	n := len(e.vals)
+	e.h[key] = e.vals[n-1 : n : n]
 }

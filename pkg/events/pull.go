@@ -109,14 +109,21 @@ func pull(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, 
 		work:     work,
 		cons:     cons,
 		slots:    make(chan struct{}, cfg.Concurrency),
+		jobs:     make(chan *Delivery),
 		workCtx:  workCtx,
 		inflight: make(map[*Delivery]struct{}),
 	}
+	// One long-lived worker per slot: a goroutine per message would grow
+	// a fresh stack for every handler run.
+	var workers sync.WaitGroup
 	for range cfg.Concurrency {
 		p.slots <- struct{}{}
+		workers.Go(p.worker)
 	}
 	err := p.run(ctx)
 	p.drain(cancelWork)
+	close(p.jobs)
+	workers.Wait()
 	return err
 }
 
@@ -127,9 +134,12 @@ type puller struct {
 	cons jetstream.Consumer
 
 	// slots holds a token per free worker.
-	slots   chan struct{}
+	slots chan struct{}
+	// jobs hands a delivery to a free worker.
+	jobs    chan *Delivery
 	workCtx context.Context
-	wg      sync.WaitGroup
+	// wg counts the deliveries being worked on.
+	wg sync.WaitGroup
 
 	mu       sync.Mutex
 	inflight map[*Delivery]struct{}
@@ -158,9 +168,12 @@ func (p *puller) run(ctx context.Context) error {
 		failures++
 		p.cfg.Log.Warn("fetch messages failed; retrying", "error", err, "failures", failures)
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
-			errors.Is(err, nats.ErrNoResponders) {
+			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat) {
 			// Someone deleted the consumer (or the server lost it): put it
-			// back so the service heals without a restart.
+			// back so the service heals without a restart. A request that
+			// reached no consumer is not answered at all, so a missed
+			// heartbeat may mean the same; putting back a consumer that
+			// exists changes nothing.
 			if cons, cerr := p.js.CreateOrUpdateConsumer(ctx, p.cfg.Stream, p.cfg.Consumer); cerr == nil {
 				p.cons = cons
 			} else if ctx.Err() == nil {
@@ -203,7 +216,10 @@ func (p *puller) release(n int) {
 func (p *puller) fetch(ctx context.Context, n int) error {
 	fctx, cancel := context.WithTimeout(ctx, p.cfg.fetchWait)
 	defer cancel()
-	batch, err := p.cons.Fetch(n, jetstream.FetchContext(fctx))
+	// The server answers a waiting request with heartbeats; none means no
+	// consumer took the request (deleted while no request of ours waited,
+	// so nobody told us) or the server is gone.
+	batch, err := p.cons.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(p.cfg.fetchWait/4))
 	if err != nil {
 		p.release(n)
 		return err
@@ -227,50 +243,69 @@ func (p *puller) fetch(ctx context.Context, n int) error {
 	return nil
 }
 
+// dispatch hands msg to a worker; the slot reserved for it guarantees one
+// is free, or about to be.
 func (p *puller) dispatch(msg jetstream.Msg) {
 	d := &Delivery{msg: msg}
 	p.mu.Lock()
 	p.inflight[d] = struct{}{}
 	p.mu.Unlock()
-	p.wg.Go(func() {
-		defer p.release(1)
-		defer func() {
-			p.mu.Lock()
-			delete(p.inflight, d)
-			p.mu.Unlock()
-		}()
-		stop := p.heartbeat(d)
-		defer stop()
-		p.work(p.workCtx, d)
-	})
+	p.wg.Add(1)
+	p.jobs <- d
+}
+
+func (p *puller) worker() {
+	for d := range p.jobs {
+		p.handle(d)
+	}
+}
+
+func (p *puller) handle(d *Delivery) {
+	defer p.wg.Done()
+	defer p.release(1)
+	defer func() {
+		p.mu.Lock()
+		delete(p.inflight, d)
+		p.mu.Unlock()
+	}()
+	stop := p.heartbeat(d)
+	defer stop()
+	p.work(p.workCtx, d)
 }
 
 // heartbeat tells the server the message is being worked on every AckWait/3
 // until stop is called or the message is settled, so slow work does not
-// hand it to another replica.
+// hand it to another replica. A timer, not a goroutine, waits for each
+// beat: most work ends before the first.
 func (p *puller) heartbeat(d *Delivery) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(max(p.cfg.Consumer.AckWait/3, time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if d.isSettled() {
-					return
-				}
-				if err := d.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-					p.cfg.Log.Debug("send in-progress heartbeat", "error", err)
-				}
-			}
+	every := max(p.cfg.Consumer.AckWait/3, time.Millisecond)
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	beat := func() {
+		if d.isSettled() {
+			return
 		}
-	})
+		// After a settle the client sends nothing (ErrMsgAlreadyAckd).
+		if err := d.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			p.cfg.Log.Debug("send in-progress heartbeat", "error", err)
+		}
+		mu.Lock()
+		if !stopped {
+			t.Reset(every)
+		}
+		mu.Unlock()
+	}
+	mu.Lock()
+	t = time.AfterFunc(every, beat)
+	mu.Unlock()
 	return func() {
-		close(done)
-		wg.Wait()
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
 	}
 }
 
@@ -311,6 +346,8 @@ func (p *puller) drain(cancelWork context.CancelFunc) {
 		}
 	}
 	cancelWork()
-	p.cfg.Log.Warn("grace period expired; handed in-flight messages back", "count", handedBack, "grace", p.cfg.GracePeriod)
+	if handedBack > 0 {
+		p.cfg.Log.Warn("grace period expired; handed in-flight messages back", "count", handedBack, "grace", p.cfg.GracePeriod)
+	}
 	<-done
 }

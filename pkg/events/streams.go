@@ -3,9 +3,12 @@ package events
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
 // Defaults of the streams (more in Limits).
@@ -130,7 +133,9 @@ func WithKVDescription(s string) KVOption {
 func WithKVReplicas(n int) KVOption { return func(c *jetstream.KeyValueConfig) { c.Replicas = n } }
 
 // EnsureKV creates bucket name of ns (file storage, one revision per key by
-// default) or updates it to this configuration, and returns it.
+// default) or updates it to this configuration, and returns it. Its Get
+// reads from the bucket's stream leader when it has more than one replica
+// (leaderKV), so that a value written is never read older again.
 func EnsureKV(ctx context.Context, js jetstream.JetStream, ns Namespace, name string, opts ...KVOption) (jetstream.KeyValue, error) {
 	if err := ns.Validate(); err != nil {
 		return nil, fmt.Errorf("ensure bucket %s: %w", name, err)
@@ -145,5 +150,19 @@ func EnsureKV(ctx context.Context, js jetstream.JetStream, ns Namespace, name st
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	return ensureBucket(ctx, js, cfg)
+	kv, err := ensureBucket(ctx, js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newLeaderKV(js, kv, cfg.Replicas), nil
+}
+
+// WatchTenants ensures ns's tenants bucket and follows it until ctx ends:
+// the directory every service that works per tenant reads.
+func WatchTenants(ctx context.Context, js jetstream.JetStream, ns Namespace, log *slog.Logger) (*tenant.Directory, error) {
+	kv, err := EnsureKV(ctx, js, ns, tenant.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	return tenant.WatchDirectory(ctx, kv, log)
 }

@@ -317,11 +317,14 @@ func (ns Namespace) ParseSubject(subject string) (Subject, error) {
 			return Subject{}, fmt.Errorf("%w %q: not in namespace %q", ErrInvalidSubject, subject, ns.Prefix)
 		}
 	}
-	tokens := strings.SplitN(rest, ".", 3)
-	if len(tokens) < 3 {
+	// Cut, not SplitN: every event published and consumed is parsed, and
+	// SplitN allocates its slice of tokens.
+	src, rest, ok1 := strings.Cut(rest, ".")
+	ten, kind, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 {
 		return Subject{}, fmt.Errorf("%w %q: want <source>.<tenant>.<kind>", ErrInvalidSubject, subject)
 	}
-	s := Subject{Source: Source(tokens[0]), Tenant: tokens[1], Kind: Kind(tokens[2])}
+	s := Subject{Source: Source(src), Tenant: ten, Kind: Kind(kind)}
 	if s.Source != SourceStore && s.Source != SourceHiper {
 		return Subject{}, fmt.Errorf("%w %q: source %q is neither store nor hiper", ErrInvalidSubject, subject, s.Source)
 	}

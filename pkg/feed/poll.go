@@ -50,6 +50,14 @@ func Resetting(r *schedule.Run) bool {
 	return h != nil && h.Reset
 }
 
+// FullPass reports whether r follows the whole feed again (a full resync,
+// a reset, or the approval of a held one): only after such a pass does a
+// Finisher run, so only then need a Processor remember what it saw.
+func FullPass(r *schedule.Run) bool {
+	h := r.Status().Held
+	return r.Full || Resetting(r) || h != nil && h.Full
+}
+
 // JobConfig configures a poller's Job.
 type JobConfig struct {
 	Kind      syncstatus.Kind
@@ -103,7 +111,7 @@ func (cfg JobConfig) poll(ctx context.Context, r *schedule.Run) error {
 		st := r.Status()
 		p := &poll{cfg: &cfg, run: r, states: states, initial: !st.InitialDone, from: st.Cursor}
 		p.reset = Resetting(r)
-		p.full = r.Full || p.reset || st.Held != nil && st.Held.Full
+		p.full = FullPass(r)
 		if p.full {
 			p.from = 0
 			if st.FullRunning {
@@ -198,7 +206,11 @@ func (p *poll) follow(ctx context.Context, use func(unit) error) (int64, error) 
 func (p *poll) stream(ctx context.Context) error {
 	pl := p.pipeline(ctx)
 	last, err := p.follow(ctx, func(u unit) error { return pl.push(u, true) })
-	if err = errors.Join(err, pl.close()); err != nil {
+	if cerr := pl.close(); cerr != nil && !errors.Is(err, cerr) {
+		// The failure of a step is also what push returned: say it once.
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
 		return err
 	}
 	return p.done(ctx, last)
@@ -265,16 +277,18 @@ func (p *poll) plan(ctx context.Context) error {
 	return p.done(ctx, last)
 }
 
-// pipeline stores units in order, each in two steps — its events, then its
-// writes and its cursor — while the next units are decided and published:
-// one unit's writes overlap the next one's events, and never go before its
-// own.
+// pipeline stores units in order, each in four steps — its events sent,
+// their acknowledgements awaited, its writes sent, then their
+// acknowledgements awaited and its cursor saved — while the next units are
+// decided and go through the earlier steps: one unit's events go out while
+// the last one's are confirmed, and its writes while the last one's cursor
+// is saved. A unit's writes never go before its events are stored, and its
+// cursor is saved only once it and every unit before it are.
 type pipeline struct {
 	p      *poll
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	events chan queued
-	writes chan queued
+	in     chan *queued
 	done   chan struct{}
 }
 
@@ -282,24 +296,50 @@ type queued struct {
 	unit
 	// always saves the cursor even when the unit has no changes.
 	always bool
+	// sent is what the current step awaits.
+	sent pending
 }
 
-// pipelineDepth is how many units may wait at each step.
+// pipelineDepth is how many decided units may wait for the first step.
 const pipelineDepth = 2
 
 func (p *poll) pipeline(ctx context.Context) *pipeline {
 	ctx, cancel := context.WithCancelCause(ctx)
-	pl := &pipeline{p: p, ctx: ctx, cancel: cancel,
-		events: make(chan queued, pipelineDepth), writes: make(chan queued, pipelineDepth), done: make(chan struct{})}
-	go pl.publish()
-	go pl.record()
+	pl := &pipeline{p: p, ctx: ctx, cancel: cancel, in: make(chan *queued, pipelineDepth), done: make(chan struct{})}
+	sink := p.cfg.Sink
+	// Between the steps a unit waits alone: each step holds one already,
+	// and every unit in flight is memory.
+	confirm, write, save := make(chan *queued), make(chan *queued), make(chan *queued)
+	go pl.step(pl.in, confirm, func(q *queued) (err error) {
+		q.sent, err = sink.sendEvents(pl.ctx, q.changes)
+		return err
+	})
+	go pl.step(confirm, write, func(q *queued) error {
+		n, err := sink.confirmEvents(pl.ctx, q.changes, q.sent)
+		if err == nil {
+			p.run.Published(n)
+		}
+		return err
+	})
+	go pl.step(write, save, func(q *queued) (err error) {
+		if !q.recorded() {
+			return nil
+		}
+		q.sent, err = sink.sendWrites(pl.ctx, q.changes)
+		return err
+	})
+	go func() {
+		defer close(pl.done)
+		pl.step(save, nil, func(q *queued) error { return p.record(pl.ctx, q) })
+		pl.cancel(errPipelineDone)
+	}()
 	return pl
 }
 
 // push queues a unit; it fails once a step has failed.
 func (pl *pipeline) push(u unit, always bool) error {
 	select {
-	case pl.events <- queued{u, always}:
+	case pl.in <- &queued{unit: u, always: always}:
 		return nil
 	case <-pl.ctx.Done():
 		return context.Cause(pl.ctx)
@@ -309,7 +349,7 @@ func (pl *pipeline) push(u unit, always bool) error {
 // close waits until every queued unit is stored, and returns the first
 // failure.
 func (pl *pipeline) close() error {
-	close(pl.events)
+	close(pl.in)
 	<-pl.done
 	err := context.Cause(pl.ctx)
 	pl.cancel(nil)
@@ -321,44 +361,39 @@ func (pl *pipeline) close() error {
 
 var errPipelineDone = errors.New("pipeline drained")
 
-func (pl *pipeline) publish() {
-	defer close(pl.writes)
-	for q := range pl.events {
+// step runs do on each unit of in, in order, and hands it to out (nil for
+// the last step). After a failure anywhere it only drains in.
+func (pl *pipeline) step(in <-chan *queued, out chan<- *queued, do func(*queued) error) {
+	if out != nil {
+		defer close(out)
+	}
+	for q := range in {
 		if pl.ctx.Err() != nil {
 			continue // drain
 		}
-		n, err := pl.p.cfg.Sink.publish(pl.ctx, q.changes)
-		if err != nil {
+		if err := do(q); err != nil {
 			pl.cancel(err)
 			continue
 		}
-		pl.p.run.Published(n)
-		select {
-		case pl.writes <- q:
-		case <-pl.ctx.Done():
+		if out != nil {
+			select {
+			case out <- q:
+			case <-pl.ctx.Done():
+			}
 		}
 	}
 }
 
-func (pl *pipeline) record() {
-	defer close(pl.done)
-	for q := range pl.writes {
-		if pl.ctx.Err() != nil {
-			continue
-		}
-		if err := pl.p.record(pl.ctx, q); err != nil {
-			pl.cancel(err)
-		}
-	}
-	pl.cancel(errPipelineDone)
-}
+// recorded reports whether the unit leaves anything to record: writes, or
+// a cursor to save.
+func (q *queued) recorded() bool { return len(q.changes) > 0 || q.always }
 
-// record makes a unit's writes and saves its cursor.
-func (p *poll) record(ctx context.Context, q queued) error {
-	if len(q.changes) == 0 && !q.always {
+// record waits for a unit's writes and saves its cursor.
+func (p *poll) record(ctx context.Context, q *queued) error {
+	if !q.recorded() {
 		return nil
 	}
-	if err := p.cfg.Sink.write(ctx, q.changes); err != nil {
+	if err := q.sent.confirmWrites(ctx); err != nil {
 		return err
 	}
 	var added int64

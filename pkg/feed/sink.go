@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hipersync/hipersync/pkg/events"
@@ -57,16 +57,17 @@ const ackTimeout = 30 * time.Second
 // before the events that announce it, and a failure in between publishes
 // them again next time, under the same ids.
 type Sink struct {
-	js  jetstream.JetStream
-	pub *events.Publisher
+	pub   *events.Publisher
+	async *events.AsyncPublisher
 	// tally, when set, counts what is published (Counting).
 	tally *Tally
 }
 
-// NewSink returns a Sink publishing with pub and writing through js, which
-// should allow many asynchronous publishes in flight
-// (jetstream.WithPublishAsyncMaxPending).
-func NewSink(js jetstream.JetStream, pub *events.Publisher) *Sink { return &Sink{js: js, pub: pub} }
+// NewSink returns a Sink publishing events with pub and key-value writes
+// on nc, both through async, which bounds what is in flight.
+func NewSink(pub *events.Publisher, async *events.AsyncPublisher) *Sink {
+	return &Sink{pub: pub, async: async}
+}
 
 // Apply stores changes and returns how many events the stream took (a
 // duplicate of one already stored does not count).
@@ -80,17 +81,47 @@ func (k *Sink) Apply(ctx context.Context, changes []Change) (published int, err 
 // publish publishes the changes' events and waits until the stream has
 // them all.
 func (k *Sink) publish(ctx context.Context, changes []Change) (int, error) {
-	var futures []jetstream.PubAckFuture
+	p, err := k.sendEvents(ctx, changes)
+	if err != nil {
+		return 0, err
+	}
+	return k.confirmEvents(ctx, changes, p)
+}
+
+// write makes the changes' key-value writes and waits until they are all
+// stored.
+func (k *Sink) write(ctx context.Context, changes []Change) error {
+	p, err := k.sendWrites(ctx, changes)
+	if err != nil {
+		return err
+	}
+	return p.confirmWrites(ctx)
+}
+
+// pending is what was sent and not acknowledged yet: the batch, and for
+// writes the bucket of each.
+type pending struct {
+	batch   *events.Batch
+	buckets []string
+}
+
+// sendEvents publishes the changes' events without waiting for the stream:
+// confirmEvents does.
+func (k *Sink) sendEvents(ctx context.Context, changes []Change) (pending, error) {
+	p := pending{batch: k.async.NewBatch()}
 	for _, c := range changes {
 		for _, e := range c.Events {
-			f, err := k.pub.PublishAsync(ctx, e.Subject, e.ID, e.Msg, events.WithEventSubject(subjectOf(e)))
-			if err != nil {
-				return 0, err
+			if err := k.pub.PublishBatch(ctx, p.batch, e.Subject, e.ID, e.Msg, events.WithEventSubject(subjectOf(e))); err != nil {
+				return p, err
 			}
-			futures = append(futures, f)
 		}
 	}
-	published, err := wait(ctx, futures)
+	return p, nil
+}
+
+// confirmEvents waits until the stream has every event sendEvents sent.
+func (k *Sink) confirmEvents(ctx context.Context, changes []Change, p pending) (int, error) {
+	published, err := wait(ctx, p.batch, nil)
 	if err != nil {
 		return 0, fmt.Errorf("publish events: %w", err)
 	}
@@ -98,57 +129,78 @@ func (k *Sink) publish(ctx context.Context, changes []Change) (int, error) {
 	return published, nil
 }
 
-// write makes the changes' key-value writes and waits until they are all
-// stored.
-func (k *Sink) write(ctx context.Context, changes []Change) error {
-	var futures []jetstream.PubAckFuture
+// sendWrites makes the changes' key-value writes without waiting for them:
+// confirmWrites does. Writes sent on one connection are stored in the
+// order sent, so a later unit's write of a record never lands before an
+// earlier one's.
+func (k *Sink) sendWrites(ctx context.Context, changes []Change) (pending, error) {
+	p := pending{batch: k.async.NewBatch()}
 	for _, c := range changes {
 		for _, w := range c.Writes {
 			// A raw publish on the bucket's subject is a KV put (or, with
 			// the operation header, a delete) that need not wait for its
 			// acknowledgement before the next one goes out.
-			m := &nats.Msg{Subject: "$KV." + w.Bucket + "." + w.Key, Data: w.Value}
+			m := &nats.Msg{Subject: events.KeySubject(w.Bucket, w.Key), Data: w.Value}
 			if w.Delete {
 				m.Header = nats.Header{"KV-Operation": []string{"DEL"}}
 				m.Data = nil
 			}
-			f, err := k.js.PublishMsgAsync(m)
-			if err != nil {
-				return fmt.Errorf("write %s: %w", w.Key, err)
+			if err := p.batch.Publish(ctx, m); err != nil {
+				return p, fmt.Errorf("write %s: %w", w.Key, err)
 			}
-			futures = append(futures, f)
+			p.buckets = append(p.buckets, w.Bucket)
 		}
 	}
-	if _, err := wait(ctx, futures); err != nil {
+	return p, nil
+}
+
+// confirmWrites waits until every write sendWrites sent is stored.
+func (p pending) confirmWrites(ctx context.Context) error {
+	full := ""
+	_, err := wait(ctx, p.batch, func(i int, err error) {
+		if full == "" && events.Full(err) {
+			full = p.buckets[i]
+		}
+	})
+	switch {
+	case full != "":
+		events.CountFull("KV_" + full)
+		return fmt.Errorf("record product states: %w: bucket %s is full; raise HIPERSYNC_BUCKET_MAX_BYTES "+
+			"and roll the poller (docs/operations.md, \"HipersyncBucketFull\"); the sync then resumes from its saved cursor: %w",
+			ErrStoreFull, full, err)
+	case err != nil:
 		return fmt.Errorf("record product states: %w", err)
 	}
 	return nil
 }
 
-// wait waits for every future and counts the stored messages that were not
-// duplicates.
-func wait(ctx context.Context, futures []jetstream.PubAckFuture) (stored int, err error) {
-	timeout := time.NewTimer(ackTimeout)
-	defer timeout.Stop()
-	var errs []error
-	for _, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			if !ack.Duplicate {
-				stored++
-			}
-		case err := <-f.Err():
-			errs = append(errs, err)
-		case <-ctx.Done():
-			return stored, ctx.Err()
-		case <-timeout.C:
-			return stored, fmt.Errorf("no acknowledgement within %s", ackTimeout)
+// ErrStoreFull is a poll stopped because a bucket it writes (the product
+// states, the barcode index) reached its bound: JetStream refuses every
+// write until an operator makes room. The cursor saved so far stands, so
+// the next poll after that resumes from it, losing nothing.
+var ErrStoreFull = errors.New("bucket full")
+
+// wait waits for every message of the batch and counts the stored ones
+// that were not duplicates; failed, when set, hears of each one refused.
+func wait(ctx context.Context, b *events.Batch, failed func(i int, err error)) (stored int, err error) {
+	stored, failures, err := b.Wait(ctx, ackTimeout)
+	if err != nil {
+		return stored, err
+	}
+	if len(failures) == 0 {
+		return stored, nil
+	}
+	slices.SortFunc(failures, func(a, b events.Failure) int { return a.Index - b.Index })
+	errs := make([]error, 0, min(len(failures), 3))
+	for _, f := range failures {
+		if failed != nil {
+			failed(f.Index, f.Err)
+		}
+		if len(errs) < 3 {
+			errs = append(errs, f.Err)
 		}
 	}
-	if len(errs) > 0 {
-		return stored, fmt.Errorf("%d of %d not stored: %w", len(errs), len(futures), errors.Join(errs[:min(len(errs), 3)]...))
-	}
-	return stored, nil
+	return stored, fmt.Errorf("%d of %d not stored: %w", len(failures), b.Len(), errors.Join(errs...))
 }
 
 // subjectOf is the event's ce-subject: the product it is about, when it is

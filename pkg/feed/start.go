@@ -39,7 +39,7 @@ type Poller struct {
 // runs: what each poller's Start does, for the service's main and for
 // in-process runs (the dev run, tests).
 func Start(ctx context.Context, d poller.Deps, p Poller) (*schedule.Scheduler, error) {
-	js, err := jetstream.New(d.NATS, jetstream.WithPublishAsyncMaxPending(maxInFlight))
+	js, err := jetstream.New(d.NATS)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func Start(ctx context.Context, d poller.Deps, p Poller) (*schedule.Scheduler, e
 		Kind:         p.Kind,
 		Namespace:    d.Namespace,
 		States:       states,
-		Sink:         NewSink(js, pub),
+		Sink:         NewSink(pub, events.NewAsyncPublisher(d.NATS, maxInFlight)),
 		Publisher:    pub,
 		NewProcessor: p.NewProcessor,
 		Refresh:      p.Refresh,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
 )
 
@@ -60,14 +61,20 @@ func Key(tenantID, record string) string { return tenantID + "." + record }
 
 // Preload reads every record of the tenant at once, for a run that will
 // look at most of them (the initial sync, a full resync): one ordered stream
-// read instead of a request per record.
+// read instead of a request per record. The watch behind it may be served
+// by a replica that is behind: its values count once they reach the last
+// revision the stream's leader has for the tenant (events.LastRevision).
 func (s *States) Preload(ctx context.Context) error {
-	w, err := s.kv.Watch(ctx, s.tenant+".*", jetstream.IgnoreDeletes())
+	// Deletions are delivered too: their revisions count.
+	w, err := s.kv.Watch(ctx, s.tenant+".*")
 	if err != nil {
 		return fmt.Errorf("read product states: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
 	prefix := len(s.tenant) + 1
+	// seen is the last revision delivered; want the leader's, once the
+	// watch has delivered what it had (0 before).
+	var seen, want uint64
 	// A watch whose server died goes quiet; the run's context has no
 	// deadline (its lease is renewed while it runs), so a quiet watch
 	// fails the run, which is tried again, instead of holding the tenant.
@@ -85,14 +92,31 @@ func (s *States) Preload(ctx context.Context) error {
 				return errors.New("read product states: watch closed")
 			}
 			if e == nil {
+				last, known, err := events.LastRevision(ctx, s.kv, s.tenant+".*")
+				if err != nil {
+					return fmt.Errorf("read product states: %w", err)
+				}
+				if !known || seen >= last {
+					s.complete = true
+					return nil
+				}
+				want = last
+				continue
+			}
+			seen = max(seen, e.Revision())
+			if e.Operation() != jetstream.KeyValuePut {
+				delete(s.records, e.Key()[prefix:])
+			} else {
+				rec, err := decodeRecord(e.Value())
+				if err != nil {
+					return fmt.Errorf("read product states: %s: %w", e.Key(), err)
+				}
+				s.records[e.Key()[prefix:]] = rec
+			}
+			if want > 0 && seen >= want {
 				s.complete = true
 				return nil
 			}
-			rec, err := decodeRecord(e.Value())
-			if err != nil {
-				return fmt.Errorf("read product states: %s: %w", e.Key(), err)
-			}
-			s.records[e.Key()[prefix:]] = rec
 		}
 	}
 }

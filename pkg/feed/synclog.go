@@ -123,6 +123,7 @@ const (
 	FailureTenantInactive   = "tenant_inactive"
 	FailureRateLimited      = "hiper_rate_limited"
 	FailureHiperUnavailable = "hiper_unavailable"
+	FailureStorageFull      = "storage_full"
 	FailureInternal         = "internal"
 )
 
@@ -149,6 +150,9 @@ func FailureOf(err error) (reason, message, action string) {
 		errors.Is(err, context.DeadlineExceeded):
 		return FailureHiperUnavailable, "O Hiper não respondeu ou respondeu com erro.",
 			"Nada a fazer: a sincronização é tentada de novo automaticamente."
+	case errors.Is(err, ErrStoreFull), events.Full(err):
+		return FailureStorageFull, "O espaço da integração para guardar o estado dos produtos está cheio: a sincronização parou onde estava, sem perder nada.",
+			"Avise o suporte para liberar espaço. Depois disso a sincronização continua sozinha de onde parou."
 	}
 	return FailureInternal, "A sincronização falhou por um erro interno da integração.",
 		"A sincronização é tentada de novo automaticamente. Se continuar, avise o suporte."

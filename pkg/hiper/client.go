@@ -11,14 +11,18 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hipersync/hipersync/pkg/personal"
 )
 
 // Defaults of a Client.
@@ -49,8 +53,8 @@ type Client struct {
 type Option func(*Client)
 
 // WithHTTPClient makes the Client send through hc (its Transport, Jar,
-// CheckRedirect and Timeout). The transport is still wrapped with
-// OpenTelemetry; hc itself is not modified.
+// CheckRedirect and Timeout). Each call is still traced (a client span,
+// the trace context in its headers); hc itself is not modified.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.http = hc }
 }
@@ -133,14 +137,15 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.http = instrument(c.http, c.tracerProv)
+	c.http = instrument(c.http)
 	return c, nil
 }
 
-// instrument returns a copy of hc (or of a default client) whose transport
-// traces every call. Below the tracing sits secretTransport, so that the
-// request the tracing records never holds the security key.
-func instrument(hc *http.Client, tp trace.TracerProvider) *http.Client {
+// instrument returns a copy of hc (or of a default client) that refuses
+// redirects and puts the security key into the token call's path only at
+// the last moment (secretTransport): the span of a call (send) and the
+// http.Client's errors see the redacted path.
+func instrument(hc *http.Client) *http.Client {
 	var out http.Client
 	if hc != nil {
 		out = *hc
@@ -149,18 +154,7 @@ func instrument(hc *http.Client, tp trace.TracerProvider) *http.Client {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	opts := []otelhttp.Option{
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if ep, ok := r.Context().Value(endpointKey{}).(*endpoint); ok {
-				return "hiper " + ep.name
-			}
-			return "hiper " + r.Method
-		}),
-	}
-	if tp != nil {
-		opts = append(opts, otelhttp.WithTracerProvider(tp))
-	}
-	out.Transport = otelhttp.NewTransport(secretTransport{base: base}, opts...)
+	out.Transport = secretTransport{base: base}
 	// Hiper never redirects; a redirect (a hijacked DNS name, a proxy's
 	// login page, http to https) would carry the key in the token call's
 	// path, or the token, somewhere else. The 3xx is the answer: an error.
@@ -182,9 +176,12 @@ type endpoint struct {
 	// emptyOK accepts a success with no body at all, for a call whose
 	// answer says nothing but errors.
 	emptyOK bool
+	// plain, when set, reports whether out, decoded from a 2xx answer,
+	// is plainly a success that the full classification would pass as it
+	// is: the answer is then parsed once, not three times (envelope,
+	// classify, decode). A large feed answer costs its parsing.
+	plain func(out any) bool
 }
-
-type endpointKey struct{}
 
 // secretKey carries, in a request's context, the security key that
 // secretTransport puts in place of redactedKey.
@@ -195,7 +192,7 @@ type secretKey struct{}
 const redactedKey = "REDACTED"
 
 // secretTransport puts the security key into the token call's path at the
-// last moment. otelhttp records the full URL of the request it is handed, and
+// last moment. The call's span records the full URL of the request, and
 // http.Client puts it in its errors; the key must reach neither.
 type secretTransport struct{ base http.RoundTripper }
 
@@ -233,6 +230,9 @@ type request struct {
 	body  any // encoded as JSON when not nil
 	token string
 	key   string // the security key, for the token call only
+	// personal is what of the body names the customer: Hiper's texts
+	// echoing it are redacted (personal.Redact).
+	personal []string
 }
 
 // answer is what came back.
@@ -257,16 +257,28 @@ func (c *Client) call(ctx context.Context, req request, out any) (int, error) {
 		return e.Status, e
 	}
 	c.metrics.observe(ctx, req.ep, ans.status, time.Since(start))
+	return ans.status, c.decode(req, ans, out)
+}
+
+// decode classifies an answer and decodes a success into out.
+func (c *Client) decode(req request, ans *answer, out any) error {
+	if out != nil && req.ep.plain != nil && ans.status >= 200 && ans.status < 300 && !ans.tooLarge {
+		if json.Unmarshal(ans.body, out) == nil && req.ep.plain(out) {
+			return nil
+		}
+		// Anything less than plain goes the whole way, from a clean out.
+		reflect.ValueOf(out).Elem().SetZero()
+	}
 	if err := c.classify(req, ans); err != nil {
-		return ans.status, err
+		return err
 	}
 	if out == nil {
-		return ans.status, nil
+		return nil
 	}
 	if err := json.Unmarshal(ans.body, out); err != nil {
-		return ans.status, c.fail(req, ans, ErrBadResponse, fmt.Errorf("decode answer: %w", err))
+		return c.fail(req, ans, ErrBadResponse, fmt.Errorf("decode answer: %w", err))
 	}
-	return ans.status, nil
+	return nil
 }
 
 // send makes one HTTP exchange within the call's time budget and reads the
@@ -278,7 +290,6 @@ func (c *Client) send(parent context.Context, req request) (*answer, *Error) {
 		ctx, cancel = context.WithTimeoutCause(parent, c.timeout, errCallTimeout)
 		defer cancel()
 	}
-	ctx = context.WithValue(ctx, endpointKey{}, req.ep)
 	if req.key != "" {
 		ctx = context.WithValue(ctx, secretKey{}, req.key)
 	}
@@ -310,9 +321,14 @@ func (c *Client) send(parent context.Context, req request) (*answer, *Error) {
 		}
 		body = bytes.NewReader(b)
 	}
-	hr, err := http.NewRequestWithContext(ctx, req.ep.method, u.String(), body)
+	full := u.String()
+	ctx, span := c.startSpan(ctx, req.ep, &u, full)
+	defer span.End()
+	hr, err := http.NewRequestWithContext(ctx, req.ep.method, full, body)
 	if err != nil {
-		return nil, &Error{Op: req.ep.op, Endpoint: req.ep.name, Err: fmt.Errorf("build request: %w", err)}
+		e := &Error{Op: req.ep.op, Endpoint: req.ep.name, Err: fmt.Errorf("build request: %w", err)}
+		endSpan(span, 0, e)
+		return nil, e
 	}
 	hr.Header.Set("Accept", "application/json")
 	if req.body != nil {
@@ -324,6 +340,9 @@ func (c *Client) send(parent context.Context, req request) (*answer, *Error) {
 	if req.token != "" {
 		hr.Header.Set("Authorization", "Bearer "+req.token)
 	}
+	// The trace context goes to Hiper with the global propagator, as every
+	// service sets it up (telemetry.SetupTracing).
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(hr.Header))
 
 	start := time.Now()
 	resp, err := c.http.Do(hr)
@@ -331,6 +350,7 @@ func (c *Client) send(parent context.Context, req request) (*answer, *Error) {
 		e := c.noAnswer(parent, ctx, req, 0, err)
 		e.outcomeUnknown = req.ep.unsafe && wrote.Load() && e.Kind == ErrTransient
 		c.logCall(parent, req, 0, start, e)
+		endSpan(span, 0, e)
 		return nil, e
 	}
 	defer resp.Body.Close()
@@ -340,12 +360,14 @@ func (c *Client) send(parent context.Context, req request) (*answer, *Error) {
 		e := c.noAnswer(parent, ctx, req, resp.StatusCode, fmt.Errorf("read answer: %w", err))
 		e.outcomeUnknown = req.ep.unsafe && e.Kind == ErrTransient
 		c.logCall(parent, req, resp.StatusCode, start, e)
+		endSpan(span, resp.StatusCode, e)
 		return nil, e
 	}
 	if int64(len(ans.body)) > c.maxBody {
 		ans.body, ans.tooLarge = ans.body[:c.maxBody], true
 	}
 	c.logCall(parent, req, resp.StatusCode, start, nil)
+	endSpan(span, resp.StatusCode, nil)
 	return ans, nil
 }
 
@@ -483,11 +505,13 @@ func (c *Client) fail(req request, ans *answer, kind, cause error) *Error {
 	return e
 }
 
+// redact removes from a text of an answer the call's secrets and any
+// personal data (personal.Redact).
 func (c *Client) redact(req request, s string) string {
 	for _, secret := range []string{req.key, req.token} {
 		s = redactFold(s, secret)
 	}
-	return s
+	return personal.Redact(s, req.personal...)
 }
 
 // redactFold replaces secret in s whatever its case: a security key is hex,

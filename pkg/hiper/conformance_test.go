@@ -18,10 +18,12 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/hipersim/simtest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // epoch is where the tests' clocks start.
@@ -230,7 +232,7 @@ func TestConformanceKeySource(t *testing.T) {
 			tokens[i] = tok
 		})
 	}
-	wg.Wait()
+	testkit.Wait(t, &wg, time.Minute, "the concurrent callers")
 	first := tokens[0]
 	if n := f.tokensIssued(); n != 1 || slices.IndexFunc(tokens, func(s string) bool { return s != first }) >= 0 {
 		t.Fatalf("tokens issued = %d for %d concurrent callers, want 1 shared", n, callers)
@@ -620,7 +622,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // line, no error.
 func TestConformanceSecretsStayOutOfTelemetry(t *testing.T) {
 	t.Parallel()
-	var logBuf syncBuffer
+	var logBuf testkit.SyncBuffer
 	rec := tracetest.NewSpanRecorder()
 	f := start(t, hipersim.Config{},
 		hiper.WithTracerProvider(trace.NewTracerProvider(trace.WithSpanProcessor(rec))),
@@ -636,6 +638,14 @@ func TestConformanceSecretsStayOutOfTelemetry(t *testing.T) {
 	names := map[string]bool{}
 	for _, span := range rec.Ended() {
 		names[span.Name()] = true
+		attrs := map[string]string{}
+		for _, kv := range span.Attributes() {
+			attrs[string(kv.Key)] = kv.Value.String()
+		}
+		if span.SpanKind() != oteltrace.SpanKindClient || attrs["http.request.method"] != "GET" ||
+			!strings.HasPrefix(attrs["url.full"], f.srv.URL) || attrs["http.response.status_code"] == "" {
+			t.Errorf("span %q: kind %s, attributes %v; want a client span with the method, the URL and the status", span.Name(), span.SpanKind(), attrs)
+		}
 		text := span.Name() + fmt.Sprint(span.Attributes()) + span.Status().Description
 		for _, ev := range span.Events() {
 			text += fmt.Sprint(ev.Attributes)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -128,9 +129,28 @@ func FuzzProductPage(f *testing.F) {
 	f.Add(401, []byte(`{"errors":"Token expirado","message":{"a":1}}`))
 	f.Add(500, []byte(`<html>`))
 	f.Add(200, []byte(`{"produtos":[{"peso":1e2147483647}]}`))
+	f.Add(200, []byte(`{"pontoDeSincronizacao":7,"produtos":[{"id":"a"}],"errors":[""]}`))
+	f.Add(200, []byte(`{"pontoDeSincronizacao":7,"produtos":[{"id":"a"}],"errors":"Nenhum produto encontrado"}`))
+	f.Add(200, []byte(`{"pontoDeSincronizacao":7,"produtos":[{"id":"a"}],"ERRORS":["x"]}`))
+	f.Add(200, []byte(`{"pontoDeSincronizacao":0,"pontoDeSincronizacao":7,"produtos":[]}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
 		var page ProductPage
 		fuzzAnswer(t, epProducts, status, body, &page)
+		// The one-pass decode of a plain answer is what the whole way
+		// (envelope, classification, decode) makes of it.
+		c := &Client{maxBody: DefaultMaxBodyBytes, now: time.Now}
+		req := request{ep: epProducts, token: "tok"}
+		var quick, full, one ProductPage
+		fast := status >= 200 && status < 300 && json.Unmarshal(body, &quick) == nil && plainProducts(&quick)
+		err := c.decode(req, &answer{status: status, header: http.Header{}, body: body}, &one)
+		if fast {
+			if cerr := c.classify(req, &answer{status: status, header: http.Header{}, body: body}); cerr != nil {
+				t.Fatalf("plain answer %q classified as %v", body, cerr)
+			}
+			if derr := json.Unmarshal(body, &full); derr != nil || err != nil || !reflect.DeepEqual(full, one) {
+				t.Fatalf("plain answer %q: decode %v, one pass %v; %+v vs %+v", body, derr, err, full, one)
+			}
+		}
 	})
 }
 

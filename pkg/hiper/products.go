@@ -18,6 +18,15 @@ var epProducts = &endpoint{
 	method:   http.MethodGet,
 	name:     "GET /produtos/pontoDeSincronizacao",
 	classify: classifyProducts,
+	plain:    plainProducts,
+}
+
+// plainProducts: a page with products, a cursor past 0 and no error text is
+// a success, whatever classifyProducts and the envelope would say (they
+// look for "nothing new", a 0 cursor, errors).
+func plainProducts(out any) bool {
+	p := out.(*ProductPage)
+	return p.SyncPoint > 0 && p.Products != nil && len(p.Errors) == 0
 }
 
 // classifyProducts recognises "nothing new". Hiper answers it with a 400

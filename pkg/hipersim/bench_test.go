@@ -17,6 +17,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/hipersim/simtest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // benchSim serves a 20,000 × 4 generated catalog (100,000 products) and
@@ -203,6 +204,6 @@ func staticPostRate(b *testing.B, hc *http.Client, bodies [][]byte) float64 {
 			}
 		}(g)
 	}
-	wg.Wait()
+	testkit.Wait(b, &wg, time.Minute, "the posting goroutines")
 	return float64(posted.Load()) / time.Second.Seconds()
 }

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // TestConcurrentUse hits one account from many goroutines at once — orders,
@@ -78,7 +80,7 @@ func TestConcurrentUse(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testkit.Wait(t, &wg, time.Minute, "the workers")
 
 	kept := workers * perWorker / 2
 	if got := a.stock(testID(1)).Quantity.String(); got != fmt.Sprint(1000-kept) {

@@ -320,13 +320,7 @@ func (s *Sim) writeOrderStatus(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, err)
 		return
 	}
-	a.mu.RLock()
-	o := a.orders[normalizeID(r.PathValue("id"))]
-	var st hiper.OrderStatus
-	if o != nil {
-		st = o.status(s.now())
-	}
-	a.mu.RUnlock()
+	st, _ := s.orderStatus(a, r.PathValue("id"))
 	writeJSON(w, http.StatusOK, st)
 }
 

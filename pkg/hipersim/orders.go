@@ -202,16 +202,22 @@ func (a *account) release(o *order) {
 	a.compact()
 }
 
+// orderStatus is what Hiper would answer now about order id of a; false
+// when a has no such order.
+func (s *Sim) orderStatus(a *account, id string) (hiper.OrderStatus, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	o := a.orders[normalizeID(id)]
+	if o == nil {
+		return hiper.OrderStatus{}, false
+	}
+	return o.status(s.now()), true
+}
+
 // handleOrderEvents serves GET /pedido-de-venda/eventos/{id}.
 func (s *Sim) handleOrderEvents(w http.ResponseWriter, r *http.Request, a *account) {
-	a.mu.RLock()
-	o := a.orders[normalizeID(r.PathValue("id"))]
-	var st hiper.OrderStatus
-	if o != nil {
-		st = o.status(s.now())
-	}
-	a.mu.RUnlock()
-	if o == nil {
+	st, ok := s.orderStatus(a, r.PathValue("id"))
+	if !ok {
 		writeErrors(w, http.StatusNotFound, "Pedido de venda não encontrado.")
 		return
 	}

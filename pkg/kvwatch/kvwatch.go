@@ -280,3 +280,30 @@ func (w *Watch) last(ctx context.Context) (uint64, error) {
 	}
 	return last, nil
 }
+
+// ReadAll calls f with every entry kv holds now, in one pass: one watch
+// rather than a Get per key (2,000 round trips for 2,000 stores). what names
+// the read in its errors; f's error is returned as it is.
+func ReadAll(ctx context.Context, kv jetstream.KeyValue, what string, f func(jetstream.KeyValueEntry) error) error {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New(what + ": watch closed")
+			}
+			if e == nil {
+				return nil
+			}
+			if err := f(e); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,9 +31,11 @@ const DefaultExpiry = 90 * 24 * time.Hour
 
 var (
 	// ErrNoSigningKey means the deployment has no account signing key:
-	// it mints no store credentials.
-	ErrNoSigningKey = errors.New("this deployment mints no store credentials: " + SigningKeyEnv + " is not set")
-	// ErrNoRevocation means the variables a revocation needs are not set.
+	// it mints no store credentials. The error returned wraps it and says
+	// why: the variable is not set, or names a file not there (yet).
+	ErrNoSigningKey = errors.New("this deployment mints no store credentials")
+	// ErrNoRevocation means the variables a revocation needs are not set,
+	// or name files not there.
 	ErrNoRevocation = errors.New("revoking store credentials needs " + SigningKeyEnv + ", " + OperatorKeyEnv + " and " + SystemCredsEnv)
 )
 
@@ -53,27 +57,76 @@ type Issuer struct {
 	// no revocation.
 	OperatorKey nkeys.KeyPair
 	SystemCreds string
+	// SigningKeyFile and OperatorKeyFile, when set, are read at each use
+	// instead of SigningKey and OperatorKey: a key mounted after the
+	// start (an optional Kubernetes Secret created later) is used from
+	// then on, a renewed one at once, and a missing one refuses the call
+	// naming its variable and file.
+	SigningKeyFile, OperatorKeyFile string
 }
 
 // LoadIssuer reads the Issuer's variables: nil when SigningKeyEnv is not
-// set. nc is the process's NATS configuration.
+// set. nc is the process's NATS configuration. A file named but not there
+// (an optional Secret not created) is not an error: minting, or
+// revoking, stays off until it is there, and each call says so (Missing
+// tells the process's log). A file there that holds no key is an error.
 func LoadIssuer(l *config.Loader, nc config.NATS, ns events.Namespace) (*Issuer, error) {
-	signing, operator, system := l.File(SigningKeyEnv), l.File(OperatorKeyEnv), l.File(SystemCredsEnv)
-	account := l.String(AccountEnv, "")
+	signing, operator := l.String(SigningKeyEnv, ""), l.String(OperatorKeyEnv, "")
+	i := &Issuer{NS: ns, NATS: nc, Account: l.String(AccountEnv, ""), SystemCreds: l.String(SystemCredsEnv, ""),
+		SigningKeyFile: signing, OperatorKeyFile: operator}
 	if err := l.Err(); err != nil || signing == "" {
 		return nil, err
 	}
-	i := &Issuer{NS: ns, NATS: nc, Account: account, SystemCreds: system}
-	var err error
-	if i.SigningKey, err = ReadSeed(signing); err != nil {
-		return nil, fmt.Errorf("%s: %w", SigningKeyEnv, err)
-	}
-	if operator != "" {
-		if i.OperatorKey, err = ReadSeed(operator); err != nil {
-			return nil, fmt.Errorf("%s: %w", OperatorKeyEnv, err)
+	for env, file := range map[string]string{SigningKeyEnv: signing, OperatorKeyEnv: operator} {
+		if _, err := readKey(env, file, nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
 		}
 	}
 	return i, nil
+}
+
+// Missing says which of the Issuer's files are named but not there; nil
+// when every one is, or i is nil.
+func (i *Issuer) Missing() []error {
+	if i == nil {
+		return nil
+	}
+	var missing []error
+	for _, f := range [][2]string{{SigningKeyEnv, i.SigningKeyFile}, {OperatorKeyEnv, i.OperatorKeyFile}, {SystemCredsEnv, i.SystemCreds}} {
+		if err := notThere(f[0], f[1]); err != nil {
+			missing = append(missing, err)
+		}
+	}
+	return missing
+}
+
+// notThere says that env names file and file does not exist (an error
+// that is fs.ErrNotExist); nil otherwise.
+func notThere(env, file string) error {
+	if _, err := os.Stat(file); file != "" && errors.Is(err, fs.ErrNotExist) {
+		return missingFile{env, file}
+	}
+	return nil
+}
+
+type missingFile struct{ env, file string }
+
+func (m missingFile) Error() string        { return m.env + " names " + m.file + ", which does not exist" }
+func (m missingFile) Is(target error) bool { return target == fs.ErrNotExist }
+
+// readKey reads the seed in file, which env names; kp without a file.
+func readKey(env, file string, kp nkeys.KeyPair) (nkeys.KeyPair, error) {
+	if file == "" {
+		return kp, nil
+	}
+	if err := notThere(env, file); err != nil {
+		return nil, err
+	}
+	kp, err := ReadSeed(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", env, err)
+	}
+	return kp, nil
 }
 
 // Dial connects to the deployment's NATS (URL and TLS) as whoever opts say.
@@ -87,8 +140,8 @@ func (i *Issuer) Dial(opts ...nats.Option) (*nats.Conn, error) {
 
 // minter is the Minter of the account: Account, or the account of the
 // process's own NATS user.
-func (i *Issuer) minter(ctx context.Context) (Minter, error) {
-	m := Minter{SigningKey: i.SigningKey, Account: i.Account, NS: i.NS}
+func (i *Issuer) minter(ctx context.Context, signing nkeys.KeyPair) (Minter, error) {
+	m := Minter{SigningKey: signing, Account: i.Account, NS: i.NS}
 	if m.Account != "" {
 		return m, nil
 	}
@@ -108,13 +161,22 @@ func (i *Issuer) minter(ctx context.Context) (Minter, error) {
 // Issue mints tenant's credentials, valid for expires (0: never), proved
 // against the server (Minter.Issue); user is the store's NATS user.
 func (i *Issuer) Issue(ctx context.Context, tenantID string, expires time.Duration) (creds []byte, user string, err error) {
-	if i == nil || i.SigningKey == nil {
-		return nil, "", ErrNoSigningKey
+	if i == nil {
+		return nil, "", fmt.Errorf("%w: %s is not set", ErrNoSigningKey, SigningKeyEnv)
+	}
+	signing, err := readKey(SigningKeyEnv, i.SigningKeyFile, i.SigningKey)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, "", fmt.Errorf("%w: %w", ErrNoSigningKey, err)
+	case err != nil:
+		return nil, "", err
+	case signing == nil:
+		return nil, "", fmt.Errorf("%w: %s is not set", ErrNoSigningKey, SigningKeyEnv)
 	}
 	if err := tenant.ValidID(tenantID); err != nil {
 		return nil, "", err
 	}
-	m, err := i.minter(ctx)
+	m, err := i.minter(ctx, signing)
 	if err != nil {
 		return nil, "", err
 	}
@@ -123,13 +185,29 @@ func (i *Issuer) Issue(ctx context.Context, tenantID string, expires time.Durati
 
 // Revoke ends every credential issued to tenant so far (Revoke).
 func (i *Issuer) Revoke(ctx context.Context, tenantID string) error {
-	if i == nil || i.SigningKey == nil || i.OperatorKey == nil || i.SystemCreds == "" {
+	if i == nil {
+		return ErrNoRevocation
+	}
+	signing, err := readKey(SigningKeyEnv, i.SigningKeyFile, i.SigningKey)
+	var operator nkeys.KeyPair
+	if err == nil {
+		operator, err = readKey(OperatorKeyEnv, i.OperatorKeyFile, i.OperatorKey)
+	}
+	if err == nil {
+		err = notThere(SystemCredsEnv, i.SystemCreds)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %w", ErrNoRevocation, err)
+	case err != nil:
+		return err
+	case signing == nil || operator == nil || i.SystemCreds == "":
 		return ErrNoRevocation
 	}
 	if err := tenant.ValidID(tenantID); err != nil {
 		return err
 	}
-	m, err := i.minter(ctx)
+	m, err := i.minter(ctx, signing)
 	if err != nil {
 		return err
 	}
@@ -143,7 +221,7 @@ func (i *Issuer) Revoke(ctx context.Context, tenantID string) error {
 		return fmt.Errorf("connect to NATS as the system account (%s): %w", SystemCredsEnv, err)
 	}
 	defer sys.Close()
-	if err := Revoke(ctx, sys, i.OperatorKey, m.Account, pub); err != nil {
+	if err := Revoke(ctx, sys, operator, m.Account, pub); err != nil {
 		return fmt.Errorf("revoke %s's credentials: %w", tenantID, err)
 	}
 	return nil

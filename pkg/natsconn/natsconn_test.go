@@ -3,7 +3,6 @@ package natsconn
 import (
 	"bytes"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -14,18 +13,14 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // A NATS that cannot be reached is reported with its URL, never with the
 // password or token in it.
 func TestConnectErrorRedactsThePassword(t *testing.T) {
 	t.Parallel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close() // a port nothing listens on
+	addr := testkit.FreeAddr(t) // a port nothing listens on
 	for _, url := range []string{"nats://ana:S3cretPass@" + addr, "nats://T0kenValue@" + addr} {
 		var logs bytes.Buffer
 		_, err := Connect("test", config.NATS{URL: url}, slog.New(slog.NewTextHandler(&logs, nil)))
@@ -46,10 +41,7 @@ func TestConnectErrorRedactsThePassword(t *testing.T) {
 // The machine's NATS takes a plain connection; the log names it redacted.
 func TestConnectLogsTheRedactedURL(t *testing.T) {
 	t.Parallel()
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = config.DefaultNATSURL
-	}
+	url := testkit.NATSURL()
 	var logs bytes.Buffer
 	nc, err := Connect("test", config.NATS{URL: url}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
@@ -76,10 +68,7 @@ func TestOptionsRefuseABadSeed(t *testing.T) {
 // closes after it loses nothing.
 func TestDrainWaitsForTheMessagesInFlight(t *testing.T) {
 	t.Parallel()
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
+	url := testkit.NATSURL()
 	nc, err := Connect("drain-test", config.NATS{URL: url}, nil)
 	if err != nil {
 		t.Fatal(err)

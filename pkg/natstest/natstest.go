@@ -145,6 +145,22 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	return startCluster(t, n, "")
 }
 
+// ThreeNodes begins a test on a three-node cluster: it skips the test under
+// -short (three nats-server processes are not short), starts the cluster,
+// connects to it, and returns the cluster, the connection's JetStream and a
+// context that ends after timeout or with the test.
+func ThreeNodes(t *testing.T, timeout time.Duration) (*Cluster, jetstream.JetStream, context.Context) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a three-node NATS cluster")
+	}
+	c := StartCluster(t, 3)
+	_, js := c.Connect(t)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	return c, js, ctx
+}
+
 // StartServer starts one JetStream server with extra appended to its
 // configuration (natsauth.Operator.ServerConfig puts it in operator mode),
 // and waits until it is healthy.
@@ -197,12 +213,6 @@ func startCluster(t testing.TB, n int, extra string) *Cluster {
 	})
 	c.WaitHealthy(t, 60*time.Second)
 	return c
-}
-
-// FreeAddr is a loopback host:port nothing listens on right now.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 }
 
 func freePorts(t testing.TB, n int) []int {
@@ -277,6 +287,23 @@ func (nd *Node) Kill() { nd.signal(syscall.SIGKILL) }
 
 // Stop ends the node gracefully (SIGTERM), as a rolling restart does.
 func (nd *Node) Stop() { nd.signal(syscall.SIGTERM) }
+
+// Freeze stops the node's process (SIGSTOP) without ending it, as a
+// machine stalled by its hypervisor or a long pause would: its peers and
+// clients keep their connections and queue what they send it. Thaw lets it
+// go on.
+func (nd *Node) Freeze() { nd.send(syscall.SIGSTOP) }
+
+// Thaw lets a frozen node go on (SIGCONT).
+func (nd *Node) Thaw() { nd.send(syscall.SIGCONT) }
+
+func (nd *Node) send(sig syscall.Signal) {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.cmd != nil {
+		_ = nd.cmd.Process.Signal(sig)
+	}
+}
 
 func (nd *Node) signal(sig syscall.Signal) {
 	nd.mu.Lock()

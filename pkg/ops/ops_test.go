@@ -184,9 +184,12 @@ func TestSyncNowWaitReportsThePollersAnswer(t *testing.T) {
 	e := newEnv(t)
 	e.register(t, "acme", brokerv1.TenantState_TENANT_STATE_ACTIVE)
 
-	// No poller: the wait ends with the context.
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	res, err := SyncNow(ctx, e.js, e.ns, SyncRequest{Tenant: "acme", Kinds: []syncstatus.Kind{syncstatus.Stock}, Wait: true}, nil)
+	// No poller: the wait ends with the context, cancelled once the wait
+	// began (progress runs then), not by a deadline a loaded machine could
+	// pass before the request is even written.
+	ctx, cancel := context.WithCancel(t.Context())
+	res, err := SyncNow(ctx, e.js, e.ns, SyncRequest{Tenant: "acme", Kinds: []syncstatus.Kind{syncstatus.Stock}, Wait: true},
+		func([]syncstatus.Kind, <-chan struct{}) { cancel() })
 	cancel()
 	if err != nil || len(res) != 1 || res[0].Outcome != "timeout" {
 		t.Fatalf("no poller: %+v, %v; want timeout", res, err)
@@ -198,20 +201,20 @@ func TestSyncNowWaitReportsThePollersAnswer(t *testing.T) {
 	// A poller serves the next request made as the test says.
 	serve := func(k syncstatus.Kind, how func(*syncstatus.Status, syncstatus.Request)) {
 		since := time.Now()
-		go func() {
-			deadline := time.Now().Add(10 * time.Second)
-			for time.Now().Before(deadline) {
-				if r, ok, _ := e.lookup("acme", k); ok && r.At.After(since) {
-					_ = syncstatus.UpdateStatus(context.Background(), e.status, "acme", k, func(s *syncstatus.Status) {
-						s.LastRunAt = time.Now()
-						how(s, r)
-					})
-					_ = e.requests.Delete(context.Background(), syncstatus.StatusKey("acme", k))
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
+		go testkit.Until(10*time.Second, func() bool {
+			r, ok, _ := e.lookup("acme", k)
+			if !ok || !r.At.After(since) {
+				return false
 			}
-		}()
+			// The request goes before the answer: SyncNow returns on the
+			// answer, and a delete after it could remove the next request.
+			_ = e.requests.Delete(context.Background(), syncstatus.StatusKey("acme", k))
+			_ = syncstatus.UpdateStatus(context.Background(), e.status, "acme", k, func(s *syncstatus.Status) {
+				s.LastRunAt = time.Now()
+				how(s, r)
+			})
+			return true
+		})
 	}
 	for _, tc := range []struct {
 		want string

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/kvwatch"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -18,18 +19,30 @@ import (
 // SyncView is one kind of sync of one tenant, with its freshness against
 // its target interval.
 type SyncView struct {
-	LastSuccessAt  *time.Time `json:"lastSuccessAt,omitempty"`
-	LagSeconds     float64    `json:"lagSeconds"`
-	Interval       string     `json:"interval,omitempty"`
+	LastSuccessAt *time.Time `json:"lastSuccessAt,omitempty"`
+	LagSeconds    float64    `json:"lagSeconds"`
+	Interval      string     `json:"interval,omitempty"`
+	// ExpectInterval is, for invoices, how often the orders expecting their
+	// invoice are polled at least (Interval is the others' ceiling).
+	ExpectInterval string     `json:"expectInterval,omitempty"`
 	Stale          bool       `json:"stale"`
 	Running        bool       `json:"running"`
 	ItemsPublished int64      `json:"itemsPublished"`
 	LastError      string     `json:"lastError,omitempty"`
 	LastErrorAt    *time.Time `json:"lastErrorAt,omitempty"`
 	Held           string     `json:"held,omitempty"`
+	// Owner is the replica running the sync, while Running.
+	Owner string `json:"owner,omitempty"`
+	// FullRunning: a full resync of the catalog is under way, at sync
+	// point FullCursor of Hiper's feed; Products the poller knows.
+	FullRunning bool  `json:"fullRunning,omitempty"`
+	FullCursor  int64 `json:"fullCursor,omitempty"`
+	Products    int64 `json:"products,omitempty"`
 
-	// Target is the interval as a duration, Lag the lag.
+	// Target is the interval as a duration, Expect ExpectInterval, Lag
+	// the lag.
 	Target time.Duration `json:"-"`
+	Expect time.Duration `json:"-"`
 	Lag    time.Duration `json:"-"`
 }
 
@@ -61,34 +74,19 @@ func Status(ctx context.Context, js jetstream.JetStream, ns events.Namespace, no
 	case err != nil:
 		return nil, fmt.Errorf("read tenants: %w", err)
 	default:
-		// One watch reads every record in a single pass; a Get per tenant
-		// would be 2,000 round trips for 2,000 stores.
-		w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-		if err != nil {
-			return nil, fmt.Errorf("list tenants: %w", err)
-		}
-		defer func() { _ = w.Stop() }()
-	read:
-		for {
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("list tenants: %w", ctx.Err())
-			case entry, ok := <-w.Updates():
-				if !ok {
-					return nil, errors.New("list tenants: watch closed")
-				}
-				if entry == nil {
-					break read
-				}
-				rec, err := tenant.DecodeRecord(entry.Value())
-				if err != nil {
-					return nil, err
-				}
-				id := entry.Key()
-				ts := &TenantStatus{Tenant: id, Syncs: map[string]*SyncView{}}
-				ts.setTenant(rec.GetTenant())
-				byTenant[id] = ts
+		err := kvwatch.ReadAll(ctx, kv, "list tenants", func(entry jetstream.KeyValueEntry) error {
+			rec, err := tenant.DecodeRecord(entry.Value())
+			if err != nil {
+				return err
 			}
+			id := entry.Key()
+			ts := &TenantStatus{Tenant: id, Syncs: map[string]*SyncView{}}
+			ts.setTenant(rec.GetTenant())
+			byTenant[id] = ts
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	syncs, err := syncstatus.ListStatus(ctx, js, ns)
@@ -123,10 +121,9 @@ func ViewOf(st syncstatus.Status, now time.Time) *SyncView {
 	v := &SyncView{
 		LagSeconds: lag.Seconds(), Lag: lag, Stale: st.Stale(now), Running: st.Running(now),
 		ItemsPublished: st.ItemsPublished, LastError: st.LastError, Target: time.Duration(st.TargetInterval),
+		Expect: time.Duration(st.ExpectInterval),
 	}
-	if v.Target > 0 {
-		v.Interval = v.Target.String()
-	}
+	v.SetIntervals()
 	if !st.LastSuccessAt.IsZero() {
 		at := st.LastSuccessAt
 		v.LastSuccessAt = &at
@@ -138,7 +135,26 @@ func ViewOf(st syncstatus.Status, now time.Time) *SyncView {
 	if st.Held != nil {
 		v.Held = st.Held.Summary
 	}
+	if v.Running {
+		v.Owner = st.Lease.Owner
+	}
+	v.FullRunning, v.FullCursor, v.Products = st.FullRunning, st.FullCursor, st.Products
 	return v
+}
+
+// Progress is one line's part about a sync under way, as `hipersync sync`
+// prints it while it waits: v is nil while no poller has run the kind.
+func Progress(tenantID string, kind syncstatus.Kind, v *SyncView) string {
+	switch {
+	case v == nil:
+		return string(kind) + ": waiting for a poller"
+	case v.FullRunning:
+		return fmt.Sprintf("%s: full resync at sync point %d of %s's feed, %d products known", kind, v.FullCursor, tenantID, v.Products)
+	case v.Running:
+		return fmt.Sprintf("%s: running (%s)", kind, v.Owner)
+	default:
+		return string(kind) + ": queued"
+	}
 }
 
 // setTenant takes the tenant's state from its registry record.
@@ -198,4 +214,14 @@ func outageOf(down map[string]Outage, id string) *Outage {
 		}
 	}
 	return nil
+}
+
+// SetIntervals writes Target and Expect as the text the CLI prints.
+func (v *SyncView) SetIntervals() {
+	if v.Target > 0 {
+		v.Interval = v.Target.String()
+	}
+	if v.Expect > 0 {
+		v.ExpectInterval = v.Expect.String()
+	}
 }

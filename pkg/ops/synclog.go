@@ -17,6 +17,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/personal"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -41,6 +42,9 @@ type LogFilter struct {
 	// Order and Product keep only events about this store order id
 	// (orderId) or Hiper product id (productId).
 	Order, Product string
+	// Reveal shows a store order's customer data whole; masked otherwise
+	// (personal.MaskEvent), and the filters match the event as shown.
+	Reveal bool
 }
 
 // FailedKinds are the kinds a sync log filtered by outcome counts as
@@ -149,7 +153,12 @@ func ReadLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace, f
 // FollowLog calls emit, one call at a time, with each event f selects from
 // f.Start until ctx is done.
 func FollowLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace, f LogFilter, emit func(LogLine)) error {
+	// mu makes the calls one at a time; stopped, set under it before
+	// FollowLog returns, keeps a callback the consumer still runs after its
+	// Stop (the ordered consumer's Closed does not wait for one in flight)
+	// from writing to an answer its caller has finished.
 	var mu sync.Mutex
+	stopped := false
 	srcs := f.sources()
 	errs := make(chan error, len(srcs))
 	for _, src := range srcs {
@@ -160,7 +169,9 @@ func FollowLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace,
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				emit(l)
+				if !stopped {
+					emit(l)
+				}
 			})
 		}()
 	}
@@ -170,6 +181,9 @@ func FollowLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace,
 			all = append(all, err)
 		}
 	}
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
 	return errors.Join(all...)
 }
 
@@ -217,7 +231,7 @@ func readLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace, s
 		got := 0
 		for msg := range batch.Messages() {
 			got++
-			if l := Line(ns, stream, msg); f.keep(l) {
+			if l := Line(ns, stream, msg, f.Reveal); f.keep(l) {
 				lines = append(lines, l)
 			}
 			if md, _ := msg.Metadata(); md != nil {
@@ -241,21 +255,21 @@ func followLog(ctx context.Context, js jetstream.JetStream, ns events.Namespace,
 	if err != nil {
 		return err
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) { emit(Line(ns, stream, msg)) })
+	cc, err := cons.Consume(func(msg jetstream.Msg) { emit(Line(ns, stream, msg, f.Reveal)) })
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", stream, err)
 	}
 	<-ctx.Done()
 	cc.Stop()
-	// No emit runs once FollowLog has returned.
 	<-cc.Closed()
 	return nil
 }
 
 var compactJSON = protojson.MarshalOptions{}
 
-// Line decodes one message of stream into a log line.
-func Line(ns events.Namespace, stream string, msg jetstream.Msg) LogLine {
+// Line decodes one message of stream into a log line, the customer's
+// personal data of a store order masked unless reveal.
+func Line(ns events.Namespace, stream string, msg jetstream.Msg, reveal bool) LogLine {
 	l := LogLine{Stream: stream, Subject: msg.Subject(), ID: msg.Headers().Get(events.HeaderID)}
 	if md, err := msg.Metadata(); err == nil {
 		l.Time = md.Timestamp
@@ -274,8 +288,18 @@ func Line(ns events.Namespace, stream string, msg jetstream.Msg) LogLine {
 		err = events.Decode(msg.Headers(), msg.Data(), m)
 	}
 	if err != nil {
+		// A decoder's error may quote the body it could not read.
 		l.Error = err.Error()
+		if !reveal {
+			l.Error = personal.Redact(l.Error)
+		}
 		return l
+	}
+	if !reveal {
+		// The sync log is read by support and stores: a customer's
+		// document, e-mail, names and addresses only where a person asks
+		// for them (events tail --reveal).
+		personal.MaskEvent(m)
 	}
 	if b, err := compactJSON.Marshal(m); err == nil {
 		// protojson varies its spacing on purpose; the log prints it compact

@@ -72,18 +72,19 @@ func (p *Tenants) Wait(ctx context.Context, tenantID string) error {
 	}
 }
 
-// Take takes a call for tenant when it may go now and returns zero; else it
-// takes nothing and returns how long until it may. Unlike Wait it never
-// blocks, so a busy tenant's work can go back to a queue meanwhile.
-func (p *Tenants) Take(tenantID string) time.Duration {
-	now := p.now()
-	l := p.limiter(tenantID)
-	if l.AllowN(now, 1) {
+// Book takes tenant's next free call: at once (it returns zero) when the
+// tenant may call now, else the first call no one has booked yet, and it
+// returns how long until then. Unlike Wait it never blocks, so a busy
+// tenant's work can go back to a queue meanwhile; the call stays booked,
+// so callers are served first come, first served, each at a definite time.
+// The caller makes its call then without booking again (the call is paid
+// for), and should make it: a booked call not made is lost to the tenant.
+func (p *Tenants) Book(tenantID string) time.Duration {
+	if p == nil {
 		return 0
 	}
-	r := l.ReserveN(now, 1)
-	defer r.CancelAt(now)
-	return r.DelayFrom(now)
+	now := p.now()
+	return p.limiter(tenantID).ReserveN(now, 1).DelayFrom(now)
 }
 
 // Forget drops a tenant's bucket (it left).

@@ -11,34 +11,43 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-func TestTakeSpacesCallsOnTheInjectedClock(t *testing.T) {
+func TestBookQueuesCallsOnTheInjectedClock(t *testing.T) {
 	t.Parallel()
 	c := &clock{t: time.Unix(1_000_000, 0)}
 	p := New(2, 3, c.now) // 2 a second, bursts of 3
 	for i := range 3 {
-		if d := p.Take("acme"); d != 0 {
+		if d := p.Book("acme"); d != 0 {
 			t.Fatalf("call %d of the burst waits %v", i+1, d)
 		}
 	}
-	if d := p.Take("acme"); d != 500*time.Millisecond {
-		t.Fatalf("the call after the burst waits %v, want 500ms", d)
+	// Each call booked after the burst takes the next free turn: first
+	// come, first served.
+	for i, want := range []time.Duration{500 * time.Millisecond, time.Second, 1500 * time.Millisecond} {
+		if d := p.Book("acme"); d != want {
+			t.Fatalf("booked call %d waits %v, want %v", i+1, d, want)
+		}
 	}
-	// Take took nothing: asking again at once says the same.
-	if d := p.Take("acme"); d != 500*time.Millisecond {
-		t.Fatalf("asked again, waits %v, want 500ms", d)
-	}
-	if d := p.Take("other"); d != 0 {
+	if d := p.Book("other"); d != 0 {
 		t.Fatalf("another tenant waits %v: tenants share a bucket", d)
 	}
+	// Half a second on, the first booked turn has come: the next free one
+	// is still after the last booked.
 	c.t = c.t.Add(500 * time.Millisecond)
-	if d := p.Take("acme"); d != 0 {
-		t.Fatalf("after 500ms the call waits %v", d)
+	if d := p.Book("acme"); d != 1500*time.Millisecond {
+		t.Fatalf("after 500ms a new call waits %v, want 1.5s", d)
+	}
+	c.t = c.t.Add(10 * time.Second)
+	if d := p.Book("acme"); d != 0 {
+		t.Fatalf("once every turn has passed a call waits %v", d)
 	}
 	p.Forget("acme")
 	for i := range 3 {
-		if d := p.Take("acme"); d != 0 {
+		if d := p.Book("acme"); d != 0 {
 			t.Fatalf("a forgotten tenant's call %d waits %v", i+1, d)
 		}
+	}
+	if d := New(0, 1, c.now).Book("acme"); d != 0 {
+		t.Fatalf("no pacing: a call waits %v", d)
 	}
 }
 

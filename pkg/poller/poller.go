@@ -123,11 +123,7 @@ func Main(ctx context.Context, name string, getenv config.Env, logOut io.Writer,
 		return err
 	}
 	return service.Main(ctx, name, s.Common, getenv, logOut, func(p *service.Process) (service.Runner, error) {
-		tenants, err := events.EnsureKV(ctx, p.JS, p.NS, tenant.Bucket)
-		if err != nil {
-			return nil, err
-		}
-		dir, err := tenant.WatchDirectory(p.Background, tenants, p.Log)
+		dir, err := events.WatchTenants(p.Background, p.JS, p.NS, p.Log)
 		if err != nil {
 			return nil, err
 		}

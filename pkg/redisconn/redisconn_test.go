@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 func TestModes(t *testing.T) {
@@ -53,10 +55,7 @@ func TestCustomCA(t *testing.T) {
 
 // The machine's Redis answers through a plain URL.
 func TestSingleAnswers(t *testing.T) {
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
+	url := testkit.RedisURL()
 	c, err := Open(url, "")
 	if err != nil {
 		t.Fatal(err)

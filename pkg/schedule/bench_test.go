@@ -59,16 +59,11 @@ func BenchmarkScheduler2000Tenants(b *testing.B) {
 	b.ResetTimer()
 	cpu0, wall0 := testkit.CPUTime(b), time.Now()
 	_, stop := e.start(job, Options{Interval: interval, LeaseTTL: 30 * time.Second})
-	deadline := begin.Add(window + 5*time.Second)
-	for {
+	testkit.Until(time.Until(begin.Add(window+5*time.Second)), func() bool {
 		mu.Lock()
-		n := len(late)
-		mu.Unlock()
-		if n >= tenants || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(late) >= tenants
+	})
 	cpu, wall := testkit.CPUTime(b)-cpu0, time.Since(wall0)
 	stop()
 	b.StopTimer()

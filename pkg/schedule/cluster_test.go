@@ -22,15 +22,10 @@ import (
 // cursor costs the tenant seconds, not minutes: the replicas see the status
 // again, the lease is taken again, and a run that was asked for runs.
 func TestSchedulerAcrossANodeKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a three-node NATS cluster")
-	}
-	c := natstest.StartCluster(t, 3)
+	c, js, ctx := natstest.ThreeNodes(t, 10*time.Minute)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	ns := events.Namespace{Prefix: "sk" + hex.EncodeToString(b), Replicas: 3}
-	_, js := c.Connect(t)
-	ctx := context.Background()
 	tenants, err := events.EnsureKV(ctx, js, ns, tenant.Bucket)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +75,7 @@ func TestSchedulerAcrossANodeKill(t *testing.T) {
 		}
 		stopped := make(chan struct{})
 		go func() { _ = s.Run(rctx); close(stopped) }()
-		t.Cleanup(func() { cancel(); <-stopped })
+		t.Cleanup(func() { cancel(); testkit.Recv(t, stopped, 30*time.Second, "the scheduler to stop") })
 	}
 	runsSince := func(at time.Time) int {
 		mu.Lock()

@@ -68,7 +68,7 @@ func schedulerStep(b *testing.B, n int, window time.Duration) (cpu time.Duration
 			}
 		}()
 	}
-	wg.Wait()
+	testkit.Wait(b, &wg, 5*time.Minute, "the tenants and their statuses written")
 	if b.Failed() {
 		b.FailNow()
 	}

@@ -776,9 +776,19 @@ func (r *Run) Status() syncstatus.Status {
 // Save changes the status with update and writes it, renewing the lease. It
 // fails with ErrLeaseLost when another replica has taken the lease: the run
 // must then stop.
+//
+// A write once begun is not given up when ctx ends (writeTimeout bounds
+// it): given up, it may still land, and the run, not knowing its revision,
+// would take its own write for another replica's — its next save would
+// fail, and its lease would outlive it by the lease's TTL.
 func (r *Run) Save(ctx context.Context, update func(*syncstatus.Status)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("save sync status: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
 	st := r.status.Clone()
 	update(&st)
 	st.Lease = &syncstatus.Lease{Owner: r.s.opts.Owner, Until: time.Now().Add(r.s.opts.LeaseTTL)}

@@ -25,6 +25,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/metric"
 	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 )
@@ -131,6 +132,12 @@ func Open(ctx context.Context, name string, common config.Common, _ config.Env, 
 		o(&p.opts)
 	}
 	p.Background, p.stopBackground = context.WithCancel(context.WithoutCancel(ctx))
+	// What the service provisions as it starts (its buckets, its own
+	// streams) logs with the process's logger, and a refusal for want of
+	// storage keeps the process not ready, saying why, until it succeeds.
+	p.Background = events.ContextWithLogger(events.ContextWithStorageHook(p.Background, func(err error) {
+		p.provisioned.Store(&err)
+	}), p.Log)
 	if p.shutdownTracing, err = telemetry.SetupTracing(ctx, name); err != nil {
 		p.Close()
 		return nil, err
@@ -151,6 +158,8 @@ func Open(ctx context.Context, name string, common config.Common, _ config.Env, 
 			return errors.New("starting")
 		}
 	})
+	metric.Register(p.Health.Registry, events.ProvisionMetrics())
+	metric.Register(p.Health.Registry, events.StorageMetrics())
 	var httpCtx context.Context
 	httpCtx, p.stopHTTP = context.WithCancel(ctx)
 	if p.waitHTTP, err = p.Health.Serve(httpCtx, common.HTTPAddr, p.Log); err != nil {
@@ -199,7 +208,7 @@ func NamespaceOf(common config.Common) events.Namespace {
 	return events.Namespace{Prefix: common.Namespace, Replicas: common.StreamReplicas, Limits: events.Limits{
 		MaxAge: common.StreamMaxAge, StoreMaxBytes: common.StoreMaxBytes, HiperMaxBytes: common.HiperMaxBytes,
 		DeadLetterMaxAge: common.DeadLetterMaxAge, DeadLetterMaxBytes: common.DeadLetterMaxBytes,
-		BucketMaxBytes: common.BucketMaxBytes,
+		BucketMaxBytes: common.BucketMaxBytes, AuditMaxBytes: common.AuditMaxBytes,
 	}}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/kvwatch"
 )
 
 // Kind is what a poller syncs.
@@ -78,8 +79,13 @@ type Status struct {
 	// of the guardrail's percentage.
 	Products int64 `json:"products"`
 
-	// TargetInterval is the interval the tenant is polled at.
-	TargetInterval Duration  `json:"targetInterval"`
+	// TargetInterval is the interval the tenant is polled at: for
+	// invoices, the ceiling of every order's interval.
+	TargetInterval Duration `json:"targetInterval"`
+	// ExpectInterval is, for invoices, the ceiling of the orders whose
+	// invoice is expected: they are polled at least this often. Zero for
+	// the other kinds.
+	ExpectInterval Duration  `json:"expectInterval,omitempty"`
 	NextRunAt      time.Time `json:"nextRunAt,omitzero"`
 	LastRunAt      time.Time `json:"lastRunAt,omitzero"`
 	// LastSuccessAt is the start of the last run that brought the store up
@@ -222,36 +228,25 @@ func ListStatus(ctx context.Context, js jetstream.JetStream, ns events.Namespace
 	if err != nil {
 		return nil, fmt.Errorf("list sync status: %w", err)
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("list sync status: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
 	var out []Status
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list sync status: %w", ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("list sync status: watch closed")
-			}
-			if e == nil {
-				slices.SortFunc(out, func(a, b Status) int {
-					if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
-						return c
-					}
-					return strings.Compare(string(a.Kind), string(b.Kind))
-				})
-				return out, nil
-			}
-			s, err := Decode(e.Value())
-			if err != nil {
-				return nil, fmt.Errorf("list sync status: %s: %w", e.Key(), err)
-			}
-			out = append(out, s)
+	err = kvwatch.ReadAll(ctx, kv, "list sync status", func(e jetstream.KeyValueEntry) error {
+		s, err := Decode(e.Value())
+		if err != nil {
+			return fmt.Errorf("list sync status: %s: %w", e.Key(), err)
 		}
+		out = append(out, s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	slices.SortFunc(out, func(a, b Status) int {
+		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Kind), string(b.Kind))
+	})
+	return out, nil
 }
 
 // GetStatus returns one tenant's status of kind k; ok is false when that

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -121,20 +120,13 @@ func TestStateName(t *testing.T) {
 	}
 }
 
-func natsURL() string {
-	if u := os.Getenv("NATS_URL"); u != "" {
-		return u
-	}
-	return nats.DefaultURL
-}
-
 func TestDirectoryFollowsTheBucket(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(natsURL())
+	nc, err := nats.Connect(testkit.NATSURL())
 	if err != nil {
-		t.Fatalf("connect to NATS at %s: %v", natsURL(), err)
+		t.Fatalf("connect to NATS at %s: %v", testkit.NATSURL(), err)
 	}
 	t.Cleanup(nc.Close) // after the bucket is deleted: cleanups run last-in first-out
 	js, _ := jetstream.New(nc)

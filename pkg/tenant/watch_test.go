@@ -14,6 +14,7 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/kvwatch"
 	"github.com/hipersync/hipersync/pkg/natstest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // putTenant writes a tenant record as token-broker does.
@@ -23,37 +24,29 @@ func putTenant(t testing.TB, kv jetstream.KeyValue, id string, state brokerv1.Te
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		// Each attempt gets its own few seconds: a request sent while the
-		// cluster elects a leader (or while this connection moves off a
-		// killed server) may never be answered, and would wait out ctx.
-		attempt, done := context.WithTimeout(ctx, 3*time.Second)
-		_, err := kv.Put(attempt, id, b)
-		done()
-		if err == nil {
-			return
-		} else if ctx.Err() != nil {
-			t.Fatalf("put tenant %s: %v", id, err)
-		}
-		time.Sleep(100 * time.Millisecond) // a cluster electing a leader
+	// Retried while a cluster elects a leader. Each attempt gets its own
+	// few seconds: a request sent meanwhile (or while this connection moves
+	// off a killed server) may never be answered.
+	if !testkit.Until(30*time.Second, func() bool {
+		attempt, done := context.WithTimeout(context.Background(), 3*time.Second)
+		defer done()
+		_, err = kv.Put(attempt, id, b)
+		return err == nil
+	}) {
+		t.Fatalf("put tenant %s: %v", id, err)
 	}
 }
 
 // waitState waits until d knows tenant id in state (0: gone).
 func waitState(t testing.TB, d *Directory, id string, state brokerv1.TenantState, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		tn, ok := d.Get(id)
-		if state == 0 && !ok || ok && tn.GetState() == state {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not %v within %s (known %v, %v)", id, state, within, ok, tn.GetState())
-		}
-		time.Sleep(20 * time.Millisecond)
+	var tn *brokerv1.Tenant
+	var ok bool
+	if !testkit.Until(within, func() bool {
+		tn, ok = d.Get(id)
+		return state == 0 && !ok || ok && tn.GetState() == state
+	}) {
+		t.Fatalf("%s not %v within %s (known %v, %v)", id, state, within, ok, tn.GetState())
 	}
 }
 
@@ -63,9 +56,9 @@ func waitState(t testing.TB, d *Directory, id string, state brokerv1.TenantState
 // with a change said.
 func TestDirectoryWatchesAgainWhenItsWatchFallsBehind(t *testing.T) {
 	t.Parallel()
-	nc, err := nats.Connect(natsURL())
+	nc, err := nats.Connect(testkit.NATSURL())
 	if err != nil {
-		t.Fatalf("connect to NATS at %s: %v", natsURL(), err)
+		t.Fatalf("connect to NATS at %s: %v", testkit.NATSURL(), err)
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
@@ -121,14 +114,8 @@ func TestDirectoryWatchesAgainWhenItsWatchFallsBehind(t *testing.T) {
 // the node leading their bucket is killed with -9 and restarted, twice: each
 // change made while a node is down arrives within seconds.
 func TestDirectoryAcrossANodeKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a three-node NATS cluster")
-	}
 	t.Parallel()
-	c := natstest.StartCluster(t, 3)
-	_, js := c.Connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	c, js, ctx := natstest.ThreeNodes(t, 3*time.Minute)
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "tenants", Replicas: 3})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,9 @@
 package testkit
 
 import (
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -20,11 +22,54 @@ func TestWaitFor(t *testing.T) {
 	WaitFor(t, time.Second, "the third look", func() bool { n++; return n == 3 })
 }
 
+func TestUntil(t *testing.T) {
+	t.Parallel()
+	n := 0
+	if !Until(time.Second, func() bool { n++; return n == 3 }) {
+		t.Error("Until = false for a condition that comes to hold")
+	}
+	if Until(30*time.Millisecond, func() bool { return false }) {
+		t.Error("Until = true for a condition that never holds")
+	}
+}
+
+func TestWait(t *testing.T) {
+	t.Parallel()
+	var wg sync.WaitGroup
+	ran := false
+	wg.Go(func() { ran = true })
+	Wait(t, &wg, time.Second, "the goroutine")
+	if !ran {
+		t.Error("Wait returned before the goroutine ended")
+	}
+}
+
 func TestRecv(t *testing.T) {
 	t.Parallel()
 	ch := make(chan int, 1)
 	ch <- 7
 	if v := Recv(t, ch, time.Second, "the seven"); v != 7 {
 		t.Errorf("Recv = %d, want 7", v)
+	}
+}
+
+func TestFreeAddr(t *testing.T) {
+	t.Parallel()
+	addr := FreeAddr(t)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on FreeAddr %s: %v", addr, err)
+	}
+	_ = l.Close()
+}
+
+func TestEnvOr(t *testing.T) {
+	t.Setenv("TESTKIT_ENVOR", " set ")
+	if v := EnvOr("TESTKIT_ENVOR", "def"); v != "set" {
+		t.Errorf("EnvOr of a set variable = %q, want %q", v, "set")
+	}
+	t.Setenv("TESTKIT_ENVOR", "  ")
+	if v := EnvOr("TESTKIT_ENVOR", "def"); v != "def" {
+		t.Errorf("EnvOr of a blank variable = %q, want %q", v, "def")
 	}
 }

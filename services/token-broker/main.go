@@ -8,4 +8,7 @@ import (
 	"github.com/hipersync/hipersync/services/token-broker/broker"
 )
 
-func main() { service.Command("token-broker", broker.Main) }
+func main() {
+	broker.TuneGC()
+	service.Command("token-broker", broker.Main)
+}

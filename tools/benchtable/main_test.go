@@ -66,3 +66,26 @@ BenchmarkFeed-2  3  401234 ns/op  52000 items/s  80000 baseline-items/s`
 		t.Fatalf("chart:\n%s", s)
 	}
 }
+
+// BenchmarkGetToken's figures: saturated and paced latencies and the
+// allocations per call, each beside the health check's; the offered rate of
+// the paced rounds alone.
+func TestGetTokenMetricsArePrinted(t *testing.T) {
+	in := `BenchmarkGetToken-2  1  15394914797 ns/op  215.8 allocs/call  207.8 baseline-allocs/call  9100 B/call  8800 baseline-B/call  11122 baseline-calls/s  52.04 baseline-p99-ms  58.46 baseline-paced-p99-ms  12294 calls/s  43.12 p99-ms  5561 paced-calls/s  0.869 paced-p50-ms  0.247 baseline-paced-p50-ms  320.0 paced-p99-ms`
+	rows, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	write(&out, rows)
+	for _, want := range []string{"allocs/call", "B/call", "calls/s", "p99-ms", "paced-calls/s", "paced-p50-ms", "paced-p99-ms", "1.04×", "5.47×"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("%q missing:\n%s", want, out.String())
+		}
+	}
+	for _, r := range rows {
+		if r.unit != "paced-calls/s" && !r.hasBaseline {
+			t.Errorf("%s has no baseline", r.unit)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -41,7 +42,7 @@ func startDev(t *testing.T) guide {
 	var out brokertest.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- cli.Run(ctx, cli.Env{Stdout: &out, Stderr: &out, Getenv: config.Map(nil)}, args) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); testkit.Recv(t, done, 30*time.Second, "the CLI to stop") })
 	var g guide
 	deadline := time.Now().Add(60 * time.Second)
 	for json.Unmarshal([]byte(out.String()), &g) != nil || g.LoginURL == "" {
@@ -193,6 +194,42 @@ func (p *page) text(sel string) string {
 	return s
 }
 
+// tabUntil presses Tab until the element whose id is last has the focus,
+// at most max times, and returns what had the focus after each press: an
+// element's id, else "link <href> <text>", else "<tag> <text>". It fails on an element
+// focused but not visible, and on one focused twice (the focus cycled
+// without reaching last).
+func (p *page) tabUntil(last string, max int) []string {
+	p.t.Helper()
+	var order []string
+	for range max {
+		p.run("press Tab", chromedp.KeyEvent("\t"))
+		name := eval[string](p, "the focused element", `(() => {
+			const e = document.activeElement;
+			if (!e || e === document.body) return "";
+			const r = e.getBoundingClientRect();
+			const shown = r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== "hidden";
+			const text = e.textContent.trim().replace(/\s+/g, " ");
+			const name = e.id || (e.tagName === "A" ? "link " + e.getAttribute("href") : e.tagName.toLowerCase()) + " " + text;
+			return (shown ? "" : "hidden:") + (e.classList.contains("skip") ? "skip" : name);
+		})()`)
+		if strings.HasPrefix(name, "hidden:") {
+			p.t.Fatalf("Tab focused %s, which is not visible; the order so far: %v", strings.TrimPrefix(name, "hidden:"), order)
+		}
+		for _, seen := range order {
+			if seen == name && name != "" && !strings.HasPrefix(name, "link /stores/demo/orders/") {
+				p.t.Fatalf("Tab came back to %s before reaching %s: %v", name, last, order)
+			}
+		}
+		order = append(order, name)
+		if name == last {
+			return order
+		}
+	}
+	p.t.Fatalf("%d Tabs did not reach %s: %v", max, last, order)
+	return nil
+}
+
 // accessKey completes an NF-e access key's 43 digits with its check digit
 // (modulo 11, weights 2 to 9 from the right).
 func accessKey(digits string) string {
@@ -258,6 +295,39 @@ func TestConsoleInABrowser(t *testing.T) {
 	// "Sincronizar agora".
 	p.run("sync now", chromedp.Click(chromedp.ID("sync-now")), flash("Sincronização pedida"))
 	p.shot("store")
+
+	// The keyboard alone: Tab from the top reaches the skip link first,
+	// then the navigation, then the store's controls in reading order, each
+	// visible when focused, none twice on the way.
+	p.run("reload the store page", chromedp.Navigate(p.base+"/stores/demo"), chromedp.WaitVisible(chromedp.ID("sync-now")))
+	order := p.tabUntil("save-settings", 80)
+	t.Logf("Tab order on the store page: %v", order)
+	at := func(name string) int {
+		for i, n := range order {
+			if n == name || strings.HasPrefix(n, name+" ") {
+				return i
+			}
+		}
+		t.Fatalf("Tab never reached %s; the order was %v", name, order)
+		return -1
+	}
+	if order[0] != "skip" {
+		t.Errorf("the first Tab lands on %s, not the skip link; the order was %v", order[0], order)
+	}
+	steps := []string{"skip", "link /", "link /log", "sync-now", "full", "oq", "ostate", "default_category", "default_brand",
+		"catalog_interval", "stock_interval", "payment_map", "currency_quotes", "save-settings"}
+	for i := 1; i < len(steps); i++ {
+		if at(steps[i-1]) >= at(steps[i]) {
+			t.Errorf("Tab reaches %s before %s; the order was %v", steps[i], steps[i-1], order)
+		}
+	}
+	// The skip link skips the navigation: Enter on it, and the next Tab is
+	// the page's first control.
+	p.run("skip the navigation", chromedp.Navigate(p.base+"/stores/demo"), chromedp.WaitVisible(chromedp.ID("sync-now")),
+		chromedp.KeyEvent("\t"), chromedp.KeyEvent("\r"), chromedp.KeyEvent("\t"))
+	if got := eval[string](p, "the focus after the skip link", `document.activeElement.id`); got != "sync-now" {
+		t.Errorf("after the skip link, Tab lands on %q, not the sync button", got)
+	}
 
 	// The sync log, live: the order's events arrive without a reload.
 	p.run("open the live log", chromedp.Navigate(p.base+"/log?tenant=demo&kind=order.%3E"), chromedp.WaitVisible(chromedp.ID("log")))

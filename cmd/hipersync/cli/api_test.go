@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/pkg/testkit"
 
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/consoletest"
@@ -81,12 +82,12 @@ func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
 		done <- Run(ctx, Env{Stdout: &live, Stderr: &live, Getenv: config.Map(map[string]string{"HIPERSYNC_API": c.Server.URL,
 			"HIPERSYNC_TOKEN": store, "HIPERSYNC_API_CA": ca})}, []string{"events", "tail", "--follow", "--source", "store"})
 	}()
-	brokertest.WaitFor(t, 15*time.Second, "the followed store event", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "the followed store event", func() bool {
 		_, _ = st.JS.Publish(context.Background(), st.NS.StoreSubject("acme", "order.approved"), []byte(`{"orderId":"F-1"}`))
 		return strings.Contains(live.String(), "acme")
 	})
 	stop()
-	if code := <-done; code != 0 {
+	if code := testkit.Recv(t, done, 30*time.Second, "events tail --follow to stop"); code != 0 {
 		t.Fatalf("events tail --follow with acme's key: exit %d, %s", code, live.String())
 	}
 

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
@@ -36,7 +34,7 @@ func TestCatalogUnlinkAndReset(t *testing.T) {
 	start := time.Now()
 	scheduletest.StartReplica(t, scheduletest.Env{NATS: st.NATS, Namespace: st.NS, Broker: st.Broker, HiperURL: st.Sim.URL}, catalogsync.Start, scheduletest.Fast())
 	scheduletest.WaitSynced(t, st.JS, st.NS, "acme", syncstatus.Catalog, start)
-	env := map[string]string{"HIPERSYNC_NAMESPACE": st.NS.Prefix, "NATS_URL": brokertest.EnvOr("NATS_URL", nats.DefaultURL)}
+	env := st.Env()
 	created := func(id string) int {
 		collected.CaughtUp(t)
 		n := 0

@@ -39,7 +39,6 @@ import (
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
-	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/catalog-poller/catalogsync"
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/console"
@@ -173,11 +172,7 @@ func (d *devRun) startServices(ctx context.Context, e Env) error {
 		return err
 	}
 	d.stops = append(d.stops, func() { _ = tokens.Close() })
-	tenants, err := events.EnsureKV(ctx, d.js, d.ns, tenant.Bucket)
-	if err != nil {
-		return err
-	}
-	dir, err := tenant.WatchDirectory(ctx, tenants, d.log)
+	dir, err := events.WatchTenants(ctx, d.js, d.ns, d.log)
 	if err != nil {
 		return err
 	}
@@ -205,11 +200,16 @@ func (d *devRun) startServices(ctx context.Context, e Env) error {
 		}()
 	}
 
+	// The order-forwarder and the invoice-watcher share the connection and
+	// the namespace; each has its own health and log.
+	deps := func(name string, h *telemetry.Health) service.Deps {
+		return service.Deps{
+			NATS: d.nc, Namespace: d.ns, Tokens: tokens, HiperBaseURL: d.hiperURL(), Format: format,
+			Health: h, Log: d.log.With("service", name),
+		}
+	}
 	fh := telemetry.NewHealth()
-	fwd, err := forwarder.Start(ctx, forwarder.Deps{
-		NATS: d.nc, Namespace: d.ns, Tokens: tokens, HiperBaseURL: d.hiperURL(), Format: format,
-		Health: fh, Log: d.log.With("service", "order-forwarder"),
-	})
+	fwd, err := forwarder.Start(ctx, forwarder.Deps{Deps: deps("order-forwarder", fh)})
 	if err != nil {
 		return fmt.Errorf("start order-forwarder: %w", err)
 	}
@@ -217,8 +217,7 @@ func (d *devRun) startServices(ctx context.Context, e Env) error {
 
 	wh := telemetry.NewHealth()
 	w, err := watcher.Start(ctx, watcher.Deps{
-		NATS: d.nc, Namespace: d.ns, Tokens: tokens, HiperBaseURL: d.hiperURL(), Format: format,
-		Health: wh, Log: d.log.With("service", "invoice-watcher"),
+		Deps: deps("invoice-watcher", wh),
 		// The demo polls young orders every 2s, not 30s: hiper-sim has no
 		// rate to respect and a newcomer should see the invoice come back.
 		Config: watcher.Config{Schedule: order.Schedule{Min: 2 * time.Second, Max: 30 * time.Second}},

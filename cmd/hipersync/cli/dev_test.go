@@ -13,6 +13,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/ops"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -32,7 +33,7 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 		go func() {
 			code <- Run(ctx, Env{Stdout: &out, Stderr: &out, Getenv: config.Map(nil)}, args)
 		}()
-		brokertest.WaitFor(t, 10*time.Second, "the dev run to print its guide", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "the dev run to print its guide", func() bool {
 			return strings.Contains(out.String(), "Ctrl-C stops everything")
 		})
 		if !strings.Contains(out.String(), "http://"+consoleAddr+"/login/link?token=") {
@@ -59,7 +60,7 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			// The demo order the guide points at goes through the services
 			// the dev run started: catalog first (the order names a product
 			// by barcode), then the order itself.
-			brokertest.WaitFor(t, 20*time.Second, "the demo catalog to be published", func() bool {
+			testkit.WaitFor(t, 20*time.Second, "the demo catalog to be published", func() bool {
 				return strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "catalog.>").stdout, "catalog.product.upserted")
 			})
 			// The store publishes with its own credentials, as the guide says,
@@ -74,7 +75,7 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("publish the demo order: %+v", r)
 			}
-			brokertest.WaitFor(t, 20*time.Second, "the demo order to be accepted", func() bool {
+			testkit.WaitFor(t, 20*time.Second, "the demo order to be accepted", func() bool {
 				return strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "order.accepted").stdout, `"orderId":"1001"`)
 			})
 			// Revoked, the store's credentials no longer connect.
@@ -105,17 +106,15 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 				hiper.OrderEvent{Type: hiper.EventInvoiceIssued, Note: "NF 77"}); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(60 * time.Second)
-			for !strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "invoice.issued").stdout, `"number":"77"`) {
-				if time.Now().After(deadline) {
-					t.Fatalf("the invoice did not reach the store in 60s; the log:\n%s\ndev output:\n%s", runEnv(t, natsEnv, "events", "tail").stdout, out.String())
-				}
-				time.Sleep(50 * time.Millisecond)
+			if !testkit.Until(60*time.Second, func() bool {
+				return strings.Contains(runEnv(t, natsEnv, "events", "tail", "--kind", "invoice.issued").stdout, `"number":"77"`)
+			}) {
+				t.Fatalf("the invoice did not reach the store in 60s; the log:\n%s\ndev output:\n%s", runEnv(t, natsEnv, "events", "tail").stdout, out.String())
 			}
 			// status shows the store active with its catalog and stock synced
 			// just now, and the invoice-watcher's follow-up of its order.
 			var views []ops.TenantStatus
-			brokertest.WaitFor(t, 15*time.Second, "status to show the invoice follow-up", func() bool {
+			testkit.WaitFor(t, 15*time.Second, "status to show the invoice follow-up", func() bool {
 				r = runEnv(t, natsEnv, "status", "--json")
 				views = nil
 				return r.code == 0 && json.Unmarshal([]byte(r.stdout), &views) == nil && len(views) == 1 &&

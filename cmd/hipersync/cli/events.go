@@ -22,15 +22,17 @@ import (
 
 const eventsUsage = `usage:
   hipersync events tail [--tenant T] [--kind K] [--since DURATION] [--until TIME] [--outcome ok|failed]
-      [--order ID] [--product ID] [--source store|hiper|all] [--follow]
+      [--order ID] [--product ID] [--source store|hiper|all] [--follow] [--reveal]
     K is a kind such as order.accepted, or a prefix such as order.> or catalog.>;
-    TIME is RFC 3339 (2026-05-28T18:00:00Z) or a duration ago (30m)`
+    TIME is RFC 3339 (2026-05-28T18:00:00Z) or a duration ago (30m);
+    a store order's customer data (CPF/CNPJ, e-mail, names, addresses, notes) is
+    masked in --json unless --reveal (audited by a console), and never in a text line`
 
 // tailFlags are the flags of `events tail`.
 type tailFlags struct {
 	tenant, kind, source string
 	since                time.Duration
-	follow               bool
+	follow, reveal       bool
 	lf                   *logFilters
 }
 
@@ -44,6 +46,7 @@ func (a *app) eventsCmd() *cobra.Command {
 	fs.DurationVar(&f.since, "since", time.Hour, "how far back to start")
 	fs.StringVar(&f.source, "source", "all", "store (what stores sent), hiper (what hipersync published) or all")
 	fs.BoolVar(&f.follow, "follow", false, "keep printing new events until interrupted")
+	fs.BoolVar(&f.reveal, "reveal", false, "with --json, print a store order's customer data as sent (personal data; masked otherwise; audited by a console)")
 	f.lf = logFilterFlags(fs)
 	c.RunE = func(*cobra.Command, []string) error { return a.runEvents(f, a.asJSON) }
 	return group("events", "tail the sync log", eventsUsage, c)
@@ -62,7 +65,7 @@ func (a *app) runEvents(fl tailFlags, asJSON bool) error {
 		return usagef("--source: %v", err)
 	}
 
-	f := &adminv1.EventFilter{TenantId: *tenantID, Kind: *kind, Since: durationpb.New(*since), Source: sourceOf(sources)}
+	f := &adminv1.EventFilter{TenantId: *tenantID, Kind: *kind, Since: durationpb.New(*since), Source: sourceOf(sources), Reveal: fl.reveal}
 	if err := lf.apply(f); err != nil {
 		return err
 	}

@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -20,7 +20,7 @@ func TestEventsTailFilters(t *testing.T) {
 	t.Parallel()
 	st := brokertest.Start(t, brokertest.Options{})
 	ctx := context.Background()
-	env := map[string]string{"HIPERSYNC_NAMESPACE": st.NS.Prefix, "NATS_URL": brokertest.EnvOr("NATS_URL", nats.DefaultURL)}
+	env := st.Env()
 	pub := events.NewPublisher(st.JS, st.NS, "hipersync/test", events.FormatProtobuf)
 	publish := func(kind events.Kind, id string, m proto.Message) {
 		t.Helper()
@@ -34,7 +34,7 @@ func TestEventsTailFilters(t *testing.T) {
 	publish(events.KindStockChanged, "s1", &eventsv1.StockChanged{ProductId: "p-1", Quantity: "3"})
 	publish(events.KindStockChanged, "s2", &eventsv1.StockChanged{ProductId: "p-2", Quantity: "4"})
 	mid := time.Now().UTC()
-	brokertest.WaitFor(t, 5*time.Second, "a later timestamp", func() bool { return time.Now().After(mid.Add(10 * time.Millisecond)) })
+	testkit.WaitFor(t, 5*time.Second, "a later timestamp", func() bool { return time.Now().After(mid.Add(10 * time.Millisecond)) })
 	publish(events.KindOrderShipped, "x1", &eventsv1.OrderShipped{OrderId: "1001", TrackingCode: "BR1"})
 
 	tail := func(args ...string) string {

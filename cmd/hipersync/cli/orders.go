@@ -22,7 +22,8 @@ import (
 
 const ordersUsage = `usage:
   hipersync orders list <tenant> [--state STATE]
-  hipersync orders show <tenant> <orderId> [--reveal]   --reveal prints the customer's full CPF/CNPJ
+  hipersync orders show <tenant> <orderId> [--reveal]   --reveal prints the customer as sent (CPF/CNPJ,
+      e-mail, names, addresses, notes: personal data, masked otherwise; the console audits it)
   hipersync orders resolve <tenant> <orderId> --hiper-id ID   the order is in Hiper with this id
   hipersync orders resolve <tenant> <orderId> --resend        it is not: send it again`
 
@@ -76,8 +77,8 @@ func (a *app) ordersCmd() *cobra.Command {
 	list := sub("list <tenant>", "a store's orders, oldest first (--state: only those in one state)")
 	list.Flags().StringVar(&f.state, "state", "", "list only orders in this state ("+stateNames()+")")
 	show := sub("show <tenant> <orderId>", "an order: its state, what Hiper answered, its history")
-	show.Flags().BoolVar(&f.reveal, "reveal", false, "print the customer's full CPF/CNPJ (personal data; masked otherwise)")
-	resolve := sub("resolve <tenant> <orderId>", "settle an order in needs_review: --hiper-id ID (it is in Hiper) or --resend (it is not)")
+	show.Flags().BoolVar(&f.reveal, "reveal", false, "print the customer's CPF/CNPJ, e-mail, names, addresses and notes as sent (personal data; masked otherwise; audited by the console)")
+	resolve := sub("resolve <tenant> <orderId>", "settle an order in needs_review: --hiper-id ID (it is in Hiper) or --resend (it is not, or Hiper failed it)")
 	resolve.Flags().StringVar(&f.hiperID, "hiper-id", "", "the order's id in Hiper (a UUID): the order is in Hiper")
 	resolve.Flags().BoolVar(&f.resend, "resend", false, "the order is not in Hiper; send it again")
 	return group("orders", "list, show and resolve orders", ordersUsage, list, show, resolve)
@@ -138,7 +139,7 @@ func (a *app) runOrders(sub string, pos []string, f ordersFlags, asJSON bool) er
 		if asJSON {
 			views := make([]orderView, 0, len(recs))
 			for _, r := range recs {
-				views = append(views, viewOf(r, false))
+				views = append(views, viewOf(r))
 			}
 			return writeJSON(e.Stdout, views)
 		}
@@ -154,11 +155,11 @@ func (a *app) runOrders(sub string, pos []string, f ordersFlags, asJSON bool) er
 		}
 		progress := progress{code: resp.GetOrder().GetHiperOrderNumber(), stages: resp.GetOrder().GetHiperStages()}
 		if asJSON {
-			v := viewOf(rec, *reveal)
+			v := viewOf(rec)
 			v.HiperCode, v.HiperStages = progress.code, progress.stages
 			return writeJSON(e.Stdout, v)
 		}
-		if err := writeOrder(e.Stdout, rec, *reveal); err != nil {
+		if err := writeOrder(e.Stdout, rec); err != nil {
 			return err
 		}
 		return writeProgress(e.Stdout, progress)
@@ -179,9 +180,9 @@ func (a *app) runOrders(sub string, pos []string, f ordersFlags, asJSON bool) er
 		return err
 	}
 	if asJSON {
-		return writeJSON(e.Stdout, viewOf(rec, false))
+		return writeJSON(e.Stdout, viewOf(rec))
 	}
-	return writeOrder(e.Stdout, rec, false)
+	return writeOrder(e.Stdout, rec)
 }
 
 // recordOf is the order-forwarder's record the API sends with an order.
@@ -216,14 +217,13 @@ func stateNames() string {
 	return strings.Join(names, ", ")
 }
 
-// viewOf is the record as --json prints it; the customer's CPF/CNPJ is
-// masked unless reveal.
-func viewOf(r *orders.Record, reveal bool) orderView {
+// viewOf is the record as --json prints it. The record is the admin
+// API's: its customer's personal data masked (personal.MaskEvent) unless
+// GetOrder was asked to reveal it; masking it here again would blur it
+// further (j***@e***.com to j***).
+func viewOf(r *orders.Record) orderView {
 	v := orderView{Record: r}
 	if a, err := r.ApprovalMessage(); err == nil {
-		if c := a.GetCustomer(); c != nil && !reveal {
-			c.Document = orders.MaskDocument(c.GetDocument())
-		}
 		if b, err := protojson.Marshal(a); err == nil {
 			v.Approval = b
 		}
@@ -272,7 +272,8 @@ func clip(s string, n int) string {
 	return s
 }
 
-func writeOrder(w io.Writer, r *orders.Record, reveal bool) error {
+// writeOrder prints the admin API's record, masked as it sent it (viewOf).
+func writeOrder(w io.Writer, r *orders.Record) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	row("tenant", r.Tenant)
@@ -296,6 +297,11 @@ func writeOrder(w io.Writer, r *orders.Record, reveal bool) error {
 	if r.Answer != "" {
 		row("Hiper answered", r.Answer)
 	}
+	if r.FailedInHiper() {
+		f := r.HiperFailure
+		row("failed in Hiper", fmt.Sprintf("%s: %s", f.At.Format(time.RFC3339), orNone(f.Message)))
+		row("way out", fmt.Sprintf("once the cause is fixed: hipersync orders resolve %s %s --resend (a new order in Hiper)", r.Tenant, r.OrderID))
+	}
 	if r.State == orders.StateNeedsReview {
 		row("way out", fmt.Sprintf("in Hiper: hipersync orders resolve %s %s --hiper-id <id>", r.Tenant, r.OrderID))
 		row("way out", fmt.Sprintf("not in Hiper: hipersync orders resolve %s %s --resend", r.Tenant, r.OrderID))
@@ -318,11 +324,7 @@ func writeOrder(w io.Writer, r *orders.Record, reveal bool) error {
 	if a, err := r.ApprovalMessage(); err == nil {
 		row("items", len(a.GetItems()))
 		row("customer", a.GetCustomer().GetName())
-		doc := a.GetCustomer().GetDocument()
-		if !reveal {
-			doc = orders.MaskDocument(doc)
-		}
-		row("document", orNone(doc))
+		row("document", orNone(a.GetCustomer().GetDocument()))
 	}
 	row("created", r.CreatedAt.Format(time.RFC3339))
 	row("updated", r.UpdatedAt.Format(time.RFC3339))

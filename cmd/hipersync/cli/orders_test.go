@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/hipersync/hipersync/pkg/events"
+	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/services/console/auth"
+	"github.com/hipersync/hipersync/services/console/consoletest"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -19,7 +20,7 @@ func TestOrdersCommands(t *testing.T) {
 	t.Parallel()
 	st := brokertest.Start(t, brokertest.Options{})
 	ctx := context.Background()
-	env := map[string]string{"HIPERSYNC_NAMESPACE": st.NS.Prefix, "NATS_URL": brokertest.EnvOr("NATS_URL", nats.DefaultURL)}
+	env := st.Env()
 	cli := func(args ...string) result {
 		t.Helper()
 		return runEnv(t, env, args...)
@@ -35,6 +36,8 @@ func TestOrdersCommands(t *testing.T) {
 	now := time.Now()
 	for _, r := range []*orders.Record{
 		{OrderID: "1001", State: orders.StateAccepted, HiperOrderID: "34852cf6-f222-4d61-86d1-045a1aee66f4"},
+		{OrderID: "1005", State: orders.StateAccepted, HiperOrderID: "9a1c3b7e-2f4d-4e8a-b6c1-0d2e3f4a5b6c",
+			HiperFailure: &orders.HiperFailure{HiperOrderID: "9a1c3b7e-2f4d-4e8a-b6c1-0d2e3f4a5b6c", At: now, Message: "Produto sem estoque"}},
 		{OrderID: "1002", State: orders.StateNeedsReview, Reason: "O Hiper não confirmou o pedido", Attempts: 1, SentAt: now, Answer: "HTTP 503 — proxy page"},
 		{OrderID: "10.03", State: orders.StateNeedsReview, Reason: "O envio ao Hiper foi interrompido"},
 		{OrderID: "1004", State: orders.StateRejected, Reasons: []orders.Reason{{Code: "invalid_document", Field: "customer.document", Message: "CPF/CNPJ do cliente inválido."}}},
@@ -66,7 +69,7 @@ func TestOrdersCommands(t *testing.T) {
 		t.Fatalf("list --state needs_review --json: %+v %+v", r, listed)
 	}
 	r = cli("orders", "show", "acme", "1004")
-	if r.code != 0 || !strings.Contains(r.stdout, "customer.document") || !strings.Contains(r.stdout, "Ana Souza") {
+	if r.code != 0 || !strings.Contains(r.stdout, "customer.document") || !strings.Contains(r.stdout, "A*** S***") {
 		t.Fatalf("show: %+v", r)
 	}
 	// The customer's CPF is personal data: masked, unless asked for.
@@ -83,14 +86,19 @@ func TestOrdersCommands(t *testing.T) {
 	}
 	// Under review: what was sent and when, what came back, the two ways out.
 	r = cli("orders", "show", "acme", "1002")
-	for _, want := range []string{"sent to Hiper", "(attempt 1): cliente Ana Souza", "Hiper answered", "HTTP 503 — proxy page",
+	for _, want := range []string{"sent to Hiper", "(attempt 1): 0 item(ns)", "customer", "A*** S***", "Hiper answered", "HTTP 503 — proxy page",
 		"orders resolve acme 1002 --hiper-id", "orders resolve acme 1002 --resend"} {
 		if r.code != 0 || !strings.Contains(r.stdout, want) {
 			t.Fatalf("show an order under review: no %q in %+v", want, r)
 		}
 	}
-	if strings.Contains(r.stdout, "52998224725") {
-		t.Fatalf("show an order under review prints the CPF: %s", r.stdout)
+	if strings.Contains(r.stdout, "52998224725") || strings.Contains(r.stdout, "Ana Souza") {
+		t.Fatalf("show an order under review names the customer: %s", r.stdout)
+	}
+	// Accepted, then failed by Hiper: the way out is a resend.
+	if r := cli("orders", "show", "acme", "1005"); r.code != 0 || !strings.Contains(r.stdout, "Produto sem estoque") ||
+		!strings.Contains(r.stdout, "orders resolve acme 1005 --resend") {
+		t.Fatalf("show an order Hiper failed: %+v", r)
 	}
 	r = cli("orders", "show", "acme", "nope")
 	if r.code != 1 || !strings.Contains(r.stderr, `order "nope" of acme not found`) {
@@ -130,6 +138,10 @@ func TestOrdersCommands(t *testing.T) {
 	if err != nil || events.Decode(msg.Header, msg.Data, approval) != nil || approval.GetOrderId() != "10.03" {
 		t.Fatalf("re-queued approval: %v %v", approval, err)
 	}
+	// An order Hiper failed: resent, once.
+	if r := cli("orders", "resolve", "acme", "1005", "--resend"); r.code != 0 || !strings.Contains(r.stdout, "received") {
+		t.Fatalf("resend an order Hiper failed: %+v", r)
+	}
 
 	for _, tc := range []struct {
 		args []string
@@ -150,5 +162,74 @@ func TestOrdersCommands(t *testing.T) {
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 && tc.code == 1 {
 			t.Errorf("%v: %+v, want exit %d and %q", tc.args, r, tc.code, tc.want)
 		}
+	}
+}
+
+// `orders show` names no customer (CPF/CNPJ, e-mail, names, addresses,
+// notes) unless --reveal, in text and JSON, in this process and through a
+// console with an operator's key or the store's own; the console writes
+// each reveal to the audit log.
+func TestOrdersShowMasksTheCustomer(t *testing.T) {
+	t.Parallel()
+	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme"}})
+	c := consoletest.Start(t, st, auth.Config{})
+	ctx := context.Background()
+	addr := &eventsv1.Address{Street: "Rua Augusta", Number: "1500", Complement: "Apto 12", District: "Consolação",
+		PostalCode: "01310-100", IbgeCityCode: "3550308"}
+	c.PutOrder(t, &orders.Record{Tenant: "acme", OrderID: "2001", State: orders.StateNeedsReview, Reason: "O Hiper não confirmou o pedido"},
+		&eventsv1.StoreOrderApproved{OrderId: "2001",
+			Customer:       &eventsv1.Customer{Document: "52998224725", Email: "joana.silva@example.com", Name: "Joana da Silva"},
+			BillingAddress: addr, ShippingAddress: addr, Notes: "ligar para (11) 98765-4321"})
+	personalData := []string{"52998224725", "joana.silva@example.com", "Joana", "Silva", "Rua Augusta", "Apto 12", "Consolação",
+		"01310-100", "98765-4321"}
+	through := throughConsole(t, c)
+	for _, who := range []struct {
+		name string
+		env  map[string]string
+	}{{"in this process", st.Env()}, {"an operator through the console", through(c.OperatorKey)}, {"acme's key", through(c.StoreKeys["acme"])}} {
+		for _, args := range [][]string{{"show", "acme", "2001"}, {"show", "acme", "2001", "--json"}, {"list", "acme", "--json"}} {
+			r := runEnv(t, who.env, append([]string{"orders"}, args...)...)
+			for _, p := range personalData {
+				if r.code != 0 || strings.Contains(r.stdout, p) {
+					t.Errorf("%s: orders %v shows %q: %+v", who.name, args, p, r)
+				}
+			}
+			if !strings.Contains(r.stdout, "*********25") || !strings.Contains(r.stdout, "J*** d*** S***") {
+				t.Errorf("%s: orders %v, not masked as documented: %s", who.name, args, r.stdout)
+			}
+		}
+		if r := runEnv(t, who.env, "orders", "show", "acme", "2001", "--json"); !strings.Contains(r.stdout, `"email": "j***@e***.com"`) ||
+			!strings.Contains(r.stdout, `"postalCode": "01310-***"`) {
+			t.Errorf("%s: orders show --json, not masked as documented: %s", who.name, r.stdout)
+		}
+		for _, args := range [][]string{{"--reveal"}, {"--json", "--reveal"}} {
+			r := runEnv(t, who.env, append([]string{"orders", "show", "acme", "2001"}, args...)...)
+			want := personalData
+			if args[0] == "--reveal" {
+				want = []string{"52998224725", "Joana da Silva"} // the text names the customer and the document
+			}
+			for _, p := range want {
+				if r.code != 0 || !strings.Contains(r.stdout, p) {
+					t.Errorf("%s: orders show %v does not show %q: %+v", who.name, args, p, r)
+				}
+			}
+		}
+	}
+
+	// Each reveal through the console is in the audit log: who, which
+	// order; what was only read masked is not.
+	entries, err := c.Client(c.OperatorKey).ListAuditEntries(ctx, &adminv1.ListAuditEntriesRequest{TenantId: "acme", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revealed := map[adminv1.Role]int{}
+	for _, e := range entries.GetEntries() {
+		req := strings.ReplaceAll(e.GetRequestJson(), " ", "") // protojson spaces as it likes
+		if e.GetAction() == "GetOrder" && strings.Contains(req, `"orderId":"2001"`) && strings.Contains(req, `"reveal":true`) {
+			revealed[e.GetRole()]++
+		}
+	}
+	if len(entries.GetEntries()) != 4 || revealed[adminv1.Role_ROLE_OPERATOR] != 2 || revealed[adminv1.Role_ROLE_STORE] != 2 {
+		t.Errorf("the audit log of the reveals: %v", entries.GetEntries())
 	}
 }

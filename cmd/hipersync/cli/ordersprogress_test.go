@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
@@ -23,7 +21,7 @@ func TestOrdersShowHiperCode(t *testing.T) {
 	t.Parallel()
 	st := brokertest.Start(t, brokertest.Options{})
 	ctx := context.Background()
-	env := map[string]string{"HIPERSYNC_NAMESPACE": st.NS.Prefix, "NATS_URL": brokertest.EnvOr("NATS_URL", nats.DefaultURL)}
+	env := st.Env()
 	store, err := orders.Open(ctx, st.JS, st.NS)
 	if err != nil {
 		t.Fatal(err)

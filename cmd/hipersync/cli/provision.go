@@ -12,6 +12,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/services/console/admin"
 )
 
 // provisioned is one line of `provision`.
@@ -20,8 +21,8 @@ type provisioned struct {
 	Action string `json:"action"`
 }
 
-// runProvision creates or updates the namespace's streams and the tenants
-// bucket with this environment's settings, once: a Kubernetes Job or an
+// runProvision creates or updates the namespace's streams, the tenants
+// bucket and the console's audit stream with this environment's settings, once: a Kubernetes Job or an
 // init step for upgrades that change stream limits or replicas
 // (docs/operations.md, "Provisioning").
 func (a *app) provisionCmd() *cobra.Command {
@@ -50,6 +51,12 @@ func runProvision(ctx context.Context, e Env, timeout time.Duration, asJSON bool
 		return err
 	}
 	done = append(done, provisioned{"KV_" + s.ns.Bucket(tenant.Bucket), "ensured"})
+	// The console's audit log, so a new bound applies before the console
+	// rolls too.
+	if _, err := admin.EnsureAuditStream(ctx, s.js, s.ns); err != nil {
+		return err
+	}
+	done = append(done, provisioned{s.ns.Stream(admin.AuditStream), "ensured"})
 	if asJSON {
 		return writeJSON(e.Stdout, done)
 	}

@@ -156,7 +156,11 @@ func describe(v *ops.SyncView) string {
 	default:
 		b.WriteString(roundAge(time.Duration(v.LagSeconds*float64(time.Second))) + " ago")
 	}
-	if v.Interval != "" {
+	switch {
+	case v.ExpectInterval != "" && v.Interval != "":
+		// Invoices: orders expecting theirs, then the others' ceiling.
+		b.WriteString(" /" + v.ExpectInterval + " expecting, " + v.Interval)
+	case v.Interval != "":
 		b.WriteString(" /" + v.Interval)
 	}
 	switch {

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
@@ -20,7 +18,7 @@ import (
 func TestStatusShowsHiperOutage(t *testing.T) {
 	t.Parallel()
 	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme", "beta"}})
-	env := map[string]string{"HIPERSYNC_NAMESPACE": st.NS.Prefix, "NATS_URL": brokertest.EnvOr("NATS_URL", nats.DefaultURL)}
+	env := st.Env()
 	if r := runEnv(t, env, "status"); r.code != 0 || strings.Contains(r.stdout, "down") {
 		t.Fatalf("status before any outage: %+v", r)
 	}

@@ -14,9 +14,11 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
+	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
 	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/services/console/admin"
 )
 
 const syncUsage = `usage:
@@ -104,17 +106,22 @@ func (a *app) runSync(pos []string, f syncFlags, asJSON bool) error {
 	for _, k := range kinds {
 		names = append(names, string(k))
 	}
-	if !asJSON && !*noWait && c.local != nil {
-		// Progress, as the pollers record it, while the call waits.
+	if !asJSON && !*noWait {
+		// Progress, as the pollers record it, while the call waits: read
+		// from their status store, or asked of the console.
 		watched := kinds
 		if len(watched) == 0 {
 			watched = syncstatus.Kinds
+		}
+		read := remoteViews(c.AdminServiceClient, id)
+		if c.local != nil {
+			read = localViews(c.local, id, watched)
 		}
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			showProgress(ctx, e.Stderr, c.local, id, watched, 2*time.Second, stop)
+			showProgress(ctx, e.Stderr, read, id, watched, 2*time.Second, stop)
 		}()
 		defer func() { close(stop); <-done }()
 	}
@@ -167,9 +174,43 @@ func writeSyncTable(w io.Writer, id string, results []ops.SyncResult) error {
 	return tw.Flush()
 }
 
+// syncViews reads a tenant's syncs for the progress lines: kinds absent
+// have not been run by any poller yet.
+type syncViews func(ctx context.Context) (map[string]*ops.SyncView, error)
+
+// localViews reads the pollers' status store directly.
+func localViews(s *streams, id string, kinds []syncstatus.Kind) syncViews {
+	return func(ctx context.Context) (map[string]*ops.SyncView, error) {
+		out := map[string]*ops.SyncView{}
+		for _, k := range kinds {
+			if st, ok, err := syncstatus.GetStatus(ctx, s.js, s.ns, id, k); err == nil && ok {
+				out[string(k)] = ops.ViewOf(st, time.Now())
+			}
+		}
+		return out, nil
+	}
+}
+
+// remoteViews asks the console (HIPERSYNC_API) for the tenant's status.
+func remoteViews(c adminv1connect.AdminServiceClient, id string) syncViews {
+	return func(ctx context.Context) (map[string]*ops.SyncView, error) {
+		resp, err := c.GetStatus(ctx, &adminv1.GetStatusRequest{TenantId: id})
+		if err != nil {
+			return nil, err
+		}
+		for _, ts := range resp.GetTenants() {
+			if ts.GetTenantId() == id {
+				return admin.TenantStatusOf(ts).Syncs, nil
+			}
+		}
+		return map[string]*ops.SyncView{}, nil
+	}
+}
+
 // showProgress prints, every so often until stop, how the tenant's syncs
 // are going, so a long run (a full resync of a large catalog) is not silent.
-func showProgress(ctx context.Context, w io.Writer, s *streams, id string, kinds []syncstatus.Kind, every time.Duration, stop <-chan struct{}) {
+// A read that fails (the console out of reach for a moment) prints nothing.
+func showProgress(ctx context.Context, w io.Writer, read syncViews, id string, kinds []syncstatus.Kind, every time.Duration, stop <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	began := time.Now()
@@ -181,19 +222,13 @@ func showProgress(ctx context.Context, w io.Writer, s *streams, id string, kinds
 			return
 		case <-t.C:
 		}
-		var parts []string
+		views, err := read(ctx)
+		if err != nil {
+			continue
+		}
+		parts := make([]string, 0, len(kinds))
 		for _, k := range kinds {
-			st, ok, err := syncstatus.GetStatus(ctx, s.js, s.ns, id, k)
-			switch {
-			case err != nil || !ok:
-				parts = append(parts, string(k)+": waiting for a poller")
-			case st.FullRunning:
-				parts = append(parts, fmt.Sprintf("%s: full resync at sync point %d of %s's feed, %d products known", k, st.FullCursor, id, st.Products))
-			case st.Running(time.Now()):
-				parts = append(parts, fmt.Sprintf("%s: running (%s)", k, st.Lease.Owner))
-			default:
-				parts = append(parts, string(k)+": queued")
-			}
+			parts = append(parts, ops.Progress(id, k, views[string(k)]))
 		}
 		fmt.Fprintf(w, "%s  %s\n", time.Since(began).Round(time.Second), strings.Join(parts, "; "))
 	}

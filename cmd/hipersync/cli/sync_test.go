@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/ops"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -51,7 +50,7 @@ func startSyncPollers(t *testing.T, st *brokertest.Stack) *syncPollers {
 		}
 		wg.Go(func() { _ = s.Run(ctx) })
 	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	t.Cleanup(func() { cancel(); testkit.Wait(t, &wg, 30*time.Second, "the pollers to stop") })
 	return p
 }
 
@@ -84,7 +83,7 @@ func TestSyncCommand(t *testing.T) {
 	t.Parallel()
 	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme", "beta"}})
 	p := startSyncPollers(t, st)
-	env := map[string]string{"HIPERSYNC_NAMESPACE": st.NS.Prefix, "NATS_URL": brokertest.EnvOr("NATS_URL", nats.DefaultURL)}
+	env := st.Env()
 	sync := func(args ...string) result {
 		t.Helper()
 		return runEnv(t, env, append([]string{"sync"}, args...)...)

@@ -78,6 +78,19 @@ func (a *app) tenantCmd() *cobra.Command {
 		a.credentialsCmd())
 }
 
+// tenantReply is an admin API answer that carries the tenant it changed or
+// read.
+type tenantReply interface{ GetTenant() *brokerv1.Tenant }
+
+// tenantOf is the tenant of an admin API answer, or the API's error as the
+// CLI reports it.
+func tenantOf[R tenantReply](resp R, err error) (*brokerv1.Tenant, error) {
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return resp.GetTenant(), nil
+}
+
 func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile string, sf *settings) error {
 	ctx, e := a.ctx, a.e
 	wantArgs := 1
@@ -103,61 +116,32 @@ func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile str
 	var t *brokerv1.Tenant
 	switch sub {
 	case "connect":
-		key, err := readKey(keyFile, e.Stdin)
-		if err != nil {
-			return err
+		key, kerr := readKey(keyFile, e.Stdin)
+		if kerr != nil {
+			return kerr
 		}
-		resp, err := c.ConnectTenant(ctx, &adminv1.ConnectTenantRequest{TenantId: id, SecurityKey: key})
-		if err != nil {
-			return apiError(err)
-		}
-		t = resp.GetTenant()
+		t, err = tenantOf(c.ConnectTenant(ctx, &adminv1.ConnectTenantRequest{TenantId: id, SecurityKey: key}))
 	case "show":
-		resp, err := c.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: id})
-		if err != nil {
-			return apiError(err)
-		}
-		t = resp.GetTenant()
+		t, err = tenantOf(c.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: id}))
 	case "pause":
-		resp, err := c.PauseTenant(ctx, &adminv1.PauseTenantRequest{TenantId: id})
-		if err != nil {
-			return apiError(err)
-		}
-		t = resp.GetTenant()
+		t, err = tenantOf(c.PauseTenant(ctx, &adminv1.PauseTenantRequest{TenantId: id}))
 	case "resume":
-		resp, err := c.ResumeTenant(ctx, &adminv1.ResumeTenantRequest{TenantId: id})
-		if err != nil {
-			return apiError(err)
-		}
-		t = resp.GetTenant()
+		t, err = tenantOf(c.ResumeTenant(ctx, &adminv1.ResumeTenantRequest{TenantId: id}))
 	case "disconnect":
-		resp, err := c.DisconnectTenant(ctx, &adminv1.DisconnectTenantRequest{TenantId: id})
-		if err != nil {
-			return apiError(err)
-		}
-		t = resp.GetTenant()
-		// A disconnected store keeps no NATS credentials either.
-		if err := revokeAfterDisconnect(ctx, e, c, id); err != nil {
-			return err
+		if t, err = tenantOf(c.DisconnectTenant(ctx, &adminv1.DisconnectTenantRequest{TenantId: id})); err == nil {
+			// A disconnected store keeps no NATS credentials either.
+			err = revokeAfterDisconnect(ctx, e, c, id)
 		}
 	case "settings":
-		req, err := sf.request(fs, id)
-		if err != nil {
-			return err
+		req, rerr := sf.request(fs, id)
+		switch {
+		case rerr != nil:
+			err = rerr
+		case len(req.GetUpdateMask().GetPaths()) == 0:
+			t, err = tenantOf(c.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: id}))
+		default:
+			t, err = tenantOf(c.UpdateTenantSettings(ctx, req))
 		}
-		if len(req.GetUpdateMask().GetPaths()) == 0 {
-			resp, err := c.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: id})
-			if err != nil {
-				return apiError(err)
-			}
-			t = resp.GetTenant()
-			break
-		}
-		resp, err := c.UpdateTenantSettings(ctx, req)
-		if err != nil {
-			return apiError(err)
-		}
-		t = resp.GetTenant()
 	case "list":
 		resp, err := c.ListTenants(ctx, &adminv1.ListTenantsRequest{})
 		if err != nil {
@@ -169,6 +153,9 @@ func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile str
 		return writeTenantTable(e.Stdout, resp.GetTenants())
 	default:
 		return usagef("tenant: unknown subcommand %q\n%s", sub, tenantUsage)
+	}
+	if err != nil {
+		return err
 	}
 	if a.asJSON {
 		return writeJSON(e.Stdout, t)

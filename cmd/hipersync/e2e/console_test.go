@@ -11,6 +11,7 @@ import (
 
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/console/auth"
 )
 
@@ -28,7 +29,7 @@ func (s *system) startConsole(ctx context.Context, t *testing.T, tenantID string
 	if err := os.WriteFile(keys, []byte(line+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr, consoleAddr := freeAddr(t), freeAddr(t)
+	httpAddr, consoleAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	env := map[string]string{"HTTP_ADDR": httpAddr, "CONSOLE_ADDR": consoleAddr, "HIPERSYNC_API_KEYS_FILE": keys}
 	for k, v := range s.env {
 		env[k] = v

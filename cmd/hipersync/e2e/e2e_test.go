@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,13 +23,6 @@ import (
 	"github.com/hipersync/hipersync/pkg/tlsfiles"
 	"github.com/hipersync/hipersync/pkg/tlsfiles/tlstest"
 )
-
-func envOr(name, def string) string {
-	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
-		return v
-	}
-	return def
-}
 
 // seen is one event hipersync published, decoded.
 type seen struct {
@@ -53,7 +45,7 @@ func collect(t testing.TB, js jetstream.JetStream, ns events.Namespace) *collect
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{}
 	stopped := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-stopped })
+	t.Cleanup(func() { cancel(); testkit.Recv(t, stopped, 30*time.Second, "the event collector to stop") })
 	go func() {
 		defer close(stopped)
 		c.follow(ctx, t, js, ns)
@@ -295,8 +287,8 @@ func TestWholeSystem(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	bin := build(t)
-	ns := events.Namespace{Prefix: "e2e" + randomHex(4)}
-	redisURL := envOr("REDIS_URL", "redis://127.0.0.1:6379/0")
+	ns := events.Namespace{Prefix: testkit.Prefix(t)}
+	redisURL := testkit.RedisURL()
 	// Every service and the CLI run under a NATS user holding exactly the
 	// permissions docs/operations.md lists; the test itself is the store.
 	server := startNATS(t, ns)
@@ -319,8 +311,8 @@ func TestWholeSystem(t *testing.T) {
 	}
 	seenEvents := collect(t, js, ns)
 
-	s := &system{bin: bin, key: randomHex(32), services: map[string]*proc{}, httpAddr: map[string]string{}}
-	simAddr, brokerAddr := freeAddr(t), freeAddr(t)
+	s := &system{bin: bin, key: testkit.RandomHex(32), services: map[string]*proc{}, httpAddr: map[string]string{}}
+	simAddr, brokerAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	sim := start(t, bin, "hiper-sim", map[string]string{"HIPER_SIM_ADDR": simAddr, "HIPER_SIM_KEYS": s.key,
 		"HIPER_SIM_SEED": "demo", "HIPER_SIM_PROCESSING_DELAY": "0"})
 	waitReady(t, sim, "http://"+simAddr+"/_sim/stats")
@@ -331,11 +323,11 @@ func TestWholeSystem(t *testing.T) {
 		// Everything a service may log, so the secrets scan at the end reads it all.
 		"LOG_LEVEL": "debug",
 	}
-	for k, v := range smallBounds {
+	for k, v := range testkit.SmallBounds {
 		s.env[k] = v
 	}
 	for _, name := range serviceOrder {
-		s.httpAddr[name] = freeAddr(t)
+		s.httpAddr[name] = testkit.FreeAddr(t)
 	}
 	s.brokerTLS(t)
 	brokerEnv := map[string]string{"GRPC_ADDR": brokerAddr, "HIPERSYNC_MASTER_KEY": masterKey()}
@@ -532,25 +524,10 @@ func TestWholeSystem(t *testing.T) {
 
 // deleteNamespace removes the test's streams, buckets and Redis keys.
 func deleteNamespace(t testing.TB, js jetstream.JetStream, ns events.Namespace, redisURL string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var doomed []string
-	for name := range js.StreamNames(ctx).Name() {
-		if strings.HasPrefix(name, ns.Prefix+"_") || strings.HasPrefix(name, "KV_"+ns.Prefix+"_") {
-			doomed = append(doomed, name)
-		}
-	}
-	for _, name := range doomed {
-		if err := js.DeleteStream(ctx, name); err != nil {
-			t.Errorf("delete stream %s: %v", name, err)
-		}
-	}
+	testkit.DeleteNamespace(t, js, ns.Prefix)
 	if opts, err := redis.ParseURL(redisURL); err == nil {
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
-		iter := rdb.Scan(ctx, 0, "hipersync:"+ns.Prefix+":*", 100).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
+		testkit.DeleteRedisKeys(rdb, ns.Prefix)
 	}
 }

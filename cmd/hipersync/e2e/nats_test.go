@@ -11,6 +11,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/natsauth"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // dedicatedNATS is a nats-server (the pinned Go module, in process) started
@@ -29,7 +30,7 @@ type dedicatedNATS struct {
 func startNATS(t *testing.T, ns events.Namespace) *dedicatedNATS {
 	t.Helper()
 	perms := natsauth.ServicePermissions(ns)
-	pw := randomHex(16)
+	pw := testkit.RandomHex(16)
 	opts := &natsserver.Options{
 		ServerName: "e2e", Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
 		// Stream and bucket bounds are reservations, not disk in use.

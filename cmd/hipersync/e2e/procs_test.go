@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // binaries are the deployables the test runs, built once per test run.
@@ -62,26 +62,10 @@ func build(t testing.TB) string {
 	return binDir
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func masterKey() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // proc is one running binary; its output goes to a file named in failures.
@@ -131,7 +115,7 @@ func (p *proc) stop(t testing.TB) {
 		}
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-p.done
+		testkit.Recv(t, p.done, 30*time.Second, p.name+" to exit once killed")
 		t.Errorf("%s did not stop within 30s of SIGTERM (log: %s)", p.name, p.log)
 	}
 }
@@ -147,23 +131,30 @@ func tail(path string) string {
 // waitReady polls url until it answers 200.
 func waitReady(t testing.TB, p *proc, url string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	const within = 30 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	for {
+	exited, ready := false, false
+	var exit error
+	testkit.Until(within, func() bool {
+		select {
+		case exit = <-p.done:
+			exited = true
+			return true
+		default:
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+			ready = resp.StatusCode == http.StatusOK
 		}
-		select {
-		case err := <-p.done:
-			t.Fatalf("%s exited before it was ready: %v\n%s", p.name, err, tail(p.log))
-		case <-ctx.Done():
-			t.Fatalf("%s not ready at %s within 30s\n%s", p.name, url, tail(p.log))
-		case <-time.After(20 * time.Millisecond):
-		}
+		return ready
+	})
+	switch {
+	case exited:
+		t.Fatalf("%s exited before it was ready: %v\n%s", p.name, exit, tail(p.log))
+	case !ready:
+		t.Fatalf("%s not ready at %s within %s\n%s", p.name, url, within, tail(p.log))
 	}
 }
 

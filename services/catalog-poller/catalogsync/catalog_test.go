@@ -11,6 +11,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -43,7 +44,7 @@ func TestTwoReplicasThreeTenantsEachChangeOnce(t *testing.T) {
 	if _, err := s.Broker.Tenants.PauseTenant(context.Background(), &brokerv1.PauseTenantRequest{TenantId: "gama"}); err != nil {
 		t.Fatal(err)
 	}
-	brokertest.WaitFor(t, 5*time.Second, "gama's poll to stop", func() bool { return !s.status(t, "gama").Running(time.Now()) })
+	testkit.WaitFor(t, 5*time.Second, "gama's poll to stop", func() bool { return !s.status(t, "gama").Running(time.Now()) })
 	gamaBefore := s.catalogEvents("gama")
 	changed := time.Now()
 	repriced := map[string][]hiper.Product{}
@@ -98,7 +99,7 @@ func TestNothingNewNeverRestartsTheSync(t *testing.T) {
 	r := s.replica(t, scheduletest.Fast())
 	st := s.waitSynced(t, "acme", time.Now())
 	cursor := st.Cursor
-	brokertest.WaitFor(t, 10*time.Second, "five polls finding nothing new", func() bool { return len(r.Feed.Cursors()) >= 6 })
+	testkit.WaitFor(t, 10*time.Second, "five polls finding nothing new", func() bool { return len(r.Feed.Cursors()) >= 6 })
 	cursors := r.Feed.Cursors()
 	if cursors[0] != 0 {
 		t.Fatalf("the initial sync started at %d", cursors[0])
@@ -134,11 +135,19 @@ func TestCrashMidFeedResumesFromTheSavedCursor(t *testing.T) {
 	catalog := hipersim.GenerateCatalog(40, 2, 200, 7)
 	loadInFamilies(t, s.Sim.Sim, s.Keys["acme"], catalog)
 	// Slow answers, so the poller is stopped mid-feed.
-	s.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: 15, Endpoints: []string{hipersim.EndpointProducts}})
+	slow := func(ms int) {
+		s.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: ms, Endpoints: []string{hipersim.EndpointProducts}})
+	}
+	slow(15)
 
 	a := s.replica(t, scheduletest.Fast())
-	brokertest.WaitFor(t, 20*time.Second, "a few batches saved", func() bool { return s.status(t, "acme").Cursor >= 50 })
+	testkit.WaitFor(t, 20*time.Second, "a few batches saved", func() bool { return s.status(t, "acme").Cursor >= 50 })
+	// The feed answers nothing more until the stop: a loaded machine may
+	// take longer to stop the poller than the poller takes to read the
+	// remaining batches.
+	slow(int(time.Hour / time.Millisecond))
 	a.Stop()
+	slow(15)
 	saved := s.status(t, "acme")
 	if saved.InitialDone || saved.Lease != nil {
 		t.Fatalf("after the stop: %+v; want an initial sync under way, lease released", saved)
@@ -191,7 +200,7 @@ func TestHiperStormSlowsPollingDownAndRecovers(t *testing.T) {
 		f.Endpoints = []string{hipersim.EndpointProducts}
 		began := time.Now()
 		s.Sim.Sim.SetFaults(f)
-		brokertest.WaitFor(t, 20*time.Second, "failing polls", func() bool { return s.status(t, "acme").Failures >= failures })
+		testkit.WaitFor(t, 20*time.Second, "failing polls", func() bool { return s.status(t, "acme").Failures >= failures })
 		var calls []scheduletest.FeedCall
 		for _, c := range r.Feed.Calls() {
 			if c.At.After(began) {
@@ -225,7 +234,7 @@ func TestHiperStormSlowsPollingDownAndRecovers(t *testing.T) {
 	began := time.Now()
 	s.Sim.Sim.SetFaults(hipersim.Faults{RateLimitPerSecond: 1, Endpoints: []string{hipersim.EndpointProducts}})
 	var limited int
-	brokertest.WaitFor(t, 20*time.Second, "three polls answered 429", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "three polls answered 429", func() bool {
 		limited = 0
 		for _, c := range r.Feed.Calls() {
 			if c.At.After(began) && c.Status == http.StatusTooManyRequests {

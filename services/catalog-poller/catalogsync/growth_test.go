@@ -38,7 +38,7 @@ func BenchmarkGrowthCatalog(b *testing.B) {
 func catalogStep(b *testing.B, parents, variations int) (cpuSeconds, rssMB float64) {
 	step := stepscope.New(b)
 	defer step.Close()
-	st := brokertest.Start(step, brokertest.Options{})
+	st := brokertest.Start(step, brokertest.Options{Bounds: catalogBenchBounds})
 	loadInFamilies(b, st.Sim.Sim, st.Keys["acme"], hipersim.GenerateCatalog(parents, variations, 0, 1))
 	cmd := startPoller(b, st)
 	waitInitialSync(b, st)

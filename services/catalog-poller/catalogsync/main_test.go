@@ -1,58 +1,35 @@
 package catalogsync
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"net"
+	"maps"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
-
-// syncBuffer is a log sink the test reads while Main writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestMainServesHealthAndMetricsAndStops(t *testing.T) {
 	t.Parallel()
 	// The binary calls token-broker over mutual TLS with its own identity.
 	s := newStack(t, brokertest.Options{Seed: hipersim.SeedDemo, TLS: true})
 	tlsEnv := s.ClientTLS(t, "catalog-poller")
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	env := config.Map(map[string]string{
-		"NATS_URL": brokertest.EnvOr("NATS_URL", config.DefaultNATSURL), "TOKEN_BROKER_ADDR": s.BrokerAddr,
-		"HIPER_BASE_URL": s.Sim.URL, "HTTP_ADDR": addr, "HIPERSYNC_NAMESPACE": s.NS.Prefix,
+	addr := testkit.FreeAddr(t)
+	vars := s.Env()
+	maps.Copy(vars, map[string]string{
+		"TOKEN_BROKER_ADDR": s.BrokerAddr, "HIPER_BASE_URL": s.Sim.URL, "HTTP_ADDR": addr,
 		"EVENTS_FORMAT": "json", "TOKEN_BROKER_TLS_CA": tlsEnv.CA, "TOKEN_BROKER_TLS_CERT": tlsEnv.Cert, "TOKEN_BROKER_TLS_KEY": tlsEnv.Key,
 	})
+	env := config.Map(vars)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- Main(ctx, env, &logs) }()
@@ -66,7 +43,7 @@ func TestMainServesHealthAndMetricsAndStops(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	brokertest.WaitFor(t, 10*time.Second, "/readyz", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
+	testkit.WaitFor(t, 10*time.Second, "/readyz", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
 	s.waitSynced(t, "acme", start)
 	_, metrics := get("/metrics")
 	for _, want := range []string{

@@ -1,8 +1,9 @@
 package catalogsync
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -90,8 +91,12 @@ type processor struct {
 	// unlink: these are (catalog unlink).
 	reset  bool
 	unlink []string
-	// seen are the products this run decided.
+	// seen are the products this run decided, when it is a full pass
+	// (feed.FullPass), for Finish; nil otherwise: an initial sync would
+	// keep a key per product in it for nothing.
 	seen map[string]bool
+	// scratch is where record encodes a state before copying it.
+	scratch []byte
 }
 
 func (p *processor) state(record, id string) (*productState, error) {
@@ -100,7 +105,7 @@ func (p *processor) state(record, id string) (*productState, error) {
 		return nil, nil
 	}
 	var st productState
-	if err := json.Unmarshal(b, &st); err != nil {
+	if err := st.decode(b); err != nil {
 		return nil, fmt.Errorf("decode state of product %s: %w", id, err)
 	}
 	return &st, nil
@@ -110,8 +115,10 @@ func (p *processor) state(record, id string) (*productState, error) {
 // names each child's attributes. A child whose attributes nobody gave yet
 // (its parent comes later in the feed) is deferred once.
 func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) ([]feed.Change, []hiper.Product, error) {
-	all := make([]hiper.Product, 0, len(carried)+len(fresh))
-	all = append(append(all, carried...), fresh...)
+	all := fresh
+	if len(carried) > 0 {
+		all = append(slices.Clip(carried), fresh...)
+	}
 	// A family's record holds the parent and its variations: the records
 	// of these products hold every state this call reads.
 	inCall := make(map[string]bool, len(all))
@@ -128,7 +135,8 @@ func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) 
 		return nil, nil, err
 	}
 
-	var changes []feed.Change
+	// About a change per product, and the records' writes: room made once.
+	changes := make([]feed.Change, 0, len(all)+1)
 	var deferred []hiper.Product
 	add := func(c feed.Change) {
 		if len(c.Events) > 0 || len(c.Writes) > 0 {
@@ -179,7 +187,9 @@ func (p *processor) Decide(ctx context.Context, carried, fresh []hiper.Product) 
 
 // decide applies the rules to one product.
 func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (feed.Change, error) {
-	p.seen[pr.ID] = true
+	if p.seen != nil {
+		p.seen[pr.ID] = true
+	}
 	sp := storeProduct(pr, a, p.settings)
 	h := hashOf(sp)
 	c := feed.Change{New: prior == nil || prior.Stub}
@@ -277,9 +287,7 @@ func (p *processor) decide(pr hiper.Product, a *attrs, prior *productState) (fee
 	}
 	c.Writes = p.index(pr, publishable, &next)
 	if prior == nil || !next.same(*prior) {
-		if err := p.record(feed.Family(pr), pr.ID, next); err != nil {
-			return feed.Change{}, err
-		}
+		p.record(feed.Family(pr), pr.ID, next)
 	}
 	return c, nil
 }
@@ -294,6 +302,10 @@ func (p *processor) forget(id string) bool {
 // store has active that Hiper no longer returns (unticked from "Enviar
 // produto para loja virtual") is published inactive, with the reason.
 func (p *processor) Finish(ctx context.Context) ([]feed.Change, error) {
+	if p.seen == nil {
+		// Not a full pass: what it did not see says nothing.
+		return nil, errors.New("catalog: Finish after a pass that was not full")
+	}
 	var changes []feed.Change
 	var failed error
 	p.states.Each(func(record, id string, b []byte) {
@@ -301,7 +313,7 @@ func (p *processor) Finish(ctx context.Context) ([]feed.Change, error) {
 			return
 		}
 		var st productState
-		if err := json.Unmarshal(b, &st); err != nil {
+		if err := st.decode(b); err != nil {
 			failed = fmt.Errorf("decode state of product %s: %w", id, err)
 			return
 		}
@@ -328,10 +340,7 @@ func (p *processor) Finish(ctx context.Context) ([]feed.Change, error) {
 			c.Writes = append(c.Writes, feed.Write{Bucket: p.indexBucket, Key: next.Indexed, Delete: true})
 			next.Indexed = ""
 		}
-		if err := p.record(record, id, next); err != nil {
-			failed = err
-			return
-		}
+		p.record(record, id, next)
 		changes = append(changes, c)
 	})
 	if failed != nil {
@@ -382,7 +391,8 @@ func (p *processor) reattribute(childID, parentID string, a *attrs) (feed.Change
 			})
 		}
 	}
-	return c, p.record(parentID, childID, next)
+	p.record(parentID, childID, next)
+	return c, nil
 }
 
 // index keeps the barcode index (pkg/catalog) in step: a sellable product
@@ -408,13 +418,9 @@ func (p *processor) index(pr hiper.Product, publishable bool, next *productState
 
 // record keeps a product's state in its family's record, for the rest of
 // the run and, once flushed, in the bucket.
-func (p *processor) record(family, id string, st productState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encode state of product %s: %w", id, err)
-	}
-	p.states.Set(family, id, b)
-	return nil
+func (p *processor) record(family, id string, st productState) {
+	p.scratch = st.appendJSON(p.scratch[:0])
+	p.states.Set(family, id, bytes.Clone(p.scratch))
 }
 
 // eventID is the deterministic id of an event of kind about the change

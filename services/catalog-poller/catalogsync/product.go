@@ -151,57 +151,71 @@ type hashes [groupCount]uint64
 // hashOf hashes each group of sp (the category apart: it is sent once).
 func hashOf(sp *eventsv1.Product) hashes {
 	var h hashes
-	f := fnv.New64a()
-	sum := func(parts ...string) uint64 {
-		f.Reset()
-		for _, s := range parts {
-			f.Write([]byte(s))
-			f.Write([]byte{0})
-		}
-		return f.Sum64()
-	}
-	h[groupBase] = sum(baseParts(sp, false)...)
-	h[groupBrand] = sum(sp.Brand)
-	h[groupTitle] = sum(sp.Name)
-	h[groupDescription] = sum(sp.Description)
-	h[groupImages] = sum(append([]string{sp.ImageUrl}, sp.AdditionalImageUrls...)...)
-	h[groupDimensions] = sum(sp.WeightGrams, sp.HeightCm, sp.WidthCm, sp.LengthCm)
+	h[groupBase] = baseHash(sp, false)
+	h[groupBrand] = partsHash(sp.Brand)
+	h[groupTitle] = partsHash(sp.Name)
+	h[groupDescription] = partsHash(sp.Description)
+	h[groupImages] = newParts().add(sp.ImageUrl).add(sp.AdditionalImageUrls...).sum()
+	h[groupDimensions] = partsHash(sp.WeightGrams, sp.HeightCm, sp.WidthCm, sp.LengthCm)
 	h[groupVariation] = variationHash(sp.ParentId, &attrs{sp.VariationTypeA, sp.VariationNameA, sp.VariationTypeB, sp.VariationNameB})
 	return h
 }
 
-// baseParts are the always-sent fields of sp, hashed together. Records
-// written before the brand had a group of its own hashed it here
-// (withBrand): legacyBase recognises them.
-func baseParts(sp *eventsv1.Product, withBrand bool) []string {
-	parts := []string{strconv.FormatInt(sp.Code, 10), sp.Ean}
+// baseHash hashes the always-sent fields of sp together. Records written
+// before the brand had a group of its own hashed it here (withBrand):
+// legacyBase recognises them.
+func baseHash(sp *eventsv1.Product, withBrand bool) uint64 {
+	var code [20]byte
+	h := newParts().addBytes(strconv.AppendInt(code[:0], sp.Code, 10)).add(sp.Ean)
 	if withBrand {
-		parts = append(parts, sp.Brand)
+		h = h.add(sp.Brand)
 	}
-	parts = append(parts, sp.Unit, sp.Ncm, sp.Price,
+	h = h.add(sp.Unit, sp.Ncm, sp.Price,
 		strconv.FormatBool(sp.Active), strconv.FormatBool(sp.Removed), strconv.FormatBool(sp.HasVariations))
-	return append(parts, sp.ChildrenIds...)
+	return h.add(sp.ChildrenIds...).sum()
 }
 
 // legacyBase is the base hash of sp as records before stateVersion 1 kept it.
-func legacyBase(sp *eventsv1.Product) uint64 {
-	f := fnv.New64a()
-	for _, s := range baseParts(sp, true) {
-		f.Write([]byte(s))
-		f.Write([]byte{0})
-	}
-	return f.Sum64()
-}
+func legacyBase(sp *eventsv1.Product) uint64 { return baseHash(sp, true) }
 
 // variationHash hashes a child's place in its parent.
 func variationHash(parentID string, a *attrs) uint64 {
-	f := fnv.New64a()
-	for _, s := range []string{parentID, a.TypeA, a.NameA, a.TypeB, a.NameB} {
-		f.Write([]byte(s))
-		f.Write([]byte{0})
-	}
-	return f.Sum64()
+	return partsHash(parentID, a.TypeA, a.NameA, a.TypeB, a.NameB)
 }
+
+// partsHash is the 64-bit FNV-1a hash of parts, each followed by a zero
+// byte: what hash/fnv computes (the stored hashes are its), without turning
+// each part into a byte slice that escapes to the heap, as writing to a
+// hash.Hash does. Every product is hashed seven times.
+func partsHash(parts ...string) uint64 { return newParts().add(parts...).sum() }
+
+// parts is partsHash under way, for parts that are not in one slice.
+type parts uint64
+
+const fnvPrime64 = 1099511628211
+
+func newParts() parts { return 14695981039346656037 }
+
+func (h parts) add(ps ...string) parts {
+	for _, s := range ps {
+		for i := 0; i < len(s); i++ {
+			h ^= parts(s[i])
+			h *= fnvPrime64
+		}
+		h *= fnvPrime64 // the zero byte after the part
+	}
+	return h
+}
+
+func (h parts) addBytes(b []byte) parts {
+	for _, c := range b {
+		h ^= parts(c)
+		h *= fnvPrime64
+	}
+	return h * fnvPrime64
+}
+
+func (h parts) sum() uint64 { return uint64(h) }
 
 // eventHash fingerprints an upsert: which groups it sets and their content,
 // whether it creates the product, and the category it creates it with. It

@@ -15,6 +15,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -343,7 +344,7 @@ func TestGuardrailHoldsMassDeactivationUntilApproved(t *testing.T) {
 	// 20 of 79 products (25%) deactivated at once.
 	off := s.change(t, "acme", firstN(20, simple), func(p *hiper.Product) { p.Active = false })
 	var st syncstatus.Status
-	brokertest.WaitFor(t, 10*time.Second, "the poll to be held", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the poll to be held", func() bool {
 		st = s.status(t, "acme")
 		return st.Held != nil
 	})
@@ -357,7 +358,7 @@ func TestGuardrailHoldsMassDeactivationUntilApproved(t *testing.T) {
 	}
 	// Polls go on; the change stays held, announced once, the cursor kept.
 	calls := len(r.Feed.Cursors())
-	brokertest.WaitFor(t, 10*time.Second, "three more polls", func() bool { return len(r.Feed.Cursors()) >= calls+3 })
+	testkit.WaitFor(t, 10*time.Second, "three more polls", func() bool { return len(r.Feed.Cursors()) >= calls+3 })
 	st = s.status(t, "acme")
 	if n := s.catalogEvents("acme"); n != published+1 {
 		t.Fatalf("%d events while held, want only the guard's", n-published)
@@ -392,13 +393,13 @@ func TestGuardrailLiftsWhenHiperIsPutRight(t *testing.T) {
 		original[p.ID] = p.Price
 		p.Price = hiper.Decimal{Decimal: p.Price.Div(hiper.MustDecimal("10").Decimal).Round(2)}
 	})
-	brokertest.WaitFor(t, 10*time.Second, "the price cuts to be held", func() bool { return s.status(t, "acme").Held != nil })
+	testkit.WaitFor(t, 10*time.Second, "the price cuts to be held", func() bool { return s.status(t, "acme").Held != nil })
 	if g := s.events.Events("acme", events.KindCatalogGuardHeld)[0].Msg.(*eventsv1.CatalogGuardHeld); g.GetCounts()["priceCuts"] != 3 {
 		t.Fatalf("guard event %v", g)
 	}
 	// The ERP is put right: the same products, their prices back.
 	s.change(t, "acme", func(p hiper.Product) bool { _, ok := original[p.ID]; return ok }, func(p *hiper.Product) { p.Price = original[p.ID] })
-	brokertest.WaitFor(t, 10*time.Second, "the hold to lift", func() bool { return s.status(t, "acme").Held == nil })
+	testkit.WaitFor(t, 10*time.Second, "the hold to lift", func() bool { return s.status(t, "acme").Held == nil })
 	if n := len(s.events.Events("acme", events.KindCatalogPriceChanged)); n != 0 {
 		t.Fatalf("%d price changes published for prices that came back", n)
 	}
@@ -460,7 +461,7 @@ func TestEveryProductChangeReachesTheStoreOnce(t *testing.T) {
 	thaw := scheduletest.FreezeBucket(t, s.JS, s.NS, StateBucket)
 	since := time.Now()
 	s.change(t, "acme", arroz, func(p *hiper.Product) { p.Price = hiper.MustDecimal("31.00") })
-	brokertest.WaitFor(t, 10*time.Second, "a poll to publish the change and fail to record it", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a poll to publish the change and fail to record it", func() bool {
 		return s.status(t, "acme").LastErrorAt.After(since) && len(store.Events(events.KindCatalogPriceChanged)) == 3
 	})
 	thaw()

@@ -47,7 +47,10 @@ func Start(ctx context.Context, d poller.Deps) (*schedule.Scheduler, error) {
 			p := &processor{
 				tenant: r.Tenant, settings: r.Settings, allowed: allowed(r.Settings),
 				ns: d.Namespace, states: states, indexBucket: d.Namespace.Bucket(catalog.IndexBucket),
-				seen: map[string]bool{}, reset: feed.Resetting(r),
+				reset: feed.Resetting(r),
+			}
+			if feed.FullPass(r) {
+				p.seen = map[string]bool{}
 			}
 			if r.Request != nil {
 				p.unlink = r.Request.Unlink

@@ -20,6 +20,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -428,6 +429,7 @@ func TestFailureReasons(t *testing.T) {
 		{tenant.ErrPaused, feed.FailureTenantInactive},
 		{fmt.Errorf("feed: %w", hiper.ErrRateLimited), feed.FailureRateLimited},
 		{fmt.Errorf("feed: %w", hiper.ErrTransient), feed.FailureHiperUnavailable},
+		{fmt.Errorf("record product states: %w", feed.ErrStoreFull), feed.FailureStorageFull},
 		{errors.New("disk on fire"), feed.FailureInternal},
 	} {
 		if got, msg, action := feed.FailureOf(tc.err); got != tc.want || msg == "" || action == "" {
@@ -521,7 +523,7 @@ func TestSyncLogFeedRefusals(t *testing.T) {
 func (s *stack) syncFailed(t *testing.T, reason string) *eventsv1.SyncFailed {
 	t.Helper()
 	var f *eventsv1.SyncFailed
-	brokertest.WaitFor(t, 30*time.Second, "a sync.failed "+reason, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "a sync.failed "+reason, func() bool {
 		for _, e := range s.events.Events("acme", events.KindSyncFailed) {
 			if m := e.Msg.(*eventsv1.SyncFailed); m.GetReason() == reason {
 				f = m

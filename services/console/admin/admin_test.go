@@ -16,9 +16,13 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
+	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/consoletest"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -107,6 +111,11 @@ func TestStoreKeyReachesOnlyItsStore(t *testing.T) {
 	wantCode(t, "GetOrder(beta)", err, connect.CodePermissionDenied)
 	_, err = acme.QueryEvents(ctx, &adminv1.QueryEventsRequest{Filter: &adminv1.EventFilter{TenantId: "beta"}})
 	wantCode(t, "QueryEvents(beta)", err, connect.CodePermissionDenied)
+	// Its own store's log, yes (its customers revealed too:
+	// TestRevealIsOwnTenantsAndAudited).
+	if _, err := acme.QueryEvents(ctx, &adminv1.QueryEventsRequest{Filter: &adminv1.EventFilter{TenantId: "acme"}}); err != nil {
+		t.Fatalf("QueryEvents(acme): %v", err)
+	}
 	_, err = acme.ListAuditEntries(ctx, &adminv1.ListAuditEntriesRequest{TenantId: "beta"})
 	wantCode(t, "ListAuditEntries(beta)", err, connect.CodePermissionDenied)
 	_, err = acme.GetStatus(ctx, &adminv1.GetStatusRequest{TenantId: "beta"})
@@ -140,6 +149,101 @@ func TestStoreKeyReachesOnlyItsStore(t *testing.T) {
 	if got.GetAction() != "UpdateTenantSettings" || got.GetSubject() != "acme-backend" || got.GetOutcome() != "OK" ||
 		!strings.Contains(got.GetRequestJson(), "Marca da Acme") {
 		t.Errorf("newest audit entry = %v; want acme-backend's UpdateTenantSettings", got)
+	}
+}
+
+// A store's customers are its own data: whoever may read a tenant's orders
+// and log may have them revealed (GetOrder's and an event filter's
+// reveal), an operator any tenant's, a store's key its own store's only;
+// each reveal is in the audit log, who, which tenant and order or filter,
+// when. What is read masked is not.
+func TestRevealIsOwnTenantsAndAudited(t *testing.T) {
+	t.Parallel()
+	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme", "beta"}})
+	c := consoletest.Start(t, st, auth.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	acme, op := c.Client(c.StoreKeys["acme"]), c.Client(c.OperatorKey)
+	for _, tenant := range []string{"acme", "beta"} {
+		c.PutOrder(t, &orders.Record{Tenant: tenant, OrderID: "3001", State: orders.StateAccepted},
+			&eventsv1.StoreOrderApproved{OrderId: "3001", Notes: "entregar a Joana da Silva, portão azul",
+				Customer:        &eventsv1.Customer{Document: "52998224725", Email: "joana.silva@example.com", Name: "Joana da Silva"},
+				ShippingAddress: &eventsv1.Address{Street: "Rua Augusta", PostalCode: "01310-100"}})
+	}
+	personalData := []string{"52998224725", "joana.silva@example.com", "Joana", "Rua Augusta", "01310-100"}
+	shows := func(o *adminv1.Order) (n int) {
+		for _, p := range personalData {
+			if strings.Contains(o.GetRecordJson(), p) || strings.Contains(o.GetApprovalJson(), p) {
+				n++
+			}
+		}
+		return n
+	}
+
+	masked, err := acme.GetOrder(ctx, &adminv1.GetOrderRequest{TenantId: "acme", OrderId: "3001"})
+	if err != nil || shows(masked.GetOrder()) != 0 || !strings.Contains(masked.GetOrder().GetApprovalJson(), "j***@e***.com") {
+		t.Fatalf("GetOrder(acme) = %v, %v; want the customer masked", masked, err)
+	}
+	for _, who := range []adminv1connect.AdminServiceClient{acme, op} {
+		whole, err := who.GetOrder(ctx, &adminv1.GetOrderRequest{TenantId: "acme", OrderId: "3001", Reveal: true})
+		if err != nil || shows(whole.GetOrder()) != len(personalData) {
+			t.Fatalf("GetOrder(acme, reveal) = %v, %v; want the customer as sent", whole, err)
+		}
+	}
+	if _, err := acme.QueryEvents(ctx, &adminv1.QueryEventsRequest{Filter: &adminv1.EventFilter{TenantId: "acme", Reveal: true}}); err != nil {
+		t.Fatalf("QueryEvents(acme, reveal): %v", err)
+	}
+	_, err = acme.GetOrder(ctx, &adminv1.GetOrderRequest{TenantId: "beta", OrderId: "3001", Reveal: true})
+	wantCode(t, "GetOrder(beta, reveal)", err, connect.CodePermissionDenied)
+	_, err = acme.QueryEvents(ctx, &adminv1.QueryEventsRequest{Filter: &adminv1.EventFilter{TenantId: "beta", Reveal: true}})
+	wantCode(t, "QueryEvents(beta, reveal)", err, connect.CodePermissionDenied)
+
+	// A followed log is audited when it starts: every tenant's, by an
+	// operator.
+	sctx, stop := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	defer func() { stop(); <-followed }()
+	go func() {
+		defer close(followed)
+		// The call answers with the first event; there is none to come.
+		if s, err := op.StreamEvents(sctx, &adminv1.StreamEventsRequest{Filter: &adminv1.EventFilter{Reveal: true}}); err == nil {
+			for s.Receive() {
+			}
+			_ = s.Close()
+		}
+	}()
+	audited := func(tenant, action string, role adminv1.Role, in string) bool {
+		entries, err := op.ListAuditEntries(ctx, &adminv1.ListAuditEntriesRequest{TenantId: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// protojson spaces its output as it likes.
+		for _, e := range entries.GetEntries() {
+			if e.GetAction() == action && e.GetRole() == role && e.GetOutcome() == "OK" && e.GetTime() != nil &&
+				e.GetSubject() != "" && strings.Contains(strings.ReplaceAll(e.GetRequestJson(), " ", ""), in) {
+				return true
+			}
+		}
+		return false
+	}
+	testkit.WaitFor(t, 15*time.Second, "the followed reveal's audit entry", func() bool {
+		return audited("", "StreamEvents", adminv1.Role_ROLE_OPERATOR, `"reveal":true`)
+	})
+	for _, e := range []struct {
+		action string
+		role   adminv1.Role
+		in     string
+	}{
+		{"GetOrder", adminv1.Role_ROLE_STORE, `"orderId":"3001","reveal":true`},
+		{"GetOrder", adminv1.Role_ROLE_OPERATOR, `"orderId":"3001","reveal":true`},
+		{"QueryEvents", adminv1.Role_ROLE_STORE, `"reveal":true`},
+	} {
+		if !audited("acme", e.action, e.role, e.in) {
+			t.Errorf("no audit entry of acme's %s by %v", e.action, e.role)
+		}
+	}
+	if mine, err := acme.ListAuditEntries(ctx, &adminv1.ListAuditEntriesRequest{}); err != nil || len(mine.GetEntries()) != 3 {
+		t.Errorf("acme's audit log = %v, %v; want its three reveals, not the masked read", mine, err)
 	}
 }
 

@@ -19,8 +19,8 @@ import (
 )
 
 // AuditStream keeps the audit log: one AuditEntry (protobuf JSON) per
-// mutating call, on subject audit.<tenant> ("audit._" for calls of no
-// tenant).
+// mutating call and per reveal of a customer's personal data, on subject
+// audit.<tenant> ("audit._" for calls of no tenant).
 const AuditStream events.Stream = "AUDIT"
 
 // AuditMaxAge is how long the audit log is kept.
@@ -41,19 +41,24 @@ func (a *Audit) subject(tenantID string) string {
 	return a.ns.ServiceSubject("audit", tenantID)
 }
 
-// OpenAudit creates or updates the audit stream.
+// OpenAudit creates or updates the audit stream (EnsureAuditStream).
 func OpenAudit(ctx context.Context, js jetstream.JetStream, ns events.Namespace, log *slog.Logger) (*Audit, error) {
-	a := &Audit{js: js, ns: ns, log: log, now: time.Now}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: ns.Stream(AuditStream), Subjects: []string{ns.ServiceSubject("audit", ">")},
-		Description: "hipersync: every mutating call of the admin API (who, what, when)",
-		Storage:     jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld,
-		MaxAge: AuditMaxAge, MaxBytes: 1 << 30, Replicas: ns.StreamReplicas(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", ns.Stream(AuditStream), err)
+	if _, err := EnsureAuditStream(ctx, js, ns); err != nil {
+		return nil, err
 	}
-	return a, nil
+	return &Audit{js: js, ns: ns, log: log, now: time.Now}, nil
+}
+
+// EnsureAuditStream creates the audit stream of ns, or brings it to ns's
+// bound (HIPERSYNC_AUDIT_MAX_BYTES) and replicas; safe from every console
+// replica and `hipersync provision` at once (events.EnsureStream).
+func EnsureAuditStream(ctx context.Context, js jetstream.JetStream, ns events.Namespace) (jetstream.Stream, error) {
+	return events.EnsureStream(ctx, js, jetstream.StreamConfig{
+		Name: ns.Stream(AuditStream), Subjects: []string{ns.ServiceSubject("audit", ">")},
+		Description: "hipersync: every mutating call of the admin API and every reveal of personal data (who, what, when)",
+		Storage:     jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld,
+		MaxAge: AuditMaxAge, MaxBytes: ns.Limits.AuditMaxBytes, Replicas: ns.StreamReplicas(),
+	})
 }
 
 // secretFields are request fields never written to the log.
@@ -91,6 +96,16 @@ func (a *Audit) Record(ctx context.Context, p auth.Principal, action, tenantID s
 	if err != nil {
 		a.log.Error("audit log write failed", "action", action, "subject", p.Subject, "tenant", tenantID, "err", err)
 	}
+}
+
+// revealed writes to the audit log that the caller was shown a tenant's
+// customers' personal data (GetOrder's or an event filter's reveal): who,
+// when, which tenant ("" for every one), and in the request which order or
+// filter. Whoever may read a tenant's orders and log may reveal them; the
+// entry is what answers "who saw this customer".
+func (s *Server) revealed(ctx context.Context, action, tenantID string, req proto.Message) {
+	p, _ := principal(ctx)
+	s.d.Audit.Record(ctx, p, action, tenantID, req, nil)
 }
 
 // maxAuditScan bounds the records one List reads.

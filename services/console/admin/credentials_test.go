@@ -14,10 +14,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/natsauth"
 	"github.com/hipersync/hipersync/pkg/natstest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/console"
 	"github.com/hipersync/hipersync/services/console/consoletest"
@@ -26,7 +28,9 @@ import (
 
 // A store-role key gets its own store's NATS credentials and nobody
 // else's; with them the store connects to an operator-mode NATS and may use
-// its own subjects only, until it revokes them.
+// its own subjects only, until it revokes them. The console is configured
+// as the prod overlay does it: the keys are files of an optional Secret,
+// created after the console started.
 func TestStoreKeyGetsOnlyItsOwnNATSCredentials(t *testing.T) {
 	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme", "beta"}})
 	op, err := natsauth.LoadOperator(t.TempDir(), st.NS)
@@ -36,11 +40,38 @@ func TestStoreKeyGetsOnlyItsOwnNATSCredentials(t *testing.T) {
 	url := natstest.StartServer(t, op.ServerConfig()).URL()
 	// Without the account's public key: the issuer asks NATS which
 	// account its own user belongs to.
-	issuer := op.Issuer(url)
-	issuer.Account = ""
+	secret := t.TempDir()
+	files := map[string]string{natsauth.SigningKeyEnv: "signing-key", natsauth.OperatorKeyEnv: "operator-key",
+		natsauth.SystemCredsEnv: "system-creds"}
+	env := map[string]string{}
+	for name, file := range files {
+		env[name] = filepath.Join(secret, file)
+	}
+	issuer, err := natsauth.LoadIssuer(config.NewLoader(config.Map(env)),
+		config.NATS{URL: url, Creds: op.Path(natsauth.ServicesCredsFile)}, st.NS)
+	if err != nil || len(issuer.Missing()) != 3 {
+		t.Fatalf("LoadIssuer with the Secret not there yet = %v (missing %v); want an issuer missing its 3 files", err, issuer.Missing())
+	}
 	c := consoletest.Start(t, st, auth.Config{}, func(d *console.Deps) { d.Credentials = issuer })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+
+	// Until the Secret is there, the console says which file it lacks.
+	_, err = c.Client(c.StoreKeys["acme"]).GetTenantCredentials(ctx, &adminv1.GetTenantCredentialsRequest{TenantId: "acme"})
+	wantCode(t, "GetTenantCredentials before the Secret exists", err, connect.CodeFailedPrecondition)
+	if !strings.Contains(err.Error(), natsauth.SigningKeyEnv+" names "+env[natsauth.SigningKeyEnv]+", which does not exist") {
+		t.Errorf("the refusal %q does not name %s and its file", err, natsauth.SigningKeyEnv)
+	}
+	for name, from := range map[string]string{natsauth.SigningKeyEnv: natsauth.StoreSigningFile,
+		natsauth.OperatorKeyEnv: natsauth.OperatorKeyFile, natsauth.SystemCredsEnv: natsauth.SystemCredsFile} {
+		b, err := os.ReadFile(op.Path(from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(env[name], b, 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The operator-mode NATS has the namespace's streams, as production.
 	svc, err := nats.Connect(url, nats.UserCredentials(op.Path(natsauth.ServicesCredsFile)))
@@ -108,20 +139,17 @@ func TestStoreKeyGetsOnlyItsOwnNATSCredentials(t *testing.T) {
 	if _, err := acme.RevokeTenantCredentials(ctx, &adminv1.RevokeTenantCredentialsRequest{TenantId: "acme"}); err != nil {
 		t.Fatalf("RevokeTenantCredentials(acme): %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		nc, err := nats.Connect(url, nats.UserCredentials(file))
-		if err != nil {
-			if !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
-				t.Fatalf("after revocation: want an authorization violation, got %v", err)
-			}
-			break
+	if !testkit.Until(10*time.Second, func() bool {
+		var nc *nats.Conn
+		if nc, err = nats.Connect(url, nats.UserCredentials(file)); err == nil {
+			nc.Close()
 		}
-		nc.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("revoked credentials still connect")
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err != nil
+	}) {
+		t.Fatal("revoked credentials still connect")
+	}
+	if !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+		t.Fatalf("after revocation: want an authorization violation, got %v", err)
 	}
 }
 
@@ -133,7 +161,7 @@ func TestCredentialsRefusedWithoutASigningKey(t *testing.T) {
 	defer cancel()
 	_, err := c.Client(c.OperatorKey).GetTenantCredentials(ctx, &adminv1.GetTenantCredentialsRequest{TenantId: "acme"})
 	wantCode(t, "GetTenantCredentials without a signing key", err, connect.CodeFailedPrecondition)
-	if !strings.Contains(err.Error(), natsauth.SigningKeyEnv) {
+	if !strings.Contains(err.Error(), natsauth.SigningKeyEnv+" is not set") {
 		t.Errorf("the refusal %q does not name %s", err, natsauth.SigningKeyEnv)
 	}
 	_, err = c.Client(c.OperatorKey).RevokeTenantCredentials(ctx, &adminv1.RevokeTenantCredentialsRequest{TenantId: "acme"})

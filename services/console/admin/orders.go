@@ -17,6 +17,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	"github.com/hipersync/hipersync/pkg/ops"
+	"github.com/hipersync/hipersync/pkg/personal"
 	watchorder "github.com/hipersync/hipersync/services/invoice-watcher/order"
 	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
@@ -123,7 +124,8 @@ func (s *Server) GetOrder(ctx context.Context, req *adminv1.GetOrderRequest) (*a
 	}
 	o := orderOf(rec, true)
 	if req.GetReveal() {
-		o.RecordJson = recordJSON(rec)
+		s.revealed(ctx, "GetOrder", req.GetTenantId(), req)
+		o.RecordJson, o.ApprovalJson = recordJSON(rec), approvalJSON(rec, true)
 	}
 	if err := s.addTimeline(ctx, rec, o); err != nil {
 		return nil, wrap(err)
@@ -169,11 +171,14 @@ func (s *Server) ResolveOrder(ctx context.Context, req *adminv1.ResolveOrderRequ
 	return &adminv1.ResolveOrderResponse{Order: orderOf(rec, true)}, nil
 }
 
-// Actions are the ways out of an order's state a person may take.
-func Actions(st orders.State) []string {
-	switch st {
-	case orders.StateNeedsReview, orders.StateFailed:
+// Actions are the ways out of an order's state a person may take: an
+// order Hiper failed may only be resent (Hiper holds it, failed).
+func Actions(r *orders.Record) []string {
+	switch {
+	case r.State == orders.StateNeedsReview, r.State == orders.StateFailed:
 		return []string{"resolve", "resend"}
+	case r.FailedInHiper():
+		return []string{"resend"}
 	}
 	return nil
 }
@@ -182,7 +187,10 @@ func orderOf(r *orders.Record, detail bool) *adminv1.Order {
 	o := &adminv1.Order{TenantId: r.Tenant, OrderId: r.OrderID, State: string(r.State), HiperOrderId: r.HiperOrderID,
 		Generation: int32(r.Generation), Attempts: int32(r.Attempts), Reason: r.Reason, LastError: r.LastError,
 		CancelRequested: r.Cancel != nil, CreatedAt: timestamppb.New(r.CreatedAt), UpdatedAt: timestamppb.New(r.UpdatedAt),
-		Actions: Actions(r.State), HiperAnswer: r.Answer}
+		Actions: Actions(r), HiperAnswer: r.Answer}
+	if r.FailedInHiper() {
+		o.HiperFailure, o.HiperFailedAt = r.HiperFailure.Message, timestamppb.New(r.HiperFailure.At)
+	}
 	if !r.SentAt.IsZero() {
 		o.SentAt = timestamppb.New(r.SentAt)
 	}
@@ -196,15 +204,25 @@ func orderOf(r *orders.Record, detail bool) *adminv1.Order {
 	for _, h := range r.History {
 		o.Timeline = append(o.Timeline, &adminv1.TimelineEntry{At: timestamppb.New(h.At), Step: string(h.To), By: h.By, Note: h.Note})
 	}
-	if a, err := r.ApprovalMessage(); err == nil {
-		if c := a.GetCustomer(); c != nil {
-			c.Document = MaskDocument(c.GetDocument())
-		}
-		if b, err := (protojson.MarshalOptions{Indent: "  "}).Marshal(a); err == nil {
-			o.ApprovalJson = string(b)
-		}
-	}
+	o.ApprovalJson = approvalJSON(r, false)
 	return o
+}
+
+// approvalJSON is the order as the store sent it, indented, its customer
+// masked (personal.MaskEvent) unless reveal; "" if it cannot be read.
+func approvalJSON(r *orders.Record, reveal bool) string {
+	a, err := r.ApprovalMessage()
+	if err != nil {
+		return ""
+	}
+	if !reveal {
+		personal.MaskEvent(a)
+	}
+	b, err := (protojson.MarshalOptions{Indent: "  "}).Marshal(a)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // recordJSON is the record as JSON, "" if it cannot be encoded.
@@ -241,14 +259,6 @@ func (s *Server) hiperProgress(ctx context.Context, tenantID, orderID string) (c
 	}
 	sort.Strings(stages)
 	return r.HiperCode, stages
-}
-
-// MaskDocument keeps a CPF or CNPJ's last two digits.
-func MaskDocument(doc string) string {
-	if len(doc) <= 2 {
-		return doc
-	}
-	return strings.Repeat("•", len(doc)-2) + doc[len(doc)-2:]
 }
 
 // addTimeline adds what the sync log says of the order (the store's

@@ -4,7 +4,8 @@
 // and the CLI use (token-broker's TenantService for the registry,
 // pkg/schedule and pkg/ops for syncs, the order-forwarder's orders bucket,
 // pkg/events for the log and dead letters), checks the caller's role on
-// every call, and writes every mutating call to the audit log.
+// every call, and writes every mutating call and every reveal of a
+// customer's personal data to the audit log.
 package admin
 
 import (
@@ -353,11 +354,10 @@ func TenantStatusOf(ts *adminv1.TenantStatus) ops.TenantStatus {
 	for _, s := range ts.GetSyncs() {
 		v := &ops.SyncView{Lag: s.GetLag().AsDuration(), Stale: s.GetStale(), Running: s.GetRunning(),
 			ItemsPublished: s.GetItemsPublished(), LastError: s.GetLastError(), Held: s.GetHeld(),
-			Target: s.GetTargetInterval().AsDuration()}
+			Owner: s.GetOwner(), FullRunning: s.GetFullRunning(), FullCursor: s.GetFullCursor(), Products: s.GetProducts(),
+			Target: s.GetTargetInterval().AsDuration(), Expect: s.GetExpectInterval().AsDuration()}
 		v.LagSeconds = v.Lag.Seconds()
-		if v.Target > 0 {
-			v.Interval = v.Target.String()
-		}
+		v.SetIntervals()
 		if s.GetLastSuccessAt() != nil {
 			at := s.GetLastSuccessAt().AsTime()
 			v.LastSuccessAt = &at
@@ -377,9 +377,13 @@ func TenantStatusOf(ts *adminv1.TenantStatus) ops.TenantStatus {
 
 func syncStatusOf(kind string, v *ops.SyncView) *adminv1.SyncStatus {
 	out := &adminv1.SyncStatus{Kind: kind, Lag: durationpb.New(v.Lag), Stale: v.Stale, Running: v.Running,
-		ItemsPublished: v.ItemsPublished, LastError: v.LastError, Held: v.Held}
+		ItemsPublished: v.ItemsPublished, LastError: v.LastError, Held: v.Held,
+		Owner: v.Owner, FullRunning: v.FullRunning, FullCursor: v.FullCursor, Products: v.Products}
 	if v.Target > 0 {
 		out.TargetInterval = durationpb.New(v.Target)
+	}
+	if v.Expect > 0 {
+		out.ExpectInterval = durationpb.New(v.Expect)
 	}
 	if v.LastSuccessAt != nil {
 		out.LastSuccessAt = timestamppb.New(*v.LastSuccessAt)

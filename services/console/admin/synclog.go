@@ -14,7 +14,10 @@ import (
 )
 
 // Filter turns the API's event filter into the sync log's, scoped to what
-// the caller may see.
+// the caller may see. Whoever may read a tenant's log may have its
+// customers' personal data revealed (EventFilter.reveal), as GetOrder's:
+// a store's key its own store's; the API's calls write that reveal to the
+// audit log (Server.revealed).
 func Filter(ctx context.Context, f *adminv1.EventFilter, now time.Time) (ops.LogFilter, error) {
 	_, t, err := scope(ctx, f.GetTenantId())
 	if err != nil {
@@ -25,7 +28,7 @@ func Filter(ctx context.Context, f *adminv1.EventFilter, now time.Time) (ops.Log
 		since = f.GetSince().AsDuration()
 	}
 	lf := ops.LogFilter{Tenant: t, Kind: f.GetKind(), Start: now.Add(-since), Contains: f.GetContains(),
-		Order: f.GetOrderId(), Product: f.GetProductId()}
+		Order: f.GetOrderId(), Product: f.GetProductId(), Reveal: f.GetReveal()}
 	if f.GetUntil() != nil {
 		lf.Until = f.GetUntil().AsTime()
 	}
@@ -66,6 +69,9 @@ func (s *Server) QueryEvents(ctx context.Context, req *adminv1.QueryEventsReques
 	if err != nil {
 		return nil, err
 	}
+	if f.Reveal {
+		s.revealed(ctx, "QueryEvents", f.Tenant, req)
+	}
 	lines, err := ops.ReadLog(ctx, s.d.JS, s.d.NS, f)
 	if err != nil {
 		return nil, wrap(err)
@@ -88,6 +94,9 @@ func (s *Server) StreamEvents(ctx context.Context, req *adminv1.StreamEventsRequ
 	f, err := Filter(ctx, req.GetFilter(), time.Now())
 	if err != nil {
 		return err
+	}
+	if f.Reveal {
+		s.revealed(ctx, "StreamEvents", f.Tenant, req)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

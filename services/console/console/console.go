@@ -168,6 +168,11 @@ func Main(ctx context.Context, args []string, getenv config.Env, stdin io.Reader
 		if creds == nil {
 			p.Log.Info(natsauth.SigningKeyEnv + " is not set: the console mints no store credentials")
 		}
+		// An optional Secret not created: minting (or revoking) is off until
+		// its files appear, and each call says which is missing.
+		for _, err := range creds.Missing() {
+			p.Log.Warn("store credentials: " + err.Error() + "; GetTenantCredentials and RevokeTenantCredentials answer FAILED_PRECONDITION until it does")
+		}
 		c, err := New(ctx, Deps{JS: p.JS, NS: p.NS, Tenants: p.Broker.Tenants, Format: p.Format, Auth: a, Log: p.Log,
 			Credentials: creds})
 		if err != nil {

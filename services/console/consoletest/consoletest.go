@@ -10,13 +10,16 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1/adminv1connect"
+	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/console"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -84,3 +87,24 @@ func Bearer(token string) connect.Interceptor { return auth.BearerToken(token) }
 // HTTPClient is the test server's client (it trusts the server's
 // certificate).
 func (c *Console) HTTPClient() *http.Client { return c.Server.Client() }
+
+// PutOrder stores an order the order-forwarder would have, as the store
+// sent it (approval), in the orders bucket of c's stack; its CreatedAt and
+// UpdatedAt are now when unset.
+func (c *Console) PutOrder(t testing.TB, rec *orders.Record, approval *eventsv1.StoreOrderApproved) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := orders.Open(ctx, c.Stack.JS, c.Stack.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt, rec.UpdatedAt = time.Now(), time.Now()
+	}
+	if err := rec.SetApproval(approval); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+}

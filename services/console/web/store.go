@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -261,8 +262,10 @@ type step struct {
 }
 
 type orderData struct {
-	Order    *adminv1.Order
-	Review   bool
+	Order  *adminv1.Order
+	Review bool
+	// Failed: Hiper processed the order with an error; it may be resent.
+	Failed   bool
 	ReasonPT string
 	Steps    []step
 }
@@ -275,7 +278,8 @@ func (w *Web) order(q *req) (string, string, string, any, error) {
 		return "order", "stores", title, nil, err
 	}
 	o := resp.GetOrder()
-	d := orderData{Order: o, Review: len(o.GetActions()) > 0, ReasonPT: o.GetReason()}
+	d := orderData{Order: o, Review: slices.Contains(o.GetActions(), "resolve"), ReasonPT: o.GetReason(),
+		Failed: o.GetHiperFailedAt() != nil && slices.Contains(o.GetActions(), "resend")}
 	for _, e := range o.GetTimeline() {
 		label := e.GetStep()
 		if has("step." + label) {

@@ -246,7 +246,11 @@ func freshness(l lang, s *adminv1.SyncStatus, now time.Time) cell {
 		return cell{Text: l.text("fresh.never"), Class: "never"}
 	}
 	text := fmt.Sprintf(l.text("fresh.ago"), roundAge(now.Sub(s.GetLastSuccessAt().AsTime())))
-	if s.GetTargetInterval() != nil {
+	switch {
+	case s.GetExpectInterval() != nil && s.GetTargetInterval() != nil:
+		text += " · " + fmt.Sprintf(l.text("fresh.target.expect"), shortDuration(s.GetExpectInterval().AsDuration()),
+			shortDuration(s.GetTargetInterval().AsDuration()))
+	case s.GetTargetInterval() != nil:
 		text += " · " + fmt.Sprintf(l.text("fresh.target"), shortDuration(s.GetTargetInterval().AsDuration()))
 	}
 	c := cell{Text: text, Class: "ok"}

@@ -13,6 +13,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/personal"
 	"github.com/hipersync/hipersync/services/invoice-watcher/notes"
 )
 
@@ -174,7 +175,7 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 		}
 	}
 	add := func(kind events.Kind, msg proto.Message, at hiper.Time) {
-		o.Events = append(o.Events, Event{Kind: kind, ID: EventID(r.Tenant, r.OrderID, kind), Message: msg, HiperAt: at.Time})
+		o.Events = append(o.Events, Event{Kind: kind, ID: r.EventID(kind), Message: msg, HiperAt: at.Time})
 	}
 	// Hiper's progress reaches the store (events 1 and 2), each stage once,
 	// with Hiper's order number; not for an order Hiper failed.
@@ -186,7 +187,7 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 			continue
 		}
 		mark := processingMark(sg.stage)
-		o.Events = append(o.Events, Event{Kind: events.KindOrderProcessing, Mark: mark, ID: EventID(r.Tenant, r.OrderID, mark),
+		o.Events = append(o.Events, Event{Kind: events.KindOrderProcessing, Mark: mark, ID: r.EventID(mark),
 			HiperAt: sg.ev.Date.Time, Message: &eventsv1.OrderProcessing{
 				OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, HiperOrderCode: code, Stage: sg.stage,
 				HiperEventCode: int32(sg.ev.Type), OccurredAt: timestamp(sg.ev.Date), Note: sg.ev.Note,
@@ -207,7 +208,11 @@ func Observe(r *Record, st hiper.OrderStatus, now time.Time, p Policy) (Observat
 	case st.Situation == hiper.SituationFailed:
 		if !r.IsPublished(events.KindOrderFailed) {
 			ev, msg := failure(st)
-			add(events.KindOrderFailed, &eventsv1.OrderFailed{OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, Message: msg, HiperOrderCode: code}, ev)
+			// Hiper's text is for the store and the sync log: no CPF/CNPJ or
+			// e-mail of the customer it may quote (LGPD).
+			msg = personal.Redact(msg)
+			add(events.KindOrderFailed, &eventsv1.OrderFailed{OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, Message: msg, HiperOrderCode: code,
+				Code: FailedInHiperCode}, ev)
 		}
 		o.Final = Failed
 	case st.Cancelled || cancel != nil:
@@ -256,6 +261,10 @@ func observeCancel(o *Observation, r *Record, at hiper.Time, now time.Time, p Po
 	o.Final, o.CancelOrigin = Cancelled, OriginHiper
 }
 
+// FailedInHiperCode is the code of the order.failed of an order Hiper
+// processed with an error (its situation 3).
+const FailedInHiperCode = "hiper_processing_error"
+
 // failure returns Hiper's error message for a failed order: the note of
 // the latest event that says something, its date, or a message of ours
 // when Hiper said nothing.
@@ -289,7 +298,7 @@ func Expire(r *Record, now time.Time, maxAge time.Duration) (o Observation, ok b
 	o = Observation{Final: Expired, situation: r.Situation, cancelled: r.HiperCancelled, events: r.Events}
 	if !r.IsPublished(events.KindOrderWatchExpired) {
 		o.Events = []Event{{
-			Kind: events.KindOrderWatchExpired, ID: EventID(r.Tenant, r.OrderID, events.KindOrderWatchExpired),
+			Kind: events.KindOrderWatchExpired, ID: r.EventID(events.KindOrderWatchExpired),
 			Message: &eventsv1.OrderWatchExpired{OrderId: r.OrderID, HiperOrderId: r.HiperOrderID, AcceptedAt: timestamppb.New(r.AcceptedAt),
 				HiperOrderCode: r.HiperCode},
 		}}
@@ -300,8 +309,13 @@ func Expire(r *Record, now time.Time, maxAge time.Duration) (o Observation, ok b
 // Apply records o on r as of now: the answer seen, the first published of
 // o's events (publishing stops at the first failure) and, once all are
 // out, how the order ended.
+//
+// Two polls of one order may record out of order (a task redelivered to a
+// second replica while the first still polls): the answer is recorded only
+// when it is newer than the one r holds (newerThan), so a poll that loses
+// the write to a later one does not put its older answer back on top.
 func (r *Record) Apply(o Observation, published int, now time.Time) {
-	if o.Changed {
+	if o.Changed && o.newerThan(r) {
 		r.Situation, r.HiperCancelled, r.Events, r.ChangedAt = o.situation, o.cancelled, o.events, o.changedAt.UTC()
 	}
 	if o.code != "" {
@@ -315,6 +329,36 @@ func (r *Record) Apply(o Observation, published int, now time.Time) {
 	}
 	if published == len(o.Events) && o.Final != "" {
 		r.Final, r.CancelOrigin = o.Final, o.CancelOrigin
+	}
+}
+
+// newerThan reports whether o's answer is later than the one r recorded.
+// Hiper's answer about an order only moves forward: events are added, never
+// removed; an order is cancelled once; it leaves processing (situation 1)
+// once. So the answer with more events is the later; with as many, the
+// cancelled one; then the one out of processing. An answer the same as
+// r's, or older, is not; one that differs from it only in a way this order
+// cannot place (processed against failed) is, as the latest seen.
+func (o Observation) newerThan(r *Record) bool {
+	if o.events != r.Events {
+		return o.events > r.Events
+	}
+	if o.cancelled != r.HiperCancelled {
+		return o.cancelled
+	}
+	return o.situation != r.Situation && situationStep(o.situation) >= situationStep(r.Situation)
+}
+
+// situationStep orders Hiper's situations as an order goes through them:
+// not seen yet, processing, then processed or failed.
+func situationStep(situation int) int {
+	switch situation {
+	case 0:
+		return 0
+	case hiper.SituationProcessing:
+		return 1
+	default:
+		return 2
 	}
 }
 

@@ -2,6 +2,7 @@ package order
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,12 @@ func TestObserveContent(t *testing.T) {
 	if f := o.Events[0].Message.(*eventsv1.OrderFailed); f.GetMessage() != "Produto 123 sem estoque" || !o.Events[0].HiperAt.Equal(failedAt.Time) {
 		t.Errorf("failed = %v at %v", f, o.Events[0].HiperAt)
 	}
+	// Hiper's text may name the customer; the store's message does not.
+	o, _ = Observe(record(), status(hiper.SituationFailed, false, processed,
+		hiper.OrderEvent{Type: hiper.EventProcessed, Date: failedAt, Note: "Cliente 529.982.247-25 (ana@example.com) bloqueado"}), t0, Policy{})
+	if f := o.Events[0].Message.(*eventsv1.OrderFailed); f.GetMessage() != "Cliente *** (***) bloqueado" {
+		t.Errorf("failed naming the customer = %q", f.GetMessage())
+	}
 	o, _ = Observe(record(), status(hiper.SituationFailed, false), t0, Policy{})
 	if f := o.Events[0].Message.(*eventsv1.OrderFailed); !strings.Contains(f.GetMessage(), "não informou") {
 		t.Errorf("failed without a note = %v", f)
@@ -322,33 +329,72 @@ func TestRecordEncoding(t *testing.T) {
 func TestSchedule(t *testing.T) {
 	t.Parallel()
 	s := Schedule{}.WithDefaults()
-	cases := []struct{ since, want time.Duration }{
-		{0, 30 * time.Second},
-		{-time.Minute, 30 * time.Second},
-		{4 * time.Minute, 30 * time.Second},
-		{8 * time.Minute, time.Minute},
-		{16 * time.Minute, 2 * time.Minute},
-		{24 * time.Minute, 3 * time.Minute},
-		{30 * 24 * time.Hour, 3 * time.Minute},
+	cases := []struct {
+		since     time.Duration
+		expecting bool
+		want      time.Duration
+	}{
+		{0, true, 30 * time.Second},
+		{-time.Minute, true, 30 * time.Second},
+		{4 * time.Minute, true, 30 * time.Second},
+		{8 * time.Minute, true, time.Minute},
+		{16 * time.Minute, true, 100 * time.Second},
+		{30 * 24 * time.Hour, true, 100 * time.Second},
+		{4 * time.Minute, false, 30 * time.Second},
+		{16 * time.Minute, false, 2 * time.Minute},
+		{40 * time.Minute, false, 5 * time.Minute},
+		{30 * 24 * time.Hour, false, 5 * time.Minute},
 	}
 	for _, c := range cases {
-		if got := s.Interval(c.since); got != c.want {
-			t.Errorf("Interval(%s) = %s, want %s", c.since, got, c.want)
+		if got := s.Interval(c.since, c.expecting); got != c.want {
+			t.Errorf("Interval(%s, %t) = %s, want %s", c.since, c.expecting, got, c.want)
 		}
 	}
-	for range 1000 {
-		if d := s.Next(time.Hour); d < 162*time.Second || d > 198*time.Second {
-			t.Fatalf("Next(1h) = %s, want 3m ± 10%%", d)
+	// An order not invoiced expects its invoice for 3 days after its
+	// acceptance, and after that when Hiper shows its stock separated; an
+	// invoiced one expects nothing more.
+	r := &Record{AcceptedAt: t0, ChangedAt: t0}
+	for _, c := range []struct {
+		age  time.Duration
+		mark events.Kind
+		want bool
+	}{
+		{time.Hour, "", true},
+		{71 * time.Hour, "", true},
+		{73 * time.Hour, "", false},
+		{73 * time.Hour, processingMark(StageStockSeparated), true},
+		{time.Hour, events.KindInvoiceIssued, false},
+	} {
+		r.Published = nil
+		if c.mark != "" {
+			r.MarkPublished(c.mark, t0)
 		}
+		if got := s.Expecting(r, t0.Add(c.age)); got != c.want {
+			t.Errorf("Expecting at %s with %q published = %t, want %t", c.age, c.mark, got, c.want)
+		}
+	}
+	r.Published = nil
+	for range 1000 {
+		if d := s.Next(r, t0.Add(time.Hour)); d < 90*time.Second || d > 110*time.Second {
+			t.Fatalf("Next(1h old, expecting) = %s, want 100s ± 10%%", d)
+		}
+		if d := s.Next(r, t0.Add(4*24*time.Hour)); d < 270*time.Second || d > 330*time.Second {
+			t.Fatalf("Next(4 days old) = %s, want 5m ± 10%%", d)
+		}
+	}
+	// A ceiling set alone bounds the invoice ceiling too.
+	if s := (Schedule{Max: time.Minute}).WithDefaults(); s.Expect != time.Minute {
+		t.Errorf("Expect with Max 1m = %s", s.Expect)
 	}
 	// 30 s for 4 minutes, then backing off: an order invoiced and shipped
-	// within its first minute is polled twice; one shipped after a day
-	// about 510 times, against 2880 at a fixed 30 s.
-	if n := s.Calls([]time.Duration{time.Second}); n != 1 {
+	// within its first minute is polled twice; one invoiced after 3 hours
+	// and shipped after a day about 390 times, against 2880 at a fixed 30 s.
+	calls := func(l life) int { return simulate(s, []life{l}, 1e6*time.Hour, rand.New(rand.NewPCG(1, 1))).calls }
+	if n := calls(life{invoiced: time.Second, shipped: time.Second, hasInvoice: true, hasShip: true}); n != 1 {
 		t.Errorf("calls for a 1 s life = %d", n)
 	}
-	n := s.Calls([]time.Duration{time.Minute, 3 * time.Hour, 24 * time.Hour})
-	if n < 470 || n > 560 {
+	n := calls(life{processed: time.Minute, invoiced: 3 * time.Hour, shipped: 24 * time.Hour, hasProcessed: true, hasInvoice: true, hasShip: true})
+	if n < 360 || n > 420 {
 		t.Errorf("calls for a day's life = %d", n)
 	}
 }
@@ -444,5 +490,75 @@ func TestObserveProcessing(t *testing.T) {
 	f := &Record{Tenant: "acme", OrderID: "1002", HiperOrderID: hiperID, AcceptedAt: t0, ChangedAt: t0}
 	if o, _ = Observe(f, status(hiper.SituationFailed, false, processed), t0.Add(time.Hour), Policy{}); !equalKinds(kinds(o), []events.Kind{events.KindOrderFailed}) {
 		t.Fatalf("failed: %v", kinds(o))
+	}
+}
+
+// A booked turn is the task's next delivery's, from its time (less the
+// clocks' skew) on; any other delivery books again.
+func TestBookedTurn(t *testing.T) {
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	r := &Record{Turn: &Turn{At: at, Delivery: 7}}
+	for _, c := range []struct {
+		delivery uint64
+		now      time.Time
+		want     bool
+	}{
+		{8, at, true},
+		{8, at.Add(5 * time.Second), true},   // after the alignment's mark
+		{8, at.Add(-time.Second), true},      // a clock a second behind
+		{8, at.Add(-2 * time.Second), false}, // too early: a settle was lost
+		{9, at.Add(time.Second), false},      // taken already, or lost
+		{7, at.Add(time.Second), false},      // the booking delivery itself
+		{1, at.Add(time.Second), false},      // a first delivery again
+	} {
+		if got := r.Booked(c.delivery, c.now, time.Second); got != c.want {
+			t.Errorf("delivery %d at %s: booked %v, want %v", c.delivery, c.now.Sub(at), got, c.want)
+		}
+	}
+	if (&Record{}).Booked(1, at, time.Second) {
+		t.Error("a record without a turn has one")
+	}
+}
+
+// Two polls of one order observe the same record; the later answer is
+// recorded first. The earlier answer, applied last, leaves the record as
+// the later one made it: Hiper's answers only move forward.
+func TestApplyOlderAnswerLast(t *testing.T) {
+	p := Policy{}
+	for _, tc := range []struct {
+		name         string
+		older, newer hiper.OrderStatus
+	}{
+		{"fewer events", status(hiper.SituationProcessing, false, processed), status(hiper.SituationProcessing, false, processed, invoiced)},
+		{"not yet cancelled", status(hiper.SituationProcessed, false, processed), status(hiper.SituationProcessed, true, processed)},
+		{"still processing", status(hiper.SituationProcessing, false), status(hiper.SituationProcessed, false)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := record()
+			older, err := Observe(seen, tc.older, t0.Add(2*time.Hour), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			newer, err := Observe(seen, tc.newer, t0.Add(3*time.Hour), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := record()
+			r.Apply(newer, len(newer.Events), t0.Add(3*time.Hour))
+			want := *r
+			r.Apply(older, len(older.Events), t0.Add(4*time.Hour))
+			if r.Situation != want.Situation || r.HiperCancelled != want.HiperCancelled || r.Events != want.Events || !r.ChangedAt.Equal(want.ChangedAt) {
+				t.Errorf("older answer recorded over the newer: got situation %d cancelled %v events %d changed %s, want %d %v %d %s",
+					r.Situation, r.HiperCancelled, r.Events, r.ChangedAt, want.Situation, want.HiperCancelled, want.Events, want.ChangedAt)
+			}
+			// In order, each is recorded.
+			r = record()
+			r.Apply(older, len(older.Events), t0.Add(2*time.Hour))
+			r.Apply(newer, len(newer.Events), t0.Add(3*time.Hour))
+			if r.Situation != want.Situation || r.HiperCancelled != want.HiperCancelled || r.Events != want.Events {
+				t.Errorf("newer answer after the older: got situation %d cancelled %v events %d, want %d %v %d",
+					r.Situation, r.HiperCancelled, r.Events, want.Situation, want.HiperCancelled, want.Events)
+			}
+		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/events"
@@ -47,6 +49,10 @@ type Record struct {
 	// without them knows only of a store cancellation so far.
 	HiperOrderID string    `json:"hiperOrderId,omitempty"`
 	AcceptedAt   time.Time `json:"acceptedAt,omitzero"`
+	// Round counts the Hiper orders followed for this store order before
+	// HiperOrderID, each failed in Hiper and then resent by an operator;
+	// it keeps the event ids of one Hiper order apart from another's.
+	Round int `json:"round,omitempty"`
 	// HiperCode is Hiper's own order number (codigoDoPedidoDeVenda), once
 	// Hiper has given one.
 	HiperCode string `json:"hiperCode,omitempty"`
@@ -73,15 +79,35 @@ type Record struct {
 	// CancelOrigin is set with Final Cancelled.
 	CancelOrigin string `json:"cancelOrigin,omitempty"`
 
-	// Polls counts the calls to Hiper for the order.
-	Polls int `json:"polls,omitempty"`
 	// BadAnswer is a digest of the last Hiper answer dead-lettered for the
 	// order, so that the same bad answer is recorded once, not every poll.
 	BadAnswer string `json:"badAnswer,omitempty"`
+	// Turn is the poll the order booked when it was due and its store's
+	// calls were spent (Booked).
+	Turn *Turn `json:"turn,omitempty"`
 	// WrittenAt is when the record was last written; a record is rewritten
 	// at least daily while followed, so the bucket's TTL only ever removes
 	// records of orders no longer followed.
 	WrittenAt time.Time `json:"writtenAt,omitzero"`
+}
+
+// Turn is a call to Hiper booked on a replica's pace of the store
+// (pace.Book): the order is polled at At, by whichever replica its poll
+// task goes to next, without asking the pace again.
+type Turn struct {
+	At time.Time `json:"at"`
+	// Delivery is the delivery count of the poll task that booked the
+	// turn: the turn is the task's next delivery's.
+	Delivery uint64 `json:"delivery"`
+}
+
+// Booked reports whether the poll task's delivery (its delivery count)
+// now is the turn r booked: the task's next delivery after the booking,
+// not before the turn's time (less skew, the replicas' clocks'
+// disagreement). A delivery after that, or before its time (a settle that
+// was lost), is not: the order books again.
+func (r *Record) Booked(delivery uint64, now time.Time, skew time.Duration) bool {
+	return r.Turn != nil && delivery == r.Turn.Delivery+1 && !now.Add(skew).Before(r.Turn.At)
 }
 
 // Accepted reports whether order.accepted has been seen.
@@ -108,6 +134,26 @@ func (r *Record) MarkPublished(kind events.Kind, t time.Time) {
 // re-publish after a crash is dropped by the stream's duplicate window.
 func EventID(tenant, orderID string, kind events.Kind) string {
 	return tenant + ":" + orderID + ":" + string(kind)
+}
+
+// EventID is the id of r's event of kind: EventID for the first Hiper
+// order, with ":<round>" after it for an order resent after Hiper failed it.
+func (r *Record) EventID(kind events.Kind) string {
+	id := EventID(r.Tenant, r.OrderID, kind)
+	if r.Round > 0 {
+		id += ":" + strconv.Itoa(r.Round)
+	}
+	return id
+}
+
+// FollowNext reports whether an order.accepted naming hiperID starts a
+// new round: r's Hiper order failed, and the operator resent the order,
+// which Hiper accepted as hiperID. The next round is returned.
+func (r *Record) FollowNext(hiperID string) (*Record, bool) {
+	if r.Final != Failed || !r.Accepted() || strings.EqualFold(r.HiperOrderID, hiperID) {
+		return nil, false
+	}
+	return &Record{Tenant: r.Tenant, OrderID: r.OrderID, Round: r.Round + 1, StoreCancelAt: r.StoreCancelAt}, true
 }
 
 // ErrInvalidOrderID is an empty order id.

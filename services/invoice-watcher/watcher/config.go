@@ -1,13 +1,13 @@
 package watcher
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 )
 
@@ -16,8 +16,10 @@ import (
 // cancellations").
 type Config struct {
 	// Schedule is how often an order is polled: Min while its answer is
-	// fresh (INVOICE_POLL_MIN, default 30s), backing off to Max
-	// (INVOICE_POLL_MAX, default 3m).
+	// fresh (INVOICE_POLL_MIN, default 30s), backing off to Expect while
+	// its invoice is expected (INVOICE_POLL_EXPECT, default 100s; for
+	// INVOICE_EXPECT_FOR after acceptance, default 72h), else to Max
+	// (INVOICE_POLL_MAX, default 5m).
 	Schedule order.Schedule
 	// CancelGrace is how long a cancellation the store did not ask for
 	// waits before it is announced as the merchant's (INVOICE_CANCEL_GRACE,
@@ -29,6 +31,7 @@ type Config struct {
 	// TenantRate and TenantBurst pace one replica's calls for one tenant:
 	// calls a second, and how many may go at once after a quiet spell
 	// (INVOICE_TENANT_RATE, default 5; INVOICE_TENANT_BURST, default 10).
+	// An order due beyond them books the tenant's next free call.
 	TenantRate  float64
 	TenantBurst int
 	// PausedRetry is how often the orders of a paused or disconnected
@@ -73,11 +76,7 @@ const (
 
 func (c Config) withDefaults() Config {
 	c.Schedule = c.Schedule.WithDefaults()
-	setD := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
+	setD := config.Default[time.Duration]
 	setD(&c.CancelGrace, DefaultCancelGrace)
 	setD(&c.PausedRetry, DefaultPausedRetry)
 	setD(&c.RetryDelay, DefaultRetryDelay)
@@ -85,50 +84,46 @@ func (c Config) withDefaults() Config {
 	setD(&c.AckWait, DefaultAckWait)
 	setD(&c.RecordTTL, DefaultRecordTTL)
 	setD(&c.GracePeriod, events.DefaultGracePeriod)
-	if c.Concurrency <= 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.TenantRate <= 0 {
-		c.TenantRate = DefaultTenantRate
-	}
-	if c.TenantBurst <= 0 {
-		c.TenantBurst = DefaultTenantBurst
-	}
+	config.Default(&c.Concurrency, DefaultConcurrency)
+	config.Default(&c.TenantRate, DefaultTenantRate)
+	config.Default(&c.TenantBurst, DefaultTenantBurst)
 	return c
 }
 
 // Settings is the invoice-watcher's configuration from the environment.
-type Settings struct {
-	config.Common
-	Config Config
-}
+type Settings = service.Settings[Config]
 
 // LoadSettings reads the environment; the error names every bad variable.
 func LoadSettings(getenv config.Env) (Settings, error) {
-	l := config.NewLoader(getenv)
-	s := Settings{
-		Common: l.LoadCommon(),
-		Config: Config{
-			Schedule: order.Schedule{
-				Min: l.Duration("INVOICE_POLL_MIN", order.DefaultMinInterval),
-				Max: l.Duration("INVOICE_POLL_MAX", order.DefaultMaxInterval),
-			},
-			CancelGrace:  l.Duration("INVOICE_CANCEL_GRACE", DefaultCancelGrace),
-			Concurrency:  l.Int("INVOICE_CONCURRENCY", DefaultConcurrency),
-			TenantRate:   l.Float("INVOICE_TENANT_RATE", DefaultTenantRate),
-			TenantBurst:  l.Int("INVOICE_TENANT_BURST", DefaultTenantBurst),
-			PausedRetry:  l.Duration("INVOICE_PAUSED_RETRY", DefaultPausedRetry),
-			RetryDelay:   l.Duration("INVOICE_RETRY_DELAY", DefaultRetryDelay),
-			HiperTimeout: l.Duration("INVOICE_HIPER_TIMEOUT", DefaultHiperTimeout),
-			AckWait:      l.Duration("INVOICE_ACK_WAIT", DefaultAckWait),
-			RecordTTL:    l.Duration("INVOICE_RECORD_TTL", DefaultRecordTTL),
+	return service.LoadSettings(getenv, loadConfig)
+}
+
+// loadConfig reads the invoice-watcher's own variables.
+func loadConfig(l *config.Loader, _ config.Common) (Config, error) {
+	c := Config{
+		Schedule: order.Schedule{
+			Min: l.Duration("INVOICE_POLL_MIN", order.DefaultMinInterval),
+			Max: l.Duration("INVOICE_POLL_MAX", order.DefaultMaxInterval),
+			// Unset (0), it is 100s or INVOICE_POLL_MAX if shorter.
+			Expect:    l.Duration("INVOICE_POLL_EXPECT", 0),
+			ExpectFor: l.Duration("INVOICE_EXPECT_FOR", order.DefaultExpectFor),
 		},
+		CancelGrace:  l.Duration("INVOICE_CANCEL_GRACE", DefaultCancelGrace),
+		Concurrency:  l.Int("INVOICE_CONCURRENCY", DefaultConcurrency),
+		TenantRate:   l.Float("INVOICE_TENANT_RATE", DefaultTenantRate),
+		TenantBurst:  l.Int("INVOICE_TENANT_BURST", DefaultTenantBurst),
+		PausedRetry:  l.Duration("INVOICE_PAUSED_RETRY", DefaultPausedRetry),
+		RetryDelay:   l.Duration("INVOICE_RETRY_DELAY", DefaultRetryDelay),
+		HiperTimeout: l.Duration("INVOICE_HIPER_TIMEOUT", DefaultHiperTimeout),
+		AckWait:      l.Duration("INVOICE_ACK_WAIT", DefaultAckWait),
+		RecordTTL:    l.Duration("INVOICE_RECORD_TTL", DefaultRecordTTL),
 	}
-	err := l.Err()
-	if sch := s.Config.Schedule; sch.Max > MaxPollCeiling {
-		err = errors.Join(err, fmt.Errorf("INVOICE_POLL_MAX: at most %s, got %s: a change in Hiper must reach the store in minutes", MaxPollCeiling, sch.Max))
+	if sch := c.Schedule; sch.Max > MaxPollCeiling {
+		return c, fmt.Errorf("INVOICE_POLL_MAX: at most %s, got %s: a change in Hiper must reach the store in minutes", MaxPollCeiling, sch.Max)
 	} else if sch.Min > sch.Max {
-		err = errors.Join(err, fmt.Errorf("INVOICE_POLL_MIN: %s is longer than INVOICE_POLL_MAX (%s)", sch.Min, sch.Max))
+		return c, fmt.Errorf("INVOICE_POLL_MIN: %s is longer than INVOICE_POLL_MAX (%s)", sch.Min, sch.Max)
+	} else if sch.Expect > 0 && (sch.Expect < sch.Min || sch.Expect > sch.Max) {
+		return c, fmt.Errorf("INVOICE_POLL_EXPECT: %s is not between INVOICE_POLL_MIN (%s) and INVOICE_POLL_MAX (%s)", sch.Expect, sch.Min, sch.Max)
 	}
-	return s, err
+	return c, nil
 }

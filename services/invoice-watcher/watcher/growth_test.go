@@ -18,6 +18,7 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/stepscope"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/testkit"
@@ -81,7 +82,7 @@ func watcherStep(b *testing.B, tenants, perTenant int) (cpu time.Duration, heap 
 			}
 		}()
 	}
-	wg.Wait()
+	testkit.Wait(b, &wg, 5*time.Minute, "the orders created and published")
 	select {
 	case <-st.JS.PublishAsyncComplete():
 	case <-time.After(time.Minute):
@@ -101,9 +102,11 @@ func watcherStep(b *testing.B, tenants, perTenant int) (cpu time.Duration, heap 
 	n := int64(tenants * perTenant)
 	heap0, cpu0 := testkit.HeapInUse(), testkit.CPUTime(b)
 	w, err := watcher.Start(ctx, watcher.Deps{
-		NATS: st.NATS, Namespace: st.NS, Tokens: st.Broker, HiperBaseURL: st.Sim.URL,
-		HTTPClient: &http.Client{Transport: counting}, Format: events.FormatProtobuf,
-		Health: telemetry.NewHealth(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Deps: service.Deps{
+			NATS: st.NATS, Namespace: st.NS, Tokens: st.Broker, HiperBaseURL: st.Sim.URL, Format: events.FormatProtobuf,
+			Health: telemetry.NewHealth(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		},
+		HTTPClient: &http.Client{Transport: counting},
 		// Unpaced: the first poll of every order as fast as the watcher goes.
 		Config: watcher.Config{TenantRate: 1e6, TenantBurst: 1e6},
 	})
@@ -112,11 +115,11 @@ func watcherStep(b *testing.B, tenants, perTenant int) (cpu time.Duration, heap 
 	}
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	brokertest.WaitFor(b, 10*time.Minute, "every open order polled once", func() bool { return polled.Load() >= n })
+	testkit.WaitFor(b, 10*time.Minute, "every open order polled once", func() bool { return polled.Load() >= n })
 	cpu = testkit.CPUTime(b) - cpu0
 	heap = int64(testkit.HeapInUse()) - int64(heap0)
 	cancel()
-	if err := <-done; err != nil {
+	if err := testkit.Recv(b, done, time.Minute, "the watcher to stop"); err != nil {
 		b.Errorf("watcher: %v", err)
 	}
 	return cpu, heap

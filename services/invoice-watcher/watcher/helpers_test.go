@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/pkg/testkit"
@@ -104,9 +106,11 @@ func (h *harness) startWith(name string, cfg watcher.Config, base http.RoundTrip
 		log = slog.New(slog.NewTextHandler(h.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", name)
 	}
 	w, err := watcher.Start(ctx, watcher.Deps{
-		NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: h.st.Sim.URL,
-		HTTPClient: &http.Client{Transport: h.calls.transport(name, base)},
-		Format:     events.FormatProtobuf, Health: health, Log: log, Config: cfg,
+		Deps: service.Deps{
+			NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: h.st.Sim.URL,
+			Format: events.FormatProtobuf, Health: health, Log: log,
+		},
+		HTTPClient: &http.Client{Transport: h.calls.transport(name, base)}, Config: cfg,
 	})
 	if err != nil {
 		cancel()
@@ -271,7 +275,7 @@ func of(evs []published, orderID string) map[events.Kind][]published {
 func (h *harness) waitEvent(orderID string, kind events.Kind) published {
 	h.t.Helper()
 	var got published
-	brokertest.WaitFor(h.t, waitLong, fmt.Sprintf("%s of order %s", kind, orderID), func() bool {
+	testkit.WaitFor(h.t, waitLong, fmt.Sprintf("%s of order %s", kind, orderID), func() bool {
 		evs := of(h.published(kind), orderID)[kind]
 		if len(evs) > 0 {
 			got = evs[0]
@@ -285,7 +289,7 @@ func (h *harness) waitEvent(orderID string, kind events.Kind) published {
 // final and its task gone from the poll queue.
 func (h *harness) waitFinal(orderID string) {
 	h.t.Helper()
-	brokertest.WaitFor(h.t, waitLong, "order "+orderID+" no longer followed", func() bool {
+	testkit.WaitFor(h.t, waitLong, "order "+orderID+" no longer followed", func() bool {
 		return h.recordOf(orderID).Final != "" && !h.hasTask(orderID)
 	})
 }
@@ -373,7 +377,8 @@ func (h *harness) deadLetters() []*eventsv1.DeadLetter {
 	return out
 }
 
-// counter reads a counter of the replica's metrics.
+// counter reads a counter of the replica's metrics, or the samples of a
+// histogram.
 func (r *replica) counter(name string, labels ...string) float64 {
 	mfs, err := r.health.Registry.Gather()
 	if err != nil {
@@ -393,7 +398,7 @@ func (r *replica) counter(name string, labels ...string) float64 {
 					}
 				}
 			}
-			sum += m.GetCounter().GetValue()
+			sum += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
 		}
 	}
 	return sum
@@ -407,10 +412,12 @@ type hiperCalls struct {
 	inflight    map[string]int
 	maxInflight int
 	byReplica   map[string]int
+	// at holds when each call of an order began.
+	at map[string][]time.Time
 }
 
 func newHiperCalls() *hiperCalls {
-	return &hiperCalls{total: map[string]int{}, inflight: map[string]int{}, byReplica: map[string]int{}}
+	return &hiperCalls{total: map[string]int{}, inflight: map[string]int{}, byReplica: map[string]int{}, at: map[string][]time.Time{}}
 }
 
 func (c *hiperCalls) transport(replica string, base http.RoundTripper) http.RoundTripper {
@@ -421,6 +428,7 @@ func (c *hiperCalls) transport(replica string, base http.RoundTripper) http.Roun
 		}
 		c.mu.Lock()
 		c.total[id]++
+		c.at[id] = append(c.at[id], time.Now())
 		c.byReplica[replica]++
 		c.inflight[id]++
 		c.maxInflight = max(c.maxInflight, c.inflight[id])
@@ -489,6 +497,13 @@ func holdFirst(base http.RoundTripper, release <-chan struct{}) http.RoundTrippe
 		}
 		return base.RoundTrip(r)
 	})
+}
+
+// times returns when each call of the order began, oldest first.
+func (c *hiperCalls) times(hiperID string) []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.at[hiperID])
 }
 
 func (c *hiperCalls) of(hiperID string) int {

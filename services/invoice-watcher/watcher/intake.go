@@ -37,6 +37,14 @@ func (w *Watcher) accepted(ctx context.Context, m *events.Message) error {
 			cur = &order.Record{Tenant: m.Tenant, OrderID: orderID}
 		case cur.Accepted() && strings.EqualFold(cur.HiperOrderID, hiperID):
 			return nil, nil // a duplicate
+		case cur.Final == order.Failed:
+			// Hiper failed the order it held, and an operator resent the
+			// store's order: a new Hiper order, followed afresh.
+			next, ok := cur.FollowNext(hiperID)
+			if !ok {
+				return nil, nil
+			}
+			cur = next
 		case cur.Accepted():
 			return nil, events.Permanent("conflicting_hiper_order", fmt.Errorf(
 				"order %s is followed as Hiper order %s; this order.accepted names %s", orderID, cur.HiperOrderID, hiperID))

@@ -13,9 +13,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // Records and poll tasks the previous version stored under its own order
@@ -131,7 +131,7 @@ func (h *harness) legacyTask(storeID string) bool {
 // it reads.
 func (h *harness) waitConsumers() {
 	h.t.Helper()
-	brokertest.WaitFor(h.t, waitLong, "the watcher's consumers", func() bool {
+	testkit.WaitFor(h.t, waitLong, "the watcher's consumers", func() bool {
 		for _, c := range []struct{ stream, name string }{
 			{h.st.NS.Stream(watcher.TaskStream), watcher.PollConsumer},
 			{h.st.NS.Stream(events.StreamHiper), watcher.ConsumerName + "-accepted"},

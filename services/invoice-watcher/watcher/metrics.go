@@ -20,8 +20,9 @@ const (
 // Reasons an order's turn passed without a poll (label "reason" of waits).
 const (
 	waitNotDue   = "not_due"         // just accepted: Hiper is still processing
-	waitPaced    = "paced"           // the tenant's calls are spent for now
+	waitPaced    = "paced"           // the tenant's calls are spent: a later one booked
 	waitInactive = "tenant_inactive" // paused, disconnected or unknown tenant
+	waitPolling  = "in_poll"         // delivered again while this replica polls it
 )
 
 // metrics are the invoice-watcher's Prometheus metrics.
@@ -33,6 +34,8 @@ type metrics struct {
 	published    *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
 	publishDelay *prometheus.HistogramVec
+	invoiceAge   prometheus.Histogram
+	turnWait     prometheus.Histogram
 	deadLetters  *prometheus.CounterVec
 }
 
@@ -52,7 +55,7 @@ func newMetrics(reg prometheus.Registerer, tasks jetstream.Stream) *metrics {
 		}, []string{"outcome"}),
 		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_invoice_watch_waits_total",
-			Help: "Turns of an order that passed without calling Hiper, by reason: not_due, paced, tenant_inactive.",
+			Help: "Turns of an order that passed without calling Hiper, by reason: not_due, paced (a later call booked), tenant_inactive, in_poll.",
 		}, []string{"reason"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_invoice_watch_events_total",
@@ -67,6 +70,16 @@ func newMetrics(reg prometheus.Registerer, tasks jetstream.Stream) *metrics {
 			Help:    "From Hiper registering an event (its date) to its publication, by kind. Hiper's dates have whole seconds.",
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 180, 240, 300, 600, 1800, 3600},
 		}, []string{"kind"}),
+		invoiceAge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hipersync_invoice_watch_invoice_age_seconds",
+			Help:    "From an order's acceptance to Hiper registering its invoice: when the stores' invoices come, what INVOICE_EXPECT_FOR must cover.",
+			Buckets: []float64{600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400, 5 * 86400, 7 * 86400, 14 * 86400, 30 * 86400},
+		}),
+		turnWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hipersync_invoice_watch_turn_wait_seconds",
+			Help:    "How long a due order whose store's calls were spent waits for the call it booked: at most the store's open orders / INVOICE_TENANT_RATE.",
+			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600},
+		}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hipersync_invoice_watch_dead_letters_total",
 			Help: "Hiper answers dead-lettered, by reason code.",
@@ -87,6 +100,6 @@ func newMetrics(reg prometheus.Registerer, tasks jetstream.Stream) *metrics {
 		}
 		return float64(info.State.Msgs)
 	})
-	reg.MustRegister(m.started, m.finished, m.polls, m.waits, m.published, m.duplicates, m.publishDelay, m.deadLetters, open)
+	reg.MustRegister(m.started, m.finished, m.polls, m.waits, m.published, m.duplicates, m.publishDelay, m.invoiceAge, m.turnWait, m.deadLetters, open)
 	return m
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -54,7 +53,7 @@ func (w *Watcher) poll(ctx context.Context, msg jetstream.Msg) turn {
 		}
 		return finished
 	}
-	rec, _, err := w.records.get(ctx, t.Tenant, t.OrderID)
+	rec, rev, err := w.records.get(ctx, t.Tenant, t.OrderID)
 	switch {
 	case errors.Is(err, errNotFound):
 		log.Warn("drop poll task of an order without a record")
@@ -65,17 +64,20 @@ func (w *Watcher) poll(ctx context.Context, msg jetstream.Msg) turn {
 	case rec.Final != "" || !rec.Accepted():
 		return finished
 	}
-	log = log.With("hiper_order_id", rec.HiperOrderID)
-	first := false
+	var delivered uint64
 	if md, err := msg.Metadata(); err == nil {
-		first = md.NumDelivered == 1
+		delivered = md.NumDelivered
 	}
-	return w.follow(ctx, log, rec, first)
+	return w.follow(ctx, log.With("hiper_order_id", rec.HiperOrderID), rec, rev, delivered)
 }
 
-// follow polls rec's order unless it must wait, and decides when its next
-// turn is.
-func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Record, first bool) turn {
+// turnSkew is how far apart the replicas' clocks may be: a task delivered
+// that much before the time of the turn it booked still takes it.
+const turnSkew = time.Second
+
+// follow polls rec's order (rev its revision) unless it must wait, and
+// decides when its next turn is; delivered is the task's delivery count.
+func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Record, rev, delivered uint64) turn {
 	now := w.now()
 	t, known := w.dir.Get(rec.Tenant)
 	maxAge := w.maxAge(t)
@@ -85,13 +87,19 @@ func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Recor
 	}
 	// Hiper takes a moment to process a new order: its first poll waits
 	// until the schedule's first interval has passed.
-	if since := now.Sub(rec.ChangedAt); first && since < w.cfg.Schedule.Min {
+	if since := now.Sub(rec.ChangedAt); delivered == 1 && since < w.cfg.Schedule.Min {
 		w.m.waits.WithLabelValues(waitNotDue).Inc()
 		return later(w.cfg.Schedule.Min - since)
 	}
-	if d := w.pace.Take(rec.Tenant); d > 0 {
-		w.m.waits.WithLabelValues(waitPaced).Inc()
-		return later(d + rand.N(w.cfg.Schedule.Min))
+	// A due order whose store's calls are spent books the store's next free
+	// call and comes back for it; one that booked its turn takes it,
+	// whatever the pace says now (its call was paid for when booked).
+	if !rec.Booked(delivered, now, turnSkew) {
+		if d := w.pace.Book(rec.Tenant); d > 0 {
+			w.m.waits.WithLabelValues(waitPaced).Inc()
+			w.m.turnWait.Observe(d.Seconds())
+			return w.bookTurn(ctx, log, rec, delivered, now, d)
+		}
 	}
 
 	capture := &bodyCapture{}
@@ -104,7 +112,28 @@ func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Recor
 		}
 		return w.expireOr(ctx, log, rec, now, maxAge, next)
 	}
-	obs, err := order.Observe(rec, st, now, order.Policy{CancelGrace: w.cfg.CancelGrace, MaxAge: maxAge})
+	policy := order.Policy{CancelGrace: w.cfg.CancelGrace, MaxAge: maxAge}
+	obs, err := order.Observe(rec, st, now, policy)
+	if err == nil && len(obs.Events) > 0 {
+		// JetStream may hand one task to two replicas at once (a
+		// redelivery after AckWait to a replica that stopped answering, a
+		// replica starting: see take). Both poll, but the record is read
+		// again before anything goes out: the poll that published and
+		// recorded first leaves the other nothing to publish. Only two
+		// polls between this read and their record write at once publish
+		// twice, and the stream's duplicate window drops the second. The
+		// record write re-reads the record and keeps the later of the two
+		// answers (Record.Apply), whichever poll writes last.
+		cur, curRev, gerr := w.records.get(ctx, rec.Tenant, rec.OrderID)
+		if gerr != nil {
+			log.Warn("read order record again; polling again soon", "error", gerr)
+			return later(jitter(retrySoon))
+		}
+		if curRev != rev {
+			rec = cur
+			obs, err = order.Observe(rec, st, now, policy)
+		}
+	}
 	if err != nil {
 		w.report.failed(rec.Tenant, now, err)
 		w.m.polls.WithLabelValues(pollBadAnswer).Inc()
@@ -120,6 +149,28 @@ func (w *Watcher) follow(ctx context.Context, log *slog.Logger, rec *order.Recor
 	}
 	w.m.polls.WithLabelValues(outcome).Inc()
 	return w.conclude(ctx, log, rec, obs, now)
+}
+
+// bookTurn records in rec the turn its order booked, d from now, so that
+// whichever replica its task goes to next polls it then: the task comes
+// back at the turn, or at the end of the quantum it falls in (align), and
+// its poll goes without asking the pace again. A store's orders so queue
+// for its calls first come, first served, none passed over however many
+// are due (docs/invoices.md, "A store with more orders than its pace").
+func (w *Watcher) bookTurn(ctx context.Context, log *slog.Logger, rec *order.Record, delivered uint64, now time.Time, d time.Duration) turn {
+	_, err := w.records.update(ctx, rec.Tenant, rec.OrderID, func(cur *order.Record) (*order.Record, error) {
+		if cur == nil || cur.Final != "" {
+			return nil, nil
+		}
+		cur.Turn = &order.Turn{At: now.Add(d).UTC(), Delivery: delivered}
+		return cur, nil
+	})
+	if err != nil {
+		// The call stays booked on this replica's pace, unknown to the
+		// replicas: the order books again at its next delivery.
+		log.Warn("record the order's booked turn", "error", err)
+	}
+	return later(d)
 }
 
 // expireOr ends the watch of an order past its maximum age that could not
@@ -167,19 +218,22 @@ func (w *Watcher) conclude(ctx context.Context, log *slog.Logger, rec *order.Rec
 		w.m.published.WithLabelValues(string(ev.Kind)).Inc()
 		if !ev.HiperAt.IsZero() {
 			w.m.publishDelay.WithLabelValues(string(ev.Kind)).Observe(max(w.now().Sub(ev.HiperAt), 0).Seconds())
+			if ev.Kind == events.KindInvoiceIssued {
+				w.m.invoiceAge.Observe(max(ev.HiperAt.Sub(rec.AcceptedAt), 0).Seconds())
+			}
 		}
 		log.Info("order event published", "kind", ev.Kind, "event_id", ev.ID)
 	}
 	w.report.polled(rec.Tenant, now, published)
 	stale := now.Sub(rec.WrittenAt) >= rewriteAfter
-	var final order.Final
-	var changedAt time.Time
+	after := rec
 	if obs.Changed || obs.CancelSeen || published > 0 || obs.Final != "" || stale {
 		cur, err := w.records.update(ctx, rec.Tenant, rec.OrderID, func(cur *order.Record) (*order.Record, error) {
 			if cur == nil {
 				return nil, nil
 			}
 			cur.Apply(obs, published, now)
+			cur.Turn = nil // taken, or never to be
 			cur.WrittenAt = now.UTC()
 			return cur, nil
 		})
@@ -187,19 +241,17 @@ func (w *Watcher) conclude(ctx context.Context, log *slog.Logger, rec *order.Rec
 			log.Warn("record order state; polling again soon", "error", err)
 			return later(jitter(retrySoon))
 		}
-		final, changedAt = cur.Final, cur.ChangedAt
-	} else {
-		final, changedAt = rec.Final, rec.ChangedAt
+		after = cur
 	}
 	if published < len(obs.Events) {
 		return later(jitter(retrySoon))
 	}
-	if final != "" {
-		w.m.finished.WithLabelValues(string(final)).Inc()
-		log.Info("order no longer followed", "final", final, "cancel_origin", obs.CancelOrigin)
+	if after.Final != "" {
+		w.m.finished.WithLabelValues(string(after.Final)).Inc()
+		log.Info("order no longer followed", "final", after.Final, "cancel_origin", obs.CancelOrigin)
 		return finished
 	}
-	next := w.cfg.Schedule.Next(now.Sub(changedAt))
+	next := w.cfg.Schedule.Next(after, now)
 	if obs.Retry > 0 {
 		next = min(next, obs.Retry)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 )
 
 // statusEvery is how often the watcher writes what it saw of each tenant to
@@ -29,16 +30,19 @@ type tenantPolls struct {
 // into the pollers' sync status store under kind "invoices", so that
 // `hipersync status` shows invoices beside catalog and stock.
 type statusReporter struct {
-	kv       jetstream.KeyValue
-	interval time.Duration
-	log      *slog.Logger
+	kv jetstream.KeyValue
+	// interval is the schedule's ceiling (every order is polled at least
+	// this often, the lag's target), expect that of the orders expecting
+	// their invoice.
+	interval, expect time.Duration
+	log              *slog.Logger
 
 	mu       sync.Mutex
 	byTenant map[string]*tenantPolls
 }
 
-func newStatusReporter(kv jetstream.KeyValue, interval time.Duration, log *slog.Logger) *statusReporter {
-	return &statusReporter{kv: kv, interval: interval, log: log, byTenant: map[string]*tenantPolls{}}
+func newStatusReporter(kv jetstream.KeyValue, sch order.Schedule, log *slog.Logger) *statusReporter {
+	return &statusReporter{kv: kv, interval: sch.Max, expect: sch.Expect, log: log, byTenant: map[string]*tenantPolls{}}
 }
 
 func (r *statusReporter) tenant(id string) *tenantPolls {
@@ -94,6 +98,7 @@ func (r *statusReporter) flush(ctx context.Context) {
 	for id, p := range seen {
 		err := syncstatus.UpdateStatus(ctx, r.kv, id, syncstatus.Invoices, func(st *syncstatus.Status) {
 			st.TargetInterval = syncstatus.Duration(r.interval)
+			st.ExpectInterval = syncstatus.Duration(r.expect)
 			if p.lastOK.After(st.LastSuccessAt) {
 				st.LastSuccessAt, st.LastRunAt = p.lastOK, p.lastOK
 			}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,10 +23,11 @@ import (
 // work-queue stream of its own. The task is the order's timer: after each
 // poll it goes back to the stream with a delay (a NAK with delay) that the
 // schedule computes, and it is removed (acknowledged) when the order is
-// final. JetStream delivers a message to one replica at a time, so no order
-// is polled by two at once; a replica that dies holding one loses it after
-// AckWait. At most one task exists per order: the stream keeps one message
-// per subject and refuses a second.
+// final. JetStream delivers a message to one replica at a time until it is
+// settled or AckWait runs out: a replica that dies holding one loses it
+// after AckWait, and one gone silent while it polls may find another
+// polling the same order (see take). At most one task exists per order: the
+// stream keeps one message per subject and refuses a second.
 const (
 	// TaskStream is the stream's name before the namespace.
 	TaskStream = "INVOICE_WATCH"
@@ -73,7 +76,13 @@ func taskSubject(ns events.Namespace, tenantID, orderID string) (string, error) 
 
 // ensureTask puts the order's poll task in the queue unless it is there.
 func (w *Watcher) ensureTask(ctx context.Context, r *order.Record) error {
-	return w.queueTask(ctx, task{Tenant: r.Tenant, OrderID: r.OrderID}, "watch")
+	id := events.Kind("watch")
+	if r.Round > 0 {
+		// A resent order's new Hiper order: its task is not the first's,
+		// which may still be in the duplicate window.
+		id += events.Kind("." + strconv.Itoa(r.Round))
+	}
+	return w.queueTask(ctx, task{Tenant: r.Tenant, OrderID: r.OrderID}, id)
 }
 
 // queueTask puts t in the queue unless its order has a task there; id
@@ -148,8 +157,24 @@ func (w *Watcher) runPolls(ctx context.Context) error {
 }
 
 // take runs one order's turn and puts its task back or removes it.
+//
+// JetStream may hand a replica a task it is polling already: a replica
+// starting (its consumer update, its first pulls) has been seen to make the
+// server deliver the newest pending task again, as a first delivery, while
+// its redelivery is in a poll (TestRestartMidWay, nats-server 2.15). A
+// task already in a poll here is left alone: the poll holding it settles
+// the task (the server tracks a task by its stream sequence, whichever
+// delivery settles it). Across replicas nothing keeps two polls of one
+// order apart; the record read again before publishing (follow) keeps the
+// second from publishing what the first did (TestOneTaskOnTwoReplicas).
 func (w *Watcher) take(ctx context.Context, d *events.Delivery) {
 	msg := d.Msg()
+	if !w.polling.enter(msg.Subject()) {
+		w.m.waits.WithLabelValues(waitPolling).Inc()
+		w.log.Info("poll task delivered while its order is being polled; left to that poll", "subject", msg.Subject())
+		return
+	}
+	defer w.polling.leave(msg.Subject())
 	t := w.poll(ctx, msg)
 	if !d.Claim() {
 		return // the drain handed it back
@@ -186,4 +211,30 @@ func (w *Watcher) align(d time.Duration) time.Duration {
 		end = end.Add(q)
 	}
 	return end.Sub(now)
+}
+
+// inPoll is the set of tasks (by subject) a replica is polling.
+type inPoll struct {
+	mu   sync.Mutex
+	subj map[string]struct{}
+}
+
+// enter marks subject's task in a poll; false when it is already.
+func (p *inPoll) enter(subject string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.subj[subject]; ok {
+		return false
+	}
+	if p.subj == nil {
+		p.subj = map[string]struct{}{}
+	}
+	p.subj[subject] = struct{}{}
+	return true
+}
+
+func (p *inPoll) leave(subject string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.subj, subject)
 }

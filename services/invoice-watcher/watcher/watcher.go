@@ -16,16 +16,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/pace"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
-	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -39,22 +37,11 @@ const eventSource = "hipersync/invoice-watcher"
 // Deps are what a watcher needs from outside; Start wires them. The binary,
 // the dev run and tests all go through Start.
 type Deps struct {
-	NATS      *nats.Conn
-	Namespace events.Namespace
-	Tokens    hiper.TokenSources
-	// HiperBaseURL is where Hiper (or hiper-sim) serves its API.
-	HiperBaseURL string
+	service.Deps
 	// HTTPClient makes the Hiper calls; nil means a default one. Tests pass
 	// one that counts the calls per order.
 	HTTPClient *http.Client
-	// Format encodes the published events (EVENTS_FORMAT).
-	Format events.Format
-	Health *telemetry.Health
-	Log    *slog.Logger
-	// TracerProvider receives the watcher's spans; nil means otel's global
-	// provider.
-	TracerProvider trace.TracerProvider
-	Config         Config
+	Config     Config
 	// Now is the clock of ages and records; nil means time.Now.
 	Now func() time.Time
 }
@@ -78,6 +65,8 @@ type Watcher struct {
 	quantum time.Duration
 	// report tells `hipersync status` how each tenant's follow-up goes.
 	report *statusReporter
+	// polling holds the tasks this replica is polling (see take).
+	polling inPoll
 }
 
 // Start provisions the watcher's bucket and poll queue, starts watching
@@ -85,13 +74,10 @@ type Watcher struct {
 // exist (events.EnsureStreams). ctx bounds the tenant watch: cancel it
 // after Run returns.
 func Start(ctx context.Context, d Deps) (*Watcher, error) {
-	if d.NATS == nil || d.Tokens == nil || d.Health == nil {
-		return nil, errors.New("start invoice-watcher: NATS, Tokens and Health are required")
+	if err := d.Check("invoice-watcher"); err != nil {
+		return nil, err
 	}
-	log := d.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := d.Logger()
 	cfg := d.Config.withDefaults()
 	now := d.Now
 	if now == nil {
@@ -118,11 +104,7 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 	} else if n > 0 {
 		log.Info("order records moved from their legacy keys", "records", n)
 	}
-	tenants, err := events.EnsureKV(ctx, js, d.Namespace, tenant.Bucket)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := tenant.WatchDirectory(ctx, tenants, log)
+	dir, err := events.WatchTenants(ctx, js, d.Namespace, log)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +135,7 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 		ns:      d.Namespace,
 		js:      js,
 		records: recs,
-		report:  newStatusReporter(statusKV, cfg.Schedule.Max, log),
+		report:  newStatusReporter(statusKV, cfg.Schedule, log),
 		dir:     dir,
 		tokens:  d.Tokens,
 		hiper:   client,

@@ -12,12 +12,16 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/ops"
+	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/pkg/testkit"
+	"github.com/hipersync/hipersync/services/invoice-watcher/order"
 	"github.com/hipersync/hipersync/services/invoice-watcher/watcher"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // An order invoiced, then shipped, across several polls: each event once,
@@ -27,7 +31,7 @@ func TestInvoicedThenShipped(t *testing.T) {
 	h := newHarness(t)
 	r := h.start("a", fast())
 	id := h.newOrder("1001")
-	brokertest.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
+	testkit.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
 
 	h.event(id, invoiceEvent("123"))
 	inv := h.waitEvent("1001", events.KindInvoiceIssued).Msg.(*eventsv1.InvoiceIssued)
@@ -48,6 +52,9 @@ func TestInvoicedThenShipped(t *testing.T) {
 	}
 	if n := r.counter("hipersync_invoice_watch_orders_finished_total", "final", "delivered"); n != 1 {
 		t.Errorf("finished delivered = %v", n)
+	}
+	if n := r.counter("hipersync_invoice_watch_invoice_age_seconds"); n != 1 {
+		t.Errorf("invoice ages observed = %v, want 1", n)
 	}
 	if n := r.outcomes("hipersync_invoice_watch_duplicates_total"); n != 0 {
 		t.Errorf("%v events published twice", n)
@@ -85,7 +92,7 @@ func TestCancelledInHiper(t *testing.T) {
 	h := newHarness(t)
 	h.start("a", fast())
 	id := h.newOrder("3003")
-	brokertest.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
+	testkit.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
 	h.event(id, hiper.OrderEvent{Type: hiper.EventCancelled})
 	h.waitFinal("3003")
 	c := h.exactlyOnce("3003", events.KindOrderCancelled)[events.KindOrderCancelled].(*eventsv1.OrderCancelled)
@@ -116,7 +123,7 @@ func TestCancelledByStore(t *testing.T) {
 			cfg.CancelGrace = 2 * time.Second
 			r := h.start("a", cfg)
 			id := h.newOrder("4004")
-			brokertest.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
+			testkit.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
 			asked := func() {
 				if c.store {
 					h.publish(h.st.NS.StoreSubject(tenantID, events.KindOrderCancelled), "store-cancel:4004",
@@ -128,7 +135,7 @@ func TestCancelledByStore(t *testing.T) {
 			}
 			if !c.late {
 				asked()
-				brokertest.WaitFor(t, waitLong, "the request recorded", func() bool {
+				testkit.WaitFor(t, waitLong, "the request recorded", func() bool {
 					return h.recordOf("4004").StoreCancelAt.IsZero() == false
 				})
 			}
@@ -136,7 +143,7 @@ func TestCancelledByStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c.late {
-				brokertest.WaitFor(t, waitLong, "the cancellation seen", func() bool {
+				testkit.WaitFor(t, waitLong, "the cancellation seen", func() bool {
 					return !h.recordOf("4004").CancelSeenAt.IsZero()
 				})
 				asked()
@@ -168,8 +175,44 @@ func TestFailedInProcessing(t *testing.T) {
 	h.accept("5005", id)
 	h.waitFinal("5005")
 	f := h.exactlyOnce("5005", events.KindOrderFailed)[events.KindOrderFailed].(*eventsv1.OrderFailed)
-	if f.GetMessage() != "Produto 34852cf6 sem estoque na filial." || f.GetHiperOrderId() != id {
+	if f.GetMessage() != "Produto 34852cf6 sem estoque na filial." || f.GetHiperOrderId() != id || f.GetCode() != order.FailedInHiperCode {
 		t.Errorf("order.failed = %v", f)
+	}
+}
+
+// Hiper failed the order, support resent it (the order-forwarder's new
+// order.accepted names another Hiper order): the new Hiper order is followed
+// to its invoice, under event ids of its own, and the failed one is not
+// followed again.
+func TestResentAfterFailedInHiper(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start("a", fast())
+	first := h.createOrder("5006")
+	if err := h.st.Sim.Sim.FailOrder(h.key, first, "Produto sem estoque na filial."); err != nil {
+		t.Fatal(err)
+	}
+	h.accept("5006", first)
+	h.waitFinal("5006")
+
+	second := h.createOrder("5006")
+	h.publish(h.st.NS.HiperSubject(tenantID, events.KindOrderAccepted), "accepted:5006:1",
+		&eventsv1.OrderAccepted{OrderId: "5006", HiperOrderId: second, AcceptedAt: timestamppb.Now()})
+	testkit.WaitFor(t, waitLong, "the new Hiper order followed", func() bool { return h.calls.of(second) > 0 })
+	h.event(second, invoiceEvent("124"))
+	inv := h.waitEvent("5006", events.KindInvoiceIssued)
+	if m := inv.Msg.(*eventsv1.InvoiceIssued); m.GetHiperOrderId() != second || inv.ID != tenantID+":5006:invoice.issued:1" {
+		t.Errorf("invoice.issued %q = %v", inv.ID, m)
+	}
+	got := of(h.published(events.KindOrderFailed), "5006")[events.KindOrderFailed]
+	if len(got) != 1 || got[0].Msg.(*eventsv1.OrderFailed).GetHiperOrderId() != first {
+		t.Errorf("order.failed: %v", got)
+	}
+	if r := h.recordOf("5006"); r.Round != 1 || r.HiperOrderID != second || r.Final != "" {
+		t.Errorf("record %+v", r)
+	}
+	if n := len(h.deadLetters()); n != 0 {
+		t.Errorf("%d dead letters", n)
 	}
 }
 
@@ -181,7 +224,7 @@ func TestRestartMidWay(t *testing.T) {
 	a := h.start("a", fast())
 	id := h.newOrder("6006")
 	other := h.newOrder("6007")
-	brokertest.WaitFor(t, waitLong, "first polls", func() bool { return h.calls.of(id) > 0 && h.calls.of(other) > 0 })
+	testkit.WaitFor(t, waitLong, "first polls", func() bool { return h.calls.of(id) > 0 && h.calls.of(other) > 0 })
 	h.event(other, invoiceEvent("10"))
 	h.waitEvent("6007", events.KindInvoiceIssued)
 	a.stop()
@@ -226,9 +269,9 @@ func TestTwoReplicas(t *testing.T) {
 	for i := range n {
 		ids[i] = h.newOrder(fmt.Sprint(7000 + i))
 	}
-	brokertest.WaitFor(t, waitLong, "replica a holding an order", func() bool { return h.calls.polls("a") == 1 })
+	testkit.WaitFor(t, waitLong, "replica a holding an order", func() bool { return h.calls.polls("a") == 1 })
 	b := h.start("b", fast())
-	brokertest.WaitFor(t, waitLong, "every order polled", func() bool {
+	testkit.WaitFor(t, waitLong, "every order polled", func() bool {
 		for _, id := range ids {
 			if h.calls.of(id) == 0 {
 				return false
@@ -363,7 +406,7 @@ func TestPausedTenantWaits(t *testing.T) {
 	h.event(id, invoiceEvent("5"))
 	// A turn waits when the watcher knows of the pause, or fails to get a
 	// token when token-broker knew first; Hiper is not called either way.
-	brokertest.WaitFor(t, waitLong, "the order to wait its turns", func() bool {
+	testkit.WaitFor(t, waitLong, "the order to wait its turns", func() bool {
 		return r.counter("hipersync_invoice_watch_waits_total", "reason", "tenant_inactive")+
 			r.counter("hipersync_invoice_watch_polls_total", "outcome", "tenant_gone") >= 3
 	})
@@ -383,8 +426,18 @@ func TestPausedTenantWaits(t *testing.T) {
 func TestLoadSettings(t *testing.T) {
 	t.Parallel()
 	s, err := watcher.LoadSettings(func(string) string { return "" })
-	if err != nil || s.Config.Schedule.Min != 30*time.Second || s.Config.Schedule.Max != 3*time.Minute {
+	if sch := s.Config.Schedule.WithDefaults(); err != nil || sch.Min != 30*time.Second || sch.Max != 5*time.Minute ||
+		sch.Expect != 100*time.Second || sch.ExpectFor != 72*time.Hour {
 		t.Errorf("defaults: %+v, %v", s.Config, err)
+	}
+	// A shorter ceiling alone is enough: the invoice ceiling follows it.
+	s, err = watcher.LoadSettings(config.Map(map[string]string{"INVOICE_POLL_MAX": "1m"}))
+	if sch := s.Config.Schedule.WithDefaults(); err != nil || sch.Expect != time.Minute {
+		t.Errorf("INVOICE_POLL_MAX=1m: %+v, %v", s.Config.Schedule, err)
+	}
+	env0 := map[string]string{"INVOICE_POLL_EXPECT": "4m", "INVOICE_POLL_MAX": "3m"}
+	if _, err := watcher.LoadSettings(config.Map(env0)); err == nil || !strings.Contains(err.Error(), "INVOICE_POLL_EXPECT") {
+		t.Errorf("invoice ceiling over the ceiling: %v", err)
 	}
 	env := map[string]string{"INVOICE_POLL_MAX": "10m", "INVOICE_CONCURRENCY": "many", "INVOICE_CANCEL_GRACE": "-1s"}
 	_, err = watcher.LoadSettings(func(k string) string { return env[k] })
@@ -412,7 +465,7 @@ func TestOrderProcessingThroughHiperSim(t *testing.T) {
 		t.Fatalf("order.processing = %v (Hiper's code %q)", p, code)
 	}
 	h.event(id, hiper.OrderEvent{Type: hiper.EventStockSeparated, Note: "Produtos separados"})
-	brokertest.WaitFor(t, waitLong, "the stock separated stage", func() bool {
+	testkit.WaitFor(t, waitLong, "the stock separated stage", func() bool {
 		return len(of(h.published(events.KindOrderProcessing), "1101")[events.KindOrderProcessing]) == 2
 	})
 	h.event(id, invoiceEvent("321"))
@@ -434,7 +487,7 @@ func TestCancelRefusedThenMadeByHand(t *testing.T) {
 	h := newHarness(t)
 	h.start("a", fast())
 	id := h.newOrder("4104")
-	brokertest.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
+	testkit.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
 	h.publish(h.st.NS.StoreSubject(tenantID, events.KindOrderCancelled), "store-cancel:4104",
 		&eventsv1.StoreOrderCancelled{OrderId: "4104", Reason: "customer request", CancelledAt: timestamppb.Now()})
 	if err := h.hiper.CancelSalesOrder(context.Background(), id); err != nil {
@@ -447,5 +500,30 @@ func TestCancelRefusedThenMadeByHand(t *testing.T) {
 	}
 	if rec := h.recordOf("4104"); rec.Final != "cancelled" || rec.CancelOrigin != "hiper" {
 		t.Errorf("record: final %q origin %q", rec.Final, rec.CancelOrigin)
+	}
+}
+
+// `hipersync status` and the console show the invoices' polling as it is:
+// the ceiling of the orders expecting their invoice and that of the others,
+// not only the schedule's ceiling.
+func TestStatusShowsBothCeilings(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	cfg := fast()
+	cfg.Schedule.Expect = 100 * time.Millisecond
+	h.start("a", cfg)
+	id := h.newOrder("8008")
+	testkit.WaitFor(t, waitLong, "first poll", func() bool { return h.calls.of(id) > 0 })
+	var view *ops.SyncView
+	testkit.WaitFor(t, waitLong, "the invoices' status reported", func() bool {
+		ts, ok, err := ops.StatusOf(context.Background(), h.st.JS, h.st.NS, tenantID, time.Now())
+		if err != nil || !ok {
+			return false
+		}
+		view = ts.Syncs[string(syncstatus.Invoices)]
+		return view != nil && view.LastSuccessAt != nil
+	})
+	if view.Interval != "200ms" || view.ExpectInterval != "100ms" {
+		t.Errorf("status intervals: %q, expecting %q; want 200ms and 100ms", view.Interval, view.ExpectInterval)
 	}
 }

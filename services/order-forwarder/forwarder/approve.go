@@ -23,23 +23,43 @@ var (
 	// errLeaseSpent is a send whose lease was used up before the POST
 	// could start (a slow write of the lease): it is not posted.
 	errLeaseSpent = errors.New("not posted: the lease was spent before the call could start")
+	// errHeldBack is a send not posted because the answer of the order
+	// sent before it on the same slot could not be recorded: two orders of
+	// a slot must never be out at Hiper unrecorded at once.
+	errHeldBack = errors.New("not posted: the answer of the order before it on the slot could not be recorded")
 	// errMovedOn is an answer from Hiper that came back after the order
 	// had moved on to another generation. It must not read as a conflict
 	// to decide again on: that could send the order again.
 	errMovedOn = errors.New("record Hiper's answer: the order moved on meanwhile")
 )
 
+// orderEvent is one of the store's order events, which name the order.
+type orderEvent interface {
+	proto.Message
+	GetOrderId() string
+}
+
+// decodeOrderEvent decodes m into e and refuses, for good, an event that
+// names no order (what says which event, in the error).
+func decodeOrderEvent(m *events.Message, e orderEvent, what string) error {
+	if err := m.Decode(e); err != nil {
+		return err
+	}
+	if e.GetOrderId() == "" {
+		return events.Permanent("missing_order_id", errors.New(what+" without orderId cannot be tracked"))
+	}
+	return nil
+}
+
 // approved handles store.<tenant>.order.approved: it sends the order to
 // Hiper once, whatever the number of deliveries, duplicates and replicas.
 func (f *Forwarder) approved(ctx context.Context, m *events.Message) (string, error) {
 	a := &eventsv1.StoreOrderApproved{}
-	if err := m.Decode(a); err != nil {
+	if err := decodeOrderEvent(m, a, "an approved order"); err != nil {
 		return outError, err
 	}
-	if a.GetOrderId() == "" {
-		return outError, events.Permanent("missing_order_id", errors.New("an approved order without orderId cannot be tracked"))
-	}
 	o := f.newOrder(ctx, m, a.GetOrderId())
+	o.step(stepDecoded)
 	// A first delivery is most likely a new order: skip reading its record.
 	return o.decide(ctx, m.Deliveries <= 1, func(rec *orders.Record, rev uint64) (string, error) {
 		return o.approve(ctx, a, rec, rev)
@@ -112,9 +132,7 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	// The token first: a token-broker or tenant problem must not leave the
 	// order recorded as sending.
 	src := f.tokens.Source(o.tenant)
-	tctx, cancel := context.WithTimeout(ctx, f.cfg.tokenTimeout())
-	token, err := src.Token(tctx)
-	cancel()
+	token, err := o.token(ctx, src)
 	if err != nil {
 		if judge(err) == paused {
 			return o.wait(ctx, a, rec, gen, f.cfg.PausedRetry, tenant.ErrPaused)
@@ -123,25 +141,34 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	}
 
 	// The tenant's slot is held from recording sending to recording the
-	// answer: the span in which a crash leaves an outcome unknown.
-	release, ok := f.gates.acquire(ctx, o.tenant)
-	if !ok {
+	// answer: the span in which a crash leaves an outcome unknown. The
+	// previous holder hands it on as soon as its answer's write is on the
+	// connection, so this order's sending lands right behind that answer;
+	// it is posted only once that answer is recorded (slot.settled).
+	s := f.gates.acquire(ctx, o.tenant)
+	if s == nil {
 		return outWaiting, events.RetryAfter(busyDelay(o.m.Deliveries), errTenantBusy)
 	}
 	// Within the tenant's pace (Hiper publishes no rate limit); the slot is
 	// taken first so that a reserved turn is never spent waiting for it.
 	if err := f.pace.Wait(ctx, o.tenant); err != nil {
-		release()
+		s.release()
 		return outWaiting, events.RetryAfter(busyDelay(o.m.Deliveries), err)
 	}
+	o.step(stepSlotTaken)
 	released := false
-	unlock := func() {
-		if !released {
-			released = true
-			release()
+	unlock := func(a *answerWrite) {
+		if released {
+			return
+		}
+		released = true
+		if a != nil {
+			s.handOver(a)
+		} else {
+			s.release()
 		}
 	}
-	defer unlock()
+	defer unlock(nil)
 
 	r, err := o.start(a, rec, gen)
 	if err != nil {
@@ -155,10 +182,12 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	r.Move(orders.StateSending, f.owner, fmt.Sprintf("attempt %d", r.Attempts), now)
 	f.calls.Add(1) // before the write: once it lands, the call must be seen through
 	defer f.calls.Done()
+	o.step(stepSendingWrite)
 	srev, err := o.write(ctx, r, rec == nil, rev)
 	if err != nil {
 		return outError, err
 	}
+	o.step(stepSendingSaved)
 
 	// From here Hiper may act, so the answer is recorded whatever happens
 	// to this delivery: the call and the recording outlive a shutdown (Run
@@ -169,22 +198,58 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 		hiperID string
 		perr    error
 	)
-	if window := f.cfg.callWindow(r.LeaseUntil, f.now()); window > 0 {
+	// The previous holder's answer must be recorded before this order goes
+	// out; the wait counts against this order's lease (a context only
+	// when there is a wait: mostly the answer is in already).
+	var (
+		serr      error
+		waitedOut bool
+	)
+	if s.pending() {
+		sctx, cancel := context.WithDeadline(detached, r.LeaseUntil.Add(-f.cfg.recordBudget()))
+		serr = s.settled(sctx)
+		waitedOut = sctx.Err() != nil
+		cancel()
+	} else {
+		serr = s.settled(detached)
+	}
+	o.step(stepSettled)
+	window := f.cfg.callWindow(r.LeaseUntil, f.now())
+	switch {
+	case serr != nil && !waitedOut:
+		perr = fmt.Errorf("%w: %w", errHeldBack, serr)
+	case window <= 0 || serr != nil:
+		perr = fmt.Errorf("%w (%s left of the lease)", errLeaseSpent, window+f.cfg.recordBudget())
+	default:
 		pctx, cancel := context.WithTimeout(detached, window)
 		sess := f.hiper.Session(&primed{TokenSource: src, first: token})
 		hiperID, perr = sess.CreateSalesOrder(pctx, v.Order)
 		cancel()
-	} else {
-		perr = fmt.Errorf("%w (%s left of the lease)", errLeaseSpent, window+f.cfg.recordBudget())
+		o.step(stepAnswered)
 	}
 	rctx, cancel := context.WithTimeout(detached, f.cfg.lease())
 	defer cancel()
 	return o.answered(rctx, r, srev, v, hiperID, perr, unlock, tk)
 }
 
+// token is the tenant's token: the one cached, else the broker's, asked
+// within the token call's timeout.
+func (o *order) token(ctx context.Context, src cachedTokens) (string, error) {
+	if token, ok := src.Cached(); ok {
+		return token, nil
+	}
+	tctx, cancel := context.WithTimeout(ctx, o.f.cfg.tokenTimeout())
+	defer cancel()
+	return src.Token(tctx)
+}
+
 // answered records Hiper's answer to the create, releases the tenant's
 // slot (recorded, the answer is safe) and publishes the outcome.
-func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v Validated, hiperID string, perr error, release func(), tk *ticket) (string, error) {
+//
+// release hands the slot on: with the answer's write, once that is on the
+// connection (the next order's sending lands behind it), or with nil when
+// it is recorded or not at all.
+func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v Validated, hiperID string, perr error, release func(*answerWrite), tk *ticket) (string, error) {
 	f := o.f
 	var (
 		outcome string
@@ -194,7 +259,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 	// own is false for a failure of Hiper's outage, not of the order.
 	own := true
 	switch {
-	case errors.Is(perr, errLeaseSpent):
+	case errors.Is(perr, errLeaseSpent), errors.Is(perr, errHeldBack):
 		tk.release()
 		own = false // the order was not sent: nothing of it failed
 	case perr == nil:
@@ -228,7 +293,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 			r.Reason = r.ReviewText("O Hiper não confirmou o pedido", r.Answer)
 			r.Move(orders.StateNeedsReview, f.owner, "outcome unknown", now)
 			outcome = outNeedsReview
-			return r.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: r.Reason}, "")
+			return r.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: r.Reason, Code: ReviewOutcomeUnknown}, "")
 		case paused:
 			r.Attempts-- // a paused tenant's wait is not a failed attempt
 			r.Move(orders.StateReceived, f.owner, "tenant paused", now)
@@ -236,7 +301,7 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 			return nil
 		}
 		if !own {
-			r.Attempts-- // Hiper's outage (or a spent lease), not the order's failure
+			r.Attempts-- // Hiper's outage (or a spent lease, or held back), not the order's failure
 			r.Move(orders.StateReceived, f.owner, "not sent, not the order's failure: "+shortError(perr), now)
 			outcome, retry = outWaiting, events.RetryAfter(f.cfg.backoff(1, perr), perr)
 			return nil
@@ -249,8 +314,8 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 		outcome, retry = outRetry, events.RetryAfter(f.cfg.backoff(r.Attempts, perr), perr)
 		return nil
 	}
-	rec, arev, err := o.recordAnswer(ctx, sent, rev, apply, orders.StateNeedsReview)
-	release()
+	rec, arev, err := o.recordAnswer(ctx, sent, rev, apply, orders.StateNeedsReview, release)
+	release(nil)
 	if err != nil {
 		if perr == nil {
 			o.log.Error("Hiper accepted the order but the answer could not be recorded; it will come back as needs_review",
@@ -286,16 +351,39 @@ func (o *order) answered(ctx context.Context, sent *orders.Record, rev uint64, v
 // another replica wrote when it took this replica's lease for dead
 // (takeover); only an order that moved on otherwise is left alone. A
 // failing bucket is tried again until the lease would end.
-func (o *order) recordAnswer(ctx context.Context, sent *orders.Record, rev uint64, apply func(*orders.Record) error, takeover orders.State) (*orders.Record, uint64, error) {
+//
+// handOver, when not nil, is given the first write once it is on the
+// connection and before it is acknowledged, with the answerWrite that says
+// when the answer is finally recorded (or cannot be).
+func (o *order) recordAnswer(ctx context.Context, sent *orders.Record, rev uint64, apply func(*orders.Record) error, takeover orders.State, handOver func(*answerWrite)) (_ *orders.Record, _ uint64, err error) {
 	deadline := sent.LeaseUntil
 	cur := sent
+	var aw *answerWrite
+	defer func() {
+		if aw != nil {
+			aw.finish(err)
+		}
+	}()
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		next := *cur
 		if err := apply(&next); err != nil {
 			return nil, 0, err
 		}
-		nrev, err := o.write(ctx, &next, false, rev)
+		var nrev uint64
+		if handOver != nil {
+			nrev, err = o.writeQueued(ctx, &next, rev, func() {
+				aw = newAnswerWrite()
+				o.step(stepAnswerQueued)
+				handOver(aw)
+			})
+			handOver = nil
+		} else {
+			nrev, err = o.write(ctx, &next, false, rev)
+		}
 		if err == nil {
+			if aw != nil {
+				o.step(stepAnswerSaved)
+			}
 			return &next, nrev, nil
 		}
 		if errors.Is(err, orders.ErrConflict) {
@@ -363,7 +451,7 @@ func (o *order) notSent(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 func (o *order) fail(r *orders.Record, cause error, now time.Time) error {
 	r.Reason = fmt.Sprintf("Não foi possível enviar o pedido ao Hiper após %d tentativas; último erro: %s", r.Attempts, shortError(cause))
 	r.Move(orders.StateFailed, o.f.owner, "attempts exhausted", now)
-	return r.Emit(&eventsv1.OrderFailed{OrderId: o.id, Message: r.Reason}, "")
+	return r.Emit(&eventsv1.OrderFailed{OrderId: o.id, Message: r.Reason, Code: events.ReasonRetriesExhausted}, "")
 }
 
 // wait parks the order of a paused tenant, or one waiting out a Hiper

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -18,7 +19,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/tenant"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // Shape of BenchmarkForward: eight stores, two replicas. With one order
@@ -33,8 +34,9 @@ const (
 )
 
 // BenchmarkForward measures orders per second from publishing the store's
-// event to order.accepted, with two replicas, and the p99 latency of that
-// path at a steady 200 orders per second; beside each, the same figure for
+// event to order.accepted, with two replicas, the test process's CPU per
+// order in that burst, and the p99 latency of that path at a steady 200
+// orders per second; beside each, the same figure for
 // a plain HTTP POST loop of the same sales orders to the same hiper-sim at
 // the same concurrency (no NATS, no state, no token-broker). It runs twice:
 // against hiper-sim answering at once (the forwarder's whole overhead, set
@@ -51,15 +53,12 @@ func BenchmarkForward(b *testing.B) {
 }
 
 func benchForward(b *testing.B, latencyMs, burst int) {
-	tenants := make([]string, benchTenants)
-	for i := range tenants {
-		tenants[i] = fmt.Sprintf("s%d", i)
-	}
-	h := newHarness(b, harnessOptions{tenants: tenants})
+	tenants := benchTenantIDs()
+	h := newHarness(b, harnessOptions{tenants: tenants, unrecorded: true})
 	h.st.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: latencyMs, Endpoints: []string{hipersim.EndpointCreateOrder}})
 	// Unpaced: the figure is the forwarder's own cost, not the pace it keeps
 	// with Hiper (ORDER_TENANT_RATE), which the baseline does not keep.
-	cfg := Config{Concurrency: 16, HiperTimeout: 10 * time.Second, TenantRate: -1}
+	cfg := Config{HiperTimeout: 10 * time.Second, TenantRate: -1}
 	for i := range benchReplicas {
 		h.forwarder(cfg, fmt.Sprintf("r%d", i+1))
 	}
@@ -71,14 +70,38 @@ func benchForward(b *testing.B, latencyMs, burst int) {
 
 	b.ResetTimer()
 	for i := range b.N {
+		c0 := testkit.CPUTime(b)
 		rate := h.burst(b, w, tenants, fmt.Sprintf("b%d-", i), burst)
+		c1 := testkit.CPUTime(b)
 		baseRate := base.burst(b, burst)
+		c2 := testkit.CPUTime(b)
 		p99 := h.steady(b, w, tenants, fmt.Sprintf("s%d-", i))
 		baseP99 := base.steady(b)
 		b.ReportMetric(rate, "orders/s")
 		b.ReportMetric(baseRate, "baseline-orders/s")
+		// The CPU of this process (forwarders, hiper-sim, the driver) per
+		// order of each burst; the NATS server's is not in it.
+		b.ReportMetric(float64((c1-c0).Microseconds())/float64(burst), "cpu-us/order")
+		b.ReportMetric(float64((c2-c1).Microseconds())/float64(burst), "baseline-cpu-us/order")
 		b.ReportMetric(ms(p99), "p99-ms")
 		b.ReportMetric(ms(baseP99), "baseline-p99-ms")
+	}
+}
+
+// benchTenantIDs names the benchmarks' benchTenants stores.
+func benchTenantIDs() []string {
+	tenants := make([]string, benchTenants)
+	for i := range tenants {
+		tenants[i] = fmt.Sprintf("s%d", i)
+	}
+	return tenants
+}
+
+// skipUnlessDiagnosis skips a benchmark that diagnoses rather than fills a
+// row of the table, unless FORWARDER_SLOTS is set.
+func skipUnlessDiagnosis(b *testing.B) {
+	if os.Getenv("FORWARDER_SLOTS") == "" {
+		b.Skip("a diagnosis, not a figure of the table: set FORWARDER_SLOTS=1")
 	}
 }
 
@@ -157,14 +180,28 @@ func (h *harness) burst(b *testing.B, w *acceptedWatch, tenants []string, prefix
 			}
 		})
 	}
-	wg.Wait()
-	brokertest.WaitFor(b, 5*time.Minute, "every order of the burst accepted", func() bool { return w.count(ids) == n })
+	testkit.Wait(b, &wg, 5*time.Minute, "the burst's publishers")
+	testkit.WaitFor(b, 5*time.Minute, "every order of the burst accepted", func() bool { return w.count(ids) == n })
 	return float64(n) / w.last(ids).Sub(start).Seconds()
 }
 
 // steady publishes benchRate orders a second for benchSteady and returns
 // the p99 of publish-to-accepted.
 func (h *harness) steady(b *testing.B, w *acceptedWatch, tenants []string, prefix string) time.Duration {
+	ids, sent := h.steadyRun(b, w, tenants, prefix)
+	lat := make([]time.Duration, len(ids))
+	w.mu.Lock()
+	for i, id := range ids {
+		lat[i] = w.at[id].Sub(sent[i])
+	}
+	w.mu.Unlock()
+	return p99(lat)
+}
+
+// steadyRun publishes benchRate orders a second for benchSteady, waits
+// until every one is accepted, and returns their ids and when each was
+// published.
+func (h *harness) steadyRun(b *testing.B, w *acceptedWatch, tenants []string, prefix string) ([]string, []time.Time) {
 	n := int(benchSteady.Seconds() * benchRate)
 	ids := make([]string, n)
 	sent := make([]time.Time, n)
@@ -180,14 +217,8 @@ func (h *harness) steady(b *testing.B, w *acceptedWatch, tenants []string, prefi
 			b.Fatal(err)
 		}
 	}
-	brokertest.WaitFor(b, 5*time.Minute, "every order of the steady run accepted", func() bool { return w.count(ids) == n })
-	lat := make([]time.Duration, n)
-	w.mu.Lock()
-	for i, id := range ids {
-		lat[i] = w.at[id].Sub(sent[i])
-	}
-	w.mu.Unlock()
-	return p99(lat)
+	testkit.WaitFor(b, 5*time.Minute, "every order of the steady run accepted", func() bool { return w.count(ids) == n })
+	return ids, sent
 }
 
 func p99(d []time.Duration) time.Duration {
@@ -215,9 +246,9 @@ func BenchmarkOneLargeStore(b *testing.B) {
 
 func benchLargeStore(b *testing.B, inflight int) {
 	tenants := []string{"big"}
-	h := newHarness(b, harnessOptions{tenants: tenants})
+	h := newHarness(b, harnessOptions{tenants: tenants, unrecorded: true})
 	h.st.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: largeLatency, Endpoints: []string{hipersim.EndpointCreateOrder}})
-	cfg := Config{Concurrency: 16, HiperTimeout: 10 * time.Second, TenantInflight: inflight}
+	cfg := Config{HiperTimeout: 10 * time.Second, TenantInflight: inflight}
 	for i := range benchReplicas {
 		h.forwarder(cfg, fmt.Sprintf("r%d", i+1))
 	}
@@ -298,7 +329,7 @@ func (bl *baseline) burst(b *testing.B, n int) float64 {
 			}
 		})
 	}
-	wg.Wait()
+	testkit.Wait(b, &wg, 5*time.Minute, "the baseline's posters")
 	return float64(n) / time.Since(start).Seconds()
 }
 
@@ -317,6 +348,6 @@ func (bl *baseline) steady(b *testing.B) time.Duration {
 			lat[i] = time.Since(t0)
 		})
 	}
-	wg.Wait()
+	testkit.Wait(b, &wg, 5*time.Minute, "the baseline's paced posts")
 	return p99(lat)
 }

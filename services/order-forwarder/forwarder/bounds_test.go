@@ -13,8 +13,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/tenant"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // TestBounds: past each bound an order is rejected with its own code, and
@@ -96,11 +96,12 @@ func TestRepeatedErrorDeadLetters(t *testing.T) {
 	o.Items[0].ProductId, o.Items[0].Ean = "", "7891234567895"
 	h.approve("acme", o, "store-E1")
 	failed := h.waitEvent(events.KindOrderFailed, "E1", wait).(*eventsv1.OrderFailed)
-	if !strings.Contains(failed.GetMessage(), "4 vezes") || !strings.Contains(failed.GetMessage(), "barcode index unavailable") {
+	if !strings.Contains(failed.GetMessage(), "4 vezes") || !strings.Contains(failed.GetMessage(), "barcode index unavailable") ||
+		failed.GetCode() != ReasonRepeatedError {
 		t.Errorf("order.failed %q", failed.GetMessage())
 	}
 	var dl []events.DeadLetterEntry
-	brokertest.WaitFor(t, wait, "the dead letter", func() bool { dl = h.deadLetters(); return len(dl) == 1 })
+	testkit.WaitFor(t, wait, "the dead letter", func() bool { dl = h.deadLetters(); return len(dl) == 1 })
 	if dl[0].Letter.GetReasonCode() != ReasonRepeatedError || dl[0].Letter.GetDeliveries() != 4 {
 		t.Errorf("dead letter %v", dl[0].Letter)
 	}

@@ -21,11 +21,8 @@ import (
 // approval comes later.
 func (f *Forwarder) cancelled(ctx context.Context, m *events.Message) (string, error) {
 	c := &eventsv1.StoreOrderCancelled{}
-	if err := m.Decode(c); err != nil {
+	if err := decodeOrderEvent(m, c, "a cancellation"); err != nil {
 		return outError, err
-	}
-	if c.GetOrderId() == "" {
-		return outError, events.Permanent("missing_order_id", errors.New("a cancellation without orderId cannot be tracked"))
 	}
 	o := f.newOrder(ctx, m, c.GetOrderId())
 	return o.decide(ctx, false, func(rec *orders.Record, rev uint64) (string, error) {
@@ -69,7 +66,7 @@ func (o *order) cancel(ctx context.Context, c *eventsv1.StoreOrderCancelled, rec
 		next.Move(orders.StateNeedsReview, o.f.owner, "cancellation requested by the store", now)
 		msg := "A loja cancelou este pedido enquanto ele aguarda revisão. " + rec.Reason +
 			" Se o pedido estiver no Hiper, resolva-o com --hiper-id e o cancelamento será enviado ao Hiper; se não estiver, --resend o marca como cancelado sem enviá-lo."
-		if err := next.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: msg}, "cancel"); err != nil {
+		if err := next.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: msg, Code: ReviewCancelUnderReview}, "cancel"); err != nil {
 			return outError, err
 		}
 		if err := o.settleAndPublish(ctx, &next, false, rev); err != nil {
@@ -117,6 +114,44 @@ const (
 	originStore = "store"
 	originHiper = "hiper"
 )
+
+// hiperFailed handles hiper.<tenant>.order.failed of an order that reached
+// Hiper (the invoice-watcher's; the forwarder's own names no Hiper order):
+// Hiper processed it with an error and may have released the stock it had
+// reserved, so its products get a stock refresh, as after a cancellation.
+// The record stays accepted (Hiper answered) and notes the failure, which
+// lets an operator resend the order (orders.Operator.Resend).
+func (f *Forwarder) hiperFailed(ctx context.Context, m *events.Message) error {
+	failed := &eventsv1.OrderFailed{}
+	if err := m.Decode(failed); err != nil {
+		return err
+	}
+	if failed.GetHiperOrderId() == "" || failed.GetOrderId() == "" {
+		return nil // the forwarder's own: the order never reached Hiper
+	}
+	o := f.newOrder(ctx, m, failed.GetOrderId())
+	rec, _, err := o.load(ctx)
+	switch {
+	case err != nil:
+		return err
+	case rec == nil || rec.HiperOrderID != failed.GetHiperOrderId():
+		return nil // not an order this forwarder sent, or another one
+	}
+	if _, _, err := f.store.Mutate(ctx, o.tenant, o.id, func(cur *orders.Record) (*orders.Record, error) {
+		if cur == nil || cur.State != orders.StateAccepted || cur.HiperOrderID != failed.GetHiperOrderId() || cur.FailedInHiper() {
+			return nil, nil // moved on (cancelled, resent) or noted already
+		}
+		next := *cur
+		next.HiperFailure = &orders.HiperFailure{HiperOrderID: cur.HiperOrderID, At: f.now().UTC(), Message: failed.GetMessage()}
+		next.Move(orders.StateAccepted, f.owner, "Hiper processed the order with an error: it may be resent", f.now())
+		return &next, nil
+	}); err != nil {
+		return err
+	}
+	f.refreshStock(o, rec.Products)
+	o.log.Info("Hiper failed the order; its products' stock is refreshed", "hiper_order_id", rec.HiperOrderID)
+	return nil
+}
 
 // hiperCancelled handles hiper.<tenant>.order.cancelled with origin hiper:
 // the invoice-watcher saw the merchant cancel the order in Hiper and
@@ -235,7 +270,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 		case refused:
 			r.Move(orders.StateAccepted, f.owner, "Hiper refused the cancellation", now)
 			outcome = outCancelRefused
-			return r.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: fmt.Sprintf(
+			return r.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Code: ReviewCancelRefused, Reason: fmt.Sprintf(
 				"O Hiper recusou o cancelamento do pedido %s: %s. Cancele-o no Hiper.", r.HiperOrderID, c.Error)}, "cancel-refused")
 		case paused:
 			r.Move(orders.StateAccepted, f.owner, "tenant paused", now)
@@ -246,7 +281,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 		if c.Attempts >= f.cfg.MaxAttempts {
 			r.Move(orders.StateAccepted, f.owner, "cancellation attempts exhausted", now)
 			outcome, retry = outFailed, events.Permanent(events.ReasonRetriesExhausted, perr)
-			return r.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: fmt.Sprintf(
+			return r.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Code: ReviewCancelUnconfirmed, Reason: fmt.Sprintf(
 				"O cancelamento do pedido %s não foi confirmado pelo Hiper após %d tentativas (%s). Cancele-o no Hiper, ou use `hipersync dlq retry` para tentar de novo.",
 				r.HiperOrderID, c.Attempts, c.Error)}, "cancel-failed")
 		}
@@ -254,7 +289,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 		outcome, retry = outRetry, events.RetryAfter(f.cfg.backoff(c.Attempts, perr), perr)
 		return nil
 	}
-	done, drev, err := o.recordAnswer(rctx, &next, srev, apply, orders.StateAccepted)
+	done, drev, err := o.recordAnswer(rctx, &next, srev, apply, orders.StateAccepted, nil)
 	if err != nil {
 		return outError, err
 	}

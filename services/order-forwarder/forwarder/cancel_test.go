@@ -11,8 +11,8 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // TestCancelBeforeApproval: the cancellation overtakes the approval; the
@@ -28,7 +28,7 @@ func TestCancelBeforeApproval(t *testing.T) {
 	}
 	h.approve("acme", h.order("acme", "7001", 1), "store-7001")
 	h.cancel("acme", "7001", "store-7001-cancel-again")
-	brokertest.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
+	testkit.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
 	if h.posted() != 0 || len(h.seen.of(events.KindOrderCancelled, "7001")) != 1 {
 		t.Fatalf("posted %d, %d order.cancelled", h.posted(), len(h.seen.of(events.KindOrderCancelled, "7001")))
 	}
@@ -46,7 +46,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 	ctx := context.Background()
 	h.pause(f, "acme")
 	h.approve("acme", h.order("acme", "7101", 1), "store-7101")
-	brokertest.WaitFor(t, wait, "the order waiting", func() bool {
+	testkit.WaitFor(t, wait, "the order waiting", func() bool {
 		_, _, err := h.state.Get(ctx, "acme", "7101")
 		return err == nil
 	})
@@ -55,7 +55,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 	if _, err := h.st.Broker.Tenants.ResumeTenant(ctx, &brokerv1.ResumeTenantRequest{TenantId: "acme"}); err != nil {
 		t.Fatal(err)
 	}
-	brokertest.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
+	testkit.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
 	if h.posted() != 0 {
 		t.Fatal("a cancelled order was sent")
 	}
@@ -72,7 +72,7 @@ func TestCancelInHiper(t *testing.T) {
 
 	h.st.Sim.Sim.SetFaults(hipersim.Faults{ErrorRate: 1, ErrorStatus: 503, Endpoints: []string{hipersim.EndpointCancelOrder}})
 	h.cancel("acme", "7201", "store-7201-cancel")
-	brokertest.WaitFor(t, wait, "a failed cancellation", func() bool {
+	testkit.WaitFor(t, wait, "a failed cancellation", func() bool {
 		rec, _, err := h.state.Get(context.Background(), "acme", "7201")
 		return err == nil && rec.Cancel != nil && rec.Cancel.Attempts >= 1
 	})
@@ -89,7 +89,7 @@ func TestCancelInHiper(t *testing.T) {
 	calls := h.cancels()
 	h.cancel("acme", "7201", "store-7201-cancel-again")
 	h.approve("acme", h.order("acme", "7201", 1), "store-7201-late")
-	brokertest.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
+	testkit.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
 	if h.cancels() != calls || len(h.seen.of(events.KindOrderCancelled, "7201")) != 1 || h.posted() != 1 {
 		t.Errorf("after duplicates: %d cancel calls (was %d), %d order.cancelled, %d creates",
 			h.cancels(), calls, len(h.seen.of(events.KindOrderCancelled, "7201")), h.posted())
@@ -110,8 +110,8 @@ func TestCancelRefusedByHiper(t *testing.T) {
 	}
 	h.cancel("acme", "7301", "store-7301-cancel")
 	nr := h.waitEvent(events.KindOrderNeedsReview, "7301", wait).(*eventsv1.OrderNeedsReview)
-	if !strings.Contains(nr.GetReason(), "recusou o cancelamento") {
-		t.Errorf("reason %q", nr.GetReason())
+	if !strings.Contains(nr.GetReason(), "recusou o cancelamento") || nr.GetCode() != ReviewCancelRefused {
+		t.Errorf("reason %q, code %q", nr.GetReason(), nr.GetCode())
 	}
 	got := h.waitState("acme", "7301", orders.StateAccepted, wait)
 	if got.Cancel == nil || got.Cancel.Error == "" {
@@ -129,11 +129,12 @@ func TestCancelUnderReview(t *testing.T) {
 	h.underReview("7401", losing(502))
 
 	h.cancel("acme", "7401", "store-7401-cancel")
-	brokertest.WaitFor(t, wait, "the operator told", func() bool { return len(h.seen.of(events.KindOrderNeedsReview, "7401")) == 2 })
+	testkit.WaitFor(t, wait, "the operator told", func() bool { return len(h.seen.of(events.KindOrderNeedsReview, "7401")) == 2 })
 	msg := h.seen.of(events.KindOrderNeedsReview, "7401")[1].msg.(*eventsv1.OrderNeedsReview)
-	if !strings.Contains(msg.GetReason(), "A loja cancelou") {
-		t.Errorf("reason %q", msg.GetReason())
+	if !strings.Contains(msg.GetReason(), "A loja cancelou") || msg.GetCode() != ReviewCancelUnderReview {
+		t.Errorf("reason %q, code %q", msg.GetReason(), msg.GetCode())
 	}
+	namesNoCustomer(t, msg.GetReason())
 	rec := h.waitState("acme", "7401", orders.StateNeedsReview, wait)
 	if rec.Cancel == nil || h.cancels() != 0 {
 		t.Fatalf("cancel %+v, %d cancel calls", rec.Cancel, h.cancels())
@@ -163,13 +164,13 @@ func TestResendOfACancelledReview(t *testing.T) {
 	h.forwarder(testConfig(), "r1")
 	h.underReview("7501", failingAsProxy(504))
 	h.cancel("acme", "7501", "store-7501-cancel")
-	brokertest.WaitFor(t, wait, "the cancel recorded", func() bool { return h.record("acme", "7501").Cancel != nil })
+	testkit.WaitFor(t, wait, "the cancel recorded", func() bool { return h.record("acme", "7501").Cancel != nil })
 	rec, err := h.operator().Resend(context.Background(), "acme", "7501")
 	if err != nil || rec.State != orders.StateCancelled {
 		t.Fatalf("Resend: %+v %v", rec, err)
 	}
 	h.waitEvent(events.KindOrderCancelled, "7501", wait)
-	brokertest.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
+	testkit.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
 	if h.posted() != 1 {
 		t.Errorf("%d create calls, want the first only", h.posted())
 	}
@@ -198,7 +199,7 @@ func TestCancelAfterApprovalUnderConcurrency(t *testing.T) {
 		h.approve("acme", h.order("acme", ids[i], 1+i%2), "store-"+ids[i])
 		h.cancel("acme", ids[i], "store-"+ids[i]+"-cancel")
 	}
-	brokertest.WaitFor(t, 3*wait, "every order cancelled", func() bool { return h.seen.count(events.KindOrderCancelled) >= n })
+	testkit.WaitFor(t, 3*wait, "every order cancelled", func() bool { return h.seen.count(events.KindOrderCancelled) >= n })
 
 	inHiper := 0
 	for _, id := range ids {

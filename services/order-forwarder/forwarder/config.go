@@ -3,19 +3,23 @@ package forwarder
 import (
 	"errors"
 	"fmt"
-	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/config"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 )
 
 // Config tunes the forwarder. The zero value of a field means its default;
 // each has an environment variable (README, "Orders").
 type Config struct {
 	// Concurrency is how many order events one replica handles at once
-	// (ORDER_CONCURRENCY, default 16).
+	// (ORDER_CONCURRENCY, default 64), those waiting for their tenant's
+	// slot included. The slots (TenantInflight), not this, bound the calls
+	// to Hiper; the events waiting for a slot are what keep it busy, so a
+	// replica needs a few for each tenant with orders. Each costs a
+	// goroutine and its approval.
 	Concurrency int
 	// TenantInflight is how many sales orders one replica posts at once for
 	// one tenant (ORDER_TENANT_INFLIGHT, default 1). Each order being posted
@@ -78,7 +82,7 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultConcurrency    = events.DefaultConcurrency
+	DefaultConcurrency    = 64
 	DefaultTenantInflight = 1
 	DefaultTenantRate     = 50.0
 	// tenantBurst is how many calls of a tenant may go back to back
@@ -99,16 +103,7 @@ const (
 )
 
 func (c Config) withDefaults() Config {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defD := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
+	def, defD := config.Default[int], config.Default[time.Duration]
 	def(&c.Concurrency, DefaultConcurrency)
 	def(&c.TenantInflight, DefaultTenantInflight)
 	if c.TenantRate == 0 {
@@ -180,55 +175,46 @@ func StopTime(c Config) time.Duration {
 	return c.GracePeriod + c.lease()
 }
 
-// Settings is the order-forwarder's configuration from the environment.
-type Settings struct {
-	config.Common
-	Config Config
-}
+// loadConfig reads the order-forwarder's own variables (Main reads them
+// with the shared ones: service.LoadSettings).
+func loadConfig(l *config.Loader, common config.Common) (Config, error) {
+	c := Config{
+		Concurrency:    l.Int("ORDER_CONCURRENCY", DefaultConcurrency),
+		TenantInflight: l.Int("ORDER_TENANT_INFLIGHT", DefaultTenantInflight),
+		TenantRate:     l.Float("ORDER_TENANT_RATE", DefaultTenantRate),
+		MaxAttempts:    l.Int("ORDER_MAX_ATTEMPTS", DefaultMaxAttempts),
+		RetryBase:      l.Duration("ORDER_RETRY_BASE", DefaultRetryBase),
+		RetryMax:       l.Duration("ORDER_RETRY_MAX", DefaultRetryMax),
+		PausedRetry:    l.Duration("ORDER_PAUSED_RETRY", DefaultPausedRetry),
+		HiperTimeout:   l.Duration("ORDER_HIPER_TIMEOUT", DefaultHiperTimeout),
+		AckWait:        l.Duration("ORDER_ACK_WAIT", DefaultAckWait),
+		MaxAckPending:  l.Int("ORDER_MAX_ACK_PENDING", DefaultMaxAckPending),
 
-// LoadSettings reads the environment; the error names every bad variable.
-func LoadSettings(getenv config.Env) (Settings, error) {
-	l := config.NewLoader(getenv)
-	s := Settings{
-		Common: l.LoadCommon(),
-		Config: Config{
-			Concurrency:    l.Int("ORDER_CONCURRENCY", DefaultConcurrency),
-			TenantInflight: l.Int("ORDER_TENANT_INFLIGHT", DefaultTenantInflight),
-			TenantRate:     l.Float("ORDER_TENANT_RATE", DefaultTenantRate),
-			MaxAttempts:    l.Int("ORDER_MAX_ATTEMPTS", DefaultMaxAttempts),
-			RetryBase:      l.Duration("ORDER_RETRY_BASE", DefaultRetryBase),
-			RetryMax:       l.Duration("ORDER_RETRY_MAX", DefaultRetryMax),
-			PausedRetry:    l.Duration("ORDER_PAUSED_RETRY", DefaultPausedRetry),
-			HiperTimeout:   l.Duration("ORDER_HIPER_TIMEOUT", DefaultHiperTimeout),
-			AckWait:        l.Duration("ORDER_ACK_WAIT", DefaultAckWait),
-			MaxAckPending:  l.Int("ORDER_MAX_ACK_PENDING", DefaultMaxAckPending),
+		MaxErrors:        l.Int("ORDER_MAX_ERRORS", DefaultMaxErrors),
+		CircuitThreshold: l.Int("ORDER_CIRCUIT_THRESHOLD", DefaultCircuitThreshold),
+		CircuitProbeBase: l.Duration("ORDER_CIRCUIT_PROBE_BASE", DefaultCircuitProbeBase),
+		CircuitProbeMax:  l.Duration("ORDER_CIRCUIT_PROBE_MAX", DefaultCircuitProbeMax),
 
-			MaxErrors:        l.Int("ORDER_MAX_ERRORS", DefaultMaxErrors),
-			CircuitThreshold: l.Int("ORDER_CIRCUIT_THRESHOLD", DefaultCircuitThreshold),
-			CircuitProbeBase: l.Duration("ORDER_CIRCUIT_PROBE_BASE", DefaultCircuitProbeBase),
-			CircuitProbeMax:  l.Duration("ORDER_CIRCUIT_PROBE_MAX", DefaultCircuitProbeMax),
-
-			PersonalDataRetention: l.Duration("ORDER_PERSONAL_DATA_RETENTION", orders.DefaultPersonalDataRetention),
-		},
+		PersonalDataRetention: l.Duration("ORDER_PERSONAL_DATA_RETENTION", orders.DefaultPersonalDataRetention),
 	}
 	var errs []error
 	for _, v := range []struct {
 		name string
 		n    int
 	}{
-		{"ORDER_CONCURRENCY", s.Config.Concurrency}, {"ORDER_TENANT_INFLIGHT", s.Config.TenantInflight},
-		{"ORDER_MAX_ATTEMPTS", s.Config.MaxAttempts}, {"ORDER_MAX_ACK_PENDING", s.Config.MaxAckPending},
-		{"ORDER_CIRCUIT_THRESHOLD", s.Config.CircuitThreshold}, {"ORDER_MAX_ERRORS", s.Config.MaxErrors},
+		{"ORDER_CONCURRENCY", c.Concurrency}, {"ORDER_TENANT_INFLIGHT", c.TenantInflight},
+		{"ORDER_MAX_ATTEMPTS", c.MaxAttempts}, {"ORDER_MAX_ACK_PENDING", c.MaxAckPending},
+		{"ORDER_CIRCUIT_THRESHOLD", c.CircuitThreshold}, {"ORDER_MAX_ERRORS", c.MaxErrors},
 	} {
 		if v.n < 1 {
 			errs = append(errs, fmt.Errorf("%s: want a whole number of at least 1, got %d", v.name, v.n))
 		}
 	}
-	if s.Config.TenantRate <= 0 {
-		errs = append(errs, fmt.Errorf("ORDER_TENANT_RATE: want a number of calls a second above 0, got %v", s.Config.TenantRate))
+	if c.TenantRate <= 0 {
+		errs = append(errs, fmt.Errorf("ORDER_TENANT_RATE: want a number of calls a second above 0, got %v", c.TenantRate))
 	}
-	if err := (events.Namespace{Prefix: s.Namespace, Replicas: s.StreamReplicas}).Validate(); err != nil {
+	if err := (events.Namespace{Prefix: common.Namespace, Replicas: common.StreamReplicas}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", events.NamespaceEnv, err))
 	}
-	return s, errors.Join(append([]error{l.Err()}, errs...)...)
+	return c, errors.Join(errs...)
 }

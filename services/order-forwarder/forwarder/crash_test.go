@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,12 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // TestCrashes runs the order-forwarder binary as its own process and
@@ -57,9 +54,7 @@ func crashes(t *testing.T, faults hipersim.Faults) {
 
 	h := newHarness(t, harnessOptions{})
 	h.st.Sim.Sim.SetFaults(faults)
-	env := append(os.Environ(),
-		"NATS_URL="+brokertest.EnvOr("NATS_URL", nats.DefaultURL),
-		"HIPERSYNC_NAMESPACE="+h.st.NS.Prefix,
+	env := append(h.st.Environ(),
 		"TOKEN_BROKER_ADDR="+h.st.BrokerAddr,
 		"HIPER_BASE_URL="+h.st.Sim.URL,
 		"HTTP_ADDR=127.0.0.1:0",
@@ -99,11 +94,11 @@ func crashes(t *testing.T, faults hipersim.Faults) {
 		// A random moment while orders flow: after 20 to 120 more of them
 		// have gone through.
 		target := min(settled()+20+rand.IntN(100), total-50)
-		brokertest.WaitFor(t, 60*time.Second, fmt.Sprintf("orders flowing before kill %d", k+1), func() bool { return settled() >= target })
+		testkit.WaitFor(t, 60*time.Second, fmt.Sprintf("orders flowing before kill %d", k+1), func() bool { return settled() >= target })
 		p.kill()
 		p.start()
 	}
-	brokertest.WaitFor(t, 90*time.Second, "every order settled", func() bool { return settled() >= total })
+	testkit.WaitFor(t, 90*time.Second, "every order settled", func() bool { return settled() >= total })
 
 	inHiper := map[string][]hipersim.Order{}
 	for _, o := range h.st.Sim.Sim.Orders(h.st.Keys["acme"]) {

@@ -10,8 +10,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // TestDecisionTable runs every row of the create's decision table
@@ -65,7 +65,7 @@ func TestDecisionTable(t *testing.T) {
 			h.approve("acme", h.order("acme", "D1", 1), "store-D1")
 			switch tt.want {
 			case retried:
-				brokertest.WaitFor(t, wait, "a second try", func() bool { return h.posted() >= 2 })
+				testkit.WaitFor(t, wait, "a second try", func() bool { return h.posted() >= 2 })
 				if rec := h.record("acme", "D1"); rec.State != orders.StateReceived && rec.State != orders.StateSending {
 					t.Fatalf("while failing the order is %s", rec.State)
 				}
@@ -76,14 +76,22 @@ func TestDecisionTable(t *testing.T) {
 				if len(rej.GetReasons()) == 0 || rej.GetReasons()[0].GetCode() != CodeHiperRejected {
 					t.Errorf("rejected %v", rej)
 				}
+				for _, r := range rej.GetReasons() {
+					namesNoCustomer(t, r.GetMessage())
+				}
+				namesNoCustomer(t, h.logs.String())
 			case review:
 				nr := h.waitEvent(events.KindOrderNeedsReview, "D1", wait).(*eventsv1.OrderNeedsReview)
 				rec := h.waitState("acme", "D1", orders.StateNeedsReview, wait)
-				for _, s := range []string{tt.answer, "tentativa 1", rec.SentAt.Format(time.RFC3339), "cliente Ana Souza", "1 item(ns)", "pagamentos BRL",
-					"orders resolve acme D1 --hiper-id", "orders resolve acme D1 --resend"} {
+				for _, s := range []string{tt.answer, "tentativa 1", rec.SentAt.Format(time.RFC3339), "1 item(ns)", "pagamentos BRL",
+					"orders show acme D1", "orders resolve acme D1 --hiper-id", "orders resolve acme D1 --resend"} {
 					if !strings.Contains(nr.GetReason(), s) {
 						t.Errorf("order.needs_review %q does not say %q", nr.GetReason(), s)
 					}
+				}
+				namesNoCustomer(t, nr.GetReason(), rec.Reason, rec.Answer, rec.LastError, h.logs.String())
+				if nr.GetCode() != ReviewOutcomeUnknown {
+					t.Errorf("order.needs_review code %q, want %q", nr.GetCode(), ReviewOutcomeUnknown)
 				}
 				if !strings.Contains(rec.Answer, tt.answer) {
 					t.Errorf("record's answer %q, want %q", rec.Answer, tt.answer)
@@ -91,7 +99,7 @@ func TestDecisionTable(t *testing.T) {
 				// A duplicate delivery, Hiper healed: still never posted again.
 				h.st.Sim.Sim.SetFaults(hipersim.Faults{})
 				h.approve("acme", h.order("acme", "D1", 1), "store-D1-again")
-				brokertest.WaitFor(t, wait, "the duplicate handled", func() bool { return h.pending() == 0 })
+				testkit.WaitFor(t, wait, "the duplicate handled", func() bool { return h.pending() == 0 })
 				if h.posted() != 1 {
 					t.Errorf("%d create calls; an order of unknown outcome was posted again", h.posted())
 				}
@@ -120,7 +128,7 @@ func TestConnectionRefused(t *testing.T) {
 	cfg.MaxAttempts = 1000
 	h.forwarder(cfg, "r1")
 	h.approve("acme", h.order("acme", "R1", 1), "store-R1")
-	brokertest.WaitFor(t, wait, "the refused connection recorded", func() bool {
+	testkit.WaitFor(t, wait, "the refused connection recorded", func() bool {
 		rec, _, err := h.state.Get(t.Context(), "acme", "R1")
 		return err == nil && strings.Contains(rec.LastError, "refused")
 	})

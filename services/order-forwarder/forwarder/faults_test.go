@@ -3,6 +3,7 @@ package forwarder
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +12,10 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // exactlyOnce checks that every order is in Hiper once and accepted once.
@@ -25,6 +26,9 @@ func (h *harness) exactlyOnce(tenant string, ids []string) {
 		if got := h.simOrders(tenant, id); len(got) != 1 {
 			h.t.Errorf("order %s: %d in Hiper, want 1", id, len(got))
 		}
+		// The event is published after the record turns accepted: wait for
+		// it, then count.
+		testkit.Until(wait, func() bool { return len(h.seen.of(events.KindOrderAccepted, id)) > 0 })
 		if got := h.seen.of(events.KindOrderAccepted, id); len(got) != 1 {
 			h.t.Errorf("order %s: %d order.accepted events, want 1", id, len(got))
 		}
@@ -68,7 +72,7 @@ func TestStormOf503sThenRecovery(t *testing.T) {
 	h.st.Sim.Sim.SetFaults(failing(503))
 	ids := h.publishMany("acme", "S", 10)
 	// The circuit opens after a few failures; then the orders wait.
-	brokertest.WaitFor(t, wait, "every order waiting, Hiper tried", func() bool {
+	testkit.WaitFor(t, wait, "every order waiting, Hiper tried", func() bool {
 		for _, id := range ids {
 			if _, _, err := h.state.Get(context.Background(), "acme", id); err != nil {
 				return false
@@ -84,16 +88,26 @@ func TestStormOf503sThenRecovery(t *testing.T) {
 }
 
 // TestRateLimited: Hiper's 429s slow the orders down, none is lost or
-// doubled.
+// doubled. Hiper first refuses every create with 429 until it has refused
+// one of each order's first attempts at least, so the limit bites whatever
+// the machine's speed (a token bucket alone never bites a forwarder slower
+// than its rate); then it keeps a real token bucket of 10 a second.
 func TestRateLimited(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
-	h.forwarder(testConfig(), "r1")
-	h.st.Sim.Sim.SetFaults(hipersim.Faults{RateLimitPerSecond: 10, Endpoints: []string{hipersim.EndpointCreateOrder}})
+	cfg := testConfig()
+	cfg.MaxAttempts = 1000 // the refusals must not fail the orders: only slow them
+	h.forwarder(cfg, "r1")
+	h.st.Sim.Sim.SetFaults(failing(http.StatusTooManyRequests))
 	ids := h.publishMany("acme", "L", 15)
+	testkit.WaitFor(t, wait, "Hiper refusing creates with 429", func() bool { return h.posted() >= 5 })
+	if n := h.seen.count(events.KindOrderAccepted); n != 0 {
+		t.Fatalf("%d orders accepted while Hiper refused every create", n)
+	}
+	h.st.Sim.Sim.SetFaults(hipersim.Faults{RateLimitPerSecond: 10, Endpoints: []string{hipersim.EndpointCreateOrder}})
 	h.exactlyOnce("acme", ids)
-	if h.posted() <= len(ids) {
-		t.Errorf("%d create calls for %d orders: the rate limit never bit", h.posted(), len(ids))
+	if n := h.seen.count(events.KindOrderNeedsReview) + h.seen.count(events.KindOrderFailed); n != 0 {
+		t.Errorf("%d orders under review or failed: a 429 is a refusal before Hiper acted, to be retried", n)
 	}
 }
 
@@ -114,7 +128,7 @@ func TestLostAnswer(t *testing.T) {
 	h.waitState("acme", "4001", orders.StateNeedsReview, wait)
 	h.st.Sim.Sim.SetFaults(hipersim.Faults{})
 	h.approve("acme", o, "store-4001-again")
-	brokertest.WaitFor(t, wait, "the duplicate handled", func() bool { return h.pending() == 0 })
+	testkit.WaitFor(t, wait, "the duplicate handled", func() bool { return h.pending() == 0 })
 	inHiper := h.simOrders("acme", "4001")
 	if len(inHiper) != 1 || h.posted() != 1 {
 		t.Fatalf("%d in Hiper after %d create calls; want 1 and 1", len(inHiper), h.posted())
@@ -164,7 +178,7 @@ func TestRetriesRunOut(t *testing.T) {
 	h.st.Sim.Sim.SetFaults(failing(503))
 	h.approve("acme", h.order("acme", "5001", 1), "store-5001")
 	failed := h.waitEvent(events.KindOrderFailed, "5001", wait).(*eventsv1.OrderFailed)
-	if failed.GetHiperOrderId() != "" || !strings.Contains(failed.GetMessage(), "3 tentativas") {
+	if failed.GetHiperOrderId() != "" || !strings.Contains(failed.GetMessage(), "3 tentativas") || failed.GetCode() != events.ReasonRetriesExhausted {
 		t.Errorf("order.failed %v", failed)
 	}
 	rec := h.waitState("acme", "5001", orders.StateFailed, wait)
@@ -172,7 +186,7 @@ func TestRetriesRunOut(t *testing.T) {
 		t.Errorf("attempts %d, create calls %d; want 3 and 3", rec.Attempts, h.posted())
 	}
 	var dl []events.DeadLetterEntry
-	brokertest.WaitFor(t, wait, "the dead letter", func() bool { dl = h.deadLetters(); return len(dl) == 1 })
+	testkit.WaitFor(t, wait, "the dead letter", func() bool { dl = h.deadLetters(); return len(dl) == 1 })
 	if dl[0].Letter.GetReasonCode() != events.ReasonRetriesExhausted {
 		t.Errorf("dead letter %v", dl[0].Letter)
 	}
@@ -201,7 +215,7 @@ func TestPausedTenant(t *testing.T) {
 	others := h.publishMany("beta", "Q", 10)
 	h.exactlyOnce("beta", others)
 	// Several paused retries go by (100ms each): none may count.
-	brokertest.WaitFor(t, wait, "retries while paused", func() bool {
+	testkit.WaitFor(t, wait, "retries while paused", func() bool {
 		return outcomes(f, events.KindOrderApproved, outWaiting) >= 3*len(ids)
 	})
 	for _, id := range ids {
@@ -244,6 +258,9 @@ func TestReplicaDiedMidSend(t *testing.T) {
 		h.approve("acme", o, "store-"+tc.id)
 	}
 	h.waitState("acme", "6001", orders.StateNeedsReview, wait)
+	if nr := h.waitEvent(events.KindOrderNeedsReview, "6001", wait).(*eventsv1.OrderNeedsReview); nr.GetCode() != ReviewSendInterrupted {
+		t.Errorf("order.needs_review code %q, want %q", nr.GetCode(), ReviewSendInterrupted)
+	}
 	if rec := h.record("acme", "6002"); rec.State != orders.StateSending {
 		t.Fatalf("a live lease was taken over: %s", rec.State)
 	}
@@ -301,8 +318,8 @@ func TestShutdownFinishesSends(t *testing.T) {
 	cfg.GracePeriod = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f, err := Start(ctx, Deps{NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: h.st.Sim.URL,
-		Health: telemetry.NewHealth(), Log: testLogger(), Config: cfg})
+	f, err := Start(ctx, Deps{Deps: service.Deps{NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: h.st.Sim.URL,
+		Health: telemetry.NewHealth(), Log: testLogger()}, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -30,7 +29,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/natsconn"
 	"github.com/hipersync/hipersync/pkg/pace"
-	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 )
@@ -42,25 +41,20 @@ const ConsumerName = "order-forwarder"
 // the merchant's cancellations in Hiper.
 const HiperCancelConsumerName = "order-forwarder-hiper-cancels"
 
+// HiperFailedConsumerName is the durable consumer, on the HIPER stream, of
+// order.failed: the orders Hiper processed with an error (the
+// invoice-watcher's). A consumer of its own, since a server before 2.10
+// takes one filter per consumer.
+const HiperFailedConsumerName = "order-forwarder-hiper-failures"
+
 // eventSource is the ce-source of the events the forwarder publishes.
 const eventSource = "hipersync/order-forwarder"
 
 // Deps are what a forwarder needs from outside; Start wires them. The
 // binary, the dev run and tests all go through Start.
 type Deps struct {
-	NATS      *nats.Conn
-	Namespace events.Namespace
-	Tokens    hiper.TokenSources
-	// HiperBaseURL is where Hiper (or hiper-sim) serves its API.
-	HiperBaseURL string
-	// Format encodes the published events (EVENTS_FORMAT).
-	Format events.Format
-	Health *telemetry.Health
-	Log    *slog.Logger
-	// TracerProvider receives the forwarder's spans; nil means otel's
-	// global provider.
-	TracerProvider trace.TracerProvider
-	Config         Config
+	service.Deps
+	Config Config
 	// Owner names this replica in order records; default host name plus a
 	// random suffix.
 	Owner string
@@ -80,7 +74,7 @@ type Forwarder struct {
 	store   *orders.Store
 	catalog Catalog
 	dir     *tenant.Directory
-	tokens  hiper.TokenSources
+	tokens  *tokenCache
 	hiper   *hiper.Client
 	pub     *events.Publisher
 	log     *slog.Logger
@@ -94,6 +88,9 @@ type Forwarder struct {
 	// Hiper being answered and recorded past a drain's grace period, and
 	// outcome events being marked published.
 	calls sync.WaitGroup
+	// marks hands outcomes to mark published to Run's mark workers
+	// (unbuffered: a mark no worker is ready for gets a goroutine).
+	marks chan mark
 	// refresh coalesces the stock refreshes orders ask for.
 	refresh stockRefresh
 	owner   string
@@ -105,6 +102,32 @@ type Forwarder struct {
 	// repeats counts the failures in a row of each message (by stream
 	// sequence) that are not a deliberate wait.
 	repeats repeats
+	// turnStep, when set (BenchmarkForwardSlots, BenchmarkForwardLatency),
+	// is told when a create passes each step of its turn on the tenant's
+	// slot.
+	turnStep func(tenant, orderID string, step turnStep)
+}
+
+// turnStep is a point of a create's handling, in order: from its
+// approval decoded, through its turn on the tenant's slot.
+type turnStep int
+
+const (
+	stepDecoded      turnStep = iota + 1 // the approval is in a handler, decoded
+	stepSlotTaken                        // the slot is this order's
+	stepSendingWrite                     // the sending record goes out
+	stepSendingSaved                     // the server stored it
+	stepSettled                          // the previous holder's answer is stored
+	stepAnswered                         // Hiper answered the POST
+	stepAnswerQueued                     // the answer's write is on the connection: the slot is handed on
+	stepAnswerSaved                      // the server stored the answer
+)
+
+// step tells the turn's timer, if any, that the order passed s.
+func (o *order) step(s turnStep) {
+	if o.f.turnStep != nil {
+		o.f.turnStep(o.tenant, o.id, s)
+	}
 }
 
 // Start provisions the order state and barcode index buckets, starts
@@ -112,15 +135,14 @@ type Forwarder struct {
 // must exist (events.EnsureStreams). ctx bounds the tenant watch: cancel it
 // after Run returns.
 func Start(ctx context.Context, d Deps) (*Forwarder, error) {
-	if d.NATS == nil || d.Tokens == nil || d.Health == nil {
-		return nil, errors.New("start order-forwarder: NATS, Tokens and Health are required")
+	if err := d.Check("order-forwarder"); err != nil {
+		return nil, err
 	}
-	log := d.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := d.Logger()
 	cfg := d.Config.withDefaults()
-	js, err := jetstream.New(d.NATS)
+	// A write handed to the connection whose answer never comes (writeQueued)
+	// is let go of, not kept pending for the life of the connection.
+	js, err := jetstream.New(d.NATS, jetstream.WithPublishAsyncTimeout(queuedWriteWait))
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
@@ -132,11 +154,7 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	tenants, err := events.EnsureKV(ctx, js, d.Namespace, tenant.Bucket)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := tenant.WatchDirectory(ctx, tenants, log)
+	dir, err := events.WatchTenants(ctx, js, d.Namespace, log)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +198,7 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 		now:     d.Now,
 		tp:      d.TracerProvider,
 		reg:     d.Health.Registry,
+		marks:   make(chan mark),
 	}
 	if f.owner == "" {
 		f.owner = replicaName()
@@ -225,6 +244,10 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		events.WithGracePeriod(f.cfg.GracePeriod),
 		events.WithMetrics(f.reg),
 		events.WithStoreOrderStatuses(),
+		// A handled event delivered again finds its order settled and
+		// changes nothing (the duplicate window drops a repeated outcome),
+		// so the ack need not be waited for.
+		events.WithAsyncAck(),
 	}
 	if f.tp != nil {
 		opts = append(opts, events.WithTracerProvider(f.tp))
@@ -237,7 +260,8 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	notes.Go(func() { f.outages.run(nctx) })
 	notes.Go(func() { f.removePersonalData(nctx) })
 	// The merchant's own cancellations in Hiper, announced by the
-	// invoice-watcher, keep the order records true.
+	// invoice-watcher, keep the order records true; they and the orders
+	// Hiper failed free stock there.
 	hcfg := events.ConsumerConfig{
 		Stream:         events.StreamHiper,
 		Name:           HiperCancelConsumerName,
@@ -246,15 +270,27 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		MaxAckPending:  f.cfg.MaxAckPending,
 		Description:    "hipersync order-forwarder: orders the merchant cancelled in Hiper",
 	}
+	fcfg := hcfg
+	fcfg.Name, fcfg.FilterSubjects = HiperFailedConsumerName, []string{f.ns.HiperSubject("*", events.KindOrderFailed)}
+	fcfg.Description = "hipersync order-forwarder: orders Hiper processed with an error, for their stock"
 	var cancels sync.WaitGroup
+	cancels.Go(func() {
+		if err := events.Consume(ctx, f.js, f.ns, fcfg, f.hiperFailed, opts...); err != nil && ctx.Err() == nil {
+			f.log.Error("consume the orders Hiper failed", "error", err)
+		}
+	})
 	cancels.Go(func() {
 		if err := events.Consume(ctx, f.js, f.ns, hcfg, f.hiperCancelled, opts...); err != nil && ctx.Err() == nil {
 			f.log.Error("consume the merchant's cancellations in Hiper", "error", err)
 		}
 	})
+	stopMarkers := make(chan struct{})
+	markers := f.runMarkers(stopMarkers)
 	err := events.Consume(ctx, f.js, f.ns, cfg, f.handle, opts...)
 	cancels.Wait()
-	f.calls.Wait()
+	f.calls.Wait() // the marks handed to the workers included
+	close(stopMarkers)
+	markers.Wait()
 	stopNotes()
 	notes.Wait()
 	return err
@@ -317,19 +353,59 @@ func (f *Forwarder) removePersonalData(ctx context.Context) {
 	}
 }
 
+// markWorkers is how many long-lived goroutines of Run mark outcomes
+// published; a mark finding them all busy gets a goroutine of its own.
+const markWorkers = 8
+
+// mark is one outcome to mark published: the record as written at rev.
+type mark struct {
+	rec *orders.Record
+	rev uint64
+}
+
 // markPublished records in the background that rec's outcome event went
-// out; rev is the revision rec was written at (0: unknown).
+// out; rev is the revision rec was written at (0: unknown). One of Run's
+// mark workers takes it when one is free: a goroutine per mark grew a
+// fresh stack for every order, about half of the mark's CPU.
 func (f *Forwarder) markPublished(rec *orders.Record, rev uint64) {
-	snap := *rec // as written at rev, whatever the handler does with rec next
-	rec = &snap
-	f.calls.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := f.store.MarkPublishedAt(ctx, rec, rev); err != nil {
-			f.log.Warn("mark outcome event published; a late duplicate may publish it again",
-				"tenant", rec.Tenant, "order_id", rec.OrderID, "event_id", rec.Outbox.ID, "error", err)
-		}
-	})
+	m := mark{rec: new(*rec), rev: rev} // as written at rev, whatever the handler does with rec next
+	f.calls.Add(1)
+	select {
+	case f.marks <- m:
+	default:
+		go func() {
+			defer f.calls.Done()
+			f.mark(m)
+		}()
+	}
+}
+
+// runMarkers runs the mark workers until stop is closed.
+func (f *Forwarder) runMarkers(stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for range markWorkers {
+		wg.Go(func() {
+			for {
+				select {
+				case m := <-f.marks:
+					f.mark(m)
+					f.calls.Done()
+				case <-stop:
+					return
+				}
+			}
+		})
+	}
+	return &wg
+}
+
+func (f *Forwarder) mark(m mark) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.store.MarkPublishedAt(ctx, m.rec, m.rev); err != nil {
+		f.log.Warn("mark outcome event published; a late duplicate may publish it again",
+			"tenant", m.rec.Tenant, "order_id", m.rec.OrderID, "event_id", m.rec.Outbox.ID, "error", err)
+	}
 }
 
 // handle is the consumer loop's handler: it routes an event by kind and

@@ -17,8 +17,8 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 const wait = 20 * time.Second
@@ -151,7 +151,7 @@ func TestDuplicatesAreNoOps(t *testing.T) {
 	h.waitState("acme", "3001", orders.StateAccepted, wait)
 	h.approve("acme", o, "store-3001-later")
 	// The last duplicate is handled once the consumer has acked everything.
-	brokertest.WaitFor(t, wait, "every approval handled", func() bool { return h.pending() == 0 })
+	testkit.WaitFor(t, wait, "every approval handled", func() bool { return h.pending() == 0 })
 	if got := h.simOrders("acme", "3001"); len(got) != 1 {
 		t.Fatalf("Hiper has %d orders for 3001, want 1", len(got))
 	}
@@ -198,7 +198,7 @@ func TestTwoReplicas(t *testing.T) {
 			h.approve(tenant, o, fmt.Sprintf("store-R%d-dup", i))
 		}
 	}
-	brokertest.WaitFor(t, wait, "every order accepted", func() bool { return h.seen.count(events.KindOrderAccepted) >= n })
+	testkit.WaitFor(t, wait, "every order accepted", func() bool { return h.seen.count(events.KindOrderAccepted) >= n })
 	owners := map[string]int{}
 	for i := range n {
 		tenant := []string{"acme", "beta"}[i%2]
@@ -250,7 +250,7 @@ func TestUntrackableEvents(t *testing.T) {
 	h.approve("acme", h.order("acme", "1101", 1), "store-1101")
 	h.exactlyOnce("acme", []string{"1101"})
 	var dl []events.DeadLetterEntry
-	brokertest.WaitFor(t, wait, "three dead letters", func() bool { dl = h.deadLetters(); return len(dl) == 3 })
+	testkit.WaitFor(t, wait, "three dead letters", func() bool { dl = h.deadLetters(); return len(dl) == 3 })
 	var codes []string
 	for _, d := range dl {
 		codes = append(codes, d.Letter.GetReasonCode())
@@ -272,7 +272,7 @@ func TestOrdersMetric(t *testing.T) {
 	f := h.forwarder(cfg, "r1")
 	h.st.Sim.Sim.SetFaults(failing(503))
 	h.approve("acme", h.order("acme", "1201", 1), "store-1201")
-	brokertest.WaitFor(t, wait, "retries", func() bool {
+	testkit.WaitFor(t, wait, "retries", func() bool {
 		rec, _, err := h.state.Get(context.Background(), "acme", "1201")
 		return err == nil && rec.Attempts >= 3
 	})

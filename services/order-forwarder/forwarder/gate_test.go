@@ -2,11 +2,11 @@ package forwarder
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/testkit"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // TestGates: a tenant's slots are its own, and its waiters are bounded so
@@ -15,14 +15,14 @@ func TestGates(t *testing.T) {
 	t.Parallel()
 	g := newGates(1, 4) // one slot per tenant, two waiters
 	ctx := context.Background()
-	release, ok := g.acquire(ctx, "acme")
-	if !ok {
+	held := g.acquire(ctx, "acme")
+	if held == nil {
 		t.Fatal("first acquire refused")
 	}
-	if r, ok := g.acquire(ctx, "beta"); !ok {
+	if s := g.acquire(ctx, "beta"); s == nil {
 		t.Fatal("another tenant was held up")
 	} else {
-		r()
+		s.release()
 	}
 	waiters := func() int {
 		g.mu.Lock()
@@ -32,18 +32,18 @@ func TestGates(t *testing.T) {
 	got := make(chan bool, 2)
 	for range 2 {
 		go func() {
-			r, ok := g.acquire(ctx, "acme")
-			if ok {
-				r()
+			s := g.acquire(ctx, "acme")
+			if s != nil {
+				s.release()
 			}
-			got <- ok
+			got <- s != nil
 		}()
 	}
-	brokertest.WaitFor(t, 5*time.Second, "two waiters", func() bool { return waiters() == 2 })
-	if _, ok := g.acquire(ctx, "acme"); ok {
+	testkit.WaitFor(t, 5*time.Second, "two waiters", func() bool { return waiters() == 2 })
+	if g.acquire(ctx, "acme") != nil {
 		t.Fatal("a third waiter was let in")
 	}
-	release()
+	held.release()
 	first := testkit.Recv(t, got, 5*time.Second, "the first waiter")
 	second := testkit.Recv(t, got, 5*time.Second, "the second waiter")
 	if !first || !second {
@@ -51,14 +51,59 @@ func TestGates(t *testing.T) {
 	}
 
 	// A waiter whose delivery ends gives up its place.
-	release, _ = g.acquire(ctx, "acme")
+	held = g.acquire(ctx, "acme")
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan bool, 1)
-	go func() { _, ok := g.acquire(cctx, "acme"); gaveUp <- !ok }()
-	brokertest.WaitFor(t, 5*time.Second, "a waiter", func() bool { return waiters() == 1 })
+	go func() { gaveUp <- g.acquire(cctx, "acme") == nil }()
+	testkit.WaitFor(t, 5*time.Second, "a waiter", func() bool { return waiters() == 1 })
 	cancel()
-	if !<-gaveUp || waiters() != 0 {
+	if !testkit.Recv(t, gaveUp, 5*time.Second, "the cancelled waiter to give up") || waiters() != 0 {
 		t.Fatal("a cancelled waiter kept its place")
 	}
-	release()
+	held.release()
+}
+
+// TestSlotHandOver: a slot handed on with its holder's answer still being
+// written lets the next holder in at once, but tells it to post only once
+// that answer is recorded, and not at all when it could not be.
+func TestSlotHandOver(t *testing.T) {
+	t.Parallel()
+	g := newGates(1, 4)
+	ctx := context.Background()
+	first := g.acquire(ctx, "acme")
+	answer := newAnswerWrite()
+	first.handOver(answer)
+	next := g.acquire(ctx, "acme")
+	if next == nil {
+		t.Fatal("the slot handed on was not free")
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := next.settled(ended); !errors.Is(err, context.Canceled) {
+		t.Fatalf("settled before the answer was recorded: %v", err)
+	}
+	settled := make(chan error, 1)
+	go func() { settled <- next.settled(ctx) }()
+	answer.finish(nil)
+	if err := testkit.Recv(t, settled, 5*time.Second, "settled after the answer"); err != nil {
+		t.Fatalf("settled: %v", err)
+	}
+
+	// A holder that releases without waiting leaves the answer with the
+	// slot; the one after it learns that it failed.
+	failed := newAnswerWrite()
+	next.handOver(failed)
+	g.acquire(ctx, "acme").release()
+	last := g.acquire(ctx, "acme")
+	if err := last.settled(ended); !errors.Is(err, context.Canceled) {
+		t.Fatalf("settled on an ended context: %v", err)
+	}
+	failed.finish(errors.New("bucket down"))
+	if err := last.settled(ctx); err == nil {
+		t.Fatal("settled without the failure of the answer before")
+	}
+	if err := last.settled(ctx); err != nil {
+		t.Fatalf("a failure told once was told again: %v", err)
+	}
+	last.release()
 }

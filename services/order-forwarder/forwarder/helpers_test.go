@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
@@ -45,12 +47,21 @@ type harness struct {
 	hiperURL string
 	// catalog, when set, replaces the barcode index of forwarders.
 	catalog Catalog
+	// logs is what the harness's forwarders logged, for a test to read.
+	logs testkit.SyncBuffer
+	// turnStep, when set, gives each forwarder started its Forwarder.turnStep
+	// (by its owner), before it runs.
+	turnStep func(owner string) func(tenant, orderID string, step turnStep)
 }
 
 type harnessOptions struct {
 	tenants  []string
 	settings *brokerv1.TenantSettings
 	sim      hipersim.Config
+	// unrecorded leaves the HIPER stream unrecorded (h.seen nil): the
+	// benchmarks watch order.accepted themselves, and a second consumer
+	// decoding every event would be the harness's cost, not the forwarder's.
+	unrecorded bool
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -80,7 +91,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 			}
 		}
 	}
-	h.seen = record(t, st)
+	if !o.unrecorded {
+		h.seen = record(t, st)
+	}
 	return h
 }
 
@@ -101,13 +114,18 @@ func (h *harness) forwarder(cfg Config, owner string) *Forwarder {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	f, err := Start(ctx, Deps{
-		NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: cmp.Or(h.hiperURL, h.st.Sim.URL),
-		Format: events.FormatProtobuf, Health: telemetry.NewHealth(), Log: testLogger(), Config: cfg, Owner: owner,
-		Catalog: h.catalog,
+		Deps: service.Deps{
+			NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: cmp.Or(h.hiperURL, h.st.Sim.URL),
+			Format: events.FormatProtobuf, Health: telemetry.NewHealth(), Log: h.logger(),
+		},
+		Config: cfg, Owner: owner, Catalog: h.catalog,
 	})
 	if err != nil {
 		cancel()
 		h.t.Fatal(err)
+	}
+	if h.turnStep != nil {
+		f.turnStep = h.turnStep(owner)
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
@@ -125,6 +143,15 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// logger writes into h.logs, and to stderr with FORWARDER_TEST_LOG set.
+func (h *harness) logger() *slog.Logger {
+	var w io.Writer = &h.logs
+	if os.Getenv("FORWARDER_TEST_LOG") != "" {
+		w = io.MultiWriter(&h.logs, os.Stderr)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // order returns a valid approval of the tenant's products: one unit each of
@@ -145,6 +172,22 @@ func (h *harness) order(tenant, id string, n int) *eventsv1.StoreOrderApproved {
 	o.Payments = []*eventsv1.Payment{{Method: "PIX", Installments: 1, Amount: total.StringFixed(2)}}
 	o.ShippingAmount = "0.00"
 	return o
+}
+
+// customerData is what of validOrder names or locates its customer.
+var customerData = []string{"Ana Souza", "52998224725", "529.982.247-25", "ana@example.com", "Rua Principal"}
+
+// namesNoCustomer fails when a text a person reads (a reason, an event's
+// message, a log line) carries validOrder's personal data (LGPD).
+func namesNoCustomer(t *testing.T, texts ...string) {
+	t.Helper()
+	for _, text := range texts {
+		for _, p := range customerData {
+			if strings.Contains(strings.ToLower(text), strings.ToLower(p)) {
+				t.Errorf("%q names the customer (%q)", text, p)
+			}
+		}
+	}
 }
 
 // validOrder is an order every rule accepts, naming a product by id.
@@ -213,7 +256,7 @@ func (h *harness) record(tenant, orderID string) *orders.Record {
 func (h *harness) waitState(tenant, orderID string, want orders.State, timeout time.Duration) *orders.Record {
 	h.t.Helper()
 	var rec *orders.Record
-	brokertest.WaitFor(h.t, timeout, fmt.Sprintf("order %s/%s %s", tenant, orderID, want), func() bool {
+	testkit.WaitFor(h.t, timeout, fmt.Sprintf("order %s/%s %s", tenant, orderID, want), func() bool {
 		r, _, err := h.state.Get(context.Background(), tenant, orderID)
 		rec = r
 		return err == nil && r.State == want && (r.Outbox == nil || r.Outbox.Published)
@@ -300,7 +343,7 @@ func (r *recorder) count(kind events.Kind) int {
 func (h *harness) waitEvent(kind events.Kind, orderID string, timeout time.Duration) proto.Message {
 	h.t.Helper()
 	var got []event
-	brokertest.WaitFor(h.t, timeout, fmt.Sprintf("%s of %s", kind, orderID), func() bool {
+	testkit.WaitFor(h.t, timeout, fmt.Sprintf("%s of %s", kind, orderID), func() bool {
 		got = h.seen.of(kind, orderID)
 		return len(got) > 0
 	})
@@ -336,7 +379,7 @@ func (h *harness) pause(f *Forwarder, tenant string) {
 	if _, err := h.st.Broker.Tenants.PauseTenant(context.Background(), &brokerv1.PauseTenantRequest{TenantId: tenant}); err != nil {
 		h.t.Fatal(err)
 	}
-	brokertest.WaitFor(h.t, wait, "the pause seen", func() bool {
+	testkit.WaitFor(h.t, wait, "the pause seen", func() bool {
 		s, _ := f.dir.State(tenant)
 		return s == brokerv1.TenantState_TENANT_STATE_PAUSED
 	})

@@ -9,8 +9,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // merchantCancelled publishes what the invoice-watcher announces when the
@@ -21,6 +21,19 @@ func (h *harness) merchantCancelled(tenant, orderID, hiperID string) {
 	if _, err := pub.Publish(context.Background(), h.st.NS.HiperSubject(tenant, events.KindOrderCancelled),
 		tenant+":"+orderID+":order.cancelled", &eventsv1.OrderCancelled{OrderId: orderID, HiperOrderId: hiperID, Origin: originHiper,
 			CancelledAt: timestamppb.Now()}, events.WithEventSubject(orderID)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// hiperFailed publishes an order.failed: the invoice-watcher's when hiperID
+// is set (Hiper processed the order with an error), else one like the
+// forwarder's own (the order never reached Hiper).
+func (h *harness) hiperFailed(tenant, orderID, hiperID string) {
+	h.t.Helper()
+	pub := events.NewPublisher(h.st.JS, h.st.NS, "invoice-watcher", events.FormatProtobuf)
+	if _, err := pub.Publish(context.Background(), h.st.NS.HiperSubject(tenant, events.KindOrderFailed),
+		tenant+":"+orderID+":order.failed", &eventsv1.OrderFailed{OrderId: orderID, HiperOrderId: hiperID, Message: "Produto sem estoque"},
+		events.WithEventSubject(orderID)); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -41,7 +54,7 @@ func TestStoreCancelAfterHiperCancel(t *testing.T) {
 		t.Errorf("record cancelled by %q", rec.CancelOrigin)
 	}
 	h.cancel("acme", "H1", "store-H1-cancel")
-	brokertest.WaitFor(t, wait, "the store's cancellation handled", func() bool { return h.pending() == 0 })
+	testkit.WaitFor(t, wait, "the store's cancellation handled", func() bool { return h.pending() == 0 })
 	if got := h.seen.of(events.KindOrderCancelled, "H1"); len(got) != 1 || got[0].msg.(*eventsv1.OrderCancelled).GetOrigin() != originHiper {
 		t.Errorf("order.cancelled events %v, want one of origin hiper", got)
 	}

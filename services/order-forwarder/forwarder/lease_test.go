@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // TestCallWindow: the POST's deadline is the lease written less the time to
@@ -46,7 +46,7 @@ func TestLeaseBoundsThePost(t *testing.T) {
 		cfg.testLease = cfg.withDefaults().recordBudget() // nothing left for the call
 		h.forwarder(cfg, "r1")
 		h.approve("acme", h.order("acme", "L1", 1), "store-L1")
-		brokertest.WaitFor(t, wait, "a spent lease noticed", func() bool {
+		testkit.WaitFor(t, wait, "a spent lease noticed", func() bool {
 			rec, _, err := h.state.Get(t.Context(), "acme", "L1")
 			return err == nil && strings.Contains(rec.LastError, "lease was spent")
 		})
@@ -74,4 +74,47 @@ func TestLeaseBoundsThePost(t *testing.T) {
 			t.Errorf("answer %q", rec.Answer)
 		}
 	})
+}
+
+// TestHeldBackBehindAnUnrecordedAnswer: the next order of a slot writes its
+// sending right behind the previous order's answer, but is posted only once
+// that answer is recorded. Here the answer cannot be recorded (the order
+// moved on while Hiper answered): the next order is not posted on that
+// turn; it goes back to received without spending an attempt and is sent,
+// once, on its next try.
+func TestHeldBackBehindAnUnrecordedAnswer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	h.forwarder(testConfig(), "r1")
+	h.st.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: 1000, Endpoints: []string{hipersim.EndpointCreateOrder}})
+	h.approve("acme", h.order("acme", "P1", 1), "store-P1")
+	h.waitState("acme", "P1", orders.StateSending, wait)
+	// P2 waits for the slot P1 holds while Hiper takes its time.
+	h.approve("acme", h.order("acme", "P2", 1), "store-P2")
+	rec, rev, err := h.state.Get(t.Context(), "acme", "P1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Move(orders.StateRejected, "test", "moved on while Hiper answered", time.Now())
+	if _, err := h.state.Update(t.Context(), rec, rev); err != nil {
+		t.Fatal(err)
+	}
+
+	p2 := h.waitState("acme", "P2", orders.StateAccepted, wait)
+	held := false
+	for _, tr := range p2.History {
+		held = held || tr.To == orders.StateReceived && strings.Contains(tr.Note, errHeldBack.Error())
+	}
+	if !held {
+		t.Errorf("P2 was not held back behind P1's unrecorded answer: %+v", p2.History)
+	}
+	if p2.Attempts != 1 {
+		t.Errorf("P2 took %d attempts; a hold-back spends none", p2.Attempts)
+	}
+	if n := len(h.simOrders("acme", "P2")); n != 1 {
+		t.Errorf("P2 is in Hiper %d times", n)
+	}
+	if p1 := h.record("acme", "P1"); p1.State != orders.StateRejected {
+		t.Errorf("P1's late answer overwrote the state it moved on to: %s", p1.State)
+	}
 }

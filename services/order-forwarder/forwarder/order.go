@@ -115,15 +115,43 @@ func (o *order) write(ctx context.Context, r *orders.Record, created bool, rev u
 		next, err = o.f.store.Update(ctx, r, rev)
 	}
 	if err == nil {
-		if o.received {
-			o.received = false
-			o.f.metrics.transitions.WithLabelValues(string(orders.StateReceived)).Inc()
-		}
-		if r.State != orders.StateReceived {
-			o.f.metrics.transitions.WithLabelValues(string(r.State)).Inc()
-		}
+		o.written(r)
 	}
 	return next, err
+}
+
+// queuedWriteWait bounds the wait for the server's answer to a write
+// handed to the connection (writeQueued), as a synchronous write's
+// request is bounded.
+const queuedWriteWait = 5 * time.Second
+
+// writeQueued is write of an update that calls queued once the write is on
+// the connection, before waiting for the server: a write of this
+// connection issued after queued lands behind it.
+func (o *order) writeQueued(ctx context.Context, r *orders.Record, rev uint64, queued func()) (uint64, error) {
+	wait, err := o.f.store.UpdateAsync(r, rev)
+	if err != nil {
+		return 0, err
+	}
+	queued()
+	// The connection gives up on the write's answer after queuedWriteWait
+	// (Start's jetstream.WithPublishAsyncTimeout): no timer of its own.
+	next, err := wait(ctx)
+	if err == nil {
+		o.written(r)
+	}
+	return next, err
+}
+
+// written counts the states r entered.
+func (o *order) written(r *orders.Record) {
+	if o.received {
+		o.received = false
+		o.f.metrics.transitions.WithLabelValues(string(orders.StateReceived)).Inc()
+	}
+	if r.State != orders.StateReceived {
+		o.f.metrics.transitions.WithLabelValues(string(r.State)).Inc()
+	}
 }
 
 // publish sends the record's pending outcome event, and marks it
@@ -168,7 +196,7 @@ func (o *order) expire(ctx context.Context, rec *orders.Record, rev uint64) erro
 	next.Answer = "nenhuma: a réplica " + rec.Owner + " parou durante o envio"
 	next.Reason = next.ReviewText("O envio ao Hiper foi interrompido", next.Answer)
 	next.Move(orders.StateNeedsReview, o.f.owner, "lease of "+rec.Owner+" expired during a send", now)
-	if err := next.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: next.Reason}, ""); err != nil {
+	if err := next.Emit(&eventsv1.OrderNeedsReview{OrderId: o.id, Reason: next.Reason, Code: ReviewSendInterrupted}, ""); err != nil {
 		return err
 	}
 	o.log.Warn("order needs review: a replica stopped while sending it", "holder", rec.Owner, "attempt", rec.Attempts)

@@ -12,8 +12,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/ops"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // compress turns a production duration into test time: one minute is
@@ -47,7 +47,7 @@ func TestThirtyMinuteOutage(t *testing.T) {
 	open := func(scope, tenant string) float64 {
 		return testutil.ToFloat64(f.metrics.circuitOpen.WithLabelValues(scope, tenant))
 	}
-	brokertest.WaitFor(t, wait, "the circuits open", func() bool {
+	testkit.WaitFor(t, wait, "the circuits open", func() bool {
 		return open(ops.ScopeEndpoint, "") == 1 && open(ops.ScopeTenant, "acme") == 1
 	})
 	kv, err := h.st.JS.KeyValue(context.Background(), h.st.NS.Bucket(ops.OutageBucket))
@@ -55,7 +55,7 @@ func TestThirtyMinuteOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen ops.Outage
-	brokertest.WaitFor(t, wait, "the outage noted for hipersync status", func() bool {
+	testkit.WaitFor(t, wait, "the outage noted for hipersync status", func() bool {
 		e, err := kv.Get(context.Background(), ops.OutageKey(ops.Outage{Scope: ops.ScopeEndpoint, Name: hiperEndpointCreate, Replica: "r1"}))
 		return err == nil && json.Unmarshal(e.Value(), &seen) == nil
 	})
@@ -88,7 +88,7 @@ func TestThirtyMinuteOutage(t *testing.T) {
 	if dl := h.deadLetters(); len(dl) != 0 {
 		t.Errorf("%d dead letters", len(dl))
 	}
-	brokertest.WaitFor(t, wait, "the circuits closed", func() bool {
+	testkit.WaitFor(t, wait, "the circuits closed", func() bool {
 		_, err := kv.Get(context.Background(), ops.OutageKey(seen))
 		return open(ops.ScopeEndpoint, "") == 0 && open(ops.ScopeTenant, "acme") == 0 && err != nil
 	})

@@ -7,8 +7,8 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // TestPauseLongerThanRetention: a tenant stays paused longer than the
@@ -39,7 +39,7 @@ func TestPauseLongerThanRetention(t *testing.T) {
 	if _, err := h.st.JS.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	brokertest.WaitFor(t, wait, "the retention dropping the approvals", func() bool {
+	testkit.WaitFor(t, wait, "the retention dropping the approvals", func() bool {
 		info, err := stream.Info(ctx)
 		return err == nil && info.State.Msgs == 0
 	})

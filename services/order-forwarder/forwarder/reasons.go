@@ -39,6 +39,17 @@ const (
 	CodeTooManyProblems          = "too_many_problems"
 )
 
+// Review codes (OrderNeedsReview.code): why a person must look at an
+// order, stable beside the Portuguese reason. docs/order-forwarder.md lists
+// them.
+const (
+	ReviewOutcomeUnknown    = "outcome_unknown"
+	ReviewSendInterrupted   = "send_interrupted"
+	ReviewCancelUnderReview = "cancel_under_review"
+	ReviewCancelRefused     = "cancel_refused"
+	ReviewCancelUnconfirmed = "cancel_unconfirmed"
+)
+
 // label names a field of StoreOrderApproved for a merchant, in Portuguese:
 // "customer.document" is "CPF/CNPJ do cliente", "items[1].ean" is "EAN do
 // item 2".

@@ -66,7 +66,7 @@ func (f *Forwarder) giveUp(ctx context.Context, m *events.Message, n int, cause 
 	o := f.newOrder(ctx, m, a.GetOrderId())
 	reason := fmt.Sprintf("Não foi possível processar o pedido: o mesmo erro se repetiu %d vezes (%s). Ele não foi enviado ao Hiper; "+
 		"corrija a causa e reenvie-o com `hipersync dlq retry` ou `hipersync orders resolve %s %s --resend`.", n, shortError(cause), o.tenant, o.id)
-	failed := &eventsv1.OrderFailed{OrderId: o.id, Message: reason}
+	failed := &eventsv1.OrderFailed{OrderId: o.id, Message: reason, Code: ReasonRepeatedError}
 	rec, rev, err := f.store.Mutate(ctx, o.tenant, o.id, func(r *orders.Record) (*orders.Record, error) {
 		if r == nil || r.State != orders.StateReceived {
 			return nil, nil

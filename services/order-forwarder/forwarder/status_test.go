@@ -11,8 +11,8 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // Stores name statuses their own way (seeds 002, 004): the tenant's status
@@ -48,7 +48,7 @@ func TestStatusMap(t *testing.T) {
 	}
 	publish("canceled", "store-7401-canceled", &eventsv1.StoreOrderCancelled{OrderId: "7401", Reason: "cliente desistiu"})
 	h.waitState("acme", "7401", orders.StateCancelled, wait)
-	brokertest.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
+	testkit.WaitFor(t, wait, "every event handled", func() bool { return h.pending() == 0 })
 	if n := len(h.deadLetters()); n != 0 {
 		t.Fatalf("%d dead letters", n)
 	}

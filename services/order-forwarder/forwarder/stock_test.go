@@ -11,8 +11,8 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // stockRequests reads and clears the stock refresh requested for a tenant.
@@ -60,13 +60,14 @@ func (h *harness) orderProducts(tenantID, orderID string) []string {
 }
 
 // Creating an order in Hiper reserves its products' stock and cancelling it
-// frees it (seed 001): each asks the stock-poller for a refresh of those
-// products at once, whether the store asked for the cancellation or the
-// merchant cancelled the order in Hiper (the invoice-watcher's announcement
-// names no product: the refresh comes from the order's record).
+// frees it (seed 001), and so may Hiper failing it: each asks the
+// stock-poller for a refresh of those products at once, whether the store
+// asked for the cancellation, the merchant cancelled the order in Hiper, or
+// Hiper processed it with an error (the invoice-watcher's announcements
+// name no product: the refresh comes from the order's record).
 func TestOrderCreatedOrCancelledRefreshesItsStock(t *testing.T) {
 	t.Parallel()
-	for _, by := range []string{originStore, originHiper} {
+	for _, by := range []string{originStore, originHiper, "failed in hiper"} {
 		t.Run("cancelled by "+by, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, harnessOptions{})
@@ -75,7 +76,7 @@ func TestOrderCreatedOrCancelledRefreshesItsStock(t *testing.T) {
 			h.approve("acme", h.order("acme", "7301", 2), "store-7301")
 			acc := h.waitState("acme", "7301", orders.StateAccepted, wait)
 			want := h.orderProducts("acme", "7301")
-			brokertest.WaitFor(t, wait, "a stock refresh of the order's products", func() bool {
+			testkit.WaitFor(t, wait, "a stock refresh of the order's products", func() bool {
 				got := req.asked()
 				for _, id := range want {
 					if !slices.Contains(got, id) {
@@ -85,16 +86,29 @@ func TestOrderCreatedOrCancelledRefreshesItsStock(t *testing.T) {
 				return len(want) > 0
 			})
 			req.clear()
-			if by == originStore {
+			switch by {
+			case originStore:
 				h.cancel("acme", "7301", "store-7301-cancel")
-			} else {
+			case originHiper:
 				if err := h.st.Sim.Sim.AddOrderEvent(h.st.Keys["acme"], acc.HiperOrderID, hiper.OrderEvent{Type: hiper.EventCancelled}); err != nil {
 					t.Fatal(err)
 				}
 				h.merchantCancelled("acme", "7301", acc.HiperOrderID)
+			default:
+				// The forwarder's own order.failed (no Hiper order) asks
+				// nothing; the invoice-watcher's does.
+				h.hiperFailed("acme", "7300", "")
+				h.hiperFailed("acme", "7301", acc.HiperOrderID)
+				testkit.WaitFor(t, wait, "a stock refresh after Hiper failed the order", func() bool {
+					return slices.Equal(req.asked(), want)
+				})
+				if rec := h.waitState("acme", "7301", orders.StateAccepted, wait); rec.HiperOrderID != acc.HiperOrderID {
+					t.Errorf("record after Hiper failed the order: %+v", rec)
+				}
+				return
 			}
 			h.waitState("acme", "7301", orders.StateCancelled, wait)
-			brokertest.WaitFor(t, wait, "a stock refresh after the cancellation", func() bool {
+			testkit.WaitFor(t, wait, "a stock refresh after the cancellation", func() bool {
 				return slices.Equal(req.asked(), want)
 			})
 		})

@@ -41,7 +41,7 @@ func newTokenCache(src hiper.TokenSources, now func() time.Time) *tokenCache {
 }
 
 // Source returns tenant's tokens through the cache.
-func (c *tokenCache) Source(tenant string) hiper.TokenSource {
+func (c *tokenCache) Source(tenant string) cachedTokens {
 	return cachedTokens{c: c, tenant: tenant, inner: c.src.Source(tenant)}
 }
 
@@ -51,16 +51,30 @@ type cachedTokens struct {
 	inner  hiper.TokenSource
 }
 
-func (s cachedTokens) Token(ctx context.Context) (string, error) {
+// Cached returns the tenant's token the cache holds and may still be
+// used, without asking anyone: a caller with one spares the context that
+// bounds asking the broker.
+func (s cachedTokens) Cached() (string, bool) {
 	c := s.c
 	if c.exp == nil {
-		return s.inner.Token(ctx)
+		return "", false
 	}
 	c.mu.Lock()
 	tok, ok := c.tokens[s.tenant]
 	c.mu.Unlock()
 	if ok && c.now().Before(tok.ExpiresAt.Add(-tokenMargin)) {
-		return tok.Value, nil
+		return tok.Value, true
+	}
+	return "", false
+}
+
+func (s cachedTokens) Token(ctx context.Context) (string, error) {
+	c := s.c
+	if c.exp == nil {
+		return s.inner.Token(ctx)
+	}
+	if tok, ok := s.Cached(); ok {
+		return tok, nil
 	}
 	tok, err := c.exp.Token(ctx, s.tenant)
 	if err != nil {

@@ -2,10 +2,10 @@ package forwarder_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +22,9 @@ import (
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hipersim"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/forwarder"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
@@ -57,13 +59,13 @@ func TestOneTraceAcrossProcesses(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	f, err := forwarder.Start(ctx, forwarder.Deps{
+	f, err := forwarder.Start(ctx, forwarder.Deps{Deps: service.Deps{
 		NATS: st.NATS, Namespace: st.NS, Tokens: brokerclient.New(conn), HiperBaseURL: st.Sim.URL,
 		Format: events.FormatProtobuf, Health: telemetry.NewHealth(),
 		Log: telemetry.NewLogger("order-forwarder", logs, slog.LevelDebug), TracerProvider: tp,
-	})
+	}})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -85,7 +87,10 @@ func TestOneTraceAcrossProcesses(t *testing.T) {
 			return nil
 		}, events.WithTracerProvider(tp))
 	})
-	t.Cleanup(func() { cancel(); running.Wait() })
+	t.Cleanup(func() {
+		cancel()
+		testkit.Wait(t, &running, 30*time.Second, "the forwarder and the store's consumer to stop")
+	})
 
 	// The store checks out an order and publishes its approval.
 	order := sellableOrder(t, st)
@@ -132,29 +137,27 @@ func TestOneTraceAcrossProcesses(t *testing.T) {
 		return tracetest.SpanStub{}, false
 	}
 	// The consumer spans end after their handlers return: wait for all.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	var missing []string
+	if !testkit.Until(10*time.Second, func() bool {
 		inTrace = map[trace.SpanID]tracetest.SpanStub{}
 		for _, s := range spans.GetSpans() {
 			if s.SpanContext.TraceID() == traceID {
 				inTrace[s.SpanContext.SpanID()] = s
 			}
 		}
-		var missing []string
+		missing = nil
 		for _, h := range hops {
 			if _, ok := find(h.name, h.kind); !ok {
 				missing = append(missing, h.name+" ("+h.kind.String()+")")
 			}
 		}
-		if len(missing) == 0 {
-			break
+		return len(missing) == 0
+	}) {
+		var got []string
+		for _, s := range inTrace {
+			got = append(got, s.Name+" ("+s.SpanKind.String()+")")
 		}
-		if time.Now().After(deadline) {
-			var got []string
-			for _, s := range inTrace {
-				got = append(got, s.Name+" ("+s.SpanKind.String()+")")
-			}
-			t.Fatalf("the store's trace lacks %q; it has %q", missing, got)
-		}
+		t.Fatalf("the store's trace lacks %q; it has %q", missing, got)
 	}
 	descends := func(s tracetest.SpanStub, ancestor string) bool {
 		for p, ok := inTrace[s.Parent.SpanID()]; ok; p, ok = inTrace[p.Parent.SpanID()] {
@@ -183,7 +186,7 @@ func TestOneTraceAcrossProcesses(t *testing.T) {
 
 	// The forwarder's log lines about the order carry the trace id.
 	var traced []string
-	sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
 	for sc.Scan() {
 		var line map[string]any
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line["trace_id"] == traceID.String() {
@@ -191,7 +194,7 @@ func TestOneTraceAcrossProcesses(t *testing.T) {
 		}
 	}
 	if len(traced) == 0 {
-		t.Errorf("no log line of the forwarder carries trace_id %s:\n%s", traceID, logs.Bytes())
+		t.Errorf("no log line of the forwarder carries trace_id %s:\n%s", traceID, logs.String())
 	}
 	t.Logf("log lines with the trace id: %q", traced)
 }
@@ -219,22 +222,4 @@ func sellableOrder(t *testing.T, st *brokertest.Stack) *eventsv1.StoreOrderAppro
 	}
 	t.Fatal("the demo catalog sells nothing")
 	return nil
-}
-
-// lockedBuffer is a log destination written by many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }

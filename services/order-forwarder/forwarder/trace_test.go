@@ -4,12 +4,15 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 )
 
@@ -23,14 +26,14 @@ func TestTraceFollowsTheOrder(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 
 	ctx, cancel := context.WithCancel(context.Background())
-	f, err := Start(ctx, Deps{NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: h.st.Sim.URL,
-		Health: telemetry.NewHealth(), Log: testLogger(), Config: testConfig(), TracerProvider: tp})
+	f, err := Start(ctx, Deps{Deps: service.Deps{NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: h.st.Sim.URL,
+		Health: telemetry.NewHealth(), Log: testLogger(), TracerProvider: tp}, Config: testConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); testkit.Recv(t, done, 30*time.Second, "the forwarder to stop") })
 
 	store := events.NewPublisher(h.st.JS, h.st.NS, "test-store", events.FormatJSON, events.WithTracerProvider(tp))
 	sctx, span := tp.Tracer("store").Start(context.Background(), "store approves")

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hipersync/hipersync/pkg/catalog"
@@ -17,7 +15,7 @@ import (
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/tenant"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 const (
@@ -29,13 +27,8 @@ const (
 // knownEAN for tenant "acme", as the catalog-poller would fill it.
 func testIndex(t testing.TB) Catalog {
 	t.Helper()
-	nc, err := nats.Connect(brokertest.EnvOr("NATS_URL", nats.DefaultURL))
-	if err != nil {
-		t.Fatalf("connect to NATS (NATS_URL): %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	ns := events.Namespace{Prefix: "t" + brokertest.RandomHex(6)}
+	_, js := testkit.Connect(t)
+	ns := events.Namespace{Prefix: testkit.Prefix(t)}
 	ctx := context.Background()
 	kv, err := catalog.EnsureIndex(ctx, js, ns)
 	if err != nil {

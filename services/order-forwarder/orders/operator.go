@@ -81,7 +81,8 @@ func (o Operator) Resolve(ctx context.Context, tenant, orderID, hiperOrderID str
 // Resend puts an order back to received and its stored approval back on
 // the stream, for the forwarder to send to Hiper again: for an order under
 // review that a person checked is not in Hiper, one that failed or was
-// rejected (e.g. after its payment map or currency quote was fixed). An
+// rejected (e.g. after its payment map or currency quote was fixed), or one
+// Hiper accepted and then processed with an error (FailedInHiper). An
 // order the store cancelled meanwhile is marked cancelled instead and never
 // sent.
 func (o Operator) Resend(ctx context.Context, tenant, orderID string) (*Record, error) {
@@ -90,14 +91,26 @@ func (o Operator) Resend(ctx context.Context, tenant, orderID string) (*Record, 
 		if r == nil {
 			return nil, ErrNotFound
 		}
-		switch r.State {
-		case StateNeedsReview, StateFailed, StateRejected, StateReceived:
+		note := "resent by an operator"
+		switch {
+		case r.State == StateNeedsReview, r.State == StateFailed, r.State == StateRejected, r.State == StateReceived:
+		case r.FailedInHiper():
+			// Hiper holds this order, failed: it will not invoice, ship or
+			// reserve anything for it, so a new create is the only way the
+			// order gets done. Once: the record forgets the failure, and the
+			// new Hiper order may be resent only when Hiper fails it too.
+			note = "resent by an operator after Hiper failed order " + r.HiperOrderID
+		case r.State == StateAccepted:
+			return nil, fmt.Errorf("%w: the order is accepted, Hiper order %s: sending it again would create it twice in Hiper; "+
+				"resend takes an accepted order only once Hiper reports it failed (order.failed)", ErrWrongState, r.HiperOrderID)
 		default:
-			return nil, fmt.Errorf("%w: the order is %s; resend takes needs_review, failed, rejected or received orders", ErrWrongState, r.State)
+			return nil, fmt.Errorf("%w: the order is %s; resend takes needs_review, failed, rejected or received orders, "+
+				"or an accepted one Hiper failed", ErrWrongState, r.State)
 		}
 		next := *r
 		next.Generation++
 		next.Attempts, next.Reasons, next.Reason, next.LastError, next.HiperOrderID = 0, nil, "", "", ""
+		next.HiperFailure = nil
 		if r.Cancel != nil {
 			requeue = false
 			next.CancelOrigin = "store"
@@ -110,7 +123,7 @@ func (o Operator) Resend(ctx context.Context, tenant, orderID string) (*Record, 
 		}
 		requeue = true
 		next.Outbox = nil
-		next.Move(StateReceived, o.By, "resent by an operator", o.now())
+		next.Move(StateReceived, o.By, note, o.now())
 		return &next, nil
 	})
 	if err != nil {

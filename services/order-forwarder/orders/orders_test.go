@@ -6,23 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
-	"github.com/hipersync/hipersync/services/token-broker/brokertest"
+	"github.com/hipersync/hipersync/pkg/natstest"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 func testStore(t *testing.T) (*Store, jetstream.JetStream, events.Namespace) {
 	t.Helper()
-	nc, err := nats.Connect(brokertest.EnvOr("NATS_URL", nats.DefaultURL))
-	if err != nil {
-		t.Fatalf("connect to NATS (NATS_URL): %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	ns := events.Namespace{Prefix: "t" + brokertest.RandomHex(6)}
+	_, js := testkit.Connect(t)
+	ns := events.Namespace{Prefix: testkit.Prefix(t)}
 	s, err := Open(context.Background(), js, ns)
 	if err != nil {
 		t.Fatal(err)
@@ -150,4 +145,63 @@ func TestOperatorGuards(t *testing.T) {
 	if err != nil || rec.State != StateAccepted || rec.HiperOrderID != hid || !rec.Outbox.Published {
 		t.Fatalf("resolve: %+v %v", rec, err)
 	}
+}
+
+// TestUpdateAsync: a write handed to the connection lands at the revision
+// it names, loses a compare-and-set as Update does (ErrConflict, on a
+// single server and on a replicated bucket, whose server reports it with
+// another code), and any write issued after it returns lands behind it.
+func TestUpdateAsync(t *testing.T) {
+	t.Parallel()
+	check := func(t *testing.T, s *Store) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rec := &Record{Tenant: "acme", OrderID: "U1", State: StateSending, CreatedAt: time.Now()}
+		rev, err := s.Create(ctx, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answered := *rec
+		answered.State = StateAccepted
+		wait, err := s.UpdateAsync(&answered, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := &Record{Tenant: "acme", OrderID: "U2", State: StateSending, CreatedAt: time.Now()}
+		nrev, err := s.Create(ctx, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arev, err := wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if arev >= nrev {
+			t.Errorf("the answer landed at %d, after the write issued behind it (%d)", arev, nrev)
+		}
+		if got, grev, err := s.Get(ctx, "acme", "U1"); err != nil || got.State != StateAccepted || grev != arev {
+			t.Fatalf("after the write: %+v at %d, %v", got, grev, err)
+		}
+		stale, err := s.UpdateAsync(rec, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stale(ctx); !errors.Is(err, ErrConflict) {
+			t.Fatalf("a stale write: %v", err)
+		}
+	}
+	t.Run("server", func(t *testing.T) {
+		t.Parallel()
+		s, _, _ := testStore(t)
+		check(t, s)
+	})
+	t.Run("replicated", func(t *testing.T) {
+		t.Parallel()
+		_, js, ctx := natstest.ThreeNodes(t, 2*time.Minute)
+		s, err := Open(ctx, js, events.Namespace{Prefix: "async", Replicas: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, s)
+	})
 }

@@ -31,6 +31,11 @@ func (r *Record) Settled() bool {
 func (r *Record) RemovePersonalData(now time.Time) {
 	r.Approval = nil
 	r.Answer, r.LastError = "", ""
+	if r.HiperFailure != nil {
+		f := *r.HiperFailure
+		f.Message = ""
+		r.HiperFailure = &f
+	}
 	if r.Cancel != nil {
 		r.Cancel.Event, r.Cancel.Error = nil, ""
 	}

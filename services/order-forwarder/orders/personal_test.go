@@ -60,3 +60,30 @@ func (s *Store) encodeForTest(r *Record) (string, error) {
 	_, b, err := s.encode(r)
 	return string(b), err
 }
+
+// TestReviewTextNamesNoCustomer: the reason of an order under review goes
+// into its event and every screen; it says what was sent without naming the
+// customer, and where to see who it is.
+func TestReviewTextNamesNoCustomer(t *testing.T) {
+	t.Parallel()
+	r := &Record{Tenant: "acme", OrderID: "1003", Attempts: 2, SentAt: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	if err := r.SetApproval(&eventsv1.StoreOrderApproved{OrderId: "1003", Currency: "BRL",
+		Customer:        &eventsv1.Customer{Name: "Ana Souza", Document: "52998224725", Email: "ana@example.com", TradeName: "Souza Modas"},
+		ShippingAddress: &eventsv1.Address{Street: "Rua Principal", Number: "22", Complement: "Sala 2", PostalCode: "88351001"},
+		Items:           []*eventsv1.OrderItem{{ProductId: "p1", Quantity: "1", UnitPrice: "10.00"}},
+		Payments:        []*eventsv1.Payment{{Method: "PIX", Amount: "10.00"}}}); err != nil {
+		t.Fatal(err)
+	}
+	got := r.ReviewText("O Hiper não confirmou o pedido", "HTTP 503 — proxy page")
+	for _, want := range []string{"O Hiper não confirmou o pedido", "2026-11-23T12:00:00Z (tentativa 2)", "1 item(ns), pagamentos BRL 10.00",
+		"HTTP 503", "hipersync orders show acme 1003", "orders resolve acme 1003 --hiper-id", "orders resolve acme 1003 --resend"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q does not say %q", got, want)
+		}
+	}
+	for _, p := range []string{"Ana", "Souza", "52998224725", "ana@example.com", "Rua Principal", "Sala 2", "88351001"} {
+		if strings.Contains(got, p) {
+			t.Errorf("%q names the customer (%q)", got, p)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/events"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/personal"
 )
 
 // State is where an order stands.
@@ -74,6 +74,11 @@ type Record struct {
 	// one.
 	Generation   int    `json:"generation"`
 	HiperOrderID string `json:"hiperOrderId,omitempty"`
+	// HiperFailure is set when Hiper processed the order HiperOrderID
+	// names with an error (the invoice-watcher's order.failed): Hiper
+	// holds it, failed, and will not act on it, so an operator may resend
+	// the order once (a new Hiper order); see Operator.Resend.
+	HiperFailure *HiperFailure `json:"hiperFailure,omitempty"`
 	// Products are the Hiper products the order names, kept from its
 	// acceptance so that its cancellation can refresh their stock too.
 	Products []string `json:"products,omitempty"`
@@ -259,17 +264,39 @@ func (r *Record) RejectionReasons() []*eventsv1.RejectionReason {
 	return out
 }
 
-// ReviewText is the reason of an order under review, for a person: what was
-// sent and when, what came back, and the two ways out.
-func (r *Record) ReviewText(what, answer string) string {
-	return fmt.Sprintf("%s: não é possível saber se o pedido foi criado no Hiper. Enviado em %s (tentativa %d): %s; resposta: %s. "+
-		"Procure o pedido no Hiper (cliente, data e total) e então: se ele estiver lá, `hipersync orders resolve %s %s --hiper-id <id no Hiper>`; "+
-		"se não estiver, `hipersync orders resolve %s %s --resend`.",
-		what, r.SentAt.UTC().Format(time.RFC3339), r.Attempts, r.SentSummary(), answer, r.Tenant, r.OrderID, r.Tenant, r.OrderID)
+// HiperFailure is Hiper's order.failed of one Hiper order.
+type HiperFailure struct {
+	HiperOrderID string    `json:"hiperOrderId"`
+	At           time.Time `json:"at"`
+	// Message is Hiper's text, without the customer's data (the
+	// invoice-watcher redacts it).
+	Message string `json:"message,omitempty"`
 }
 
-// SentSummary says what the order sent holds, for finding it in Hiper: the
-// customer's name, the items and the amount paid, in the order's currency.
+// FailedInHiper reports whether Hiper declared the order it holds for r
+// failed: r is accepted and its Hiper order is the one that failed.
+func (r *Record) FailedInHiper() bool {
+	return r.State == StateAccepted && r.HiperFailure != nil && r.HiperFailure.HiperOrderID == r.HiperOrderID
+}
+
+// ReviewText is the reason of an order under review, for a person: what was
+// sent and when, what came back, and the two ways out. It goes into the
+// order.needs_review event, the record and every screen that shows it, so it
+// names no customer (LGPD): who the customer is, `hipersync orders show`
+// says, masking the document.
+func (r *Record) ReviewText(what, answer string) string {
+	return fmt.Sprintf("%s: não é possível saber se o pedido foi criado no Hiper. Enviado em %s (tentativa %d): %s; resposta: %s. "+
+		"Procure o pedido no Hiper pelo cliente (veja `hipersync orders show %s %s`), a data e o total e então: "+
+		"se ele estiver lá, `hipersync orders resolve %s %s --hiper-id <id no Hiper>`; "+
+		"se não estiver, `hipersync orders resolve %s %s --resend`.",
+		what, r.SentAt.UTC().Format(time.RFC3339), r.Attempts, r.SentSummary(), answer,
+		r.Tenant, r.OrderID, r.Tenant, r.OrderID, r.Tenant, r.OrderID)
+}
+
+// SentSummary says what the order sent holds, for finding it in Hiper beside
+// the customer `orders show` names: the items and the amount paid, in the
+// order's currency. No name, document, e-mail or address: it is part of the
+// reason.
 func (r *Record) SentSummary() string {
 	a, err := r.ApprovalMessage()
 	if err != nil {
@@ -285,33 +312,19 @@ func (r *Record) SentSummary() string {
 	if currency == "" {
 		currency = "BRL"
 	}
-	name := []rune(a.GetCustomer().GetName())
-	if len(name) > 80 {
-		name = name[:80]
-	}
-	// No document: the reason goes into events and `orders show`, which
-	// mask personal data.
-	return fmt.Sprintf("cliente %s, %d item(ns), pagamentos %s %s", string(name), len(a.GetItems()), currency, paid.StringFixed(2))
+	return fmt.Sprintf("%d item(ns), pagamentos %s %s", len(a.GetItems()), currency, paid.StringFixed(2))
 }
 
-// MaskDocument keeps the last two digits of a CPF/CNPJ (its check digits,
-// enough to tell two customers apart on a call) and hides the rest: a full
-// document is personal data (LGPD), shown only when a person asks for it.
-func MaskDocument(doc string) string {
-	if len(doc) <= 2 {
-		return strings.Repeat("*", len(doc))
-	}
-	return strings.Repeat("*", len(doc)-2) + doc[len(doc)-2:]
-}
-
-// Masked is a copy of r whose stored approval has the customer's document
-// masked (MaskDocument); r itself when it has no readable approval.
+// Masked is a copy of r whose stored approval names no customer: its
+// document, e-mail, names, addresses and notes masked as the sync log
+// shows them (personal.MaskEvent); r itself when it has no readable
+// approval.
 func (r *Record) Masked() *Record {
 	a, err := r.ApprovalMessage()
-	if err != nil || a.GetCustomer() == nil {
+	if err != nil {
 		return r
 	}
-	a.GetCustomer().Document = MaskDocument(a.GetCustomer().GetDocument())
+	personal.MaskEvent(a)
 	b, err := proto.Marshal(a)
 	if err != nil {
 		return r

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hipersync/hipersync/pkg/events"
@@ -29,13 +30,14 @@ var ErrTooLarge = errors.New("order record larger than the server's max_payload"
 
 // Store reads and writes order records.
 type Store struct {
+	js jetstream.JetStream
 	kv jetstream.KeyValue
 	// maxRecord is the server's max_payload, measured when opened.
 	maxRecord int
 }
 
 func newStore(js jetstream.JetStream, kv jetstream.KeyValue) *Store {
-	return &Store{kv: kv, maxRecord: int(js.Conn().MaxPayload())}
+	return &Store{js: js, kv: kv, maxRecord: int(js.Conn().MaxPayload())}
 }
 
 // Open provisions the bucket of ns (idempotent) and returns its Store.
@@ -111,6 +113,37 @@ func (s *Store) Update(ctx context.Context, rec *Record, rev uint64) (uint64, er
 	return next, nil
 }
 
+// UpdateAsync is Update without waiting for the server: when it returns,
+// the write is on the connection, so any later write of this connection to
+// the bucket lands behind it. wait gives its outcome as Update would
+// (ErrConflict when the record changed since rev); ctx bounds the wait.
+// The write is not sent again on its own (no retry when the stream has no
+// leader for a moment): the caller decides, knowing what else it wrote.
+func (s *Store) UpdateAsync(rec *Record, rev uint64) (wait func(ctx context.Context) (uint64, error), err error) {
+	key, b, err := s.encode(rec)
+	if err != nil {
+		return nil, fmt.Errorf("update order: %w", err)
+	}
+	m := &nats.Msg{Subject: events.KeySubject(s.kv.Bucket(), key), Data: b}
+	f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithRetryAttempts(0))
+	if err != nil {
+		return nil, fmt.Errorf("update order %s: %w", key, err)
+	}
+	return func(ctx context.Context) (uint64, error) {
+		select {
+		case ack := <-f.Ok():
+			return ack.Sequence, nil
+		case err := <-f.Err():
+			if events.Conflict(err) {
+				return 0, fmt.Errorf("update order %s: %w", key, ErrConflict)
+			}
+			return 0, fmt.Errorf("update order %s: %w", key, err)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("update order %s: %w", key, ctx.Err())
+		}
+	}, nil
+}
+
 // Mutate applies change to the current record (nil when there is none)
 // and writes the result with compare-and-set (events.Update), trying again
 // on a conflict. change returns the record to write, or nil to write
@@ -163,7 +196,7 @@ func (s *Store) encode(rec *Record) (string, []byte, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	b, err := json.Marshal(rec)
+	b, err := encode(rec)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode %s: %w", key, err)
 	}
@@ -174,7 +207,17 @@ func (s *Store) encode(rec *Record) (string, []byte, error) {
 }
 
 // codec is how a record is stored.
-var codec = events.Codec[*Record]{Encode: func(r *Record) ([]byte, error) { return json.Marshal(r) }, Decode: decode}
+var codec = events.Codec[*Record]{Encode: encode, Decode: decode}
+
+// encode is json.Marshal of r, without reflection (appendJSON), into a
+// buffer sized for the record.
+func encode(r *Record) ([]byte, error) {
+	size := 512 + len(r.Approval)*4/3 + 160*len(r.History)
+	if r.Outbox != nil {
+		size += 128 + len(r.Outbox.Payload)*4/3
+	}
+	return r.appendJSON(make([]byte, 0, size))
+}
 
 func decode(b []byte) (*Record, error) {
 	var rec Record

@@ -9,6 +9,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
@@ -68,7 +69,7 @@ func TestStockSwitchBalanceAndSkippedProducts(t *testing.T) {
 	scheduletest.StartReplica(t, s.env, Start, scheduletest.Fast())
 	s.waitSynced(t, "phys", start)
 	s.waitSynced(t, "avail", start)
-	brokertest.WaitFor(t, 10*time.Second, "a run of the tenant with stock sync off", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a run of the tenant with stock sync off", func() bool {
 		return scheduletest.Status(t, s.JS, s.NS, "off", syncstatus.Stock).LastRunAt.After(start)
 	})
 
@@ -101,7 +102,7 @@ func TestStockSwitchBalanceAndSkippedProducts(t *testing.T) {
 
 	// Turned on: it goes on from where it stopped.
 	s.settings(t, "off", &brokerv1.TenantSettings{}, "stock_sync_off")
-	brokertest.WaitFor(t, 10*time.Second, "stock of the tenant turned on", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "stock of the tenant turned on", func() bool {
 		return s.quantity("off", simple.ID) == "4"
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/schedule/scheduletest"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
@@ -90,7 +91,7 @@ func TestTwoReplicasThreeTenantsEachStockChangeOnce(t *testing.T) {
 	if _, err := s.Broker.Tenants.PauseTenant(context.Background(), &brokerv1.PauseTenantRequest{TenantId: "gama"}); err != nil {
 		t.Fatal(err)
 	}
-	brokertest.WaitFor(t, 5*time.Second, "gama's poll to stop", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "gama's poll to stop", func() bool {
 		return !scheduletest.Status(t, s.JS, s.NS, "gama", syncstatus.Stock).Running(time.Now())
 	})
 	gamaBefore := len(s.events.Events("gama", ""))
@@ -219,7 +220,7 @@ func TestEveryStockChangeReachesTheStoreOnce(t *testing.T) {
 	thaw := scheduletest.FreezeBucket(t, s.JS, s.NS, StateBucket)
 	since := time.Now()
 	s.setStock(t, "acme", []hiper.Product{p}, "3")
-	brokertest.WaitFor(t, 10*time.Second, "a poll to publish the change and fail to record it", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a poll to publish the change and fail to record it", func() bool {
 		st := scheduletest.Status(t, s.JS, s.NS, "acme", syncstatus.Stock)
 		return st.LastErrorAt.After(since) && len(quantities(store, p.ID)) == 3
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/config"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/pkg/tlsfiles"
 	"github.com/hipersync/hipersync/pkg/tlsfiles/tlstest"
 	"github.com/hipersync/hipersync/services/token-broker/broker"
@@ -125,7 +126,7 @@ func TestRotatedCertificateIsPickedUp(t *testing.T) {
 	}
 	rotated := st.CA.Issue(t, filepath.Dir(st.ServerTLS.Cert), "token-broker", "token-broker", "localhost")
 	want := tlstest.Serial(t, rotated.Cert)
-	brokertest.WaitFor(t, 10*time.Second, "the rotated certificate to be served", func() bool { return served() == want })
+	testkit.WaitFor(t, 10*time.Second, "the rotated certificate to be served", func() bool { return served() == want })
 
 	// Calls keep working across the rotation.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -2,23 +2,56 @@ package broker_test
 
 import (
 	"context"
+	"math/rand/v2"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/hipersync/hipersync/pkg/testkit"
+	"github.com/hipersync/hipersync/services/token-broker/broker"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
 )
 
 // BenchmarkGetToken measures GetToken with 50 concurrent callers and a hot
 // cache, as production serves it (mutual TLS, per-method authorization, a
-// service's certificate), beside the same-run baseline of the bare gRPC
-// health check on the same connection: the broker's whole path against
-// what any call to that server costs.
+// service's certificate, the binary's garbage collection target), beside
+// the same-run baseline of the bare gRPC health check on the same
+// connection: the broker's whole path against what any call to that
+// server costs.
+//
+// It measures each twice. Saturated: every caller calls again as soon as
+// it is answered, which gives the most calls a second; the latency there is
+// mostly the time a call queues behind the other 49 (by Little's law the
+// mean is 50 over the rate), whatever the call. Paced: open-loop arrivals
+// at half the lower of the two saturated rates, as from many independent
+// services: each caller's calls come at exponentially distributed gaps (so
+// the 50 together are a Poisson stream), the same schedule for both kinds
+// of call in a round; a call held up by the caller's call before counts
+// its latency from its appointed time, so a backlog is not hidden. The p99
+// there is the cost of a call at a load the server keeps up with; the
+// process's CPU share and garbage collections a second in those rounds say
+// what that load was. Two more say what else the p99 may be: the share of
+// the calls during which a garbage collection ended (one percent or more
+// and the collections can set it), and the p99 of how late the callers
+// woke from their sleep for a call (the machine's own delay in running a
+// thread of this process, which a loaded machine puts under any p99). Allocations and bytes allocated per call (client and
+// server, as both run in this process, and whatever else the process
+// allocates meanwhile) are counted during the saturated rounds: unlike the
+// rates, they hardly change with the machine's load.
+//
+// The process runs at token-broker's garbage collection target
+// (broker.GCPercent, unless GOGC is set), as the binary does; client and
+// server share it here, as they share the process. At Go's default the
+// collections, tens a second, set the p99 of both kinds of call.
 func BenchmarkGetToken(b *testing.B) {
 	const callers, perCaller = 50, 800
+	b.Cleanup(broker.TuneGC())
 	st := brokertest.Start(b, brokertest.Options{TLS: true, Tenants: []string{"acme"}})
 	cl := dial(b, st.BrokerAddr, st.ClientTLS(b, "order-forwarder"))
 	health := healthpb.NewHealthClient(cl.Conn())
@@ -30,40 +63,134 @@ func BenchmarkGetToken(b *testing.B) {
 	// rounds alternates the two kinds of call, so that a change in the
 	// shared machine's load falls on both alike.
 	const rounds = 4
+	const pacedRound = time.Second
 	type tally struct {
-		lat     []time.Duration
-		elapsed time.Duration
+		lat            []time.Duration
+		elapsed        time.Duration
+		calls, mallocs uint64
+		bytes          uint64
+		paced          []time.Duration
+		pacedElapsed   time.Duration
+		pacedCPU       time.Duration
+		pacedGCs       uint64
+		// pacedGCCalls are the paced calls during which a collection
+		// ended; wakeLate, how late the paced callers woke for their
+		// calls: the machine's delay in running a thread of this process,
+		// the floor under any p99 measured in the same rounds.
+		pacedGCCalls int
+		wakeLate     []time.Duration
 	}
-	round := func(t *tally, call func() error) {
+	gcCycles := func(s []metrics.Sample) uint64 { metrics.Read(s); return s[0].Value.Uint64() }
+	gcSample := func() []metrics.Sample { return []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}} }
+	// run has each caller make n calls, or, when sched is not nil, its
+	// calls at the times sched(i) gives one after the other (false: the
+	// caller is done); then it also counts the calls during which a
+	// garbage collection ended (reading the count costs 70 ns, no
+	// allocation) and returns how late each sleeping caller woke.
+	run := func(call func() error, n int, sched func(i int) func() (time.Time, bool)) (all []time.Duration, gcCalls int, late []time.Duration) {
 		lat := make([][]time.Duration, callers)
+		woke := make([][]time.Duration, callers)
+		var spanned atomic.Int64
 		var wg sync.WaitGroup
-		start := time.Now()
 		for i := range callers {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				lat[i] = make([]time.Duration, 0, perCaller/rounds)
-				for range perCaller / rounds {
+				lat[i] = make([]time.Duration, 0, n)
+				var at func() (time.Time, bool)
+				if sched != nil {
+					at = sched(i)
+				}
+				gs := gcSample()
+				var gc0 uint64
+				for k := 0; ; k++ {
 					t0 := time.Now()
+					if at != nil {
+						due, ok := at()
+						if !ok {
+							return
+						}
+						if wait := time.Until(due); wait > 0 {
+							time.Sleep(wait) // pacing, not waiting for a condition
+							t0 = time.Now()
+							woke[i] = append(woke[i], t0.Sub(due))
+						} else {
+							t0 = due // held up by the call before
+						}
+					} else if k == n {
+						return
+					}
+					if at != nil {
+						gc0 = gcCycles(gs)
+					}
 					if err := call(); err != nil {
 						b.Error(err)
 						return
 					}
-					lat[i] = append(lat[i], time.Since(t0))
+					d := time.Since(t0)
+					lat[i] = append(lat[i], d)
+					if at != nil && gcCycles(gs) != gc0 {
+						spanned.Add(1)
+					}
 				}
 			}(i)
 		}
-		wg.Wait()
-		t.elapsed += time.Since(start)
-		for _, l := range lat {
-			t.lat = append(t.lat, l...)
-		}
+		testkit.Wait(b, &wg, 5*time.Minute, "the callers of a round")
+		return slices.Concat(lat...), int(spanned.Load()), slices.Concat(woke...)
 	}
-	report := func(t *tally, prefix string) {
-		slices.Sort(t.lat)
+	saturated := func(t *tally, call func() error) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		lat, _, _ := run(call, perCaller/rounds, nil)
+		t.elapsed += time.Since(start)
+		runtime.ReadMemStats(&after)
+		t.mallocs += after.Mallocs - before.Mallocs
+		t.bytes += after.TotalAlloc - before.TotalAlloc
+		t.calls += uint64(len(lat))
+		t.lat = append(t.lat, lat...)
+	}
+	gcs := gcSample()
+	paced := func(t *tally, call func() error, rate float64, round int) {
+		interval := float64(time.Second) * callers / rate // each caller's mean gap
+		start := time.Now().Add(10 * time.Millisecond)
+		end := start.Add(pacedRound)
+		gc0, cpu0 := gcCycles(gcs), testkit.CPUTime(b)
+		all, gcCalls, late := run(call, 0, func(i int) func() (time.Time, bool) {
+			// Seeded by caller and round: both kinds get the same arrivals.
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(round)))
+			due := start
+			return func() (time.Time, bool) {
+				due = due.Add(time.Duration(rng.ExpFloat64() * interval))
+				return due, due.Before(end)
+			}
+		})
+		t.paced = append(t.paced, all...)
+		t.pacedGCCalls += gcCalls
+		t.wakeLate = append(t.wakeLate, late...)
+		t.pacedElapsed += time.Since(start)
+		t.pacedCPU += testkit.CPUTime(b) - cpu0
+		t.pacedGCs += gcCycles(gcs) - gc0
+	}
+	p := func(lat []time.Duration, q int) float64 {
+		slices.Sort(lat)
+		return float64(lat[len(lat)*q/100].Microseconds()) / 1000
+	}
+	report := func(t *tally, prefix string, rate float64) {
 		b.ReportMetric(float64(len(t.lat))/t.elapsed.Seconds(), prefix+"calls/s")
-		b.ReportMetric(float64(t.lat[len(t.lat)/2].Microseconds())/1000, prefix+"p50-ms")
-		b.ReportMetric(float64(t.lat[len(t.lat)*99/100].Microseconds())/1000, prefix+"p99-ms")
+		b.ReportMetric(p(t.lat, 50), prefix+"p50-ms")
+		b.ReportMetric(p(t.lat, 99), prefix+"p99-ms")
+		if prefix == "" {
+			b.ReportMetric(rate, "paced-calls/s") // the same for both
+		}
+		b.ReportMetric(p(t.paced, 50), prefix+"paced-p50-ms")
+		b.ReportMetric(p(t.paced, 99), prefix+"paced-p99-ms")
+		b.ReportMetric(100*t.pacedCPU.Seconds()/t.pacedElapsed.Seconds()/float64(runtime.GOMAXPROCS(0)), prefix+"paced-cpu-%")
+		b.ReportMetric(float64(t.pacedGCs)/t.pacedElapsed.Seconds(), prefix+"paced-gc/s")
+		b.ReportMetric(100*float64(t.pacedGCCalls)/float64(len(t.paced)), prefix+"paced-gc-calls-%")
+		b.ReportMetric(p(t.wakeLate, 99), prefix+"paced-wake-p99-ms")
+		b.ReportMetric(float64(t.mallocs)/float64(t.calls), prefix+"allocs/call")
+		b.ReportMetric(float64(t.bytes)/float64(t.calls), prefix+"B/call")
 	}
 	healthCheck := func() error { _, err := health.Check(ctx, &healthpb.HealthCheckRequest{}); return err }
 	getToken := func() error { _, err := cl.Token(ctx, "acme"); return err }
@@ -71,11 +198,25 @@ func BenchmarkGetToken(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		var base, tok tally
-		for range rounds {
-			round(&base, healthCheck)
-			round(&tok, getToken)
+		// Each kind goes first in every other round: what a round leaves
+		// behind (garbage to collect, goroutines to park) falls on both.
+		both := func(r int, measure func(*tally, func() error)) {
+			if r%2 == 0 {
+				measure(&base, healthCheck)
+				measure(&tok, getToken)
+			} else {
+				measure(&tok, getToken)
+				measure(&base, healthCheck)
+			}
 		}
-		report(&tok, "")
-		report(&base, "baseline-")
+		for r := range rounds {
+			both(r, saturated)
+		}
+		rate := min(float64(len(base.lat))/base.elapsed.Seconds(), float64(len(tok.lat))/tok.elapsed.Seconds()) / 2
+		for r := range rounds {
+			both(r, func(t *tally, call func() error) { paced(t, call, rate, r) })
+		}
+		report(&tok, "", rate)
+		report(&base, "baseline-", rate)
 	}
 }

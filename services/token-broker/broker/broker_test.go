@@ -11,7 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,50 +39,44 @@ import (
 	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // cluster is n token-brokers sharing one NATS namespace, one Redis prefix
 // and one hiper-sim, as replicas do in production.
 type cluster struct {
-	t       testing.TB
-	sim     *simtest.Server
-	key     string // the hiper-sim account's security key
-	ns      events.Namespace
-	js      jetstream.JetStream
-	rdb     *redis.Client
-	prefix  string
-	master  []byte
-	brokers []*Broker
-	clients []*brokerclient.Client
+	t      testing.TB
+	sim    *simtest.Server
+	key    string // the hiper-sim account's security key
+	ns     events.Namespace
+	js     jetstream.JetStream
+	rdb    *redis.Client
+	prefix string
+	// answered counts the token answers let through to the brokers after
+	// clusterOpts.answerDelay.
+	answered atomic.Int64
+	master   []byte
+	brokers  []*Broker
+	clients  []*brokerclient.Client
 }
 
 type clusterOpts struct {
 	replicas int
 	tokenTTL time.Duration
 	redis    redis.UniversalClient // overrides the shared Redis client
+	// answerDelay holds back hiper-sim's answers on their way to the
+	// brokers, after the sim has issued a token (its own LatencyMs waits
+	// before): a slow network back from Hiper.
+	answerDelay time.Duration
 }
 
 func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	key := randomHex(32)
-	c := &cluster{t: t, key: key, ns: events.Namespace{Prefix: "tb" + randomHex(6)}, master: make([]byte, 32)}
+	key := testkit.RandomHex(32)
+	c := &cluster{t: t, key: key, ns: events.Namespace{Prefix: testkit.Prefix(t)}, master: make([]byte, 32)}
 	_, _ = rand.Read(c.master)
 	c.sim = simtest.Start(t, hipersim.Config{Keys: []string{key}, Seed: "empty", TokenTTL: o.tokenTTL})
 
-	nc, err := nats.Connect(envOr("NATS_URL", nats.DefaultURL))
+	nc, err := nats.Connect(testkit.NATSURL())
 	if err != nil {
 		t.Fatalf("connect to NATS: %v", err)
 	}
@@ -89,7 +84,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	c.js, _ = jetstream.New(nc)
 	t.Cleanup(func() { _ = c.js.DeleteKeyValue(context.Background(), c.ns.Bucket(tenant.Bucket)) })
 
-	opts, err := redis.ParseURL(envOr("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	opts, err := redis.ParseURL(testkit.RedisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +93,29 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	c.prefix = "hipersync:" + c.ns.Prefix + ":"
 	t.Cleanup(func() { c.deleteRedisKeys() })
 
+	hiperURL := c.sim.URL
+	if o.answerDelay > 0 {
+		target, err := url.Parse(c.sim.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := httputil.NewSingleHostReverseProxy(target)
+		p.ModifyResponse = func(r *http.Response) error {
+			select {
+			case <-time.After(o.answerDelay):
+				if r.StatusCode == http.StatusOK {
+					c.answered.Add(1)
+				}
+				return nil
+			case <-r.Request.Context().Done():
+				return r.Request.Context().Err()
+			}
+		}
+		slow := httptest.NewServer(p)
+		t.Cleanup(slow.Close)
+		hiperURL = slow.URL
+	}
+
 	var rdb redis.UniversalClient = c.rdb
 	if o.redis != nil {
 		rdb = o.redis
@@ -105,7 +123,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i := 0; i < o.replicas; i++ {
 		srv, b, err := Start(ctx, Deps{
-			NATS: nc, Redis: rdb, Namespace: c.ns, HiperBaseURL: c.sim.URL, MasterKey: c.master,
+			NATS: nc, Redis: rdb, Namespace: c.ns, HiperBaseURL: hiperURL, MasterKey: c.master,
 			Health: telemetry.NewHealth(), Log: log,
 			Cache: TokenCacheConfig{SweepEvery: 50 * time.Millisecond, LockTTL: 2 * time.Second},
 		})
@@ -159,6 +177,15 @@ func (c *cluster) addColdTenant(id string) {
 
 func (c *cluster) tokensIssued() int { return c.sim.Sim.Stats().TokensIssued[c.key] }
 
+// tokensReceived is how many tokens reached the brokers: with answers
+// delayed, one issued may still be on its way.
+func (c *cluster) tokensReceived(delayed bool) int {
+	if delayed {
+		return int(c.answered.Load())
+	}
+	return c.tokensIssued()
+}
+
 func TestColdTenantGetsOneTokenAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{replicas: 3})
@@ -180,7 +207,7 @@ func TestColdTenantGetsOneTokenAcrossReplicas(t *testing.T) {
 			tokens.Store(tok.Value, true)
 		}(i)
 	}
-	wg.Wait()
+	testkit.Wait(t, &wg, time.Minute, "the callers")
 	if failures.Load() > 0 {
 		t.FailNow()
 	}
@@ -194,15 +221,80 @@ func TestColdTenantGetsOneTokenAcrossReplicas(t *testing.T) {
 	}
 }
 
+// TestSlowHiperStillOneToken: a Hiper answering later than the refresh
+// lock's TTL does not let another replica take the lock and ask for a
+// second token: the holder renews it while it waits.
+func TestSlowHiperStillOneToken(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{replicas: 2, answerDelay: 3 * time.Second}) // the lock's TTL is 2 s
+	c.addColdTenant("acme")
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if _, err := c.clients[i%2].Token(ctx, "acme"); err != nil {
+				t.Errorf("GetToken: %v", err)
+			}
+		}(i)
+	}
+	testkit.Wait(t, &wg, time.Minute, "the 20 callers")
+	if n := c.tokensIssued(); n != 1 {
+		t.Fatalf("hiper-sim issued %d tokens while one replica waited 3 s for its answer, want 1", n)
+	}
+}
+
+// TestTokensRefreshOncePerExpiryAndNeverExpired calls three replicas
+// steadily across several expiries of short-lived tokens, with Hiper
+// answering at once and with its answers a second on the way back. Every
+// token must be handed out at least its margin before it expires, judged
+// from the moment the call was made: hiper-sim's tokens expire on a whole
+// second, ttl after issue, so a token issued after a call made at start
+// expires more than ttl - 1 s after start, and its margin, a fifth of
+// that, is over (ttl - 1 s) / 5.
+// This holds however long the call then takes, so a stalled test process
+// cannot fail it; judged from the moment the answer arrived instead, any
+// stall longer than the margin would look like an expired token.
 func TestTokensRefreshOncePerExpiryAndNeverExpired(t *testing.T) {
 	t.Parallel()
-	const ttl = 3 * time.Second
-	c := newCluster(t, clusterOpts{replicas: 3, tokenTTL: ttl})
+	// A second of delay is a third of a 3 s token's life: under a loaded
+	// machine's stalls, what is left on arrival can fall short of the
+	// margin and the token is refused (too soon to use), so that case has
+	// 4 s tokens.
+	for _, tc := range []struct{ ttl, delay time.Duration }{{3 * time.Second, 0}, {4 * time.Second, time.Second}} {
+		t.Run(fmt.Sprintf("ttl=%s,answer-delay=%s", tc.ttl, tc.delay), func(t *testing.T) {
+			t.Parallel()
+			testTokensRefresh(t, tc.ttl, tc.delay)
+		})
+	}
+}
+
+func testTokensRefresh(t *testing.T, ttl, answerDelay time.Duration) {
+	minMargin := (ttl - time.Second) / 5
+	c := newCluster(t, clusterOpts{replicas: 3, tokenTTL: ttl, answerDelay: answerDelay})
 	c.addColdTenant("acme")
 
-	end := time.Now().Add(3*ttl + ttl/2)
 	var mu sync.Mutex
 	seen := map[string]time.Time{} // token → its expiry
+	// Callers go on after end until every token the brokers received was
+	// handed out: a refresh under way at end brings one more, which they
+	// then get. Read in this order, the two counts can only be equal when
+	// all were; the token of a duplicated refresh is never handed out, so
+	// its count stays short until giveUp.
+	var handedAll atomic.Bool
+	allHanded := func() bool {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n == c.tokensReceived(answerDelay > 0) {
+			handedAll.Store(true)
+		}
+		return handedAll.Load()
+	}
+	end := time.Now().Add(3*ttl + ttl/2)
+	giveUp := end.Add(2 * ttl)
 	var wg sync.WaitGroup
 	for i := 0; i < 6; i++ {
 		wg.Add(1)
@@ -210,17 +302,19 @@ func TestTokensRefreshOncePerExpiryAndNeverExpired(t *testing.T) {
 			defer wg.Done()
 			pace := time.NewTicker(5 * time.Millisecond) // callers at a steady rate
 			defer pace.Stop()
-			for time.Now().Before(end) {
+			for now := time.Now(); now.Before(end) || now.Before(giveUp) && !allHanded(); now = time.Now() {
 				<-pace.C
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				called := time.Now()
 				tok, err := c.clients[i%3].Token(ctx, "acme")
 				cancel()
 				if err != nil {
 					t.Errorf("GetToken: %v", err)
 					return
 				}
-				if now := time.Now(); !tok.ExpiresAt.After(now) {
-					t.Errorf("received a token that expired at %s (now %s)", tok.ExpiresAt, now)
+				if left := tok.ExpiresAt.Sub(called); left < minMargin {
+					t.Errorf("handed a token that expires %s after the call was made (at %s, answered in %s); want at least %s",
+						left, tok.ExpiresAt, time.Since(called), minMargin)
 					return
 				}
 				mu.Lock()
@@ -229,15 +323,18 @@ func TestTokensRefreshOncePerExpiryAndNeverExpired(t *testing.T) {
 			}
 		}(i)
 	}
-	wg.Wait()
+	testkit.Wait(t, &wg, time.Minute, "the callers")
+	if t.Failed() {
+		return // a caller gave up early: the counts say nothing
+	}
 
-	issued := c.tokensIssued()
+	issued := c.tokensReceived(answerDelay > 0)
 	if issued < 3 {
 		t.Fatalf("only %d tokens issued over %s with a %s lifetime: tokens were not refreshed", issued, 3*ttl, ttl)
 	}
 	// A double refresh shows up as a token issued that no caller was handed
 	// (the loser's) or as two tokens of one generation (same expiry second).
-	if issued != len(seen) {
+	if !handedAll.Load() {
 		t.Fatalf("hiper-sim issued %d tokens but callers were handed %d: some refresh was duplicated", issued, len(seen))
 	}
 	bySecond := map[int64]int{}
@@ -275,7 +372,7 @@ func TestInvalidateBurstCausesOneRefresh(t *testing.T) {
 			}
 		}(i)
 	}
-	wg.Wait()
+	testkit.Wait(t, &wg, time.Minute, "the callers")
 	for i, cl := range c.clients {
 		testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("replica %d to hand out a new token", i), func() bool {
 			tok, err := cl.Token(context.Background(), "acme")
@@ -361,7 +458,7 @@ func (p *proxy) cut() {
 
 func TestRedisStoppedTokensStillServed(t *testing.T) {
 	t.Parallel()
-	opts, _ := redis.ParseURL(envOr("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	opts, _ := redis.ParseURL(testkit.RedisURL())
 	p := startProxy(t, opts.Addr)
 	viaProxy := redis.NewClient(&redis.Options{Addr: p.lis.Addr().String(), DB: opts.DB, MaxRetries: -1,
 		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
@@ -394,7 +491,7 @@ func TestTenantErrorsAreDistinct(t *testing.T) {
 	cl := c.clients[0]
 
 	// A wrong key is refused and the tenant shows invalid_key.
-	_, err := cl.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "wrong", SecurityKey: randomHex(32)})
+	_, err := cl.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "wrong", SecurityKey: testkit.RandomHex(32)})
 	wrongKey := brokerclient.FromStatus(err)
 	if !errors.Is(wrongKey, tenant.ErrInvalidKey) || codeOf(wrongKey) != codes.InvalidArgument || !strings.Contains(wrongKey.Error(), "refused") {
 		t.Fatalf("wrong key: %v", wrongKey)
@@ -591,7 +688,7 @@ func TestMasterKeyRotation(t *testing.T) {
 	c := newCluster(t, clusterOpts{replicas: 1})
 	ctx := context.Background()
 	c.addColdTenant("acme") // sealed under c.master
-	nc, err := nats.Connect(envOr("NATS_URL", nats.DefaultURL))
+	nc, err := nats.Connect(testkit.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,7 +735,7 @@ func TestMasterKeyRotation(t *testing.T) {
 func TestGRPCHealthFollowsNATS(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{replicas: 1})
-	nc, err := nats.Connect(envOr("NATS_URL", nats.DefaultURL))
+	nc, err := nats.Connect(testkit.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,13 +750,13 @@ func TestGRPCHealthFollowsNATS(t *testing.T) {
 func TestReadinessWaitsForRedisThenOnlyDegrades(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{replicas: 1})
-	opts, _ := redis.ParseURL(envOr("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	opts, _ := redis.ParseURL(testkit.RedisURL())
 	p := startProxy(t, opts.Addr)
 	p.cut() // Redis unreachable from the start
 	viaProxy := redis.NewClient(&redis.Options{Addr: p.lis.Addr().String(), DB: opts.DB, MaxRetries: -1,
 		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = viaProxy.Close() })
-	nc, err := nats.Connect(envOr("NATS_URL", nats.DefaultURL))
+	nc, err := nats.Connect(testkit.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -756,7 +853,7 @@ func TestStateReasonsAreCoded(t *testing.T) {
 	}
 	const where = "Vendas > Loja virtual > Configurações"
 
-	_, _ = cl.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "wrong", SecurityKey: randomHex(32)})
+	_, _ = cl.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "wrong", SecurityKey: testkit.RandomHex(32)})
 	reason("wrong", "invalid_key", tenant.ReasonKeyRefused, "O Hiper recusou a chave", "Chave de segurança inválida.", where)
 
 	if _, err := cl.Tenants.ConnectTenant(ctx, &brokerv1.ConnectTenantRequest{TenantId: "acme", SecurityKey: c.key}); err != nil {

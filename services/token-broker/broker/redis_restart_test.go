@@ -85,7 +85,8 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 
 	var (
 		mu      sync.Mutex
-		phase   int                      // 0 before the restart, 1 after Redis is back
+		phase   int                      // 0 before the restart, 1 after Redis is back, 2 after the count
+		counted time.Time                // the whole second after the count
 		handed  = map[string]string{}    // new token after Redis is back → store
 		expires = map[string]time.Time{} // its expiry
 		before  = map[string]bool{}      // tokens handed out until then
@@ -113,7 +114,8 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 				case err != nil:
 				case phase == 0:
 					before[tok.Value] = true
-				case !before[tok.Value]:
+				case before[tok.Value]:
+				case phase == 1 || tok.ExpiresAt.Before(counted.Add(ttl)): // issued before counted
 					handed[tok.Value], expires[tok.Value] = id, tok.ExpiresAt
 				}
 				mu.Unlock()
@@ -135,13 +137,26 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	issuedBefore := c.tokensIssued()
 	mu.Unlock()
 	time.Sleep(2*ttl + ttl/2)
+	// The tokens issued are counted while the callers still call: counted
+	// after they stopped, a refresh ahead of expiry in between would be a
+	// token no caller was handed. The callers go on a second, so a token
+	// issued just before the count still reaches them; a token's expiry is
+	// in whole seconds, so those issued before the whole second after the
+	// count are told from later ones by it. Counting just before a whole
+	// second leaves few later ones among them.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(900 * time.Millisecond)))
+	mu.Lock()
+	phase = 2
+	issued := c.tokensIssued() - issuedBefore
+	counted = time.Now().Truncate(time.Second).Add(time.Second)
+	mu.Unlock()
+	time.Sleep(time.Second)
 	stop()
-	wg.Wait()
+	testkit.Wait(t, &wg, time.Minute, "the callers to stop")
 
 	if failure != nil {
 		t.Fatalf("a caller got no token while Redis restarted: %v", failure)
 	}
-	issued := c.tokensIssued() - issuedBefore
 	perStore := map[string]int{}
 	for _, id := range handed {
 		perStore[id]++

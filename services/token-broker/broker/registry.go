@@ -32,16 +32,17 @@ type Registry struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	// onConnect primes the token cache with the token that validated a key;
-	// onLeave drops a tenant's tokens when it is paused or disconnected.
-	onConnect func(ctx context.Context, tenantID string, tok hiper.Token)
+	// onConnect primes the token cache with the token that validated a key,
+	// asked for at asked; onLeave drops a tenant's tokens when it is paused
+	// or disconnected.
+	onConnect func(ctx context.Context, tenantID string, tok hiper.Token, asked time.Time)
 	onLeave   func(ctx context.Context, tenantID string)
 }
 
 // NewRegistry returns a Registry over kv; dir must watch the same bucket.
 func NewRegistry(kv jetstream.KeyValue, dir *tenant.Directory, sealer *tenant.Sealer, issuer Issuer, log *slog.Logger) *Registry {
 	return &Registry{kv: kv, dir: dir, sealer: sealer, issuer: issuer, log: log, now: time.Now,
-		onConnect: func(context.Context, string, hiper.Token) {}, onLeave: func(context.Context, string) {}}
+		onConnect: func(context.Context, string, hiper.Token, time.Time) {}, onLeave: func(context.Context, string) {}}
 }
 
 func invalid(format string, args ...any) error {
@@ -129,6 +130,7 @@ func (r *Registry) Connect(ctx context.Context, id, key string) (*brokerv1.Tenan
 		return nil, err
 	}
 	key = strings.TrimSpace(key)
+	asked := r.now()
 	tok, err := r.issuer.Token(ctx, key)
 	if errors.Is(err, hiper.ErrInvalidKey) {
 		reason := "Hiper refused the security key: " + err.Error()
@@ -170,7 +172,7 @@ func (r *Registry) Connect(ctx context.Context, id, key string) (*brokerv1.Tenan
 	if err != nil {
 		return nil, err
 	}
-	r.onConnect(ctx, id, tok)
+	r.onConnect(ctx, id, tok, asked)
 	r.log.InfoContext(ctx, "tenant connected", "tenant", id)
 	return rec.GetTenant(), nil
 }

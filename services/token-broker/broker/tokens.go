@@ -44,8 +44,9 @@ type TokenCacheConfig struct {
 	// MaxMargin caps how long before expiry a token stops being handed out;
 	// the margin is a fifth of the token's lifetime up to this. Default 5m.
 	MaxMargin time.Duration
-	// LockTTL bounds how long one replica may hold a tenant's refresh lock,
-	// and how long the others wait before trying again. Default 10s.
+	// LockTTL is how long a tenant's refresh lock outlives a replica that
+	// stopped renewing it (the holder renews it while its fetch runs), and
+	// how long the others wait before looking again. Default 10s.
 	LockTTL time.Duration
 	// SweepEvery is how often tokens of recently used tenants are checked
 	// for refresh ahead of expiry. Default 1s.
@@ -97,7 +98,7 @@ func newEntry(tok hiper.Token, margin time.Duration, now time.Time) *entry {
 
 type flight struct {
 	done chan struct{}
-	tok  hiper.Token
+	e    *entry
 	err  error
 }
 
@@ -158,11 +159,11 @@ func (e *entry) fresh(now time.Time) bool  { return now.Before(e.tok.ExpiresAt.A
 // Get returns a token for tenantID that stays valid for at least its margin.
 // The caller has checked that the tenant may have one.
 func (c *TokenCache) Get(ctx context.Context, tenantID string) (hiper.Token, error) {
-	now := c.cfg.Now()
 	c.mu.RLock()
 	e := c.local[tenantID]
 	c.mu.RUnlock()
-	if e != nil && e.usable(now) {
+	// The clock is read after the lookup, so a wait for the lock counts.
+	if now := c.cfg.Now(); e != nil && e.usable(now) {
 		e.lastUsed.Store(now.UnixNano())
 		c.cfg.Metrics.memoryHits.Inc()
 		if !e.fresh(now) {
@@ -174,8 +175,28 @@ func (c *TokenCache) Get(ctx context.Context, tenantID string) (hiper.Token, err
 }
 
 // load fetches a tenant's token once per process however many callers miss
-// at the same moment.
+// at the same moment. What it returns is usable when it returns: a fetch
+// checks its token when it finds it, but Redis writes, the lock's release
+// and waking the callers that joined it come after, and a token that ran
+// into its margin meanwhile (a slow Redis, a stalled process) is fetched
+// again rather than handed out.
 func (c *TokenCache) load(ctx context.Context, tenantID string) (hiper.Token, error) {
+	for {
+		e, err := c.join(ctx, tenantID)
+		if err != nil {
+			return hiper.Token{}, err
+		}
+		if e.usable(c.cfg.Now()) {
+			return e.tok, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return hiper.Token{}, err
+		}
+	}
+}
+
+// join runs a fetch of tenantID's token, or waits for the one under way.
+func (c *TokenCache) join(ctx context.Context, tenantID string) (*entry, error) {
 	c.mu.Lock()
 	f, joined := c.flights[tenantID]
 	if !joined {
@@ -186,7 +207,7 @@ func (c *TokenCache) load(ctx context.Context, tenantID string) (hiper.Token, er
 	if !joined {
 		// The fetch outlives any one caller: the others are waiting on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
-		f.tok, f.err = c.fetch(fctx, tenantID, (*entry).usable)
+		f.e, f.err = c.fetch(fctx, tenantID, (*entry).usable)
 		cancel()
 		c.mu.Lock()
 		delete(c.flights, tenantID)
@@ -195,9 +216,9 @@ func (c *TokenCache) load(ctx context.Context, tenantID string) (hiper.Token, er
 	}
 	select {
 	case <-f.done:
-		return f.tok, f.err
+		return f.e, f.err
 	case <-ctx.Done():
-		return hiper.Token{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -226,9 +247,9 @@ func (c *TokenCache) refreshAsync(tenantID string) {
 
 // fetch finds a token that good accepts: in Redis, or from Hiper under the
 // tenant's Redis lock, or, with Redis unreachable, from Hiper directly.
-func (c *TokenCache) fetch(ctx context.Context, tenantID string, good func(*entry, time.Time) bool) (hiper.Token, error) {
+func (c *TokenCache) fetch(ctx context.Context, tenantID string, good func(*entry, time.Time) bool) (*entry, error) {
 	if c.cfg.Redis == nil {
-		return tokenOf(c.issue(ctx, tenantID))
+		return c.issue(ctx, tenantID)
 	}
 	for {
 		if e, err := c.fromRedis(ctx, tenantID); err != nil {
@@ -236,7 +257,7 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID string, good func(*entr
 		} else if e != nil && good(e, c.cfg.Now()) {
 			c.cfg.Metrics.redisHits.Inc()
 			c.remember(tenantID, e)
-			return e.tok, nil
+			return e, nil
 		}
 
 		lockValue := randomToken()
@@ -256,7 +277,7 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID string, good func(*entr
 			c.unwait(tenantID, wake)
 			c.cfg.Metrics.redisHits.Inc()
 			c.remember(tenantID, e)
-			return e.tok, nil
+			return e, nil
 		}
 		timer := time.NewTimer(c.cfg.LockTTL)
 		select {
@@ -266,30 +287,57 @@ func (c *TokenCache) fetch(ctx context.Context, tenantID string, good func(*entr
 		case <-ctx.Done():
 			timer.Stop()
 			c.unwait(tenantID, wake)
-			return hiper.Token{}, fmt.Errorf("wait for another replica's token refresh: %w", ctx.Err())
+			return nil, fmt.Errorf("wait for another replica's token refresh: %w", ctx.Err())
 		}
 		timer.Stop()
 	}
 }
 
-func (c *TokenCache) issueLocked(ctx context.Context, tenantID, lockValue string, good func(*entry, time.Time) bool) (hiper.Token, error) {
+func (c *TokenCache) issueLocked(ctx context.Context, tenantID, lockValue string, good func(*entry, time.Time) bool) (*entry, error) {
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = releaseLock.Run(rctx, c.cfg.Redis, []string{c.lockKey(tenantID)}, lockValue).Err()
 	}()
+	defer c.holdLock(ctx, tenantID, lockValue)()
 	// Someone may have stored a token between our look and our lock.
 	if e, err := c.fromRedis(ctx, tenantID); err == nil && e != nil && good(e, c.cfg.Now()) {
 		c.cfg.Metrics.redisHits.Inc()
 		c.remember(tenantID, e)
-		return e.tok, nil
+		return e, nil
 	}
 	e, err := c.issue(ctx, tenantID)
 	if err != nil {
-		return hiper.Token{}, err
+		return nil, err
 	}
 	c.share(ctx, tenantID, e)
-	return e.tok, nil
+	return e, nil
+}
+
+// holdLock renews the tenant's refresh lock every third of LockTTL until
+// the returned stop is called: a Hiper slower than LockTTL must not let
+// another replica take the lock and ask for a second token. A replica that
+// stops (or loses Redis) stops renewing, and the lock lapses.
+func (c *TokenCache) holdLock(ctx context.Context, tenantID, lockValue string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.cfg.LockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				n, err := extendLock.Run(ctx, c.cfg.Redis, []string{c.lockKey(tenantID)}, lockValue, c.cfg.LockTTL.Milliseconds()).Int()
+				if err != nil || n == 0 {
+					return // lost: another replica may fetch too
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // share stores a token in Redis for the other replicas and tells them, for
@@ -313,13 +361,6 @@ func (c *TokenCache) share(ctx context.Context, tenantID string, e *entry) {
 	}
 }
 
-func tokenOf(e *entry, err error) (hiper.Token, error) {
-	if err != nil {
-		return hiper.Token{}, err
-	}
-	return e.tok, nil
-}
-
 // issue asks Hiper for a token and keeps it in memory.
 func (c *TokenCache) issue(ctx context.Context, tenantID string) (*entry, error) {
 	key, err := c.keys(ctx, tenantID)
@@ -338,8 +379,11 @@ func (c *TokenCache) issue(ctx context.Context, tenantID string) (*entry, error)
 	}
 	c.cfg.Metrics.hiperCalls.WithLabelValues("ok").Inc()
 	c.cfg.Metrics.hiperHits.Inc()
+	// The margin is a share of the lifetime from before the call, not of
+	// what is left after it: a slow Hiper must not shrink the margin that
+	// is there for slowness.
 	now := c.cfg.Now()
-	e := newEntry(tok, c.margin(tok.ExpiresAt.Sub(now)), now)
+	e := newEntry(tok, c.margin(tok.ExpiresAt.Sub(start)), now)
 	if !e.usable(now) {
 		return nil, fmt.Errorf("get token from hiper: it expires at %s, too soon to use", tok.ExpiresAt.Format(time.RFC3339))
 	}
@@ -361,9 +405,9 @@ func outcome(err error) string {
 }
 
 // degraded serves a token without Redis, remembering why for readiness.
-func (c *TokenCache) degraded(ctx context.Context, tenantID string, cause error) (hiper.Token, error) {
+func (c *TokenCache) degraded(ctx context.Context, tenantID string, cause error) (*entry, error) {
 	if ctx.Err() != nil {
-		return hiper.Token{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 	if c.redisErr.Load() == nil {
 		c.cfg.Log.Warn("redis unreachable; serving tokens from this replica alone", "err", cause)
@@ -375,9 +419,9 @@ func (c *TokenCache) degraded(ctx context.Context, tenantID string, cause error)
 	e := c.local[tenantID]
 	c.mu.RUnlock()
 	if e != nil && e.usable(c.cfg.Now()) {
-		return e.tok, nil
+		return e, nil
 	}
-	return tokenOf(c.issue(ctx, tenantID))
+	return c.issue(ctx, tenantID)
 }
 
 // RedisErr is the last Redis failure, or nil when Redis answers (or is not
@@ -616,6 +660,14 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
+// extendLock renews the lock (ARGV[2] milliseconds) only if we still hold
+// it.
+var extendLock = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0`)
+
 // invalidateToken deletes the stored token only if it is the one refused
 // (ARGV[1], its fingerprint).
 var invalidateToken = redis.NewScript(`
@@ -629,10 +681,11 @@ end
 return 0`)
 
 // prime keeps and shares a token issued outside the cache (the one that
-// validated a key at connect), so no replica asks Hiper for another.
-func (c *TokenCache) prime(ctx context.Context, tenantID string, tok hiper.Token) {
+// validated a key at connect, asked for at asked), so no replica asks Hiper
+// for another. Its margin counts from asked, as issue's does.
+func (c *TokenCache) prime(ctx context.Context, tenantID string, tok hiper.Token, asked time.Time) {
 	now := c.cfg.Now()
-	e := newEntry(tok, c.margin(tok.ExpiresAt.Sub(now)), now)
+	e := newEntry(tok, c.margin(tok.ExpiresAt.Sub(asked)), now)
 	if e.usable(now) {
 		c.remember(tenantID, e)
 		c.share(ctx, tenantID, e)

@@ -6,17 +6,14 @@
 package brokertest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,6 +29,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/hipersim/simtest"
 	"github.com/hipersync/hipersync/pkg/natsconn"
+	"github.com/hipersync/hipersync/pkg/service"
 	"github.com/hipersync/hipersync/pkg/telemetry"
 	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/pkg/testkit"
@@ -58,6 +56,10 @@ type Options struct {
 	// TLS serves token-broker over mutual TLS with per-method
 	// authorization, as in production; Stack.Broker calls as the admin.
 	TLS bool
+	// Bounds override testkit.SmallBounds for this stack, e.g. a larger
+	// HIPERSYNC_HIPER_MAX_BYTES for a bench that publishes more than the
+	// small bound holds (optional).
+	Bounds map[string]string
 }
 
 // Stack is a running test stack.
@@ -78,6 +80,8 @@ type Stack struct {
 	// ServerTLS are token-broker's certificate files (rotate them with
 	// CA.Issue(t, dir of ServerTLS.Cert, "token-broker", "token-broker")).
 	ServerTLS tlsfiles.Files
+
+	bounds map[string]string // the namespace's bounds, for Env
 }
 
 // ClientTLS issues a client certificate for service (its identity
@@ -88,16 +92,23 @@ func (s *Stack) ClientTLS(t testing.TB, service string) tlsfiles.Files {
 	return s.CA.Issue(t, t.TempDir(), service, service)
 }
 
-// EnvOr returns the environment variable, or def.
-func EnvOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
+// Env is what a process on the stack (a service, the CLI) reads to reach
+// its NATS and namespace, the namespace's small bounds included; add the
+// rest (TOKEN_BROKER_ADDR, HIPER_BASE_URL, ...) to it.
+func (s *Stack) Env() map[string]string {
+	env := map[string]string{"NATS_URL": testkit.NATSURL(), "HIPERSYNC_NAMESPACE": s.NS.Prefix}
+	maps.Copy(env, s.bounds)
+	return env
 }
 
-// RandomHex returns n random bytes as hex (testkit.RandomHex).
-func RandomHex(n int) string { return testkit.RandomHex(n) }
+// Environ is Env as "NAME=value" after os.Environ(), for an exec.Cmd.
+func (s *Stack) Environ() []string {
+	env := os.Environ()
+	for k, v := range s.Env() {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
 
 // Start starts the stack for t.
 func Start(t testing.TB, o Options) *Stack {
@@ -110,11 +121,21 @@ func Start(t testing.TB, o Options) *Stack {
 	if o.Seed == "" {
 		o.Seed = hipersim.SeedEmpty
 	}
-	s := &Stack{NS: events.Namespace{Prefix: "t" + RandomHex(6)}, Keys: map[string]string{}}
+	// The namespace has the bounds every process a test starts on it reads
+	// (Env), so whoever provisions a stream gives it the same small bound.
+	vars := maps.Clone(testkit.SmallBounds)
+	maps.Copy(vars, o.Bounds)
+	bounds := config.NewLoader(config.Map(vars))
+	ns := service.NamespaceOf(bounds.LoadCommon())
+	if err := bounds.Err(); err != nil {
+		t.Fatal(err)
+	}
+	ns.Prefix = testkit.Prefix(t)
+	s := &Stack{NS: ns, Keys: map[string]string{}, bounds: vars}
 	simCfg := o.Sim
 	simCfg.Seed = o.Seed
 	for _, id := range o.Tenants {
-		s.Keys[id] = RandomHex(32)
+		s.Keys[id] = testkit.RandomHex(32)
 		simCfg.Keys = append(simCfg.Keys, s.Keys[id])
 	}
 	s.Sim = simtest.Start(t, simCfg)
@@ -131,17 +152,17 @@ func Start(t testing.TB, o Options) *Stack {
 	t.Cleanup(nc.Close)
 	s.NATS = nc
 	s.JS, _ = jetstream.New(nc)
-	t.Cleanup(func() { s.deleteNamespace(t) })
+	t.Cleanup(func() { testkit.DeleteNamespace(t, s.JS, s.NS.Prefix) })
 	if err := events.EnsureStreams(ctx, s.JS, s.NS); err != nil {
 		t.Fatalf("provision streams: %v", err)
 	}
 
-	opts, err := redis.ParseURL(EnvOr("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	opts, err := redis.ParseURL(testkit.RedisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Redis = redis.NewClient(opts)
-	t.Cleanup(func() { s.deleteRedisKeys(); _ = s.Redis.Close() })
+	t.Cleanup(func() { testkit.DeleteRedisKeys(s.Redis, s.NS.Prefix); _ = s.Redis.Close() })
 
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
@@ -202,67 +223,10 @@ func (s *Stack) Tenants(t testing.TB) jetstream.KeyValue {
 	return kv
 }
 
-// deleteNamespace deletes every stream (KV buckets included) of the
-// namespace, so the shared server keeps nothing of the test.
-func (s *Stack) deleteNamespace(t testing.TB) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	names := s.JS.StreamNames(ctx)
-	var doomed []string
-	for name := range names.Name() {
-		if strings.HasPrefix(name, s.NS.Prefix+"_") || strings.HasPrefix(name, "KV_"+s.NS.Prefix+"_") {
-			doomed = append(doomed, name)
-		}
-	}
-	for _, name := range doomed {
-		if err := s.JS.DeleteStream(ctx, name); err != nil {
-			t.Errorf("delete stream %s: %v", name, err)
-		}
-	}
-}
-
-func (s *Stack) deleteRedisKeys() {
-	ctx := context.Background()
-	iter := s.Redis.Scan(ctx, 0, "hipersync:"+s.NS.Prefix+":*", 100).Iterator()
-	for iter.Next(ctx) {
-		s.Redis.Del(ctx, iter.Val())
-	}
-}
-
-// WaitFor waits for cond with a deadline (testkit.WaitFor); the stack's
-// users reach it here.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
-}
-
 // FreeAddr returns a loopback address no one listens on, for a server a
-// test starts.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// test starts (testkit.FreeAddr).
+var FreeAddr = testkit.FreeAddr
 
-// SyncBuffer is a bytes.Buffer safe to read while a process under test
-// writes it.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// SyncBuffer is a buffer safe to read while a process under test writes
+// it (testkit.SyncBuffer).
+type SyncBuffer = testkit.SyncBuffer

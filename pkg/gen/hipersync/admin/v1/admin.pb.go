@@ -1413,7 +1413,19 @@ type SyncStatus struct {
 	LastError      string                 `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	LastErrorAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_error_at,json=lastErrorAt,proto3" json:"last_error_at,omitempty"`
 	// What the guardrail holds, empty when nothing is.
-	Held          string `protobuf:"bytes,10,opt,name=held,proto3" json:"held,omitempty"`
+	Held string `protobuf:"bytes,10,opt,name=held,proto3" json:"held,omitempty"`
+	// The shorter interval some of the tenant's items are polled at, when
+	// the kind has one: invoices of orders expecting theirs (target_interval
+	// is then the ceiling of the others).
+	ExpectInterval *durationpb.Duration `protobuf:"bytes,11,opt,name=expect_interval,json=expectInterval,proto3" json:"expect_interval,omitempty"`
+	// The replica running the sync, while running.
+	Owner string `protobuf:"bytes,12,opt,name=owner,proto3" json:"owner,omitempty"`
+	// A full resync of the catalog is under way, at this sync point of
+	// Hiper's feed.
+	FullRunning bool  `protobuf:"varint,13,opt,name=full_running,json=fullRunning,proto3" json:"full_running,omitempty"`
+	FullCursor  int64 `protobuf:"varint,14,opt,name=full_cursor,json=fullCursor,proto3" json:"full_cursor,omitempty"`
+	// Products the poller keeps state for.
+	Products      int64 `protobuf:"varint,15,opt,name=products,proto3" json:"products,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1516,6 +1528,41 @@ func (x *SyncStatus) GetHeld() string {
 		return x.Held
 	}
 	return ""
+}
+
+func (x *SyncStatus) GetExpectInterval() *durationpb.Duration {
+	if x != nil {
+		return x.ExpectInterval
+	}
+	return nil
+}
+
+func (x *SyncStatus) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *SyncStatus) GetFullRunning() bool {
+	if x != nil {
+		return x.FullRunning
+	}
+	return false
+}
+
+func (x *SyncStatus) GetFullCursor() int64 {
+	if x != nil {
+		return x.FullCursor
+	}
+	return 0
+}
+
+func (x *SyncStatus) GetProducts() int64 {
+	if x != nil {
+		return x.Products
+	}
+	return 0
 }
 
 type SyncNowRequest struct {
@@ -1984,8 +2031,10 @@ type GetOrderRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	OrderId  string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// Leave the customer's CPF/CNPJ unmasked in record_json (personal data,
-	// for a person who must read it: `hipersync orders show --reveal`).
+	// Leave the customer's personal data (CPF/CNPJ, e-mail, names,
+	// addresses, notes) unmasked in record_json and approval_json, for a
+	// person who must read it: `hipersync orders show --reveal`. Whoever may
+	// read the tenant may ask; each reveal is written to the audit log.
 	Reveal        bool `protobuf:"varint,3,opt,name=reveal,proto3" json:"reveal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2108,8 +2157,8 @@ type Order struct {
 	UpdatedAt       *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// From the store's event to the invoice and the tracking code.
 	Timeline []*TimelineEntry `protobuf:"bytes,14,rep,name=timeline,proto3" json:"timeline,omitempty"`
-	// What was sent: the store's approval as JSON (the customer's document
-	// masked).
+	// What was sent: the store's approval as JSON (the customer's personal
+	// data masked, pkg/personal.MaskEvent, unless GetOrderRequest.reveal).
 	ApprovalJson string `protobuf:"bytes,15,opt,name=approval_json,json=approvalJson,proto3" json:"approval_json,omitempty"`
 	// The invoice and shipping as the invoice-watcher saw them.
 	InvoiceNumber string `protobuf:"bytes,16,opt,name=invoice_number,json=invoiceNumber,proto3" json:"invoice_number,omitempty"`
@@ -2122,13 +2171,18 @@ type Order struct {
 	// answered (or that no answer came): what a person weighs in needs_review.
 	SentAt      *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
 	HiperAnswer string                 `protobuf:"bytes,22,opt,name=hiper_answer,json=hiperAnswer,proto3" json:"hiper_answer,omitempty"`
-	// The order-forwarder's whole record as JSON, the customer's CPF/CNPJ in
-	// its approval masked (unless GetOrderRequest.reveal): what `hipersync
-	// orders --json` prints.
+	// The order-forwarder's whole record as JSON, the customer's personal
+	// data in its approval masked (pkg/personal.MaskEvent; unless
+	// GetOrderRequest.reveal): what `hipersync orders --json` prints.
 	RecordJson string `protobuf:"bytes,23,opt,name=record_json,json=recordJson,proto3" json:"record_json,omitempty"`
 	// What Hiper did with the order as the invoice-watcher follows it
 	// (GetOrder only).
-	HiperStages   []string `protobuf:"bytes,24,rep,name=hiper_stages,json=hiperStages,proto3" json:"hiper_stages,omitempty"`
+	HiperStages []string `protobuf:"bytes,24,rep,name=hiper_stages,json=hiperStages,proto3" json:"hiper_stages,omitempty"`
+	// Set when Hiper processed the order it holds with an error (its
+	// order.failed): Hiper's text, without the customer's data. The order
+	// may then be resent (actions has "resend"), once.
+	HiperFailure  string                 `protobuf:"bytes,25,opt,name=hiper_failure,json=hiperFailure,proto3" json:"hiper_failure,omitempty"`
+	HiperFailedAt *timestamppb.Timestamp `protobuf:"bytes,26,opt,name=hiper_failed_at,json=hiperFailedAt,proto3" json:"hiper_failed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2327,6 +2381,20 @@ func (x *Order) GetRecordJson() string {
 func (x *Order) GetHiperStages() []string {
 	if x != nil {
 		return x.HiperStages
+	}
+	return nil
+}
+
+func (x *Order) GetHiperFailure() string {
+	if x != nil {
+		return x.HiperFailure
+	}
+	return ""
+}
+
+func (x *Order) GetHiperFailedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HiperFailedAt
 	}
 	return nil
 }
@@ -2627,7 +2695,13 @@ type EventFilter struct {
 	// Only events about this store order id.
 	OrderId string `protobuf:"bytes,8,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// Only events about this Hiper product id.
-	ProductId     string `protobuf:"bytes,9,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	ProductId string `protobuf:"bytes,9,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Show the customer's personal data of a store's order (document,
+	// e-mail, names, addresses, notes) in full: `hipersync events tail
+	// --reveal`. Masked otherwise (pkg/personal.MaskEvent). Whoever may read
+	// the tenant's log may ask; each reveal is written to the audit log. The
+	// filters match the event as shown.
+	Reveal        bool `protobuf:"varint,10,opt,name=reveal,proto3" json:"reveal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2723,6 +2797,13 @@ func (x *EventFilter) GetProductId() string {
 		return x.ProductId
 	}
 	return ""
+}
+
+func (x *EventFilter) GetReveal() bool {
+	if x != nil {
+		return x.Reveal
+	}
+	return false
 }
 
 type QueryEventsRequest struct {
@@ -3622,7 +3703,8 @@ func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
-// AuditEntry is one mutating call: who, what, when, and how it ended.
+// AuditEntry is one mutating call, or one reveal of a customer's personal
+// data: who, what, when, and how it ended.
 type AuditEntry struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Time    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
@@ -3805,7 +3887,7 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"next_probe\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tnextProbe\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\x05 \x01(\tR\tlastError\x12\x18\n" +
-	"\areplica\x18\x06 \x01(\tR\areplica\"\xa1\x03\n" +
+	"\areplica\x18\x06 \x01(\tR\areplica\"\xdb\x04\n" +
 	"\n" +
 	"SyncStatus\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12B\n" +
@@ -3819,7 +3901,13 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"last_error\x18\b \x01(\tR\tlastError\x12>\n" +
 	"\rlast_error_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vlastErrorAt\x12\x12\n" +
 	"\x04held\x18\n" +
-	" \x01(\tR\x04held\"\xbc\x01\n" +
+	" \x01(\tR\x04held\x12B\n" +
+	"\x0fexpect_interval\x18\v \x01(\v2\x19.google.protobuf.DurationR\x0eexpectInterval\x12\x14\n" +
+	"\x05owner\x18\f \x01(\tR\x05owner\x12!\n" +
+	"\ffull_running\x18\r \x01(\bR\vfullRunning\x12\x1f\n" +
+	"\vfull_cursor\x18\x0e \x01(\x03R\n" +
+	"fullCursor\x12\x1a\n" +
+	"\bproducts\x18\x0f \x01(\x03R\bproducts\"\xbc\x01\n" +
 	"\x0eSyncNowRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05kinds\x18\x02 \x03(\tR\x05kinds\x12\x12\n" +
@@ -3859,7 +3947,7 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x16\n" +
 	"\x06reveal\x18\x03 \x01(\bR\x06reveal\"C\n" +
 	"\x10GetOrderResponse\x12/\n" +
-	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\x97\a\n" +
+	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\x80\b\n" +
 	"\x05Order\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x14\n" +
@@ -3892,7 +3980,9 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\fhiper_answer\x18\x16 \x01(\tR\vhiperAnswer\x12\x1f\n" +
 	"\vrecord_json\x18\x17 \x01(\tR\n" +
 	"recordJson\x12!\n" +
-	"\fhiper_stages\x18\x18 \x03(\tR\vhiperStages\"M\n" +
+	"\fhiper_stages\x18\x18 \x03(\tR\vhiperStages\x12#\n" +
+	"\rhiper_failure\x18\x19 \x01(\tR\fhiperFailure\x12B\n" +
+	"\x0fhiper_failed_at\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampR\rhiperFailedAt\"M\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
@@ -3910,7 +4000,7 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"resolution\"G\n" +
 	"\x14ResolveOrderResponse\x12/\n" +
-	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\xca\x02\n" +
+	"\x05order\x18\x01 \x01(\v2\x19.hipersync.admin.v1.OrderR\x05order\"\xe2\x02\n" +
 	"\vEventFilter\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12/\n" +
@@ -3921,7 +4011,9 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\aoutcome\x18\a \x01(\tR\aoutcome\x12\x19\n" +
 	"\border_id\x18\b \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
-	"product_id\x18\t \x01(\tR\tproductId\"c\n" +
+	"product_id\x18\t \x01(\tR\tproductId\x12\x16\n" +
+	"\x06reveal\x18\n" +
+	" \x01(\bR\x06reveal\"c\n" +
 	"\x12QueryEventsRequest\x127\n" +
 	"\x06filter\x18\x01 \x01(\v2\x1f.hipersync.admin.v1.EventFilterR\x06filter\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"K\n" +
@@ -4131,84 +4223,86 @@ var file_hipersync_admin_v1_admin_proto_depIdxs = []int32{
 	61, // 19: hipersync.admin.v1.SyncStatus.lag:type_name -> google.protobuf.Duration
 	61, // 20: hipersync.admin.v1.SyncStatus.target_interval:type_name -> google.protobuf.Duration
 	62, // 21: hipersync.admin.v1.SyncStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	61, // 22: hipersync.admin.v1.SyncNowRequest.timeout:type_name -> google.protobuf.Duration
-	29, // 23: hipersync.admin.v1.SyncNowResponse.results:type_name -> hipersync.admin.v1.SyncResult
-	26, // 24: hipersync.admin.v1.SyncResult.status:type_name -> hipersync.admin.v1.SyncStatus
-	61, // 25: hipersync.admin.v1.ApproveHeldChangeRequest.timeout:type_name -> google.protobuf.Duration
-	29, // 26: hipersync.admin.v1.ApproveHeldChangeResponse.results:type_name -> hipersync.admin.v1.SyncResult
-	36, // 27: hipersync.admin.v1.ListOrdersResponse.orders:type_name -> hipersync.admin.v1.Order
-	36, // 28: hipersync.admin.v1.GetOrderResponse.order:type_name -> hipersync.admin.v1.Order
-	37, // 29: hipersync.admin.v1.Order.problems:type_name -> hipersync.admin.v1.Problem
-	62, // 30: hipersync.admin.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	62, // 31: hipersync.admin.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	38, // 32: hipersync.admin.v1.Order.timeline:type_name -> hipersync.admin.v1.TimelineEntry
-	62, // 33: hipersync.admin.v1.Order.sent_at:type_name -> google.protobuf.Timestamp
-	62, // 34: hipersync.admin.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
-	36, // 35: hipersync.admin.v1.ResolveOrderResponse.order:type_name -> hipersync.admin.v1.Order
-	61, // 36: hipersync.admin.v1.EventFilter.since:type_name -> google.protobuf.Duration
-	1,  // 37: hipersync.admin.v1.EventFilter.source:type_name -> hipersync.admin.v1.EventSource
-	62, // 38: hipersync.admin.v1.EventFilter.until:type_name -> google.protobuf.Timestamp
-	41, // 39: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	46, // 40: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
-	41, // 41: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
-	46, // 42: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
-	62, // 43: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
-	49, // 44: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
-	62, // 45: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
-	54, // 46: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
-	61, // 47: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
-	57, // 48: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
-	62, // 49: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	0,  // 50: hipersync.admin.v1.AuditEntry.role:type_name -> hipersync.admin.v1.Role
-	2,  // 51: hipersync.admin.v1.AdminService.WhoAmI:input_type -> hipersync.admin.v1.WhoAmIRequest
-	4,  // 52: hipersync.admin.v1.AdminService.ListTenants:input_type -> hipersync.admin.v1.ListTenantsRequest
-	6,  // 53: hipersync.admin.v1.AdminService.GetTenant:input_type -> hipersync.admin.v1.GetTenantRequest
-	8,  // 54: hipersync.admin.v1.AdminService.ConnectTenant:input_type -> hipersync.admin.v1.ConnectTenantRequest
-	10, // 55: hipersync.admin.v1.AdminService.PauseTenant:input_type -> hipersync.admin.v1.PauseTenantRequest
-	12, // 56: hipersync.admin.v1.AdminService.ResumeTenant:input_type -> hipersync.admin.v1.ResumeTenantRequest
-	14, // 57: hipersync.admin.v1.AdminService.DisconnectTenant:input_type -> hipersync.admin.v1.DisconnectTenantRequest
-	16, // 58: hipersync.admin.v1.AdminService.UpdateTenantSettings:input_type -> hipersync.admin.v1.UpdateTenantSettingsRequest
-	18, // 59: hipersync.admin.v1.AdminService.GetTenantCredentials:input_type -> hipersync.admin.v1.GetTenantCredentialsRequest
-	20, // 60: hipersync.admin.v1.AdminService.RevokeTenantCredentials:input_type -> hipersync.admin.v1.RevokeTenantCredentialsRequest
-	22, // 61: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
-	27, // 62: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
-	30, // 63: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
-	32, // 64: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
-	34, // 65: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
-	39, // 66: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
-	42, // 67: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
-	44, // 68: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
-	47, // 69: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
-	50, // 70: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
-	52, // 71: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
-	55, // 72: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
-	3,  // 73: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
-	5,  // 74: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
-	7,  // 75: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
-	9,  // 76: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
-	11, // 77: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
-	13, // 78: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
-	15, // 79: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
-	17, // 80: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
-	19, // 81: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
-	21, // 82: hipersync.admin.v1.AdminService.RevokeTenantCredentials:output_type -> hipersync.admin.v1.RevokeTenantCredentialsResponse
-	23, // 83: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
-	28, // 84: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
-	31, // 85: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
-	33, // 86: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
-	35, // 87: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
-	40, // 88: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
-	43, // 89: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
-	45, // 90: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
-	48, // 91: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
-	51, // 92: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
-	53, // 93: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
-	56, // 94: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
-	73, // [73:95] is the sub-list for method output_type
-	51, // [51:73] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	61, // 22: hipersync.admin.v1.SyncStatus.expect_interval:type_name -> google.protobuf.Duration
+	61, // 23: hipersync.admin.v1.SyncNowRequest.timeout:type_name -> google.protobuf.Duration
+	29, // 24: hipersync.admin.v1.SyncNowResponse.results:type_name -> hipersync.admin.v1.SyncResult
+	26, // 25: hipersync.admin.v1.SyncResult.status:type_name -> hipersync.admin.v1.SyncStatus
+	61, // 26: hipersync.admin.v1.ApproveHeldChangeRequest.timeout:type_name -> google.protobuf.Duration
+	29, // 27: hipersync.admin.v1.ApproveHeldChangeResponse.results:type_name -> hipersync.admin.v1.SyncResult
+	36, // 28: hipersync.admin.v1.ListOrdersResponse.orders:type_name -> hipersync.admin.v1.Order
+	36, // 29: hipersync.admin.v1.GetOrderResponse.order:type_name -> hipersync.admin.v1.Order
+	37, // 30: hipersync.admin.v1.Order.problems:type_name -> hipersync.admin.v1.Problem
+	62, // 31: hipersync.admin.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	62, // 32: hipersync.admin.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 33: hipersync.admin.v1.Order.timeline:type_name -> hipersync.admin.v1.TimelineEntry
+	62, // 34: hipersync.admin.v1.Order.sent_at:type_name -> google.protobuf.Timestamp
+	62, // 35: hipersync.admin.v1.Order.hiper_failed_at:type_name -> google.protobuf.Timestamp
+	62, // 36: hipersync.admin.v1.TimelineEntry.at:type_name -> google.protobuf.Timestamp
+	36, // 37: hipersync.admin.v1.ResolveOrderResponse.order:type_name -> hipersync.admin.v1.Order
+	61, // 38: hipersync.admin.v1.EventFilter.since:type_name -> google.protobuf.Duration
+	1,  // 39: hipersync.admin.v1.EventFilter.source:type_name -> hipersync.admin.v1.EventSource
+	62, // 40: hipersync.admin.v1.EventFilter.until:type_name -> google.protobuf.Timestamp
+	41, // 41: hipersync.admin.v1.QueryEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	46, // 42: hipersync.admin.v1.QueryEventsResponse.events:type_name -> hipersync.admin.v1.LogEvent
+	41, // 43: hipersync.admin.v1.StreamEventsRequest.filter:type_name -> hipersync.admin.v1.EventFilter
+	46, // 44: hipersync.admin.v1.StreamEventsResponse.event:type_name -> hipersync.admin.v1.LogEvent
+	62, // 45: hipersync.admin.v1.LogEvent.time:type_name -> google.protobuf.Timestamp
+	49, // 46: hipersync.admin.v1.ListDeadLettersResponse.dead_letters:type_name -> hipersync.admin.v1.DeadLetter
+	62, // 47: hipersync.admin.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
+	54, // 48: hipersync.admin.v1.GetStreamUsageResponse.streams:type_name -> hipersync.admin.v1.StreamUsage
+	61, // 49: hipersync.admin.v1.StreamUsage.max_age:type_name -> google.protobuf.Duration
+	57, // 50: hipersync.admin.v1.ListAuditEntriesResponse.entries:type_name -> hipersync.admin.v1.AuditEntry
+	62, // 51: hipersync.admin.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	0,  // 52: hipersync.admin.v1.AuditEntry.role:type_name -> hipersync.admin.v1.Role
+	2,  // 53: hipersync.admin.v1.AdminService.WhoAmI:input_type -> hipersync.admin.v1.WhoAmIRequest
+	4,  // 54: hipersync.admin.v1.AdminService.ListTenants:input_type -> hipersync.admin.v1.ListTenantsRequest
+	6,  // 55: hipersync.admin.v1.AdminService.GetTenant:input_type -> hipersync.admin.v1.GetTenantRequest
+	8,  // 56: hipersync.admin.v1.AdminService.ConnectTenant:input_type -> hipersync.admin.v1.ConnectTenantRequest
+	10, // 57: hipersync.admin.v1.AdminService.PauseTenant:input_type -> hipersync.admin.v1.PauseTenantRequest
+	12, // 58: hipersync.admin.v1.AdminService.ResumeTenant:input_type -> hipersync.admin.v1.ResumeTenantRequest
+	14, // 59: hipersync.admin.v1.AdminService.DisconnectTenant:input_type -> hipersync.admin.v1.DisconnectTenantRequest
+	16, // 60: hipersync.admin.v1.AdminService.UpdateTenantSettings:input_type -> hipersync.admin.v1.UpdateTenantSettingsRequest
+	18, // 61: hipersync.admin.v1.AdminService.GetTenantCredentials:input_type -> hipersync.admin.v1.GetTenantCredentialsRequest
+	20, // 62: hipersync.admin.v1.AdminService.RevokeTenantCredentials:input_type -> hipersync.admin.v1.RevokeTenantCredentialsRequest
+	22, // 63: hipersync.admin.v1.AdminService.GetStatus:input_type -> hipersync.admin.v1.GetStatusRequest
+	27, // 64: hipersync.admin.v1.AdminService.SyncNow:input_type -> hipersync.admin.v1.SyncNowRequest
+	30, // 65: hipersync.admin.v1.AdminService.ApproveHeldChange:input_type -> hipersync.admin.v1.ApproveHeldChangeRequest
+	32, // 66: hipersync.admin.v1.AdminService.ListOrders:input_type -> hipersync.admin.v1.ListOrdersRequest
+	34, // 67: hipersync.admin.v1.AdminService.GetOrder:input_type -> hipersync.admin.v1.GetOrderRequest
+	39, // 68: hipersync.admin.v1.AdminService.ResolveOrder:input_type -> hipersync.admin.v1.ResolveOrderRequest
+	42, // 69: hipersync.admin.v1.AdminService.QueryEvents:input_type -> hipersync.admin.v1.QueryEventsRequest
+	44, // 70: hipersync.admin.v1.AdminService.StreamEvents:input_type -> hipersync.admin.v1.StreamEventsRequest
+	47, // 71: hipersync.admin.v1.AdminService.ListDeadLetters:input_type -> hipersync.admin.v1.ListDeadLettersRequest
+	50, // 72: hipersync.admin.v1.AdminService.RetryDeadLetter:input_type -> hipersync.admin.v1.RetryDeadLetterRequest
+	52, // 73: hipersync.admin.v1.AdminService.GetStreamUsage:input_type -> hipersync.admin.v1.GetStreamUsageRequest
+	55, // 74: hipersync.admin.v1.AdminService.ListAuditEntries:input_type -> hipersync.admin.v1.ListAuditEntriesRequest
+	3,  // 75: hipersync.admin.v1.AdminService.WhoAmI:output_type -> hipersync.admin.v1.WhoAmIResponse
+	5,  // 76: hipersync.admin.v1.AdminService.ListTenants:output_type -> hipersync.admin.v1.ListTenantsResponse
+	7,  // 77: hipersync.admin.v1.AdminService.GetTenant:output_type -> hipersync.admin.v1.GetTenantResponse
+	9,  // 78: hipersync.admin.v1.AdminService.ConnectTenant:output_type -> hipersync.admin.v1.ConnectTenantResponse
+	11, // 79: hipersync.admin.v1.AdminService.PauseTenant:output_type -> hipersync.admin.v1.PauseTenantResponse
+	13, // 80: hipersync.admin.v1.AdminService.ResumeTenant:output_type -> hipersync.admin.v1.ResumeTenantResponse
+	15, // 81: hipersync.admin.v1.AdminService.DisconnectTenant:output_type -> hipersync.admin.v1.DisconnectTenantResponse
+	17, // 82: hipersync.admin.v1.AdminService.UpdateTenantSettings:output_type -> hipersync.admin.v1.UpdateTenantSettingsResponse
+	19, // 83: hipersync.admin.v1.AdminService.GetTenantCredentials:output_type -> hipersync.admin.v1.GetTenantCredentialsResponse
+	21, // 84: hipersync.admin.v1.AdminService.RevokeTenantCredentials:output_type -> hipersync.admin.v1.RevokeTenantCredentialsResponse
+	23, // 85: hipersync.admin.v1.AdminService.GetStatus:output_type -> hipersync.admin.v1.GetStatusResponse
+	28, // 86: hipersync.admin.v1.AdminService.SyncNow:output_type -> hipersync.admin.v1.SyncNowResponse
+	31, // 87: hipersync.admin.v1.AdminService.ApproveHeldChange:output_type -> hipersync.admin.v1.ApproveHeldChangeResponse
+	33, // 88: hipersync.admin.v1.AdminService.ListOrders:output_type -> hipersync.admin.v1.ListOrdersResponse
+	35, // 89: hipersync.admin.v1.AdminService.GetOrder:output_type -> hipersync.admin.v1.GetOrderResponse
+	40, // 90: hipersync.admin.v1.AdminService.ResolveOrder:output_type -> hipersync.admin.v1.ResolveOrderResponse
+	43, // 91: hipersync.admin.v1.AdminService.QueryEvents:output_type -> hipersync.admin.v1.QueryEventsResponse
+	45, // 92: hipersync.admin.v1.AdminService.StreamEvents:output_type -> hipersync.admin.v1.StreamEventsResponse
+	48, // 93: hipersync.admin.v1.AdminService.ListDeadLetters:output_type -> hipersync.admin.v1.ListDeadLettersResponse
+	51, // 94: hipersync.admin.v1.AdminService.RetryDeadLetter:output_type -> hipersync.admin.v1.RetryDeadLetterResponse
+	53, // 95: hipersync.admin.v1.AdminService.GetStreamUsage:output_type -> hipersync.admin.v1.GetStreamUsageResponse
+	56, // 96: hipersync.admin.v1.AdminService.ListAuditEntries:output_type -> hipersync.admin.v1.ListAuditEntriesResponse
+	75, // [75:97] is the sub-list for method output_type
+	53, // [53:75] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_hipersync_admin_v1_admin_proto_init() }

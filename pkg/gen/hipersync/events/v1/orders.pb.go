@@ -208,9 +208,17 @@ func (x *RejectionReason) GetMessage() string {
 // answer). Nothing is retried blindly; an operator settles it with
 // `hipersync orders resolve`.
 type OrderNeedsReview struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// For a person, in Portuguese: what was sent, what came back, the ways
+	// out. It names no customer.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Stable, for a store to branch on: outcome_unknown (Hiper's answer to
+	// the create was lost), send_interrupted (the replica sending it stopped
+	// mid-send), cancel_under_review (the store cancelled an order under
+	// review), cancel_refused (Hiper refused the cancellation),
+	// cancel_unconfirmed (the cancellation's attempts ran out).
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -259,6 +267,13 @@ func (x *OrderNeedsReview) GetReason() string {
 	return ""
 }
 
+func (x *OrderNeedsReview) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
 // OrderFailed (hiper.<tenant>.order.failed): the order could not be created
 // or Hiper processed it with an error.
 type OrderFailed struct {
@@ -270,8 +285,13 @@ type OrderFailed struct {
 	// Hiper's own order number (codigoDoPedidoDeVenda, e.g. "LV00000000002"),
 	// once Hiper has given one; empty before.
 	HiperOrderCode string `protobuf:"bytes,4,opt,name=hiper_order_code,json=hiperOrderCode,proto3" json:"hiper_order_code,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Stable, beside the Portuguese message: retries_exhausted (every try
+	// failed before reaching Hiper), repeated_error (the order could not be
+	// handled, the same error again and again), hiper_processing_error
+	// (Hiper processed the order with an error; support may resend it).
+	Code          string `protobuf:"bytes,5,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OrderFailed) Reset() {
@@ -328,6 +348,13 @@ func (x *OrderFailed) GetMessage() string {
 func (x *OrderFailed) GetHiperOrderCode() string {
 	if x != nil {
 		return x.HiperOrderCode
+	}
+	return ""
+}
+
+func (x *OrderFailed) GetCode() string {
+	if x != nil {
+		return x.Code
 	}
 	return ""
 }
@@ -980,15 +1007,17 @@ const file_hipersync_events_v1_orders_proto_rawDesc = "" +
 	"\x0fRejectionReason\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"E\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"Y\n" +
 	"\x10OrderNeedsReview\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x92\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"\xa6\x01\n" +
 	"\vOrderFailed\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12(\n" +
-	"\x10hiper_order_code\x18\x04 \x01(\tR\x0ehiperOrderCode\"\xd2\x01\n" +
+	"\x10hiper_order_code\x18\x04 \x01(\tR\x0ehiperOrderCode\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\tR\x04code\"\xd2\x01\n" +
 	"\x0eOrderCancelled\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12$\n" +
 	"\x0ehiper_order_id\x18\x02 \x01(\tR\fhiperOrderId\x12\x16\n" +

@@ -155,7 +155,8 @@ type SyncFailed struct {
 	StartedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	FailedAt  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
 	// Stable machine-readable code: "hiper_unavailable", "hiper_rate_limited",
-	// "invalid_key", "token_unavailable", "tenant_inactive", "internal".
+	// "invalid_key", "token_refused", "token_unavailable", "tenant_inactive",
+	// "storage_full", "internal".
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// What happened, in Portuguese, for the merchant.
 	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`

@@ -1,0 +1,177 @@
+package personal
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// eventFields are the personal fields of the events (hipersync.events.v1),
+// each with how it is shown masked, and eventFreeText those of a person's
+// free text, which may hold any of them or a phone: the one place that
+// knows which fields of an event name a customer. A field added to an event
+// that names one belongs here (TestEventFieldsClassified fails until it
+// is).
+var (
+	eventFields = map[protoreflect.FullName]func(string) string{
+		"hipersync.events.v1.Customer.document":           MaskDocument,
+		"hipersync.events.v1.Customer.state_registration": MaskDocument,
+		"hipersync.events.v1.Customer.email":              MaskEmail,
+		"hipersync.events.v1.Customer.name":               MaskWords,
+		"hipersync.events.v1.Customer.trade_name":         MaskWords,
+		"hipersync.events.v1.Address.street":              MaskWords,
+		"hipersync.events.v1.Address.number":              maskAll,
+		"hipersync.events.v1.Address.complement":          MaskWords,
+		"hipersync.events.v1.Address.district":            MaskWords,
+		"hipersync.events.v1.Address.postal_code":         maskPostalCode,
+	}
+	eventFreeText = map[protoreflect.FullName]bool{
+		"hipersync.events.v1.StoreOrderApproved.notes": true,
+	}
+)
+
+// PersonalEventField reports whether MaskEvent hides the event field named
+// (its full proto name: hipersync.events.v1.Customer.email).
+func PersonalEventField(name protoreflect.FullName) bool {
+	_, ok := eventFields[name]
+	return ok || eventFreeText[name]
+}
+
+// MaskEvent hides, in place, the personal data of an event of
+// hipersync.events.v1 (a store order's customer, its addresses, its
+// notes), as the sync log shows it to whoever does not ask for it (events
+// tail --reveal): each value keeps its field and a shape that helps on a
+// call (the document's last two digits, j***@e***.com, the initials), but
+// names no one. Events without personal data are left as they are.
+func MaskEvent(m proto.Message) {
+	if m == nil {
+		return
+	}
+	r := m.ProtoReflect()
+	// The values first: a free text is redacted of them all.
+	var known []string
+	walk(r, func(fd protoreflect.FieldDescriptor, v string) string {
+		if _, ok := eventFields[fd.FullName()]; ok && !slices.Contains(known, v) {
+			known = append(known, v)
+		}
+		return v
+	})
+	walk(r, func(fd protoreflect.FieldDescriptor, v string) string {
+		if mask, ok := eventFields[fd.FullName()]; ok {
+			return mask(v)
+		}
+		if eventFreeText[fd.FullName()] {
+			return phonePattern.ReplaceAllLiteralString(Redact(v, known...), Redacted)
+		}
+		return v
+	})
+}
+
+// walk calls f with each set string field of m and its nested messages,
+// and sets the field to what f returns.
+func walk(m protoreflect.Message, f func(protoreflect.FieldDescriptor, string) string) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				walk(l.Get(i).Message(), f)
+			}
+		case fd.IsMap() && fd.MapValue().Kind() == protoreflect.MessageKind:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				walk(mv.Message(), f)
+				return true
+			})
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap():
+			walk(v.Message(), f)
+		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap():
+			if s := v.String(); s != "" {
+				if out := f(fd, s); out != s {
+					m.Set(fd, protoreflect.ValueOfString(out))
+				}
+			}
+		}
+		return true
+	})
+}
+
+// MaskEmail keeps an address's first letter, its domain's first letter and
+// its top-level domain: ana.souza@empresa.com.br is a***@e***.com.br. Not an
+// address, it is masked as words.
+func MaskEmail(s string) string {
+	s = strings.TrimSpace(s)
+	if !wholeEmail.MatchString(s) {
+		return MaskWords(s)
+	}
+	local, domain, _ := strings.Cut(s, "@")
+	labels := strings.Split(domain, ".")
+	// The suffix kept: the last label, and a short one before a country's
+	// (com.br, org.br, co.uk), which say nothing of who.
+	tld := 1
+	if n := len(labels); n > 2 && len(labels[n-1]) == 2 && len(labels[n-2]) <= 3 {
+		tld = 2
+	}
+	return initial(local) + "@" + initial(labels[0]) + "." + strings.Join(labels[len(labels)-tld:], ".")
+}
+
+var wholeEmail = regexp.MustCompile(`^(?:` + emailPattern.String() + `)$`)
+
+// MaskWords keeps the first letter of each word: Ana Souza is A*** S***.
+func MaskWords(s string) string {
+	f := strings.Fields(s)
+	for i, w := range f {
+		f[i] = initial(w)
+	}
+	return strings.Join(f, " ")
+}
+
+// initial is w's first letter and Redacted.
+func initial(w string) string {
+	r, _ := utf8.DecodeRuneInString(w)
+	if r == utf8.RuneError || !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
+		return Redacted
+	}
+	return string(r) + Redacted
+}
+
+// maskAll hides every letter and digit of s, keeping its length and
+// punctuation.
+func maskAll(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return '*'
+		}
+		return r
+	}, s)
+}
+
+// maskPostalCode keeps a CEP's first five digits (its region and sector,
+// which a street's suffix would narrow to a door): 01310-100 is 01310-***.
+// What is not a CEP is masked whole.
+func maskPostalCode(s string) string {
+	if !cepPattern.MatchString(s) {
+		return maskAll(s)
+	}
+	digits := 0
+	return strings.Map(func(r rune) rune {
+		if !unicode.IsDigit(r) {
+			return r
+		}
+		if digits++; digits <= 5 {
+			return r
+		}
+		return '*'
+	}, s)
+}
+
+var cepPattern = regexp.MustCompile(`^\s*\d{5}[\s.-]?\d{3}\s*$`)
+
+// phonePattern is a Brazilian phone number as people write it: an optional
+// +55, an optional area code, then eight or nine digits, the last four
+// apart or not; never part of a longer number (an EAN).
+var phonePattern = regexp.MustCompile(`(?:\+55[\s.-]?)?(?:\(\d{2}\)[\s.-]?|\b\d{2}[\s.-]?|\b)9?\d{4}[\s.-]?\d{4}\b`)
