@@ -56,6 +56,9 @@ func ContextWithStorageHook(ctx context.Context, f func(error)) context.Context 
 // stream's MaxBytes within its max_file_store (or the account's limit).
 const errCodeInsufficientStorage = 10047
 
+// errCodeNoPeers is JetStream's "no suitable peers for placement".
+const errCodeNoPeers = 10005
+
 // InsufficientStorage reports whether err is JetStream refusing a stream
 // or bucket because it cannot reserve its bound.
 func InsufficientStorage(err error) bool {
@@ -176,6 +179,11 @@ func permanent(err error) bool {
 	case jetstream.JSErrCodeStreamNameInUse:
 		// Another process won the race with its own configuration:
 		// the next attempt compares and updates.
+		return false
+	case errCodeNoPeers:
+		// The meta leader has not heard from enough peers to place the
+		// replicas: a cluster still forming, or a node restarting. The
+		// process stays not ready until the peer is back.
 		return false
 	case 10074: // replicas > 1 not supported in non-clustered mode
 		return true

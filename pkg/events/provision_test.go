@@ -65,3 +65,27 @@ func TestStreamLimitsAndUsage(t *testing.T) {
 		t.Errorf("DEADLETTER: max age %s, discard %v", cfg.MaxAge, cfg.Discard)
 	}
 }
+
+// Which refusals provisioning waits out and which end it. "No suitable
+// peers" is what a fresh cluster answers until its meta leader has heard
+// from every node (the failure CI met on a cluster 1 s old), and what a
+// node that is down makes of an R3 create: it passes, so it is waited out.
+func TestProvisionRetriesWhatPasses(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{"no suitable peers, peer offline", &jetstream.APIError{Code: 400, ErrorCode: errCodeNoPeers,
+			Description: "no suitable peers for placement, peer offline"}, false},
+		{"stream name in use with another configuration", &jetstream.APIError{Code: 400,
+			ErrorCode: jetstream.JSErrCodeStreamNameInUse}, false},
+		{"insufficient storage", &jetstream.APIError{Code: 500, ErrorCode: errCodeInsufficientStorage}, false},
+		{"replicas on a single server", &jetstream.APIError{Code: 500, ErrorCode: 10074}, true},
+		{"a bad configuration", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeBadRequest}, true},
+	} {
+		if got := permanent(c.err); got != c.permanent {
+			t.Errorf("%s: permanent = %v, want %v", c.name, got, c.permanent)
+		}
+	}
+}

@@ -212,7 +212,48 @@ func startCluster(t testing.TB, n int, extra string) *Cluster {
 		}
 	})
 	c.WaitHealthy(t, 60*time.Second)
+	if n > 1 {
+		c.waitPlaceable(t, 60*time.Second)
+	}
 	return c
+}
+
+// waitPlaceable waits until a stream of one replica per node can be placed.
+// A fresh cluster is healthy before its meta leader has heard from every
+// node, and until then it refuses such a stream with "no suitable peers for
+// placement, peer offline" (hipersync's provisioning waits that out; a test
+// should begin on the cluster it asked for).
+func (c *Cluster) waitPlaceable(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	nc, err := nats.Connect(c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	probe := jetstream.StreamConfig{Name: "natstest_placement", Subjects: []string{"natstest.placement"},
+		Storage: jetstream.MemoryStorage, Replicas: len(c.Nodes)}
+	for {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.CreateStream(actx, probe)
+		if err == nil {
+			err = js.DeleteStream(actx, probe.Name)
+		}
+		acancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("natstest: no stream of %d replicas placed within %s: %v", len(c.Nodes), timeout, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func freePorts(t testing.TB, n int) []int {
