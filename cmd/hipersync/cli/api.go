@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/user"
 	"strings"
 	"sync"
@@ -106,6 +108,13 @@ func (a *app) localAdmin(n needs) (*adminAPI, error) {
 		}
 		d.JS, d.NS, d.Publisher = s.js, s.ns, events.NewPublisher(s.js, s.ns, "hipersync/cli", format)
 		local = s
+		// The console's audit log, written by the console's code: what it
+		// records (mutating calls, reveals) and what it does when a write
+		// fails (says so in its log, here on stderr) are one policy.
+		if d.Audit, err = admin.JoinAudit(a.ctx, s.js, s.ns, stderrLog(a.e)); err != nil {
+			closeAll()
+			return nil, err
+		}
 	}
 	if n.broker {
 		c, err := dialBroker(a.e)
@@ -139,13 +148,32 @@ func (a *app) localAdmin(n needs) (*adminAPI, error) {
 }
 
 // localOperator is who the in-process handler serves: the person at this
-// machine, as an operator (they hold the deployment's own credentials).
+// machine, as an operator (they hold the deployment's own credentials),
+// named in the audit log and an order's history as cli:<user>@<host>.
 func localOperator() connect.Interceptor {
-	name := "local"
-	if u, err := user.Current(); err == nil {
-		name = "local:" + u.Username
+	return operator{auth.Principal{Subject: cliSubject(), Role: adminv1.Role_ROLE_OPERATOR, Method: "local"}}
+}
+
+func cliSubject() string {
+	name, host := "unknown", "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
 	}
-	return operator{auth.Principal{Subject: name + " (hipersync CLI)", Role: adminv1.Role_ROLE_OPERATOR, Method: "local"}}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		host = h
+	}
+	return "cli:" + name + "@" + host
+}
+
+// stderrLog is the in-process handler's log: what the console would log
+// (an audit write that failed), on stderr for the person at the terminal.
+func stderrLog(e Env) *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
 }
 
 // operator puts its principal in the context of every call it handles.

@@ -41,10 +41,28 @@ func (a *Audit) subject(tenantID string) string {
 	return a.ns.ServiceSubject("audit", tenantID)
 }
 
-// OpenAudit creates or updates the audit stream (EnsureAuditStream).
+// OpenAudit creates or updates the audit stream (EnsureAuditStream): the
+// console's, which keeps the log.
 func OpenAudit(ctx context.Context, js jetstream.JetStream, ns events.Namespace, log *slog.Logger) (*Audit, error) {
 	if _, err := EnsureAuditStream(ctx, js, ns); err != nil {
 		return nil, err
+	}
+	return &Audit{js: js, ns: ns, log: log, now: time.Now}, nil
+}
+
+// JoinAudit opens the audit stream for a process that writes to the log
+// but does not keep it: the CLI's in-process handler. It creates the
+// stream when neither a console nor `hipersync provision` has yet, so the
+// first call is recorded too, and leaves one that exists as it is: its
+// bound (HIPERSYNC_AUDIT_MAX_BYTES) and replicas are the console's and
+// provision's to set, not those of whatever environment a CLI runs in.
+func JoinAudit(ctx context.Context, js jetstream.JetStream, ns events.Namespace, log *slog.Logger) (*Audit, error) {
+	_, err := js.Stream(ctx, ns.Stream(AuditStream))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = EnsureAuditStream(ctx, js, ns)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the audit log: %w", err)
 	}
 	return &Audit{js: js, ns: ns, log: log, now: time.Now}, nil
 }
@@ -65,8 +83,9 @@ func EnsureAuditStream(ctx context.Context, js jetstream.JetStream, ns events.Na
 var secretFields = map[string]bool{"security_key": true}
 
 // Record writes one call. A failure to write is logged, not returned: the
-// call already happened. A nil Audit records nothing: the CLI's in-process
-// handler, run by whoever holds the deployment's own credentials.
+// call already happened. A nil Audit records nothing (a handler built
+// without one, in tests); the console and the CLI's in-process handler
+// always have one.
 func (a *Audit) Record(ctx context.Context, p auth.Principal, action, tenantID string, req proto.Message, callErr error) {
 	if a == nil {
 		return
@@ -114,7 +133,7 @@ const maxAuditScan = 20000
 // List returns up to limit entries of tenant ("" for all), newest first.
 func (a *Audit) List(ctx context.Context, tenantID string, limit int) ([]*adminv1.AuditEntry, error) {
 	if a == nil {
-		return nil, errors.New("no audit log: the CLI's in-process handler keeps none")
+		return nil, errors.New("no audit log: this handler was built without one")
 	}
 	st, err := a.js.Stream(ctx, a.ns.Stream(AuditStream))
 	if err != nil {

@@ -93,8 +93,14 @@ func (c *Console) HTTPClient() *http.Client { return c.Server.Client() }
 // UpdatedAt are now when unset.
 func (c *Console) PutOrder(t testing.TB, rec *orders.Record, approval *eventsv1.StoreOrderApproved) {
 	t.Helper()
+	PutOrder(t, c.Stack, rec, approval)
+}
+
+// PutOrder is Console.PutOrder on a stack no console runs on (yet).
+func PutOrder(t testing.TB, st *brokertest.Stack, rec *orders.Record, approval *eventsv1.StoreOrderApproved) {
+	t.Helper()
 	ctx := context.Background()
-	store, err := orders.Open(ctx, c.Stack.JS, c.Stack.NS)
+	store, err := orders.Open(ctx, st.JS, st.NS)
 	if err != nil {
 		t.Fatal(err)
 	}
