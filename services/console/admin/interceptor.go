@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"connectrpc.com/connect"
@@ -17,7 +18,7 @@ type authInterceptor struct{ a *auth.Authenticator }
 func (i authInterceptor) authenticate(ctx context.Context, h http.Header) (context.Context, error) {
 	p, err := i.a.Bearer(ctx, h.Get("Authorization"))
 	if err != nil {
-		return ctx, connect.NewError(Code(err), err)
+		return ctx, newError(Code(err), err)
 	}
 	return auth.With(ctx, p), nil
 }
@@ -28,7 +29,8 @@ func (i authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err != nil {
 			return nil, err
 		}
-		return next(ctx, req)
+		res, err := next(ctx, req)
+		return res, refused(err)
 	}
 }
 
@@ -42,8 +44,18 @@ func (i authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc)
 		if err != nil {
 			return err
 		}
-		return next(ctx, conn)
+		return refused(next(ctx, conn))
 	}
+}
+
+// refused makes sure a connect error leaving the API carries its refusal,
+// whichever path made it; other errors are left as connect answers them.
+func refused(err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		withRefusal(ce)
+	}
+	return err
 }
 
 // Handler serves s over gRPC, gRPC-Web and the Connect protocol (HTTP/JSON)

@@ -26,7 +26,7 @@ import (
 func (s *Server) orderStore(ctx context.Context) (*orders.Store, error) {
 	st, err := orders.Attach(ctx, s.d.JS, s.d.NS)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, connect.NewError(connect.CodeNotFound, err)
+		return nil, newError(connect.CodeNotFound, err)
 	}
 	if err != nil {
 		return nil, wrap(err)
@@ -74,7 +74,7 @@ func (s *Server) ListOrders(ctx context.Context, req *adminv1.ListOrdersRequest)
 		return nil, err
 	}
 	if st := req.GetState(); st != "" && !orders.ValidState(st) {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("state %q: want one of %v", st, orders.States))
+		return nil, newError(connect.CodeInvalidArgument, fmt.Errorf("state %q: %w", st, errOrderState))
 	}
 	store, err := s.orderStore(ctx)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -144,7 +144,7 @@ func (s *Server) ResolveOrder(ctx context.Context, req *adminv1.ResolveOrderRequ
 		return nil, err
 	}
 	if req.GetResolution() == nil || (req.GetHiperOrderId() == "" && !req.GetResend()) {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("give hiper_order_id (the order is in Hiper) or resend (it is not)"))
+		return nil, newError(connect.CodeInvalidArgument, errResolution)
 	}
 	store, err := s.orderStore(ctx)
 	if err != nil {

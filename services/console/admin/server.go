@@ -61,7 +61,7 @@ func New(d Deps) *Server { return &Server{d: d} }
 func principal(ctx context.Context) (auth.Principal, error) {
 	p, ok := auth.From(ctx)
 	if !ok {
-		return auth.Principal{}, connect.NewError(connect.CodeUnauthenticated, auth.ErrUnauthenticated)
+		return auth.Principal{}, newError(connect.CodeUnauthenticated, auth.ErrUnauthenticated)
 	}
 	return p, nil
 }
@@ -75,7 +75,7 @@ func scope(ctx context.Context, tenantID string) (auth.Principal, string, error)
 	}
 	t, err := p.Scope(tenantID)
 	if err != nil {
-		return p, "", connect.NewError(connect.CodePermissionDenied, err)
+		return p, "", newError(connect.CodePermissionDenied, err)
 	}
 	return p, t, nil
 }
@@ -87,10 +87,10 @@ func one(ctx context.Context, tenantID string) (auth.Principal, error) {
 		return p, err
 	}
 	if t == "" {
-		return p, connect.NewError(connect.CodeInvalidArgument, errors.New("tenant_id is required"))
+		return p, newError(connect.CodeInvalidArgument, ErrTenantRequired)
 	}
 	if err := tenant.ValidID(t); err != nil {
-		return p, connect.NewError(connect.CodeInvalidArgument, err)
+		return p, newError(connect.CodeInvalidArgument, err)
 	}
 	return p, nil
 }
@@ -98,7 +98,7 @@ func one(ctx context.Context, tenantID string) (auth.Principal, error) {
 func operatorOnly(ctx context.Context) (auth.Principal, error) {
 	p, err := principal(ctx)
 	if err == nil && !p.Operator() {
-		err = connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%w: operators only", auth.ErrPermissionDenied))
+		err = newError(connect.CodePermissionDenied, ErrOperatorsOnly)
 	}
 	return p, err
 }
@@ -138,9 +138,10 @@ func wrap(err error) error {
 	}
 	var ce *connect.Error
 	if errors.As(err, &ce) {
+		withRefusal(ce)
 		return err
 	}
-	return connect.NewError(Code(err), err)
+	return newError(Code(err), err)
 }
 
 // mutate runs a mutating call and writes it to the audit log, whatever its
@@ -253,7 +254,7 @@ func (s *Server) GetTenantCredentials(ctx context.Context, req *adminv1.GetTenan
 		expires = 0
 	} else if req.GetExpires() != nil {
 		if d := req.GetExpires().AsDuration(); d < 0 {
-			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("expires must not be negative"))
+			return nil, newError(connect.CodeInvalidArgument, errExpiry)
 		} else if d > 0 {
 			expires = d
 		}
@@ -303,7 +304,7 @@ func (s *Server) GetStatus(ctx context.Context, req *adminv1.GetStatusRequest) (
 			return nil, wrap(err)
 		}
 		if !ok {
-			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("tenant %s: %w", t, tenant.ErrUnknown))
+			return nil, newError(connect.CodeNotFound, fmt.Errorf("tenant %s: %w", t, tenant.ErrUnknown))
 		}
 		all = []ops.TenantStatus{one}
 	} else if all, err = ops.Status(ctx, s.d.JS, s.d.NS, time.Now()); err != nil {
@@ -399,7 +400,7 @@ func kindsOf(names []string) ([]syncstatus.Kind, error) {
 	for _, n := range names {
 		k := syncstatus.Kind(n)
 		if k != syncstatus.Catalog && k != syncstatus.Stock {
-			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("kind %q: want catalog or stock", n))
+			return nil, newError(connect.CodeInvalidArgument, fmt.Errorf("kind %q: %w", n, errSyncKind))
 		}
 		ks = append(ks, k)
 	}
@@ -553,7 +554,7 @@ func (s *Server) RetryDeadLetter(ctx context.Context, req *adminv1.RetryDeadLett
 			return nil, wrap(err)
 		}
 		if !mine {
-			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no dead letter %d of %s", req.GetId(), p.Tenant))
+			return nil, newError(connect.CodeNotFound, fmt.Errorf("%w: no dead letter %d of %s", events.ErrDeadLetterNotFound, req.GetId(), p.Tenant))
 		}
 		tenantID = p.Tenant
 	}

@@ -33,7 +33,7 @@ func Filter(ctx context.Context, f *adminv1.EventFilter, now time.Time) (ops.Log
 		lf.Until = f.GetUntil().AsTime()
 	}
 	if lf.Outcome, err = ops.ParseOutcome(f.GetOutcome()); err != nil {
-		return lf, connect.NewError(connect.CodeInvalidArgument, err)
+		return lf, newError(connect.CodeInvalidArgument, err)
 	}
 	switch f.GetSource() {
 	case adminv1.EventSource_EVENT_SOURCE_STORE:
@@ -42,7 +42,7 @@ func Filter(ctx context.Context, f *adminv1.EventFilter, now time.Time) (ops.Log
 		lf.Sources = []events.Source{events.SourceHiper}
 	}
 	if err := lf.Validate(); err != nil {
-		return lf, connect.NewError(connect.CodeInvalidArgument, err)
+		return lf, newError(connect.CodeInvalidArgument, err)
 	}
 	return lf, nil
 }

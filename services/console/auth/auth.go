@@ -31,6 +31,10 @@ var ErrUnauthenticated = errors.New("unauthenticated")
 // ErrPermissionDenied is a call beyond the caller's role.
 var ErrPermissionDenied = errors.New("permission denied")
 
+// ErrOtherTenant is a store-role caller reaching a tenant not its own. It
+// is an ErrPermissionDenied and reads the same, so messages do not change.
+var ErrOtherTenant = fmt.Errorf("%w", ErrPermissionDenied)
+
 // Operator reports whether p reaches every tenant.
 func (p Principal) Operator() bool { return p.Role == adminv1.Role_ROLE_OPERATOR }
 
@@ -55,7 +59,7 @@ func (p Principal) Scope(tenant string) (string, error) {
 		return "", nil
 	}
 	if !p.Allows(tenant) {
-		return "", fmt.Errorf("%w: %s may not reach tenant %q", ErrPermissionDenied, p.Subject, tenant)
+		return "", fmt.Errorf("%w: %s may not reach tenant %q", ErrOtherTenant, p.Subject, tenant)
 	}
 	return tenant, nil
 }
