@@ -55,8 +55,9 @@ type adminAPI struct {
 func (c *adminAPI) Close() { c.close() }
 
 // needs says which parts of the deployment the in-process handler needs
-// for a command: NATS for everything but the tenant registry.
-type needs struct{ nats, broker bool }
+// for a command besides NATS, which every command needs: the audit log is
+// there.
+type needs struct{ broker bool }
 
 func (a *app) admin(n needs) (*adminAPI, error) {
 	if base := strings.TrimSpace(a.e.Getenv(apiEnv)); base != "" {
@@ -88,33 +89,30 @@ func (a *app) admin(n needs) (*adminAPI, error) {
 // is opened).
 func (a *app) localAdmin(n needs) (*adminAPI, error) {
 	var d admin.Deps
-	var local *streams
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
-	if n.nats {
-		s, err := connectNATS(a.e)
-		if err != nil {
-			return nil, err
-		}
-		closers = append(closers, s.Close)
-		format, err := events.ParseFormat(config.NewLoader(a.e.Getenv).String(events.FormatEnv, ""))
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("%s: %w", events.FormatEnv, err)
-		}
-		d.JS, d.NS, d.Publisher = s.js, s.ns, events.NewPublisher(s.js, s.ns, "hipersync/cli", format)
-		local = s
-		// The console's audit log, written by the console's code: what it
-		// records (mutating calls, reveals) and what it does when a write
-		// fails (says so in its log, here on stderr) are one policy.
-		if d.Audit, err = admin.JoinAudit(a.ctx, s.js, s.ns, stderrLog(a.e)); err != nil {
-			closeAll()
-			return nil, err
-		}
+	s, err := connectNATS(a.e)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, s.Close)
+	format, err := events.ParseFormat(config.NewLoader(a.e.Getenv).String(events.FormatEnv, ""))
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("%s: %w", events.FormatEnv, err)
+	}
+	d.JS, d.NS, d.Publisher = s.js, s.ns, events.NewPublisher(s.js, s.ns, "hipersync/cli", format)
+	// The console's audit log, written by the console's code: what it
+	// records (mutating calls, reveals) and what it does when a write
+	// fails (says so in its log, here on stderr) are one policy, and a
+	// tenant command records its calls as much as an orders command.
+	if d.Audit, err = admin.JoinAudit(a.ctx, s.js, s.ns, stderrLog(a.e)); err != nil {
+		closeAll()
+		return nil, err
 	}
 	if n.broker {
 		c, err := dialBroker(a.e)
@@ -144,7 +142,7 @@ func (a *app) localAdmin(n needs) (*adminAPI, error) {
 	closers = append(closers, func() { _ = srv.Close() })
 	client := &http.Client{Transport: &http.Transport{DialContext: l.dial}}
 	c := adminv1connect.NewAdminServiceClient(client, "http://hipersync-cli.local")
-	return &adminAPI{AdminServiceClient: c, local: local, close: closeAll}, nil
+	return &adminAPI{AdminServiceClient: c, local: s, close: closeAll}, nil
 }
 
 // localOperator is who the in-process handler serves: the person at this

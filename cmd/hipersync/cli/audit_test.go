@@ -25,7 +25,7 @@ func putReviewOrder(t *testing.T, st *brokertest.Stack) {
 
 // Without HIPERSYNC_API the CLI's own handler writes the console's audit
 // log as the console does: each reveal (orders show, events tail) and each
-// mutating call, under cli:<user>@<host>, in the stream the console's
+// mutating call (orders, tenant), under cli:<user>@<host>, in the stream the console's
 // ListAuditEntries and audit page read (created by the first call when no
 // console nor provision has); a read without --reveal is not recorded.
 func TestInProcessCallsAreAudited(t *testing.T) {
@@ -33,13 +33,16 @@ func TestInProcessCallsAreAudited(t *testing.T) {
 	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme"}})
 	putReviewOrder(t, st)
 	env := st.Env()
+	env["TOKEN_BROKER_ADDR"] = st.BrokerAddr
 	for _, args := range [][]string{
+		{"tenant", "show", "acme"},
 		{"orders", "show", "acme", "2001"},
 		{"orders", "show", "acme", "2001", "--json"},
 		{"events", "tail", "--tenant", "acme", "--json"},
 		{"orders", "show", "acme", "2001", "--reveal"},
 		{"events", "tail", "--tenant", "acme", "--json", "--reveal"},
 		{"orders", "resolve", "acme", "2001", "--resend"},
+		{"tenant", "pause", "acme"},
 	} {
 		if r := runEnv(t, env, args...); r.code != 0 || r.stderr != "" {
 			t.Fatalf("%v: %+v", args, r)
@@ -52,6 +55,7 @@ func TestInProcessCallsAreAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []struct{ action, request string }{ // newest first
+		{"PauseTenant", `"tenantId":"acme"`},
 		{"ResolveOrder", `"resend":true`},
 		{"QueryEvents", `"reveal":true`},
 		{"GetOrder", `"orderId":"2001","reveal":true`},

@@ -39,7 +39,11 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 		if !strings.Contains(out.String(), "http://"+consoleAddr+"/login/link?token=") {
 			t.Fatalf("round %d: the guide has no login link to the console:\n%s", round, out.String())
 		}
-		r := run(t, brokerAddr, "", "tenant", "show", "demo", "--json")
+		auth := filepath.Join(data, "nats-auth")
+		natsEnv := map[string]string{"NATS_URL": "nats://127.0.0.1:" + natsPort, "NATS_CREDS": filepath.Join(auth, "hipersync.creds"),
+			"HIPERSYNC_NATS_SIGNING_KEY": filepath.Join(auth, "store-signing.nk")}
+		r := runEnv(t, map[string]string{"TOKEN_BROKER_ADDR": brokerAddr, "NATS_URL": natsEnv["NATS_URL"], "NATS_CREDS": natsEnv["NATS_CREDS"]},
+			"tenant", "show", "demo", "--json")
 		var shown struct {
 			State          string `json:"state"`
 			StateChangedAt string `json:"stateChangedAt"`
@@ -53,9 +57,6 @@ func TestDevRunStartsAndKeepsTheDemoStore(t *testing.T) {
 			t.Fatalf("the restart lost the demo store: connected at %s, then at %s", since, shown.StateChangedAt)
 		}
 		since = shown.StateChangedAt
-		auth := filepath.Join(data, "nats-auth")
-		natsEnv := map[string]string{"NATS_URL": "nats://127.0.0.1:" + natsPort, "NATS_CREDS": filepath.Join(auth, "hipersync.creds"),
-			"HIPERSYNC_NATS_SIGNING_KEY": filepath.Join(auth, "store-signing.nk")}
 		if round == 1 {
 			// The demo order the guide points at goes through the services
 			// the dev run started: catalog first (the order names a product

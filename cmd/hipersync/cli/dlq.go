@@ -58,7 +58,7 @@ func (a *app) runDLQ(sub string, pos []string, limitN int, asJSON bool) error {
 		if len(pos) != 0 {
 			return usagef("dlq list takes no arguments\n%s", dlqUsage)
 		}
-		c, err := a.admin(needs{nats: true})
+		c, err := a.admin(needs{})
 		if err != nil {
 			return err
 		}
@@ -108,7 +108,7 @@ func (a *app) runDLQ(sub string, pos []string, limitN int, asJSON bool) error {
 		if err != nil || seq == 0 {
 			return usagef("dlq retry: %q is not a dead-letter id (see dlq list)", pos[0])
 		}
-		c, err := a.admin(needs{nats: true})
+		c, err := a.admin(needs{})
 		if err != nil {
 			return err
 		}

@@ -69,7 +69,7 @@ func (a *app) runEvents(fl tailFlags, asJSON bool) error {
 	if err := lf.apply(f); err != nil {
 		return err
 	}
-	c, err := a.admin(needs{nats: true})
+	c, err := a.admin(needs{})
 	if err != nil {
 		return err
 	}

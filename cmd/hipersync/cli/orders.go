@@ -110,7 +110,7 @@ func (a *app) runOrders(sub string, pos []string, f ordersFlags, asJSON bool) er
 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := a.admin(needs{nats: true})
+	c, err := a.admin(needs{})
 	if err != nil {
 		return err
 	}

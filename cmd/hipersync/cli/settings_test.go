@@ -24,7 +24,7 @@ func TestSettingsAsMerchantsTypeThem(t *testing.T) {
 	}
 	set := func(args ...string) {
 		t.Helper()
-		if r := run(t, st.BrokerAddr, "", append([]string{"tenant", "settings", "acme"}, args...)...); r.code != 0 {
+		if r := run(t, st, "", append([]string{"tenant", "settings", "acme"}, args...)...); r.code != 0 {
 			t.Fatalf("%v: %+v", args, r)
 		}
 	}
@@ -64,10 +64,10 @@ func TestSettingsAsMerchantsTypeThem(t *testing.T) {
 	if s = get(); s.GetStockSyncOff() || len(s.GetStatusMap()) != 2 {
 		t.Fatalf("stock sync on, refunded removed: %v", s)
 	}
-	if r := run(t, st.BrokerAddr, "", "tenant", "settings", "acme", "--status-map", "paid=shipped"); r.code == 0 {
+	if r := run(t, st, "", "tenant", "settings", "acme", "--status-map", "paid=shipped"); r.code == 0 {
 		t.Fatalf("a status mapped to an unknown action was accepted: %+v", r)
 	}
-	if r := run(t, st.BrokerAddr, "", "tenant", "settings", "acme", "--stock-balance", "virtual"); r.code != 2 {
+	if r := run(t, st, "", "tenant", "settings", "acme", "--stock-balance", "virtual"); r.code != 2 {
 		t.Fatalf("a bad balance: %+v", r)
 	}
 }

@@ -36,7 +36,7 @@ func (a *app) runStatus(pos []string, onlyStreams, asJSON bool) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	c, err := a.admin(needs{nats: true})
+	c, err := a.admin(needs{})
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,7 @@ func (a *app) runSync(pos []string, f syncFlags, asJSON bool) error {
 	// answer (a timeout outcome) comes back rather than a dropped call.
 	ctx, cancel := context.WithTimeout(ctx, *timeout+15*time.Second)
 	defer cancel()
-	c, err := a.admin(needs{nats: true})
+	c, err := a.admin(needs{})
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,15 @@ func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile str
 		id = pos[0]
 	}
 
+	// The key first: a command line without one needs no deployment.
+	var key string
+	if sub == "connect" {
+		var err error
+		if key, err = readKey(keyFile, e.Stdin); err != nil {
+			return err
+		}
+	}
+
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, err := a.admin(needs{broker: true})
@@ -116,10 +125,6 @@ func (a *app) runTenant(sub string, pos []string, fs *pflag.FlagSet, keyFile str
 	var t *brokerv1.Tenant
 	switch sub {
 	case "connect":
-		key, kerr := readKey(keyFile, e.Stdin)
-		if kerr != nil {
-			return kerr
-		}
 		t, err = tenantOf(c.ConnectTenant(ctx, &adminv1.ConnectTenantRequest{TenantId: id, SecurityKey: key}))
 	case "show":
 		t, err = tenantOf(c.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: id}))
