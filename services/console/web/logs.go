@@ -107,7 +107,7 @@ func (w *Web) logStream(rw http.ResponseWriter, q *req) {
 	f.Since = durationpb.New(time.Nanosecond) // from now on
 	lf, err := admin.Filter(q.ctx, f, time.Now())
 	if err != nil {
-		http.Error(rw, errorText(err), httpStatus(err))
+		http.Error(rw, errorOf(err, q.lang).String(), httpStatus(err))
 		return
 	}
 	flusher, ok := rw.(http.Flusher)

@@ -110,6 +110,10 @@ type view struct {
 	CSRF      string
 	OK        string
 	Err       string
+	// ErrCode and ErrDetail are an admin error's code and, beside its
+	// Portuguese text, its English message.
+	ErrCode   string
+	ErrDetail string
 	D         any
 }
 
@@ -177,7 +181,8 @@ func (w *Web) page(h func(q *req) (tmpl, nav, title string, data any, err error)
 		v := w.view(q, nav, title, data)
 		status := http.StatusOK
 		if err != nil {
-			v.Err = fmt.Sprintf(q.t("error"), errorText(err))
+			e := errorOf(err, q.lang)
+			v.Err, v.ErrCode, v.ErrDetail = fmt.Sprintf(q.t("error"), e.Text), e.Code, e.Detail
 			status = httpStatus(err)
 			if data == nil {
 				tmpl = "audit"
@@ -198,6 +203,7 @@ func (w *Web) view(q *req, nav, title string, data any) view {
 	}
 	if e := q.r.URL.Query().Get("err"); e != "" {
 		v.Err = fmt.Sprintf(q.t("error"), e)
+		v.ErrCode, v.ErrDetail = q.r.URL.Query().Get("code"), q.r.URL.Query().Get("detail")
 	}
 	return v
 }
@@ -227,7 +233,14 @@ func (w *Web) action(h func(q *req) (back, ok string, err error)) http.HandlerFu
 		u, _ := url.Parse(back)
 		vals := url.Values{}
 		if err != nil {
-			vals.Set("err", errorText(err))
+			e := errorOf(err, q.lang)
+			vals.Set("err", e.Text)
+			if e.Code != "" {
+				vals.Set("code", e.Code)
+			}
+			if e.Detail != "" {
+				vals.Set("detail", e.Detail)
+			}
 		} else if ok != "" {
 			vals.Set("ok", ok)
 		}
@@ -236,12 +249,37 @@ func (w *Web) action(h func(q *req) (back, ok string, err error)) http.HandlerFu
 	})
 }
 
-func errorText(err error) string {
+// shownError is an error as a page shows it: for an admin API error in
+// Portuguese, its refusal's text and code, with the English message as the
+// detail; in English, the message and the code.
+type shownError struct{ Text, Code, Detail string }
+
+func errorOf(err error, l lang) shownError {
+	msg := err.Error()
 	var ce *connect.Error
 	if errors.As(err, &ce) {
-		return ce.Message()
+		msg = ce.Message()
 	}
-	return err.Error()
+	r, ok := admin.RefusalOf(err)
+	switch {
+	case !ok:
+		return shownError{Text: msg}
+	case l == pt && r.Text != "":
+		return shownError{Text: r.Text, Code: r.Code, Detail: msg}
+	}
+	return shownError{Text: msg, Code: r.Code}
+}
+
+// String is the error on one line, for a plain-text answer.
+func (e shownError) String() string {
+	s := e.Text
+	if e.Code != "" {
+		s += " [" + e.Code + "]"
+	}
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
 }
 
 func httpStatus(err error) int {

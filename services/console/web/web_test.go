@@ -143,18 +143,31 @@ func TestPagesOfAnOperatorAndOfAStore(t *testing.T) {
 	if code, body := store.get("/"); code != 200 || !strings.Contains(body, "Loja acme") {
 		t.Fatalf("store home: %d", code)
 	}
-	if code, _ := store.get("/stores/beta"); code != http.StatusForbidden {
-		t.Fatalf("the acme store opened beta's page: %d", code)
+	// Refused, in Portuguese with the refusal's code, the English message
+	// beside it.
+	refusedInPortuguese := func(page string) bool {
+		return strings.Contains(page, "Esta chave só dá acesso à sua própria loja") && strings.Contains(page, "<code>tenant_forbidden</code>") &&
+			strings.Contains(page, "may not reach tenant &#34;beta&#34;")
+	}
+	if code, body := store.get("/stores/beta"); code != http.StatusForbidden || !refusedInPortuguese(body) {
+		t.Fatalf("the acme store opened beta's page, or was not told why in Portuguese: %d\n%s", code, body)
 	}
 	_, page = store.get("/stores/acme")
 	resp, err = store.c.PostForm(store.base+"/stores/beta/pause", url.Values{"csrf": {csrf(t, page)}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	landed, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(resp.Request.URL.RawQuery, "err=") {
-		t.Fatalf("the acme store paused beta: %s", resp.Request.URL)
+	if !strings.Contains(resp.Request.URL.RawQuery, "code=tenant_forbidden") || !refusedInPortuguese(string(landed)) {
+		t.Fatalf("the acme store paused beta, or was not told why in Portuguese: %s\n%s", resp.Request.URL, landed)
 	}
+	// In English, the English message with the code.
+	if _, body := store.get("/lang?to=en&back=/stores/beta"); !strings.Contains(body, "may not reach tenant &#34;beta&#34; <code>tenant_forbidden</code>") ||
+		strings.Contains(body, "Esta chave") {
+		t.Fatalf("beta's page in English does not give the English refusal with its code:\n%s", body)
+	}
+	store.get("/lang?to=pt&back=/")
 	if code, body := store.get("/log?tenant=beta"); code != http.StatusForbidden {
 		t.Fatalf("the acme store read beta's log: %d %s", code, body)
 	}
