@@ -41,9 +41,10 @@ The admin commands (tenant, status, sync, orders, events, dlq) talk to the
 admin API at HIPERSYNC_API with the token HIPERSYNC_TOKEN (an API key or an
 OIDC bearer token). Without HIPERSYNC_API they serve the same API in this
 process, as an operator, over NATS at NATS_URL and token-broker at
-TOKEN_BROKER_ADDR. catalog, publish, provision and dev work on NATS
-directly. Exit codes: 0 done, 1 failed, 2 a mistake in the
-command line, 3 refused by the admin API.`
+TOKEN_BROKER_ADDR, and write the console's audit log as cli:<user>@<host>.
+catalog, publish, provision and dev work on NATS directly. Exit codes:
+0 done, 1 failed, 2 a mistake in the command line, 3 refused by the admin
+API.`
 
 // root is the command tree.
 func (a *app) root() *cobra.Command {

@@ -26,7 +26,7 @@ const eventsUsage = `usage:
     K is a kind such as order.accepted, or a prefix such as order.> or catalog.>;
     TIME is RFC 3339 (2026-05-28T18:00:00Z) or a duration ago (30m);
     a store order's customer data (CPF/CNPJ, e-mail, names, addresses, notes) is
-    masked in --json unless --reveal (audited by a console), and never in a text line`
+    masked in --json unless --reveal (written to the audit log), and never in a text line`
 
 // tailFlags are the flags of `events tail`.
 type tailFlags struct {
@@ -46,7 +46,7 @@ func (a *app) eventsCmd() *cobra.Command {
 	fs.DurationVar(&f.since, "since", time.Hour, "how far back to start")
 	fs.StringVar(&f.source, "source", "all", "store (what stores sent), hiper (what hipersync published) or all")
 	fs.BoolVar(&f.follow, "follow", false, "keep printing new events until interrupted")
-	fs.BoolVar(&f.reveal, "reveal", false, "with --json, print a store order's customer data as sent (personal data; masked otherwise; audited by a console)")
+	fs.BoolVar(&f.reveal, "reveal", false, "with --json, print a store order's customer data as sent (personal data; masked otherwise; written to the audit log)")
 	f.lf = logFilterFlags(fs)
 	c.RunE = func(*cobra.Command, []string) error { return a.runEvents(f, a.asJSON) }
 	return group("events", "tail the sync log", eventsUsage, c)

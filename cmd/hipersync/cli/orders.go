@@ -23,7 +23,7 @@ import (
 const ordersUsage = `usage:
   hipersync orders list <tenant> [--state STATE]
   hipersync orders show <tenant> <orderId> [--reveal]   --reveal prints the customer as sent (CPF/CNPJ,
-      e-mail, names, addresses, notes: personal data, masked otherwise; the console audits it)
+      e-mail, names, addresses, notes: personal data, masked otherwise; audited)
   hipersync orders resolve <tenant> <orderId> --hiper-id ID   the order is in Hiper with this id
   hipersync orders resolve <tenant> <orderId> --resend        it is not: send it again`
 
@@ -77,7 +77,7 @@ func (a *app) ordersCmd() *cobra.Command {
 	list := sub("list <tenant>", "a store's orders, oldest first (--state: only those in one state)")
 	list.Flags().StringVar(&f.state, "state", "", "list only orders in this state ("+stateNames()+")")
 	show := sub("show <tenant> <orderId>", "an order: its state, what Hiper answered, its history")
-	show.Flags().BoolVar(&f.reveal, "reveal", false, "print the customer's CPF/CNPJ, e-mail, names, addresses and notes as sent (personal data; masked otherwise; audited by the console)")
+	show.Flags().BoolVar(&f.reveal, "reveal", false, "print the customer's CPF/CNPJ, e-mail, names, addresses and notes as sent (personal data; masked otherwise; written to the audit log)")
 	resolve := sub("resolve <tenant> <orderId>", "settle an order in needs_review: --hiper-id ID (it is in Hiper) or --resend (it is not, or Hiper failed it)")
 	resolve.Flags().StringVar(&f.hiperID, "hiper-id", "", "the order's id in Hiper (a UUID): the order is in Hiper")
 	resolve.Flags().BoolVar(&f.resend, "resend", false, "the order is not in Hiper; send it again")
