@@ -2,13 +2,17 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hipersync/hipersync/pkg/config"
 	adminv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/admin/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
+	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/console/admin"
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/consoletest"
@@ -24,7 +28,8 @@ func putReviewOrder(t *testing.T, st *brokertest.Stack) {
 }
 
 // Without HIPERSYNC_API the CLI's own handler writes the console's audit
-// log as the console does: each reveal (orders show, events tail) and each
+// log as the console does: each reveal (orders show, events tail, read or
+// followed) and each
 // mutating call (orders, tenant), under cli:<user>@<host>, in the stream the console's
 // ListAuditEntries and audit page read (created by the first call when no
 // console nor provision has); a read without --reveal is not recorded.
@@ -49,12 +54,34 @@ func TestInProcessCallsAreAudited(t *testing.T) {
 		}
 	}
 
+	// Followed: recorded when the stream starts, long before it ends.
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan int, 1)
+	var live brokertest.SyncBuffer
+	go func() {
+		done <- Run(ctx, Env{Stdout: &live, Stderr: &live, Getenv: config.Map(env)}, []string{"events", "tail", "--tenant", "acme", "--follow", "--json", "--reveal"})
+	}()
+	log, err := admin.JoinAudit(ctx, st.JS, st.NS, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the followed reveal in the audit log", func() bool {
+		entries, err := log.List(ctx, "acme", 1)
+		return err == nil && len(entries) == 1 && entries[0].GetAction() == "StreamEvents"
+	})
+	stop()
+	if code := testkit.Recv(t, done, 10*time.Second, "events tail --follow to stop"); code != 0 {
+		t.Fatalf("events tail --follow --reveal: exit %d, %s", code, live.String())
+	}
+
 	c := consoletest.Start(t, st, auth.Config{})
 	resp, err := c.Client(c.OperatorKey).ListAuditEntries(context.Background(), &adminv1.ListAuditEntriesRequest{TenantId: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []struct{ action, request string }{ // newest first
+		{"StreamEvents", `"reveal":true`},
 		{"PauseTenant", `"tenantId":"acme"`},
 		{"ResolveOrder", `"resend":true`},
 		{"QueryEvents", `"reveal":true`},
