@@ -29,10 +29,10 @@ func putReviewOrder(t *testing.T, st *brokertest.Stack) {
 
 // Without HIPERSYNC_API the CLI's own handler writes the console's audit
 // log as the console does: each reveal (orders show, events tail, read or
-// followed) and each
-// mutating call (orders, tenant), under cli:<user>@<host>, in the stream the console's
-// ListAuditEntries and audit page read (created by the first call when no
-// console nor provision has); a read without --reveal is not recorded.
+// followed) and each mutating call (orders, tenant), under
+// cli:<user>@<host>, in the stream the console's ListAuditEntries and audit
+// page read (created by the first call when no console nor provision has);
+// a read without --reveal is not recorded.
 func TestInProcessCallsAreAudited(t *testing.T) {
 	t.Parallel()
 	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme"}})
