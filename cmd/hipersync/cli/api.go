@@ -194,27 +194,36 @@ func (o operator) WrapStreamingHandler(next connect.StreamingHandlerFunc) connec
 }
 
 // apiError is a failed admin call as a person reads it: the server's
-// message, and what to do about a refusal.
+// message, what to do about a refusal, and the code and Portuguese text
+// the API gives every error (docs/console.md, "Error codes").
 func apiError(err error) error {
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		return err
 	}
+	why, _ := admin.RefusalOf(ce)
+	f := apiFailure{msg: ce.Message(), why: why}
 	switch ce.Code() {
 	case connect.CodeUnauthenticated:
-		return refusedError{fmt.Sprintf("the admin API refused the token (%s): %s", tokenEnv, ce.Message())}
+		f.msg, f.refused = fmt.Sprintf("the admin API refused the token (%s): %s", tokenEnv, ce.Message()), true
 	case connect.CodePermissionDenied:
-		return refusedError{fmt.Sprintf("the admin API refused: %s", ce.Message())}
+		f.msg, f.refused = fmt.Sprintf("the admin API refused: %s", ce.Message()), true
 	case connect.CodeUnavailable:
-		return fmt.Errorf("the admin API cannot be reached (%s): %s", apiEnv, ce.Message())
+		f.msg = fmt.Sprintf("the admin API cannot be reached (%s): %s", apiEnv, ce.Message())
 	}
-	return errors.New(ce.Message())
+	return f
 }
 
-// refusedError is a call the admin API refused (exit 3).
-type refusedError struct{ msg string }
+// apiFailure is a failed admin call: its English message, whether the API
+// refused the token or the tenant (exit 3), and the API's code and
+// Portuguese text (none from a console older than the codes).
+type apiFailure struct {
+	msg     string
+	refused bool
+	why     admin.Refusal
+}
 
-func (r refusedError) Error() string { return r.msg }
+func (f apiFailure) Error() string { return f.msg }
 
 // pipeListener hands the in-process server one end of an in-memory
 // connection for each dial of the client.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -108,16 +109,25 @@ func TestCLIAgainstTheConsoleWithAStoreKey(t *testing.T) {
 	} {
 		r := as(store, args...)
 		if r.code != exitRefused || !strings.Contains(r.stderr, "refused") || !strings.Contains(r.stderr, `"beta"`) ||
+			!strings.Contains(r.stderr, "Esta chave só dá acesso à sua própria loja") || !strings.Contains(r.stderr, "[tenant_forbidden]") ||
 			strings.Count(r.stderr, "\n") != 1 {
-			t.Errorf("%v with acme's key: %+v, want exit %d and a refusal naming beta", args, r, exitRefused)
+			t.Errorf("%v with acme's key: %+v, want exit %d and a refusal naming beta, in Portuguese with its code", args, r, exitRefused)
 		}
+	}
+	// With --json, the refusal's fields.
+	r := as(store, "tenant", "show", "beta", "--json")
+	var refusal struct{ Error, Code, Message string }
+	if r.code != exitRefused || json.Unmarshal([]byte(r.stderr), &refusal) != nil || refusal.Code != "tenant_forbidden" ||
+		!strings.Contains(refusal.Message, "sua própria loja") || !strings.Contains(refusal.Error, `may not reach tenant "beta"`) {
+		t.Errorf("tenant show beta --json with acme's key: %+v; want exit %d and the refusal's fields", r, exitRefused)
 	}
 	if r := as(c.OperatorKey, "tenant", "show", "beta", "--json"); r.code != 0 || !strings.Contains(r.stdout, "TENANT_STATE_ACTIVE") ||
 		strings.Contains(r.stdout, "defaultBrand") {
 		t.Fatalf("beta after the refusals, as an operator: %+v", r)
 	}
 
-	if r := as(store, "status", "--streams"); r.code != exitRefused || !strings.Contains(r.stderr, "operators only") {
+	if r := as(store, "status", "--streams"); r.code != exitRefused || !strings.Contains(r.stderr, "operators only") ||
+		!strings.Contains(r.stderr, "Só um operador da implantação pode fazer isto. Peça a um operador. [operators_only]") {
 		t.Fatalf("status --streams with a store's key: %+v", r)
 	}
 	if r := as(c.OperatorKey, "status", "--streams"); r.code != 0 || !strings.Contains(r.stdout, "STREAM") {

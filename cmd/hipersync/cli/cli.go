@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hipersync/hipersync/pkg/config"
+	"github.com/hipersync/hipersync/services/console/admin"
 )
 
 // Env is what a command runs with.
@@ -101,19 +103,43 @@ func Run(ctx context.Context, e Env, args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(e.Stderr, "hipersync:", oneLine(err))
+	var f apiFailure
+	errors.As(err, &f)
+	printFailure(e.Stderr, a.asJSON, oneLine(err), f.why)
 	var u usageError
-	var refused refusedError
 	switch {
 	case errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command"):
 		return 2
-	case errors.As(err, &refused):
+	case f.refused:
 		return exitRefused
 	}
 	return 1
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// printFailure writes a failure to w on one line: with the admin API's
+// code, its Portuguese text first, the code, then the English message; with
+// --json, an object whose error is the message and, from the admin API,
+// code and message the code and the Portuguese text.
+func printFailure(w io.Writer, asJSON bool, msg string, why admin.Refusal) {
+	if asJSON {
+		b, _ := json.Marshal(struct {
+			Error   string `json:"error"`
+			Code    string `json:"code,omitempty"`
+			Message string `json:"message,omitempty"`
+		}{msg, why.Code, why.Text})
+		fmt.Fprintln(w, string(b))
+		return
+	}
+	switch {
+	case why.Text != "":
+		msg = fmt.Sprintf("%s [%s] (%s)", why.Text, why.Code, msg)
+	case why.Code != "":
+		msg = fmt.Sprintf("[%s] %s", why.Code, msg)
+	}
+	fmt.Fprintln(w, "hipersync:", msg)
+}
 
 // group is a command whose subcommands do the work; alone, or with an
 // unknown subcommand, it is a usage error.

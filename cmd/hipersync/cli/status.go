@@ -76,8 +76,8 @@ func (a *app) runStatus(pos []string, onlyStreams, asJSON bool) error {
 		// The whole deployment: how full its streams are (operators
 		// only; a store's key sees its own status alone).
 		usage, err := streamUsage(ctx, c)
-		var refused refusedError
-		if errors.As(err, &refused) {
+		var f apiFailure
+		if errors.As(err, &f) && f.refused {
 			return nil
 		}
 		if err != nil {
