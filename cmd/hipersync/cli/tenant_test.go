@@ -65,7 +65,8 @@ func TestTenantCommands(t *testing.T) {
 	}
 
 	r = run(t, st, strings.Repeat("0", 64), "tenant", "connect", "wrong", "--key-file", "-")
-	if r.code != 1 || !strings.Contains(r.stderr, "refused") || strings.Count(r.stderr, "\n") != 1 {
+	if r.code != 1 || !strings.Contains(r.stderr, "refused") || strings.Count(r.stderr, "\n") != 1 ||
+		!strings.Contains(r.stderr, "O Hiper recusou a chave de segurança informada.") || !strings.Contains(r.stderr, "[key_refused]") {
 		t.Fatalf("wrong key: %+v", r)
 	}
 
@@ -103,7 +104,8 @@ func TestTenantCommands(t *testing.T) {
 		}
 	}
 	r = run(t, st, "", "tenant", "pause", "acme")
-	if r.code != 1 || !strings.Contains(r.stderr, "not connected") {
+	if r.code != 1 || !strings.Contains(r.stderr, "not connected") || !strings.Contains(r.stderr, "A loja não está conectada ao Hiper") ||
+		!strings.Contains(r.stderr, "[tenant_not_connected]") {
 		t.Fatalf("pause a disconnected tenant: %+v", r)
 	}
 

@@ -76,10 +76,9 @@ var refusals = []struct {
 		"A loja não está conectada ao Hiper. Conecte-a com a chave de segurança do Hiper (hipersync tenant connect) e tente de novo."}},
 	{ops.ErrNotSyncing, 0, Refusal{"tenant_not_active",
 		"A loja não está ativa e nada sincroniza até que esteja. Retome ou conecte a loja e tente de novo."}},
-	{tenant.ErrKeyRefused, 0, Refusal{tenant.ReasonStoredKeyRefused,
-		"O Hiper deixou de aceitar a chave de segurança da loja. Gere uma chave nova no Hiper e conecte a loja de novo."}},
-	{tenant.ErrInvalidKey, 0, Refusal{tenant.ReasonKeyRefused,
-		"O Hiper recusou a chave de segurança informada. Copie a chave de novo no Hiper e tente outra vez."}},
+	// The same code and text as the tenant's state reason.
+	{tenant.ErrKeyRefused, 0, Refusal(tenant.KeyRefusedReason(true, nil))},
+	{tenant.ErrInvalidKey, 0, Refusal(tenant.KeyRefusedReason(false, nil))},
 	{tenant.ErrHiperUnavailable, 0, Refusal{"hiper_unavailable",
 		"O Hiper não respondeu. Tente de novo em alguns minutos."}},
 	{orders.ErrNotFound, 0, Refusal{"order_not_found",
