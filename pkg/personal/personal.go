@@ -6,9 +6,12 @@ package personal
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Redacted stands for personal data removed from a text.
@@ -19,80 +22,245 @@ const Redacted = "***"
 const minKnown = 3
 
 var (
-	emailPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+`)
+	emailPattern = regexp.MustCompile(`[\p{L}\p{M}\p{N}._%+\-]+@[\p{L}\p{M}\p{N}\-]+(\.[\p{L}\p{M}\p{N}\-]+)+`)
 	// A CPF or CNPJ written with its punctuation (the alphanumeric CNPJ
 	// too): never a product code, an EAN or an amount.
 	documentPattern = regexp.MustCompile(`\b\d{3}\.\d{3}\.\d{3}-\d{2}\b|\b[0-9A-Za-z]{2}\.[0-9A-Za-z]{3}\.[0-9A-Za-z]{3}/[0-9A-Za-z]{4}-\d{2}\b`)
+
+	emails = finder{re: emailPattern, least: 1,
+		in: func(r rune) bool {
+			switch {
+			case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+				return true
+			case r < utf8.RuneSelf:
+				return r == '.' || r == '_' || r == '%' || r == '+' || r == '-' || r == '@'
+			}
+			return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r)
+		},
+		key: func(r rune) bool { return r == '@' }}
+	documents = finder{re: documentPattern, least: 1,
+		in: func(r rune) bool {
+			return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '/' || r == '-'
+		},
+		key: func(r rune) bool { return r == '-' }, apart: wordRune}
 )
 
 // Redact hides the personal data a text from Hiper, or from a proxy in
 // front of it, may echo: the values known (the customer's
-// document, name, e-mail, street of the call), written in any case, and any
-// e-mail address or punctuated CPF/CNPJ. What reaches an error, a log line,
-// an event's message or a dead letter from Hiper's answers goes through it,
-// so none of them names a customer.
+// document, name, e-mail, street of the call), written in any case, with or
+// without accents, and any e-mail address or punctuated CPF/CNPJ. What
+// reaches an error, a log line, an event's message or a dead letter from
+// Hiper's answers goes through it, so none of them names a customer.
 func Redact(s string, known ...string) string {
-	folded := foldCase(s)
-	for _, v := range known {
-		v = strings.TrimSpace(v)
-		// Compiling a value's pattern costs more than the rest: only for
-		// a value s may hold, whatever its case.
-		if !strings.Contains(folded, foldCase(v)) {
-			continue
-		}
-		if out := redactWord(s, v); out != s {
-			s, folded = out, foldCase(out)
-		}
-	}
-	s = emailPattern.ReplaceAllLiteralString(s, Redacted)
-	return documentPattern.ReplaceAllLiteralString(s, Redacted)
+	t := &text{s: s}
+	t.hideValues(known)
+	return t.redacted()
 }
 
-// redactWord replaces v in s, whatever its case, where it stands as a word
-// of its own: a name "Ana" is hidden in "cliente Ana Souza", not in
+// A text is a string being redacted and the spans of it found to hide.
+// Every rule adds spans of the original string, and the text is rewritten
+// once: what one rule hid no other uncovers, and no rule depends on what
+// another left.
+type text struct {
+	s    string
+	hide []span
+}
+
+type span struct{ from, to int }
+
+// hideValues hides what Redact does: the values known, any e-mail address
+// and any punctuated CPF/CNPJ.
+func (t *text) hideValues(known []string) {
+	for _, v := range known {
+		t.hideKnown(v)
+	}
+	t.find(emails)
+	t.find(documents)
+}
+
+// hideKnown hides v where it stands as words of its own, whatever its
+// case and accents: a name "Ana" is hidden in "cliente ANA Souza", not in
 // "análise".
-func redactWord(s, v string) string {
-	if utf8.RuneCountInString(v) < minKnown {
-		return s
+func (t *text) hideKnown(v string) {
+	fv := foldString(strings.TrimSpace(v))
+	if len(fv) < minKnown {
+		return
 	}
-	re, err := regexp.Compile("(?i)" + regexp.QuoteMeta(v))
-	if err != nil {
-		return s
+	for i := 0; i < len(t.s); {
+		r, n := utf8.DecodeRuneInString(t.s[i:])
+		if foldRune(r) == fv[0] {
+			if end := foldedPrefix(t.s[i:], fv); end > 0 && t.alone(i, i+end, wordRune) {
+				t.hide = append(t.hide, span{i, i + end})
+				i += end
+				continue
+			}
+		}
+		i += n
 	}
-	var b strings.Builder
-	last := 0
-	for _, m := range re.FindAllStringIndex(s, -1) {
-		before, _ := utf8.DecodeLastRuneInString(s[:m[0]])
-		after, _ := utf8.DecodeRuneInString(s[m[1]:])
-		if wordRune(before) || wordRune(after) {
+}
+
+// foldedPrefix is the length of the shortest prefix of s that folds to
+// fv, with the accents written apart after its last letter; 0 if none
+// does.
+func foldedPrefix(s string, fv []rune) int {
+	k := 0
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		f := foldRune(r)
+		switch {
+		case f < 0:
+		case k == len(fv):
+			return i
+		case f != fv[k]:
+			return 0
+		default:
+			k++
+		}
+		i += n
+	}
+	if k == len(fv) {
+		return len(s)
+	}
+	return 0
+}
+
+// A finder is a pattern of personal data and the stretches of a text it
+// can match in: runs of the runes in says, holding at least least runes
+// key says (an e-mail's "@", a phone's eight digits). Run over those
+// stretches only, not over the whole text, a pattern costs a note of words
+// next to nothing.
+type finder struct {
+	re      *regexp.Regexp
+	in, key func(rune) bool
+	least   int
+	// apart, when set, says the runes a match may not touch: a CPF's eleven
+	// digits are not eleven of an EAN's thirteen.
+	apart func(rune) bool
+}
+
+// find hides what f finds in the text.
+func (t *text) find(f finder) {
+	start, keys := -1, 0
+	stretch := func(end int) {
+		if start >= 0 && keys >= f.least {
+			for _, m := range f.re.FindAllStringIndex(t.s[start:end], -1) {
+				from, to := start+m[0], start+m[1]
+				if f.apart == nil || t.alone(from, to, f.apart) {
+					t.hide = append(t.hide, span{from, to})
+				}
+			}
+		}
+		start, keys = -1, 0
+	}
+	for i, r := range t.s {
+		if !f.in(r) {
+			stretch(i)
 			continue
 		}
-		b.WriteString(s[last:m[0]])
+		if start < 0 {
+			start = i
+		}
+		if f.key(r) {
+			keys++
+		}
+	}
+	stretch(len(t.s))
+}
+
+// alone reports whether s[from:to] has no rune that inside tells before or
+// after it.
+func (t *text) alone(from, to int, inside func(rune) bool) bool {
+	before, _ := utf8.DecodeLastRuneInString(t.s[:from])
+	after, _ := utf8.DecodeRuneInString(t.s[to:])
+	return !(before != utf8.RuneError && inside(before)) && !(after != utf8.RuneError && inside(after))
+}
+
+// redacted is the text with Redacted for each span hidden, those that
+// overlap as one.
+func (t *text) redacted() string {
+	if len(t.hide) == 0 {
+		return t.s
+	}
+	slices.SortFunc(t.hide, func(a, b span) int { return a.from - b.from })
+	var b strings.Builder
+	last := 0
+	cur := t.hide[0]
+	for _, h := range t.hide[1:] {
+		if h.from <= cur.to {
+			cur.to = max(cur.to, h.to)
+			continue
+		}
+		b.WriteString(t.s[last:cur.from])
 		b.WriteString(Redacted)
-		last = m[1]
+		last, cur = cur.to, h
 	}
-	if last == 0 {
-		return s
-	}
-	b.WriteString(s[last:])
+	b.WriteString(t.s[last:cur.from])
+	b.WriteString(Redacted)
+	b.WriteString(t.s[cur.to:])
 	return b.String()
 }
 
-// foldCase maps each rune of s to the least of those equal to it under
-// simple case folding, as a case-insensitive pattern matches them: where
-// "(?i)v" matches in s, foldCase(v) is in foldCase(s).
-func foldCase(s string) string {
-	return strings.Map(func(r rune) rune {
-		least := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			least = min(least, f)
-		}
-		return least
-	}, s)
+// foldRune is what r is for matching a person's value, whatever its case
+// and accents: the least rune of its simple case folding, after its
+// accents; -1 for an accent written apart (a combining mark). "JOÃO",
+// "joão" and "Joao" fold alike.
+func foldRune(r rune) rune {
+	if r >= 0 && r < rune(len(baseFold)) {
+		return baseFold[r]
+	}
+	f := leastFold(r)
+	if f < rune(len(baseFold)) {
+		// The Kelvin sign is K, the Angstrom sign Å, so A.
+		return baseFold[f]
+	}
+	if unicode.Is(unicode.Mn, r) {
+		return -1
+	}
+	return f
 }
 
+func foldString(s string) []rune {
+	out := make([]rune, 0, len(s))
+	for _, r := range s {
+		if f := foldRune(r); f >= 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func leastFold(r rune) rune {
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		least = min(least, f)
+	}
+	return least
+}
+
+// baseFold is foldRune of the runes of the alphabets written with accents
+// (Latin, Greek, Cyrillic, and the Latin letters of Vietnamese), decided
+// once: a rune's canonical decomposition without its combining marks,
+// case folded.
+var baseFold = func() *[0x2000]rune {
+	var t [0x2000]rune
+	for r := range rune(len(t)) {
+		if unicode.Is(unicode.Mn, r) {
+			t[r] = -1
+			continue
+		}
+		d := []rune(norm.NFD.String(string(r)))
+		base := r
+		if len(d) > 1 && !slices.ContainsFunc(d[1:], func(m rune) bool { return !unicode.Is(unicode.Mn, m) }) {
+			base = d[0]
+		}
+		t[r] = leastFold(base)
+	}
+	return &t
+}()
+
+// A word is letters and digits, with their accents written apart.
 func wordRune(r rune) bool {
-	return r != utf8.RuneError && (unicode.IsLetter(r) || unicode.IsDigit(r))
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
 }
 
 // MaskDocument keeps the last two digits of a CPF/CNPJ (its check digits,

@@ -15,6 +15,7 @@ func TestRedact(t *testing.T) {
 		{"documento 529.982.247-25 inválido", "documento *** inválido"},
 		{"CNPJ 12.ABC.345/01DE-35 e 11.222.333/0001-81", "CNPJ *** e ***"},
 		{"e-mail outro.nome+x@mail.example.com.br em uso", "e-mail *** em uso"},
+		{"e-mail joão.conceição@empresa.com.br em uso", "e-mail *** em uso"},
 		{"Rua Principal, 01", "***, 01"},
 		// Not personal: a shorter known value, a name inside a word, codes.
 		{"análise de Ana Souzaa: item 01, EAN 7891234567895", "análise de Ana Souzaa: item 01, EAN 7891234567895"},
@@ -37,6 +38,25 @@ func TestRedactFoldsCase(t *testing.T) {
 		"cliente Kelvin Diasx":          "cliente Kelvin Diasx",
 	} {
 		if got := personal.Redact(in, "", "x", "kelvin dias"); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A value is found with or without its accents, written together (NFC) or
+// apart (NFD): Hiper may answer "JOAO" for João.
+func TestRedactFoldsAccents(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"cliente JOAO DA CONCEICAO":                   "cliente ***",
+		"cliente João da Conceição":                   "cliente ***",
+		"cliente Joa\u0303o da Conceic\u0327a\u0303o": "cliente ***",
+		"rua José, 10":                                "rua ***, 10",
+		"rua Jose\u0301":                              "rua ***",
+		"cliente Joãozinho da Conceição":              "cliente Joãozinho da Conceição",
+		"rua Josés":                                   "rua Josés",
+	} {
+		if got := personal.Redact(in, "João da Conceição", "Jose"); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
