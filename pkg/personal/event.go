@@ -33,6 +33,13 @@ var (
 	eventFreeText = map[protoreflect.FullName]bool{
 		"hipersync.events.v1.StoreOrderApproved.notes": true,
 	}
+	// eventNames are the fields that name the customer, a person or a
+	// company: a free text loses each word of them, as "entregar para
+	// Maria" names Maria da Silva Souza.
+	eventNames = map[protoreflect.FullName]bool{
+		"hipersync.events.v1.Customer.name":       true,
+		"hipersync.events.v1.Customer.trade_name": true,
+	}
 )
 
 // PersonalEventField reports whether MaskEvent hides the event field named
@@ -47,7 +54,11 @@ func PersonalEventField(name protoreflect.FullName) bool {
 // notes), as the sync log shows it to whoever does not ask for it (events
 // tail --reveal): each value keeps its field and a shape that helps on a
 // call (the document's last two digits, j***@e***.com, the initials), but
-// names no one. Events without personal data are left as they are.
+// names no one. A free text (the notes) keeps its words but those that
+// name or reach the customer, each become ***: the customer's values, each
+// word of the names ("entregar para Maria" for Maria da Silva), any
+// e-mail, phone, CPF or CNPJ. Events without personal data are left as
+// they are.
 func MaskEvent(m proto.Message) {
 	if m == nil {
 		return
@@ -55,9 +66,13 @@ func MaskEvent(m proto.Message) {
 	r := m.ProtoReflect()
 	// The values first: a free text is redacted of them all.
 	var known []string
+	var names map[string]bool
 	walk(r, func(fd protoreflect.FieldDescriptor, v string) string {
 		if _, ok := eventFields[fd.FullName()]; ok && !slices.Contains(known, v) {
 			known = append(known, v)
+		}
+		if eventNames[fd.FullName()] {
+			names = nameWords(names, v)
 		}
 		return v
 	})
@@ -66,10 +81,22 @@ func MaskEvent(m proto.Message) {
 			return mask(v)
 		}
 		if eventFreeText[fd.FullName()] {
-			return phonePattern.ReplaceAllLiteralString(Redact(v, known...), Redacted)
+			return redactFreeText(v, names, known)
 		}
 		return v
 	})
+}
+
+// redactFreeText hides in a person's text (an order's notes) what Redact
+// does, each word of the customer's names (nameWords), any phone number,
+// and any CPF or CNPJ however it is punctuated, or not at all.
+func redactFreeText(s string, names map[string]bool, known []string) string {
+	t := &text{s: s}
+	t.hideValues(known)
+	t.hideWords(names)
+	t.find(looseDocuments)
+	t.find(phones)
+	return t.redacted(true)
 }
 
 // walk calls f with each set string field of m and its nested messages,
@@ -175,3 +202,26 @@ var cepPattern = regexp.MustCompile(`^\s*\d{5}[\s.-]?\d{3}\s*$`)
 // +55, an optional area code, then eight or nine digits, the last four
 // apart or not; never part of a longer number (an EAN).
 var phonePattern = regexp.MustCompile(`(?:\+55[\s.-]?)?(?:\(\d{2}\)[\s.-]?|\b\d{2}[\s.-]?|\b)9?\d{4}[\s.-]?\d{4}\b`)
+
+// loosePattern is a CNPJ's fourteen digits or a CPF's eleven, with or
+// without their punctuation (or spaces) where it goes: as a person writes
+// one in a note.
+var loosePattern = regexp.MustCompile(`\d{2}[. ]?\d{3}[. ]?\d{3}[/ ]?\d{4}[-. ]?\d{2}|\d{3}[. ]?\d{3}[. ]?\d{3}[-. /]?\d{2}`)
+
+var (
+	phones         = finder{re: phonePattern, in: numberRune, key: isDigit, least: 8}
+	looseDocuments = finder{re: loosePattern, in: numberRune, key: isDigit, least: 11, apart: unicode.IsDigit}
+)
+
+// isDigit is a digit a pattern's \d matches.
+func isDigit(r rune) bool { return '0' <= r && r <= '9' }
+
+// numberRune is a rune of a number as people write it: digits, spaces and
+// punctuation.
+func numberRune(r rune) bool {
+	switch r {
+	case ' ', '.', '(', ')', '+', '/', '-', '\t', '\n', '\r', '\f':
+		return true
+	}
+	return '0' <= r && r <= '9' || r >= utf8.RuneSelf && unicode.IsDigit(r)
+}

@@ -170,18 +170,23 @@ func TestMaskEventEveryType(t *testing.T) {
 	}
 }
 
-func TestMaskEvent(t *testing.T) {
-	t.Parallel()
+// approval is a store order whose every personal field is set, with notes.
+func approval(notes string) *eventsv1.StoreOrderApproved {
 	addr := &eventsv1.Address{Street: "Rua Augusta", Number: "1500", Complement: "Apto 12", District: "Consolação",
 		PostalCode: "01310-100", IbgeCityCode: "3550308"}
-	o := &eventsv1.StoreOrderApproved{
+	return &eventsv1.StoreOrderApproved{
 		OrderId: "1001", Currency: "BRL",
 		Customer: &eventsv1.Customer{Document: "52998224725", Email: "joana.silva@example.com", Name: "Joana da Silva",
 			TradeName: "Padaria Joana", StateRegistration: "110042490114"},
 		BillingAddress: addr, ShippingAddress: proto.Clone(addr).(*eventsv1.Address),
 		Items: []*eventsv1.OrderItem{{Ean: "7891234567895", Quantity: "1", UnitPrice: "10.00"}},
-		Notes: "Entregar para Joana da Silva, tel (11) 98765-4321 ou joana@mail.com; nota 7891234567895",
+		Notes: notes,
 	}
+}
+
+func TestMaskEvent(t *testing.T) {
+	t.Parallel()
+	o := approval("Entregar para Joana da Silva, tel (11) 98765-4321 ou joana@mail.com; nota 7891234567895")
 	personal.MaskEvent(o)
 	c := o.GetCustomer()
 	for _, tt := range []struct{ got, want string }{

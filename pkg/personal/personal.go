@@ -54,7 +54,7 @@ var (
 func Redact(s string, known ...string) string {
 	t := &text{s: s}
 	t.hideValues(known)
-	return t.redacted()
+	return t.redacted(false)
 }
 
 // A text is a string being redacted and the spans of it found to hide.
@@ -167,6 +167,64 @@ func (t *text) find(f finder) {
 	stretch(len(t.s))
 }
 
+// hideWords hides each word of the text that, folded, is one of words
+// (nameWords). A word of a name is its letters: "Maria" is hidden in
+// "Maria2" and "maria_souza", not in "Mariana".
+func (t *text) hideWords(words map[string]bool) {
+	if len(words) == 0 {
+		return
+	}
+	var w []byte
+	start := -1
+	end := func(i int) {
+		if start >= 0 && words[string(w)] {
+			t.hide = append(t.hide, span{start, i})
+		}
+		start = -1
+	}
+	for i, r := range t.s {
+		if !letterRune(r) {
+			end(i)
+			continue
+		}
+		if start < 0 {
+			start, w = i, w[:0]
+		}
+		if f := foldRune(r); f >= 0 {
+			w = utf8.AppendRune(w, f)
+		}
+	}
+	end(len(t.s))
+}
+
+// nameWords adds to words each word of names, folded, that may name
+// someone: not a particle (da, dos, e), not a company's kind (Ltda), not
+// shorter than minKnown.
+func nameWords(words map[string]bool, names ...string) map[string]bool {
+	for _, name := range names {
+		for _, w := range strings.FieldsFunc(name, func(r rune) bool { return !letterRune(r) }) {
+			f := string(foldString(w))
+			if utf8.RuneCountInString(f) >= minKnown && !particles[f] {
+				if words == nil {
+					words = map[string]bool{}
+				}
+				words[f] = true
+			}
+		}
+	}
+	return words
+}
+
+// particles are the words of a name that name no one: Portuguese
+// particles, and the kinds of company a trade name may end with.
+var particles = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range []string{"da", "de", "do", "das", "dos", "e", "ltda", "eireli", "epp", "mei"} {
+		m[string(foldString(w))] = true
+	}
+	return m
+}()
+
 // alone reports whether s[from:to] has no rune that inside tells before or
 // after it.
 func (t *text) alone(from, to int, inside func(rune) bool) bool {
@@ -176,8 +234,10 @@ func (t *text) alone(from, to int, inside func(rune) bool) bool {
 }
 
 // redacted is the text with Redacted for each span hidden, those that
-// overlap as one.
-func (t *text) redacted() string {
+// overlap as one. With joined, spans apart only by spaces, or by a particle
+// of a name between spaces, are one too: "Maria Souza" and "Maria de
+// Souza" become "***", as a whole name does.
+func (t *text) redacted(joined bool) string {
 	if len(t.hide) == 0 {
 		return t.s
 	}
@@ -186,7 +246,7 @@ func (t *text) redacted() string {
 	last := 0
 	cur := t.hide[0]
 	for _, h := range t.hide[1:] {
-		if h.from <= cur.to {
+		if h.from <= cur.to || joined && nameGap(t.s[cur.to:h.from]) {
 			cur.to = max(cur.to, h.to)
 			continue
 		}
@@ -198,6 +258,18 @@ func (t *text) redacted() string {
 	b.WriteString(Redacted)
 	b.WriteString(t.s[cur.to:])
 	return b.String()
+}
+
+// nameGap reports whether gap, between two words of a name, is spaces
+// only, or a particle between spaces.
+func nameGap(gap string) bool {
+	first, _ := utf8.DecodeRuneInString(gap)
+	last, _ := utf8.DecodeLastRuneInString(gap)
+	if !unicode.IsSpace(first) || !unicode.IsSpace(last) {
+		return false
+	}
+	f := strings.Fields(gap)
+	return len(f) == 0 || len(f) == 1 && particles[string(foldString(f[0]))]
 }
 
 // foldRune is what r is for matching a person's value, whatever its case
@@ -260,7 +332,11 @@ var baseFold = func() *[0x2000]rune {
 
 // A word is letters and digits, with their accents written apart.
 func wordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
+	return letterRune(r) || unicode.IsDigit(r)
+}
+
+func letterRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.Is(unicode.Mn, r)
 }
 
 // MaskDocument keeps the last two digits of a CPF/CNPJ (its check digits,
