@@ -46,7 +46,9 @@ process, as an operator, over NATS at NATS_URL and token-broker at
 TOKEN_BROKER_ADDR, and write the console's audit log as cli:<user>@<host>.
 catalog, publish, provision and dev work on NATS directly. Exit codes:
 0 done, 1 failed, 2 a mistake in the command line, 3 refused by the admin
-API.`
+API. A failed admin call prints the API's Portuguese text, its code in
+brackets and the English message; with --json, a failure is one JSON
+object on stderr (error, and from the admin API code and message).`
 
 // root is the command tree.
 func (a *app) root() *cobra.Command {
