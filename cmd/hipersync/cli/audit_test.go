@@ -102,9 +102,11 @@ func TestInProcessCallsAreAudited(t *testing.T) {
 }
 
 // When the audit log cannot take an entry, an in-process reveal does what
-// the console does: the call stands, and the failed write is logged, here
-// on the stderr of whoever revealed. The CLI does not reshape the stream.
-func TestInProcessRevealSaysWhenItIsNotAudited(t *testing.T) {
+// the console does: no entry, no reveal. The command fails with the
+// refusal's code and text, shows no personal data, and the failed write is
+// logged on the stderr of whoever asked. The CLI does not reshape the
+// stream.
+func TestInProcessRevealRefusedWhenNotAudited(t *testing.T) {
 	t.Parallel()
 	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme"}})
 	putReviewOrder(t, st)
@@ -119,10 +121,11 @@ func TestInProcessRevealSaysWhenItIsNotAudited(t *testing.T) {
 	}
 
 	r := runEnv(t, st.Env(), "orders", "show", "acme", "2001", "--reveal")
-	if r.code != 0 || !strings.Contains(r.stdout, "52998224725") {
-		t.Fatalf("orders show --reveal: %+v", r)
+	if r.code != 1 || strings.Contains(r.stdout+r.stderr, "52998224725") {
+		t.Fatalf("orders show --reveal with no audit log to write to: %+v", r)
 	}
-	for _, w := range []string{"level=ERROR", "audit log write failed", "action=GetOrder", "tenant=acme", "subject=" + cliSubject()} {
+	for _, w := range []string{"level=ERROR", "audit log write failed; the reveal is refused", "action=GetOrder",
+		"tenant=acme", "subject=" + cliSubject(), "[reveal_not_audited]", "Os dados pessoais não foram mostrados"} {
 		if !strings.Contains(r.stderr, w) {
 			t.Errorf("stderr does not say %q: %q", w, r.stderr)
 		}

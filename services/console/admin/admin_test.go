@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/hipersync/hipersync/pkg/events"
@@ -20,6 +21,7 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/testkit"
+	"github.com/hipersync/hipersync/services/console/admin"
 	"github.com/hipersync/hipersync/services/console/auth"
 	"github.com/hipersync/hipersync/services/console/consoletest"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
@@ -318,5 +320,46 @@ func TestServedOverGRPCAndHTTPJSON(t *testing.T) {
 	}
 	if !names[st.NS.Stream("HIPER")] || !names[st.NS.Stream("AUDIT")] {
 		t.Fatalf("stream usage lists %v; want HIPER and AUDIT among them", names)
+	}
+}
+
+// No entry, no reveal: when the audit log cannot store who was shown a
+// customer, the reveal is refused with its code and text and sends no
+// personal data; a masked read still works.
+func TestRevealRefusedWhenNotAudited(t *testing.T) {
+	t.Parallel()
+	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme"}})
+	c := consoletest.Start(t, st, auth.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c.PutOrder(t, &orders.Record{Tenant: "acme", OrderID: "3002", State: orders.StateAccepted},
+		&eventsv1.StoreOrderApproved{OrderId: "3002", Customer: &eventsv1.Customer{Document: "52998224725", Name: "Joana da Silva"}})
+	// The audit stream, full, refuses every new entry.
+	audit, err := st.JS.Stream(ctx, st.NS.Stream(admin.AuditStream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := audit.CachedInfo().Config
+	cfg.MaxMsgs, cfg.Discard = 1, jetstream.DiscardNew
+	if _, err := st.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.JS.Publish(ctx, st.NS.ServiceSubject("audit", "_"), []byte("{}")); err != nil && !strings.Contains(err.Error(), "maximum messages") {
+		t.Fatal(err)
+	}
+	op := c.Client(c.OperatorKey)
+	whole, err := op.GetOrder(ctx, &adminv1.GetOrderRequest{TenantId: "acme", OrderId: "3002", Reveal: true})
+	wantCode(t, "GetOrder(reveal) with a full audit log", err, connect.CodeUnavailable)
+	if r, ok := admin.RefusalOf(err); !ok || r.Code != "reveal_not_audited" || !strings.Contains(r.Text, "não foram mostrados") {
+		t.Errorf("GetOrder(reveal) refusal = %+v, %v", r, ok)
+	}
+	if strings.Contains(whole.GetOrder().GetApprovalJson(), "52998224725") {
+		t.Error("the refused reveal sent the customer's document")
+	}
+	_, err = op.QueryEvents(ctx, &adminv1.QueryEventsRequest{Filter: &adminv1.EventFilter{TenantId: "acme", Reveal: true}})
+	wantCode(t, "QueryEvents(reveal) with a full audit log", err, connect.CodeUnavailable)
+	masked, err := op.GetOrder(ctx, &adminv1.GetOrderRequest{TenantId: "acme", OrderId: "3002"})
+	if err != nil || strings.Contains(masked.GetOrder().GetApprovalJson(), "52998224725") {
+		t.Fatalf("GetOrder (masked) with a full audit log = %v, %v", masked, err)
 	}
 }

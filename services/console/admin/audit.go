@@ -87,8 +87,15 @@ var secretFields = map[string]bool{"security_key": true}
 // without one, in tests); the console and the CLI's in-process handler
 // always have one.
 func (a *Audit) Record(ctx context.Context, p auth.Principal, action, tenantID string, req proto.Message, callErr error) {
+	if err := a.write(ctx, p, action, tenantID, req, callErr); err != nil {
+		a.log.Error("audit log write failed", "action", action, "subject", p.Subject, "tenant", tenantID, "err", err)
+	}
+}
+
+// write writes one call's entry and says whether it is stored.
+func (a *Audit) write(ctx context.Context, p auth.Principal, action, tenantID string, req proto.Message, callErr error) error {
 	if a == nil {
-		return
+		return nil
 	}
 	e := &adminv1.AuditEntry{Time: timestamppb.New(a.now()), Subject: p.Subject, Role: p.Role, Action: action,
 		TenantId: tenantID, Outcome: "OK"}
@@ -112,20 +119,29 @@ func (a *Audit) Record(ctx context.Context, p auth.Principal, action, tenantID s
 	if err == nil {
 		_, err = a.js.Publish(context.WithoutCancel(ctx), a.subject(tenantID), b)
 	}
-	if err != nil {
-		a.log.Error("audit log write failed", "action", action, "subject", p.Subject, "tenant", tenantID, "err", err)
-	}
+	return err
 }
 
 // revealed writes to the audit log that the caller was shown a tenant's
 // customers' personal data (GetOrder's or an event filter's reveal): who,
 // when, which tenant ("" for every one), and in the request which order or
 // filter. Whoever may read a tenant's orders and log may reveal them; the
-// entry is what answers "who saw this customer".
-func (s *Server) revealed(ctx context.Context, action, tenantID string, req proto.Message) {
+// entry is what answers "who saw this customer", so no entry, no reveal:
+// when it cannot be stored the call is refused (ErrNotAudited) and no
+// personal data is sent.
+func (s *Server) revealed(ctx context.Context, action, tenantID string, req proto.Message) error {
 	p, _ := principal(ctx)
-	s.d.Audit.Record(ctx, p, action, tenantID, req, nil)
+	if err := s.d.Audit.write(ctx, p, action, tenantID, req, nil); err != nil {
+		s.d.Audit.log.Error("audit log write failed; the reveal is refused", "action", action, "subject", p.Subject,
+			"tenant", tenantID, "err", err)
+		return newError(connect.CodeUnavailable, fmt.Errorf("%w: %w", ErrNotAudited, err))
+	}
+	return nil
 }
+
+// ErrNotAudited refuses a reveal of personal data whose audit entry could
+// not be stored.
+var ErrNotAudited = errors.New("personal data not revealed: the audit log did not store the reveal")
 
 // maxAuditScan bounds the records one List reads.
 const maxAuditScan = 20000

@@ -124,7 +124,9 @@ func (s *Server) GetOrder(ctx context.Context, req *adminv1.GetOrderRequest) (*a
 	}
 	o := orderOf(rec, true)
 	if req.GetReveal() {
-		s.revealed(ctx, "GetOrder", req.GetTenantId(), req)
+		if err := s.revealed(ctx, "GetOrder", req.GetTenantId(), req); err != nil {
+			return nil, err
+		}
 		o.RecordJson, o.ApprovalJson = recordJSON(rec), approvalJSON(rec, true)
 	}
 	if err := s.addTimeline(ctx, rec, o); err != nil {

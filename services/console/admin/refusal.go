@@ -32,8 +32,9 @@ var (
 )
 
 // ErrorDomain is the domain of the ErrorInfo every error of the API
-// carries; its Reason is the refusal's code.
-const ErrorDomain = "hipersync"
+// carries; its Reason is the refusal's code. It is the one domain of
+// hipersync's errors, token-broker's included (tenant.ErrorDomain).
+const ErrorDomain = tenant.ErrorDomain
 
 // Locale is the locale of the LocalizedMessage every error carries.
 const Locale = "pt-BR"
@@ -79,6 +80,8 @@ var refusals = []struct {
 	// The same code and text as the tenant's state reason.
 	{tenant.ErrKeyRefused, 0, Refusal(tenant.KeyRefusedReason(true, nil))},
 	{tenant.ErrInvalidKey, 0, Refusal(tenant.KeyRefusedReason(false, nil))},
+	{ErrNotAudited, 0, Refusal{"reveal_not_audited",
+		"Os dados pessoais não foram mostrados: o registro de auditoria não pôde gravar quem os viu. Tente de novo; se continuar, avise um operador (o NATS pode estar sem espaço ou sem permissão)."}},
 	{tenant.ErrHiperUnavailable, 0, Refusal{"hiper_unavailable",
 		"O Hiper não respondeu. Tente de novo em alguns minutos."}},
 	{orders.ErrNotFound, 0, Refusal{"order_not_found",

@@ -70,7 +70,9 @@ func (s *Server) QueryEvents(ctx context.Context, req *adminv1.QueryEventsReques
 		return nil, err
 	}
 	if f.Reveal {
-		s.revealed(ctx, "QueryEvents", f.Tenant, req)
+		if err := s.revealed(ctx, "QueryEvents", f.Tenant, req); err != nil {
+			return nil, err
+		}
 	}
 	lines, err := ops.ReadLog(ctx, s.d.JS, s.d.NS, f)
 	if err != nil {
@@ -96,7 +98,9 @@ func (s *Server) StreamEvents(ctx context.Context, req *adminv1.StreamEventsRequ
 		return err
 	}
 	if f.Reveal {
-		s.revealed(ctx, "StreamEvents", f.Tenant, req)
+		if err := s.revealed(ctx, "StreamEvents", f.Tenant, req); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
