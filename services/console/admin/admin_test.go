@@ -159,6 +159,54 @@ func TestStoreKeyReachesOnlyItsStore(t *testing.T) {
 // reveal), an operator any tenant's, a store's key its own store's only;
 // each reveal is in the audit log, who, which tenant and order or filter,
 // when. What is read masked is not.
+// A refused mutating call's audit entry keeps the refusal's code, what a
+// support person reading the log looks up (docs/console.md), beside the
+// English message.
+func TestRefusedCallIsAuditedWithItsCode(t *testing.T) {
+	t.Parallel()
+	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme"}})
+	c := consoletest.Start(t, st, auth.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	acme, op := c.Client(c.StoreKeys["acme"]), c.Client(c.OperatorKey)
+	c.PutOrder(t, &orders.Record{Tenant: "acme", OrderID: "4001", State: orders.StateAccepted},
+		&eventsv1.StoreOrderApproved{OrderId: "4001"})
+
+	_, err := acme.ResolveOrder(ctx, &adminv1.ResolveOrderRequest{TenantId: "acme", OrderId: "4001",
+		Resolution: &adminv1.ResolveOrderRequest_Resend{Resend: true}})
+	wantCode(t, "ResolveOrder(accepted)", err, connect.CodeFailedPrecondition)
+	_, err = op.PauseTenant(ctx, &adminv1.PauseTenantRequest{TenantId: "nosuch"})
+	wantCode(t, "PauseTenant(nosuch)", err, connect.CodeNotFound)
+	if _, err := acme.PauseTenant(ctx, &adminv1.PauseTenantRequest{TenantId: "acme"}); err != nil {
+		t.Fatalf("PauseTenant(acme): %v", err)
+	}
+
+	for _, w := range []struct{ tenant, action, outcome, code string }{
+		{"acme", "ResolveOrder", "failed_precondition", "order_wrong_state"},
+		{"nosuch", "PauseTenant", "not_found", "tenant_not_found"},
+		{"acme", "PauseTenant", "OK", ""},
+	} {
+		var found *adminv1.AuditEntry
+		testkit.WaitFor(t, 15*time.Second, w.action+"'s audit entry", func() bool {
+			entries, err := op.ListAuditEntries(ctx, &adminv1.ListAuditEntriesRequest{TenantId: w.tenant})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries.GetEntries() {
+				if e.GetAction() == w.action {
+					found = e
+					return true
+				}
+			}
+			return false
+		})
+		if found.GetOutcome() != w.outcome || found.GetErrorCode() != w.code || (w.code != "") != (found.GetError() != "") {
+			t.Errorf("%s(%s) audited as outcome %q, code %q, error %q; want %q, %q", w.action, w.tenant,
+				found.GetOutcome(), found.GetErrorCode(), found.GetError(), w.outcome, w.code)
+		}
+	}
+}
+
 func TestRevealIsOwnTenantsAndAudited(t *testing.T) {
 	t.Parallel()
 	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme", "beta"}})

@@ -113,7 +113,7 @@ func (a *Audit) write(ctx context.Context, p auth.Principal, action, tenantID st
 		}
 	}
 	if callErr != nil {
-		e.Outcome, e.Error = connect.CodeOf(callErr).String(), callErr.Error()
+		e.Outcome, e.Error, e.ErrorCode = connect.CodeOf(callErr).String(), callErr.Error(), refusalOfError(callErr).Code
 	}
 	b, err := protojson.Marshal(e)
 	if err == nil {

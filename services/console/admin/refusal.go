@@ -152,6 +152,27 @@ func refusalOf(code connect.Code, err error) Refusal {
 	return internal
 }
 
+// refusalOfError is the refusal err carries, or the one the API would give
+// it (the same lookup as wrap's).
+func refusalOfError(err error) Refusal {
+	if r, ok := RefusalOf(err); ok {
+		return r
+	}
+	return refusalOf(Code(err), err)
+}
+
+// RefusalByCode is the refusal of a code, as the API answers it now: what
+// a reader of the audit log, which keeps only the code, is shown. False
+// for a code the table no longer has.
+func RefusalByCode(code string) (Refusal, bool) {
+	for _, r := range refusals {
+		if r.Code == code && code != "" {
+			return r.Refusal, true
+		}
+	}
+	return Refusal{}, false
+}
+
 // newError is connect.NewError with the error's refusal: every error the
 // API makes goes through it (or wrap).
 func newError(code connect.Code, err error) *connect.Error {

@@ -3716,8 +3716,12 @@ type AuditEntry struct {
 	// The request as JSON, secrets removed.
 	RequestJson string `protobuf:"bytes,6,opt,name=request_json,json=requestJson,proto3" json:"request_json,omitempty"`
 	// OK or the error code.
-	Outcome       string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
-	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	Outcome string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The error's message, in English; empty for OK.
+	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	// The refusal's stable code (ErrorInfo's reason, as the API answers it),
+	// e.g. tenant_forbidden; empty for OK. docs/console.md lists the codes.
+	ErrorCode     string `protobuf:"bytes,9,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3804,6 +3808,13 @@ func (x *AuditEntry) GetOutcome() string {
 func (x *AuditEntry) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
 	}
 	return ""
 }
@@ -4076,7 +4087,7 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"T\n" +
 	"\x18ListAuditEntriesResponse\x128\n" +
-	"\aentries\x18\x01 \x03(\v2\x1e.hipersync.admin.v1.AuditEntryR\aentries\"\x8c\x02\n" +
+	"\aentries\x18\x01 \x03(\v2\x1e.hipersync.admin.v1.AuditEntryR\aentries\"\xab\x02\n" +
 	"\n" +
 	"AuditEntry\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
@@ -4086,7 +4097,9 @@ const file_hipersync_admin_v1_admin_proto_rawDesc = "" +
 	"\ttenant_id\x18\x05 \x01(\tR\btenantId\x12!\n" +
 	"\frequest_json\x18\x06 \x01(\tR\vrequestJson\x12\x18\n" +
 	"\aoutcome\x18\a \x01(\tR\aoutcome\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error*?\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\t \x01(\tR\terrorCode*?\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rROLE_OPERATOR\x10\x01\x12\x0e\n" +
