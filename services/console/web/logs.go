@@ -194,11 +194,27 @@ func (w *Web) retry(q *req) (string, string, error) {
 }
 
 type auditData struct {
-	Entries []*adminv1.AuditEntry
+	Entries []auditRow
 	Capped  int
+}
+
+// auditRow is an audit entry with its error as the other pages show one:
+// the code's Portuguese text (the table's now: the entry keeps the code)
+// and the code, the English message as the detail.
+type auditRow struct {
+	*adminv1.AuditEntry
+	Shown shownError
 }
 
 func (w *Web) audit(q *req) (string, string, string, any, error) {
 	resp, err := w.d.Admin.ListAuditEntries(q.ctx, &adminv1.ListAuditEntriesRequest{TenantId: q.r.URL.Query().Get("tenant"), Limit: auditPageSize})
-	return "audit", "audit", q.t("audit.title"), auditData{Entries: resp.GetEntries(), Capped: capped(len(resp.GetEntries()), auditPageSize)}, err
+	rows := make([]auditRow, len(resp.GetEntries()))
+	for i, e := range resp.GetEntries() {
+		rows[i].AuditEntry = e
+		if e.GetError() != "" {
+			r, ok := admin.RefusalByCode(e.GetErrorCode())
+			rows[i].Shown = shown(e.GetError(), r, ok, q.lang)
+		}
+	}
+	return "audit", "audit", q.t("audit.title"), auditData{Entries: rows, Capped: capped(len(rows), auditPageSize)}, err
 }

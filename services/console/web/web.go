@@ -261,6 +261,11 @@ func errorOf(err error, l lang) shownError {
 		msg = ce.Message()
 	}
 	r, ok := admin.RefusalOf(err)
+	return shown(msg, r, ok, l)
+}
+
+// shown is an English message with its refusal (if ok) as a page shows it.
+func shown(msg string, r admin.Refusal, ok bool, l lang) shownError {
 	switch {
 	case !ok:
 		return shownError{Text: msg}

@@ -183,6 +183,30 @@ func TestPagesOfAnOperatorAndOfAStore(t *testing.T) {
 	}
 }
 
+// A refused call on the audit page reads as errors do on the other pages:
+// the refusal's Portuguese text and code, the English message in small
+// print; in English, the message with the code.
+func TestAuditPageShowsARefusalsTextAndCode(t *testing.T) {
+	t.Parallel()
+	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme"}})
+	c := consoletest.Start(t, st, auth.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Client(c.OperatorKey).PauseTenant(ctx, &adminv1.PauseTenantRequest{TenantId: "nosuch"}); err == nil {
+		t.Fatal("PauseTenant(nosuch) was not refused")
+	}
+	op := login(t, c, c.OperatorKey)
+	_, page := op.get("/audit")
+	if !strings.Contains(page, "Loja não cadastrada.") || !strings.Contains(page, "<code>tenant_not_found</code>") ||
+		!strings.Contains(page, `<small lang="en">not_found: token-broker: tenant is not registered: nosuch`) {
+		t.Fatalf("the audit page does not show the refusal's Portuguese text, code and English message:\n%s", page)
+	}
+	if _, page := op.get("/lang?to=en&back=/audit"); !strings.Contains(page, "tenant is not registered: nosuch") ||
+		!strings.Contains(page, "<code>tenant_not_found</code>") || strings.Contains(page, "Loja não cadastrada") {
+		t.Fatalf("the audit page in English does not show the English message with its code:\n%s", page)
+	}
+}
+
 // fakeStatuses are n stores with every sync, some late, held or in review.
 func fakeStatuses(n int) []*adminv1.TenantStatus {
 	now := time.Now()
