@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,10 +148,25 @@ func TestStoreKeyReachesOnlyItsStore(t *testing.T) {
 			t.Errorf("the store sees an audit entry of %q", e.GetTenantId())
 		}
 	}
-	got := mine.GetEntries()[0]
-	if got.GetAction() != "UpdateTenantSettings" || got.GetSubject() != "acme-backend" || got.GetOutcome() != "OK" ||
-		!strings.Contains(got.GetRequestJson(), "Marca da Acme") {
-		t.Errorf("newest audit entry = %v; want acme-backend's UpdateTenantSettings", got)
+	// Newest first: the three refused changes of beta, the refused retry of
+	// another store's dead letter, then the change.
+	var actions []string
+	for _, e := range mine.GetEntries() {
+		actions = append(actions, e.GetAction()+" "+e.GetErrorCode())
+	}
+	want := []string{"SyncNow tenant_forbidden", "PauseTenant tenant_forbidden", "UpdateTenantSettings tenant_forbidden",
+		"RetryDeadLetter dead_letter_not_found", "UpdateTenantSettings "}
+	if len(actions) < len(want) || !slices.Equal(actions[:len(want)], want) {
+		t.Fatalf("acme's audit entries = %q, want first %q", actions, want)
+	}
+	for _, e := range mine.GetEntries()[:3] {
+		if e.GetSubject() != "acme-backend" || !strings.Contains(e.GetRequestJson(), "beta") {
+			t.Errorf("refused attempt = %v; want acme-backend's, naming beta", e)
+		}
+	}
+	got := mine.GetEntries()[4]
+	if got.GetSubject() != "acme-backend" || got.GetOutcome() != "OK" || !strings.Contains(got.GetRequestJson(), "Marca da Acme") {
+		t.Errorf("audit entry = %v; want acme-backend's UpdateTenantSettings", got)
 	}
 }
 
@@ -180,11 +196,20 @@ func TestRefusedCallIsAuditedWithItsCode(t *testing.T) {
 	if _, err := acme.PauseTenant(ctx, &adminv1.PauseTenantRequest{TenantId: "acme"}); err != nil {
 		t.Fatalf("PauseTenant(acme): %v", err)
 	}
+	// Refused before they ran: another store's tenant (filed under the
+	// caller's own, which another store never reads), a request without
+	// its resolution.
+	_, err = acme.PauseTenant(ctx, &adminv1.PauseTenantRequest{TenantId: "beta"})
+	wantCode(t, "PauseTenant(beta) with acme's key", err, connect.CodePermissionDenied)
+	_, err = acme.ResolveOrder(ctx, &adminv1.ResolveOrderRequest{TenantId: "acme", OrderId: "4001"})
+	wantCode(t, "ResolveOrder without a resolution", err, connect.CodeInvalidArgument)
 
 	for _, w := range []struct{ tenant, action, outcome, code string }{
 		{"acme", "ResolveOrder", "failed_precondition", "order_wrong_state"},
 		{"nosuch", "PauseTenant", "not_found", "tenant_not_found"},
 		{"acme", "PauseTenant", "OK", ""},
+		{"acme", "PauseTenant", "permission_denied", "tenant_forbidden"},
+		{"acme", "ResolveOrder", "invalid_argument", "resolution_required"},
 	} {
 		var found *adminv1.AuditEntry
 		testkit.WaitFor(t, 15*time.Second, w.action+"'s audit entry", func() bool {
@@ -193,13 +218,16 @@ func TestRefusedCallIsAuditedWithItsCode(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range entries.GetEntries() {
-				if e.GetAction() == w.action {
+				if e.GetAction() == w.action && e.GetErrorCode() == w.code {
 					found = e
 					return true
 				}
 			}
 			return false
 		})
+		if w.code == "tenant_forbidden" && !strings.Contains(found.GetRequestJson(), "beta") {
+			t.Errorf("the refused attempt on beta does not say beta: %v", found)
+		}
 		if found.GetOutcome() != w.outcome || found.GetErrorCode() != w.code || (w.code != "") != (found.GetError() != "") {
 			t.Errorf("%s(%s) audited as outcome %q, code %q, error %q; want %q, %q", w.action, w.tenant,
 				found.GetOutcome(), found.GetErrorCode(), found.GetError(), w.outcome, w.code)

@@ -142,11 +142,11 @@ func (s *Server) GetOrder(ctx context.Context, req *adminv1.GetOrderRequest) (*a
 
 func (s *Server) ResolveOrder(ctx context.Context, req *adminv1.ResolveOrderRequest) (*adminv1.ResolveOrderResponse, error) {
 	p, err := one(ctx, req.GetTenantId())
-	if err != nil {
-		return nil, err
+	if err == nil && (req.GetResolution() == nil || (req.GetHiperOrderId() == "" && !req.GetResend())) {
+		err = newError(connect.CodeInvalidArgument, errResolution)
 	}
-	if req.GetResolution() == nil || (req.GetHiperOrderId() == "" && !req.GetResend()) {
-		return nil, newError(connect.CodeInvalidArgument, errResolution)
+	if err != nil {
+		return nil, s.refused(ctx, p, "ResolveOrder", req.GetTenantId(), req, err)
 	}
 	store, err := s.orderStore(ctx)
 	if err != nil {

@@ -152,6 +152,24 @@ func (s *Server) mutate(ctx context.Context, p auth.Principal, action, tenantID 
 	return err
 }
 
+// refused writes to the audit log a mutating call refused before it ran,
+// as mutate writes one that ran, and returns err: a store's key reaching
+// for another store, a missing or invalid tenant, an invalid request. A
+// store's caller's attempt is filed under its own tenant, so that another
+// store never reads of it; a caller not authenticated is not written.
+func (s *Server) refused(ctx context.Context, p auth.Principal, action, tenantID string, req proto.Message, err error) error {
+	if p.Subject == "" {
+		return err
+	}
+	if !p.Operator() {
+		tenantID = p.Tenant
+	} else if tenant.ValidID(tenantID) != nil {
+		tenantID = ""
+	}
+	s.d.Audit.Record(ctx, p, action, tenantID, req, err)
+	return err
+}
+
 func (s *Server) WhoAmI(ctx context.Context, _ *adminv1.WhoAmIRequest) (*adminv1.WhoAmIResponse, error) {
 	p, err := principal(ctx)
 	if err != nil {
@@ -194,7 +212,7 @@ func (s *Server) GetTenant(ctx context.Context, req *adminv1.GetTenantRequest) (
 func (s *Server) tenantCall(ctx context.Context, action, tenantID string, req proto.Message, call func() (interface{ GetTenant() *brokerv1.Tenant }, error)) (*brokerv1.Tenant, error) {
 	p, err := one(ctx, tenantID)
 	if err != nil {
-		return nil, err
+		return nil, s.refused(ctx, p, action, tenantID, req, err)
 	}
 	var t *brokerv1.Tenant
 	err = s.mutate(ctx, p, action, tenantID, req, func() error {
@@ -247,14 +265,14 @@ func (s *Server) UpdateTenantSettings(ctx context.Context, req *adminv1.UpdateTe
 func (s *Server) GetTenantCredentials(ctx context.Context, req *adminv1.GetTenantCredentialsRequest) (*adminv1.GetTenantCredentialsResponse, error) {
 	p, err := one(ctx, req.GetTenantId())
 	if err != nil {
-		return nil, err
+		return nil, s.refused(ctx, p, "GetTenantCredentials", req.GetTenantId(), req, err)
 	}
 	expires := natsauth.DefaultExpiry
 	if req.GetNeverExpires() {
 		expires = 0
 	} else if req.GetExpires() != nil {
 		if d := req.GetExpires().AsDuration(); d < 0 {
-			return nil, newError(connect.CodeInvalidArgument, errExpiry)
+			return nil, s.refused(ctx, p, "GetTenantCredentials", req.GetTenantId(), req, newError(connect.CodeInvalidArgument, errExpiry))
 		} else if d > 0 {
 			expires = d
 		}
@@ -280,7 +298,7 @@ func (s *Server) GetTenantCredentials(ctx context.Context, req *adminv1.GetTenan
 func (s *Server) RevokeTenantCredentials(ctx context.Context, req *adminv1.RevokeTenantCredentialsRequest) (*adminv1.RevokeTenantCredentialsResponse, error) {
 	p, err := one(ctx, req.GetTenantId())
 	if err != nil {
-		return nil, err
+		return nil, s.refused(ctx, p, "RevokeTenantCredentials", req.GetTenantId(), req, err)
 	}
 	err = s.mutate(ctx, p, "RevokeTenantCredentials", req.GetTenantId(), req, func() error {
 		return s.d.Credentials.Revoke(ctx, req.GetTenantId())
@@ -458,11 +476,11 @@ type syncRequest interface {
 // tenant, kinds and wait taken from req), as the audited action method.
 func (s *Server) requestSync(ctx context.Context, method string, req syncRequest, r ops.SyncRequest) ([]*adminv1.SyncResult, error) {
 	p, err := one(ctx, req.GetTenantId())
-	if err != nil {
-		return nil, err
+	if err == nil {
+		r.Kinds, err = kindsOf(req.GetKinds())
 	}
-	if r.Kinds, err = kindsOf(req.GetKinds()); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, s.refused(ctx, p, method, req.GetTenantId(), req, err)
 	}
 	r.Tenant, r.Wait = req.GetTenantId(), req.GetWait()
 	var results []*adminv1.SyncResult
@@ -554,7 +572,8 @@ func (s *Server) RetryDeadLetter(ctx context.Context, req *adminv1.RetryDeadLett
 			return nil, wrap(err)
 		}
 		if !mine {
-			return nil, newError(connect.CodeNotFound, fmt.Errorf("%w: no dead letter %d of %s", events.ErrDeadLetterNotFound, req.GetId(), p.Tenant))
+			return nil, s.refused(ctx, p, "RetryDeadLetter", p.Tenant, req,
+				newError(connect.CodeNotFound, fmt.Errorf("%w: no dead letter %d of %s", events.ErrDeadLetterNotFound, req.GetId(), p.Tenant)))
 		}
 		tenantID = p.Tenant
 	}
