@@ -209,7 +209,11 @@ func apiError(err error) error {
 	case connect.CodePermissionDenied:
 		f.msg, f.refused = fmt.Sprintf("the admin API refused: %s", ce.Message()), true
 	case connect.CodeUnavailable:
-		f.msg = fmt.Sprintf("the admin API cannot be reached (%s): %s", apiEnv, ce.Message())
+		// Only a call that did not reach the API (no code of its own) is
+		// about reaching it: reveal_not_audited, say, is the API's answer.
+		if why.Code == "" || why.Code == "unavailable" {
+			f.msg = fmt.Sprintf("the admin API cannot be reached (%s): %s", apiEnv, ce.Message())
+		}
 	}
 	return f
 }

@@ -125,7 +125,7 @@ func TestInProcessRevealRefusedWhenNotAudited(t *testing.T) {
 		t.Fatalf("orders show --reveal with no audit log to write to: %+v", r)
 	}
 	for _, w := range []string{"level=ERROR", "audit log write failed; the reveal is refused", "action=GetOrder",
-		"tenant=acme", "subject=" + cliSubject(), "[reveal_not_audited]", "Os dados pessoais não foram mostrados"} {
+		"tenant=acme", "subject=" + cliSubject(), "[reveal_not_audited]", "Os dados pessoais não foram mostrados", "(personal data not revealed: the audit log"} {
 		if !strings.Contains(r.stderr, w) {
 			t.Errorf("stderr does not say %q: %q", w, r.stderr)
 		}
