@@ -24,6 +24,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/testkit"
 	"github.com/hipersync/hipersync/services/console/admin"
 	"github.com/hipersync/hipersync/services/console/auth"
+	"github.com/hipersync/hipersync/services/console/console"
 	"github.com/hipersync/hipersync/services/console/consoletest"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 	"github.com/hipersync/hipersync/services/token-broker/brokertest"
@@ -437,5 +438,37 @@ func TestRevealRefusedWhenNotAudited(t *testing.T) {
 	masked, err := op.GetOrder(ctx, &adminv1.GetOrderRequest{TenantId: "acme", OrderId: "3002"})
 	if err != nil || strings.Contains(masked.GetOrder().GetApprovalJson(), "52998224725") {
 		t.Fatalf("GetOrder (masked) with a full audit log = %v, %v", masked, err)
+	}
+}
+
+// A store's key that calls in a loop is refused beyond its bucket
+// (rate_limited, with its Portuguese text), alone: another store's key and
+// an operator go on as before.
+func TestStoreKeyCallsAreLimited(t *testing.T) {
+	t.Parallel()
+	st := brokertest.Start(t, brokertest.Options{Tenants: []string{"acme", "beta"}})
+	c := consoletest.Start(t, st, auth.Config{}, func(d *console.Deps) {
+		d.StoreCalls = admin.CallLimit{PerSecond: 0.001, Burst: 3}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	acme, beta, op := c.Client(c.StoreKeys["acme"]), c.Client(c.StoreKeys["beta"]), c.Client(c.OperatorKey)
+	for i := range 3 {
+		if _, err := acme.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: "acme"}); err != nil {
+			t.Fatalf("acme's call %d of its burst: %v", i+1, err)
+		}
+	}
+	_, err := acme.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: "acme"})
+	wantCode(t, "acme's call beyond its burst", err, connect.CodeResourceExhausted)
+	if r, ok := admin.RefusalOf(err); !ok || r.Code != "rate_limited" || !strings.Contains(r.Text, "Muitas chamadas") {
+		t.Errorf("refusal = %+v, %v", r, ok)
+	}
+	if _, err := beta.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: "beta"}); err != nil {
+		t.Errorf("beta's first call: %v", err)
+	}
+	for i := range 10 {
+		if _, err := op.GetTenant(ctx, &adminv1.GetTenantRequest{TenantId: "acme"}); err != nil {
+			t.Fatalf("the operator's call %d: %v", i+1, err)
+		}
 	}
 }

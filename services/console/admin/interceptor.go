@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"connectrpc.com/connect"
@@ -12,13 +13,20 @@ import (
 )
 
 // authInterceptor puts the caller's Principal in the context of every
-// call, from its Authorization header, or fails it as unauthenticated.
-type authInterceptor struct{ a *auth.Authenticator }
+// call, from its Authorization header, or fails it as unauthenticated, or
+// as rate_limited beyond a store caller's CallLimit.
+type authInterceptor struct {
+	a       *auth.Authenticator
+	callers *callers
+}
 
 func (i authInterceptor) authenticate(ctx context.Context, h http.Header) (context.Context, error) {
 	p, err := i.a.Bearer(ctx, h.Get("Authorization"))
 	if err != nil {
 		return ctx, newError(Code(err), err)
+	}
+	if !i.callers.allow(p) {
+		return ctx, newError(connect.CodeResourceExhausted, fmt.Errorf("%w (%s)", ErrRateLimited, p.Subject))
 	}
 	return auth.With(ctx, p), nil
 }
@@ -61,5 +69,5 @@ func refused(err error) error {
 // Handler serves s over gRPC, gRPC-Web and the Connect protocol (HTTP/JSON)
 // at the path it returns, every call authenticated by a.
 func Handler(s *Server, a *auth.Authenticator) (string, http.Handler) {
-	return adminv1connect.NewAdminServiceHandler(s, connect.WithInterceptors(authInterceptor{a: a}))
+	return adminv1connect.NewAdminServiceHandler(s, connect.WithInterceptors(authInterceptor{a: a, callers: newCallers(s.d.StoreCalls)}))
 }

@@ -65,6 +65,8 @@ var refusals = []struct {
 		"Sua credencial não permite isto. Peça a um operador o acesso de que precisa."}},
 	{auth.ErrUnauthenticated, connect.CodeUnauthenticated, Refusal{"unauthenticated",
 		"Chave ou token não aceito (inválido, revogado ou expirado). Entre de novo no console ou confira HIPERSYNC_TOKEN."}},
+	{ErrRateLimited, 0, Refusal{"rate_limited",
+		"Muitas chamadas desta chave em pouco tempo. Espere alguns segundos e tente de novo; uma integração deve espaçar as chamadas."}},
 	{ErrTenantRequired, 0, Refusal{"tenant_required",
 		"Informe a loja (tenant_id)."}},
 	{tenant.ErrInvalidID, 0, Refusal{"tenant_id_invalid",

@@ -45,6 +45,9 @@ type Deps struct {
 	// Credentials mints and revokes a store's NATS credentials; nil when
 	// the deployment has no account signing key.
 	Credentials *natsauth.Issuer
+	// StoreCalls bounds each store-role caller's calls through Handler
+	// (DefaultStoreCalls when zero).
+	StoreCalls CallLimit
 }
 
 // Server is the AdminService.

@@ -42,6 +42,9 @@ type Deps struct {
 	// Credentials mints and revokes stores' NATS credentials; nil, the
 	// deployment has no signing key and GetTenantCredentials says so.
 	Credentials *natsauth.Issuer
+	// StoreCalls bounds each store-role caller's API calls
+	// (admin.DefaultStoreCalls when zero).
+	StoreCalls admin.CallLimit
 }
 
 // Console is the admin API and the web console.
@@ -59,7 +62,7 @@ func New(ctx context.Context, d Deps) (*Console, error) {
 		return nil, err
 	}
 	srv := admin.New(admin.Deps{JS: d.JS, NS: d.NS, Tenants: d.Tenants, Audit: audit, Credentials: d.Credentials,
-		Publisher: events.NewPublisher(d.JS, d.NS, "hipersync/console", d.Format)})
+		Publisher: events.NewPublisher(d.JS, d.NS, "hipersync/console", d.Format), StoreCalls: d.StoreCalls})
 	w, err := web.New(web.Deps{Admin: srv, Auth: d.Auth, Log: d.Log})
 	if err != nil {
 		return nil, err
@@ -148,6 +151,10 @@ func Main(ctx context.Context, args []string, getenv config.Env, stdin io.Reader
 	l := config.NewLoader(getenv)
 	common := l.LoadCommon()
 	addr := l.Addr("CONSOLE_ADDR", DefaultAddr)
+	storeCalls := admin.CallLimit{
+		PerSecond: l.Float("HIPERSYNC_STORE_CALLS_PER_SECOND", admin.DefaultStoreCalls.PerSecond),
+		Burst:     l.Int("HIPERSYNC_STORE_CALLS_BURST", admin.DefaultStoreCalls.Burst),
+	}
 	ac, err := AuthConfig(l, getenv)
 	if err != nil {
 		return err
@@ -174,7 +181,7 @@ func Main(ctx context.Context, args []string, getenv config.Env, stdin io.Reader
 			p.Log.Warn("store credentials: " + err.Error() + "; GetTenantCredentials and RevokeTenantCredentials answer FAILED_PRECONDITION until it does")
 		}
 		c, err := New(ctx, Deps{JS: p.JS, NS: p.NS, Tenants: p.Broker.Tenants, Format: p.Format, Auth: a, Log: p.Log,
-			Credentials: creds})
+			Credentials: creds, StoreCalls: storeCalls})
 		if err != nil {
 			return nil, err
 		}
