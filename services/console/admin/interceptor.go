@@ -38,7 +38,7 @@ func (i authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			return nil, err
 		}
 		res, err := next(ctx, req)
-		return res, refused(err)
+		return res, detailed(err)
 	}
 }
 
@@ -52,13 +52,13 @@ func (i authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc)
 		if err != nil {
 			return err
 		}
-		return refused(next(ctx, conn))
+		return detailed(next(ctx, conn))
 	}
 }
 
-// refused makes sure a connect error leaving the API carries its refusal,
+// detailed makes sure a connect error leaving the API carries its refusal,
 // whichever path made it; other errors are left as connect answers them.
-func refused(err error) error {
+func detailed(err error) error {
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		withRefusal(ce)
