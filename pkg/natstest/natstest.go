@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +25,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // ServerEnv names a nats-server binary to use instead of building the
@@ -174,7 +175,7 @@ func startCluster(t testing.TB, n int, extra string) *Cluster {
 	bin := Binary(t)
 	dir := t.TempDir()
 	c := &Cluster{Name: "hs" + strconv.Itoa(os.Getpid()%100000)}
-	ports := freePorts(t, 3*n)
+	ports := testkit.FreePorts(t, 3*n)
 	routes := make([]string, n)
 	for i := range n {
 		c.Nodes = append(c.Nodes, &Node{Name: fmt.Sprintf("n%d", i+1), ClientPort: ports[3*i],
@@ -254,23 +255,6 @@ func (c *Cluster) waitPlaceable(t testing.TB, timeout time.Duration) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	ls := make([]net.Listener, n)
-	ports := make([]int, n)
-	for i := range ls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls[i], ports[i] = l, l.Addr().(*net.TCPAddr).Port
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
 }
 
 // URL lists every node's client URL, as a client configured for a cluster

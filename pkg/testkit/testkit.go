@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"hash/fnv"
-	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -99,18 +98,6 @@ func Wait(t testing.TB, wg *sync.WaitGroup, timeout time.Duration, what string) 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	Recv(t, done, timeout, what)
-}
-
-// FreeAddr is a loopback host:port nothing listens on right now, for a
-// server a test starts.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // EnvOr is the environment variable name, trimmed, or def when it is unset

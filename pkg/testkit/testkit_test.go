@@ -2,6 +2,8 @@ package testkit
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +63,26 @@ func TestFreeAddr(t *testing.T) {
 		t.Fatalf("listen on FreeAddr %s: %v", addr, err)
 	}
 	_ = l.Close()
+}
+
+// TestFreePorts: the ports are distinct, below the range outgoing
+// connections take theirs from, and claimed against every other test binary.
+func TestFreePorts(t *testing.T) {
+	t.Parallel()
+	ps := FreePorts(t, 50)
+	lo, hi := claimRange()
+	seen := map[int]bool{}
+	for _, p := range ps {
+		if seen[p] || p < lo || p >= hi {
+			t.Fatalf("FreePorts gave %v; want 50 distinct ports in %d-%d", ps, lo, hi)
+		}
+		seen[p] = true
+	}
+	// A second claim, as another test binary would make, finds it taken.
+	if f, ok := claim(filepath.Join(os.TempDir(), "hipersync-test-ports"), ps[0]); ok {
+		f.Close()
+		t.Errorf("port %d's claim was open to another", ps[0])
+	}
 }
 
 func TestEnvOr(t *testing.T) {

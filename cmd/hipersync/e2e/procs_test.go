@@ -80,7 +80,7 @@ type proc struct {
 func start(t testing.TB, bin, name string, env map[string]string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
-	registerLog(logPath)
+	registerLog(t, logPath)
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)

@@ -16,16 +16,27 @@ import (
 )
 
 // logFiles are the log files of every process a test started, restarts
-// included, so that they can all be read at the end.
+// included, by top-level test, so that a test reads all of its own at the
+// end and none of a parallel test's, which that test removes when it ends.
 var logFiles struct {
 	mu    sync.Mutex
-	paths []string
+	paths map[string][]string
 }
 
-func registerLog(path string) {
+func registerLog(t testing.TB, path string) {
 	logFiles.mu.Lock()
 	defer logFiles.mu.Unlock()
-	logFiles.paths = append(logFiles.paths, path)
+	if logFiles.paths == nil {
+		logFiles.paths = map[string][]string{}
+	}
+	root := rootTest(t)
+	logFiles.paths[root] = append(logFiles.paths[root], path)
+}
+
+// rootTest is the name of the top-level test t belongs to.
+func rootTest(t testing.TB) string {
+	root, _, _ := strings.Cut(t.Name(), "/")
+	return root
 }
 
 // hiperToken matches a Hiper token (a JWT) wherever it is.
@@ -52,7 +63,7 @@ func assertNoSecrets(t *testing.T, js jetstream.JetStream, ns events.Namespace, 
 	}
 
 	logFiles.mu.Lock()
-	paths := append([]string(nil), logFiles.paths...)
+	paths := append([]string(nil), logFiles.paths[rootTest(t)]...)
 	logFiles.mu.Unlock()
 	lines := 0
 	for _, p := range paths {

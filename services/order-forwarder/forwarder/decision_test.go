@@ -1,7 +1,6 @@
 package forwarder
 
 import (
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -118,12 +117,7 @@ func TestDecisionTable(t *testing.T) {
 func TestConnectionRefused(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.hiperURL = "http://" + l.Addr().String() + "/api/v1"
-	l.Close()
+	h.hiperURL = "http://" + testkit.FreeAddr(t) + "/api/v1" // nothing listens there
 	cfg := testConfig()
 	cfg.MaxAttempts = 1000
 	h.forwarder(cfg, "r1")

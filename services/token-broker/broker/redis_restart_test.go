@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"sync"
 	"testing"
@@ -30,12 +29,7 @@ func startRedis(t *testing.T) *redisServer {
 	if err != nil {
 		t.Skip("redis-server is not installed (.ci/run installs it)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testkit.FreePorts(t, 1)[0] // it restarts on the same port
 	r := &redisServer{t: t, port: port, dir: t.TempDir()}
 	r.cmd = exec.Command(bin)
 	r.start(bin)
