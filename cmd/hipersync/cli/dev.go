@@ -273,12 +273,12 @@ func (d *devRun) startConsole(ctx context.Context, e Env) error {
 	if err != nil {
 		return fmt.Errorf("start the console: %w", err)
 	}
-	cctx, cancel := context.WithCancel(context.Background())
-	wait, err := console.Serve(cctx, d.cfg.consoleAddr, c.Handler, d.log.With("service", "console"))
+	lis, err := console.Listen(d.cfg.consoleAddr)
 	if err != nil {
-		cancel()
 		return fmt.Errorf("%w (use --console-addr)", err)
 	}
+	cctx, cancel := context.WithCancel(context.Background())
+	wait := console.Serve(cctx, lis, c.Handler, d.log.With("service", "console"))
 	d.stops = append(d.stops, func() { cancel(); _ = wait() })
 	d.apiKey = key
 	tok := a.NewLoginLink(auth.Principal{Subject: "dev-operator", Role: adminv1.Role_ROLE_OPERATOR}, 24*time.Hour)

@@ -74,13 +74,20 @@ func New(ctx context.Context, d Deps) (*Console, error) {
 	return &Console{Admin: srv, Web: w, Auth: d.Auth, Handler: mux}, nil
 }
 
-// Serve serves h on addr, HTTP/1.1 and cleartext HTTP/2 (gRPC) alike, until
-// ctx is done; wait returns once it stopped.
-func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (wait func() error, err error) {
+// Listen listens for the console on addr. It is apart from Serve so that a
+// process reports ready only once it listens: from then on a caller's
+// connection waits in the listener's queue instead of being refused.
+func Listen(addr string) (net.Listener, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for the console on %s (CONSOLE_ADDR): %w", addr, err)
 	}
+	return lis, nil
+}
+
+// Serve serves h on lis, HTTP/1.1 and cleartext HTTP/2 (gRPC) alike, until
+// ctx is done; wait returns once it stopped.
+func Serve(ctx context.Context, lis net.Listener, h http.Handler, log *slog.Logger) (wait func() error) {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
@@ -100,7 +107,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (
 			return err
 		}
 		return nil
-	}, nil
+	}
 }
 
 // AuthConfig reads the authentication settings.
@@ -185,12 +192,12 @@ func Main(ctx context.Context, args []string, getenv config.Env, stdin io.Reader
 		if err != nil {
 			return nil, err
 		}
+		lis, err := Listen(addr)
+		if err != nil {
+			return nil, err
+		}
 		return service.RunFunc(func(ctx context.Context) error {
-			wait, err := Serve(ctx, addr, c.Handler, p.Log)
-			if err != nil {
-				return err
-			}
-			return wait()
+			return Serve(ctx, lis, c.Handler, p.Log)()
 		}), nil
 	})
 }
