@@ -21,6 +21,7 @@ import (
 
 	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/events"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	"github.com/hipersync/hipersync/pkg/poller"
 	"github.com/hipersync/hipersync/pkg/schedule"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
@@ -43,6 +44,9 @@ type Env struct {
 // Replica is a running poller replica.
 type Replica struct {
 	Scheduler *schedule.Scheduler
+	// Directory is the replica's own view of the tenants, which its
+	// scheduler follows.
+	Directory *tenant.Directory
 	Health    *telemetry.Health
 	// Feed records the cursors this replica sent to the product feed.
 	Feed *FeedRecorder
@@ -85,7 +89,7 @@ func StartReplica(t testing.TB, env Env, start poller.StartFunc, opts schedule.O
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	var once sync.Once
-	r := &Replica{Scheduler: s, Health: health, Feed: rec}
+	r := &Replica{Scheduler: s, Directory: dir, Health: health, Feed: rec}
 	r.stop = func() {
 		once.Do(func() {
 			cancel()
@@ -258,6 +262,23 @@ func (c *Collector) Errors() []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.errs)
+}
+
+// WaitTenantState waits until every replica's directory holds tenant id in
+// state. A change made through token-broker (a pause) reaches each replica
+// through its own watch of the tenants bucket, after the call that made it
+// has returned: until then the replica may still start a run the change
+// forbids.
+func WaitTenantState(t testing.TB, id string, state brokerv1.TenantState, replicas ...*Replica) {
+	t.Helper()
+	testkit.WaitFor(t, 20*time.Second, "every replica to see "+id+" "+state.String(), func() bool {
+		for _, r := range replicas {
+			if s, ok := r.Directory.State(id); !ok || s != state {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // Fast are scheduler options for tests: polls every 200ms, a dead replica's

@@ -44,7 +44,8 @@ func TestTwoReplicasThreeTenantsEachChangeOnce(t *testing.T) {
 	if _, err := s.Broker.Tenants.PauseTenant(context.Background(), &brokerv1.PauseTenantRequest{TenantId: "gama"}); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 5*time.Second, "gama's poll to stop", func() bool { return !s.status(t, "gama").Running(time.Now()) })
+	scheduletest.WaitTenantState(t, "gama", brokerv1.TenantState_TENANT_STATE_PAUSED, a, b)
+	testkit.WaitFor(t, 20*time.Second, "gama's poll to stop", func() bool { return !s.status(t, "gama").Running(time.Now()) })
 	gamaBefore := s.catalogEvents("gama")
 	changed := time.Now()
 	repriced := map[string][]hiper.Product{}

@@ -80,8 +80,8 @@ func TestTwoReplicasThreeTenantsEachStockChangeOnce(t *testing.T) {
 	tenants := []string{"acme", "beta", "gama"}
 	s := newStack(t, brokertest.Options{Tenants: tenants, Seed: hipersim.SeedDemo})
 	start := time.Now()
-	scheduletest.StartReplica(t, s.env, Start, scheduletest.Fast())
-	scheduletest.StartReplica(t, s.env, Start, scheduletest.Fast())
+	a := scheduletest.StartReplica(t, s.env, Start, scheduletest.Fast())
+	b := scheduletest.StartReplica(t, s.env, Start, scheduletest.Fast())
 	for _, id := range tenants {
 		s.waitSynced(t, id, start)
 		if got := s.levels(id); len(got) != demoStocked {
@@ -91,7 +91,8 @@ func TestTwoReplicasThreeTenantsEachStockChangeOnce(t *testing.T) {
 	if _, err := s.Broker.Tenants.PauseTenant(context.Background(), &brokerv1.PauseTenantRequest{TenantId: "gama"}); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 5*time.Second, "gama's poll to stop", func() bool {
+	scheduletest.WaitTenantState(t, "gama", brokerv1.TenantState_TENANT_STATE_PAUSED, a, b)
+	testkit.WaitFor(t, 20*time.Second, "gama's poll to stop", func() bool {
 		return !scheduletest.Status(t, s.JS, s.NS, "gama", syncstatus.Stock).Running(time.Now())
 	})
 	gamaBefore := len(s.events.Events("gama", ""))
