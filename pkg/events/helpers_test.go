@@ -33,9 +33,17 @@ func testNamespace(t testing.TB) Namespace { return Namespace{Prefix: testkit.Pr
 
 func newTestEnv(t *testing.T, opts ...StreamOption) *testEnv {
 	t.Helper()
-	nc, err := nats.Connect(testkit.NATSURL(), nats.Name("events-test "+t.Name()))
+	return newTestEnvOn(t, testkit.NATSURL(), opts...)
+}
+
+// newTestEnvOn is newTestEnv on the NATS server at url: a test that lists
+// every stream of the server runs on a server of its own (natstest), where
+// no other test creates or deletes streams while it pages through them.
+func newTestEnvOn(t *testing.T, url string, opts ...StreamOption) *testEnv {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.Name("events-test "+t.Name()))
 	if err != nil {
-		t.Fatalf("connect to NATS at %s (set NATS_URL): %v", testkit.NATSURL(), err)
+		t.Fatalf("connect to NATS at %s (set NATS_URL): %v", url, err)
 	}
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
