@@ -186,7 +186,7 @@ func TestRoundTrip(t *testing.T) {
 func findSpan(t *testing.T, e *testEnv, kind trace.SpanKind) sdktrace.ReadOnlySpan {
 	t.Helper()
 	var found sdktrace.ReadOnlySpan
-	testkit.WaitFor(t, 5*time.Second, "the condition", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the condition", func() bool {
 		for _, s := range e.spans.Ended() {
 			if s.SpanKind() == kind {
 				found = s
@@ -401,7 +401,7 @@ func TestUnsettledDeliveriesDeadLettered(t *testing.T) {
 	e.publishOrder(t, "acme", "1001")
 	for want := uint64(1); want <= 2; want++ {
 		// A replica takes the message and dies: no ack, no heartbeat.
-		testkit.WaitFor(t, 5*time.Second, "the condition", func() bool {
+		testkit.WaitFor(t, 20*time.Second, "the condition", func() bool {
 			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
 			if err != nil {
 				return false
@@ -500,7 +500,7 @@ func TestDrainFinishesInFlightHandler(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 	// Shutdown has begun; the handler is still working.
-	testkit.WaitFor(t, 5*time.Second, "the condition", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the condition", func() bool {
 		info := e.consumerInfo(t, cfg.Stream, cfg.Name)
 		return info.NumWaiting == 0 // no pull request: the loop stopped fetching
 	})
@@ -574,7 +574,7 @@ func TestDrainHandsBackAfterGrace(t *testing.T) {
 	if d := time.Since(begin); d < 200*time.Millisecond {
 		t.Errorf("Consume returned after %s, before the 200ms grace", d)
 	}
-	testkit.WaitFor(t, 5*time.Second, "the condition", cancelled.Load)
+	testkit.WaitFor(t, 20*time.Second, "the condition", cancelled.Load)
 
 	// The message went back to the stream at once, not after AckWait. (Its
 	// delivery count is not checked: NATS 2.9 does not count a delivery the
@@ -800,7 +800,7 @@ func TestPublishAsyncKeepsEnvelopeAndDuplicates(t *testing.T) {
 			}
 		case err := <-f.Err():
 			t.Fatalf("publish %d: %v", i, err)
-		case <-time.After(5 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatalf("publish %d: no acknowledgement", i)
 		}
 	}

@@ -121,7 +121,7 @@ func (e *testEnv) consume(t *testing.T, cfg ConsumerConfig, h Handler, opts ...O
 func (e *testEnv) consumerInfo(t *testing.T, stream Stream, name string) *jetstream.ConsumerInfo {
 	t.Helper()
 	var info *jetstream.ConsumerInfo
-	testkit.WaitFor(t, 5*time.Second, "the condition", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the condition", func() bool {
 		c, err := e.js.Consumer(t.Context(), e.ns.Stream(stream), name)
 		if err != nil {
 			return false

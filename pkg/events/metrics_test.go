@@ -92,7 +92,7 @@ func TestMetricsCountPublishedAndSettled(t *testing.T) {
 	}
 	// The dead-letter publish and the final ack land before the consumer's
 	// ack floor moves, but the counters right after: poll.
-	testkit.WaitFor(t, 5*time.Second, "the condition", func() bool { return consumed(outcomeAck) == 2 && consumed(outcomeDeadLetter) == 1 })
+	testkit.WaitFor(t, 20*time.Second, "the condition", func() bool { return consumed(outcomeAck) == 2 && consumed(outcomeDeadLetter) == 1 })
 	if n := consumed(outcomeRetry); n != 1 {
 		t.Errorf("retries = %v, want 1", n)
 	}
@@ -132,9 +132,9 @@ func TestMetricsReportConsumerBacklog(t *testing.T) {
 	}
 	// One loop handling one message at a time: one delivered and held, two
 	// waiting in the stream.
-	testkit.WaitFor(t, 5*time.Second, "the condition", func() bool { p, a := gauges(); return p == 2 && a == 1 })
+	testkit.WaitFor(t, 20*time.Second, "the condition", func() bool { p, a := gauges(); return p == 2 && a == 1 })
 	close(release)
-	testkit.WaitFor(t, 5*time.Second, "the condition", func() bool { p, a := gauges(); return p == 0 && a == 0 })
+	testkit.WaitFor(t, 20*time.Second, "the condition", func() bool { p, a := gauges(); return p == 0 && a == 0 })
 
 	if err := stop(); err != nil {
 		t.Fatal(err)

@@ -374,7 +374,7 @@ func TestInvalidateBurstCausesOneRefresh(t *testing.T) {
 	}
 	testkit.Wait(t, &wg, time.Minute, "the callers")
 	for i, cl := range c.clients {
-		testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("replica %d to hand out a new token", i), func() bool {
+		testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("replica %d to hand out a new token", i), func() bool {
 			tok, err := cl.Token(context.Background(), "acme")
 			return err == nil && tok.Value != stale.Value
 		})
@@ -740,7 +740,7 @@ func TestGRPCHealthFollowsNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startProbed(t, c, nc, c.rdb)
-	testkit.WaitFor(t, 5*time.Second, "SERVING", func() bool { return r.grpc() == healthpb.HealthCheckResponse_SERVING })
+	testkit.WaitFor(t, 20*time.Second, "SERVING", func() bool { return r.grpc() == healthpb.HealthCheckResponse_SERVING })
 	nc.Close() // this replica loses NATS
 	testkit.WaitFor(t, 10*time.Second, "NOT_SERVING after NATS is gone", func() bool { return r.grpc() == healthpb.HealthCheckResponse_NOT_SERVING })
 }
@@ -762,7 +762,7 @@ func TestReadinessWaitsForRedisThenOnlyDegrades(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	r := startProbed(t, c, nc, viaProxy)
-	testkit.WaitFor(t, 5*time.Second, "NOT_SERVING and 503 while Redis never answered", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "NOT_SERVING and 503 while Redis never answered", func() bool {
 		code, _ := r.readyz()
 		return r.grpc() == healthpb.HealthCheckResponse_NOT_SERVING && code == http.StatusServiceUnavailable
 	})
