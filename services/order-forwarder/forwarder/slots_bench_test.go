@@ -38,9 +38,18 @@ import (
 // the burst at two sizes, each beside the POST loop of the same size, to
 // show which costs are paid once per burst and which per order.
 //
+// It also reports the ratio to the POST loop and turn-bound: the ratio the
+// same turns would reach with every slot busy the whole burst (the loop's
+// time per POST over the mean turn), which no delivery can beat.
+//
 // A diagnosis, not a row of `make bench`'s table: it runs only with
 // FORWARDER_SLOTS=1 (FORWARDER_SLOTS_BURST=n runs one size,
-// FORWARDER_SLOTS_CONCURRENCY=n sets ORDER_CONCURRENCY).
+// FORWARDER_SLOTS_CONCURRENCY=n sets ORDER_CONCURRENCY,
+// FORWARDER_SLOTS_REPLICAS=r and FORWARDER_SLOTS_INFLIGHT=k run r
+// replicas with k slots per tenant each: one replica with two slots is
+// the same sixteen slots, each tenant's two drawing on one queue, with
+// the POST loop at the same concurrency; the turn's steps are then not
+// timed, since two orders of a slot's key overlap).
 // docs/order-forwarder.md ("Where a burst's time goes") reads it.
 func BenchmarkForwardSlots(b *testing.B) {
 	skipUnlessDiagnosis(b)
@@ -57,14 +66,23 @@ func benchForwardSlots(b *testing.B, burst int) {
 	tenants := benchTenantIDs()
 	h := newHarness(b, harnessOptions{tenants: tenants, unrecorded: true})
 	h.st.Sim.Sim.SetFaults(hipersim.Faults{LatencyMs: 20, Endpoints: []string{hipersim.EndpointCreateOrder}})
-	cfg := Config{HiperTimeout: 10 * time.Second, TenantRate: -1}
+	cfg := Config{HiperTimeout: 10 * time.Second, TenantRate: -1, TenantInflight: 1}
 	if c, _ := strconv.Atoi(os.Getenv("FORWARDER_SLOTS_CONCURRENCY")); c > 0 {
 		cfg.Concurrency = c
 	}
+	if k, _ := strconv.Atoi(os.Getenv("FORWARDER_SLOTS_INFLIGHT")); k > 0 {
+		cfg.TenantInflight = k
+	}
+	replicas := benchReplicas
+	if r, _ := strconv.Atoi(os.Getenv("FORWARDER_SLOTS_REPLICAS")); r > 0 {
+		replicas = r
+	}
 	var fs []*Forwarder
 	times := &turnTimes{}
-	h.turnStep = times.hook
-	for i := range benchReplicas {
+	if cfg.TenantInflight == 1 {
+		h.turnStep = times.hook
+	}
+	for i := range replicas {
 		fs = append(fs, h.forwarder(cfg, fmt.Sprintf("r%d", i+1)))
 	}
 	waits := func() float64 {
@@ -75,7 +93,8 @@ func benchForwardSlots(b *testing.B, burst int) {
 		return n
 	}
 	w := h.watchAccepted(b)
-	base := h.newBaseline(b, tenants, benchConcurrency)
+	slots := len(tenants) * replicas * cfg.TenantInflight
+	base := h.newBaseline(b, tenants, slots)
 	h.burst(b, w, tenants, "warm", benchTenants*4)
 	probe := h.writeProbe(b)
 
@@ -97,10 +116,13 @@ func benchForwardSlots(b *testing.B, burst int) {
 		b.ReportMetric(float64((testkit.CPUTime(b)-c0).Microseconds())/float64(burst), "cpu-us/order")
 		end := start.Add(time.Duration(float64(burst) / rate * float64(time.Second)))
 		baseRate := base.burst(b, burst)
-		s := h.slotSpans(b, tenants, prefix)
+		s := h.slotSpans(b, tenants, prefix, cfg.TenantInflight)
 		b.ReportMetric(rate, "orders/s")
 		b.ReportMetric(baseRate, "baseline-orders/s")
-		s.report(b, start, end)
+		b.ReportMetric(rate/baseRate, "ratio")
+		meanTurn := s.report(b, start, end)
+		loopPost := time.Duration(float64(slots) / baseRate * float64(time.Second))
+		b.ReportMetric(float64(loopPost)/float64(meanTurn), "turn-bound")
 	}
 }
 
@@ -108,9 +130,10 @@ func benchForwardSlots(b *testing.B, burst int) {
 // answer (the steps' own times, taken just before each write).
 type span struct{ from, to time.Time }
 
-// slotSpans reads every order of the burst and groups their turns by slot
-// (tenant and replica: one slot each with ORDER_TENANT_INFLIGHT=1).
-func (h *harness) slotSpans(b *testing.B, tenants []string, prefix string) slotRuns {
+// slotSpans reads every order of the burst and groups their turns by slot:
+// tenant and replica, and with inflight slots per tenant and replica, the
+// turns of each split into inflight lanes (lanes).
+func (h *harness) slotSpans(b *testing.B, tenants []string, prefix string, inflight int) slotRuns {
 	out := slotRuns{}
 	for _, t := range tenants {
 		recs, err := h.state.List(context.Background(), t)
@@ -138,10 +161,43 @@ func (h *harness) slotSpans(b *testing.B, tenants []string, prefix string) slotR
 			out[k] = append(out[k], sp)
 		}
 	}
-	for _, ss := range out {
+	lanes := slotRuns{}
+	for k, ss := range out {
 		slices.SortFunc(ss, func(a, b span) int { return a.from.Compare(b.from) })
+		for i, l := range splitLanes(ss, inflight) {
+			lanes[k+"/"+strconv.Itoa(i)] = l
+		}
 	}
-	return out
+	return lanes
+}
+
+// splitLanes deals turns sorted by start into n lanes whose turns do not
+// overlap, each turn to the lane that freed last before it began: with n
+// slots a key, some such split is the slots' own.
+func splitLanes(ss []span, n int) [][]span {
+	if n <= 1 {
+		return [][]span{ss}
+	}
+	lanes := make([][]span, n)
+	// freed is when lane i's last turn ended (zero: none yet).
+	freed := make([]time.Time, n)
+	for _, sp := range ss {
+		best := -1
+		for i, t := range freed {
+			free := !t.After(sp.from)
+			switch {
+			case best < 0:
+				best = i
+			case free && (freed[best].After(sp.from) || t.After(freed[best])):
+				best = i // free, and freed latest of those free
+			case !free && freed[best].After(sp.from) && t.Before(freed[best]):
+				best = i // none free (the clocks of two replicas): the first to free
+			}
+		}
+		lanes[best] = append(lanes[best], sp)
+		freed[best] = sp.to
+	}
+	return slices.DeleteFunc(lanes, func(l []span) bool { return len(l) == 0 })
 }
 
 type slotRuns map[string][]span
@@ -149,8 +205,8 @@ type slotRuns map[string][]span
 // report adds the slots' figures to the benchmark's: busy share of the
 // burst (mean and lowest), ramp, tail, and the gaps between turns, split
 // at 5 ms into hand-overs (a waiting order took the slot) and idling (no
-// order of the tenant was in hand).
-func (s slotRuns) report(b *testing.B, start, end time.Time) {
+// order of the tenant was in hand); it returns the mean turn.
+func (s slotRuns) report(b *testing.B, start, end time.Time) time.Duration {
 	wall := end.Sub(start)
 	var busy, ramp, tail, handGap, idleGap time.Duration
 	var idleN, minOrders, maxOrders int
@@ -194,11 +250,13 @@ func (s slotRuns) report(b *testing.B, start, end time.Time) {
 	for _, t := range turns {
 		sum += t
 	}
-	b.ReportMetric(ms(sum/time.Duration(len(turns))), "mean-turn-ms")
+	mean := sum / time.Duration(len(turns))
+	b.ReportMetric(ms(mean), "mean-turn-ms")
 	b.ReportMetric(ms(median(turns)), "turn-ms")
 	b.ReportMetric(ms(median(gaps)), "gap-ms")
 	b.ReportMetric(float64(minOrders), "min-orders/slot")
 	b.ReportMetric(float64(maxOrders), "max-orders/slot")
+	return mean
 }
 
 func median(d []time.Duration) time.Duration {
@@ -241,7 +299,9 @@ func sampleWaiters(b *testing.B, fs []*Forwarder, tenants []string) (stop func()
 					sum += float64(n)
 					most = max(most, n)
 				}
-				diff += math.Abs(float64(ws[0] - ws[1]))
+				if len(ws) > 1 {
+					diff += math.Abs(float64(ws[0] - ws[1]))
+				}
 				samples++
 			}
 		}
