@@ -52,6 +52,9 @@ type harness struct {
 	// turnStep, when set, gives each forwarder started its Forwarder.turnStep
 	// (by its owner), before it runs.
 	turnStep func(owner string) func(tenant, orderID string, step turnStep)
+	// ownConns, when set, gives each forwarder started a NATS connection of
+	// its own, as a deployment's replicas have, instead of the stack's.
+	ownConns bool
 }
 
 type harnessOptions struct {
@@ -112,10 +115,14 @@ func testConfig() Config {
 // forwarder starts a replica that runs until the test ends.
 func (h *harness) forwarder(cfg Config, owner string) *Forwarder {
 	h.t.Helper()
+	nc := h.st.NATS
+	if h.ownConns {
+		nc, _ = testkit.Connect(h.t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f, err := Start(ctx, Deps{
 		Deps: service.Deps{
-			NATS: h.st.NATS, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: cmp.Or(h.hiperURL, h.st.Sim.URL),
+			NATS: nc, Namespace: h.st.NS, Tokens: h.st.Broker, HiperBaseURL: cmp.Or(h.hiperURL, h.st.Sim.URL),
 			Format: events.FormatProtobuf, Health: telemetry.NewHealth(), Log: h.logger(),
 		},
 		Config: cfg, Owner: owner, Catalog: h.catalog,

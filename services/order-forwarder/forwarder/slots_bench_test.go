@@ -49,7 +49,9 @@ import (
 // replicas with k slots per tenant each: one replica with two slots is
 // the same sixteen slots, each tenant's two drawing on one queue, with
 // the POST loop at the same concurrency; the turn's steps are then not
-// timed, since two orders of a slot's key overlap).
+// timed, since two orders of a slot's key overlap; FORWARDER_SLOTS_OWN_CONNS=1
+// gives each replica a NATS connection of its own, as in a deployment,
+// rather than the one the store's publisher and the watcher use).
 // docs/order-forwarder.md ("Where a burst's time goes") reads it.
 func BenchmarkForwardSlots(b *testing.B) {
 	skipUnlessDiagnosis(b)
@@ -77,6 +79,7 @@ func benchForwardSlots(b *testing.B, burst int) {
 	if r, _ := strconv.Atoi(os.Getenv("FORWARDER_SLOTS_REPLICAS")); r > 0 {
 		replicas = r
 	}
+	h.ownConns = os.Getenv("FORWARDER_SLOTS_OWN_CONNS") != ""
 	var fs []*Forwarder
 	times := &turnTimes{}
 	if cfg.TenantInflight == 1 {
