@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 const (
@@ -416,9 +417,10 @@ func TestProductFeedStopsOnACursorThatDoesNotAdvance(t *testing.T) {
 
 func TestUnreachableHiper(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	srv.Close()
-	c, err := hiper.New(srv.URL + "/api/v1")
+	// A port nothing listens on and no other test is given: a server
+	// closed here would free an ephemeral port another test's server may
+	// take at once.
+	c, err := hiper.New("http://" + testkit.FreeAddr(t) + "/api/v1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package hiper_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/testkit"
 )
 
 // callCounts reads hipersync_hiper_requests_total and the latency
@@ -68,9 +68,8 @@ func TestMetricsCountCallsByEndpointAndStatusClass(t *testing.T) {
 		t.Fatal("token from a 400 succeeded")
 	}
 
-	dead := httptest.NewServer(http.NotFoundHandler())
-	dead.Close()
-	deadClient, err := hiper.New(dead.URL+"/api/v1", opts...)
+	// Nothing listens there, and no other test's server will (testkit.FreeAddr).
+	deadClient, err := hiper.New("http://"+testkit.FreeAddr(t)+"/api/v1", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
