@@ -228,9 +228,10 @@ func TestSealerOpensWithPreviousKeysAndSaysSo(t *testing.T) {
 }
 
 // TestQuoteIsBounded: a quote with a huge exponent is refused, without
-// allocating its digits; an ordinary one is read exactly.
+// allocating its digits; an ordinary one is read exactly. Not parallel: it
+// reads the process's allocations, to which the package's parallel tests
+// (NATS clients, watches) would add theirs.
 func TestQuoteIsBounded(t *testing.T) {
-	t.Parallel()
 	raw := &brokerv1.TenantSettings{CurrencyQuotes: map[string]string{"USD": "5.40", "EUR": "1e999999999", "XAU": "1e-999999999"}}
 	s := SettingsOf(raw)
 	if q, ok := s.Quote("usd"); !ok || q.String() != "5.4" {
