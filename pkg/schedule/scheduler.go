@@ -488,7 +488,7 @@ func (s *Scheduler) dueLocked(id string, now time.Time) (time.Time, bool) {
 	if st.Running(now) && st.Lease.Owner != s.opts.Owner {
 		return st.Lease.Until.Add(spread), true // look again when the lease would expire
 	}
-	if r, asked := s.reqs[id]; asked && (st.Failures == 0 || st.LastErrorAt.Before(r.req.At)) {
+	if r, asked := s.pendingLocked(id, st); asked && (st.Failures == 0 || st.LastErrorAt.Before(r.req.At)) {
 		// Asked for: now, unless a run since the request failed; then
 		// the request waits for the backoff like the schedule does, or a
 		// failing Hiper or NATS would be asked again and again.
@@ -507,6 +507,15 @@ func (s *Scheduler) dueLocked(id string, now time.Time) (time.Time, bool) {
 	return due.Add(spread), true
 }
 
+// pendingLocked is the tenant's sync request that no run has served yet,
+// given the tenant's status st. A run that served a request records it in
+// the status and then deletes it from the bucket; until the watch delivers
+// that deletion, the request is still in s.reqs, and is not to run again.
+func (s *Scheduler) pendingLocked(id string, st syncstatus.Status) (requestView, bool) {
+	r, ok := s.reqs[id]
+	return r, ok && (r.req.ID == "" || r.req.ID != st.LastRequest)
+}
+
 // launchDue starts the runs that are due, as slots allow.
 func (s *Scheduler) launchDue(ctx context.Context, now time.Time, wg *sync.WaitGroup) {
 	for s.free > 0 && len(s.queue) > 0 && !s.queue[0].due.After(now) {
@@ -520,7 +529,7 @@ func (s *Scheduler) launchDue(ctx context.Context, now time.Time, wg *sync.WaitG
 		wg.Add(1)
 		view, hasView := s.views[e.tenant]
 		var req *requestView
-		if r, ok := s.reqs[e.tenant]; ok {
+		if r, ok := s.pendingLocked(e.tenant, view.st); ok {
 			req = &r
 		}
 		go func() {
