@@ -42,7 +42,8 @@ func startDev(t *testing.T) guide {
 	var out brokertest.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- cli.Run(ctx, cli.Env{Stdout: &out, Stderr: &out, Getenv: config.Map(nil)}, args) }()
-	t.Cleanup(func() { cancel(); testkit.Recv(t, done, 30*time.Second, "the CLI to stop") })
+	// A minute: above the 30 s the dev run's NATS drain may take (service.DrainTimeout).
+	t.Cleanup(func() { cancel(); testkit.Recv(t, done, time.Minute, "the CLI to stop") })
 	var g guide
 	deadline := time.Now().Add(60 * time.Second)
 	for json.Unmarshal([]byte(out.String()), &g) != nil || g.LoginURL == "" {
