@@ -90,7 +90,7 @@ func TestDirectoryWatchesAgainWhenItsWatchFallsBehind(t *testing.T) {
 	}
 	putTenant(t, kv, "acme", brokerv1.TenantState_TENANT_STATE_PAUSED)
 	waitState(t, d, "acme", brokerv1.TenantState_TENANT_STATE_PAUSED, 30*time.Second)
-	waitState(t, d, "beta", 0, 5*time.Second)
+	waitState(t, d, "beta", 0, 20*time.Second)
 	if d.watch.Restarts() == 0 {
 		t.Error("the directory caught up without watching again")
 	}

@@ -37,7 +37,7 @@ func TestSyncShowsProgressOfAFullResync(t *testing.T) {
 		kinds := []syncstatus.Kind{syncstatus.Catalog, syncstatus.Stock}
 		showProgress(ctx, &out, localViews(&streams{nc: st.NATS, js: st.JS, ns: st.NS}, "acme", kinds), "acme", kinds, 10*time.Millisecond, stop)
 	}()
-	testkit.WaitFor(t, 5*time.Second, "a progress line", func() bool { return strings.Contains(out.String(), "\n") })
+	testkit.WaitFor(t, 20*time.Second, "a progress line", func() bool { return strings.Contains(out.String(), "\n") })
 	close(stop)
 	testkit.Recv(t, done, 10*time.Second, "the progress to stop")
 	line := strings.SplitN(out.String(), "\n", 2)[0]
