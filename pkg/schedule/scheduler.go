@@ -178,6 +178,7 @@ type Scheduler struct {
 }
 
 type tenantInfo struct {
+	state  brokerv1.TenantState
 	active bool
 	// keyRefused: inactive because Hiper refused the tenant's key.
 	keyRefused bool
@@ -386,10 +387,24 @@ func (s *Scheduler) applyTenant(id string, t *brokerv1.Tenant) {
 		delete(s.tenants, id)
 		s.cfg.Pacer.Forget(id)
 	} else {
-		s.tenants[id] = tenantInfo{active: tenant.Syncs(t.GetState()), settings: tenant.SettingsOf(t.GetSettings()),
+		s.tenants[id] = tenantInfo{state: t.GetState(), active: tenant.Syncs(t.GetState()), settings: tenant.SettingsOf(t.GetSettings()),
 			keyRefused: t.GetState() == brokerv1.TenantState_TENANT_STATE_INVALID_KEY}
 	}
 	s.markLocked(id)
+}
+
+// TenantState reports the state of tenant id that this scheduler's runs
+// follow: the one it last took from its directory, once it has acted on it
+// (a paused tenant's next run dropped, its run in progress cancelled). The
+// directory knows of a change a moment before its scheduler does. ok is
+// false while the scheduler does not know the tenant, or has a change of
+// it still to act on.
+func (s *Scheduler) TenantState(id string) (state brokerv1.TenantState, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info, known := s.tenants[id]
+	_, pending := s.dirty[id]
+	return info.state, known && !pending
 }
 
 // setViewLocked keeps the newest status seen, whether from the watch or

@@ -192,7 +192,7 @@ func TestPauseStopsARunAndANewTenantStartsAtOnce(t *testing.T) {
 	e.setTenant("acme", active, nil)
 	started := make(chan string, 10)
 	cancelled := make(chan error, 10)
-	e.start(func(ctx context.Context, r *Run) error {
+	s, _ := e.start(func(ctx context.Context, r *Run) error {
 		started <- r.Tenant
 		if r.Tenant != "acme" {
 			return nil
@@ -217,6 +217,10 @@ func TestPauseStopsARunAndANewTenantStartsAtOnce(t *testing.T) {
 	if st, _ := e.status("acme"); st.Failures != 0 || st.LastError != "" {
 		t.Fatalf("a paused run counted as failed: %+v", st)
 	}
+	testkit.WaitFor(t, 20*time.Second, "the scheduler to follow acme paused", func() bool {
+		st, ok := s.TenantState("acme")
+		return ok && st == brokerv1.TenantState_TENANT_STATE_PAUSED
+	})
 
 	e.setTenant("beta", active, nil)
 	select {

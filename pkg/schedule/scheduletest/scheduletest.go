@@ -264,16 +264,16 @@ func (c *Collector) Errors() []error {
 	return slices.Clone(c.errs)
 }
 
-// WaitTenantState waits until every replica's directory holds tenant id in
-// state. A change made through token-broker (a pause) reaches each replica
-// through its own watch of the tenants bucket, after the call that made it
-// has returned: until then the replica may still start a run the change
-// forbids.
+// WaitTenantState waits until every replica's scheduler follows tenant id
+// in state. A change made through token-broker (a pause) reaches each
+// replica through its own watch of the tenants bucket, after the call that
+// made it has returned, and its scheduler a moment after its directory:
+// until then the replica may still start a run the change forbids.
 func WaitTenantState(t testing.TB, id string, state brokerv1.TenantState, replicas ...*Replica) {
 	t.Helper()
-	testkit.WaitFor(t, 20*time.Second, "every replica to see "+id+" "+state.String(), func() bool {
+	testkit.WaitFor(t, 20*time.Second, "every replica's scheduler to follow "+id+" "+state.String(), func() bool {
 		for _, r := range replicas {
-			if s, ok := r.Directory.State(id); !ok || s != state {
+			if s, ok := r.Scheduler.TenantState(id); !ok || s != state {
 				return false
 			}
 		}
