@@ -43,6 +43,17 @@ type Config struct {
 	// Now is the clock; nil means time.Now. Tests inject one to expire
 	// tokens and process orders without sleeping.
 	Now func() time.Time
+	// OnToken, if set, is called with each token as it is issued, before
+	// it is answered: a test learns every token Hiper gave out, one that
+	// never reached a caller too. It must return quickly.
+	OnToken func(IssuedToken)
+}
+
+// IssuedToken is a token as Config.OnToken is told of it.
+type IssuedToken struct {
+	Key     string    // the security key it was issued for
+	Token   string    // the JWT
+	Expires time.Time // when the Sim stops accepting it
 }
 
 // Environment variables read by ConfigFromEnv.

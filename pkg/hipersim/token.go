@@ -98,6 +98,9 @@ func (s *Sim) issueToken(a *account) (string, error) {
 		table.prune(now)
 	}
 	a.tokensIssued.Add(1)
+	if s.cfg.OnToken != nil {
+		s.cfg.OnToken(IssuedToken{Key: a.key, Token: token, Expires: expires})
+	}
 	return token, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,5 +189,41 @@ func TestTokensBelongToTheirAccount(t *testing.T) {
 	got := srv.Sim.Stats().TokensIssued
 	if got[hipersim.DemoKey] != 1 || got[otherKey] != 2 {
 		t.Errorf("tokens issued %v: want 1 for the demo key and 2 for the other", got)
+	}
+}
+
+func TestOnTokenTellsEachTokenIssued(t *testing.T) {
+	t.Parallel()
+	clock := simtest.NewClock(epoch)
+	var (
+		mu   sync.Mutex
+		told []hipersim.IssuedToken
+	)
+	srv := simtest.Start(t, hipersim.Config{Seed: hipersim.SeedEmpty, TokenTTL: time.Hour, Now: clock.Now,
+		OnToken: func(it hipersim.IssuedToken) {
+			mu.Lock()
+			defer mu.Unlock()
+			told = append(told, it)
+		}})
+	anon := &api{t: t, srv: srv}
+
+	var answered []string
+	for range 2 {
+		var ans hiper.TokenAnswer
+		if st := anon.call("GET", "/auth/gerar-token/"+hipersim.DemoKey, nil, &ans); st != http.StatusOK {
+			t.Fatalf("status %d", st)
+		}
+		answered = append(answered, ans.Token)
+	}
+	anon.call("GET", "/auth/gerar-token/"+otherKey, nil, nil) // refused: no token
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) != 2 {
+		t.Fatalf("told of %d tokens, want the 2 issued: %+v", len(told), told)
+	}
+	for i, it := range told {
+		if it.Key != hipersim.DemoKey || it.Token != answered[i] || !it.Expires.Equal(epoch.Add(time.Hour)) {
+			t.Errorf("told %+v, want key %s, token %s, expiry %s", it, hipersim.DemoKey, answered[i], epoch.Add(time.Hour))
+		}
 	}
 }
