@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,9 @@ type cluster struct {
 	// answered counts the token answers let through to the brokers after
 	// clusterOpts.answerDelay.
 	answered atomic.Int64
+	// issued is every token hiper-sim issued, in order.
+	issuedMu sync.Mutex
+	issued   []hipersim.IssuedToken
 	master   []byte
 	brokers  []*Broker
 	clients  []*brokerclient.Client
@@ -74,7 +78,12 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	key := testkit.RandomHex(32)
 	c := &cluster{t: t, key: key, ns: events.Namespace{Prefix: testkit.Prefix(t)}, master: make([]byte, 32)}
 	_, _ = rand.Read(c.master)
-	c.sim = simtest.Start(t, hipersim.Config{Keys: []string{key}, Seed: "empty", TokenTTL: o.tokenTTL})
+	c.sim = simtest.Start(t, hipersim.Config{Keys: []string{key}, Seed: "empty", TokenTTL: o.tokenTTL,
+		OnToken: func(it hipersim.IssuedToken) {
+			c.issuedMu.Lock()
+			defer c.issuedMu.Unlock()
+			c.issued = append(c.issued, it)
+		}})
 
 	nc, err := nats.Connect(testkit.NATSURL())
 	if err != nil {
@@ -176,6 +185,13 @@ func (c *cluster) addColdTenant(id string) {
 }
 
 func (c *cluster) tokensIssued() int { return c.sim.Sim.Stats().TokensIssued[c.key] }
+
+// issuedTokens is every token hiper-sim issued so far, in order.
+func (c *cluster) issuedTokens() []hipersim.IssuedToken {
+	c.issuedMu.Lock()
+	defer c.issuedMu.Unlock()
+	return slices.Clone(c.issued)
+}
 
 // tokensReceived is how many tokens reached the brokers: with answers
 // delayed, one issued may still be on its way.

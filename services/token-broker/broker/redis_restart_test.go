@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/redisconn"
 	"github.com/hipersync/hipersync/pkg/testkit"
 )
@@ -18,6 +19,7 @@ import (
 // test can restart it without touching the machine's.
 type redisServer struct {
 	t    *testing.T
+	bin  string
 	port int
 	dir  string
 	cmd  *exec.Cmd
@@ -30,16 +32,15 @@ func startRedis(t *testing.T) *redisServer {
 		t.Skip("redis-server is not installed (.ci/run installs it)")
 	}
 	port := testkit.FreePorts(t, 1)[0] // it restarts on the same port
-	r := &redisServer{t: t, port: port, dir: t.TempDir()}
-	r.cmd = exec.Command(bin)
-	r.start(bin)
+	r := &redisServer{t: t, bin: bin, port: port, dir: t.TempDir()}
+	r.start()
 	t.Cleanup(r.kill)
 	return r
 }
 
-func (r *redisServer) start(bin string) {
+func (r *redisServer) start() {
 	r.t.Helper()
-	r.cmd = exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(r.port), "--save", "", "--appendonly", "no",
+	r.cmd = exec.Command(r.bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(r.port), "--save", "", "--appendonly", "no",
 		"--dir", r.dir)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
@@ -61,7 +62,7 @@ func (r *redisServer) kill() {
 // Redis restarts (empty: no persistence) while two replicas serve tokens
 // to callers of three stores: every call is answered, and once Redis is
 // back, each expiry is refreshed by one Hiper token call per store, not
-// one per replica.
+// one per replica. Each phase waits for what it needs, not for a time.
 func TestRedisRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
@@ -77,18 +78,20 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 		c.addColdTenant(id)
 	}
 
+	type handout struct {
+		store   string
+		expires time.Time
+	}
 	var (
 		mu      sync.Mutex
-		phase   int                      // 0 before the restart, 1 after Redis is back, 2 after the count
-		counted time.Time                // the whole second after the count
-		handed  = map[string]string{}    // new token after Redis is back → store
-		expires = map[string]time.Time{} // its expiry
-		before  = map[string]bool{}      // tokens handed out until then
+		handed  = map[string]handout{} // every token a caller was handed
 		calls   int
 		failure error
 	)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	t.Cleanup(func() { stop(); wg.Wait() }) // a phase that timed out: before the cluster stops
+	// One caller per replica and store.
 	for i := range 6 {
 		wg.Go(func() {
 			pace := time.NewTicker(5 * time.Millisecond)
@@ -104,74 +107,109 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 				if err != nil && failure == nil {
 					failure = fmt.Errorf("token for %s: %w", id, err)
 				}
-				switch {
-				case err != nil:
-				case phase == 0:
-					before[tok.Value] = true
-				case before[tok.Value]:
-				case phase == 1 || tok.ExpiresAt.Before(counted.Add(ttl)): // issued before counted
-					handed[tok.Value], expires[tok.Value] = id, tok.ExpiresAt
+				if err == nil {
+					handed[tok.Value] = handout{id, tok.ExpiresAt}
 				}
 				mu.Unlock()
 			}
 		})
 	}
-	time.Sleep(ttl) // load before the restart; a refresh or two happens
-	srv.kill()
-	time.Sleep(ttl / 2)
-	srv.start("redis-server")
-	testkit.WaitFor(t, 15*time.Second, "both replicas to use Redis again", func() bool {
-		return c.brokers[0].Tokens.RedisErr() == nil && c.brokers[1].Tokens.RedisErr() == nil
+	// handedOf counts, per store, the tokens callers were handed among
+	// those issued.
+	handedOf := func(issued []hipersim.IssuedToken) map[string]int {
+		n := map[string]int{}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, it := range issued {
+			if h, ok := handed[it.Token]; ok {
+				n[h.store]++
+			}
+		}
+		return n
+	}
+	eachStoreHanded := func(from, want int) bool {
+		n := handedOf(c.issuedTokens()[from:])
+		for _, id := range stores {
+			if n[id] < want {
+				return false
+			}
+		}
+		return true
+	}
+	redisDown := func() (n int) {
+		for _, b := range c.brokers {
+			if b.Tokens.RedisErr() != nil {
+				n++
+			}
+		}
+		return n
+	}
+
+	testkit.WaitFor(t, 20*time.Second, "each store to be handed a token and its refresh", func() bool {
+		return eachStoreHanded(0, 2)
 	})
-	// The tokens each replica holds from the outage are refreshed at their
-	// expiry; from the next generation on, one refresh serves both.
-	time.Sleep(ttl + ttl/2)
-	mu.Lock()
-	phase = 1
-	issuedBefore := c.tokensIssued()
-	mu.Unlock()
-	time.Sleep(2*ttl + ttl/2)
-	// The tokens issued are counted while the callers still call: counted
-	// after they stopped, a refresh ahead of expiry in between would be a
-	// token no caller was handed. The callers go on a second, so a token
-	// issued just before the count still reaches them; a token's expiry is
-	// in whole seconds, so those issued before the whole second after the
-	// count are told from later ones by it. Counting just before a whole
-	// second leaves few later ones among them.
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(900 * time.Millisecond)))
-	mu.Lock()
-	phase = 2
-	issued := c.tokensIssued() - issuedBefore
-	counted = time.Now().Truncate(time.Second).Add(time.Second)
-	mu.Unlock()
-	time.Sleep(time.Second)
+	srv.kill()
+	killed := len(c.issuedTokens())
+	testkit.WaitFor(t, 20*time.Second, "both replicas to notice Redis is gone and each store to be handed a token issued since",
+		func() bool { return redisDown() == len(c.brokers) && eachStoreHanded(killed, 1) })
+	srv.start()
+	var latest time.Time // the latest expiry of a token handed until Redis was back
+	testkit.WaitFor(t, 20*time.Second, "both replicas to use Redis again", func() bool {
+		if redisDown() > 0 {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, h := range handed {
+			if h.expires.After(latest) {
+				latest = h.expires
+			}
+		}
+		return true
+	})
+	// Each replica may still hold tokens it got from Hiper alone during
+	// the outage; once they have expired, every token comes through Redis.
+	testkit.WaitFor(t, 2*ttl, "the tokens handed until Redis was back to expire", func() bool { return time.Now().After(latest) })
+	back := len(c.issuedTokens())
+	testkit.WaitFor(t, 20*time.Second, "each store to be handed 2 tokens issued since", func() bool { return eachStoreHanded(back, 2) })
+	issued := c.issuedTokens()[back:]
+	// A token is handed out by the next call of the replica that asked for
+	// it; the token of a duplicated refresh's loser never is, and stops
+	// being handed out at all within a token's lifetime.
+	unhanded := func() (n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, it := range issued {
+			if _, ok := handed[it.Token]; !ok {
+				n++
+			}
+		}
+		return n
+	}
+	testkit.Until(ttl, func() bool { return unhanded() == 0 }) // judged below, once the callers stopped
 	stop()
 	testkit.Wait(t, &wg, time.Minute, "the callers to stop")
 
 	if failure != nil {
 		t.Fatalf("a caller got no token while Redis restarted: %v", failure)
 	}
-	perStore := map[string]int{}
-	for _, id := range handed {
-		perStore[id]++
-	}
-	t.Logf("%d calls; after Redis came back: %d tokens issued, %d handed out %v", calls, issued, len(handed), perStore)
+	perStore := handedOf(issued)
+	t.Logf("%d calls; after Redis came back: %d tokens issued, handed out %v", calls, len(issued), perStore)
 	// A duplicated refresh shows as a token issued that no caller was
-	// handed (the loser's), or as two tokens of one store and generation.
-	if issued > len(handed) {
-		t.Errorf("hiper-sim issued %d tokens after Redis came back but callers were handed %d: a refresh was duplicated", issued, len(handed))
+	// handed (the loser's), or as two tokens of one store and expiry.
+	if n := unhanded(); n > 0 {
+		t.Errorf("hiper-sim issued %d tokens after Redis came back, and %d never reached a caller: a refresh was duplicated", len(issued), n)
 	}
 	generation := map[string]bool{}
-	for tok, id := range handed {
-		g := fmt.Sprintf("%s@%d", id, expires[tok].Unix())
+	for _, it := range issued {
+		h, ok := handed[it.Token]
+		if !ok {
+			continue
+		}
+		g := fmt.Sprintf("%s@%d", h.store, h.expires.Unix())
 		if generation[g] {
-			t.Errorf("%s got two tokens expiring at %s: one expiry was refreshed twice", id, expires[tok])
+			t.Errorf("%s got two tokens expiring at %s: one expiry was refreshed twice", h.store, h.expires)
 		}
 		generation[g] = true
-	}
-	for _, id := range stores {
-		if perStore[id] < 2 {
-			t.Errorf("%s: %d new tokens over %s with a %s lifetime: tokens were not refreshed", id, perStore[id], 2*ttl+ttl/2, ttl)
-		}
 	}
 }
