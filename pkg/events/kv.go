@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hipersync/hipersync/pkg/kvwatch"
 )
 
 // Errors of Update.
@@ -28,7 +30,8 @@ const MaxConflicts = 16
 // KeySubject is the subject a put to key of bucket is published on (no
 // domain, no API prefix): a raw publish there is a key-value write, which
 // may go out without waiting for the one before it.
-func KeySubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+// It is kvwatch's, which reads keys by it and stands below this package.
+func KeySubject(bucket, key string) string { return kvwatch.KeySubject(bucket, key) }
 
 // Conflict reports whether a key-value write lost a compare-and-set race:
 // another writer created the key (Create) or changed it since the revision

@@ -269,7 +269,7 @@ func (w *Watch) last(ctx context.Context) (uint64, error) {
 	}
 	var last uint64
 	for _, k := range w.cfg.Keys {
-		m, err := s.GetLastMsgForSubject(ctx, "$KV."+w.kv.Bucket()+"."+k)
+		m, err := s.GetLastMsgForSubject(ctx, KeySubject(w.kv.Bucket(), k))
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
@@ -307,3 +307,8 @@ func ReadAll(ctx context.Context, kv jetstream.KeyValue, what string, f func(jet
 		}
 	}
 }
+
+// KeySubject is the subject a put to key of bucket is published on (no
+// domain, no API prefix), and the subject of its messages in the bucket's
+// stream.
+func KeySubject(bucket, key string) string { return "$KV." + bucket + "." + key }
