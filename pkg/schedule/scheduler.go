@@ -24,6 +24,7 @@ import (
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/kvwatch"
 	"github.com/hipersync/hipersync/pkg/pace"
+	"github.com/hipersync/hipersync/pkg/renew"
 	"github.com/hipersync/hipersync/pkg/syncstatus"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
@@ -619,38 +620,24 @@ func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc,
 	r.Full = r.Request != nil && r.Request.Full || st.FullRunning ||
 		st.InitialDone && s.opts.FullEvery > 0 && start.Sub(st.LastFullAt) >= s.opts.FullEvery
 
-	renewCtx, stopRenew := context.WithCancel(ctx)
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		s.renew(renewCtx, r, cancel)
-	}()
+	stopRenew := renew.Every(ctx, s.opts.LeaseTTL/3, func(ctx context.Context) bool { return s.renewLease(ctx, r, cancel) })
 	jobErr := s.cfg.Job.Run(ctx, r)
 	stopRenew()
-	<-renewed
 	s.finish(ctx, r, jobErr, planned, req, interval)
 }
 
-// renew extends the run's lease every third of its TTL; a lost lease
-// cancels the run.
-func (s *Scheduler) renew(ctx context.Context, r *Run, cancel context.CancelCauseFunc) {
-	t := time.NewTicker(s.opts.LeaseTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			err := r.Save(ctx, func(*syncstatus.Status) {})
-			switch {
-			case errors.Is(err, ErrLeaseLost):
-				cancel(ErrLeaseLost)
-				return
-			case err != nil && ctx.Err() == nil:
-				r.Log.Warn("renew sync lease", "error", err)
-			}
-		}
+// renewLease extends the run's lease (renew.Every calls it every third of the
+// lease's TTL); a lost lease cancels the run and ends the renewals.
+func (s *Scheduler) renewLease(ctx context.Context, r *Run, cancel context.CancelCauseFunc) bool {
+	err := r.Save(ctx, func(*syncstatus.Status) {})
+	switch {
+	case errors.Is(err, ErrLeaseLost):
+		cancel(ErrLeaseLost)
+		return false
+	case err != nil && ctx.Err() == nil:
+		r.Log.Warn("renew sync lease", "error", err)
 	}
+	return true
 }
 
 // finish records the run's outcome and the next due time, releases the

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/renew"
 	"github.com/hipersync/hipersync/pkg/tenant"
 )
 
@@ -319,25 +320,10 @@ func (c *TokenCache) issueLocked(ctx context.Context, tenantID, lockValue string
 // another replica take the lock and ask for a second token. A replica that
 // stops (or loses Redis) stops renewing, and the lock lapses.
 func (c *TokenCache) holdLock(ctx context.Context, tenantID, lockValue string) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(c.cfg.LockTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				n, err := extendLock.Run(ctx, c.cfg.Redis, []string{c.lockKey(tenantID)}, lockValue, c.cfg.LockTTL.Milliseconds()).Int()
-				if err != nil || n == 0 {
-					return // lost: another replica may fetch too
-				}
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
+	return renew.Every(ctx, c.cfg.LockTTL/3, func(ctx context.Context) bool {
+		n, err := extendLock.Run(ctx, c.cfg.Redis, []string{c.lockKey(tenantID)}, lockValue, c.cfg.LockTTL.Milliseconds()).Int()
+		return err == nil && n != 0 // lost: another replica may fetch too
+	})
 }
 
 // share stores a token in Redis for the other replicas and tells them, for
