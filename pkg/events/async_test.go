@@ -66,6 +66,10 @@ func TestPublishBatchStoresAndCountsDuplicatesOnce(t *testing.T) {
 	if info, err := s.Info(t.Context()); err != nil || info.State.Msgs != 2 {
 		t.Fatalf("stream holds %v messages (%v), want 2", info.State.Msgs, err)
 	}
+	// The envelope's checks hold as for Publish: nothing is handed over.
+	if err := pub.PublishBatch(t.Context(), b, subject, "x", sampleOrder()); !errors.Is(err, ErrInvalidSubject) || b.Len() != 3 {
+		t.Fatalf("an order on the catalog subject: %v, batch of %d; want ErrInvalidSubject, 3", err, b.Len())
+	}
 }
 
 func TestAsyncPublisherReportsEachRefusal(t *testing.T) {

@@ -778,40 +778,6 @@ func TestEnsureIdempotent(t *testing.T) {
 	}
 }
 
-func TestPublishAsyncKeepsEnvelopeAndDuplicates(t *testing.T) {
-	t.Parallel()
-	e := newTestEnv(t)
-	pub := e.publisher(FormatProtobuf)
-	subject := e.ns.HiperSubject("acme", KindStockChanged)
-	var futures []jetstream.PubAckFuture
-	for _, id := range []string{"acme:stock:p1:1", "acme:stock:p1:1", "acme:stock:p2:3"} {
-		f, err := pub.PublishAsync(t.Context(), subject, id, &eventsv1.StockChanged{ProductId: "p", Quantity: "1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		futures = append(futures, f)
-	}
-	var dups int
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
-				dups++
-			}
-		case err := <-f.Err():
-			t.Fatalf("publish %d: %v", i, err)
-		case <-time.After(20 * time.Second):
-			t.Fatalf("publish %d: no acknowledgement", i)
-		}
-	}
-	if dups != 1 || e.streamMsgs(t, StreamHiper) != 2 {
-		t.Fatalf("%d duplicates and %d messages stored; want 1 and 2", dups, e.streamMsgs(t, StreamHiper))
-	}
-	if _, err := pub.PublishAsync(t.Context(), subject, "x", sampleOrder()); !errors.Is(err, ErrInvalidSubject) {
-		t.Fatalf("an order on the stock subject: %v, want ErrInvalidSubject", err)
-	}
-}
-
 // A consumer deleted while no pull request of the loop is waiting on the
 // server (between two fetches, or before the first) gets no "consumer
 // deleted" answer: the loop's next request simply goes unanswered. The loop

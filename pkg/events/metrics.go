@@ -28,8 +28,8 @@ const (
 	resultOK        = "ok"
 	resultDuplicate = "duplicate"
 	resultError     = "error"
-	// resultAsync is a PublishAsync handed to the connection; whether the
-	// stream stored it is the caller's future's to say.
+	// resultAsync is a PublishBatch handed to the connection; whether the
+	// stream stored it is the batch's Wait to say.
 	resultAsync = "async"
 )
 

@@ -89,23 +89,12 @@ func (p *Publisher) Publish(ctx context.Context, subject, id string, msg proto.M
 	return ack.Duplicate, nil
 }
 
-// PublishAsync is Publish without waiting for the stream's acknowledgement:
-// it returns once the message is handed to the connection, and the future
-// settles when the stream stored it (or refused it). The span covers the
-// hand-over only. A bulk publisher wants PublishBatch.
-func (p *Publisher) PublishAsync(ctx context.Context, subject, id string, msg proto.Message, opts ...PublishOption) (jetstream.PubAckFuture, error) {
-	var f jetstream.PubAckFuture
-	err := p.handOver(ctx, subject, id, msg, opts, func(m *nats.Msg) (err error) {
-		f, err = p.js.PublishMsgAsync(m)
-		return err
-	})
-	return f, err
-}
-
-// PublishBatch is PublishAsync through an AsyncPublisher's batch, which
-// costs a bulk publisher (the catalog's initial sync) a fraction of
-// jetstream's future per event: b.Wait tells which events the stream
-// stored.
+// PublishBatch is Publish without waiting for the stream's
+// acknowledgement: it returns once the event is handed to the connection,
+// through an AsyncPublisher's batch, which costs a bulk publisher (the
+// catalog's initial sync) a fraction of jetstream's future per event;
+// b.Wait tells which events the stream stored. The span covers the
+// hand-over only.
 func (p *Publisher) PublishBatch(ctx context.Context, b *Batch, subject, id string, msg proto.Message, opts ...PublishOption) error {
 	return p.handOver(ctx, subject, id, msg, opts, func(m *nats.Msg) error { return b.Publish(ctx, m) })
 }

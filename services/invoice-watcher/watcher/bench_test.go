@@ -182,6 +182,7 @@ func newCrowd(tb testing.TB, tenants, perTenant int, spread time.Duration) *crow
 		sessions[name] = client.Session(hiper.NewKeySource(client, st.Keys[name]))
 	}
 	r := rand.New(rand.NewPCG(1, 2))
+	batch := events.NewAsyncPublisher(st.NATS, 1024).NewBatch()
 	for i := range perTenant {
 		for _, name := range names {
 			age := time.Duration(r.Int64N(int64(spread)))
@@ -193,17 +194,15 @@ func newCrowd(tb testing.TB, tenants, perTenant int, spread time.Duration) *crow
 			}
 			o.hiperID = id
 			c.orders = append(c.orders, o)
-			if _, err := c.h.as.PublishAsync(ctx, st.NS.HiperSubject(name, events.KindOrderAccepted), "accepted:"+o.orderID,
+			if err := c.h.as.PublishBatch(ctx, batch, st.NS.HiperSubject(name, events.KindOrderAccepted), "accepted:"+o.orderID,
 				&eventsv1.OrderAccepted{OrderId: o.orderID, HiperOrderId: id, AcceptedAt: timestamppb.New(time.Now().Add(-age))}); err != nil {
 				tb.Fatal(err)
 			}
 		}
 	}
 	simOffset.Store(0)
-	select {
-	case <-st.JS.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		tb.Fatal("publishing order.accepted took over a minute")
+	if _, failures, err := batch.Wait(ctx, time.Minute); err != nil || len(failures) > 0 {
+		tb.Fatalf("publishing order.accepted: %v; %d not stored %v", err, len(failures), failures)
 	}
 	return c
 }
