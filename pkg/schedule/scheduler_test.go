@@ -424,6 +424,8 @@ func TestACancelledSaveKeepsTheLease(t *testing.T) {
 		for i := range 40 {
 			sctx, cancel := context.WithCancel(ctx)
 			go func() {
+				// Not a wait: the cancellation lands at a spread of moments
+				// of the write's round trip, before, during and after it.
 				time.Sleep(time.Duration(i%8) * 250 * time.Microsecond)
 				cancel()
 			}()
