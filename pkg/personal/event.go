@@ -40,6 +40,16 @@ var (
 		"hipersync.events.v1.Customer.name":       true,
 		"hipersync.events.v1.Customer.trade_name": true,
 	}
+	// eventAddress are the fields of an address that lead to the
+	// customer's door: a free text loses each word of them but those any
+	// address has (addressWords), as "portaria da Augusta, bloco
+	// Consolação" leads to Rua Augusta in Consolação.
+	eventAddress = map[protoreflect.FullName]bool{
+		"hipersync.events.v1.Address.street":     true,
+		"hipersync.events.v1.Address.number":     true,
+		"hipersync.events.v1.Address.complement": true,
+		"hipersync.events.v1.Address.district":   true,
+	}
 )
 
 // PersonalEventField reports whether MaskEvent hides the event field named
@@ -56,9 +66,10 @@ func PersonalEventField(name protoreflect.FullName) bool {
 // call (the document's last two digits, j***@e***.com, the initials), but
 // names no one. A free text (the notes) keeps its words but those that
 // name or reach the customer, each become ***: the customer's values, each
-// word of the names ("entregar para Maria" for Maria da Silva), any
-// e-mail, phone, CPF or CNPJ. Events without personal data are left as
-// they are.
+// word of the names ("entregar para Maria" for Maria da Silva), each word
+// and number of the address but those any address has ("portaria da
+// Augusta, nº 1500" for Rua Augusta, 1500), any e-mail, phone, CPF or
+// CNPJ. Events without personal data are left as they are.
 func MaskEvent(m proto.Message) {
 	if m == nil {
 		return
@@ -66,13 +77,19 @@ func MaskEvent(m proto.Message) {
 	r := m.ProtoReflect()
 	// The values first: a free text is redacted of them all.
 	var known []string
-	var names map[string]bool
+	var words map[string]bool
 	walk(r, func(fd protoreflect.FieldDescriptor, v string) string {
-		if _, ok := eventFields[fd.FullName()]; ok && !slices.Contains(known, v) {
+		name := fd.FullName()
+		// An address's "Centro" or "Casa" is no one's: a note keeps "no
+		// centro" and "a casa ao lado".
+		if _, ok := eventFields[name]; ok && !slices.Contains(known, v) && !(eventAddress[name] && commonPlace(v)) {
 			known = append(known, v)
 		}
-		if eventNames[fd.FullName()] {
-			names = nameWords(names, v)
+		switch {
+		case eventNames[name]:
+			words = nameWords(words, v)
+		case eventAddress[name]:
+			words = addressWords(words, v)
 		}
 		return v
 	})
@@ -81,19 +98,20 @@ func MaskEvent(m proto.Message) {
 			return mask(v)
 		}
 		if eventFreeText[fd.FullName()] {
-			return redactFreeText(v, names, known)
+			return redactFreeText(v, words, known)
 		}
 		return v
 	})
 }
 
 // redactFreeText hides in a person's text (an order's notes) what Redact
-// does, each word of the customer's names (nameWords), any phone number,
-// and any CPF or CNPJ however it is punctuated, or not at all.
-func redactFreeText(s string, names map[string]bool, known []string) string {
+// does, each of the customer's words (those of its names, nameWords, and
+// of its address, addressWords), any phone number, and any CPF or CNPJ
+// however it is punctuated, or not at all.
+func redactFreeText(s string, words map[string]bool, known []string) string {
 	t := &text{s: s}
 	t.hideValues(known)
-	t.hideWords(names)
+	t.hideWords(words)
 	t.find(looseDocuments)
 	t.find(phones)
 	return t.redacted(true)

@@ -71,6 +71,69 @@ func TestMaskEventNotesNameParts(t *testing.T) {
 	}
 }
 
+// maskedAddressNotes is an order's notes as support reads them, the
+// order shipped to addr and billed to billing.
+func maskedAddressNotes(addr, billing *eventsv1.Address, notes string) string {
+	o := &eventsv1.StoreOrderApproved{OrderId: "1001", Customer: &eventsv1.Customer{Name: "Maria Souza"},
+		ShippingAddress: proto.CloneOf(addr), BillingAddress: proto.CloneOf(billing), Notes: notes}
+	personal.MaskEvent(o)
+	return o.GetNotes()
+}
+
+// What support reads of a note that says where the customer lives in part:
+// each word of the street, complement and district goes, as a name's do,
+// and the address's numbers; the words any address has (Rua, Bloco,
+// Jardim), the city, the state, and what merely looks alike stay.
+func TestMaskEventNotesAddressParts(t *testing.T) {
+	t.Parallel()
+	augusta := &eventsv1.Address{Street: "Rua Augusta", Number: "1500", Complement: "Apto 121 Bloco B", District: "Consolação",
+		PostalCode: "01310-100", IbgeCityCode: "3550308"}
+	tests := []struct {
+		addr, billing *eventsv1.Address
+		notes, want   string
+	}{
+		// Words of the street and the district, in any case, with or
+		// without accents.
+		{augusta, nil, "deixar na portaria da Augusta, bloco Consolação", "deixar na portaria da ***, bloco ***"},
+		{augusta, nil, "AUGUSTA esquina com consolacao", "*** esquina com ***"},
+		{augusta, nil, "bairro Consolação", "bairro ***"}, // the accents apart (NFD)
+		// The address's numbers, as figures of their own.
+		{augusta, nil, "nº 1500, fundos", "nº ***, fundos"},
+		{augusta, nil, "Augusta 1500", "***"},
+		{augusta, nil, "apto 121, interfone", "apto ***, interfone"},
+		{augusta, nil, "casa 1500A", "casa ***A"},
+		// The whole value, as before.
+		{augusta, nil, "Rua Augusta, 1500 - Apto 121 Bloco B", "***, *** - ***"},
+		// Both addresses.
+		{augusta, &eventsv1.Address{Street: "Rua Harmonia", District: "Vila Madalena"}, "cobrar na Harmonia, entregar na Augusta; Madalena",
+			"cobrar na ***, entregar na ***; ***"},
+		// What names no one stays: the city, the state, an address's common
+		// words, a word or a figure that only contains the customer's.
+		{augusta, nil, "São Paulo - SP, capital", "São Paulo - SP, capital"},
+		{augusta, nil, "deixar na portaria, casa dos fundos, bloco B, rua de trás", "deixar na portaria, casa dos fundos, bloco B, rua de trás"},
+		{augusta, nil, "Augustas, Augustinho, Consolações", "Augustas, Augustinho, Consolações"},
+		{augusta, nil, "pedido 15000, 2 volumes", "pedido 15000, 2 volumes"},
+		// Short numbers are anyone's: a quantity, a day.
+		{&eventsv1.Address{Street: "Rua Augusta", Number: "12", Complement: "Casa 2"}, nil, "2 volumes até dia 12", "2 volumes até dia 12"},
+		// A common place as a whole value names no one either.
+		{&eventsv1.Address{Street: "Rua Augusta", Complement: "Casa", District: "Centro"}, nil, "casa amarela no centro", "casa amarela no centro"},
+		// A district's common word stays, its own goes.
+		{&eventsv1.Address{Street: "Alameda Santos", District: "Jardim Paulista"}, nil, "perto do jardim da Paulista, Santos", "perto do jardim da ***, ***"},
+		// A street's saint or title stays, its name goes; so does the
+		// city it shares a word with.
+		{&eventsv1.Address{Street: "Avenida São João", District: "Centro"}, nil, "São Paulo, São João", "São Paulo, São ***"},
+		{&eventsv1.Address{Street: "Rua Doutor Arnaldo"}, nil, "doutor, falar com o Arnaldo", "doutor, falar com o ***"},
+		// The customer's number is hidden wherever it is a figure of its
+		// own, whatever it counts: a note cannot tell.
+		{&eventsv1.Address{Street: "Rua Augusta", Number: "100"}, nil, "troco para 100 reais (R$ 100,00), pedido 1100", "troco para *** reais (R$ ***,00), pedido 1100"},
+	}
+	for _, tt := range tests {
+		if got := maskedAddressNotes(tt.addr, tt.billing, tt.notes); got != tt.want {
+			t.Errorf("address %v, notes %q: support reads %q, want %q", tt.addr, tt.notes, got, tt.want)
+		}
+	}
+}
+
 // A CPF, a CNPJ, an e-mail or a phone in a note, anyone's, is hidden
 // however it is written; a barcode or an order's number is not.
 func TestMaskEventNotesDocuments(t *testing.T) {
@@ -101,13 +164,14 @@ func TestMaskEventNotesDocuments(t *testing.T) {
 func TestMaskEventNotesTwice(t *testing.T) {
 	t.Parallel()
 	o := &eventsv1.StoreOrderApproved{
-		Customer: &eventsv1.Customer{Name: "Maria da Silva Souza", TradeName: "Padaria Joana"},
-		Notes:    "entregar para Maria Souza (11) 98765-4321, cpf 11144477735, padaria",
+		Customer:        &eventsv1.Customer{Name: "Maria da Silva Souza", TradeName: "Padaria Joana"},
+		ShippingAddress: &eventsv1.Address{Street: "Rua Augusta", Number: "1500", District: "Consolação"},
+		Notes:           "entregar para Maria Souza (11) 98765-4321, cpf 11144477735, padaria; nº 1500 da Augusta",
 	}
 	personal.MaskEvent(o)
 	once := proto.Clone(o)
 	personal.MaskEvent(o)
-	if !proto.Equal(o, once) || o.GetNotes() != "entregar para ***, cpf ***, ***" {
+	if !proto.Equal(o, once) || o.GetNotes() != "entregar para ***, cpf ***, ***; nº ***" {
 		t.Fatalf("masked once %v, twice %v", once, o)
 	}
 }
@@ -140,10 +204,58 @@ func FuzzMaskEventNotes(f *testing.F) {
 	})
 }
 
+// No word of the customer's street, complement or district of three
+// letters or more, but a particle or a word any address has, and none of
+// the address's numbers of three digits or more, is left in the notes as a
+// word or a figure of its own, whatever the address and the notes.
+func FuzzMaskEventNotesAddress(f *testing.F) {
+	f.Add("Rua Augusta", "1500", "Apto 121 Bloco B", "Consolação", "deixar na portaria da Augusta, nº 1500, bloco Consolação")
+	f.Add("Avenida São João", "12", "Casa", "Centro", "São Paulo, são joao 12, casa no centro")
+	f.Add("Alameda Santos", "S/N", "Fundos", "Jardim Paulista", "jardim PAULISTA, santos1500,00")
+	f.Add("R. José́", "1500A", "Sala 1203", "Vila Mariana", "jose 1.500 1203 mariana1500")
+	f.Fuzz(func(t *testing.T, street, number, complement, district, notes string) {
+		for _, s := range []string{street, number, complement, district, notes} {
+			if !utf8.ValidString(s) {
+				t.Skip("a store event's text is UTF-8")
+			}
+		}
+		got := maskedAddressNotes(&eventsv1.Address{Street: street, Number: number, Complement: complement, District: district}, nil, notes)
+		fields := street + " " + number + " " + complement + " " + district
+		for _, w := range letterWords(fields) {
+			if len([]rune(w)) < 3 || particle(w) || personal.PlaceWord(w) || !latin(w) {
+				continue
+			}
+			for _, g := range letterWords(got) {
+				if strings.EqualFold(g, w) {
+					t.Fatalf("address %q, notes %q: %q still leads to %q", fields, notes, got, w)
+				}
+			}
+		}
+		for _, n := range figures(fields) {
+			if len([]rune(n)) < 3 {
+				continue
+			}
+			for _, g := range figures(got) {
+				if g == n {
+					t.Fatalf("address %q, notes %q: %q still holds %q", fields, notes, got, n)
+				}
+			}
+		}
+	})
+}
+
+// figures are the runs of digits of s, each without the accents written
+// apart in it.
+func figures(s string) []string { return runs(s, unicode.IsDigit) }
+
 // letterWords are the runs of letters of s, each without its accents.
-func letterWords(s string) []string {
+func letterWords(s string) []string { return runs(s, unicode.IsLetter) }
+
+// runs are the runs of s, decomposed (NFD), of the runes in says, each
+// without its accents.
+func runs(s string, in func(rune) bool) []string {
 	var out []string
-	for _, w := range strings.FieldsFunc(norm.NFD.String(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.Is(unicode.Mn, r) }) {
+	for _, w := range strings.FieldsFunc(norm.NFD.String(s), func(r rune) bool { return !in(r) && !unicode.Is(unicode.Mn, r) }) {
 		if w = strings.Map(func(r rune) rune {
 			if unicode.Is(unicode.Mn, r) {
 				return -1

@@ -168,62 +168,141 @@ func (t *text) find(f finder) {
 }
 
 // hideWords hides each word of the text that, folded, is one of words
-// (nameWords). A word of a name is its letters: "Maria" is hidden in
-// "Maria2" and "maria_souza", not in "Mariana".
+// (nameWords, addressWords). A word is a run of letters or of digits
+// (eachWord): "Maria" is hidden in "Maria2" and "maria_souza", not in
+// "Mariana"; "1500" in "nº 1500" and "1500A", not in "15000".
 func (t *text) hideWords(words map[string]bool) {
 	if len(words) == 0 {
 		return
 	}
+	eachWord(t.s, func(from, to int, w []byte, _ bool) {
+		if words[string(w)] {
+			t.hide = append(t.hide, span{from, to})
+		}
+	})
+}
+
+// eachWord calls f with each word of s, where it stands and folded
+// (foldRune): a run of letters, or a run of digits, with the accents
+// written apart after them. w is only good until f returns.
+func eachWord(s string, f func(from, to int, w []byte, digits bool)) {
 	var w []byte
-	start := -1
+	start, digits := -1, false
 	end := func(i int) {
-		if start >= 0 && words[string(w)] {
-			t.hide = append(t.hide, span{start, i})
+		if start >= 0 {
+			f(start, i, w, digits)
 		}
 		start = -1
 	}
-	for i, r := range t.s {
-		if !letterRune(r) {
+	for i, r := range s {
+		digit := false
+		switch {
+		case unicode.Is(unicode.Mn, r) && start >= 0:
+			continue
+		case letterRune(r):
+		case unicode.IsDigit(r):
+			digit = true
+		default:
 			end(i)
 			continue
 		}
-		if start < 0 {
-			start, w = i, w[:0]
+		if start >= 0 && digit != digits {
+			end(i)
 		}
-		if f := foldRune(r); f >= 0 {
-			w = utf8.AppendRune(w, f)
+		if start < 0 {
+			start, digits, w = i, digit, w[:0]
+		}
+		if fr := foldRune(r); fr >= 0 {
+			w = utf8.AppendRune(w, fr)
 		}
 	}
-	end(len(t.s))
+	end(len(s))
 }
 
 // nameWords adds to words each word of names, folded, that may name
 // someone: not a particle (da, dos, e), not a company's kind (Ltda), not
-// shorter than minKnown.
+// shorter than minKnown, not a number.
 func nameWords(words map[string]bool, names ...string) map[string]bool {
-	for _, name := range names {
-		for _, w := range strings.FieldsFunc(name, func(r rune) bool { return !letterRune(r) }) {
-			f := string(foldString(w))
-			if utf8.RuneCountInString(f) >= minKnown && !particles[f] {
+	return addWords(words, names, func(w string, digits bool) bool { return !digits && !particles[w] })
+}
+
+// addressWords adds to words each word of an address (its street,
+// number, complement, district), folded, that may lead to the customer's
+// door: its numbers, and its words but a particle or a word any address
+// has (placeWords: Rua, Bloco, Jardim), none shorter than minKnown. The
+// city and the state are no one's: an event does not carry them, and a
+// note keeps them.
+func addressWords(words map[string]bool, values ...string) map[string]bool {
+	return addWords(words, values, func(w string, digits bool) bool { return digits || !particles[w] && !placeWords[w] })
+}
+
+// addWords adds to words each word of values (eachWord), folded, of
+// minKnown runes or more, that keep says may name someone.
+func addWords(words map[string]bool, values []string, keep func(w string, digits bool) bool) map[string]bool {
+	for _, v := range values {
+		eachWord(v, func(_, _ int, b []byte, digits bool) {
+			if w := string(b); utf8.RuneCountInString(w) >= minKnown && keep(w, digits) {
 				if words == nil {
 					words = map[string]bool{}
 				}
-				words[f] = true
+				words[w] = true
 			}
-		}
+		})
 	}
 	return words
 }
 
+// commonPlace reports whether an address's value is made only of words
+// any address has (Centro, Casa, Fundos) and particles: it names no one,
+// and a note keeps "no centro" or "casa ao lado".
+func commonPlace(v string) bool {
+	common := true
+	eachWord(v, func(_, _ int, b []byte, digits bool) {
+		if w := string(b); digits || !particles[w] && !placeWords[w] {
+			common = false
+		}
+	})
+	return common
+}
+
 // particles are the words of a name that name no one: Portuguese
 // particles, and the kinds of company a trade name may end with.
-var particles = func() map[string]bool {
-	m := map[string]bool{}
-	for _, w := range []string{"da", "de", "do", "das", "dos", "e", "ltda", "eireli", "epp", "mei"} {
+var particles = foldedSet("da", "de", "do", "das", "dos", "e", "ltda", "eireli", "epp", "mei")
+
+// placeWords are the words of a Brazilian address that lead to no door:
+// kinds of street and their abbreviations, parts of a building or a plot,
+// where a complement says the door is, the words district names start with
+// (Jardim Paulista, Vila Mariana, Parque São Lucas; Centro, a whole city's
+// downtown), and the saints and titles streets are named after (São
+// Bento, Doutor Arnaldo). Each is a common word of a note too ("deixar no
+// jardim", "na portaria", "São Paulo"): the word beside it is the
+// customer's, and goes.
+var placeWords = foldedSet(
+	// Streets.
+	"rua", "avenida", "ave", "travessa", "alameda", "estrada", "rodovia", "praça", "largo", "beco", "viela",
+	"via", "ladeira", "passagem", "servidão", "acesso", "marginal", "quadra", "lote",
+	// Buildings, plots and where the door is.
+	"bloco", "apto", "apt", "apartamento", "casa", "fundos", "frente", "sala", "andar", "loja", "sobrado",
+	"térreo", "cobertura", "edifício", "prédio", "torre", "condomínio", "cond", "conjunto", "residencial",
+	"galpão", "portaria", "portão", "próximo", "perto", "lado", "esquina", "entre", "sem", "número",
+	// Districts.
+	"jardim", "vila", "parque", "centro", "bairro", "setor", "núcleo", "loteamento", "chácara", "sítio",
+	"fazenda", "zona", "norte", "sul", "leste", "oeste",
+	// Saints and titles.
+	"são", "santo", "santa", "dom", "dona", "padre", "frei", "doutor", "professor", "prof", "general",
+	"marechal", "coronel", "major", "capitão", "tenente", "almirante", "brigadeiro", "presidente",
+	"governador", "prefeito", "senador", "deputado", "vereador", "engenheiro", "ministro", "barão",
+	"visconde", "conde", "princesa", "imperador",
+)
+
+// foldedSet is the set of words, folded.
+func foldedSet(words ...string) map[string]bool {
+	m := make(map[string]bool, len(words))
+	for _, w := range words {
 		m[string(foldString(w))] = true
 	}
 	return m
-}()
+}
 
 // alone reports whether s[from:to] has no rune that inside tells before or
 // after it.
