@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hipersim"
 	"github.com/hipersync/hipersync/pkg/testkit"
@@ -18,11 +21,19 @@ import (
 )
 
 // TestCrashes runs the order-forwarder binary as its own process and
-// SIGKILLs it at random moments while 1,000 orders flow and Hiper answers
-// one create in ten with its own 503, restarting it each time. Afterwards,
-// from what hiper-sim received: every order is in Hiper exactly once, or is
-// under review (at most one per kill: the order being posted when the
-// process died), and none is lost.
+// SIGKILLs it six times while 1,000 orders flow and Hiper answers one create
+// in ten with its own 503, restarting it each time: three kills at random
+// moments, three while Hiper holds a create (which it stores when the hold
+// ends, its answer lost with the process). Afterwards, from what hiper-sim
+// received: every order is in Hiper exactly once, or is under review (at
+// least one per kill during a create, at most one per kill: the order being
+// posted when the process died), and none is lost.
+//
+// Every kill lands while orders are in flight, on any machine: Hiper takes
+// crashLatency over each create and a replica posts one order of a tenant at
+// a time, so the orders a kill leaves (at least crashMargin) take seconds
+// whatever the CPU. Each kill counts them from the stream and fails the test
+// if none was left.
 func TestCrashes(t *testing.T) {
 	crashes(t, hipersim.Faults{ErrorRate: 0.1, ErrorStatus: 503, Endpoints: []string{hipersim.EndpointCreateOrder}})
 }
@@ -36,6 +47,20 @@ func TestCrashesBehindAFailingProxy(t *testing.T) {
 		Endpoints: []string{hipersim.EndpointCreateOrder}})
 }
 
+// crashLatency is how long Hiper takes over a create in the crash tests
+// (the benchmarks' hiper=20ms): with ORDER_TENANT_INFLIGHT=1, n orders of a
+// tenant take at least n × crashLatency, on the fastest machine too.
+const crashLatency = 20 * time.Millisecond
+
+// crashMargin is how many orders a random kill leaves at least: a second of
+// work at crashLatency. Between the test seeing its target and the kill, a
+// few milliseconds pass, a few orders at most.
+const crashMargin = 50
+
+// crashHold is how long Hiper holds the create a kill lands in: shorter
+// than ORDER_HIPER_TIMEOUT, so the replica is still waiting when it dies.
+const crashHold = 1500 * time.Millisecond
+
 func crashes(t *testing.T, faults hipersim.Faults) {
 	if testing.Short() {
 		t.Skip("builds and kills a process; skipped with -short")
@@ -45,6 +70,9 @@ func crashes(t *testing.T, faults hipersim.Faults) {
 		total = 1000
 		kills = 6
 	)
+	faults.LatencyMs = int(crashLatency / time.Millisecond)
+	held := faults
+	held.LatencyMs = int(crashHold / time.Millisecond)
 	start := time.Now()
 	bin := filepath.Join(t.TempDir(), "order-forwarder")
 	build := exec.Command("go", "build", "-o", bin, "..")
@@ -61,6 +89,9 @@ func crashes(t *testing.T, faults hipersim.Faults) {
 		"LOG_LEVEL=warn",
 		"HIPERSYNC_INSECURE=1", // the test's token-broker serves plaintext
 		"OTEL_TRACES_EXPORTER=none",
+		// One create of the tenant at a time (the default): what makes
+		// crashLatency a floor, and a kill cost at most one order.
+		"ORDER_TENANT_INFLIGHT=1",
 		// Short enough that a killed replica's orders come back, and its
 		// lease runs out, within the test's time.
 		"ORDER_ACK_WAIT=2s",
@@ -85,17 +116,36 @@ func crashes(t *testing.T, faults hipersim.Faults) {
 
 	settled := func() int {
 		n := 0
-		for _, k := range []events.Kind{events.KindOrderAccepted, events.KindOrderNeedsReview} {
+		for _, k := range settledKinds {
 			n += h.seen.count(k)
 		}
 		return n
 	}
+	midPost := 0
 	for k := range kills {
 		// A random moment while orders flow: after 20 to 120 more of them
 		// have gone through.
-		target := min(settled()+20+rand.IntN(100), total-50)
+		target := min(settled()+20+rand.IntN(100), total-crashMargin)
 		testkit.WaitFor(t, 60*time.Second, fmt.Sprintf("orders flowing before kill %d", k+1), func() bool { return settled() >= target })
+		moment := "at random"
+		if k%2 == 1 {
+			// Then, every other kill, while Hiper holds the next create: the
+			// replica dies between recording "sending" and the answer.
+			moment = "during a create"
+			midPost++
+			h.st.Sim.Sim.SetFaults(held)
+			posted := h.posted()
+			testkit.WaitFor(t, 30*time.Second, fmt.Sprintf("a create held before kill %d", k+1), func() bool { return h.posted() > posted })
+		}
 		p.kill()
+		h.st.Sim.Sim.SetFaults(faults)
+		// Nothing settles while no replica runs: the stream's count is the
+		// count at the kill (h.seen reads behind, and would say more left).
+		left := total - settledOnStream(t, h, "acme")
+		t.Logf("kill %d (%s): %d of %d orders not settled", k+1, moment, left, total)
+		if left <= 0 {
+			t.Errorf("kill %d came after every order had settled: it tested no crash", k+1)
+		}
 		p.start()
 	}
 	testkit.WaitFor(t, 90*time.Second, "every order settled", func() bool { return settled() >= total })
@@ -128,6 +178,9 @@ func crashes(t *testing.T, faults hipersim.Faults) {
 	if review-lost > kills {
 		t.Errorf("%d orders under review after %d kills and %d lost answers; want at most one per kill", review, kills, lost)
 	}
+	if review-lost < midPost {
+		t.Errorf("%d orders under review after %d kills during a create and %d lost answers; want one per such kill", review, midPost, lost)
+	}
 	if faults.FailAfterCommitRate > 0 && lost == 0 {
 		t.Error("the proxy never lost an answer")
 	}
@@ -138,6 +191,29 @@ func crashes(t *testing.T, faults hipersim.Faults) {
 		t.Logf("forwarder output (tail):\n%s", p.tail())
 	}
 }
+
+// settledOnStream counts the order.accepted and order.needs_review events
+// of tenant the HIPER stream holds.
+func settledOnStream(t *testing.T, h *harness, tenant string) int {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := h.st.JS.Stream(ctx, h.st.NS.Stream(events.StreamHiper))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(h.st.NS.HiperSubject(tenant, ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, k := range settledKinds {
+		n += int(info.State.Subjects[h.st.NS.HiperSubject(tenant, k)])
+	}
+	return n
+}
+
+// settledKinds are the events that settle an order in the crash tests.
+var settledKinds = []events.Kind{events.KindOrderAccepted, events.KindOrderNeedsReview}
 
 // child is the forwarder process of TestCrashes.
 type child struct {
