@@ -25,25 +25,29 @@ import (
 // connection: the broker's whole path against what any call to that
 // server costs.
 //
-// It measures each twice. Saturated: every caller calls again as soon as
-// it is answered, which gives the most calls a second; the latency there is
-// mostly the time a call queues behind the other 49 (by Little's law the
-// mean is 50 over the rate), whatever the call. Paced: open-loop arrivals
-// at half the lower of the two saturated rates, as from many independent
-// services: each caller's calls come at exponentially distributed gaps (so
-// the 50 together are a Poisson stream), the same schedule for both kinds
-// of call in a round; a call held up by the caller's call before counts
-// its latency from its appointed time, so a backlog is not hidden. The p99
-// there is the cost of a call at a load the server keeps up with; the
-// process's CPU share and garbage collections a second in those rounds say
-// what that load was. Two more say what else the p99 may be: the share of
-// the calls during which a garbage collection ended (one percent or more
-// and the collections can set it), and the p99 of how late the callers
-// woke from their sleep for a call (the machine's own delay in running a
-// thread of this process, which a loaded machine puts under any p99). Allocations and bytes allocated per call (client and
-// server, as both run in this process, and whatever else the process
-// allocates meanwhile) are counted during the saturated rounds: unlike the
-// rates, they hardly change with the machine's load.
+// It measures each saturated, then paced at several loads. Saturated: every
+// caller calls again as soon as it is answered, which gives the most calls
+// a second; the latency there is mostly the time a call queues behind the
+// other 49 (by Little's law the mean is 50 over the rate), whatever the
+// call. Paced: open-loop arrivals, as from many independent services: each
+// caller's calls come at exponentially distributed gaps (so the 50 together
+// are a Poisson stream), the same schedule for both kinds of call in a
+// round; a call held up by the caller's call before counts its latency from
+// its appointed time, so a backlog is not hidden. The p99 there is the cost
+// of a call at that load, so it is measured at fixed loads (pacedRates:
+// production's, docs/operations.md "Garbage collection in token-broker",
+// is far below the lowest) and at half the lower of the two saturated
+// rates ("paced-", the load this machine keeps up with at any moment).
+// Each load reports its p50, p99 and the p99 of how late the callers woke
+// from their sleep for a call: the machine's own delay in running a thread
+// of this process, which a loaded machine puts under any p99 of the same
+// rounds. At half saturation the process's CPU share and garbage
+// collections a second say what that load was, and the share of the calls
+// during which a garbage collection ended says whether the collections can
+// set the p99 (one percent or more). Allocations and bytes allocated per
+// call (client and server, as both run in this process, and whatever else
+// the process allocates meanwhile) are counted during the saturated rounds:
+// unlike the rates, they hardly change with the machine's load.
 //
 // The process runs at token-broker's garbage collection target
 // (broker.GCPercent, unless GOGC is set), as the binary does; client and
@@ -51,6 +55,12 @@ import (
 // collections, tens a second, set the p99 of both kinds of call.
 func BenchmarkGetToken(b *testing.B) {
 	const callers, perCaller = 50, 800
+	// pacedRates are the fixed loads, in calls a second, each named in its
+	// metrics ("paced5k-p99-ms").
+	pacedRates := []struct {
+		name string
+		rate float64
+	}{{"1k", 1_000}, {"5k", 5_000}, {"10k", 10_000}, {"20k", 20_000}}
 	b.Cleanup(broker.TuneGC())
 	st := brokertest.Start(b, brokertest.Options{TLS: true, Tenants: []string{"acme"}})
 	cl := dial(b, st.BrokerAddr, st.ClientTLS(b, "order-forwarder"))
@@ -61,24 +71,35 @@ func BenchmarkGetToken(b *testing.B) {
 	}
 
 	// rounds alternates the two kinds of call, so that a change in the
-	// shared machine's load falls on both alike.
+	// shared machine's load falls on both alike; the loads take turns in
+	// each round, so it falls on every load too.
 	const rounds = 4
-	const pacedRound = time.Second
+	// pacedRound is how long a round at rate offers calls: at least 200
+	// ms, and at least 500 calls, so that the p99 of the lowest load is
+	// still the 20th slowest of its 2,000 calls of each kind.
+	pacedRound := func(rate float64) time.Duration {
+		return max(200*time.Millisecond, time.Duration(500/rate*float64(time.Second)))
+	}
+	type pacedTally struct {
+		lat     []time.Duration
+		elapsed time.Duration
+		cpu     time.Duration
+		gcs     uint64
+		// gcCalls are the calls during which a collection ended;
+		// wakeLate, how late the callers woke for their calls: the
+		// machine's delay in running a thread of this process, the floor
+		// under any p99 measured in the same rounds.
+		gcCalls  int
+		wakeLate []time.Duration
+	}
 	type tally struct {
 		lat            []time.Duration
 		elapsed        time.Duration
 		calls, mallocs uint64
 		bytes          uint64
-		paced          []time.Duration
-		pacedElapsed   time.Duration
-		pacedCPU       time.Duration
-		pacedGCs       uint64
-		// pacedGCCalls are the paced calls during which a collection
-		// ended; wakeLate, how late the paced callers woke for their
-		// calls: the machine's delay in running a thread of this process,
-		// the floor under any p99 measured in the same rounds.
-		pacedGCCalls int
-		wakeLate     []time.Duration
+		// half is the load at half saturation; fixed, pacedRates' in order.
+		half  pacedTally
+		fixed []pacedTally
 	}
 	gcCycles := func(s []metrics.Sample) uint64 { metrics.Read(s); return s[0].Value.Uint64() }
 	gcSample := func() []metrics.Sample { return []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}} }
@@ -151,26 +172,26 @@ func BenchmarkGetToken(b *testing.B) {
 		t.lat = append(t.lat, lat...)
 	}
 	gcs := gcSample()
-	paced := func(t *tally, call func() error, rate float64, round int) {
+	paced := func(t *pacedTally, call func() error, rate float64, seed uint64) {
 		interval := float64(time.Second) * callers / rate // each caller's mean gap
 		start := time.Now().Add(10 * time.Millisecond)
-		end := start.Add(pacedRound)
+		end := start.Add(pacedRound(rate))
 		gc0, cpu0 := gcCycles(gcs), testkit.CPUTime(b)
 		all, gcCalls, late := run(call, 0, func(i int) func() (time.Time, bool) {
-			// Seeded by caller and round: both kinds get the same arrivals.
-			rng := rand.New(rand.NewPCG(uint64(i), uint64(round)))
+			// Seeded by caller, round and load: both kinds get the same arrivals.
+			rng := rand.New(rand.NewPCG(uint64(i), seed))
 			due := start
 			return func() (time.Time, bool) {
 				due = due.Add(time.Duration(rng.ExpFloat64() * interval))
 				return due, due.Before(end)
 			}
 		})
-		t.paced = append(t.paced, all...)
-		t.pacedGCCalls += gcCalls
+		t.lat = append(t.lat, all...)
+		t.gcCalls += gcCalls
 		t.wakeLate = append(t.wakeLate, late...)
-		t.pacedElapsed += time.Since(start)
-		t.pacedCPU += testkit.CPUTime(b) - cpu0
-		t.pacedGCs += gcCycles(gcs) - gc0
+		t.elapsed += time.Since(start)
+		t.cpu += testkit.CPUTime(b) - cpu0
+		t.gcs += gcCycles(gcs) - gc0
 	}
 	p := func(lat []time.Duration, q int) float64 {
 		slices.Sort(lat)
@@ -183,12 +204,19 @@ func BenchmarkGetToken(b *testing.B) {
 		if prefix == "" {
 			b.ReportMetric(rate, "paced-calls/s") // the same for both
 		}
-		b.ReportMetric(p(t.paced, 50), prefix+"paced-p50-ms")
-		b.ReportMetric(p(t.paced, 99), prefix+"paced-p99-ms")
-		b.ReportMetric(100*t.pacedCPU.Seconds()/t.pacedElapsed.Seconds()/float64(runtime.GOMAXPROCS(0)), prefix+"paced-cpu-%")
-		b.ReportMetric(float64(t.pacedGCs)/t.pacedElapsed.Seconds(), prefix+"paced-gc/s")
-		b.ReportMetric(100*float64(t.pacedGCCalls)/float64(len(t.paced)), prefix+"paced-gc-calls-%")
-		b.ReportMetric(p(t.wakeLate, 99), prefix+"paced-wake-p99-ms")
+		h := &t.half
+		b.ReportMetric(p(h.lat, 50), prefix+"paced-p50-ms")
+		b.ReportMetric(p(h.lat, 99), prefix+"paced-p99-ms")
+		b.ReportMetric(100*h.cpu.Seconds()/h.elapsed.Seconds()/float64(runtime.GOMAXPROCS(0)), prefix+"paced-cpu-%")
+		b.ReportMetric(float64(h.gcs)/h.elapsed.Seconds(), prefix+"paced-gc/s")
+		b.ReportMetric(100*float64(h.gcCalls)/float64(len(h.lat)), prefix+"paced-gc-calls-%")
+		b.ReportMetric(p(h.wakeLate, 99), prefix+"paced-wake-p99-ms")
+		for k, r := range pacedRates {
+			f := &t.fixed[k]
+			b.ReportMetric(p(f.lat, 50), prefix+"paced"+r.name+"-p50-ms")
+			b.ReportMetric(p(f.lat, 99), prefix+"paced"+r.name+"-p99-ms")
+			b.ReportMetric(p(f.wakeLate, 99), prefix+"paced"+r.name+"-wake-p99-ms")
+		}
 		b.ReportMetric(float64(t.mallocs)/float64(t.calls), prefix+"allocs/call")
 		b.ReportMetric(float64(t.bytes)/float64(t.calls), prefix+"B/call")
 	}
@@ -197,7 +225,8 @@ func BenchmarkGetToken(b *testing.B) {
 
 	b.ResetTimer()
 	for range b.N {
-		var base, tok tally
+		base := tally{fixed: make([]pacedTally, len(pacedRates))}
+		tok := tally{fixed: make([]pacedTally, len(pacedRates))}
 		// Each kind goes first in every other round: what a round leaves
 		// behind (garbage to collect, goroutines to park) falls on both.
 		both := func(r int, measure func(*tally, func() error)) {
@@ -214,7 +243,10 @@ func BenchmarkGetToken(b *testing.B) {
 		}
 		rate := min(float64(len(base.lat))/base.elapsed.Seconds(), float64(len(tok.lat))/tok.elapsed.Seconds()) / 2
 		for r := range rounds {
-			both(r, func(t *tally, call func() error) { paced(t, call, rate, r) })
+			for k, fr := range pacedRates {
+				both(r, func(t *tally, call func() error) { paced(&t.fixed[k], call, fr.rate, uint64(r*16+k)) })
+			}
+			both(r, func(t *tally, call func() error) { paced(&t.half, call, rate, uint64(r*16+len(pacedRates))) })
 		}
 		report(&tok, "", rate)
 		report(&base, "baseline-", rate)
