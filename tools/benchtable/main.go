@@ -11,10 +11,12 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -87,6 +89,9 @@ func parse(r io.Reader) ([]row, error) {
 			metrics[f[i+1]] = v
 			order = append(order, f[i+1])
 		}
+		// go test prints the units in byte order; a reader counts:
+		// paced1k, paced5k, paced10k rather than paced10k, paced1k.
+		slices.SortStableFunc(order, naturalCompare)
 		for _, unit := range order {
 			if strings.HasPrefix(unit, "baseline-") || unit == "ns/op" && len(order) > 1 {
 				continue
@@ -96,6 +101,37 @@ func parse(r io.Reader) ([]row, error) {
 		}
 	}
 	return rows, sc.Err()
+}
+
+// naturalCompare orders a and b byte by byte, except that runs of digits
+// compare as the numbers they write.
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digits(a), digits(b)
+		if da > 0 && db > 0 {
+			na, _ := strconv.ParseUint(a[:da], 10, 64)
+			nb, _ := strconv.ParseUint(b[:db], 10, 64)
+			if na != nb {
+				return cmp.Compare(na, nb)
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// digits is how many ASCII digits s begins with.
+func digits(s string) int {
+	n := 0
+	for n < len(s) && '0' <= s[n] && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 func write(w io.Writer, rows []row) {
