@@ -36,18 +36,21 @@ import (
 // its appointed time, so a backlog is not hidden. The p99 there is the cost
 // of a call at that load, so it is measured at fixed loads (pacedRates:
 // production's, docs/operations.md "Garbage collection in token-broker",
-// is far below the lowest) and at half the lower of the two saturated
-// rates ("paced-", the load this machine keeps up with at any moment).
-// Each load reports its p50, p99 and the p99 of how late the callers woke
-// from their sleep for a call: the machine's own delay in running a thread
-// of this process, which a loaded machine puts under any p99 of the same
-// rounds. At half saturation the process's CPU share and garbage
-// collections a second say what that load was, and the share of the calls
-// during which a garbage collection ended says whether the collections can
-// set the p99 (one percent or more). Allocations and bytes allocated per
-// call (client and server, as both run in this process, and whatever else
-// the process allocates meanwhile) are counted during the saturated rounds:
-// unlike the rates, they hardly change with the machine's load.
+// is under the lowest on average, its bursts about the next) and at half
+// the lower of the two saturated rates ("paced-", a load this machine
+// keeps up with at any moment). Each load reports its p50, p99 and the p99
+// of how late the callers woke from their sleep for a call: Go's own wait
+// for a timer (whole milliseconds while the process is idle, so about 1 ms
+// at the lowest load, where the calls are faster than that) plus the
+// machine's delay in running a thread of this process, which a loaded
+// machine puts under any p99 of the same rounds. At half saturation the
+// process's CPU share and garbage collections a second say what that load
+// was, and the share of the calls during which a garbage collection ended
+// says whether the collections can set the p99 (one percent or more).
+// Allocations and bytes allocated per call (client and server, as both
+// run in this process, and whatever else the process allocates meanwhile)
+// are counted during the saturated rounds: unlike the rates, they hardly
+// change with the machine's load.
 //
 // The process runs at token-broker's garbage collection target
 // (broker.GCPercent, unless GOGC is set), as the binary does; client and
@@ -86,9 +89,9 @@ func BenchmarkGetToken(b *testing.B) {
 		cpu     time.Duration
 		gcs     uint64
 		// gcCalls are the calls during which a collection ended;
-		// wakeLate, how late the callers woke for their calls: the
-		// machine's delay in running a thread of this process, the floor
-		// under any p99 measured in the same rounds.
+		// wakeLate, how late the callers woke for their calls (a call is
+		// timed from when its caller woke, or from its appointed time
+		// when the call before held it up).
 		gcCalls  int
 		wakeLate []time.Duration
 	}
