@@ -258,7 +258,7 @@ func addWords(words map[string]bool, values []string, keep func(w string, digits
 func commonPlace(v string) bool {
 	common := true
 	eachWord(v, func(_, _ int, b []byte, digits bool) {
-		if w := string(b); digits || !particles[w] && !placeWords[w] {
+		if digits || !particles[string(b)] && !placeWords[string(b)] {
 			common = false
 		}
 	})
