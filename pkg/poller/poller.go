@@ -63,7 +63,8 @@ type Deps struct {
 	NATS      *nats.Conn
 	Namespace events.Namespace
 	Directory *tenant.Directory
-	// Tokens returns a tenant's token source (brokerclient.Client.Source).
+	// Tokens returns a tenant's token source: the process's cache's
+	// (service.Process.Tokens, brokerclient.Cache.Source).
 	Tokens       func(tenantID string) hiper.TokenSource
 	HiperBaseURL string
 	// HTTPClient, when set, carries the Hiper calls (tests record them).
@@ -129,7 +130,7 @@ func Main(ctx context.Context, name string, getenv config.Env, logOut io.Writer,
 		}
 		p.Health.AddCheck("tenants", dir.Check)
 		return start(ctx, Deps{
-			NATS: p.NATS, Namespace: p.NS, Directory: dir, Tokens: p.Broker.Source, HiperBaseURL: s.HiperBaseURL,
+			NATS: p.NATS, Namespace: p.NS, Directory: dir, Tokens: p.Tokens.Source, HiperBaseURL: s.HiperBaseURL,
 			Format: p.Format, Pacer: pace.New(s.TenantRate, schedule.DefaultTenantBurst, nil), Health: p.Health, Log: p.Log,
 			Options: schedule.Options{Concurrency: s.Concurrency, FullEvery: s.FullEvery},
 		})

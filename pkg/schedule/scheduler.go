@@ -142,7 +142,11 @@ type Config struct {
 	// Directory tells which tenants to sync and their settings.
 	Directory *tenant.Directory
 	Hiper     *hiper.Client
-	// Tokens returns a tenant's token source (brokerclient.Client.Source).
+	// Tokens returns a tenant's token source: the process's token cache's
+	// (brokerclient.Cache.Source), so a run asks token-broker once per
+	// token, not before every call. A cached token is safe because runs
+	// are only of syncing tenants, and a run whose tenant stops syncing is
+	// cancelled (refresh).
 	Tokens func(tenantID string) hiper.TokenSource
 	// Pacer paces every tenant's Hiper calls; nil: one of this scheduler's
 	// own with the defaults.

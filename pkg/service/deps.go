@@ -39,7 +39,10 @@ func LoadSettings[C any](getenv config.Env, load func(l *config.Loader, common c
 type Deps struct {
 	NATS      *nats.Conn
 	Namespace events.Namespace
-	Tokens    hiper.TokenSources
+	// Tokens are the tenants' Hiper tokens: the process's cache
+	// (Process.Tokens), or in tests token-broker's client, which the
+	// service puts behind a cache of its own (brokerclient.Cached).
+	Tokens hiper.TokenSources
 	// HiperBaseURL is where Hiper (or hiper-sim) serves its API.
 	HiperBaseURL string
 	// Format encodes the published events (EVENTS_FORMAT).
@@ -71,10 +74,14 @@ func (d Deps) Logger() *slog.Logger {
 // Deps is what p hands the service's own part: its connections, namespace,
 // health and log, and the Hiper base URL of the shared settings.
 func (p *Process) Deps() Deps {
-	return Deps{
-		NATS: p.NATS, Namespace: p.NS, Tokens: p.Broker, HiperBaseURL: p.common.HiperBaseURL,
+	d := Deps{
+		NATS: p.NATS, Namespace: p.NS, HiperBaseURL: p.common.HiperBaseURL,
 		Format: p.Format, Health: p.Health, Log: p.Log,
 	}
+	if p.Tokens != nil { // a nil *Cache is not a missing Tokens to Check
+		d.Tokens = p.Tokens
+	}
+	return d
 }
 
 // MainWith runs service name (Main) from its settings: load reads the

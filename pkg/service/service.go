@@ -39,6 +39,9 @@ type Process struct {
 	NS     events.Namespace
 	Format events.Format
 	Broker *brokerclient.Client
+	// Tokens is the process's one cache of Hiper tokens from Broker,
+	// shared by all its callers of Hiper.
+	Tokens *brokerclient.Cache
 	Health *telemetry.Health
 	// Background lives until Run has drained the service, past the
 	// cancellation of Run's ctx: what handlers finishing during the drain
@@ -199,6 +202,7 @@ func Open(ctx context.Context, name string, common config.Common, _ config.Env, 
 		p.Close()
 		return nil, fmt.Errorf("TOKEN_BROKER_ADDR: %w", err)
 	}
+	p.Tokens = brokerclient.NewCache(p.Broker, nil)
 	return p, nil
 }
 

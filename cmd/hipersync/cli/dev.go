@@ -200,11 +200,14 @@ func (d *devRun) startServices(ctx context.Context, e Env) error {
 		}()
 	}
 
+	// The services share one token cache, as a process does
+	// (service.Process.Tokens).
+	cache := brokerclient.NewCache(tokens, nil)
 	// The order-forwarder and the invoice-watcher share the connection and
 	// the namespace; each has its own health and log.
 	deps := func(name string, h *telemetry.Health) service.Deps {
 		return service.Deps{
-			NATS: d.nc, Namespace: d.ns, Tokens: tokens, HiperBaseURL: d.hiperURL(), Format: format,
+			NATS: d.nc, Namespace: d.ns, Tokens: cache, HiperBaseURL: d.hiperURL(), Format: format,
 			Health: h, Log: d.log.With("service", name),
 		}
 	}
@@ -234,7 +237,7 @@ func (d *devRun) startServices(ctx context.Context, e Env) error {
 	}{{"catalog-poller", catalogsync.Start}, {"stock-poller", stocksync.Start}} {
 		h := telemetry.NewHealth()
 		sched, err := p.start(ctx, poller.Deps{
-			NATS: d.nc, Namespace: d.ns, Directory: dir, Tokens: tokens.Source, HiperBaseURL: d.hiperURL(),
+			NATS: d.nc, Namespace: d.ns, Directory: dir, Tokens: cache.Source, HiperBaseURL: d.hiperURL(),
 			Format: format, Pacer: pacer, Health: h, Log: d.log.With("service", p.name),
 		})
 		if err != nil {

@@ -78,7 +78,7 @@ func StartReplica(t testing.TB, env Env, start poller.StartFunc, opts schedule.O
 	rec := &FeedRecorder{}
 	health := telemetry.NewHealth()
 	s, err := start(ctx, poller.Deps{
-		NATS: env.NATS, Namespace: env.Namespace, Directory: dir, Tokens: env.Broker.Source,
+		NATS: env.NATS, Namespace: env.Namespace, Directory: dir, Tokens: brokerclient.NewCache(env.Broker, nil).Source,
 		HiperBaseURL: env.HiperURL, HTTPClient: &http.Client{Transport: rec}, Format: events.FormatProtobuf,
 		Health: health, Log: log, Options: opts,
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/events"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/natsconn"
@@ -53,14 +54,16 @@ type Watcher struct {
 	js      jetstream.JetStream
 	records records
 	dir     *tenant.Directory
-	tokens  hiper.TokenSources
-	hiper   *hiper.Client
-	pub     *events.Publisher
-	pace    *pace.Tenants
-	log     *slog.Logger
-	m       *metrics
-	now     func() time.Time
-	opts    []events.Option
+	// tokens are the process's token cache: safe because follow polls
+	// only tenants the directory shows syncing.
+	tokens *brokerclient.Cache
+	hiper  *hiper.Client
+	pub    *events.Publisher
+	pace   *pace.Tenants
+	log    *slog.Logger
+	m      *metrics
+	now    func() time.Time
+	opts   []events.Option
 	// quantum aligns the ends of the tasks' delays (see align).
 	quantum time.Duration
 	// report tells `hipersync status` how each tenant's follow-up goes.
@@ -137,7 +140,7 @@ func Start(ctx context.Context, d Deps) (*Watcher, error) {
 		records: recs,
 		report:  newStatusReporter(statusKV, cfg.Schedule, log),
 		dir:     dir,
-		tokens:  d.Tokens,
+		tokens:  brokerclient.Cached(d.Tokens, now),
 		hiper:   client,
 		pub:     events.NewPublisher(js, d.Namespace, eventSource, d.Format, opts...),
 		pace:    pace.New(cfg.TenantRate, cfg.TenantBurst, now),

@@ -131,8 +131,9 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 
 	// The token first: a token-broker or tenant problem must not leave the
 	// order recorded as sending.
-	src := f.tokens.Source(o.tenant)
-	token, err := o.token(ctx, src)
+	syncing := tenant.Syncs(t.GetState())
+	src := f.tokenSource(o.tenant, syncing)
+	token, err := o.token(ctx, src, syncing)
 	if err != nil {
 		if judge(err) == paused {
 			return o.wait(ctx, a, rec, gen, f.cfg.PausedRetry, tenant.ErrPaused)
@@ -232,10 +233,10 @@ func (o *order) forward(ctx context.Context, a *eventsv1.StoreOrderApproved, rec
 	return o.answered(rctx, r, srev, v, hiperID, perr, unlock, tk)
 }
 
-// token is the tenant's token: the one cached, else the broker's, asked
-// within the token call's timeout.
-func (o *order) token(ctx context.Context, src cachedTokens) (string, error) {
-	if token, ok := src.Cached(); ok {
+// token is the tenant's token: the one cached (while the tenant syncs),
+// else the broker's, asked within the token call's timeout.
+func (o *order) token(ctx context.Context, src hiper.TokenSource, syncing bool) (string, error) {
+	if token, ok := o.f.tokens.Cached(o.tenant); ok && syncing {
 		return token, nil
 	}
 	tctx, cancel := context.WithTimeout(ctx, o.f.cfg.tokenTimeout())

@@ -13,6 +13,7 @@ import (
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
+	"github.com/hipersync/hipersync/pkg/tenant"
 	"github.com/hipersync/hipersync/services/order-forwarder/orders"
 )
 
@@ -215,7 +216,8 @@ func (f *Forwarder) hiperCancelled(ctx context.Context, m *events.Message) error
 // asked again after any failure that is not a refusal.
 func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, rec *orders.Record, rev uint64) (string, error) {
 	f := o.f
-	if t, known := f.dir.Get(o.tenant); known && t.GetState() == brokerv1.TenantState_TENANT_STATE_PAUSED {
+	t, known := f.dir.Get(o.tenant)
+	if known && t.GetState() == brokerv1.TenantState_TENANT_STATE_PAUSED {
 		return outWaiting, events.RetryAfter(f.cfg.PausedRetry, errPausedCancel)
 	}
 	if rec.Cancel != nil {
@@ -240,7 +242,7 @@ func (o *order) cancelInHiper(ctx context.Context, req *orders.CancelRequest, re
 	// The call's deadline comes from the lease written (an expired one
 	// fails at once, and a cancellation is safe to ask again).
 	pctx, cancel := context.WithTimeout(detached, f.cfg.callWindow(next.LeaseUntil, f.now()))
-	perr := f.hiper.Session(f.tokens.Source(o.tenant)).CancelSalesOrder(pctx, rec.HiperOrderID)
+	perr := f.hiper.Session(f.tokenSource(o.tenant, known && tenant.Syncs(t.GetState()))).CancelSalesOrder(pctx, rec.HiperOrderID)
 	cancel()
 	rctx, cancel := context.WithTimeout(detached, f.cfg.lease())
 	defer cancel()

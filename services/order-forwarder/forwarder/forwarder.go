@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hipersync/hipersync/pkg/brokerclient"
 	"github.com/hipersync/hipersync/pkg/catalog"
 	"github.com/hipersync/hipersync/pkg/events"
 	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
@@ -74,7 +75,7 @@ type Forwarder struct {
 	store   *orders.Store
 	catalog Catalog
 	dir     *tenant.Directory
-	tokens  *tokenCache
+	tokens  *brokerclient.Cache
 	hiper   *hiper.Client
 	pub     *events.Publisher
 	log     *slog.Logger
@@ -210,12 +211,23 @@ func Start(ctx context.Context, d Deps) (*Forwarder, error) {
 	if f.now == nil {
 		f.now = time.Now
 	}
-	f.tokens = newTokenCache(d.Tokens, f.now)
+	f.tokens = brokerclient.Cached(d.Tokens, f.now)
 	f.outages = &outageNotes{kv: outageKV, log: log, wake: make(chan struct{}, 1)}
 	f.circuits = newCircuits(cfg, f.now, f.owner, dir.Count, m.circuitOpen, f.outages.add)
 	d.Health.AddCheck("nats", natsconn.Check(d.NATS))
 	d.Health.AddCheck("tenants", dir.Check)
 	return f, nil
+}
+
+// tokenSource is the tenant's tokens: through the process's cache while the
+// directory shows the tenant syncing, else from the broker itself, whose
+// refusal (disconnected, key refused) is what must stop the call; a cached
+// token would not (brokerclient.Cache).
+func (f *Forwarder) tokenSource(tenantID string, syncing bool) hiper.TokenSource {
+	if syncing {
+		return f.tokens.Source(tenantID)
+	}
+	return f.tokens.Bypass(tenantID)
 }
 
 // Owner is the name this replica writes in the records it holds.

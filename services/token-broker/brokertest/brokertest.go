@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -72,6 +73,9 @@ type Stack struct {
 	Broker *brokerclient.Client
 	// BrokerAddr is token-broker's gRPC address (TOKEN_BROKER_ADDR).
 	BrokerAddr string
+	// StopBroker stops token-broker's gRPC server: from then on every call
+	// to it fails as unavailable, as in an outage or a rollout.
+	StopBroker func()
 	// Keys maps each tenant to its hiper-sim account's security key.
 	Keys map[string]string
 	// CA signs token-broker's certificate (Options.TLS): Issue a client
@@ -81,7 +85,8 @@ type Stack struct {
 	// CA.Issue(t, dir of ServerTLS.Cert, "token-broker", "token-broker")).
 	ServerTLS tlsfiles.Files
 
-	bounds map[string]string // the namespace's bounds, for Env
+	bounds     map[string]string // the namespace's bounds, for Env
+	tokenCalls atomic.Int64
 }
 
 // ClientTLS issues a client certificate for service (its identity
@@ -177,6 +182,12 @@ func Start(t testing.TB, o Options) *Stack {
 		}
 		adminTLS = s.ClientTLS(t, "admin")
 	}
+	grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if info.FullMethod == brokerv1.TokenService_GetToken_FullMethodName {
+			s.tokenCalls.Add(1)
+		}
+		return h(ctx, req)
+	}))
 	srv, b, err := broker.Start(ctx, broker.Deps{
 		GRPCOptions: grpcOpts,
 		NATS:        nc, Redis: s.Redis, Namespace: s.NS, HiperBaseURL: s.Sim.URL, MasterKey: master,
@@ -193,6 +204,7 @@ func Start(t testing.TB, o Options) *Stack {
 	go func() { _ = srv.Serve(lis) }()
 	go func() { _ = b.Run(ctx) }()
 	t.Cleanup(srv.Stop)
+	s.StopBroker = srv.Stop
 	s.BrokerAddr = lis.Addr().String()
 	s.Broker, err = brokerclient.DialTLS(s.BrokerAddr, adminTLS)
 	if err != nil {
@@ -212,6 +224,10 @@ func Start(t testing.TB, o Options) *Stack {
 	}
 	return s
 }
+
+// TokenCalls is how many GetToken calls token-broker has answered, counted
+// by its server: what a caller's own cache spares shows here.
+func (s *Stack) TokenCalls() int64 { return s.tokenCalls.Load() }
 
 // Tenants opens the tenants bucket, e.g. for a tenant.Directory.
 func (s *Stack) Tenants(t testing.TB) jetstream.KeyValue {
