@@ -76,6 +76,8 @@ func StartReplica(t testing.TB, env Env, start poller.StartFunc, opts schedule.O
 		t.Fatal(err)
 	}
 	rec := &FeedRecorder{}
+	// The replica's tokens go through a cache, as its process's do
+	// (service.Process.Tokens).
 	health := telemetry.NewHealth()
 	s, err := start(ctx, poller.Deps{
 		NATS: env.NATS, Namespace: env.Namespace, Directory: dir, Tokens: brokerclient.NewCache(env.Broker, nil).Source,

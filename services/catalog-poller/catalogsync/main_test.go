@@ -45,6 +45,10 @@ func TestMainServesHealthAndMetricsAndStops(t *testing.T) {
 	}
 	testkit.WaitFor(t, 10*time.Second, "/readyz", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
 	s.waitSynced(t, "acme", start)
+	// The process's token cache: one token for the whole feed.
+	if n := s.TokenCalls(); n != 1 {
+		t.Errorf("token-broker answered %d GetToken calls for a full sync, want 1", n)
+	}
 	_, metrics := get("/metrics")
 	for _, want := range []string{
 		`hipersync_sync_runs_total{kind="catalog",outcome="ok"}`,
