@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hipersync/hipersync/pkg/events"
+	brokerv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/broker/v1"
 	eventsv1 "github.com/hipersync/hipersync/pkg/gen/hipersync/events/v1"
 	"github.com/hipersync/hipersync/pkg/hiper"
 	"github.com/hipersync/hipersync/pkg/hipersim"
@@ -142,6 +143,20 @@ func (h *harness) createOrder(storeID string) string {
 		h.t.Fatalf("create order %s in hiper-sim: %v", storeID, err)
 	}
 	return id
+}
+
+// resumeThenInvoice checks that no invoice went out while the tenant was
+// paused, resumes it, and waits for the order's invoice, published once.
+func (h *harness) resumeThenInvoice(storeID string) {
+	h.t.Helper()
+	if evs := h.published(events.KindInvoiceIssued); len(evs) != 0 {
+		h.t.Errorf("published while paused: %v", evs)
+	}
+	if _, err := h.st.Broker.Tenants.ResumeTenant(context.Background(), &brokerv1.ResumeTenantRequest{TenantId: tenantID}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.waitEvent(storeID, events.KindInvoiceIssued)
+	h.exactlyOnce(storeID, events.KindInvoiceIssued)
 }
 
 // product is the one product the tests' orders buy.

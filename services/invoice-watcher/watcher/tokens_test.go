@@ -72,12 +72,5 @@ func TestPausedTenantNotPolledWithTokenHeld(t *testing.T) {
 	if n := h.st.TokenCalls(); n != tokens {
 		t.Errorf("%d tokens asked for a paused tenant", n-tokens)
 	}
-	if evs := h.published(events.KindInvoiceIssued); len(evs) != 0 {
-		t.Errorf("published while paused: %v", evs)
-	}
-	if _, err := h.st.Broker.Tenants.ResumeTenant(ctx, &brokerv1.ResumeTenantRequest{TenantId: tenantID}); err != nil {
-		t.Fatal(err)
-	}
-	h.waitEvent("1030", events.KindInvoiceIssued)
-	h.exactlyOnce("1030", events.KindInvoiceIssued)
+	h.resumeThenInvoice("1030")
 }

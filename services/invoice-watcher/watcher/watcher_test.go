@@ -413,14 +413,7 @@ func TestPausedTenantWaits(t *testing.T) {
 	if n := h.calls.of(id); n != 0 {
 		t.Errorf("%d polls of a paused tenant's order", n)
 	}
-	if evs := h.published(events.KindInvoiceIssued); len(evs) != 0 {
-		t.Errorf("published while paused: %v", evs)
-	}
-	if _, err := h.st.Broker.Tenants.ResumeTenant(ctx, &brokerv1.ResumeTenantRequest{TenantId: tenantID}); err != nil {
-		t.Fatal(err)
-	}
-	h.waitEvent("1010", events.KindInvoiceIssued)
-	h.exactlyOnce("1010", events.KindInvoiceIssued)
+	h.resumeThenInvoice("1010")
 }
 
 func TestLoadSettings(t *testing.T) {
